@@ -1,0 +1,140 @@
+# tlspeek — a TLS-intercepting debugging proxy.
+#
+#   make          build ./tlspeek (installs missing Debian packages when run as root)
+#   make run      build and start the proxy on 127.0.0.1:8080 (explicit mode)
+#   make test     unit tests (cmocka) and end-to-end tests (pytest)
+#   make asan     the same suites, built with -fsanitize=address,undefined
+#   make bench    throughput benchmark (reverse mode vs. direct)
+#   make format   apply .clang-format
+#
+# SANITIZER=address,undefined builds an instrumented binary into build/<name>/.
+
+# The one list of Debian packages the project needs, in one place.
+# BUILD_DEBS are needed to compile and run; TEST_DEBS to run the suites.
+BUILD_DEBS := build-essential pkg-config libssl-dev libuv1-dev libhttp-parser-dev \
+              libnghttp2-dev libcjson-dev zlib1g-dev libbrotli-dev libzstd-dev openssl
+TEST_DEBS  := libcmocka-dev python3 python3-pytest curl procps
+BENCH_DEBS := wrk nginx-light
+
+PKGS := openssl libuv libcjson zlib libbrotlidec libzstd libnghttp2
+
+comma := ,
+SANITIZER ?=
+ifeq ($(SANITIZER),)
+  BUILD := build
+  BIN   := tlspeek
+else
+  BUILD := build/$(subst $(comma),-,$(SANITIZER))
+  BIN   := $(BUILD)/tlspeek
+endif
+
+CC      ?= cc
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+           -Wwrite-strings
+ifneq ($(CI)$(WERROR),)
+  WARN  += -Werror
+endif
+OPT     ?= -O2 -g
+SANFLAGS := $(if $(SANITIZER),-fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all,)
+
+# Deferred (=) so pkg-config runs only after the dependency check below.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lpthread
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -I. $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+
+CA_SRC      := $(wildcard ca/*.c)
+FILTERS_SRC := $(wildcard filters/*.c)
+PROXY_SRC   := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
+LIB_SRC     := $(CA_SRC) $(FILTERS_SRC) $(PROXY_SRC)
+LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ    := $(BUILD)/proxy/main.o
+
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+DEPS_OK := build/.deps-ok
+
+.PHONY: all run test unit e2e asan bench bench-quick deps test-deps format clean
+all: $(BIN)
+
+# ---- dependencies ---------------------------------------------------------
+# Checks with dpkg-query; installs with apt-get when root, otherwise prints
+# the exact command and stops.
+define ensure_debs
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "tlspeek: installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "tlspeek: missing packages. Install them with:"; \
+	    echo "  sudo apt-get install$$missing"; exit 1; \
+	  fi; \
+	fi
+endef
+
+deps: $(DEPS_OK)
+$(DEPS_OK): Makefile
+	$(call ensure_debs,$(BUILD_DEBS))
+	@mkdir -p build && touch $@
+
+test-deps: deps
+	$(call ensure_debs,$(TEST_DEBS))
+
+# ---- build ----------------------------------------------------------------
+$(BUILD)/%.o: %.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libtlspeek.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(MAIN_OBJ) $(BUILD)/libtlspeek.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libtlspeek.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+
+run: $(BIN)
+	./$(BIN)
+
+# ---- tests ----------------------------------------------------------------
+unit: test-deps
+	@$(MAKE) --no-print-directory $(UNIT_BIN) $(BIN)
+	@set -e; fail=0; for t in $(UNIT_BIN); do \
+	  echo "== $$t"; ./$$t || fail=1; \
+	done; exit $$fail
+
+e2e: test-deps
+	@$(MAKE) --no-print-directory $(BIN)
+	cd tests/e2e && TLSPEEK_BIN=$(abspath $(BIN)) /usr/bin/python3 -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test: test-deps
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory e2e
+
+asan:
+	@$(MAKE) --no-print-directory test SANITIZER=address,undefined OPT="-O1 -g"
+
+bench: test-deps
+	$(call ensure_debs,$(BENCH_DEBS))
+	@$(MAKE) --no-print-directory $(BIN)
+	/usr/bin/python3 tests/bench/bench.py --bin $(abspath $(BIN))
+
+bench-quick: test-deps
+	$(call ensure_debs,$(BENCH_DEBS))
+	@$(MAKE) --no-print-directory $(BIN)
+	/usr/bin/python3 tests/bench/bench.py --quick --bin $(abspath $(BIN))
+
+format:
+	clang-format -i $(LIB_SRC) proxy/main.c $(wildcard */*.h) $(UNIT_SRC)
+
+clean:
+	rm -rf build tlspeek
+
+-include $(shell find build -name '*.d' 2>/dev/null)

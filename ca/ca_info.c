@@ -1,0 +1,141 @@
+/* ca_info.c — what users see of the CA: fingerprint, exported certificate,
+ * and the `tlspeek ca info` text with the ways to trust it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "ca/ca_internal.h"
+
+void ca_fingerprint_sha256(X509 *cert, char *out, size_t outlen) {
+  static const char hex[] = "0123456789ABCDEF";
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0, i;
+  size_t pos = 0;
+
+  if (outlen == 0) return;
+  out[0] = '\0';
+  if (!X509_digest(cert, EVP_sha256(), md, &len)) {
+    ERR_clear_error();
+    return;
+  }
+  /* Three bytes per digest byte ("AB:"), the last ':' becomes the NUL. */
+  for (i = 0; i < len && pos + 3 <= outlen; i++) {
+    out[pos++] = hex[md[i] >> 4];
+    out[pos++] = hex[md[i] & 0xF];
+    out[pos++] = ':';
+  }
+  out[pos > 0 ? pos - 1 : 0] = '\0';
+}
+
+int ca_export(const ca_t *ca, const char *path, int der, char *err,
+              size_t errlen) {
+  BIO *mem = BIO_new(BIO_s_mem());
+  char *data = NULL;
+  long len;
+  ssize_t n;
+  int fd = -1, rc = 0;
+
+  if (mem == NULL || (der ? !i2d_X509_bio(mem, ca->cert)
+                          : !PEM_write_bio_X509(mem, ca->cert))) {
+    rc = ca_err_ssl(err, errlen, CA_ECRYPTO, "cannot encode the CA certificate");
+    goto out;
+  }
+  len = BIO_get_mem_data(mem, &data);
+  /* Plain open+truncate, not temp+rename: the target may be a pipe or
+   * /dev/stdout, and it is public data. */
+  fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    rc = ca_err(err, errlen, CA_EIO, "cannot create %s: %s", path,
+                strerror(errno));
+    goto out;
+  }
+  while (len > 0) {
+    n = write(fd, data, (size_t)len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      rc = ca_err(err, errlen, CA_EIO, "cannot write %s: %s", path,
+                  strerror(errno));
+      goto out;
+    }
+    data += n;
+    len -= n;
+  }
+  if (close(fd) != 0)
+    rc = ca_err(err, errlen, CA_EIO, "cannot write %s: %s", path,
+                strerror(errno));
+  fd = -1;
+out:
+  if (fd >= 0) close(fd);
+  BIO_free(mem);
+  return rc;
+}
+
+static void print_key(EVP_PKEY *key, FILE *out) {
+  char group[64];
+  const char *nist;
+
+  if (EVP_PKEY_is_a(key, "EC") &&
+      EVP_PKEY_get_group_name(key, group, sizeof(group), NULL)) {
+    /* "P-256" is what --ca-key-type users typed; "prime256v1" is not. */
+    nist = EC_curve_nid2nist(OBJ_txt2nid(group));
+    fprintf(out, "  key:          EC %s\n", nist != NULL ? nist : group);
+  } else
+    fprintf(out, "  key:          %s %d bits\n", EVP_PKEY_get0_type_name(key),
+            EVP_PKEY_get_bits(key));
+}
+
+static void print_trust_help(const ca_t *ca, FILE *out) {
+  const char *pem = ca->cert_pem_path;
+
+  fprintf(out,
+          "\nTo trust it (only on machines you debug from):\n"
+          "  curl:             curl --cacert %s https://...\n"
+          "  OpenSSL, Python:  export SSL_CERT_FILE=%s\n"
+          "                    (replaces the system bundle in that shell)\n"
+          "  Python requests:  export REQUESTS_CA_BUNDLE=%s\n"
+          "  Node.js:          export NODE_EXTRA_CA_CERTS=%s\n"
+          "  Debian/Ubuntu:    sudo cp %s /usr/local/share/ca-certificates/"
+          "tlspeek.crt\n"
+          "                    sudo update-ca-certificates\n"
+          "  Firefox/Chromium: certutil -d sql:$HOME/.pki/nssdb -A -t C,, "
+          "-n tlspeek -i %s\n"
+          "                    (certutil is in Debian's libnss3-tools)\n"
+          "\nAnyone holding %s can intercept traffic of whoever trusts this CA;"
+          "\nkeep it private.\n",
+          pem, pem, pem, pem, pem, pem, ca->key_path);
+}
+
+void ca_print_info(const ca_t *ca, FILE *out) {
+  BIO *bio = BIO_new_fp(out, BIO_NOCLOSE);
+  char fp[96], from[64], until[64];
+  int width;
+
+  ca_fingerprint_sha256(ca->cert, fp, sizeof(fp));
+  ca_time_format(ca->not_before, from, sizeof(from));
+  ca_time_format(ca->not_after, until, sizeof(until));
+  fprintf(out, "tlspeek CA in %s\n  subject:      ", ca->dir);
+  if (bio != NULL)
+    X509_NAME_print_ex(bio, X509_get_subject_name(ca->cert), 0,
+                       XN_FLAG_ONELINE & ~XN_FLAG_SPC_EQ);
+  BIO_free(bio);
+  fprintf(out,
+          "\n  valid from:   %s\n"
+          "  valid until:  %s\n"
+          "  SHA-256:      %s\n",
+          from, until, fp);
+  print_key(ca->key, out);
+  width = (int)strlen(ca->cert_pem_path); /* the longest of the three */
+  fprintf(out,
+          "  files:\n"
+          "    %-*s  key + certificate (private, mode 0600)\n"
+          "    %-*s  certificate, PEM\n"
+          "    %-*s  certificate, DER\n",
+          width, ca->key_path, width, ca->cert_pem_path, width,
+          ca->cert_der_path);
+  print_trust_help(ca, out);
+}

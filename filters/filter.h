@@ -1,0 +1,168 @@
+/* filter.h — the flow-event API between the proxy core and everything that
+ * observes traffic (console view, transcripts, actions, user plugins).
+ *
+ * The core turns decrypted bytes into events and calls every filter in the
+ * chain, in order. The core knows nothing about terminals or file formats.
+ *
+ * Threads and lifetimes:
+ *  - Events of one connection are delivered from one thread (the worker loop
+ *    that owns the session), in order. Different connections may call the
+ *    same filter from different threads at the same time: a filter's shared
+ *    state must be protected by the filter itself.
+ *  - Every pointer passed to a callback is borrowed and valid only for the
+ *    duration of the call, except `flt_conn_t` and `flt_flow_t`, which stay
+ *    valid from their open/head event until their close/end event returns.
+ *  - Callbacks must not block for long: they run on an event loop.
+ *  - Every callback is optional (NULL = not interested).
+ */
+#ifndef TLSPEEK_FILTER_H
+#define TLSPEEK_FILTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FLT_ABI_VERSION 1
+#define FLT_MAX_FILTERS 16
+
+typedef enum flt_dir {
+  FLT_DIR_REQUEST = 0, /* client -> upstream */
+  FLT_DIR_RESPONSE = 1 /* upstream -> client */
+} flt_dir_t;
+
+typedef enum flt_conn_kind {
+  FLT_CONN_HTTP = 0,   /* plaintext HTTP */
+  FLT_CONN_HTTPS = 1,  /* intercepted TLS carrying HTTP */
+  FLT_CONN_RAW = 2,    /* not HTTP: relayed as a byte stream */
+  FLT_CONN_RAW_TLS = 3 /* intercepted TLS carrying something else */
+} flt_conn_kind_t;
+
+/* One connection: a client and the upstream it talks to. */
+typedef struct flt_conn {
+  uint64_t id;             /* session id, unique per process */
+  int worker;              /* worker thread index */
+  char client[64];         /* client "ip:port" ("[v6]:port" for IPv6) */
+  char server_host[256];   /* host the client asked for (CONNECT/SNI/Host) */
+  uint16_t server_port;
+  char server_addr[64];    /* upstream "ip:port" once connected, else "" */
+  flt_conn_kind_t kind;
+  int client_tls;          /* client leg is TLS */
+  int upstream_tls;        /* upstream leg is TLS */
+  /* TLS facts of the client leg, filled before tls_established. */
+  char sni[256];
+  char tls_version[16];    /* "TLSv1.3" */
+  char cipher[64];         /* OpenSSL name */
+  char alpn[32];
+  uint64_t start_us;       /* wall clock, microseconds since the epoch */
+  uint64_t bytes_in;       /* bytes received from the client (wire) */
+  uint64_t bytes_out;      /* bytes received from upstream (wire) */
+  void *fctx[FLT_MAX_FILTERS]; /* per-filter connection context */
+} flt_conn_t;
+
+typedef struct flt_header {
+  const char *name;
+  size_t name_len;
+  const char *value;
+  size_t value_len;
+} flt_header_t;
+
+/* A request or response head, as parsed (headers in wire order). */
+typedef struct flt_head {
+  int http_major, http_minor;
+  const char *method;      /* request only, NUL-terminated */
+  const char *url;         /* request only: target as sent (NUL-terminated) */
+  int status;              /* response only */
+  const char *reason;      /* response only (NUL-terminated) */
+  const flt_header_t *headers;
+  size_t n_headers;
+  size_t head_bytes;       /* size of the head on the wire */
+} flt_head_t;
+
+/* One request and its response. */
+typedef struct flt_flow {
+  uint64_t id;             /* unique per process */
+  flt_conn_t *conn;
+  char scheme[8];          /* "http" / "https" */
+  char *url;               /* absolute URL: scheme://host[:port]/path */
+  flt_head_t req;          /* valid from on_request_head */
+  flt_head_t resp;         /* valid from on_response_head */
+  int has_response;
+  uint64_t req_body_bytes;   /* decoded (de-chunked) body bytes so far */
+  uint64_t resp_body_bytes;
+  uint64_t t_start_us;     /* request head complete (wall clock) */
+  uint64_t t_req_end_us;
+  uint64_t t_resp_head_us;
+  uint64_t t_end_us;       /* response complete */
+  const char *error;       /* set when the flow ended in an error */
+  void *fctx[FLT_MAX_FILTERS]; /* per-filter flow context */
+} flt_flow_t;
+
+/* The filter vtable. `self` is the filter instance's own pointer. Slot `idx`
+ * (given to init) is this filter's index into fctx[] arrays. */
+typedef struct flt_ops {
+  int abi_version;         /* FLT_ABI_VERSION */
+  const char *name;
+  void (*on_conn_open)(void *self, flt_conn_t *c);
+  /* TLS with the client is up (client_tls conns only). */
+  void (*on_tls_established)(void *self, flt_conn_t *c);
+  void (*on_request_head)(void *self, flt_flow_t *f);
+  /* Body bytes, de-chunked but still content-encoded (gzip, br, ...). */
+  void (*on_request_body)(void *self, flt_flow_t *f, const uint8_t *data,
+                          size_t len);
+  void (*on_request_end)(void *self, flt_flow_t *f);
+  void (*on_response_head)(void *self, flt_flow_t *f);
+  void (*on_response_body)(void *self, flt_flow_t *f, const uint8_t *data,
+                           size_t len);
+  /* Last event of a flow: the response is complete, or the flow ended
+   * without one (f->error says why). The flow is freed after this. */
+  void (*on_flow_end)(void *self, flt_flow_t *f);
+  /* Bytes of a non-HTTP stream (raw conns, after an Upgrade). */
+  void (*on_raw)(void *self, flt_conn_t *c, flt_dir_t dir,
+                 const uint8_t *data, size_t len);
+  /* A connection-level error (upstream failure, bad request, timeout). */
+  void (*on_error)(void *self, flt_conn_t *c, const char *msg);
+  void (*on_conn_close)(void *self, flt_conn_t *c);
+  /* Called once at shutdown, from the main thread, after all workers have
+   * stopped. Flush and free here. */
+  void (*on_shutdown)(void *self);
+} flt_ops_t;
+
+typedef struct flt_filter {
+  const flt_ops_t *ops;
+  void *self;
+} flt_filter_t;
+
+/* ---- the chain ------------------------------------------------------- */
+
+typedef struct flt_chain {
+  flt_filter_t filters[FLT_MAX_FILTERS];
+  int n;
+} flt_chain_t;
+
+/* Adds a filter; returns its slot index or -1 when the chain is full or the
+ * ABI version does not match. */
+int flt_chain_add(flt_chain_t *chain, const flt_ops_t *ops, void *self);
+
+/* Emitters: call every filter that implements the event, in chain order. */
+void flt_emit_conn_open(const flt_chain_t *ch, flt_conn_t *c);
+void flt_emit_tls_established(const flt_chain_t *ch, flt_conn_t *c);
+void flt_emit_request_head(const flt_chain_t *ch, flt_flow_t *f);
+void flt_emit_request_body(const flt_chain_t *ch, flt_flow_t *f,
+                           const uint8_t *data, size_t len);
+void flt_emit_request_end(const flt_chain_t *ch, flt_flow_t *f);
+void flt_emit_response_head(const flt_chain_t *ch, flt_flow_t *f);
+void flt_emit_response_body(const flt_chain_t *ch, flt_flow_t *f,
+                            const uint8_t *data, size_t len);
+void flt_emit_flow_end(const flt_chain_t *ch, flt_flow_t *f);
+void flt_emit_raw(const flt_chain_t *ch, flt_conn_t *c, flt_dir_t dir,
+                  const uint8_t *data, size_t len);
+void flt_emit_error(const flt_chain_t *ch, flt_conn_t *c, const char *msg);
+void flt_emit_conn_close(const flt_chain_t *ch, flt_conn_t *c);
+void flt_emit_shutdown(const flt_chain_t *ch);
+
+/* Finds a header by name (case-insensitive); returns NULL when absent. */
+const flt_header_t *flt_head_find(const flt_head_t *h, const char *name);
+
+/* Microseconds since the epoch (wall clock). */
+uint64_t flt_now_us(void);
+
+#endif

@@ -1,0 +1,55 @@
+/* config.h — everything the command line decides, in one struct. */
+#ifndef TLSPEEK_CONFIG_H
+#define TLSPEEK_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ca/ca.h"
+
+#define PX_VERSION "0.1.0"
+
+typedef enum px_mode {
+  PX_MODE_EXPLICIT = 0, /* HTTP proxy: CONNECT and absolute-form requests */
+  PX_MODE_REVERSE = 1   /* fixed upstream */
+} px_mode_t;
+
+typedef struct px_config {
+  px_mode_t mode;
+  /* reverse mode: where to go */
+  int reverse_tls;             /* upstream scheme is https */
+  char reverse_host[256];
+  uint16_t reverse_port;
+  int rewrite_host;            /* replace Host with the upstream's */
+
+  char listen_host[256];
+  uint16_t listen_port;
+
+  const char *ca_dir;
+  ca_key_type_t ca_key_type;
+  ca_key_type_t leaf_key_type;
+  size_t cert_cache;
+
+  const char *upstream_ca;     /* extra trust anchors (PEM file) */
+  int insecure;                /* -k: do not verify upstream */
+
+  int detail;                  /* 0..4 */
+  size_t body_limit;
+  int log_level;
+  int threads;
+
+  /* timeouts, milliseconds */
+  uint64_t connect_timeout_ms;
+  uint64_t handshake_timeout_ms;
+  uint64_t idle_timeout_ms;
+  uint64_t shutdown_grace_ms;
+} px_config_t;
+
+/* Runs the proxy until SIGINT/SIGTERM. Returns the process exit code. */
+int px_run(const px_config_t *cfg);
+
+/* `tlspeek ca ...`: argv[0] is the first word after "ca"; global options
+ * are already removed. Returns the process exit code (0, 1, or 2). */
+int px_ca_command(int argc, char **argv, const px_config_t *cfg);
+
+#endif

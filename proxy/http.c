@@ -1,0 +1,369 @@
+/* http.c — HTTP/1.x framing on top of http-parser.
+ *
+ * http-parser finds message boundaries; this file turns them into the
+ * callbacks of http.h. The parser is paused at the end of every head and
+ * every message so that we know exactly which input bytes belong to the
+ * head (held, then handed over whole) and which to the body (streamed).
+ */
+#include "proxy/http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum { EV_NONE = 0, EV_HEAD, EV_END };
+
+static px_http_t *from_parser(http_parser *p) { return (px_http_t *)p->data; }
+
+static int store_append(px_http_t *h, const char *at, size_t len) {
+  if (flt_strbuf_append(&h->store, at, len) != 0) {
+    snprintf(h->error, sizeof(h->error), "head larger than %d KiB",
+             PX_HTTP_MAX_HEAD / 1024);
+    return -1;
+  }
+  return 0;
+}
+
+static int on_message_begin(http_parser *p) {
+  px_http_t *h = from_parser(p);
+  flt_strbuf_reset(&h->store);
+  h->n_hdr = 0;
+  h->last_was_value = 0;
+  h->url_off = h->url_len = h->reason_off = h->reason_len = 0;
+  h->skip_body = 0;
+  return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len) {
+  px_http_t *h = from_parser(p);
+  if (h->url_len == 0) h->url_off = (uint32_t)h->store.len;
+  h->url_len += (uint32_t)len;
+  return store_append(h, at, len);
+}
+
+static int on_status(http_parser *p, const char *at, size_t len) {
+  px_http_t *h = from_parser(p);
+  if (h->reason_len == 0) h->reason_off = (uint32_t)h->store.len;
+  h->reason_len += (uint32_t)len;
+  return store_append(h, at, len);
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len) {
+  px_http_t *h = from_parser(p);
+  if (h->n_hdr == 0 || h->last_was_value) {
+    if (h->n_hdr == PX_HTTP_MAX_HEADERS) {
+      snprintf(h->error, sizeof(h->error), "more than %d header fields",
+               PX_HTTP_MAX_HEADERS);
+      return -1;
+    }
+    px_hdr_off_t *o = &h->hdr[h->n_hdr++];
+    o->name_off = (uint32_t)h->store.len;
+    o->name_len = 0;
+    o->value_off = 0;
+    o->value_len = 0;
+    h->last_was_value = 0;
+  }
+  h->hdr[h->n_hdr - 1].name_len += (uint32_t)len;
+  return store_append(h, at, len);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len) {
+  px_http_t *h = from_parser(p);
+  px_hdr_off_t *o = &h->hdr[h->n_hdr - 1];
+  if (!h->last_was_value) {
+    o->value_off = (uint32_t)h->store.len;
+    h->last_was_value = 1;
+  }
+  o->value_len += (uint32_t)len;
+  return store_append(h, at, len);
+}
+
+static int on_headers_complete(http_parser *p) {
+  px_http_t *h = from_parser(p);
+  if (h->type == HTTP_REQUEST)
+    snprintf(h->method, sizeof(h->method), "%s",
+             http_method_str((enum http_method)p->method));
+  h->event = EV_HEAD;
+  http_parser_pause(p, 1);
+  /* A response to HEAD has no body; the owner tells us in on_head, which
+   * runs after this returns, so we re-check skip_body there. */
+  return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len) {
+  px_http_t *h = from_parser(p);
+  if (h->cbs->on_body) h->cbs->on_body(h->ud, at, len);
+  return 0;
+}
+
+static int on_message_complete(http_parser *p) {
+  px_http_t *h = from_parser(p);
+  h->event = EV_END;
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_status = on_status,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+void px_http_init(px_http_t *h, enum http_parser_type type,
+                  const px_http_cbs_t *cbs, void *ud) {
+  memset(h, 0, sizeof(*h));
+  h->type = type;
+  h->cbs = cbs;
+  h->ud = ud;
+  http_parser_init(&h->parser, type);
+  h->parser.data = h;
+  flt_strbuf_init(&h->raw, PX_HTTP_MAX_HEAD);
+  flt_strbuf_init(&h->store, PX_HTTP_MAX_HEAD);
+  h->state = PX_HTTP_HEAD;
+}
+
+void px_http_free(px_http_t *h) {
+  flt_strbuf_free(&h->raw);
+  flt_strbuf_free(&h->store);
+}
+
+static int fail(px_http_t *h, const char *why) {
+  if (h->error[0] == '\0' && why != h->error) snprintf(h->error, sizeof(h->error), "%s", why);
+  h->state = PX_HTTP_FAILED;
+  return -1;
+}
+
+/* Holds head bytes until the head is complete. */
+static int hold(px_http_t *h, const char *data, size_t len) {
+  if (len == 0) return 0;
+  if (flt_strbuf_append(&h->raw, data, len) != 0) {
+    return fail(h, "head larger than 64 KiB");
+  }
+  return 0;
+}
+
+/* The head is complete: hand it over, then continue with the body. */
+static int deliver_head(px_http_t *h) {
+  int rc = h->cbs->on_head(h->ud, h, h->raw.data ? h->raw.data : "", h->raw.len);
+  flt_strbuf_reset(&h->raw);
+  if (rc < 0) return fail(h, "rejected by the proxy");
+  if (rc == 1) {
+    /* No body (response to HEAD): tell http-parser so it does not wait for
+     * Content-Length bytes. Safe: it reads F_SKIPBODY when it resumes. */
+    h->parser.flags |= F_SKIPBODY;
+  }
+  h->state = PX_HTTP_BODY;
+  return 0;
+}
+
+static void deliver_end(px_http_t *h) {
+  h->state = PX_HTTP_HEAD;
+  if (h->parser.upgrade) {
+    /* The rest of the stream is not HTTP (CONNECT or Upgrade). The owner
+     * decides on_end whether it really switches (101) or not. */
+    h->upgraded = 1;
+  }
+  if (h->cbs->on_end) h->cbs->on_end(h->ud, h);
+}
+
+int px_http_feed(px_http_t *h, const char *data, size_t len) {
+  size_t pos = 0, sent = 0;
+
+  if (h->state == PX_HTTP_FAILED) return -1;
+  while (pos < len) {
+    if (h->state == PX_HTTP_RAW) {
+      h->cbs->forward(h->ud, data + sent, len - sent);
+      return 0;
+    }
+    size_t n = http_parser_execute(&h->parser, &settings, data + pos, len - pos);
+    enum http_errno err = HTTP_PARSER_ERRNO(&h->parser);
+    size_t end = pos + n;
+
+    if (err == HPE_PAUSED) {
+      int ev = h->event;
+      h->event = EV_NONE;
+      http_parser_pause(&h->parser, 0);
+      if (ev == EV_HEAD) {
+        /* Paused on the head's final LF, which is not yet consumed. */
+        size_t head_end = end + 1 <= len ? end + 1 : len;
+        if (hold(h, data + sent, head_end - sent) != 0) return -1;
+        sent = head_end;
+        if (deliver_head(h) != 0) return -1;
+      } else if (ev == EV_END) {
+        if (end > sent) {
+          h->cbs->forward(h->ud, data + sent, end - sent);
+          sent = end;
+        }
+        deliver_end(h);
+        if (h->state == PX_HTTP_FAILED) return -1;
+        if (h->upgraded && h->state != PX_HTTP_RAW) {
+          /* Wait for the owner's verdict (101 or not): until then bytes are
+           * relayed raw. px_http_resume_http() returns to HTTP. */
+          h->state = PX_HTTP_RAW;
+        }
+      }
+      pos = end;
+      continue;
+    }
+    if (err != HPE_OK) {
+      if (h->error[0] == '\0')
+        snprintf(h->error, sizeof(h->error), "%s (%s)", http_errno_description(err),
+                 http_errno_name(err));
+      h->state = PX_HTTP_FAILED;
+      return -1;
+    }
+    pos = end;
+    if (n == 0) break; /* should not happen without an error */
+  }
+  if (sent < len) {
+    if (h->state == PX_HTTP_HEAD) {
+      if (hold(h, data + sent, len - sent) != 0) return -1;
+    } else if (h->state == PX_HTTP_BODY || h->state == PX_HTTP_RAW) {
+      h->cbs->forward(h->ud, data + sent, len - sent);
+    }
+  }
+  return 0;
+}
+
+int px_http_eof(px_http_t *h) {
+  if (h->state == PX_HTTP_FAILED || h->state == PX_HTTP_RAW) return 0;
+  int had_head = h->state == PX_HTTP_BODY;
+  http_parser_execute(&h->parser, &settings, NULL, 0);
+  enum http_errno err = HTTP_PARSER_ERRNO(&h->parser);
+  if (err == HPE_PAUSED) {
+    http_parser_pause(&h->parser, 0);
+    if (h->event == EV_END) {
+      h->event = EV_NONE;
+      deliver_end(h);
+    }
+    return 0;
+  }
+  if (err != HPE_OK || (had_head && h->state == PX_HTTP_BODY)) {
+    return fail(h, "connection closed in the middle of a message");
+  }
+  if (h->raw.len > 0) return fail(h, "connection closed in the middle of a head");
+  return 0;
+}
+
+void px_http_resume_http(px_http_t *h) {
+  h->upgraded = 0;
+  h->state = PX_HTTP_HEAD;
+  http_parser_init(&h->parser, h->type);
+  h->parser.data = h;
+}
+
+void px_http_set_raw(px_http_t *h) {
+  h->upgraded = 1;
+  h->state = PX_HTTP_RAW;
+}
+
+void px_http_head_view(px_http_t *h, flt_head_t *out) {
+  const char *s = h->store.data ? h->store.data : "";
+  memset(out, 0, sizeof(*out));
+  out->http_major = h->parser.http_major;
+  out->http_minor = h->parser.http_minor;
+  for (size_t i = 0; i < h->n_hdr; i++) {
+    h->view_hdr[i].name = s + h->hdr[i].name_off;
+    h->view_hdr[i].name_len = h->hdr[i].name_len;
+    h->view_hdr[i].value = s + h->hdr[i].value_off;
+    h->view_hdr[i].value_len = h->hdr[i].value_len;
+  }
+  out->headers = h->view_hdr;
+  out->n_headers = h->n_hdr;
+  if (h->type == HTTP_REQUEST) {
+    out->method = h->method;
+    out->url = NULL; /* not NUL-terminated in store: see px_head_copy */
+  } else {
+    out->status = (int)h->parser.status_code;
+  }
+}
+
+/* Builds a NUL-terminated copy of the head in one allocation:
+ * [flt_head_t][headers[]][strings]. */
+static flt_head_t *copy_parts(const flt_head_t *src, const char *url,
+                              size_t url_len, const char *reason,
+                              size_t reason_len) {
+  size_t strings = url_len + 1 + reason_len + 1 + 24;
+  for (size_t i = 0; i < src->n_headers; i++)
+    strings += src->headers[i].name_len + src->headers[i].value_len + 2;
+  size_t size = sizeof(flt_head_t) + src->n_headers * sizeof(flt_header_t) + strings;
+  flt_head_t *dst = malloc(size);
+  if (dst == NULL) return NULL;
+  flt_header_t *hv = (flt_header_t *)(dst + 1);
+  char *p = (char *)(hv + src->n_headers);
+
+  *dst = *src;
+  dst->headers = hv;
+#define COPY_STR(field, s, n)   \
+  do {                          \
+    memcpy(p, (s), (n));        \
+    p[(n)] = '\0';              \
+    field = p;                  \
+    p += (n) + 1;               \
+  } while (0)
+  COPY_STR(dst->method, src->method ? src->method : "", src->method ? strlen(src->method) : 0);
+  COPY_STR(dst->url, url ? url : "", url_len);
+  COPY_STR(dst->reason, reason ? reason : "", reason_len);
+  for (size_t i = 0; i < src->n_headers; i++) {
+    COPY_STR(hv[i].name, src->headers[i].name, src->headers[i].name_len);
+    hv[i].name_len = src->headers[i].name_len;
+    COPY_STR(hv[i].value, src->headers[i].value, src->headers[i].value_len);
+    hv[i].value_len = src->headers[i].value_len;
+  }
+#undef COPY_STR
+  return dst;
+}
+
+flt_head_t *px_head_copy(const flt_head_t *src) {
+  return copy_parts(src, src->url, src->url ? strlen(src->url) : 0, src->reason,
+                    src->reason ? strlen(src->reason) : 0);
+}
+
+/* The framer's own head, copied with its url/reason (which live unterminated
+ * in the store). Used by the session through px_http_copy_head(). */
+flt_head_t *px_http_copy_head(px_http_t *h);
+flt_head_t *px_http_copy_head(px_http_t *h) {
+  flt_head_t view;
+  const char *s = h->store.data ? h->store.data : "";
+  px_http_head_view(h, &view);
+  return copy_parts(&view, s + h->url_off, h->url_len, s + h->reason_off,
+                    h->reason_len);
+}
+
+int px_http_head_rewrite(px_http_t *h, const char *url, const char *host,
+                         flt_strbuf_t *out) {
+  const char *s = h->store.data ? h->store.data : "";
+  int rc = 0;
+  if (h->type == HTTP_REQUEST) {
+    rc |= flt_strbuf_appendf(out, "%s ", h->method);
+    if (url)
+      rc |= flt_strbuf_append(out, url, strlen(url));
+    else
+      rc |= flt_strbuf_append(out, s + h->url_off, h->url_len);
+    rc |= flt_strbuf_appendf(out, " HTTP/%d.%d\r\n", h->parser.http_major,
+                             h->parser.http_minor);
+  } else {
+    rc |= flt_strbuf_appendf(out, "HTTP/%d.%d %d ", h->parser.http_major,
+                             h->parser.http_minor, h->parser.status_code);
+    rc |= flt_strbuf_append(out, s + h->reason_off, h->reason_len);
+    rc |= flt_strbuf_append(out, "\r\n", 2);
+  }
+  for (size_t i = 0; i < h->n_hdr; i++) {
+    const px_hdr_off_t *o = &h->hdr[i];
+    rc |= flt_strbuf_append(out, s + o->name_off, o->name_len);
+    rc |= flt_strbuf_append(out, ": ", 2);
+    if (host && o->name_len == 4 && strncasecmp(s + o->name_off, "host", 4) == 0)
+      rc |= flt_strbuf_append(out, host, strlen(host));
+    else
+      rc |= flt_strbuf_append(out, s + o->value_off, o->value_len);
+    rc |= flt_strbuf_append(out, "\r\n", 2);
+  }
+  rc |= flt_strbuf_append(out, "\r\n", 2);
+  return rc ? -1 : 0;
+}

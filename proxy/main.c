@@ -1,0 +1,406 @@
+/* main.c — the command line. Parses options into a px_config_t and hands it
+ * to px_run() (the proxy) or px_ca_command() (`tlspeek ca ...`). */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <uv.h>
+
+#include "filters/log.h"
+#include "proxy/config.h"
+
+static const char usage_text[] =
+    "Usage: tlspeek [options]             run the proxy\n"
+    "       tlspeek ca SUBCOMMAND [...]   manage the local CA (tlspeek ca help)\n"
+    "\n"
+    "tlspeek terminates TLS with certificates minted by a local CA, opens its own\n"
+    "verified TLS connection upstream, and shows the decrypted HTTP traffic.\n"
+    "\n"
+    "Modes:\n"
+    "  -m, --mode MODE          explicit (default): an HTTP proxy on --listen\n"
+    "                           (CONNECT for https://, absolute-form for http://);\n"
+    "                           reverse:https://HOST:PORT or reverse:http://HOST:PORT:\n"
+    "                           every client goes to that upstream. The listener\n"
+    "                           speaks TLS to clients that send a ClientHello and\n"
+    "                           plain HTTP to the others.\n"
+    "  -l, --listen HOST:PORT   where to listen (default 127.0.0.1:8080)\n"
+    "      --rewrite-host       reverse mode: send the upstream's HOST:PORT as the\n"
+    "                           Host header (default: keep the client's)\n"
+    "\n"
+    "Certificates:\n"
+    "      --ca-dir DIR         CA directory (default ~/.tlspeek; created on first\n"
+    "                           run, key file mode 0600)\n"
+    "      --ca-key-type TYPE   key type of a newly created CA: p256 (default),\n"
+    "                           p384, rsa2048, rsa3072\n"
+    "      --leaf-key TYPE      key type of minted certificates (default p256)\n"
+    "      --cert-cache N       minted certificates kept in memory (default 1024)\n"
+    "      --upstream-ca FILE   extra trust anchors (PEM) for upstream verification,\n"
+    "                           in addition to the system trust store\n"
+    "  -k, --insecure           do not verify upstream certificates (warned loudly)\n"
+    "\n"
+    "What is shown (stdout; diagnostics go to stderr):\n"
+    "  -q, --quiet              detail 0: show nothing\n"
+    "  -v                       more detail; repeat: -v headers, -vv bodies\n"
+    "      --detail N           0 nothing, 1 one line per flow (default),\n"
+    "                           2 + headers, 3 + bodies (decoded; binary as hexdump)\n"
+    "      --body-limit SIZE    body bytes shown per message at detail 3\n"
+    "                           (default 4KiB; suffixes k, M, G)\n"
+    "      --log-level LEVEL    error, warn, info (default), debug, trace\n"
+    "\n"
+    "Connections:\n"
+    "  -t, --threads N          worker threads, one event loop each (default: cores)\n"
+    "      --connect-timeout S  upstream TCP connect timeout, seconds (default 10)\n"
+    "      --handshake-timeout S  TLS handshake timeout, seconds (default 10)\n"
+    "      --idle-timeout S     close connections idle this long (default 300)\n"
+    "\n"
+    "  -h, --help               this text\n"
+    "  -V, --version            tlspeek, OpenSSL and libuv versions\n"
+    "\n"
+    "Examples:\n"
+    "  tlspeek -v                              # proxy on 127.0.0.1:8080, show headers\n"
+    "  curl --cacert ~/.tlspeek/tlspeek-ca-cert.pem -x http://127.0.0.1:8080 https://example.test/\n"
+    "  tlspeek -m reverse:https://127.0.0.1:8443 -l 127.0.0.1:9443 -vv\n"
+    "\n"
+    "Exit status: 0 clean shutdown, 1 runtime failure, 2 bad usage.\n";
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void usage_error(const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "tlspeek: error: ");
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nTry 'tlspeek --help'.\n");
+  exit(2);
+}
+
+/* Parses "123", "4k", "4KiB", "10M" into bytes. */
+static int parse_size(const char *s, size_t *out) {
+  char *end;
+  unsigned long long v, mul = 1;
+  errno = 0;
+  v = strtoull(s, &end, 10);
+  if (errno || end == s) return -1;
+  switch (*end) {
+    case 'k': case 'K': mul = 1024; end++; break;
+    case 'm': case 'M': mul = 1024 * 1024; end++; break;
+    case 'g': case 'G': mul = 1024ull * 1024 * 1024; end++; break;
+    default: break;
+  }
+  if (mul > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0)) end += strlen(end);
+  if (*end != '\0' || (mul > 1 && v > ULLONG_MAX / mul)) return -1;
+  *out = (size_t)(v * mul);
+  return 0;
+}
+
+static int parse_seconds(const char *s, uint64_t *ms) {
+  char *end;
+  double v;
+  errno = 0;
+  v = strtod(s, &end);
+  if (errno || end == s || *end != '\0' || v <= 0 || v > 86400 * 365) return -1;
+  *ms = (uint64_t)(v * 1000.0 + 0.5);
+  return 0;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out) {
+  char *end;
+  long v;
+  errno = 0;
+  v = strtol(s, &end, 10);
+  if (errno || end == s || *end != '\0' || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
+
+/* Splits "HOST:PORT" or "[V6]:PORT" into its parts. */
+static int parse_host_port(const char *s, char *host, size_t hostlen,
+                           uint16_t *port) {
+  const char *colon;
+  size_t hl;
+  long p;
+  if (s[0] == '[') {
+    const char *rb = strchr(s, ']');
+    if (rb == NULL || rb[1] != ':') return -1;
+    hl = (size_t)(rb - s - 1);
+    s++;
+    colon = rb + 1;
+  } else {
+    colon = strrchr(s, ':');
+    if (colon == NULL) return -1;
+    hl = (size_t)(colon - s);
+  }
+  if (hl == 0 || hl >= hostlen) return -1;
+  if (parse_int(colon + 1, 1, 65535, &p) != 0) return -1;
+  memcpy(host, s, hl);
+  host[hl] = '\0';
+  *port = (uint16_t)p;
+  return 0;
+}
+
+static int parse_mode(const char *s, px_config_t *cfg) {
+  if (strcmp(s, "explicit") == 0 || strcmp(s, "regular") == 0) {
+    cfg->mode = PX_MODE_EXPLICIT;
+    return 0;
+  }
+  if (strncmp(s, "reverse:", 8) == 0) {
+    const char *url = s + 8;
+    if (strncmp(url, "https://", 8) == 0) {
+      cfg->reverse_tls = 1;
+      url += 8;
+    } else if (strncmp(url, "http://", 7) == 0) {
+      cfg->reverse_tls = 0;
+      url += 7;
+    } else {
+      return -1;
+    }
+    char hp[300];
+    size_t n = strcspn(url, "/");
+    if (n >= sizeof(hp) || (url[n] == '/' && url[n + 1] != '\0')) return -1;
+    memcpy(hp, url, n);
+    hp[n] = '\0';
+    if (strchr(hp, ':') == NULL || (hp[0] == '[' && strstr(hp, "]:") == NULL)) {
+      /* no port: the scheme's default */
+      size_t hl = strlen(hp);
+      if (hp[0] == '[') { /* [v6] */
+        if (hl < 3 || hp[hl - 1] != ']') return -1;
+        memcpy(cfg->reverse_host, hp + 1, hl - 2);
+        cfg->reverse_host[hl - 2] = '\0';
+      } else {
+        if (hl == 0 || hl >= sizeof(cfg->reverse_host)) return -1;
+        memcpy(cfg->reverse_host, hp, hl + 1);
+      }
+      cfg->reverse_port = cfg->reverse_tls ? 443 : 80;
+    } else if (parse_host_port(hp, cfg->reverse_host, sizeof(cfg->reverse_host),
+                               &cfg->reverse_port) != 0) {
+      return -1;
+    }
+    cfg->mode = PX_MODE_REVERSE;
+    return 0;
+  }
+  return -1;
+}
+
+static int parse_log_level(const char *s) {
+  static const char *const names[] = {"error", "warn", "info", "debug", "trace"};
+  for (int i = 0; i < 5; i++)
+    if (strcmp(s, names[i]) == 0) return i;
+  if (strcmp(s, "warning") == 0) return FLT_LOG_WARN;
+  return -1;
+}
+
+static void print_version(void) {
+  printf("tlspeek %s\n", PX_VERSION);
+  printf("OpenSSL: %s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION),
+         OPENSSL_VERSION_TEXT);
+  printf("libuv: %s (built with %d.%d.%d)\n", uv_version_string(),
+         UV_VERSION_MAJOR, UV_VERSION_MINOR, UV_VERSION_PATCH);
+}
+
+static void config_defaults(px_config_t *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->mode = PX_MODE_EXPLICIT;
+  snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
+  cfg->listen_port = 8080;
+  cfg->ca_dir = NULL;
+  cfg->ca_key_type = CA_KEY_P256;
+  cfg->leaf_key_type = CA_KEY_P256;
+  cfg->cert_cache = 1024;
+  cfg->detail = 1;
+  cfg->body_limit = 4096;
+  cfg->log_level = FLT_LOG_INFO;
+  cfg->threads = 0; /* = number of cores */
+  cfg->connect_timeout_ms = 10000;
+  cfg->handshake_timeout_ms = 10000;
+  cfg->idle_timeout_ms = 300000;
+  cfg->shutdown_grace_ms = 5000;
+}
+
+/* Options that take a value. Returns 1 when `name` matches (short or long). */
+static int is_opt(const char *arg, const char *shortname, const char *longname) {
+  return (shortname && strcmp(arg, shortname) == 0) ||
+         (longname && strcmp(arg, longname) == 0);
+}
+
+/* Handles options shared by the proxy and `ca` (valid before or after the
+ * subcommand). Returns the number of argv words consumed (0 = not one). */
+static int parse_global(int argc, char **argv, int i, px_config_t *cfg) {
+  const char *arg = argv[i];
+  const char *val = NULL;
+  char name[64];
+  const char *eq = strchr(arg, '=');
+  int used = 1;
+
+  if (strncmp(arg, "--", 2) != 0) return 0;
+  if (eq && (size_t)(eq - arg) < sizeof(name)) {
+    memcpy(name, arg, (size_t)(eq - arg));
+    name[eq - arg] = '\0';
+    val = eq + 1;
+  } else {
+    snprintf(name, sizeof(name), "%s", arg);
+  }
+  if (!is_opt(name, NULL, "--ca-dir") && !is_opt(name, NULL, "--ca-key-type") &&
+      !is_opt(name, NULL, "--leaf-key") && !is_opt(name, NULL, "--cert-cache"))
+    return 0;
+  if (val == NULL) {
+    if (i + 1 >= argc) usage_error("option %s needs a value", name);
+    val = argv[i + 1];
+    used = 2;
+  }
+  if (strcmp(name, "--ca-dir") == 0) {
+    if (*val == '\0') usage_error("option %s needs a directory", name);
+    cfg->ca_dir = val;
+  } else if (strcmp(name, "--ca-key-type") == 0) {
+    if (ca_key_type_parse(val, &cfg->ca_key_type) != 0)
+      usage_error("unknown --ca-key-type '%s' (use p256, p384, rsa2048 or rsa3072)", val);
+  } else if (strcmp(name, "--leaf-key") == 0) {
+    if (ca_key_type_parse(val, &cfg->leaf_key_type) != 0)
+      usage_error("unknown --leaf-key '%s' (use p256, p384, rsa2048 or rsa3072)", val);
+  } else {
+    long n;
+    if (parse_int(val, 1, 1000000, &n) != 0)
+      usage_error("--cert-cache needs a number from 1 to 1000000, not '%s'", val);
+    cfg->cert_cache = (size_t)n;
+  }
+  return used;
+}
+
+/* Parses one proxy option at argv[i]; returns words consumed. */
+static int parse_proxy_opt(int argc, char **argv, int i, px_config_t *cfg) {
+  const char *arg = argv[i];
+  char name[64];
+  const char *val = NULL;
+  const char *eq = strchr(arg, '=');
+  int used = 1;
+  long n;
+
+  /* Flags without a value, and -v bundles (-vv). */
+  if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+    fputs(usage_text, stdout);
+    exit(0);
+  }
+  if (strcmp(arg, "-V") == 0 || strcmp(arg, "--version") == 0) {
+    print_version();
+    exit(0);
+  }
+  if (strcmp(arg, "-k") == 0 || strcmp(arg, "--insecure") == 0) {
+    cfg->insecure = 1;
+    return 1;
+  }
+  if (strcmp(arg, "-q") == 0 || strcmp(arg, "--quiet") == 0) {
+    cfg->detail = 0;
+    return 1;
+  }
+  if (strcmp(arg, "--rewrite-host") == 0) {
+    cfg->rewrite_host = 1;
+    return 1;
+  }
+  if (arg[0] == '-' && arg[1] == 'v' && strspn(arg + 1, "v") == strlen(arg + 1)) {
+    cfg->detail += (int)strlen(arg + 1);
+    if (cfg->detail > 4) cfg->detail = 4;
+    return 1;
+  }
+
+  /* Options with a value: --name=value, --name value, -x value, -xvalue. */
+  if (arg[0] == '-' && arg[1] != '-' && arg[1] != '\0' && arg[2] != '\0') {
+    snprintf(name, sizeof(name), "%.2s", arg);
+    val = arg + 2;
+  } else if (eq && strncmp(arg, "--", 2) == 0 && (size_t)(eq - arg) < sizeof(name)) {
+    memcpy(name, arg, (size_t)(eq - arg));
+    name[eq - arg] = '\0';
+    val = eq + 1;
+  } else {
+    snprintf(name, sizeof(name), "%s", arg);
+  }
+  static const char *const with_value[] = {
+      "-m", "--mode", "-l", "--listen", "--upstream-ca", "--detail", "--body-limit",
+      "--log-level", "-t", "--threads", "--connect-timeout", "--handshake-timeout",
+      "--idle-timeout", NULL};
+  int known = 0;
+  for (int k = 0; with_value[k]; k++)
+    if (strcmp(name, with_value[k]) == 0) known = 1;
+  if (!known) usage_error("unknown option '%s'", arg);
+  if (val == NULL) {
+    if (i + 1 >= argc) usage_error("option %s needs a value", name);
+    val = argv[i + 1];
+    used = 2;
+  }
+
+  if (is_opt(name, "-m", "--mode")) {
+    if (parse_mode(val, cfg) != 0)
+      usage_error("bad --mode '%s' (use explicit, reverse:https://HOST:PORT or "
+                  "reverse:http://HOST:PORT)", val);
+  } else if (is_opt(name, "-l", "--listen")) {
+    if (parse_host_port(val, cfg->listen_host, sizeof(cfg->listen_host),
+                        &cfg->listen_port) != 0)
+      usage_error("bad --listen '%s' (use HOST:PORT, e.g. 127.0.0.1:8080)", val);
+  } else if (is_opt(name, NULL, "--upstream-ca")) {
+    if (access(val, R_OK) != 0)
+      usage_error("cannot read --upstream-ca file '%s'", val);
+    cfg->upstream_ca = val;
+  } else if (is_opt(name, NULL, "--detail")) {
+    if (parse_int(val, 0, 4, &n) != 0) usage_error("--detail takes 0 to 4, not '%s'", val);
+    cfg->detail = (int)n;
+  } else if (is_opt(name, NULL, "--body-limit")) {
+    if (parse_size(val, &cfg->body_limit) != 0)
+      usage_error("bad --body-limit '%s' (a size such as 4096, 64k or 1M)", val);
+  } else if (is_opt(name, NULL, "--log-level")) {
+    int lv = parse_log_level(val);
+    if (lv < 0) usage_error("bad --log-level '%s' (error, warn, info, debug, trace)", val);
+    cfg->log_level = lv;
+  } else if (is_opt(name, "-t", "--threads")) {
+    if (parse_int(val, 1, 256, &n) != 0)
+      usage_error("--threads takes a number from 1 to 256, not '%s'", val);
+    cfg->threads = (int)n;
+  } else {
+    uint64_t *slot = strcmp(name, "--connect-timeout") == 0     ? &cfg->connect_timeout_ms
+                     : strcmp(name, "--handshake-timeout") == 0 ? &cfg->handshake_timeout_ms
+                                                                : &cfg->idle_timeout_ms;
+    if (parse_seconds(val, slot) != 0)
+      usage_error("bad timeout '%s' (seconds, e.g. 10 or 0.5)", val);
+  }
+  return used;
+}
+
+int main(int argc, char **argv) {
+  px_config_t cfg;
+  char **rest;
+  int nrest = 0, ca_cmd = 0;
+
+  config_defaults(&cfg);
+  rest = calloc((size_t)argc + 1, sizeof(*rest));
+  if (rest == NULL) return 1;
+
+  /* Global options may stand anywhere; the first bare word "ca" selects the
+   * CA subcommand and everything else after it belongs to that command. */
+  for (int i = 1; i < argc;) {
+    int used = parse_global(argc, argv, i, &cfg);
+    if (used > 0) {
+      i += used;
+      continue;
+    }
+    if (!ca_cmd && nrest == 0 && strcmp(argv[i], "ca") == 0) {
+      ca_cmd = 1;
+      i++;
+      continue;
+    }
+    if (!ca_cmd && argv[i][0] != '-')
+      usage_error("unexpected argument '%s'", argv[i]);
+    if (ca_cmd) {
+      rest[nrest++] = argv[i++];
+      continue;
+    }
+    i += parse_proxy_opt(argc, argv, i, &cfg);
+  }
+  if (cfg.ca_dir == NULL) cfg.ca_dir = ca_default_dir();
+  flt_log_set_level(cfg.log_level);
+
+  int rc = ca_cmd ? px_ca_command(nrest, rest, &cfg) : px_run(&cfg);
+  free(rest);
+  return rc;
+}

@@ -1,0 +1,703 @@
+/* session.c — a session's sockets, its client-side TLS, its state, its
+ * timers and its end. HTTP framing and flows are in session_http.c, the
+ * upstream leg in upstream.c. */
+#include "proxy/session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "ca/ca.h"
+#include "filters/log.h"
+#include "proxy/worker.h"
+
+static const char *const state_names[] = {
+    "proxy-http", "peek", "client-hello", "client-tls", "http", "raw", "error-reply",
+    "closing"};
+
+typedef struct px_wreq {
+  uv_write_t req;
+  px_session_t *s;
+  void *buf;
+  int to_client;
+} px_wreq_t;
+
+uint64_t px_session_now(px_session_t *s) { return uv_now(&s->w->loop); }
+
+void px_session_set_state(px_session_t *s, px_state_t next) {
+  if (s->state == next) return;
+  flt_log_trace("session %llu: %s -> %s", (unsigned long long)s->conn.id,
+                state_names[s->state], state_names[next]);
+  s->state = next;
+}
+
+void px_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  px_session_t *s = h->data;
+  (void)suggested;
+  /* One buffer per loop: every read is consumed before the next one. */
+  buf->base = s->w->readbuf;
+  buf->len = PX_READ_BUF;
+}
+
+/* ---- timers -------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t) {
+  px_session_t *s = t->data;
+  uint64_t now = px_session_now(s);
+  const px_config_t *cfg = s->w->shared->cfg;
+  char msg[300];
+
+  if (s->state == PX_S_CLOSING) return;
+  if (s->deadline_what && now >= s->deadline) {
+    const char *what = s->deadline_what;
+    s->deadline_what = NULL;
+    if (strcmp(what, "connect") == 0 && (s->up == PX_UP_RESOLVING || s->up == PX_UP_CONNECTING)) {
+      snprintf(s->up_error, sizeof(s->up_error), "connect to %s:%u timed out after %.1f s",
+               s->up_host, (unsigned)s->up_port, (double)cfg->connect_timeout_ms / 1000.0);
+      s->up_error_status = 504;
+      s->up = PX_UP_FAILED;
+      if (s->gai_active) uv_cancel((uv_req_t *)&s->gai);
+      px_session_upstream_failed(s);
+      return;
+    }
+    if (strcmp(what, "upstream TLS handshake") == 0 && s->up == PX_UP_TLS) {
+      snprintf(s->up_error, sizeof(s->up_error),
+               "TLS handshake with %s:%u timed out after %.1f s", s->up_host,
+               (unsigned)s->up_port, (double)cfg->handshake_timeout_ms / 1000.0);
+      s->up_error_status = 504;
+      s->up = PX_UP_FAILED;
+      px_session_upstream_failed(s);
+      return;
+    }
+    if (strcmp(what, "linger") == 0) {
+      px_session_close(s, "done");
+      return;
+    }
+    if (strcmp(what, "idle") != 0) {
+      snprintf(msg, sizeof(msg), "%s timed out", what);
+      flt_log_info("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, msg);
+      flt_emit_error(&s->w->shared->chain, &s->conn, msg);
+      px_session_close(s, msg);
+      return;
+    }
+  }
+  /* Idle check: measured from the last byte moved. */
+  if (now - s->last_activity >= cfg->idle_timeout_ms) {
+    snprintf(msg, sizeof(msg), "idle for %.0f s, closing", (double)cfg->idle_timeout_ms / 1000.0);
+    flt_log_debug("session %llu: %s", (unsigned long long)s->conn.id, msg);
+    px_session_close(s, msg);
+    return;
+  }
+  uint64_t next = s->last_activity + cfg->idle_timeout_ms;
+  if (s->deadline_what && s->deadline < next) next = s->deadline;
+  uv_timer_start(&s->timer, on_timer, next > now ? next - now : 1, 0);
+}
+
+/* Arms the phase deadline (`what` times out after `ms`); NULL clears it. */
+void px_set_deadline(px_session_t *s, uint64_t ms, const char *what) {
+  uint64_t now = px_session_now(s);
+  uint64_t idle_at = s->last_activity + s->w->shared->cfg->idle_timeout_ms;
+  s->deadline_what = what;
+  s->deadline = now + ms;
+  uint64_t next = what && s->deadline < idle_at ? s->deadline : idle_at;
+  if (s->state != PX_S_CLOSING)
+    uv_timer_start(&s->timer, on_timer, next > now ? next - now : 1, 0);
+}
+
+/* ---- writing and backpressure -------------------------------------------- */
+
+static size_t queued(uv_tcp_t *t) { return uv_stream_get_write_queue_size((uv_stream_t *)t); }
+
+static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+/* Reads stop on the side whose peer has too much queued, and start again
+ * once it drained below the low-water mark. */
+void px_update_reading(px_session_t *s) {
+  if (s->state == PX_S_CLOSING) return;
+  size_t to_up = s->up_pending.len + (s->upstream_tcp_init ? queued(&s->upstream) : 0);
+  size_t to_client = queued(&s->client);
+  int want_client = !s->client_eof &&
+                    (s->shutdown_sent ||
+                     (!s->close_when_flushed &&
+                      (s->client_paused ? to_up < PX_LOW_WATER : to_up < PX_HIGH_WATER)));
+  if (want_client && s->client_paused) {
+    s->client_paused = 0;
+    uv_read_start((uv_stream_t *)&s->client, px_alloc_cb, on_client_read);
+  } else if (!want_client && !s->client_paused) {
+    s->client_paused = 1;
+    uv_read_stop((uv_stream_t *)&s->client);
+  }
+  if (s->up != PX_UP_READY && s->up != PX_UP_TLS) return;
+  int want_up = !s->upstream_eof &&
+                (s->upstream_paused ? to_client < PX_LOW_WATER : to_client < PX_HIGH_WATER);
+  if (want_up && s->upstream_paused) {
+    s->upstream_paused = 0;
+    uv_read_start((uv_stream_t *)&s->upstream, px_alloc_cb, px_on_upstream_read);
+  } else if (!want_up && !s->upstream_paused) {
+    s->upstream_paused = 1;
+    uv_read_stop((uv_stream_t *)&s->upstream);
+  }
+}
+
+static void flush_client_tls(px_session_t *s);
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  px_session_t *s = req->data;
+  (void)status;
+  free(req);
+  s->client_writes--;
+  if (s->state == PX_S_CLOSING) px_session_close(s, NULL);
+}
+
+/* Everything for the client is written: send FIN, then read (and drop)
+ * until the client closes too, so that unread request bytes cannot turn
+ * our close into a reset that destroys the response in flight. */
+static void maybe_finish(px_session_t *s) {
+  if (!s->close_when_flushed || s->client_writes != 0 || s->state == PX_S_CLOSING ||
+      s->shutdown_sent)
+    return;
+  if (s->ctls.ssl && SSL_is_init_finished(s->ctls.ssl)) {
+    SSL_shutdown(s->ctls.ssl);
+    flush_client_tls(s);
+    if (s->client_writes != 0) return; /* back here when close_notify is out */
+  }
+  uv_shutdown_t *req = malloc(sizeof(*req));
+  if (req == NULL || s->client_eof) {
+    free(req);
+    px_session_close(s, "done");
+    return;
+  }
+  req->data = s;
+  if (uv_shutdown(req, (uv_stream_t *)&s->client, on_shutdown) != 0) {
+    free(req);
+    px_session_close(s, "done");
+    return;
+  }
+  s->client_writes++;
+  s->shutdown_sent = 1;
+  px_update_reading(s);
+  px_set_deadline(s, 2000, "linger");
+}
+
+static void on_write(uv_write_t *req, int status) {
+  px_wreq_t *wr = (px_wreq_t *)req;
+  px_session_t *s = wr->s;
+  int to_client = wr->to_client;
+  free(wr->buf);
+  if (to_client)
+    s->client_writes--;
+  else
+    s->upstream_writes--;
+  free(wr);
+  if (s->state == PX_S_CLOSING) {
+    px_session_close(s, NULL);
+    return;
+  }
+  if (status < 0 && status != UV_ECANCELED) {
+    char msg[160];
+    snprintf(msg, sizeof(msg), "write to %s failed: %s", to_client ? "client" : "upstream",
+             uv_strerror(status));
+    px_session_close(s, msg);
+    return;
+  }
+  s->last_activity = px_session_now(s);
+  px_update_reading(s);
+  maybe_finish(s);
+}
+
+void px_write_owned(px_session_t *s, uv_tcp_t *to, void *buf, size_t len) {
+  px_wreq_t *wr;
+  uv_buf_t b;
+  if (len == 0 || s->state == PX_S_CLOSING) {
+    free(buf);
+    return;
+  }
+  wr = malloc(sizeof(*wr));
+  if (wr == NULL) {
+    free(buf);
+    px_session_close(s, "out of memory");
+    return;
+  }
+  wr->s = s;
+  wr->buf = buf;
+  wr->to_client = to == &s->client;
+  b = uv_buf_init(buf, (unsigned)len);
+  int rc = uv_write(&wr->req, (uv_stream_t *)to, &b, 1, on_write);
+  if (rc < 0) {
+    free(buf);
+    free(wr);
+    px_session_close(s, uv_strerror(rc));
+    return;
+  }
+  if (wr->to_client)
+    s->client_writes++;
+  else
+    s->upstream_writes++;
+  px_update_reading(s);
+}
+
+static void *copy_of(const void *data, size_t len) {
+  void *p = malloc(len ? len : 1);
+  if (p) memcpy(p, data, len);
+  return p;
+}
+
+static void flush_client_tls(px_session_t *s) {
+  size_t len;
+  void *out;
+  while ((out = px_tls_take_output(&s->ctls, &len)) != NULL) px_write_owned(s, &s->client, out, len);
+}
+
+void px_send_client(px_session_t *s, const void *data, size_t len) {
+  if (len == 0 || s->state == PX_S_CLOSING) return;
+  if (s->ctls.ssl) {
+    size_t done = 0;
+    if (!SSL_write_ex(s->ctls.ssl, data, len, &done) || done != len) {
+      char buf[200];
+      px_session_close(s, px_tls_error_text(buf, sizeof(buf), "TLS write to client failed"));
+      return;
+    }
+    flush_client_tls(s);
+  } else {
+    px_write_owned(s, &s->client, copy_of(data, len), len);
+  }
+}
+
+void px_send_upstream(px_session_t *s, const void *data, size_t len) {
+  if (len == 0 || s->state == PX_S_CLOSING) return;
+  if (s->up != PX_UP_READY || s->switch_pending) {
+    /* Not connected yet: keep the bytes (bounded by backpressure). */
+    if (flt_strbuf_append(&s->up_pending, data, len) != 0) {
+      px_session_close(s, "too much data before the upstream connection was ready");
+      return;
+    }
+    px_update_reading(s);
+    return;
+  }
+  if (s->utls.ssl) {
+    size_t done = 0;
+    if (!SSL_write_ex(s->utls.ssl, data, len, &done) || done != len) {
+      char buf[200];
+      px_session_close(s, px_tls_error_text(buf, sizeof(buf), "TLS write upstream failed"));
+      return;
+    }
+    px_upstream_flush_tls(s);
+  } else {
+    px_write_owned(s, &s->upstream, copy_of(data, len), len);
+  }
+}
+
+/* ---- the client's TLS ---------------------------------------------------- */
+
+static void client_tls_read(px_session_t *s);
+
+static void client_tls_established(px_session_t *s) {
+  SSL *ssl = s->ctls.ssl;
+  const unsigned char *alpn = NULL;
+  unsigned alpn_len = 0;
+  snprintf(s->conn.tls_version, sizeof(s->conn.tls_version), "%s", SSL_get_version(ssl));
+  snprintf(s->conn.cipher, sizeof(s->conn.cipher), "%s", SSL_get_cipher_name(ssl));
+  SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+  if (alpn_len < sizeof(s->conn.alpn)) {
+    memcpy(s->conn.alpn, alpn ? (const char *)alpn : "", alpn_len);
+    s->conn.alpn[alpn_len] = '\0';
+  }
+  flt_emit_tls_established(&s->w->shared->chain, &s->conn);
+  px_set_deadline(s, 0, NULL);
+  if (s->state == PX_S_CLIENT_TLS) px_session_set_state(s, PX_S_HTTP);
+}
+
+/* Drives the client handshake; returns 0 to go on, -1 when the session
+ * closed or waits. */
+static int client_handshake(px_session_t *s) {
+  int rc = SSL_do_handshake(s->ctls.ssl);
+  flush_client_tls(s);
+  if (rc == 1) {
+    client_tls_established(s);
+    return 0;
+  }
+  int e = SSL_get_error(s->ctls.ssl, rc);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return -1;
+  if (e == SSL_ERROR_WANT_CLIENT_HELLO_CB) {
+    if (s->state == PX_S_PEEK) {
+      /* First ClientHello: connect upstream before answering it. */
+      px_session_set_state(s, PX_S_CLIENT_HELLO);
+      px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, "TLS handshake");
+      if (s->up == PX_UP_IDLE) px_upstream_start(s);
+    }
+    return -1;
+  }
+  char buf[256], msg[400];
+  const char *host = s->conn.sni[0] ? s->conn.sni : s->conn.server_host;
+  snprintf(msg, sizeof(msg), "client TLS handshake for %s failed: %s", host,
+           px_tls_error_text(buf, sizeof(buf), e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN
+                                                   ? "the client closed the connection"
+                                                   : "handshake error"));
+  flt_log_info("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, msg);
+  flt_emit_error(&s->w->shared->chain, &s->conn, msg);
+  px_session_close(s, msg);
+  return -1;
+}
+
+static void client_tls_read(px_session_t *s) {
+  char *buf = s->w->readbuf; /* its ciphertext already went to OpenSSL */
+  for (;;) {
+    size_t n = 0;
+    if (s->state == PX_S_CLOSING || s->client_eof) return;
+    if (SSL_read_ex(s->ctls.ssl, buf, PX_READ_BUF, &n)) {
+      px_client_plaintext(s, buf, n);
+      continue;
+    }
+    int e = SSL_get_error(s->ctls.ssl, 0);
+    flush_client_tls(s);
+    if (e == SSL_ERROR_WANT_READ) return;
+    if (e != SSL_ERROR_ZERO_RETURN) {
+      char eb[256];
+      flt_log_debug("session %llu: client TLS: %s", (unsigned long long)s->conn.id,
+                    px_tls_error_text(eb, sizeof(eb), "connection reset"));
+    }
+    ERR_clear_error();
+    s->client_eof = 1;
+    if (s->up == PX_UP_READY && s->state == PX_S_RAW) {
+      px_update_reading(s);
+      return;
+    }
+    px_session_close(s, "client closed");
+    return;
+  }
+}
+
+static void client_tls_input(px_session_t *s, const char *data, size_t len) {
+  if (px_tls_feed(&s->ctls, data, len) != 0) {
+    px_session_close(s, "out of memory");
+    return;
+  }
+  if (s->state == PX_S_CLIENT_HELLO) return; /* paused: upstream first */
+  if (!SSL_is_init_finished(s->ctls.ssl) && client_handshake(s) != 0) return;
+  client_tls_read(s);
+}
+
+/* Our certificate for the client: mirrors the upstream's when there is one. */
+static int set_leaf(px_session_t *s) {
+  ca_leaf_req_t req = {0};
+  X509 *leaf = NULL;
+  char err[CA_ERR_LEN];
+  char ip[64] = "";
+  const char *colon;
+
+  req.sni = s->conn.sni[0] ? s->conn.sni : s->conn.server_host;
+  if (s->conn.server_addr[0]) {
+    const char *a = s->conn.server_addr;
+    if (a[0] == '[') {
+      colon = strchr(a, ']');
+      snprintf(ip, sizeof(ip), "%.*s", (int)(colon - a - 1), a + 1);
+    } else {
+      colon = strrchr(a, ':');
+      snprintf(ip, sizeof(ip), "%.*s", (int)(colon - a), a);
+    }
+    req.ip = ip;
+  }
+  req.upstream = s->up_cert;
+  if (ca_mint_leaf(s->w->shared->minter, &req, &leaf, err, sizeof(err)) != 0) {
+    flt_log_error("session %llu: cannot mint a certificate for %s: %s",
+                  (unsigned long long)s->conn.id, req.sni, err);
+    return -1;
+  }
+  int ok = SSL_use_certificate(s->ctls.ssl, leaf) == 1 &&
+           SSL_use_PrivateKey(s->ctls.ssl, ca_minter_key(s->w->shared->minter)) == 1;
+  X509_free(leaf);
+  if (!ok) {
+    char buf[200];
+    flt_log_error("session %llu: cannot use the minted certificate: %s",
+                  (unsigned long long)s->conn.id, px_tls_error_text(buf, sizeof(buf), "?"));
+    return -1;
+  }
+  s->leaf_set = 1;
+  return 0;
+}
+
+/* The client's handshake was paused for the upstream; resume it with our
+ * certificate. `next` is CLIENT_TLS, or ERROR_REPLY when upstream failed. */
+static void resume_client_handshake(px_session_t *s, px_state_t next) {
+  if (set_leaf(s) != 0) {
+    px_session_close(s, "cannot mint a certificate");
+    return;
+  }
+  px_session_set_state(s, next);
+  if (client_handshake(s) == 0) client_tls_read(s);
+}
+
+/* ---- the upstream's verdict ----------------------------------------------- */
+
+void px_session_upstream_ready(px_session_t *s) {
+  px_set_deadline(s, 0, NULL);
+  if (s->state == PX_S_CLIENT_HELLO) {
+    resume_client_handshake(s, PX_S_CLIENT_TLS);
+    if (s->state == PX_S_CLOSING) return;
+  }
+  if (s->up_pending.len > 0 && !s->switch_pending) {
+    flt_strbuf_t pending = s->up_pending;
+    flt_strbuf_init(&s->up_pending, pending.cap);
+    px_send_upstream(s, pending.data, pending.len);
+    flt_strbuf_free(&pending);
+  }
+  px_update_reading(s);
+}
+
+void px_session_upstream_failed(px_session_t *s) {
+  flt_log_warn("session %llu: %s: upstream %s:%u: %s", (unsigned long long)s->conn.id,
+               s->conn.client, s->up_host, (unsigned)s->up_port, s->up_error);
+  flt_emit_error(&s->w->shared->chain, &s->conn, s->up_error);
+  px_set_deadline(s, 0, NULL);
+  if (s->state == PX_S_CLIENT_HELLO) {
+    /* Finish the client's handshake so the 502 can be read inside TLS. */
+    px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, "TLS handshake");
+    resume_client_handshake(s, PX_S_ERROR_REPLY);
+    return;
+  }
+  if (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP) {
+    px_reply_error(s, s->up_error_status, s->up_error_status == 504 ? "Gateway Timeout" : "Bad Gateway",
+                   s->up_error);
+    return;
+  }
+  px_session_close(s, s->up_error);
+}
+
+/* ---- reading from the client ---------------------------------------------- */
+
+/* First bytes of a connection: TLS (0x16), HTTP (a method token), or raw. */
+static void peek_input(px_session_t *s, const char *data, size_t len) {
+  if (flt_strbuf_append(&s->peek, data, len) != 0) {
+    px_session_close(s, "out of memory");
+    return;
+  }
+  const unsigned char *p = (const unsigned char *)s->peek.data;
+  size_t n = s->peek.len, i = 0;
+  /* Whatever comes, the request framer starts afresh (it saw CONNECT). */
+  px_http_resume_http(&s->req);
+  if (p[0] == 0x16) {
+    s->conn.kind = FLT_CONN_HTTPS;
+    s->conn.client_tls = 1;
+    if (s->w->shared->cfg->mode == PX_MODE_EXPLICIT) {
+      s->up_tls_wanted = 1; /* TLS inside CONNECT: TLS upstream too */
+      s->conn.upstream_tls = 1;
+    }
+    if (px_tls_init(&s->ctls, s->w->server_ctx, 1) != 0) {
+      px_session_close(s, "cannot create a TLS session");
+      return;
+    }
+    SSL_set_ex_data(s->ctls.ssl, px_tls_session_index(), s);
+    flt_strbuf_t peeked = s->peek;
+    flt_strbuf_init(&s->peek, 0);
+    client_tls_input(s, peeked.data, peeked.len);
+    flt_strbuf_free(&peeked);
+    return;
+  }
+  /* An HTTP method is upper-case letters then a space. */
+  while (i < n && i < 24 && p[i] >= 'A' && p[i] <= 'Z') i++;
+  if (i == n && n < 24) return; /* need more bytes to tell */
+  int http = i >= 3 && i < n && p[i] == ' ';
+  flt_strbuf_t peeked = s->peek;
+  flt_strbuf_init(&s->peek, 0);
+  s->conn.kind = http ? FLT_CONN_HTTP : FLT_CONN_RAW;
+  px_session_set_state(s, http ? PX_S_HTTP : PX_S_RAW);
+  px_set_deadline(s, 0, NULL);
+  if (s->up == PX_UP_IDLE) px_upstream_start(s);
+  if (s->state != PX_S_CLOSING) px_client_plaintext(s, peeked.data, peeked.len);
+  flt_strbuf_free(&peeked);
+}
+
+static void on_upstream_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  free(req);
+}
+
+static void client_eof(px_session_t *s) {
+  s->client_eof = 1;
+  if (s->state == PX_S_RAW && s->up == PX_UP_READY && !s->upstream_eof) {
+    /* Half-close: pass the EOF on and keep relaying the other way. */
+    if (s->utls.ssl) {
+      SSL_shutdown(s->utls.ssl);
+      px_upstream_flush_tls(s);
+    }
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    if (req && uv_shutdown(req, (uv_stream_t *)&s->upstream, on_upstream_shutdown) != 0) free(req);
+    px_update_reading(s);
+    return;
+  }
+  px_session_close(s, "client closed");
+}
+
+static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  px_session_t *s = stream->data;
+  if (nread == 0) return;
+  if (nread < 0) {
+    if (nread != UV_EOF)
+      flt_log_debug("session %llu: client read: %s", (unsigned long long)s->conn.id,
+                    uv_strerror((int)nread));
+    client_eof(s);
+    return;
+  }
+  s->conn.bytes_in += (uint64_t)nread;
+  s->last_activity = px_session_now(s);
+  if (s->shutdown_sent) return; /* answered already: drop the rest */
+  if (s->ctls.ssl) {
+    client_tls_input(s, buf->base, (size_t)nread);
+  } else if (s->state == PX_S_PEEK) {
+    peek_input(s, buf->base, (size_t)nread);
+  } else {
+    px_client_plaintext(s, buf->base, (size_t)nread);
+  }
+}
+
+void px_session_peek(px_session_t *s, const char *data, size_t len) {
+  peek_input(s, data, len);
+}
+
+void px_on_upstream_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  px_session_t *s = stream->data;
+  if (nread == 0) return;
+  if (nread < 0) {
+    if (nread != UV_EOF)
+      flt_log_debug("session %llu: upstream read: %s", (unsigned long long)s->conn.id,
+                    uv_strerror((int)nread));
+    if (s->up == PX_UP_TLS) {
+      snprintf(s->up_error, sizeof(s->up_error),
+               "%s:%u closed the connection during the TLS handshake", s->up_host,
+               (unsigned)s->up_port);
+      s->up_error_status = 502;
+      s->up = PX_UP_FAILED;
+      px_session_upstream_failed(s);
+      return;
+    }
+    px_upstream_closed(s);
+    return;
+  }
+  s->conn.bytes_out += (uint64_t)nread;
+  s->last_activity = px_session_now(s);
+  px_upstream_on_read(s, buf->base, (size_t)nread);
+}
+
+/* ---- accept and close ------------------------------------------------------ */
+
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t len) {
+  char ip[INET6_ADDRSTRLEN] = "?";
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    uv_ip6_name(a, ip, sizeof(ip));
+    snprintf(out, len, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
+  } else {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    uv_ip4_name(a, ip, sizeof(ip));
+    snprintf(out, len, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
+  }
+}
+
+void px_session_accept(px_worker_t *w, uv_stream_t *listener) {
+  px_session_t *s = calloc(1, sizeof(*s));
+  const px_config_t *cfg = w->shared->cfg;
+  if (s == NULL) return;
+  s->w = w;
+  uv_tcp_init(&w->loop, &s->client);
+  s->client.data = s;
+  s->handles_open = 1;
+  uv_timer_init(&w->loop, &s->timer);
+  s->timer.data = s;
+  s->handles_open++;
+  /* link first so close can unlink */
+  s->next = w->sessions;
+  if (w->sessions) w->sessions->prev = s;
+  w->sessions = s;
+  w->n_sessions++;
+  atomic_fetch_add(&w->shared->live_sessions, 1);
+  flt_strbuf_init(&s->peek, 64 * 1024);
+  flt_strbuf_init(&s->up_pending, PX_HIGH_WATER + PX_READ_BUF + PX_HTTP_MAX_HEAD);
+  px_http_init(&s->req, HTTP_REQUEST, &px_req_cbs, s);
+  px_http_init(&s->resp, HTTP_RESPONSE, &px_resp_cbs, s);
+  s->conn.id = atomic_fetch_add(&w->shared->next_session_id, 1) + 1;
+  s->conn.worker = w->index;
+  s->conn.start_us = flt_now_us();
+  s->last_activity = px_session_now(s);
+
+  if (uv_accept(listener, (uv_stream_t *)&s->client) != 0) {
+    px_session_close(s, "accept failed");
+    return;
+  }
+  struct sockaddr_storage ss;
+  int sl = sizeof(ss);
+  if (uv_tcp_getpeername(&s->client, (struct sockaddr *)&ss, &sl) == 0)
+    format_addr(&ss, s->conn.client, sizeof(s->conn.client));
+  uv_tcp_nodelay(&s->client, 1);
+
+  if (cfg->mode == PX_MODE_REVERSE) {
+    snprintf(s->up_host, sizeof(s->up_host), "%s", cfg->reverse_host);
+    snprintf(s->up_name, sizeof(s->up_name), "%s", cfg->reverse_host);
+    s->up_port = cfg->reverse_port;
+    s->up_tls_wanted = cfg->reverse_tls;
+    s->conn.upstream_tls = cfg->reverse_tls;
+    snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", cfg->reverse_host);
+    s->conn.server_port = cfg->reverse_port;
+    s->state = PX_S_PEEK;
+  } else {
+    s->state = PX_S_PROXY_HTTP;
+  }
+  flt_emit_conn_open(&w->shared->chain, &s->conn);
+  px_set_deadline(s, 0, NULL);
+  uv_read_start((uv_stream_t *)&s->client, px_alloc_cb, on_client_read);
+}
+
+static void session_free(px_session_t *s) {
+  px_worker_t *w = s->w;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    w->sessions = s->next;
+  if (s->next) s->next->prev = s->prev;
+  w->n_sessions--;
+  atomic_fetch_sub(&w->shared->live_sessions, 1);
+  px_tls_free(&s->ctls);
+  px_tls_free(&s->utls);
+  if (s->up_cert) X509_free(s->up_cert);
+  if (s->addrs) uv_freeaddrinfo(s->addrs);
+  px_http_free(&s->req);
+  px_http_free(&s->resp);
+  flt_strbuf_free(&s->peek);
+  flt_strbuf_free(&s->up_pending);
+  free(s);
+  px_worker_session_gone(w);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  px_session_t *s = h->data;
+  s->handles_open--;
+  if (h == (uv_handle_t *)&s->upstream) s->upstream_tcp_init = 0;
+  px_session_close(s, NULL);
+}
+
+void px_session_close(px_session_t *s, const char *why) {
+  if (s->state != PX_S_CLOSING) {
+    if (why) flt_log_debug("session %llu: closing: %s", (unsigned long long)s->conn.id, why);
+    px_flows_fail_all(s, why && strcmp(why, "done") != 0 ? why : "connection closed");
+    s->state = PX_S_CLOSING;
+    flt_emit_conn_close(&s->w->shared->chain, &s->conn);
+    if (s->gai_active) uv_cancel((uv_req_t *)&s->gai);
+    uv_close((uv_handle_t *)&s->client, on_handle_closed);
+    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+    if (s->upstream_tcp_init && !uv_is_closing((uv_handle_t *)&s->upstream))
+      uv_close((uv_handle_t *)&s->upstream, on_handle_closed);
+    return;
+  }
+  /* Already closing: free once every handle, request and write is done. */
+  if (s->handles_open == 0 && s->client_writes == 0 && s->upstream_writes == 0 && !s->gai_active)
+    session_free(s);
+}
+
+void px_session_drain(px_session_t *s) {
+  if (s->state == PX_S_CLOSING) return;
+  if (s->flows_head == NULL && s->req_flow == NULL && s->client_writes == 0)
+    px_session_close(s, "shutting down");
+  else
+    s->close_when_flushed = 1; /* finish the flow in progress first */
+}

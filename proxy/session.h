@@ -1,0 +1,157 @@
+/* session.h — one client connection and the upstream connection it pairs
+ * with (DESIGN.md §1).
+ *
+ * A session lives on one worker loop from accept to close. It owns both
+ * sockets, both TLS engines and both HTTP framers, and turns what passes
+ * through into flow events for the filter chain. Its life is driven by one
+ * state variable, changed only by px_session_set_state().
+ */
+#ifndef TLSPEEK_SESSION_H
+#define TLSPEEK_SESSION_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "filters/filter.h"
+#include "filters/strbuf.h"
+#include "proxy/http.h"
+#include "proxy/tls.h"
+
+struct px_worker;
+
+/* The client side's state: what the next bytes from the client mean. */
+typedef enum px_state {
+  PX_S_PROXY_HTTP = 0, /* explicit mode: CONNECT or absolute-form requests */
+  PX_S_PEEK,           /* waiting for the first bytes: TLS, HTTP or raw? */
+  PX_S_CLIENT_HELLO,   /* ClientHello seen; handshake paused for upstream */
+  PX_S_CLIENT_TLS,     /* our certificate is set; handshake finishing */
+  PX_S_HTTP,           /* HTTP over the tunnel / TLS / reverse listener */
+  PX_S_RAW,            /* not HTTP: bytes relayed as they are */
+  PX_S_ERROR_REPLY,    /* upstream failed: answer the next request, close */
+  PX_S_CLOSING
+} px_state_t;
+
+/* The upstream leg's own progress. */
+typedef enum px_up_state {
+  PX_UP_IDLE = 0,
+  PX_UP_RESOLVING,
+  PX_UP_CONNECTING,
+  PX_UP_TLS,
+  PX_UP_READY,
+  PX_UP_FAILED,
+  PX_UP_CLOSED
+} px_up_state_t;
+
+typedef struct px_flow_node {
+  flt_flow_t flow;
+  flt_head_t *req_copy;  /* storage behind flow.req / flow.resp */
+  flt_head_t *resp_copy;
+  struct px_flow_node *next;
+  int head_only;     /* request was HEAD: the response has no body */
+} px_flow_node_t;
+
+typedef struct px_session {
+  struct px_worker *w;
+  px_state_t state;
+  flt_conn_t conn;
+
+  uv_tcp_t client;
+  uv_tcp_t upstream;
+  uv_timer_t timer;
+  int handles_open;            /* close callbacks still to come */
+  int upstream_tcp_init;
+  int leaf_set;                /* our certificate is on ctls */
+
+  /* client leg */
+  px_tls_t ctls;
+  int client_eof;
+  int client_paused;           /* reads stopped for backpressure */
+  int client_writes;           /* uv_write requests in flight */
+  flt_strbuf_t peek;           /* first bytes, until the protocol is known */
+  char alpn_offer[64];         /* client's ALPN list (wire format), filtered */
+  size_t alpn_offer_len;
+
+  /* upstream leg */
+  px_up_state_t up;
+  px_tls_t utls;
+  char up_host[256];           /* where to connect */
+  uint16_t up_port;
+  char up_name[256];           /* name to verify (and send as SNI) */
+  int up_tls_wanted;
+  uv_getaddrinfo_t gai;
+  int gai_active;
+  struct addrinfo *addrs, *addr_next;
+  uv_connect_t connect_req;
+  int upstream_eof;
+  int upstream_paused;
+  int upstream_writes;
+  flt_strbuf_t up_pending;     /* bytes for upstream before it is ready */
+  char up_error[512];          /* why the upstream leg failed */
+  int up_error_status;         /* 502, 504 ... */
+  X509 *up_cert;               /* upstream leaf certificate (ref held) */
+
+  /* HTTP */
+  px_http_t req;               /* client -> upstream */
+  px_http_t resp;              /* upstream -> client */
+  px_flow_node_t *flows_head;  /* flows waiting for a response, in order */
+  px_flow_node_t *flows_tail;
+  px_flow_node_t *req_flow;    /* flow whose request is still arriving */
+  char switch_host[256];       /* explicit plain HTTP: next upstream */
+  uint16_t switch_port;
+  int switch_pending;
+
+  int close_when_flushed;      /* close once the client has everything */
+  int shutdown_sent;           /* FIN sent; reading until the client's EOF */
+  uint64_t last_activity;      /* uv_now of the last byte moved */
+  uint64_t deadline;           /* uv_now when the current phase times out */
+  const char *deadline_what;   /* what times out ("TLS handshake", ...) */
+
+  struct px_session *prev, *next; /* worker's list of live sessions */
+} px_session_t;
+
+/* Accepts a new client on `w`'s listener. */
+void px_session_accept(struct px_worker *w, uv_stream_t *listener);
+/* Closes the session (idempotent). `why` is logged at debug level. */
+void px_session_close(px_session_t *s, const char *why);
+/* Stop reading new requests; close when idle (used at shutdown). */
+void px_session_drain(px_session_t *s);
+
+/* Changes the state (the only place that does), tracing the transition. */
+void px_session_set_state(px_session_t *s, px_state_t next);
+
+/* ---- between session.c, session_http.c and upstream.c ----------------- */
+
+void px_send_client(px_session_t *s, const void *data, size_t len);
+/* Writes bytes to a socket of the session; takes ownership of `buf`
+ * (malloc'd) and frees it when the write completes. */
+void px_write_owned(px_session_t *s, uv_tcp_t *to, void *buf, size_t len);
+void px_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+void px_on_upstream_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+uint64_t px_session_now(px_session_t *s);
+void px_send_upstream(px_session_t *s, const void *data, size_t len);
+void px_update_reading(px_session_t *s);
+void px_set_deadline(px_session_t *s, uint64_t ms, const char *what);
+
+/* upstream.c */
+void px_upstream_start(px_session_t *s);
+void px_upstream_on_read(px_session_t *s, const char *data, size_t len);
+void px_upstream_flush_tls(px_session_t *s);
+/* Called by upstream.c when the leg is usable or has failed. */
+void px_session_upstream_ready(px_session_t *s);
+void px_session_upstream_failed(px_session_t *s);
+/* Bytes that arrived after CONNECT's 200: decide TLS, HTTP or raw. */
+void px_session_peek(px_session_t *s, const char *data, size_t len);
+
+/* session_http.c: HTTP framing callbacks and error replies */
+extern const px_http_cbs_t px_req_cbs;
+extern const px_http_cbs_t px_resp_cbs;
+void px_client_plaintext(px_session_t *s, const char *data, size_t len);
+void px_upstream_plaintext(px_session_t *s, const char *data, size_t len);
+void px_upstream_closed(px_session_t *s);
+/* Answers the client with an error response and closes after it is sent. */
+void px_reply_error(px_session_t *s, int status, const char *reason,
+                    const char *text);
+void px_flows_fail_all(px_session_t *s, const char *why);
+
+#endif

@@ -1,0 +1,465 @@
+/* session_http.c — HTTP/1.1 through a session: the framers' callbacks, the
+ * flows they produce, explicit-proxy requests (CONNECT, absolute-form) and
+ * the error answers tlspeek gives itself (400, 502, 504). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "filters/log.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+
+flt_head_t *px_http_copy_head(px_http_t *h);
+
+static const flt_chain_t *chain_of(px_session_t *s) { return &s->w->shared->chain; }
+
+/* ---- flows ---------------------------------------------------------------- */
+
+static void flow_free(px_flow_node_t *n) {
+  free(n->flow.url);
+  free(n->req_copy);
+  free(n->resp_copy);
+  free(n);
+}
+
+/* The flow's absolute URL: as sent in absolute-form, else scheme + Host
+ * (or the upstream's name) + target. */
+static char *absolute_url(px_session_t *s, const flt_head_t *h) {
+  const char *target = h->url ? h->url : "/";
+  const char *scheme = s->conn.client_tls ? "https" : "http";
+  char authority[300];
+  size_t len;
+  char *url;
+
+  if (strncasecmp(target, "http://", 7) == 0 || strncasecmp(target, "https://", 8) == 0)
+    return strdup(target);
+  const flt_header_t *host = flt_head_find(h, "host");
+  if (host && host->value_len > 0 && host->value_len < sizeof(authority)) {
+    memcpy(authority, host->value, host->value_len);
+    authority[host->value_len] = '\0';
+  } else {
+    unsigned port = s->conn.server_port;
+    int deflt = (s->conn.client_tls && port == 443) || (!s->conn.client_tls && port == 80);
+    const char *hn = s->conn.sni[0] ? s->conn.sni : s->conn.server_host;
+    if (strchr(hn, ':'))
+      snprintf(authority, sizeof(authority), deflt ? "[%s]" : "[%s]:%u", hn, port);
+    else
+      snprintf(authority, sizeof(authority), deflt ? "%s" : "%s:%u", hn, port);
+  }
+  if (strcmp(target, "*") == 0) target = "";
+  len = strlen(scheme) + 3 + strlen(authority) + strlen(target) + 1;
+  url = malloc(len);
+  if (url) snprintf(url, len, "%s://%s%s", scheme, authority, target);
+  return url;
+}
+
+static px_flow_node_t *flow_start(px_session_t *s, px_http_t *h) {
+  px_flow_node_t *n = calloc(1, sizeof(*n));
+  if (n == NULL) return NULL;
+  n->req_copy = px_http_copy_head(h);
+  if (n->req_copy == NULL) {
+    free(n);
+    return NULL;
+  }
+  n->flow.id = atomic_fetch_add(&s->w->shared->next_flow_id, 1) + 1;
+  n->flow.conn = &s->conn;
+  snprintf(n->flow.scheme, sizeof(n->flow.scheme), "%s", s->conn.client_tls ? "https" : "http");
+  n->flow.req = *n->req_copy;
+  n->flow.url = absolute_url(s, &n->flow.req);
+  n->flow.t_start_us = flt_now_us();
+  n->head_only = strcmp(n->flow.req.method, "HEAD") == 0;
+  if (s->flows_tail)
+    s->flows_tail->next = n;
+  else
+    s->flows_head = n;
+  s->flows_tail = n;
+  s->req_flow = n;
+  flt_emit_request_head(chain_of(s), &n->flow);
+  return n;
+}
+
+static void flow_finish(px_session_t *s, const char *error) {
+  px_flow_node_t *n = s->flows_head;
+  if (n == NULL) return;
+  s->flows_head = n->next;
+  if (s->flows_head == NULL) s->flows_tail = NULL;
+  if (s->req_flow == n) s->req_flow = NULL;
+  n->flow.t_end_us = flt_now_us();
+  n->flow.error = error;
+  flt_emit_flow_end(chain_of(s), &n->flow);
+  flow_free(n);
+}
+
+void px_flows_fail_all(px_session_t *s, const char *why) {
+  while (s->flows_head) flow_finish(s, s->flows_head->flow.has_response ? why : why);
+}
+
+/* ---- tlspeek's own answers -------------------------------------------------- */
+
+void px_reply_error(px_session_t *s, int status, const char *reason, const char *text) {
+  char head[256];
+  size_t body_len = strlen(text) + 1;
+  if (s->close_when_flushed || s->state == PX_S_CLOSING) return;
+  /* The flow waiting for this answer ends with the error. */
+  if (s->flows_head && !s->flows_head->flow.has_response) flow_finish(s, text);
+  px_flows_fail_all(s, text);
+  int n = snprintf(head, sizeof(head),
+                   "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                   "Content-Length: %zu\r\nConnection: close\r\nServer: tlspeek\r\n\r\n",
+                   status, reason, body_len);
+  px_send_client(s, head, (size_t)n);
+  px_send_client(s, text, body_len - 1);
+  px_send_client(s, "\n", 1);
+  s->close_when_flushed = 1;
+  px_update_reading(s);
+}
+
+static void bad_request(px_session_t *s, const char *why) {
+  char text[400];
+  snprintf(text, sizeof(text), "tlspeek: malformed HTTP request: %s", why);
+  flt_log_warn("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, text);
+  flt_emit_error(chain_of(s), &s->conn, text);
+  px_reply_error(s, 400, "Bad Request", text);
+}
+
+/* ---- explicit proxy requests -------------------------------------------------- */
+
+/* "host:port", "[v6]:port" or "host" (then `default_port`). */
+static int split_authority(const char *a, char *host, size_t hostlen, uint16_t *port,
+                           uint16_t default_port) {
+  const char *hs = a, *he, *ps = NULL;
+  if (a[0] == '[') {
+    he = strchr(a, ']');
+    if (he == NULL) return -1;
+    hs = a + 1;
+    if (he[1] == ':')
+      ps = he + 2;
+    else if (he[1] != '\0')
+      return -1;
+  } else {
+    he = strrchr(a, ':');
+    if (he)
+      ps = he + 1;
+    else
+      he = a + strlen(a);
+  }
+  size_t hl = (size_t)(he - hs);
+  if (hl == 0 || hl >= hostlen) return -1;
+  memcpy(host, hs, hl);
+  host[hl] = '\0';
+  *port = default_port;
+  if (ps) {
+    char *end;
+    long p = strtol(ps, &end, 10);
+    if (*ps == '\0' || *end != '\0' || p < 1 || p > 65535) return -1;
+    *port = (uint16_t)p;
+  }
+  return 0;
+}
+
+static void set_target(px_session_t *s, const char *host, uint16_t port) {
+  snprintf(s->up_host, sizeof(s->up_host), "%s", host);
+  snprintf(s->up_name, sizeof(s->up_name), "%s", host);
+  s->up_port = port;
+  snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", host);
+  s->conn.server_port = port;
+}
+
+static void on_switch_closed(uv_handle_t *h) {
+  px_session_t *s = h->data;
+  s->handles_open--;
+  s->upstream_tcp_init = 0;
+  if (s->state == PX_S_CLOSING) {
+    px_session_close(s, NULL);
+    return;
+  }
+  set_target(s, s->switch_host, s->switch_port);
+  s->switch_pending = 0;
+  px_upstream_start(s);
+}
+
+/* Explicit plain HTTP may name another host on the same client connection:
+ * once the current responses are done, reconnect upstream. */
+static void upstream_switch(px_session_t *s) {
+  px_tls_free(&s->utls);
+  if (s->up_cert) X509_free(s->up_cert);
+  s->up_cert = NULL;
+  if (s->addrs) uv_freeaddrinfo(s->addrs);
+  s->addrs = s->addr_next = NULL;
+  s->up = PX_UP_IDLE;
+  s->upstream_eof = 0;
+  s->upstream_paused = 0;
+  s->conn.server_addr[0] = '\0';
+  px_http_free(&s->resp);
+  px_http_init(&s->resp, HTTP_RESPONSE, &px_resp_cbs, s);
+  if (s->upstream_tcp_init && !uv_is_closing((uv_handle_t *)&s->upstream)) {
+    uv_close((uv_handle_t *)&s->upstream, on_switch_closed);
+  } else {
+    set_target(s, s->switch_host, s->switch_port);
+    s->switch_pending = 0;
+    px_upstream_start(s);
+  }
+}
+
+static int proxy_connect(px_session_t *s, const char *url) {
+  char host[256];
+  uint16_t port;
+  if (split_authority(url, host, sizeof(host), &port, 443) != 0 || strchr(url, ':') == NULL) {
+    bad_request(s, "CONNECT needs HOST:PORT");
+    return 0;
+  }
+  set_target(s, host, port);
+  px_send_client(s, "HTTP/1.1 200 Connection established\r\n\r\n", 39);
+  px_session_set_state(s, PX_S_PEEK);
+  return 0;
+}
+
+/* A plain-HTTP request to the proxy: absolute-form, sent on in origin-form
+ * (RFC 9112 §3.2.2: only proxies get absolute-form). */
+static int proxy_request(px_session_t *s, px_http_t *h, const char *url) {
+  struct http_parser_url u;
+  char host[256], origin[PX_HTTP_MAX_HEAD];
+  uint16_t port;
+  size_t ulen = strlen(url);
+
+  http_parser_url_init(&u);
+  if (http_parser_parse_url(url, ulen, 0, &u) != 0 || !(u.field_set & (1 << UF_HOST))) {
+    bad_request(s, "tlspeek is an HTTP proxy: send absolute-form requests "
+                   "(GET http://host/path) or CONNECT host:port");
+    return 0;
+  }
+  if (!(u.field_set & (1 << UF_SCHEMA)) || u.field_data[UF_SCHEMA].len != 4 ||
+      strncasecmp(url + u.field_data[UF_SCHEMA].off, "http", 4) != 0) {
+    bad_request(s, "only http:// URLs can be sent in absolute-form; use CONNECT for https://");
+    return 0;
+  }
+  size_t hl = u.field_data[UF_HOST].len;
+  if (hl >= sizeof(host)) {
+    bad_request(s, "host name too long");
+    return 0;
+  }
+  memcpy(host, url + u.field_data[UF_HOST].off, hl);
+  host[hl] = '\0';
+  port = (u.field_set & (1 << UF_PORT)) ? u.port : 80;
+  int has_path = (u.field_set & (1 << UF_PATH)) != 0;
+  size_t po = ulen, end = ulen;
+  if (has_path)
+    po = u.field_data[UF_PATH].off;
+  else if (u.field_set & (1 << UF_QUERY))
+    po = (size_t)u.field_data[UF_QUERY].off - 1; /* the '?' */
+  if (u.field_set & (1 << UF_FRAGMENT)) end = (size_t)u.field_data[UF_FRAGMENT].off - 1;
+  if (end < po) end = po;
+  snprintf(origin, sizeof(origin), "%s%.*s", has_path ? "" : "/", (int)(end - po), url + po);
+
+  if (s->up == PX_UP_IDLE) {
+    set_target(s, host, port);
+    px_upstream_start(s);
+  } else if (strcasecmp(host, s->up_host) != 0 || port != s->up_port) {
+    snprintf(s->switch_host, sizeof(s->switch_host), "%s", host);
+    s->switch_port = port;
+    s->switch_pending = 1;
+  }
+  flt_strbuf_t head;
+  flt_strbuf_init(&head, PX_HTTP_MAX_HEAD + 1024);
+  if (px_http_head_rewrite(h, origin, NULL, &head) != 0) {
+    flt_strbuf_free(&head);
+    bad_request(s, "request head too large");
+    return 0;
+  }
+  flow_start(s, h);
+  if (s->state == PX_S_CLOSING) {
+    flt_strbuf_free(&head);
+    return 0;
+  }
+  px_send_upstream(s, head.data, head.len);
+  flt_strbuf_free(&head);
+  if (s->switch_pending && s->flows_head == s->flows_tail) upstream_switch(s);
+  return 0;
+}
+
+/* ---- request direction ------------------------------------------------------ */
+
+static int on_req_head(void *ud, px_http_t *h, const char *raw, size_t len) {
+  px_session_t *s = ud;
+  flt_head_t view;
+  px_http_head_view(h, &view);
+  if (s->close_when_flushed) return 0;
+  const char *s_url = h->store.data ? h->store.data + h->url_off : "";
+  char url[PX_HTTP_MAX_HEAD];
+  snprintf(url, sizeof(url), "%.*s", (int)h->url_len, s_url);
+
+  if (s->state == PX_S_PROXY_HTTP) {
+    if (h->parser.method == HTTP_CONNECT) return proxy_connect(s, url);
+    return proxy_request(s, h, url);
+  }
+  if (flow_start(s, h) == NULL) {
+    px_session_close(s, "out of memory");
+    return 0;
+  }
+  if (s->state == PX_S_ERROR_REPLY) {
+    px_reply_error(s, s->up_error_status ? s->up_error_status : 502,
+                   s->up_error_status == 504 ? "Gateway Timeout" : "Bad Gateway", s->up_error);
+    return 0;
+  }
+  const px_config_t *cfg = s->w->shared->cfg;
+  if (cfg->mode == PX_MODE_REVERSE && cfg->rewrite_host) {
+    char hostval[300];
+    flt_strbuf_t head;
+    int deflt = (s->up_tls_wanted && s->up_port == 443) || (!s->up_tls_wanted && s->up_port == 80);
+    snprintf(hostval, sizeof(hostval), strchr(s->up_host, ':') ? "[%s]" : "%s", s->up_host);
+    if (!deflt) snprintf(hostval + strlen(hostval), sizeof(hostval) - strlen(hostval), ":%u", s->up_port);
+    flt_strbuf_init(&head, PX_HTTP_MAX_HEAD + 1024);
+    if (px_http_head_rewrite(h, NULL, hostval, &head) == 0) px_send_upstream(s, head.data, head.len);
+    flt_strbuf_free(&head);
+    return 0;
+  }
+  px_send_upstream(s, raw, len);
+  return 0;
+}
+
+static void on_req_forward(void *ud, const char *data, size_t len) {
+  px_session_t *s = ud;
+  if (s->state == PX_S_PEEK) {
+    px_session_peek(s, data, len);
+    return;
+  }
+  if (s->close_when_flushed) return;
+  if (s->req.upgraded) flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
+  px_send_upstream(s, data, len);
+}
+
+static void on_req_body(void *ud, const char *data, size_t len) {
+  px_session_t *s = ud;
+  if (s->req_flow == NULL) return;
+  s->req_flow->flow.req_body_bytes += len;
+  flt_emit_request_body(chain_of(s), &s->req_flow->flow, (const uint8_t *)data, len);
+}
+
+static void on_req_end(void *ud, px_http_t *h) {
+  px_session_t *s = ud;
+  (void)h;
+  if (s->req_flow == NULL) return;
+  s->req_flow->flow.t_req_end_us = flt_now_us();
+  flt_emit_request_end(chain_of(s), &s->req_flow->flow);
+  s->req_flow = NULL;
+}
+
+const px_http_cbs_t px_req_cbs = {on_req_head, on_req_forward, on_req_body, on_req_end};
+
+/* ---- response direction ------------------------------------------------------- */
+
+static int on_resp_head(void *ud, px_http_t *h, const char *raw, size_t len) {
+  px_session_t *s = ud;
+  int status = (int)h->parser.status_code;
+  px_flow_node_t *n = s->flows_head;
+  int rc = 0;
+
+  if (status >= 100 && status < 200 && status != 101) {
+    px_send_client(s, raw, len); /* 100 Continue and friends: pass on */
+    return 0;
+  }
+  if (n == NULL) {
+    flt_log_debug("session %llu: response without a request (%d)", (unsigned long long)s->conn.id,
+                  status);
+  } else {
+    n->resp_copy = px_http_copy_head(h);
+    if (n->resp_copy) {
+      n->flow.resp = *n->resp_copy;
+      n->flow.has_response = 1;
+      n->flow.t_resp_head_us = flt_now_us();
+      flt_emit_response_head(chain_of(s), &n->flow);
+    }
+    rc = n->head_only ? 1 : 0;
+  }
+  px_send_client(s, raw, len);
+  return rc;
+}
+
+static void on_resp_forward(void *ud, const char *data, size_t len) {
+  px_session_t *s = ud;
+  if (s->resp.upgraded)
+    flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)data, len);
+  px_send_client(s, data, len);
+}
+
+static void on_resp_body(void *ud, const char *data, size_t len) {
+  px_session_t *s = ud;
+  px_flow_node_t *n = s->flows_head;
+  if (n == NULL || !n->flow.has_response) return;
+  n->flow.resp_body_bytes += len;
+  flt_emit_response_body(chain_of(s), &n->flow, (const uint8_t *)data, len);
+}
+
+static void on_resp_end(void *ud, px_http_t *h) {
+  px_session_t *s = ud;
+  int status = (int)h->parser.status_code;
+  if (status >= 100 && status < 200 && status != 101) return;
+  flow_finish(s, NULL);
+  if (status == 101) {
+    px_http_set_raw(&s->req); /* both directions are now a raw stream */
+  } else if (s->req.upgraded) {
+    px_http_resume_http(&s->req); /* the upgrade was refused */
+  }
+  if (s->switch_pending && s->flows_head == NULL) upstream_switch(s);
+}
+
+const px_http_cbs_t px_resp_cbs = {on_resp_head, on_resp_forward, on_resp_body, on_resp_end};
+
+/* ---- plaintext in ---------------------------------------------------------------- */
+
+void px_client_plaintext(px_session_t *s, const char *data, size_t len) {
+  if (s->close_when_flushed || s->state == PX_S_CLOSING) return;
+  if (s->state == PX_S_HTTP && s->conn.kind == FLT_CONN_HTTPS && s->req.state == PX_HTTP_HEAD &&
+      s->req.raw.len == 0 && s->flows_head == NULL && (data[0] < 'A' || data[0] > 'Z')) {
+    /* Decrypted bytes that cannot start an HTTP request: relay them. */
+    s->conn.kind = FLT_CONN_RAW_TLS;
+    px_session_set_state(s, PX_S_RAW);
+  }
+  if (s->state == PX_S_RAW) {
+    flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
+    px_send_upstream(s, data, len);
+    return;
+  }
+  if (px_http_feed(&s->req, data, len) != 0 && s->state != PX_S_CLOSING) bad_request(s, s->req.error);
+}
+
+void px_upstream_plaintext(px_session_t *s, const char *data, size_t len) {
+  if (s->state == PX_S_CLOSING) return;
+  if (s->state == PX_S_RAW) {
+    flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)data, len);
+    px_send_client(s, data, len);
+    return;
+  }
+  if (px_http_feed(&s->resp, data, len) == 0 || s->state == PX_S_CLOSING) return;
+  char text[800];
+  snprintf(text, sizeof(text), "upstream %s:%u sent a malformed HTTP response: %s", s->up_host,
+           (unsigned)s->up_port, s->resp.error);
+  flt_log_warn("session %llu: %s", (unsigned long long)s->conn.id, text);
+  flt_emit_error(chain_of(s), &s->conn, text);
+  if (s->flows_head && !s->flows_head->flow.has_response)
+    px_reply_error(s, 502, "Bad Gateway", text);
+  else
+    px_session_close(s, text);
+}
+
+void px_upstream_closed(px_session_t *s) {
+  s->upstream_eof = 1;
+  if (s->state == PX_S_CLOSING) return;
+  if (s->state != PX_S_RAW && px_http_eof(&s->resp) != 0) {
+    flt_log_info("session %llu: upstream %s: %s", (unsigned long long)s->conn.id,
+                 s->conn.server_addr, s->resp.error);
+    if (s->flows_head) flow_finish(s, "upstream closed the connection in the middle of the response");
+  }
+  if (s->flows_head && !s->flows_head->flow.has_response && s->state != PX_S_RAW) {
+    char text[600];
+    snprintf(text, sizeof(text), "upstream %s:%u closed the connection without responding",
+             s->up_host, (unsigned)s->up_port);
+    px_reply_error(s, 502, "Bad Gateway", text);
+    return;
+  }
+  /* Whatever the client still has to receive goes out first. */
+  s->close_when_flushed = 1;
+  px_update_reading(s);
+  if (s->client_writes == 0) px_session_close(s, "upstream closed");
+}

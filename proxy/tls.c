@@ -1,0 +1,82 @@
+#include "proxy/tls.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <openssl/err.h>
+
+int px_tls_init(px_tls_t *t, SSL_CTX *ctx, int server) {
+  t->ssl = SSL_new(ctx);
+  t->rbio = NULL;
+  t->wbio = NULL;
+  if (t->ssl == NULL) return -1;
+  t->rbio = BIO_new(BIO_s_mem());
+  t->wbio = BIO_new(BIO_s_mem());
+  if (t->rbio == NULL || t->wbio == NULL) {
+    BIO_free(t->rbio);
+    BIO_free(t->wbio);
+    SSL_free(t->ssl);
+    t->ssl = NULL;
+    return -1;
+  }
+  /* An empty read BIO means "wait for the network", not end of stream. */
+  BIO_set_mem_eof_return(t->rbio, -1);
+  BIO_set_mem_eof_return(t->wbio, -1);
+  SSL_set_bio(t->ssl, t->rbio, t->wbio);
+  if (server)
+    SSL_set_accept_state(t->ssl);
+  else
+    SSL_set_connect_state(t->ssl);
+  return 0;
+}
+
+void px_tls_free(px_tls_t *t) {
+  if (t->ssl) SSL_free(t->ssl); /* frees both BIOs */
+  t->ssl = NULL;
+  t->rbio = t->wbio = NULL;
+}
+
+int px_tls_feed(px_tls_t *t, const void *data, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    size_t n = 0;
+    if (!BIO_write_ex(t->rbio, (const char *)data + done, len - done, &n))
+      return -1;
+    done += n;
+  }
+  return 0;
+}
+
+size_t px_tls_pending_output(const px_tls_t *t) {
+  return t->wbio ? (size_t)BIO_ctrl_pending(t->wbio) : 0;
+}
+
+void *px_tls_take_output(px_tls_t *t, size_t *len) {
+  size_t pending = px_tls_pending_output(t), got = 0;
+  char *buf;
+  *len = 0;
+  if (pending == 0) return NULL;
+  buf = malloc(pending);
+  if (buf == NULL) return NULL;
+  if (!BIO_read_ex(t->wbio, buf, pending, &got) || got == 0) {
+    free(buf);
+    return NULL;
+  }
+  *len = got;
+  return buf;
+}
+
+const char *px_tls_error_text(char *buf, size_t len, const char *fallback) {
+  unsigned long e = ERR_get_error();
+  if (e == 0) {
+    snprintf(buf, len, "%s", fallback);
+  } else {
+    const char *reason = ERR_reason_error_string(e);
+    if (reason)
+      snprintf(buf, len, "%s", reason);
+    else
+      ERR_error_string_n(e, buf, len);
+  }
+  ERR_clear_error();
+  return buf;
+}

@@ -1,0 +1,171 @@
+/* tlsctx.c — the two SSL_CTXs of a worker (never one per connection) and
+ * the per-worker cache of upstream TLS sessions. */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "filters/log.h"
+#include "proxy/session.h"
+#include "proxy/tls.h"
+#include "proxy/worker.h"
+
+static const unsigned char alpn_http11[] = "\x08http/1.1";
+
+static int session_index = -1;
+
+void px_tls_init_index(void) {
+  if (session_index < 0)
+    session_index = SSL_get_ex_new_index(0, (void *)"px_session", NULL, NULL, NULL);
+}
+
+int px_tls_session_index(void) { return session_index; }
+
+/* Reads SNI and ALPN from the ClientHello, then pauses the handshake (the
+ * session connects upstream first) until the leaf certificate is set. */
+static int on_client_hello(SSL *ssl, int *alert, void *arg) {
+  px_session_t *s = SSL_get_ex_data(ssl, px_tls_session_index());
+  const unsigned char *p;
+  size_t len;
+  (void)arg;
+  (void)alert;
+  if (s == NULL) return SSL_CLIENT_HELLO_ERROR;
+  if (s->state != PX_S_CLIENT_HELLO && s->state != PX_S_PEEK)
+    return SSL_CLIENT_HELLO_SUCCESS; /* certificate is set: go on */
+
+  /* server_name: list length (2), type (1) = host_name, length (2), name */
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) && len > 5 &&
+      p[2] == 0) {
+    size_t n = ((size_t)p[3] << 8) | p[4];
+    if (n + 5 <= len && n < sizeof(s->conn.sni)) {
+      memcpy(s->conn.sni, p + 5, n);
+      s->conn.sni[n] = '\0';
+      /* An SNI with a NUL or a space is not a host name; ignore it. */
+      if (strlen(s->conn.sni) != n || strpbrk(s->conn.sni, " /\\") != NULL)
+        s->conn.sni[0] = '\0';
+    }
+  }
+  /* ALPN: keep only the protocols we speak (http/1.1 for now). */
+  s->alpn_offer_len = 0;
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation,
+                                &p, &len) && len >= 2) {
+    size_t i = 2;
+    while (i < len) {
+      size_t n = p[i];
+      if (i + 1 + n > len) break;
+      if (n == 8 && memcmp(p + i + 1, "http/1.1", 8) == 0) {
+        memcpy(s->alpn_offer, alpn_http11, 9);
+        s->alpn_offer_len = 9;
+      }
+      i += 1 + n;
+    }
+  }
+  return SSL_CLIENT_HELLO_RETRY;
+}
+
+static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                          const unsigned char *in, unsigned int inlen, void *arg) {
+  unsigned char *sel = NULL;
+  (void)ssl;
+  (void)arg;
+  if (SSL_select_next_proto(&sel, outlen, alpn_http11, sizeof(alpn_http11) - 1, in,
+                            inlen) == OPENSSL_NPN_NEGOTIATED) {
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+static int ctx_error(SSL_CTX *ctx, const char *what, char *err, size_t errlen) {
+  char buf[256];
+  snprintf(err, errlen, "%s: %s", what, px_tls_error_text(buf, sizeof(buf), "failed"));
+  SSL_CTX_free(ctx);
+  return -1;
+}
+
+int px_tls_make_server_ctx(px_worker_t *w, char *err, size_t errlen) {
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  if (ctx == NULL) return ctx_error(NULL, "cannot create the TLS server context", err, errlen);
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+  /* Idle connections give their read/write buffers back. */
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_client_hello_cb(ctx, on_client_hello, NULL);
+  SSL_CTX_set_alpn_select_cb(ctx, on_alpn_select, NULL);
+  /* Resumption for clients: a server-side cache and tickets whose keys are
+   * the same on every worker, so a client may land on any of them. */
+  SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"tlspeek", 7);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+  SSL_CTX_sess_set_cache_size(ctx, 20000);
+  if (SSL_CTX_set_tlsext_ticket_keys(ctx, w->shared->ticket_keys,
+                                     sizeof(w->shared->ticket_keys)) != 1)
+    return ctx_error(ctx, "cannot set TLS ticket keys", err, errlen);
+  w->server_ctx = ctx;
+  return 0;
+}
+
+/* OpenSSL hands us each new upstream session (TLS 1.3 tickets arrive after
+ * the handshake); we keep the latest per host:port. */
+static int on_new_upstream_session(SSL *ssl, SSL_SESSION *sess) {
+  px_session_t *s = SSL_get_ex_data(ssl, px_tls_session_index());
+  char key[280];
+  if (s == NULL) return 0;
+  snprintf(key, sizeof(key), "%s:%u", s->up_name[0] ? s->up_name : s->up_host,
+           (unsigned)s->up_port);
+  px_upsess_store(s->w, key, sess);
+  return 1; /* we took the reference */
+}
+
+int px_tls_make_client_ctx(px_worker_t *w, char *err, size_t errlen) {
+  const px_config_t *cfg = w->shared->cfg;
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  if (ctx == NULL) return ctx_error(NULL, "cannot create the TLS client context", err, errlen);
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  /* Verification runs even with -k so the verdict can be shown; only the
+   * decision to abort depends on it. */
+  SSL_CTX_set_verify(ctx, cfg->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+  if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+    flt_log_warn("could not load the system trust store");
+  if (cfg->upstream_ca &&
+      SSL_CTX_load_verify_locations(ctx, cfg->upstream_ca, NULL) != 1) {
+    char what[600];
+    snprintf(what, sizeof(what), "cannot load --upstream-ca %s", cfg->upstream_ca);
+    return ctx_error(ctx, what, err, errlen);
+  }
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, on_new_upstream_session);
+  w->client_ctx = ctx;
+  return 0;
+}
+
+/* A small open-addressing table would be overkill: 256 slots, hashed, with
+ * replacement on collision. Losing a cached session only costs a full
+ * handshake. */
+static size_t slot_of(const char *key) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (const char *p = key; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  return (size_t)(h % PX_UPSESS_SLOTS);
+}
+
+void px_upsess_store(px_worker_t *w, const char *key, SSL_SESSION *sess) {
+  px_upsess_t *e = &w->upsess[slot_of(key)];
+  if (e->sess) SSL_SESSION_free(e->sess);
+  snprintf(e->key, sizeof(e->key), "%s", key);
+  e->sess = sess;
+}
+
+SSL_SESSION *px_upsess_get(px_worker_t *w, const char *key) {
+  px_upsess_t *e = &w->upsess[slot_of(key)];
+  if (e->sess == NULL || strcmp(e->key, key) != 0) return NULL;
+  if (!SSL_SESSION_is_resumable(e->sess)) return NULL;
+  return e->sess;
+}
+
+void px_upsess_clear(px_worker_t *w) {
+  for (size_t i = 0; i < PX_UPSESS_SLOTS; i++) {
+    if (w->upsess[i].sess) SSL_SESSION_free(w->upsess[i].sess);
+    w->upsess[i].sess = NULL;
+  }
+}

@@ -1,0 +1,257 @@
+/* upstream.c — the upstream leg: resolve (uv_getaddrinfo, never a
+ * blocking resolver), connect trying every address, then TLS with
+ * verification (system trust store + --upstream-ca) and resumption. */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "filters/log.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+
+static void try_next_address(px_session_t *s);
+
+static void up_fail(px_session_t *s, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void up_fail(px_session_t *s, int status, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(s->up_error, sizeof(s->up_error), fmt, ap);
+  va_end(ap);
+  s->up_error_status = status;
+  s->up = PX_UP_FAILED;
+  px_session_upstream_failed(s);
+}
+
+static int is_ip_literal(const char *host) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  px_session_t *s = req->data;
+  s->gai_active = 0;
+  if (status == UV_ECANCELED || s->state == PX_S_CLOSING) {
+    /* Cancelled by a close (finish it) or by the connect timeout (which
+     * already reported the failure). */
+    if (res) uv_freeaddrinfo(res);
+    if (s->state == PX_S_CLOSING) px_session_close(s, NULL);
+    return;
+  }
+  if (status < 0) {
+    up_fail(s, 502, "cannot resolve %s: %s", s->up_host, uv_strerror(status));
+    return;
+  }
+  s->addrs = res;
+  s->addr_next = res;
+  try_next_address(s);
+}
+
+void px_upstream_start(px_session_t *s) {
+  struct addrinfo hints;
+  char port[8];
+  int rc;
+
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_protocol = IPPROTO_TCP;
+  snprintf(port, sizeof(port), "%u", (unsigned)s->up_port);
+  snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", s->up_host);
+  s->conn.server_port = s->up_port;
+  s->up = PX_UP_RESOLVING;
+  px_set_deadline(s, s->w->shared->cfg->connect_timeout_ms, "connect");
+  s->gai.data = s;
+  rc = uv_getaddrinfo(&s->w->loop, &s->gai, on_resolved, s->up_host, port, &hints);
+  if (rc < 0) {
+    up_fail(s, 502, "cannot resolve %s: %s", s->up_host, uv_strerror(rc));
+    return;
+  }
+  s->gai_active = 1;
+}
+
+static void start_tls(px_session_t *s);
+
+static void on_connected(uv_connect_t *req, int status) {
+  px_session_t *s = req->data;
+  if (status == UV_ECANCELED || s->state == PX_S_CLOSING) return;
+  if (status < 0) {
+    snprintf(s->up_error, sizeof(s->up_error), "%s", uv_strerror(status));
+    try_next_address(s);
+    return;
+  }
+  struct sockaddr_storage ss;
+  int sl = sizeof(ss);
+  char ip[INET6_ADDRSTRLEN] = "?";
+  if (uv_tcp_getpeername(&s->upstream, (struct sockaddr *)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET6) {
+      uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+      snprintf(s->conn.server_addr, sizeof(s->conn.server_addr), "[%s]:%u", ip,
+               (unsigned)s->up_port);
+    } else {
+      uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+      snprintf(s->conn.server_addr, sizeof(s->conn.server_addr), "%s:%u", ip,
+               (unsigned)s->up_port);
+    }
+  }
+  uv_tcp_nodelay(&s->upstream, 1);
+  uv_read_start((uv_stream_t *)&s->upstream, px_alloc_cb, px_on_upstream_read);
+  if (s->up_tls_wanted) {
+    start_tls(s);
+  } else {
+    s->up = PX_UP_READY;
+    px_session_upstream_ready(s);
+  }
+}
+
+static void on_retry_closed(uv_handle_t *h) {
+  px_session_t *s = h->data;
+  s->handles_open--;
+  s->upstream_tcp_init = 0;
+  if (s->state == PX_S_CLOSING) {
+    px_session_close(s, NULL); /* finish a close that waited for us */
+    return;
+  }
+  try_next_address(s);
+}
+
+static void try_next_address(px_session_t *s) {
+  struct addrinfo *ai = s->addr_next;
+  if (s->upstream_tcp_init) {
+    /* A failed connect leaves the handle unusable: close, then retry. */
+    uv_close((uv_handle_t *)&s->upstream, on_retry_closed);
+    return;
+  }
+  while (ai && ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ai = ai->ai_next;
+  if (ai == NULL) {
+    up_fail(s, 502, "cannot connect to %s:%u: %s", s->up_host, (unsigned)s->up_port,
+            s->up_error[0] ? s->up_error : "no usable address");
+    return;
+  }
+  s->addr_next = ai->ai_next;
+  uv_tcp_init(&s->w->loop, &s->upstream);
+  s->upstream.data = s;
+  s->upstream_tcp_init = 1;
+  s->handles_open++;
+  s->up = PX_UP_CONNECTING;
+  s->connect_req.data = s;
+  int rc = uv_tcp_connect(&s->connect_req, &s->upstream, ai->ai_addr, on_connected);
+  if (rc < 0) {
+    snprintf(s->up_error, sizeof(s->up_error), "%s", uv_strerror(rc));
+    try_next_address(s);
+  }
+}
+
+static void upstream_handshake(px_session_t *s);
+
+static void start_tls(px_session_t *s) {
+  char key[280];
+  const char *name = s->up_name[0] ? s->up_name : s->up_host;
+
+  if (px_tls_init(&s->utls, s->w->client_ctx, 0) != 0) {
+    char buf[256];
+    up_fail(s, 502, "cannot start TLS to %s: %s", name,
+            px_tls_error_text(buf, sizeof(buf), "SSL_new failed"));
+    return;
+  }
+  SSL_set_ex_data(s->utls.ssl, px_tls_session_index(), s);
+  if (is_ip_literal(name)) {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->utls.ssl), name);
+  } else {
+    SSL_set_tlsext_host_name(s->utls.ssl, name);
+    SSL_set1_host(s->utls.ssl, name);
+  }
+  if (s->alpn_offer_len > 0)
+    SSL_set_alpn_protos(s->utls.ssl, (const unsigned char *)s->alpn_offer,
+                        (unsigned)s->alpn_offer_len);
+  snprintf(key, sizeof(key), "%s:%u", name, (unsigned)s->up_port);
+  SSL_SESSION *cached = px_upsess_get(s->w, key);
+  if (cached) SSL_set_session(s->utls.ssl, cached);
+  s->up = PX_UP_TLS;
+  px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, "upstream TLS handshake");
+  upstream_handshake(s);
+}
+
+void px_upstream_flush_tls(px_session_t *s) {
+  size_t len;
+  void *out;
+  while ((out = px_tls_take_output(&s->utls, &len)) != NULL)
+    px_write_owned(s, &s->upstream, out, len);
+}
+
+static void upstream_handshake(px_session_t *s) {
+  const char *name = s->up_name[0] ? s->up_name : s->up_host;
+  int rc = SSL_do_handshake(s->utls.ssl);
+  px_upstream_flush_tls(s);
+  if (rc == 1) {
+    s->up_cert = SSL_get1_peer_certificate(s->utls.ssl);
+    s->up = PX_UP_READY;
+    flt_log_debug("session %llu: upstream %s TLS up (%s, %s%s)",
+                  (unsigned long long)s->conn.id, s->conn.server_addr,
+                  SSL_get_version(s->utls.ssl), SSL_get_cipher_name(s->utls.ssl),
+                  SSL_session_reused(s->utls.ssl) ? ", resumed" : "");
+    px_session_upstream_ready(s);
+    return;
+  }
+  int e = SSL_get_error(s->utls.ssl, rc);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
+  long vr = SSL_get_verify_result(s->utls.ssl);
+  if (vr != X509_V_OK && !s->w->shared->cfg->insecure) {
+    ERR_clear_error();
+    up_fail(s, 502,
+            "certificate for %s failed verification: %s — pass --upstream-ca FILE "
+            "(to trust its CA) or -k (to skip verification)",
+            name, X509_verify_cert_error_string(vr));
+    return;
+  }
+  char buf[256];
+  up_fail(s, 502, "TLS handshake with %s:%u failed: %s", name, (unsigned)s->up_port,
+          px_tls_error_text(buf, sizeof(buf),
+                            e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL
+                                ? "the server closed the connection"
+                                : "handshake error"));
+}
+
+void px_upstream_on_read(px_session_t *s, const char *data, size_t len) {
+  if (s->up == PX_UP_TLS || (s->up == PX_UP_READY && s->utls.ssl)) {
+    if (px_tls_feed(&s->utls, data, len) != 0) {
+      px_session_close(s, "out of memory");
+      return;
+    }
+  }
+  if (s->up == PX_UP_TLS) {
+    upstream_handshake(s);
+    if (s->up != PX_UP_READY) return;
+  }
+  if (s->up != PX_UP_READY) return;
+  if (s->utls.ssl == NULL) {
+    px_upstream_plaintext(s, data, len);
+    return;
+  }
+  char *buf = s->w->readbuf; /* the raw bytes were already fed to OpenSSL */
+  for (;;) {
+    size_t n = 0;
+    if (s->state == PX_S_CLOSING) return;
+    if (SSL_read_ex(s->utls.ssl, buf, PX_READ_BUF, &n)) {
+      px_upstream_plaintext(s, buf, n);
+      continue;
+    }
+    int e = SSL_get_error(s->utls.ssl, 0);
+    px_upstream_flush_tls(s); /* alerts, key updates */
+    if (e == SSL_ERROR_WANT_READ) return;
+    if (e == SSL_ERROR_ZERO_RETURN) {
+      px_upstream_closed(s);
+      return;
+    }
+    char eb[256];
+    flt_log_info("session %llu: upstream TLS error: %s", (unsigned long long)s->conn.id,
+                 px_tls_error_text(eb, sizeof(eb), "connection reset"));
+    px_upstream_closed(s);
+    return;
+  }
+}

@@ -1,0 +1,361 @@
+/* worker.c — start-up, worker threads, listeners and shutdown.
+ *
+ * Each worker owns a loop, a SO_REUSEPORT listener on the same address (the
+ * kernel spreads connections), and its SSL_CTXs. A session never leaves the
+ * worker that accepted it, so the hot path takes no locks. */
+#include "proxy/worker.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "filters/console.h"
+#include "filters/log.h"
+#include "proxy/session.h"
+
+typedef struct px_runtime {
+  px_shared_t shared;
+  px_worker_t **workers;
+  int n_workers;
+  uv_loop_t main_loop;
+  uv_signal_t sigint, sigterm;
+  int signals_seen;
+  void *console;
+} px_runtime_t;
+
+/* ---- listeners ------------------------------------------------------------ */
+
+static int resolve_listen(const px_config_t *cfg, struct sockaddr_storage *ss, socklen_t *sl) {
+  struct addrinfo hints, *res = NULL;
+  char port[8];
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  snprintf(port, sizeof(port), "%u", (unsigned)cfg->listen_port);
+  int rc = getaddrinfo(cfg->listen_host, port, &hints, &res);
+  if (rc != 0) {
+    flt_log_error("cannot resolve listen address %s: %s", cfg->listen_host, gai_strerror(rc));
+    return -1;
+  }
+  memcpy(ss, res->ai_addr, res->ai_addrlen);
+  *sl = res->ai_addrlen;
+  freeaddrinfo(res);
+  return 0;
+}
+
+/* A socket bound to `ss`; with SO_REUSEPORT so every worker gets its own. */
+static int make_listen_socket(const struct sockaddr_storage *ss, socklen_t sl, int reuseport) {
+  int one = 1;
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -errno;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  if (ss->ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  if (bind(fd, (const struct sockaddr *)ss, sl) != 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+static void set_port(struct sockaddr_storage *ss, uint16_t port) {
+  if (ss->ss_family == AF_INET6)
+    ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+  else
+    ((struct sockaddr_in *)ss)->sin_port = htons(port);
+}
+
+static uint16_t get_port(int fd) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof(ss);
+  if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) return 0;
+  return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                        : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Opens one listening socket per worker. SO_REUSEPORT would let us share a
+ * port with another tlspeek silently, so a plain bind tests it first. */
+static int open_listeners(px_runtime_t *rt, uint16_t *bound_port) {
+  const px_config_t *cfg = rt->shared.cfg;
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  if (resolve_listen(cfg, &ss, &sl) != 0) return -1;
+  if (cfg->listen_port != 0) {
+    int probe = make_listen_socket(&ss, sl, 0);
+    if (probe < 0 || listen(probe, 1) != 0) {
+      int e = probe < 0 ? -probe : errno;
+      flt_log_error("cannot listen on %s:%u: %s", cfg->listen_host, (unsigned)cfg->listen_port,
+                    strerror(e));
+      if (probe >= 0) close(probe);
+      return -1;
+    }
+    close(probe);
+  }
+  for (int i = 0; i < rt->n_workers; i++) {
+    int fd = make_listen_socket(&ss, sl, 1);
+    if (fd < 0) {
+      flt_log_error("cannot listen on %s:%u: %s", cfg->listen_host, (unsigned)cfg->listen_port,
+                    strerror(-fd));
+      return -1;
+    }
+    if (i == 0) {
+      *bound_port = get_port(fd);
+      set_port(&ss, *bound_port); /* port 0: the others take the same one */
+    }
+    rt->workers[i]->listen_fd = fd;
+  }
+  return 0;
+}
+
+/* ---- worker threads --------------------------------------------------------- */
+
+static void on_connection(uv_stream_t *server, int status) {
+  px_worker_t *w = server->data;
+  if (status < 0) {
+    flt_log_warn("accept failed: %s", uv_strerror(status));
+    return;
+  }
+  if (w->stopping) return;
+  px_session_accept(w, server);
+}
+
+static void close_worker_handles(px_worker_t *w) {
+  if (!uv_is_closing((uv_handle_t *)&w->wakeup)) uv_close((uv_handle_t *)&w->wakeup, NULL);
+  if (!uv_is_closing((uv_handle_t *)&w->grace)) uv_close((uv_handle_t *)&w->grace, NULL);
+}
+
+void px_worker_session_gone(px_worker_t *w) {
+  if (w->stopping && w->n_sessions == 0) close_worker_handles(w);
+}
+
+static void on_grace_over(uv_timer_t *t) {
+  px_worker_t *w = t->data;
+  if (w->n_sessions > 0)
+    flt_log_info("worker %d: closing %d connection(s) still open after the grace period",
+                 w->index, w->n_sessions);
+  for (struct px_session *s = w->sessions, *next; s; s = next) {
+    next = s->next;
+    px_session_close(s, "shutting down");
+  }
+  if (w->n_sessions == 0) close_worker_handles(w);
+}
+
+static void on_wakeup(uv_async_t *a) {
+  px_worker_t *w = a->data;
+  if (w->stopping) return;
+  w->stopping = 1;
+  uv_close((uv_handle_t *)&w->listener, NULL);
+  for (struct px_session *s = w->sessions, *next; s; s = next) {
+    next = s->next;
+    px_session_drain(s);
+  }
+  if (w->n_sessions == 0) {
+    close_worker_handles(w);
+    return;
+  }
+  uv_timer_start(&w->grace, on_grace_over, w->shared->cfg->shutdown_grace_ms, 0);
+}
+
+static void worker_main(void *arg) {
+  px_worker_t *w = arg;
+  int rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
+  if (rc < 0) {
+    flt_log_error("worker %d cannot listen: %s", w->index, uv_strerror(rc));
+    uv_close((uv_handle_t *)&w->listener, NULL);
+    close_worker_handles(w);
+  }
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+static px_worker_t *worker_new(px_runtime_t *rt, int index, char *err, size_t errlen) {
+  px_worker_t *w = calloc(1, sizeof(*w));
+  if (w == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  w->index = index;
+  w->shared = &rt->shared;
+  w->listen_fd = -1;
+  if (uv_loop_init(&w->loop) != 0 || px_tls_make_server_ctx(w, err, errlen) != 0 ||
+      px_tls_make_client_ctx(w, err, errlen) != 0) {
+    if (err[0] == '\0') snprintf(err, errlen, "cannot create an event loop");
+    free(w);
+    return NULL;
+  }
+  uv_async_init(&w->loop, &w->wakeup, on_wakeup);
+  w->wakeup.data = w;
+  uv_timer_init(&w->loop, &w->grace);
+  w->grace.data = w;
+  return w;
+}
+
+static void worker_free(px_worker_t *w) {
+  if (w == NULL) return;
+  if (w->listener.loop == NULL) {
+    if (w->listen_fd >= 0) close(w->listen_fd); /* never handed to libuv */
+  } else if (!uv_is_closing((uv_handle_t *)&w->listener)) {
+    uv_close((uv_handle_t *)&w->listener, NULL);
+  }
+  close_worker_handles(w);
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&w->loop);
+  SSL_CTX_free(w->server_ctx);
+  SSL_CTX_free(w->client_ctx);
+  px_upsess_clear(w);
+  free(w);
+}
+
+/* ---- signals and the main thread -------------------------------------------- */
+
+static void on_signal(uv_signal_t *sig, int signum) {
+  px_runtime_t *rt = sig->data;
+  if (++rt->signals_seen > 1) {
+    flt_log_warn("second %s: exiting now", signum == SIGINT ? "interrupt" : "signal");
+    _exit(1);
+  }
+  flt_log_info("shutting down (%s): finishing open flows for up to %.0f s",
+               signum == SIGINT ? "SIGINT" : "SIGTERM",
+               (double)rt->shared.cfg->shutdown_grace_ms / 1000.0);
+  for (int i = 0; i < rt->n_workers; i++) uv_async_send(&rt->workers[i]->wakeup);
+  uv_signal_stop(&rt->sigint);
+  uv_signal_stop(&rt->sigterm);
+  /* Keep catching a second signal without keeping the loop alive. */
+  uv_signal_start(&rt->sigint, on_signal, SIGINT);
+  uv_signal_start(&rt->sigterm, on_signal, SIGTERM);
+  uv_unref((uv_handle_t *)&rt->sigint);
+  uv_unref((uv_handle_t *)&rt->sigterm);
+}
+
+static const char *mode_text(const px_config_t *cfg, char *buf, size_t len) {
+  if (cfg->mode == PX_MODE_REVERSE)
+    snprintf(buf, len, "reverse mode to %s://%s:%u", cfg->reverse_tls ? "https" : "http",
+             cfg->reverse_host, (unsigned)cfg->reverse_port);
+  else
+    snprintf(buf, len, "explicit proxy mode");
+  return buf;
+}
+
+static int setup_shared(px_runtime_t *rt, const px_config_t *cfg) {
+  char err[CA_ERR_LEN];
+  int created = 0;
+  px_shared_t *sh = &rt->shared;
+
+  sh->cfg = cfg;
+  if (ca_open(cfg->ca_dir, 1, cfg->ca_key_type, &sh->ca, &created, err, sizeof(err)) != 0) {
+    flt_log_error("%s", err);
+    return -1;
+  }
+  if (created)
+    flt_log_info("created a new CA in %s — trust %s in your clients (tlspeek ca info)",
+                 ca_dir(sh->ca), ca_cert_pem_path(sh->ca));
+  if (ca_minter_new(sh->ca, cfg->leaf_key_type, cfg->cert_cache, &sh->minter, err,
+                    sizeof(err)) != 0) {
+    flt_log_error("%s", err);
+    return -1;
+  }
+  if (RAND_bytes(sh->ticket_keys, sizeof(sh->ticket_keys)) != 1) {
+    flt_log_error("cannot generate TLS ticket keys");
+    return -1;
+  }
+  if (cfg->detail > 0) {
+    flt_console_opts_t co = {.detail = cfg->detail, .body_limit = cfg->body_limit, .color = -1,
+                             .fd = 1};
+    rt->console = flt_console_new(&co);
+    int slot = rt->console ? flt_chain_add(&sh->chain, &flt_console_ops, rt->console) : -1;
+    if (slot < 0) {
+      flt_log_error("cannot start the console view");
+      return -1;
+    }
+    flt_console_set_slot(rt->console, slot);
+  }
+  return 0;
+}
+
+static void teardown(px_runtime_t *rt) {
+  for (int i = 0; i < rt->n_workers; i++) worker_free(rt->workers[i]);
+  free(rt->workers);
+  flt_emit_shutdown(&rt->shared.chain);
+  if (rt->console) flt_console_free(rt->console);
+  ca_minter_free(rt->shared.minter);
+  ca_free(rt->shared.ca);
+}
+
+int px_run(const px_config_t *cfg) {
+  px_runtime_t rt;
+  char err[512] = "", mode[400];
+  uint16_t port = 0;
+  int rc = 1, started = 0;
+
+  memset(&rt, 0, sizeof(rt));
+  signal(SIGPIPE, SIG_IGN);
+  px_tls_init_index();
+  if (setup_shared(&rt, cfg) != 0) goto Exit;
+  if (cfg->insecure)
+    flt_log_warn("-k/--insecure: upstream certificates are NOT verified; anyone on the path "
+                 "can impersonate the servers you reach");
+  rt.n_workers = cfg->threads > 0 ? cfg->threads : (int)uv_available_parallelism();
+  if (rt.n_workers < 1) rt.n_workers = 1;
+  rt.workers = calloc((size_t)rt.n_workers, sizeof(*rt.workers));
+  if (rt.workers == NULL) goto Exit;
+  for (int i = 0; i < rt.n_workers; i++) {
+    rt.workers[i] = worker_new(&rt, i, err, sizeof(err));
+    if (rt.workers[i] == NULL) {
+      flt_log_error("%s", err);
+      goto Exit;
+    }
+  }
+  if (open_listeners(&rt, &port) != 0) goto Exit;
+  for (int i = 0; i < rt.n_workers; i++) {
+    px_worker_t *w = rt.workers[i];
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = w;
+    if (uv_tcp_open(&w->listener, w->listen_fd) != 0) {
+      flt_log_error("cannot use the listening socket");
+      goto Exit;
+    }
+  }
+  uv_loop_init(&rt.main_loop);
+  uv_signal_init(&rt.main_loop, &rt.sigint);
+  uv_signal_init(&rt.main_loop, &rt.sigterm);
+  rt.sigint.data = rt.sigterm.data = &rt;
+  uv_signal_start(&rt.sigint, on_signal, SIGINT);
+  uv_signal_start(&rt.sigterm, on_signal, SIGTERM);
+
+  flt_log_info("listening on %s:%u (%s, %d thread%s); CA certificate: %s", cfg->listen_host,
+               (unsigned)port, mode_text(cfg, mode, sizeof(mode)), rt.n_workers,
+               rt.n_workers == 1 ? "" : "s", ca_cert_pem_path(rt.shared.ca));
+  for (int i = 0; i < rt.n_workers; i++) {
+    if (uv_thread_create(&rt.workers[i]->thread, worker_main, rt.workers[i]) != 0) {
+      flt_log_error("cannot start worker thread %d", i);
+      _exit(1);
+    }
+    started++;
+  }
+  /* The main loop only waits for signals; it ends when they are stopped. */
+  while (uv_run(&rt.main_loop, UV_RUN_ONCE) && rt.signals_seen == 0) {
+  }
+  for (int i = 0; i < started; i++) uv_thread_join(&rt.workers[i]->thread);
+  uv_close((uv_handle_t *)&rt.sigint, NULL);
+  uv_close((uv_handle_t *)&rt.sigterm, NULL);
+  uv_run(&rt.main_loop, UV_RUN_DEFAULT);
+  uv_loop_close(&rt.main_loop);
+  flt_log_info("stopped");
+  rc = 0;
+Exit:
+  teardown(&rt);
+  return rc;
+}

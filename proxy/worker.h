@@ -1,0 +1,71 @@
+/* worker.h — worker threads: one libuv loop each, each accepting on its own
+ * SO_REUSEPORT listener, each with its own pair of SSL_CTXs. State shared by
+ * all workers lives in px_shared_t and is read-only or thread-safe. */
+#ifndef TLSPEEK_WORKER_H
+#define TLSPEEK_WORKER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "ca/ca.h"
+#include "filters/filter.h"
+#include "proxy/config.h"
+
+#define PX_READ_BUF (64 * 1024)
+#define PX_HIGH_WATER (256 * 1024) /* stop reading the other side above */
+#define PX_LOW_WATER (64 * 1024)   /* resume below */
+
+typedef struct px_shared {
+  const px_config_t *cfg;
+  ca_t *ca;
+  ca_minter_t *minter;
+  flt_chain_t chain;
+  unsigned char ticket_keys[80];   /* shared so any worker resumes tickets */
+  atomic_uint_fast64_t next_session_id;
+  atomic_uint_fast64_t next_flow_id;
+  atomic_int live_sessions;
+} px_shared_t;
+
+/* Upstream TLS sessions, per worker, keyed by "name:port". */
+#define PX_UPSESS_SLOTS 256
+typedef struct px_upsess {
+  char key[280];
+  SSL_SESSION *sess;
+} px_upsess_t;
+
+typedef struct px_worker {
+  int index;
+  px_shared_t *shared;
+  uv_loop_t loop;
+  uv_tcp_t listener;
+  int listen_fd;
+  uv_async_t wakeup;          /* "stop accepting" from the main thread */
+  uv_timer_t grace;           /* shutdown grace period */
+  uv_thread_t thread;
+  int stopping;
+  SSL_CTX *server_ctx;        /* we are the server (client leg) */
+  SSL_CTX *client_ctx;        /* we are the client (upstream leg) */
+  char readbuf[PX_READ_BUF];  /* one per loop: reads are handled at once */
+  struct px_session *sessions;
+  int n_sessions;
+  px_upsess_t upsess[PX_UPSESS_SLOTS];
+} px_worker_t;
+
+/* tlsctx.c */
+int px_tls_make_server_ctx(px_worker_t *w, char *err, size_t errlen);
+int px_tls_make_client_ctx(px_worker_t *w, char *err, size_t errlen);
+void px_upsess_store(px_worker_t *w, const char *key, SSL_SESSION *sess);
+SSL_SESSION *px_upsess_get(px_worker_t *w, const char *key); /* borrowed */
+void px_upsess_clear(px_worker_t *w);
+/* The SSL ex_data slot that points back at the owning px_session_t. */
+int px_tls_session_index(void);
+/* Allocates that slot; call once from the main thread before workers run. */
+void px_tls_init_index(void);
+
+/* worker.c */
+void px_worker_session_gone(px_worker_t *w);
+
+#endif
