@@ -112,7 +112,8 @@ unit: test-deps
 
 e2e: test-deps
 	@$(MAKE) --no-print-directory $(BIN)
-	cd tests/e2e && TLSPEEK_BIN=$(abspath $(BIN)) /usr/bin/python3 -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	cd tests/e2e && TLSPEEK_BIN=$(abspath $(BIN)) TLSPEEK_ASAN=$(if $(SANITIZER),1,) \
+	  /usr/bin/python3 -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test: test-deps
 	@$(MAKE) --no-print-directory unit

@@ -182,17 +182,11 @@ static void on_request_head(void *self, flt_flow_t *f) {
 static void on_response_head(void *self, flt_flow_t *f) {
   flt_console_t *con = self;
   con_flow_t *cf = con_ctx(con, f->fctx);
-  const flt_header_t *ct;
-  char value[FLT_CON_MAX_HEADER_VALUE];
+  char ctype[FLT_CON_MAX_HEADER_VALUE];
 
   if (cf == NULL) return;
-  ct = flt_head_find(&f->resp, "Content-Type");
-  snprintf(value, sizeof(value), "%.*s",
-           ct ? (int)(ct->value_len < sizeof(value) ? ct->value_len
-                                                    : sizeof(value) - 1)
-              : 0,
-           ct ? ct->value : "");
-  flt_con_media_type(value, cf->media, sizeof(cf->media));
+  flt_con_header_value(&f->resp, "Content-Type", ctype, sizeof(ctype));
+  flt_con_media_type(ctype, cf->media, sizeof(cf->media));
   con_flow_head(con, cf, &f->resp, FLT_DIR_RESPONSE);
 }
 
@@ -238,9 +232,9 @@ static int con_flow_line(const flt_console_t *con, const flt_flow_t *f,
   flt_con_human_size(size, sizeof(size), f->resp_body_bytes);
   r |= flt_con_paint(b, con->color, con_status_sgr(f->resp.status), status,
                      (size_t)n);
-  r |= flt_strbuf_appendf(b, " %s %s %llu ms\n",
-                          cf->media[0] ? cf->media : "-", size,
-                          (unsigned long long)ms);
+  r |= con_put(b, " ");
+  r |= con_put_safe(b, cf->media[0] ? cf->media : "-"); /* from the wire */
+  r |= flt_strbuf_appendf(b, " %s %llu ms\n", size, (unsigned long long)ms);
   return r;
 }
 

@@ -1,24 +1,49 @@
 /* console.h — the traffic view on stdout (DESIGN.md §5).
  *
- * Detail levels:
+ * Detail levels, and the exact lines (end-to-end tests grep them; without
+ * colour the output is byte-exact as shown):
  *   0  nothing
- *   1  one line per flow:
+ *   1  one line per flow, when it ends:
  *        127.0.0.1:51234 → GET https://example.test/path → 200 application/json 1.2 kB 35 ms
- *      (a flow that ended without a response shows "→ ERROR <reason>")
- *   2  + request and response heads (request line / status line and every
- *      header, in wire order)
- *   3  + bodies: content-decoded (gzip, deflate, br, zstd), text shown as
- *      text (charset from Content-Type: UTF-8, ISO-8859-1, US-ASCII), JSON
- *      pretty-printed, anything else as an xxd-style hexdump; cut at
- *      body_limit bytes of decoded body, and the cut is stated.
+ *      i.e. client, method, flow URL, status, the Content-Type's media type
+ *      (lower-case, no parameters; "-" when absent), the response body size
+ *      as received (decimal units: "0 B", "512 B", "1.2 kB", "50.0 MB")
+ *      and the time from request head to response end in whole ms.
+ *      A flow that ended in an error (or without a response):
+ *        127.0.0.1:51234 → GET https://example.test/path → ERROR <f->error>
+ *   2  + the heads, after the line, header names and order as on the wire:
+ *        "  > GET /path HTTP/1.1", "  > Name: value" ...
+ *        "  < HTTP/1.1 200 OK",    "  < Name: value" ...
+ *   3  + each body after its head, every line indented by four spaces:
+ *      content-decoded (gzip, x-gzip, deflate, br, zstd, stacked); text
+ *      (text/..., JSON, JavaScript, XML, form data, or clean UTF-8; charset
+ *      ISO-8859-1 is converted) as lines; JSON re-indented two spaces per
+ *      level; anything else as an xxd-style hexdump (hexdump.h). Empty
+ *      bodies add nothing. Cuts and failures are stated:
+ *        "    … body cut at 4096 of 52428800 bytes (--body-limit)"
+ *        "    … body cut at 4096 decoded bytes of 81234 bytes gzip (--body-limit)"
+ *        "    (gzip: could not decode: incorrect header check)" + a hexdump of
+ *        the bytes as received
  *   4  + (later) TLS handshake dissection and the wire view.
- * Raw (non-HTTP) streams are shown at level >= 1 as one line per connection
- * and at level 3 as hexdumps per direction.
+ * Raw (non-HTTP) streams, at close, at level >= 1:
+ *        127.0.0.1:51234 ⇄ raw db.test:5432 120 B in, 4096 B out
+ *   and at level 3 each chunk as it passes, up to body_limit bytes per
+ *   connection ("> " client to server, "< " server to client; offsets count
+ *   per direction), plus a cut note after the close line:
+ *        127.0.0.1:51234 ⇄ raw db.test:5432 > 6 B
+ *            00000000: 4845 4c4c 4f00                           HELLO.
+ *            … raw data cut at 4096 of 10000 bytes (--body-limit)
+ * Connection errors (on_error), at level >= 1:
+ *        127.0.0.1:51234 ✗ <message>
+ * Bytes from the wire never reach the terminal raw: control characters and
+ * invalid UTF-8 are shown as \xNN.
  *
  * A flow's block is assembled in memory and written in one piece when the
  * flow ends, so output of concurrent flows never interleaves inside a
  * block. Writing happens on a writer thread (filters/output.h): the event
- * loop never blocks on stdout.
+ * loop never blocks on stdout. Callbacks may run on several workers at
+ * once: per-flow and per-connection state lives in fctx[slot], and the
+ * instance itself is read-only after flt_console_set_slot().
  */
 #ifndef TLSPEEK_CONSOLE_H
 #define TLSPEEK_CONSOLE_H

@@ -6,8 +6,8 @@
 #include "filters/console_internal.h"
 #include "filters/hexdump.h"
 
-static void copy_header(const flt_head_t *h, const char *name, char *buf,
-                        size_t size) {
+void flt_con_header_value(const flt_head_t *h, const char *name, char *buf,
+                          size_t size) {
   const flt_header_t *hd = h ? flt_head_find(h, name) : NULL;
   size_t n = 0;
 
@@ -18,15 +18,17 @@ static void copy_header(const flt_head_t *h, const char *name, char *buf,
   buf[n] = '\0';
 }
 
-/* Content-Encoding present and not only whitespace. */
+/* Content-Encoding present and not just "identity". */
 static int body_is_encoded(const flt_con_body_t *b) {
-  return b->cenc[strspn(b->cenc, " \t")] != '\0';
+  char coding[16];
+  flt_con_media_type(b->cenc, coding, sizeof(coding)); /* trims, lowers */
+  return coding[0] != '\0' && strcmp(coding, "identity") != 0;
 }
 
 void flt_con_body_init(flt_con_body_t *b, const flt_head_t *h, size_t limit) {
   memset(b, 0, sizeof(*b));
-  copy_header(h, "Content-Type", b->ctype, sizeof(b->ctype));
-  copy_header(h, "Content-Encoding", b->cenc, sizeof(b->cenc));
+  flt_con_header_value(h, "Content-Type", b->ctype, sizeof(b->ctype));
+  flt_con_header_value(h, "Content-Encoding", b->cenc, sizeof(b->cenc));
   b->limit = limit;
   flt_strbuf_init(&b->decoded, limit);
   flt_strbuf_init(&b->raw, limit);

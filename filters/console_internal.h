@@ -69,6 +69,11 @@ int flt_con_render_text(flt_strbuf_t *out, const uint8_t *p, size_t len,
  * or the pretty form would be unreasonably large. */
 int flt_con_render_json(flt_strbuf_t *out, const uint8_t *p, size_t len);
 
+/* Copies the value of header `name` (first occurrence) into buf, cut to
+ * fit; "" when absent. */
+void flt_con_header_value(const flt_head_t *h, const char *name, char *buf,
+                          size_t size);
+
 /* One message body (request or response) as seen by the console at
  * detail 3: the decoded bytes up to the limit, and, for encoded bodies,
  * the encoded bytes up to the limit for the hexdump shown when decoding

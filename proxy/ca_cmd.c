@@ -214,10 +214,15 @@ static int cmd_mint(int argc, char **argv, const px_config_t *cfg) {
   if (n == 0) return usage_error("%s: missing NAME", "mint");
   rc = open_ca(cfg, &ca);
   if (rc != 0) goto out;
-  if (ca_minter_new(ca, cfg->leaf_key_type, 1, &m, err, sizeof(err)) != 0 ||
-      ca_mint_names(m, (const char *const *)(argv + 1), (size_t)n, &leaf, err,
-                    sizeof(err)) != 0) {
+  if (ca_minter_new(ca, cfg->leaf_key_type, 1, &m, err, sizeof(err)) != 0) {
     rc = runtime_error(err);
+    goto out;
+  }
+  rc = ca_mint_names(m, (const char *const *)(argv + 1), (size_t)n, &leaf, err,
+                     sizeof(err));
+  if (rc != 0) {
+    /* A malformed NAME is the user's typo, not a failure of ours. */
+    rc = rc == CA_EINVAL ? usage_error("mint: %s", err) : runtime_error(err);
     goto out;
   }
   rc = mint_write(m, leaf, out);

@@ -88,6 +88,7 @@ typedef struct px_session {
   int upstream_writes;
   flt_strbuf_t up_pending;     /* bytes for upstream before it is ready */
   char up_error[512];          /* why the upstream leg failed */
+  char up_last_err[128];       /* the last address's connect error */
   int up_error_status;         /* 502, 504 ... */
   X509 *up_cert;               /* upstream leaf certificate (ref held) */
 

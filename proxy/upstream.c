@@ -81,7 +81,7 @@ static void on_connected(uv_connect_t *req, int status) {
   px_session_t *s = req->data;
   if (status == UV_ECANCELED || s->state == PX_S_CLOSING) return;
   if (status < 0) {
-    snprintf(s->up_error, sizeof(s->up_error), "%s", uv_strerror(status));
+    snprintf(s->up_last_err, sizeof(s->up_last_err), "%s", uv_strerror(status));
     try_next_address(s);
     return;
   }
@@ -130,7 +130,7 @@ static void try_next_address(px_session_t *s) {
   while (ai && ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ai = ai->ai_next;
   if (ai == NULL) {
     up_fail(s, 502, "cannot connect to %s:%u: %s", s->up_host, (unsigned)s->up_port,
-            s->up_error[0] ? s->up_error : "no usable address");
+            s->up_last_err[0] ? s->up_last_err : "no usable address");
     return;
   }
   s->addr_next = ai->ai_next;
@@ -142,7 +142,7 @@ static void try_next_address(px_session_t *s) {
   s->connect_req.data = s;
   int rc = uv_tcp_connect(&s->connect_req, &s->upstream, ai->ai_addr, on_connected);
   if (rc < 0) {
-    snprintf(s->up_error, sizeof(s->up_error), "%s", uv_strerror(rc));
+    snprintf(s->up_last_err, sizeof(s->up_last_err), "%s", uv_strerror(rc));
     try_next_address(s);
   }
 }
