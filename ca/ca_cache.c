@@ -41,15 +41,16 @@ struct ca_minter {
   ca_minter_stats_t stats; /* .entries is the live count */
 };
 
-int ca_minter_new(ca_t *ca, ca_key_type_t leaf_key, size_t cache_size,
-                  ca_minter_t **out, char *err, size_t errlen) {
+int ca_minter_new(ca_t *ca, ca_key_type_t leaf_key, size_t cache_size, ca_minter_t **out, char *err,
+                  size_t errlen) {
   ca_minter_t *m = NULL;
   int rc = 0;
 
   *out = NULL;
-  if (ca == NULL || cache_size == 0 || cache_size > CACHE_MAX_ENTRIES)
-    return ca_err(err, errlen, CA_EINVAL,
-                  "certificate cache size must be 1..%zu", CACHE_MAX_ENTRIES);
+  if (ca == NULL) return ca_err(err, errlen, CA_EINVAL, "ca_minter_new: no CA");
+  if (cache_size == 0 || cache_size > CACHE_MAX_ENTRIES)
+    return ca_err(err, errlen, CA_EINVAL, "certificate cache size must be 1..%zu",
+                  CACHE_MAX_ENTRIES);
   m = calloc(1, sizeof(*m));
   if (m == NULL) return ca_err(err, errlen, CA_EIO, "out of memory");
   if (pthread_mutex_init(&m->lock, NULL) != 0) {
@@ -59,7 +60,8 @@ int ca_minter_new(ca_t *ca, ca_key_type_t leaf_key, size_t cache_size,
   m->ca = ca;
   m->capacity = cache_size;
   /* Load factor <= 1 at capacity keeps chains short. */
-  for (m->nbuckets = 16; m->nbuckets < cache_size;) m->nbuckets <<= 1;
+  for (m->nbuckets = 16; m->nbuckets < cache_size;)
+    m->nbuckets <<= 1;
   m->buckets = calloc(m->nbuckets, sizeof(*m->buckets));
   m->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
   if (m->buckets == NULL || m->sha256 == NULL) {
@@ -94,14 +96,15 @@ void ca_minter_free(ca_minter_t *m) {
   free(m);
 }
 
-EVP_PKEY *ca_minter_key(const ca_minter_t *m) { return m->key; }
+EVP_PKEY *ca_minter_key(const ca_minter_t *m) {
+  return m->key;
+}
 
 /* The key is a digest of everything the certificate depends on. The IP
  * only matters when the SNI is not a DNS name (see plan_from_req), so a
  * host behind many addresses still gets one cache entry. A SHA-256 key also
  * means a client choosing SNIs cannot flood one bucket. */
-static int cache_key(ca_minter_t *m, const ca_leaf_req_t *req,
-                     unsigned char key[CACHE_KEY_LEN]) {
+static int cache_key(ca_minter_t *m, const ca_leaf_req_t *req, unsigned char key[CACHE_KEY_LEN]) {
   const char *sni = req->sni != NULL ? req->sni : "";
   const char *ip = req->ip != NULL ? req->ip : "";
   unsigned char up[EVP_MAX_MD_SIZE];
@@ -115,10 +118,9 @@ static int cache_key(ca_minter_t *m, const ca_leaf_req_t *req,
   ctx = EVP_MD_CTX_new();
   /* NUL terminators separate the fields, so ("ab","c") != ("a","bc"). */
   ok = ctx != NULL && EVP_DigestInit_ex(ctx, m->sha256, NULL) &&
-       EVP_DigestUpdate(ctx, sni, strlen(sni) + 1) &&
-       EVP_DigestUpdate(ctx, ip, strlen(ip) + 1) &&
-       EVP_DigestUpdate(ctx, &has_up, 1) &&
-       EVP_DigestUpdate(ctx, up, up_len) && EVP_DigestFinal_ex(ctx, key, &len);
+       EVP_DigestUpdate(ctx, sni, strlen(sni) + 1) && EVP_DigestUpdate(ctx, ip, strlen(ip) + 1) &&
+       EVP_DigestUpdate(ctx, &has_up, 1) && EVP_DigestUpdate(ctx, up, up_len) &&
+       EVP_DigestFinal_ex(ctx, key, &len);
   EVP_MD_CTX_free(ctx);
   return ok && len == CACHE_KEY_LEN ? 0 : -1;
 }
@@ -130,8 +132,7 @@ static size_t bucket_of(const ca_minter_t *m, const unsigned char *key) {
   return h & (m->nbuckets - 1);
 }
 
-static cache_entry_t *cache_find(const ca_minter_t *m,
-                                 const unsigned char *key) {
+static cache_entry_t *cache_find(const ca_minter_t *m, const unsigned char *key) {
   cache_entry_t *e;
 
   for (e = m->buckets[bucket_of(m, key)]; e != NULL; e = e->chain)
@@ -140,10 +141,14 @@ static cache_entry_t *cache_find(const ca_minter_t *m,
 }
 
 static void lru_unlink(ca_minter_t *m, cache_entry_t *e) {
-  if (e->newer != NULL) e->newer->older = e->older;
-  else m->newest = e->older;
-  if (e->older != NULL) e->older->newer = e->newer;
-  else m->oldest = e->newer;
+  if (e->newer != NULL)
+    e->newer->older = e->older;
+  else
+    m->newest = e->older;
+  if (e->older != NULL)
+    e->older->newer = e->newer;
+  else
+    m->oldest = e->newer;
   e->newer = e->older = NULL;
 }
 
@@ -158,7 +163,8 @@ static void lru_push_newest(ca_minter_t *m, cache_entry_t *e) {
 static void cache_unlink(ca_minter_t *m, cache_entry_t *e) {
   cache_entry_t **pp = &m->buckets[bucket_of(m, e->key)];
 
-  while (*pp != e) pp = &(*pp)->chain;
+  while (*pp != e)
+    pp = &(*pp)->chain;
   *pp = e->chain;
   lru_unlink(m, e);
   m->stats.entries--;
@@ -216,21 +222,21 @@ static X509 *cache_put(ca_minter_t *m, const unsigned char *key, X509 *cert) {
   return result;
 }
 
-int ca_mint_leaf(ca_minter_t *m, const ca_leaf_req_t *req, X509 **out,
-                 char *err, size_t errlen) {
+int ca_mint_leaf(ca_minter_t *m, const ca_leaf_req_t *req, X509 **out, char *err, size_t errlen) {
   unsigned char key[CACHE_KEY_LEN];
   X509 *cert = NULL;
   int rc;
 
   *out = NULL;
-  if (m == NULL || req == NULL)
-    return ca_err(err, errlen, CA_EINVAL, "ca_mint_leaf: no request");
+  if (m == NULL || req == NULL) return ca_err(err, errlen, CA_EINVAL, "ca_mint_leaf: no request");
   if (cache_key(m, req, key) != 0)
     return ca_err_ssl(err, errlen, CA_ECRYPTO, "cannot hash a leaf request");
   pthread_mutex_lock(&m->lock);
   cert = cache_get_locked(m, key);
-  if (cert != NULL) m->stats.hits++;
-  else m->stats.misses++;
+  if (cert != NULL)
+    m->stats.hits++;
+  else
+    m->stats.misses++;
   pthread_mutex_unlock(&m->lock);
   if (cert != NULL) {
     *out = cert;
@@ -242,8 +248,8 @@ int ca_mint_leaf(ca_minter_t *m, const ca_leaf_req_t *req, X509 **out,
   return 0;
 }
 
-int ca_mint_names(ca_minter_t *m, const char *const *names, size_t n,
-                  X509 **out, char *err, size_t errlen) {
+int ca_mint_names(ca_minter_t *m, const char *const *names, size_t n, X509 **out, char *err,
+                  size_t errlen) {
   int rc;
 
   *out = NULL;

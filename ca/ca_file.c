@@ -12,8 +12,8 @@
 
 #include "ca/ca_internal.h"
 
-int ca_file_read(const char *path, size_t cap, unsigned char **data,
-                 size_t *len, struct stat *st, char *err, size_t errlen) {
+int ca_file_read(const char *path, size_t cap, unsigned char **data, size_t *len, struct stat *st,
+                 char *err, size_t errlen) {
   unsigned char *buf = NULL;
   size_t used = 0;
   ssize_t n;
@@ -23,8 +23,8 @@ int ca_file_read(const char *path, size_t cap, unsigned char **data,
   *len = 0;
   fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return ca_err(err, errlen, errno == ENOENT ? CA_ENOENT : CA_EIO,
-                  "cannot open %s: %s", path, strerror(errno));
+    return ca_err(err, errlen, errno == ENOENT ? CA_ENOENT : CA_EIO, "cannot open %s: %s", path,
+                  strerror(errno));
   }
   /* fstat, not stat: the mode we judge is the mode of what we read. */
   if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
@@ -44,8 +44,7 @@ int ca_file_read(const char *path, size_t cap, unsigned char **data,
   while (used < cap && (n = read(fd, buf + used, cap - used)) != 0) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      rc = ca_err(err, errlen, CA_EIO, "cannot read %s: %s", path,
-                  strerror(errno));
+      rc = ca_err(err, errlen, CA_EIO, "cannot read %s: %s", path, strerror(errno));
       goto out;
     }
     used += (size_t)n;
@@ -65,8 +64,7 @@ int ca_file_same(const char *path, const void *data, size_t len) {
   struct stat st;
   int same;
 
-  if (ca_file_read(path, CA_FILE_MAX, &have, &have_len, &st, NULL, 0) != 0)
-    return 0;
+  if (ca_file_read(path, CA_FILE_MAX, &have, &have_len, &st, NULL, 0) != 0) return 0;
   same = have_len == len && memcmp(have, data, len) == 0;
   OPENSSL_clear_free(have, have_len);
   return same;
@@ -95,8 +93,7 @@ static int move_noclobber(const char *tmp, const char *path) {
     return 0;
   }
   if (errno == EPERM || errno == EOPNOTSUPP || errno == ENOSYS) {
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
-      return 0;
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) return 0;
   }
   return errno == EEXIST ? 1 : -1;
 }
@@ -117,8 +114,8 @@ static void sync_parent(const char *path) {
   close(fd);
 }
 
-int ca_file_install(const char *path, const void *data, size_t len,
-                    mode_t mode, int noclobber, char *err, size_t errlen) {
+int ca_file_install(const char *path, const void *data, size_t len, mode_t mode, int noclobber,
+                    char *err, size_t errlen) {
   char tmp[PATH_MAX];
   const char *slash = strrchr(path, '/');
   int dirlen = slash == NULL ? 0 : (int)(slash - path + 1);
@@ -126,32 +123,27 @@ int ca_file_install(const char *path, const void *data, size_t len,
 
   /* Same directory as the target, so the final rename/link cannot cross a
    * filesystem; the dot keeps it out of listings if a crash leaves it. */
-  n = snprintf(tmp, sizeof(tmp), "%.*s.%s.XXXXXX", dirlen, path,
-               path + dirlen);
+  n = snprintf(tmp, sizeof(tmp), "%.*s.%s.XXXXXX", dirlen, path, path + dirlen);
   if (n < 0 || (size_t)n >= sizeof(tmp))
     return ca_err(err, errlen, CA_EINVAL, "path too long: %s", path);
   fd = mkstemp(tmp);
   if (fd < 0)
-    return ca_err(err, errlen, CA_EIO, "cannot create a file next to %s: %s",
-                  path, strerror(errno));
+    return ca_err(err, errlen, CA_EIO, "cannot create a file next to %s: %s", path,
+                  strerror(errno));
   tmp_live = 1;
-  if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 ||
-      fsync(fd) != 0) {
-    rc = ca_err(err, errlen, CA_EIO, "cannot write %s: %s", tmp,
-                strerror(errno));
+  if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+    rc = ca_err(err, errlen, CA_EIO, "cannot write %s: %s", tmp, strerror(errno));
     goto out;
   }
   n = close(fd);
   fd = -1;
   if (n != 0) {
-    rc = ca_err(err, errlen, CA_EIO, "cannot write %s: %s", tmp,
-                strerror(errno));
+    rc = ca_err(err, errlen, CA_EIO, "cannot write %s: %s", tmp, strerror(errno));
     goto out;
   }
   n = noclobber ? move_noclobber(tmp, path) : rename(tmp, path);
   if (n < 0) {
-    rc = ca_err(err, errlen, CA_EIO, "cannot create %s: %s", path,
-                strerror(errno));
+    rc = ca_err(err, errlen, CA_EIO, "cannot create %s: %s", path, strerror(errno));
     goto out;
   }
   rc = n;
@@ -175,8 +167,7 @@ int ca_dir_make(const char *dir, char *err, size_t errlen) {
     if (buf[i] != '/' && buf[i] != '\0') continue;
     buf[i] = '\0';
     if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-      return ca_err(err, errlen, CA_EIO, "cannot create directory %s: %s",
-                    buf, strerror(errno));
+      return ca_err(err, errlen, CA_EIO, "cannot create directory %s: %s", buf, strerror(errno));
     buf[i] = dir[i];
   }
   return 0;

@@ -32,16 +32,14 @@ void ca_fingerprint_sha256(X509 *cert, char *out, size_t outlen) {
   out[pos > 0 ? pos - 1 : 0] = '\0';
 }
 
-int ca_export(const ca_t *ca, const char *path, int der, char *err,
-              size_t errlen) {
+int ca_export(const ca_t *ca, const char *path, int der, char *err, size_t errlen) {
   BIO *mem = BIO_new(BIO_s_mem());
   char *data = NULL;
   long len;
   ssize_t n;
   int fd = -1, rc = 0;
 
-  if (mem == NULL || (der ? !i2d_X509_bio(mem, ca->cert)
-                          : !PEM_write_bio_X509(mem, ca->cert))) {
+  if (mem == NULL || (der ? !i2d_X509_bio(mem, ca->cert) : !PEM_write_bio_X509(mem, ca->cert))) {
     rc = ca_err_ssl(err, errlen, CA_ECRYPTO, "cannot encode the CA certificate");
     goto out;
   }
@@ -50,24 +48,21 @@ int ca_export(const ca_t *ca, const char *path, int der, char *err,
    * /dev/stdout, and it is public data. */
   fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
-    rc = ca_err(err, errlen, CA_EIO, "cannot create %s: %s", path,
-                strerror(errno));
+    rc = ca_err(err, errlen, CA_EIO, "cannot create %s: %s", path, strerror(errno));
     goto out;
   }
   while (len > 0) {
     n = write(fd, data, (size_t)len);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      rc = ca_err(err, errlen, CA_EIO, "cannot write %s: %s", path,
-                  strerror(errno));
+      rc = ca_err(err, errlen, CA_EIO, "cannot write %s: %s", path, strerror(errno));
       goto out;
     }
     data += n;
     len -= n;
   }
   if (close(fd) != 0)
-    rc = ca_err(err, errlen, CA_EIO, "cannot write %s: %s", path,
-                strerror(errno));
+    rc = ca_err(err, errlen, CA_EIO, "cannot write %s: %s", path, strerror(errno));
   fd = -1;
 out:
   if (fd >= 0) close(fd);
@@ -79,8 +74,7 @@ static void print_key(EVP_PKEY *key, FILE *out) {
   char group[64];
   const char *nist;
 
-  if (EVP_PKEY_is_a(key, "EC") &&
-      EVP_PKEY_get_group_name(key, group, sizeof(group), NULL)) {
+  if (EVP_PKEY_is_a(key, "EC") && EVP_PKEY_get_group_name(key, group, sizeof(group), NULL)) {
     /* "P-256" is what --ca-key-type users typed; "prime256v1" is not. */
     nist = EC_curve_nid2nist(OBJ_txt2nid(group));
     fprintf(out, "  key:          EC %s\n", nist != NULL ? nist : group);
@@ -120,8 +114,7 @@ void ca_print_info(const ca_t *ca, FILE *out) {
   ca_time_format(ca->not_after, until, sizeof(until));
   fprintf(out, "tlspeek CA in %s\n  subject:      ", ca->dir);
   if (bio != NULL)
-    X509_NAME_print_ex(bio, X509_get_subject_name(ca->cert), 0,
-                       XN_FLAG_ONELINE & ~XN_FLAG_SPC_EQ);
+    X509_NAME_print_ex(bio, X509_get_subject_name(ca->cert), 0, XN_FLAG_ONELINE & ~XN_FLAG_SPC_EQ);
   BIO_free(bio);
   fprintf(out,
           "\n  valid from:   %s\n"
@@ -135,7 +128,6 @@ void ca_print_info(const ca_t *ca, FILE *out) {
           "    %-*s  key + certificate (private, mode 0600)\n"
           "    %-*s  certificate, PEM\n"
           "    %-*s  certificate, DER\n",
-          width, ca->key_path, width, ca->cert_pem_path, width,
-          ca->cert_der_path);
+          width, ca->key_path, width, ca->cert_pem_path, width, ca->cert_der_path);
   print_trust_help(ca, out);
 }

@@ -62,16 +62,16 @@ int ca_err_ssl(char *err, size_t errlen, int code, const char *fmt, ...)
 /* Reads at most `cap` bytes of `path` into a new buffer (free it with
  * OPENSSL_clear_free(*data, *len): it may hold a key). `st` receives the
  * fstat() of the file actually read. CA_ENOENT when it does not exist. */
-int ca_file_read(const char *path, size_t cap, unsigned char **data,
-                 size_t *len, struct stat *st, char *err, size_t errlen);
+int ca_file_read(const char *path, size_t cap, unsigned char **data, size_t *len, struct stat *st,
+                 char *err, size_t errlen);
 /* 1 when `path` holds exactly `data`, else 0 (including unreadable). */
 int ca_file_same(const char *path, const void *data, size_t len);
 /* Writes `data` to a temp file beside `path` (mode `mode`, fsynced), then
  * moves it into place: rename() when `noclobber` is 0, otherwise a move that
  * fails when `path` exists. Returns 0, 1 when `noclobber` found `path`
  * already there (nothing changed), or a negative CA_E*. */
-int ca_file_install(const char *path, const void *data, size_t len,
-                    mode_t mode, int noclobber, char *err, size_t errlen);
+int ca_file_install(const char *path, const void *data, size_t len, mode_t mode, int noclobber,
+                    char *err, size_t errlen);
 /* mkdir -p, creating missing components with mode 0700. */
 int ca_dir_make(const char *dir, char *err, size_t errlen);
 
@@ -98,17 +98,14 @@ void ca_time_format(time_t t, char *buf, size_t len);
 int ca_name_is_ip(const char *s, unsigned char *ip, size_t *iplen);
 /* A new GENERAL_NAME for a DNS name or IP literal, or NULL with err set
  * (CA_EINVAL for a malformed name). */
-GENERAL_NAME *ca_name_to_general(const char *name, int *rc, char *err,
-                                 size_t errlen);
+GENERAL_NAME *ca_name_to_general(const char *name, int *rc, char *err, size_t errlen);
 
 /* ---- leaves (ca_leaf.c) ---- */
 
 /* Build and sign one leaf; no cache, no statistics. */
-int ca_leaf_mint(const ca_t *ca, EVP_PKEY *leaf_key,
-                 const ca_leaf_req_t *req, X509 **out, char *err,
-                 size_t errlen);
-int ca_leaf_mint_names(const ca_t *ca, EVP_PKEY *leaf_key,
-                       const char *const *names, size_t n, X509 **out,
-                       char *err, size_t errlen);
+int ca_leaf_mint(const ca_t *ca, EVP_PKEY *leaf_key, const ca_leaf_req_t *req, X509 **out,
+                 char *err, size_t errlen);
+int ca_leaf_mint_names(const ca_t *ca, EVP_PKEY *leaf_key, const char *const *names, size_t n,
+                       X509 **out, char *err, size_t errlen);
 
 #endif

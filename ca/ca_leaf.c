@@ -34,14 +34,12 @@ static int san_equal(const GENERAL_NAME *a, const GENERAL_NAME *b) {
   const ASN1_STRING *x, *y;
 
   if (a->type != b->type) return 0;
-  if (a->type == GEN_IPADD)
-    return ASN1_OCTET_STRING_cmp(a->d.iPAddress, b->d.iPAddress) == 0;
+  if (a->type == GEN_IPADD) return ASN1_OCTET_STRING_cmp(a->d.iPAddress, b->d.iPAddress) == 0;
   x = a->d.dNSName;
   y = b->d.dNSName;
   /* DNS names compare without case (RFC 4343). */
   return ASN1_STRING_length(x) == ASN1_STRING_length(y) &&
-         strncasecmp((const char *)ASN1_STRING_get0_data(x),
-                     (const char *)ASN1_STRING_get0_data(y),
+         strncasecmp((const char *)ASN1_STRING_get0_data(x), (const char *)ASN1_STRING_get0_data(y),
                      (size_t)ASN1_STRING_length(x)) == 0;
 }
 
@@ -90,8 +88,7 @@ static int plan_add_upstream(leaf_plan_t *p, X509 *up) {
   for (i = 0; rc == 0 && i < sk_GENERAL_NAME_num(names); i++) {
     g = sk_GENERAL_NAME_value(names, i);
     /* Only what TLS clients match on; e-mail or URI names are no help. */
-    if (g->type == GEN_DNS || g->type == GEN_IPADD)
-      rc = san_add(p, GENERAL_NAME_dup(g));
+    if (g->type == GEN_DNS || g->type == GEN_IPADD) rc = san_add(p, GENERAL_NAME_dup(g));
   }
   GENERAL_NAMES_free(names);
   ERR_clear_error(); /* a certificate without SAN is not an error */
@@ -106,8 +103,7 @@ static void san_text(const GENERAL_NAME *g, char *buf, size_t len) {
 
   buf[0] = '\0';
   if (g->type == GEN_DNS)
-    snprintf(buf, len, "%.*s", ASN1_STRING_length(s),
-             (const char *)ASN1_STRING_get0_data(s));
+    snprintf(buf, len, "%.*s", ASN1_STRING_length(s), (const char *)ASN1_STRING_get0_data(s));
   else if (inet_ntop(af, ASN1_STRING_get0_data(s), buf, (socklen_t)len) == NULL)
     buf[0] = '\0';
 }
@@ -118,8 +114,7 @@ static int plan_finish_subject(leaf_plan_t *p, const char *preferred) {
   char first[CA_DNS_NAME_MAX + 1];
   const char *cn = preferred;
 
-  if (X509_NAME_get_index_by_NID(p->subject, NID_commonName, -1) >= 0)
-    return 0;
+  if (X509_NAME_get_index_by_NID(p->subject, NID_commonName, -1) >= 0) return 0;
   if (cn == NULL || cn[0] == '\0') {
     san_text(sk_GENERAL_NAME_value(p->sans, 0), first, sizeof(first));
     cn = first;
@@ -131,20 +126,17 @@ static int plan_finish_subject(leaf_plan_t *p, const char *preferred) {
              : -1;
 }
 
-static int plan_from_req(leaf_plan_t *p, const ca_leaf_req_t *req, char *err,
-                         size_t errlen) {
+static int plan_from_req(leaf_plan_t *p, const ca_leaf_req_t *req, char *err, size_t errlen) {
   int has_sni = req->sni != NULL && req->sni[0] != '\0';
   int rc = 0;
 
   if (has_sni && san_add(p, ca_name_to_general(req->sni, &rc, err, errlen)))
     return rc < 0 ? rc : ca_err(err, errlen, CA_ECRYPTO, "out of memory");
   if (req->upstream != NULL && plan_add_upstream(p, req->upstream) != 0)
-    return ca_err_ssl(err, errlen, CA_ECRYPTO,
-                      "cannot copy the upstream certificate's names");
+    return ca_err_ssl(err, errlen, CA_ECRYPTO, "cannot copy the upstream certificate's names");
   if (req->ip != NULL && req->ip[0] != '\0' && !san_has_dns(p)) {
     if (!ca_name_is_ip(req->ip, NULL, NULL))
-      return ca_err(err, errlen, CA_EINVAL, "'%.*s' is not an IP address",
-                    100, req->ip);
+      return ca_err(err, errlen, CA_EINVAL, "'%.*s' is not an IP address", 100, req->ip);
     if (san_add(p, ca_name_to_general(req->ip, &rc, err, errlen)))
       return rc < 0 ? rc : ca_err(err, errlen, CA_ECRYPTO, "out of memory");
   }
@@ -157,13 +149,12 @@ static int plan_from_req(leaf_plan_t *p, const ca_leaf_req_t *req, char *err,
   return 0;
 }
 
-static int plan_from_names(leaf_plan_t *p, const char *const *names, size_t n,
-                           char *err, size_t errlen) {
+static int plan_from_names(leaf_plan_t *p, const char *const *names, size_t n, char *err,
+                           size_t errlen) {
   size_t i;
   int rc = 0;
 
-  if (names == NULL || n == 0)
-    return ca_err(err, errlen, CA_EINVAL, "no name for the certificate");
+  if (names == NULL || n == 0) return ca_err(err, errlen, CA_EINVAL, "no name for the certificate");
   for (i = 0; i < n; i++) {
     if (names[i] == NULL || names[i][0] == '\0')
       return ca_err(err, errlen, CA_EINVAL, "empty name");
@@ -177,8 +168,7 @@ static int plan_from_names(leaf_plan_t *p, const char *const *names, size_t n,
 
 /* Leaves live now-2d .. now+397d, but never outside the CA's own validity:
  * a chain whose leaf outlives its issuer fails on some clients. */
-static int leaf_validity(const ca_t *ca, time_t *nb, time_t *na, char *err,
-                         size_t errlen) {
+static int leaf_validity(const ca_t *ca, time_t *nb, time_t *na, char *err, size_t errlen) {
   time_t now = time(NULL);
   char when[64];
 
@@ -196,8 +186,8 @@ static int leaf_validity(const ca_t *ca, time_t *nb, time_t *na, char *err,
   return 0;
 }
 
-static int leaf_sign(const ca_t *ca, EVP_PKEY *leaf_key, leaf_plan_t *p,
-                     X509 **out, char *err, size_t errlen) {
+static int leaf_sign(const ca_t *ca, EVP_PKEY *leaf_key, leaf_plan_t *p, X509 **out, char *err,
+                     size_t errlen) {
   unsigned ku = KU_DIGITAL_SIGNATURE;
   X509 *x = NULL;
   time_t nb, na;
@@ -208,16 +198,13 @@ static int leaf_sign(const ca_t *ca, EVP_PKEY *leaf_key, leaf_plan_t *p,
   /* RSA key exchange (TLS 1.2 RSA suites) encrypts to the leaf key. */
   if (EVP_PKEY_is_a(leaf_key, "RSA")) ku |= KU_KEY_ENCIPHERMENT;
   x = X509_new();
-  ok = x != NULL && X509_set_version(x, X509_VERSION_3) &&
-       ca_x509_set_serial(x) == 0 &&
+  ok = x != NULL && X509_set_version(x, X509_VERSION_3) && ca_x509_set_serial(x) == 0 &&
        X509_set_issuer_name(x, X509_get_subject_name(ca->cert)) &&
-       X509_set_subject_name(x, p->subject) &&
-       ca_x509_set_validity(x, nb, na) == 0 && X509_set_pubkey(x, leaf_key) &&
-       ca_x509_add_key_usage(x, ku) == 0 && ca_x509_add_eku_server(x) == 0 &&
-       ca_x509_add_aki(x, ca->key_id) == 0 &&
+       X509_set_subject_name(x, p->subject) && ca_x509_set_validity(x, nb, na) == 0 &&
+       X509_set_pubkey(x, leaf_key) && ca_x509_add_key_usage(x, ku) == 0 &&
+       ca_x509_add_eku_server(x) == 0 && ca_x509_add_aki(x, ca->key_id) == 0 &&
        /* RFC 5280 4.2.1.6: with an empty subject the SAN is critical. */
-       ca_x509_add_san(x, p->sans,
-                       X509_NAME_entry_count(p->subject) == 0) == 0 &&
+       ca_x509_add_san(x, p->sans, X509_NAME_entry_count(p->subject) == 0) == 0 &&
        X509_sign(x, ca->key, EVP_sha256()) > 0;
   if (!ok) {
     X509_free(x);
@@ -230,8 +217,8 @@ static int leaf_sign(const ca_t *ca, EVP_PKEY *leaf_key, leaf_plan_t *p,
   return 0;
 }
 
-int ca_leaf_mint(const ca_t *ca, EVP_PKEY *leaf_key, const ca_leaf_req_t *req,
-                 X509 **out, char *err, size_t errlen) {
+int ca_leaf_mint(const ca_t *ca, EVP_PKEY *leaf_key, const ca_leaf_req_t *req, X509 **out,
+                 char *err, size_t errlen) {
   leaf_plan_t plan;
   int rc;
 
@@ -244,9 +231,8 @@ int ca_leaf_mint(const ca_t *ca, EVP_PKEY *leaf_key, const ca_leaf_req_t *req,
   return rc;
 }
 
-int ca_leaf_mint_names(const ca_t *ca, EVP_PKEY *leaf_key,
-                       const char *const *names, size_t n, X509 **out,
-                       char *err, size_t errlen) {
+int ca_leaf_mint_names(const ca_t *ca, EVP_PKEY *leaf_key, const char *const *names, size_t n,
+                       X509 **out, char *err, size_t errlen) {
   leaf_plan_t plan;
   int rc;
 

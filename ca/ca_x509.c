@@ -15,11 +15,10 @@
 
 /* ---- errors ------------------------------------------------------------ */
 
-static void err_vformat(char *err, size_t errlen, const char *fmt,
-                        va_list ap) __attribute__((format(printf, 3, 0)));
+static void err_vformat(char *err, size_t errlen, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
-static void err_vformat(char *err, size_t errlen, const char *fmt,
-                        va_list ap) {
+static void err_vformat(char *err, size_t errlen, const char *fmt, va_list ap) {
   if (err == NULL || errlen == 0) return;
   if (vsnprintf(err, errlen, fmt, ap) < 0) err[0] = '\0';
 }
@@ -92,17 +91,24 @@ EVP_PKEY *ca_key_generate(ca_key_type_t type, char *err, size_t errlen) {
   EVP_PKEY *key = NULL;
 
   switch (type) {
-    case CA_KEY_P256: key = EVP_EC_gen("P-256"); break;
-    case CA_KEY_P384: key = EVP_EC_gen("P-384"); break;
-    case CA_KEY_RSA2048: key = EVP_RSA_gen(2048); break;
-    case CA_KEY_RSA3072: key = EVP_RSA_gen(3072); break;
+    case CA_KEY_P256:
+      key = EVP_EC_gen("P-256");
+      break;
+    case CA_KEY_P384:
+      key = EVP_EC_gen("P-384");
+      break;
+    case CA_KEY_RSA2048:
+      key = EVP_RSA_gen(2048);
+      break;
+    case CA_KEY_RSA3072:
+      key = EVP_RSA_gen(3072);
+      break;
     default:
       ca_err(err, errlen, CA_EINVAL, "unknown key type %d", (int)type);
       return NULL;
   }
   if (key == NULL)
-    ca_err_ssl(err, errlen, CA_ECRYPTO, "cannot generate a %s key",
-               ca_key_type_name(type));
+    ca_err_ssl(err, errlen, CA_ECRYPTO, "cannot generate a %s key", ca_key_type_name(type));
   return key;
 }
 
@@ -113,9 +119,7 @@ int ca_x509_set_serial(X509 *x) {
   int rc = -1;
 
   /* Top bit forced on: always exactly 128 bits, positive, never zero. */
-  if (bn == NULL || !BN_rand(bn, CA_SERIAL_BITS, BN_RAND_TOP_ONE,
-                             BN_RAND_BOTTOM_ANY))
-    goto out;
+  if (bn == NULL || !BN_rand(bn, CA_SERIAL_BITS, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY)) goto out;
   if (BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL) goto out;
   rc = 0;
 out:
@@ -144,8 +148,7 @@ void ca_time_format(time_t t, char *buf, size_t len) {
   struct tm tm;
 
   if (len == 0) return;
-  if (gmtime_r(&t, &tm) == NULL ||
-      strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+  if (gmtime_r(&t, &tm) == NULL || strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
     snprintf(buf, len, "%lld", (long long)t);
 }
 
@@ -165,9 +168,8 @@ int ca_x509_add_basic_ca(X509 *x) {
 int ca_x509_add_key_usage(X509 *x, unsigned bits) {
   /* KU_* flags are the first byte of the BIT STRING, MSB first; bit numbers
    * are RFC 5280's (digitalSignature = 0 ... cRLSign = 6). */
-  static const unsigned flags[] = {KU_DIGITAL_SIGNATURE, KU_NON_REPUDIATION,
-                                   KU_KEY_ENCIPHERMENT,  KU_DATA_ENCIPHERMENT,
-                                   KU_KEY_AGREEMENT,     KU_KEY_CERT_SIGN,
+  static const unsigned flags[] = {KU_DIGITAL_SIGNATURE, KU_NON_REPUDIATION, KU_KEY_ENCIPHERMENT,
+                                   KU_DATA_ENCIPHERMENT, KU_KEY_AGREEMENT,   KU_KEY_CERT_SIGN,
                                    KU_CRL_SIGN};
   ASN1_BIT_STRING *ku = ASN1_BIT_STRING_new();
   int ok = ku != NULL;
@@ -175,8 +177,7 @@ int ca_x509_add_key_usage(X509 *x, unsigned bits) {
 
   for (i = 0; ok && i < sizeof(flags) / sizeof(flags[0]); i++)
     if (bits & flags[i]) ok = ASN1_BIT_STRING_set_bit(ku, (int)i, 1);
-  if (ok)
-    ok = X509_add1_ext_i2d(x, NID_key_usage, ku, 1, X509V3_ADD_DEFAULT) == 1;
+  if (ok) ok = X509_add1_ext_i2d(x, NID_key_usage, ku, 1, X509V3_ADD_DEFAULT) == 1;
   ASN1_BIT_STRING_free(ku);
   return ok ? 0 : -1;
 }
@@ -203,8 +204,7 @@ int ca_x509_add_ski(X509 *x) {
   int ok;
 
   if (id == NULL) return -1;
-  ok = X509_add1_ext_i2d(x, NID_subject_key_identifier, id, 0,
-                         X509V3_ADD_DEFAULT);
+  ok = X509_add1_ext_i2d(x, NID_subject_key_identifier, id, 0, X509V3_ADD_DEFAULT);
   ASN1_OCTET_STRING_free(id);
   return ok == 1 ? 0 : -1;
 }
@@ -215,8 +215,7 @@ int ca_x509_add_aki(X509 *x, const ASN1_OCTET_STRING *key_id) {
 
   /* keyIdentifier only: issuer+serial would tie leaves to one CA serial. */
   if (akid != NULL && (akid->keyid = ASN1_OCTET_STRING_dup(key_id)) != NULL)
-    ok = X509_add1_ext_i2d(x, NID_authority_key_identifier, akid, 0,
-                           X509V3_ADD_DEFAULT) == 1;
+    ok = X509_add1_ext_i2d(x, NID_authority_key_identifier, akid, 0, X509V3_ADD_DEFAULT) == 1;
   AUTHORITY_KEYID_free(akid);
   return ok ? 0 : -1;
 }
@@ -227,17 +226,14 @@ int ca_x509_add_eku_server(X509 *x) {
 
   /* OBJ_nid2obj returns a static object: the stack must not free it. */
   if (eku != NULL && sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_server_auth)))
-    ok = X509_add1_ext_i2d(x, NID_ext_key_usage, eku, 0,
-                           X509V3_ADD_DEFAULT) == 1;
+    ok = X509_add1_ext_i2d(x, NID_ext_key_usage, eku, 0, X509V3_ADD_DEFAULT) == 1;
   sk_ASN1_OBJECT_free(eku);
   return ok ? 0 : -1;
 }
 
 int ca_x509_add_san(X509 *x, GENERAL_NAMES *names, int critical) {
-  return X509_add1_ext_i2d(x, NID_subject_alt_name, names, critical,
-                           X509V3_ADD_DEFAULT) == 1
-             ? 0
-             : -1;
+  return X509_add1_ext_i2d(x, NID_subject_alt_name, names, critical, X509V3_ADD_DEFAULT) == 1 ? 0
+                                                                                              : -1;
 }
 
 /* ---- names ------------------------------------------------------------- */
@@ -282,16 +278,15 @@ static int dns_name_valid(const char *s) {
       label = 0;
       continue;
     }
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-          (c >= '0' && c <= '9') || c == '-' || c == '_'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_'))
       return 0;
     if (++label > 63) return 0;
   }
   return label > 0;
 }
 
-GENERAL_NAME *ca_name_to_general(const char *name, int *rc, char *err,
-                                 size_t errlen) {
+GENERAL_NAME *ca_name_to_general(const char *name, int *rc, char *err, size_t errlen) {
   unsigned char ip[16];
   size_t iplen = 0;
   GENERAL_NAME *gn = NULL;
@@ -300,15 +295,14 @@ GENERAL_NAME *ca_name_to_general(const char *name, int *rc, char *err,
 
   *rc = 0;
   if (!is_ip && !dns_name_valid(name)) {
-    *rc = ca_err(err, errlen, CA_EINVAL,
-                 "'%.*s' is neither a DNS name nor an IP address", 300, name);
+    *rc =
+        ca_err(err, errlen, CA_EINVAL, "'%.*s' is neither a DNS name nor an IP address", 300, name);
     return NULL;
   }
   gn = GENERAL_NAME_new();
   value = is_ip ? ASN1_OCTET_STRING_new() : ASN1_IA5STRING_new();
   if (gn == NULL || value == NULL ||
-      !(is_ip ? ASN1_OCTET_STRING_set(value, ip, (int)iplen)
-              : ASN1_STRING_set(value, name, -1))) {
+      !(is_ip ? ASN1_OCTET_STRING_set(value, ip, (int)iplen) : ASN1_STRING_set(value, name, -1))) {
     *rc = ca_err_ssl(err, errlen, CA_ECRYPTO, "out of memory for a name");
     GENERAL_NAME_free(gn);
     ASN1_STRING_free(value);

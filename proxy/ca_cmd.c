@@ -35,8 +35,7 @@ static const char usage_text[] =
     "The CA is created on first use (except by `path`). Key types: p256, p384, "
     "rsa2048, rsa3072.\n";
 
-static int usage_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int usage_error(const char *fmt, ...) {
   va_list ap;
@@ -63,13 +62,12 @@ static int open_ca(const px_config_t *cfg, ca_t **ca) {
   char err[CA_ERR_LEN];
   int created = 0;
 
-  if (ca_open(config_dir(cfg), 1, cfg->ca_key_type, ca, &created, err,
-              sizeof(err)) != 0)
+  if (ca_open(config_dir(cfg), 1, cfg->ca_key_type, ca, &created, err, sizeof(err)) != 0)
     return runtime_error(err);
   /* stderr, so `tlspeek ca export - > ca.pem` stays clean. */
   if (created)
-    fprintf(stderr, "tlspeek: created a new %s CA in %s\n",
-            ca_key_type_name(cfg->ca_key_type), ca_dir(*ca));
+    fprintf(stderr, "tlspeek: created a new %s CA in %s\n", ca_key_type_name(cfg->ca_key_type),
+            ca_dir(*ca));
   return 0;
 }
 
@@ -78,7 +76,8 @@ static int cmd_path(int argc, const px_config_t *cfg) {
   size_t len = strlen(dir);
 
   if (argc != 1) return usage_error("%s takes no arguments", "path");
-  while (len > 1 && dir[len - 1] == '/') len--;
+  while (len > 1 && dir[len - 1] == '/')
+    len--;
   printf("%.*s\n", (int)len, dir);
   printf("%.*s/%s\n", (int)len, dir, CA_KEY_FILE);
   printf("%.*s/%s\n", (int)len, dir, CA_CERT_PEM_FILE);
@@ -98,8 +97,7 @@ static int cmd_info(int argc, const px_config_t *cfg) {
 }
 
 static int export_stdout(const ca_t *ca, int der) {
-  int ok = der ? i2d_X509_fp(stdout, ca_cert(ca))
-               : PEM_write_X509(stdout, ca_cert(ca));
+  int ok = der ? i2d_X509_fp(stdout, ca_cert(ca)) : PEM_write_X509(stdout, ca_cert(ca));
 
   if (!ok || fflush(stdout) != 0) {
     ERR_clear_error();
@@ -158,8 +156,7 @@ static int write_secret(const char *path, const char *data, size_t len) {
   }
   return 0;
 fail:
-  fprintf(stderr, "tlspeek: error: cannot write %s: %s\n", path,
-          strerror(errno));
+  fprintf(stderr, "tlspeek: error: cannot write %s: %s\n", path, strerror(errno));
   if (fd >= 0) close(fd);
   return EXIT_RUNTIME;
 }
@@ -173,8 +170,7 @@ static int mint_write(ca_minter_t *m, X509 *leaf, const char *out) {
   int rc = 0;
 
   if (mem == NULL || !PEM_write_bio_X509(mem, leaf) ||
-      !PEM_write_bio_PrivateKey(mem, ca_minter_key(m), NULL, NULL, 0, NULL,
-                                NULL)) {
+      !PEM_write_bio_PrivateKey(mem, ca_minter_key(m), NULL, NULL, 0, NULL, NULL)) {
     ERR_clear_error();
     rc = runtime_error("cannot encode the certificate");
     goto out;
@@ -182,8 +178,7 @@ static int mint_write(ca_minter_t *m, X509 *leaf, const char *out) {
   len = BIO_get_mem_data(mem, &data);
   if (out != NULL && strcmp(out, "-") != 0)
     rc = write_secret(out, data, (size_t)len);
-  else if (fwrite(data, 1, (size_t)len, stdout) != (size_t)len ||
-           fflush(stdout) != 0)
+  else if (fwrite(data, 1, (size_t)len, stdout) != (size_t)len || fflush(stdout) != 0)
     rc = runtime_error("cannot write to stdout");
 out:
   BIO_free(mem); /* clears the key bytes */
@@ -218,8 +213,7 @@ static int cmd_mint(int argc, char **argv, const px_config_t *cfg) {
     rc = runtime_error(err);
     goto out;
   }
-  rc = ca_mint_names(m, (const char *const *)(argv + 1), (size_t)n, &leaf, err,
-                     sizeof(err));
+  rc = ca_mint_names(m, (const char *const *)(argv + 1), (size_t)n, &leaf, err, sizeof(err));
   if (rc != 0) {
     /* A malformed NAME is the user's typo, not a failure of ours. */
     rc = rc == CA_EINVAL ? usage_error("mint: %s", err) : runtime_error(err);
@@ -237,8 +231,7 @@ int px_ca_command(int argc, char **argv, const px_config_t *cfg) {
   const char *cmd = argc > 0 ? argv[0] : NULL;
 
   if (cmd == NULL) return usage_error("ca: missing COMMAND");
-  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
-      strcmp(cmd, "-h") == 0) {
+  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
     fputs(usage_text, stdout);
     return 0;
   }

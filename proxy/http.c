@@ -153,6 +153,10 @@ static int deliver_head(px_http_t *h) {
   int rc = h->cbs->on_head(h->ud, h, h->raw.data ? h->raw.data : "", h->raw.len);
   flt_strbuf_reset(&h->raw);
   if (rc < 0) return fail(h, "rejected by the proxy");
+  /* RFC 9110 §6.4.1: 1xx, 204 and 304 responses never have a body, whatever
+   * Content-Length says; http-parser leaves that decision to us. */
+  unsigned st = h->parser.status_code;
+  if (h->type == HTTP_RESPONSE && ((st >= 100 && st < 200) || st == 204 || st == 304)) rc = 1;
   if (rc == 1) {
     /* No body (response to HEAD): tell http-parser so it does not wait for
      * Content-Length bytes. Safe: it reads F_SKIPBODY when it resumes. */

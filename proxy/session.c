@@ -154,7 +154,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 /* Everything for the client is written: send FIN, then read (and drop)
  * until the client closes too, so that unread request bytes cannot turn
  * our close into a reset that destroys the response in flight. */
-static void maybe_finish(px_session_t *s) {
+void px_maybe_finish(px_session_t *s) {
   if (!s->close_when_flushed || s->client_writes != 0 || s->state == PX_S_CLOSING ||
       s->shutdown_sent)
     return;
@@ -204,7 +204,7 @@ static void on_write(uv_write_t *req, int status) {
   }
   s->last_activity = px_session_now(s);
   px_update_reading(s);
-  maybe_finish(s);
+  px_maybe_finish(s);
 }
 
 void px_write_owned(px_session_t *s, uv_tcp_t *to, void *buf, size_t len) {
@@ -325,6 +325,9 @@ static int client_handshake(px_session_t *s) {
       /* First ClientHello: connect upstream before answering it. */
       px_session_set_state(s, PX_S_CLIENT_HELLO);
       px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, "TLS handshake");
+      /* Upstream, offer (and verify) the name the client asked for. */
+      if (s->w->shared->cfg->mode == PX_MODE_EXPLICIT && s->conn.sni[0])
+        snprintf(s->up_name, sizeof(s->up_name), "%s", s->conn.sni);
       if (s->up == PX_UP_IDLE) px_upstream_start(s);
     }
     return -1;
@@ -679,8 +682,8 @@ static void on_handle_closed(uv_handle_t *h) {
 void px_session_close(px_session_t *s, const char *why) {
   if (s->state != PX_S_CLOSING) {
     if (why) flt_log_debug("session %llu: closing: %s", (unsigned long long)s->conn.id, why);
-    px_flows_fail_all(s, why && strcmp(why, "done") != 0 ? why : "connection closed");
     s->state = PX_S_CLOSING;
+    px_flows_fail_all(s, why && strcmp(why, "done") != 0 ? why : "connection closed");
     flt_emit_conn_close(&s->w->shared->chain, &s->conn);
     if (s->gai_active) uv_cancel((uv_req_t *)&s->gai);
     uv_close((uv_handle_t *)&s->client, on_handle_closed);
@@ -699,5 +702,5 @@ void px_session_drain(px_session_t *s) {
   if (s->flows_head == NULL && s->req_flow == NULL && s->client_writes == 0)
     px_session_close(s, "shutting down");
   else
-    s->close_when_flushed = 1; /* finish the flow in progress first */
+    s->draining = 1; /* finish the flows in progress first (session_http.c) */
 }

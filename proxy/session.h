@@ -103,6 +103,7 @@ typedef struct px_session {
   int switch_pending;
 
   int close_when_flushed;      /* close once the client has everything */
+  int draining;                /* shutting down: close after the last flow */
   int shutdown_sent;           /* FIN sent; reading until the client's EOF */
   uint64_t last_activity;      /* uv_now of the last byte moved */
   uint64_t deadline;           /* uv_now when the current phase times out */
@@ -133,6 +134,8 @@ uint64_t px_session_now(px_session_t *s);
 void px_send_upstream(px_session_t *s, const void *data, size_t len);
 void px_update_reading(px_session_t *s);
 void px_set_deadline(px_session_t *s, uint64_t ms, const char *what);
+/* With close_when_flushed set: once every write is out, FIN and close. */
+void px_maybe_finish(px_session_t *s);
 
 /* upstream.c */
 void px_upstream_start(px_session_t *s);

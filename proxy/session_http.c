@@ -89,10 +89,15 @@ static void flow_finish(px_session_t *s, const char *error) {
   n->flow.error = error;
   flt_emit_flow_end(chain_of(s), &n->flow);
   flow_free(n);
+  if (s->draining && s->flows_head == NULL && s->state != PX_S_CLOSING) {
+    s->close_when_flushed = 1;
+    px_update_reading(s);
+    px_maybe_finish(s);
+  }
 }
 
 void px_flows_fail_all(px_session_t *s, const char *why) {
-  while (s->flows_head) flow_finish(s, s->flows_head->flow.has_response ? why : why);
+  while (s->flows_head) flow_finish(s, why);
 }
 
 /* ---- tlspeek's own answers -------------------------------------------------- */

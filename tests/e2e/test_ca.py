@@ -12,12 +12,7 @@ import time
 
 import pytest
 
-BIN = os.environ.get("TLSPEEK_BIN", "/work/main/tlspeek")
-
-# Variables that would point curl/OpenSSL at another trust store or proxy.
-_SCRUB = ("CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
-          "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
-          "all_proxy", "NO_PROXY", "no_proxy")
+from conftest import BIN, clean_env, free_port
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,9 +23,8 @@ def _binary():
 
 @pytest.fixture
 def env(tmp_path):
-    e = {k: v for k, v in os.environ.items() if k not in _SCRUB}
-    e["HOME"] = str(tmp_path / "home")
-    return e
+    # HOME too: even a forgotten --ca-dir could not reach the real ~/.tlspeek.
+    return clean_env(HOME=str(tmp_path / "home"))
 
 
 @pytest.fixture
@@ -148,12 +142,6 @@ def test_concurrent_first_use_makes_one_ca(ca_dir, env):
 
 
 # ---- mint -------------------------------------------------------------------
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def wait_for_port(port, proc, timeout=10.0):
     deadline = time.monotonic() + timeout

@@ -36,8 +36,7 @@ typedef struct tdir {
   char ca_dir[PATH_MAX]; /* root/ca: not there yet, so ca_open creates it */
 } tdir_t;
 
-static int on_rm_entry(const char *path, const struct stat *st, int flag,
-                       struct FTW *ftw) {
+static int on_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
   (void)st;
   (void)flag;
   (void)ftw;
@@ -72,8 +71,7 @@ static ca_t *open_new_ca(const tdir_t *t, ca_key_type_t type) {
   ca_t *ca = NULL;
   int created = -1;
 
-  assert_int_equal(ca_open(t->ca_dir, 1, type, &ca, &created, err, sizeof(err)),
-                   0);
+  assert_int_equal(ca_open(t->ca_dir, 1, type, &ca, &created, err, sizeof(err)), 0);
   assert_int_equal(created, 1);
   return ca;
 }
@@ -88,8 +86,7 @@ static time_t time_of(const ASN1_TIME *a) {
 
 static void assert_near(time_t got, time_t want, long slack) {
   if (labs((long)(got - want)) > slack)
-    fail_msg("time %lld, expected %lld +- %ld", (long long)got,
-             (long long)want, slack);
+    fail_msg("time %lld, expected %lld +- %ld", (long long)got, (long long)want, slack);
 }
 
 static char *fingerprint(X509 *x) {
@@ -114,43 +111,28 @@ static void add_ext(X509 *x, int nid, const char *value) {
 }
 
 /* Self-signed by `key`; `ca` selects CA:TRUE + keyCertSign + SKI. */
-static X509 *make_cert(EVP_PKEY *key, const char *cn, const char *org, int ca,
-                       long nb, long na, const char *san) {
+static X509 *make_cert(EVP_PKEY *key, const char *cn, const char *org, int ca, long nb, long na,
+                       const char *san) {
   X509 *x = X509_new();
   X509_NAME *name = X509_get_subject_name(x);
 
   assert_true(X509_set_version(x, X509_VERSION_3));
   assert_true(ASN1_INTEGER_set(X509_get_serialNumber(x), 4242));
-  assert_true(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-                                         (const unsigned char *)cn, -1, -1, 0));
+  assert_true(
+      X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0));
   if (org != NULL)
-    assert_true(X509_NAME_add_entry_by_txt(
-        name, "O", MBSTRING_UTF8, (const unsigned char *)org, -1, -1, 0));
+    assert_true(X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)org, -1,
+                                           -1, 0));
   assert_true(X509_set_issuer_name(x, name));
   assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), nb));
   assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), na));
   assert_true(X509_set_pubkey(x, key));
   add_ext(x, NID_basic_constraints, ca ? "critical,CA:TRUE" : "CA:FALSE");
-  add_ext(x, NID_key_usage,
-          ca ? "critical,keyCertSign,cRLSign" : "digitalSignature");
+  add_ext(x, NID_key_usage, ca ? "critical,keyCertSign,cRLSign" : "digitalSignature");
   add_ext(x, NID_subject_key_identifier, "hash");
   if (san != NULL) add_ext(x, NID_subject_alt_name, san);
   assert_true(X509_sign(x, key, EVP_sha256()) > 0);
   return x;
-}
-
-static EVP_PKEY *read_ca_key(const tdir_t *t) {
-  char path[PATH_MAX];
-  FILE *f;
-  EVP_PKEY *key;
-
-  path_in(t, "tlspeek-ca.pem", path);
-  f = fopen(path, "r");
-  assert_non_null(f);
-  key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-  fclose(f);
-  assert_non_null(key);
-  return key;
 }
 
 static void write_ca_file(const tdir_t *t, EVP_PKEY *key, X509 *cert) {
@@ -171,9 +153,7 @@ static void expect_refusal(const tdir_t *t, int code, const char *needle) {
   char err[CA_ERR_LEN] = "";
   ca_t *ca = NULL;
 
-  assert_int_equal(ca_open(t->ca_dir, 1, CA_KEY_P256, &ca, NULL, err,
-                           sizeof(err)),
-                   code);
+  assert_int_equal(ca_open(t->ca_dir, 1, CA_KEY_P256, &ca, NULL, err, sizeof(err)), code);
   assert_null(ca);
   if (strstr(err, needle) == NULL) fail_msg("message: %s", err);
 }
@@ -198,13 +178,10 @@ static void assert_subject(X509 *x, int nid, const char *want) {
   char got[256] = "";
 
   if (want == NULL) {
-    assert_int_equal(X509_NAME_get_index_by_NID(X509_get_subject_name(x), nid,
-                                                 -1),
-                     -1);
+    assert_int_equal(X509_NAME_get_index_by_NID(X509_get_subject_name(x), nid, -1), -1);
     return;
   }
-  assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(x), nid, got,
-                                        sizeof(got)) > 0);
+  assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(x), nid, got, sizeof(got)) > 0);
   assert_string_equal(got, want);
 }
 
@@ -299,9 +276,7 @@ static void test_reload_same_ca(void **state) {
   /* A lost export is rebuilt from the key file on the next open. */
   path_in(t, "tlspeek-ca-cert.der", path);
   assert_int_equal(unlink(path), 0);
-  assert_int_equal(ca_open(t->ca_dir, 0, CA_KEY_P256, &ca, &created, err,
-                           sizeof(err)),
-                   0);
+  assert_int_equal(ca_open(t->ca_dir, 0, CA_KEY_P256, &ca, &created, err, sizeof(err)), 0);
   assert_int_equal(created, 0);
   assert_string_equal(fingerprint(ca_cert(ca)), fp);
   assert_int_equal(access(path, R_OK), 0);
@@ -313,9 +288,7 @@ static void test_no_ca_without_create(void **state) {
   char err[CA_ERR_LEN] = "";
   ca_t *ca = NULL;
 
-  assert_int_equal(ca_open(t->ca_dir, 0, CA_KEY_P256, &ca, NULL, err,
-                           sizeof(err)),
-                   CA_ENOENT);
+  assert_int_equal(ca_open(t->ca_dir, 0, CA_KEY_P256, &ca, NULL, err, sizeof(err)), CA_ENOENT);
   assert_null(ca);
   assert_non_null(strstr(err, t->ca_dir));
   assert_int_equal(access(t->ca_dir, F_OK), -1); /* and nothing created */
@@ -334,16 +307,13 @@ static void test_refuse_readable_key(void **state) {
 
 static void test_refuse_non_ca(void **state) {
   tdir_t *t = *state;
-  EVP_PKEY *key;
-  X509 *leaf;
+  ca_t *ca = open_new_ca(t, CA_KEY_P256);
+  X509 *leaf = make_cert(ca_key(ca), "not a ca", NULL, 0, 0, 30 * DAY, NULL);
 
-  ca_free(open_new_ca(t, CA_KEY_P256));
-  key = read_ca_key(t);
-  leaf = make_cert(key, "not a ca", NULL, 0, 0, 30 * DAY, NULL);
-  write_ca_file(t, key, leaf); /* same key, so only CA-ness is wrong */
+  write_ca_file(t, ca_key(ca), leaf); /* same key, so only CA-ness is wrong */
   expect_refusal(t, CA_EBADCA, "not a CA");
   X509_free(leaf);
-  EVP_PKEY_free(key);
+  ca_free(ca);
 }
 
 static void test_refuse_mismatched_key(void **state) {
@@ -377,9 +347,7 @@ static void test_existing_ca_not_overwritten(void **state) {
   snprintf(fp, sizeof(fp), "%s", fingerprint(ca_cert(ca)));
   ca_free(ca);
   /* A different key type must not tempt it into making a new CA. */
-  assert_int_equal(ca_open(t->ca_dir, 1, CA_KEY_P384, &ca, &created, err,
-                           sizeof(err)),
-                   0);
+  assert_int_equal(ca_open(t->ca_dir, 1, CA_KEY_P384, &ca, &created, err, sizeof(err)), 0);
   assert_int_equal(created, 0);
   assert_string_equal(fingerprint(ca_cert(ca)), fp);
   assert_int_equal(EVP_PKEY_get_bits(ca_key(ca)), 256);
@@ -434,9 +402,7 @@ static void test_concurrent_create(void **state) {
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   }
   assert_int_equal(winners, 1);
-  assert_int_equal(ca_open(t->ca_dir, 0, CA_KEY_P256, &ca, NULL, err,
-                           sizeof(err)),
-                   0);
+  assert_int_equal(ca_open(t->ca_dir, 0, CA_KEY_P256, &ca, NULL, err, sizeof(err)), 0);
   f = fopen(ca_cert_pem_path(ca), "r");
   exported = PEM_read_X509(f, NULL, NULL, NULL);
   fclose(f);
@@ -453,11 +419,15 @@ static void test_export_and_info(void **state) {
   size_t len = 0;
   FILE *f;
   X509 *x;
-  static const char *const musts[] = {
-      "SHA-256", "valid until", "curl --cacert", "SSL_CERT_FILE",
-      "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "update-ca-certificates",
-      "/usr/local/share/ca-certificates/tlspeek.crt",
-      "certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n tlspeek -i"};
+  static const char *const musts[] = {"SHA-256",
+                                      "valid until",
+                                      "curl --cacert",
+                                      "SSL_CERT_FILE",
+                                      "REQUESTS_CA_BUNDLE",
+                                      "NODE_EXTRA_CA_CERTS",
+                                      "update-ca-certificates",
+                                      "/usr/local/share/ca-certificates/tlspeek.crt",
+                                      "certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n tlspeek -i"};
   size_t i;
 
   snprintf(fp, sizeof(fp), "%s", fingerprint(ca_cert(ca)));
@@ -470,8 +440,7 @@ static void test_export_and_info(void **state) {
   assert_non_null(x);
   assert_int_equal(X509_cmp(x, ca_cert(ca)), 0);
   X509_free(x);
-  assert_true(snprintf(path, sizeof(path), "%s/no/such/dir/out.pem",
-                       t->root) < PATH_MAX);
+  assert_true(snprintf(path, sizeof(path), "%s/no/such/dir/out.pem", t->root) < PATH_MAX);
   assert_int_equal(ca_export(ca, path, 0, err, sizeof(err)), CA_EIO);
   assert_non_null(strstr(err, path));
 
@@ -514,17 +483,14 @@ static void assert_leaf_profile(ca_t *ca, X509 *leaf, unsigned ku) {
   assert_int_equal(X509_get_key_usage(leaf), ku);
   assert_int_equal(ext_critical(leaf, NID_key_usage), 1);
   assert_int_equal(X509_get_extended_key_usage(leaf), XKU_SSL_SERVER);
-  assert_int_equal(X509_get_ext_by_NID(leaf, NID_subject_key_identifier, -1),
-                   -1);
+  assert_int_equal(X509_get_ext_by_NID(leaf, NID_subject_key_identifier, -1), -1);
   assert_non_null(X509_get0_authority_key_id(leaf));
   assert_int_equal(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(leaf),
                                          X509_get0_subject_key_id(ca_cert(ca))),
                    0);
-  assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(leaf),
-                                 X509_get_subject_name(ca_cert(ca))),
+  assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(leaf), X509_get_subject_name(ca_cert(ca))),
                    0);
-  assert_true(ASN1_TIME_compare(X509_get0_notAfter(leaf),
-                                X509_get0_notAfter(ca_cert(ca))) <= 0);
+  assert_true(ASN1_TIME_compare(X509_get0_notAfter(leaf), X509_get0_notAfter(ca_cert(ca))) <= 0);
 }
 
 static void test_mint_mirrors_upstream(void **state) {
@@ -532,8 +498,7 @@ static void test_mint_mirrors_upstream(void **state) {
   ca_t *ca = open_new_ca(t, CA_KEY_P256);
   ca_minter_t *m = new_minter(ca, CA_KEY_P256, 16);
   EVP_PKEY *up_key = EVP_EC_gen("P-256");
-  X509 *up = make_cert(up_key, "upstream.example.test", "Example Org", 0, 0,
-                       90 * DAY,
+  X509 *up = make_cert(up_key, "upstream.example.test", "Example Org", 0, 0, 90 * DAY,
                        "DNS:upstream.example.test,DNS:*.example.test,"
                        "IP:192.0.2.7,email:ops@example.test");
   X509 *leaf = mint(m, "www.example.test", "198.51.100.1", up);
@@ -546,8 +511,7 @@ static void test_mint_mirrors_upstream(void **state) {
   assert_subject(leaf, NID_organizationName, "Example Org");
   assert_true(leaf_verifies(ca_cert(ca), leaf, "www.example.test"));
   assert_int_equal(X509_check_host(leaf, "www.example.test", 0, 0, NULL), 1);
-  assert_int_equal(X509_check_host(leaf, "upstream.example.test", 0, 0, NULL),
-                   1);
+  assert_int_equal(X509_check_host(leaf, "upstream.example.test", 0, 0, NULL), 1);
   assert_int_equal(X509_check_host(leaf, "api.example.test", 0, 0, NULL), 1);
   assert_int_equal(X509_check_host(leaf, "a.b.example.test", 0, 0, NULL), 0);
   assert_int_equal(X509_check_host(leaf, "other.test", 0, 0, NULL), 0);
@@ -599,8 +563,7 @@ static void test_mint_rejects_bad_input(void **state) {
   tdir_t *t = *state;
   ca_t *ca = open_new_ca(t, CA_KEY_P256);
   ca_minter_t *m = new_minter(ca, CA_KEY_P256, 4), *none = NULL;
-  static const char *const bad[] = {"", "bad name", "a..b", "x\x01y",
-                                    "caf\xc3\xa9.test"};
+  static const char *const bad[] = {"", "bad name", "a..b", "x\x01y", "caf\xc3\xa9.test"};
   char err[CA_ERR_LEN];
   ca_leaf_req_t req = {0};
   X509 *leaf = NULL;
@@ -609,17 +572,14 @@ static void test_mint_rejects_bad_input(void **state) {
   assert_int_equal(ca_mint_leaf(m, &req, &leaf, err, sizeof(err)), CA_EINVAL);
   for (i = 1; i < sizeof(bad) / sizeof(bad[0]); i++) {
     req.sni = bad[i];
-    assert_int_equal(ca_mint_leaf(m, &req, &leaf, err, sizeof(err)),
-                     CA_EINVAL);
+    assert_int_equal(ca_mint_leaf(m, &req, &leaf, err, sizeof(err)), CA_EINVAL);
     assert_null(leaf);
   }
   req.sni = NULL;
   req.ip = "not-an-ip";
   assert_int_equal(ca_mint_leaf(m, &req, &leaf, err, sizeof(err)), CA_EINVAL);
-  assert_int_equal(ca_mint_names(m, bad, 1, &leaf, err, sizeof(err)),
-                   CA_EINVAL);
-  assert_int_equal(ca_minter_new(ca, CA_KEY_P256, 0, &none, err, sizeof(err)),
-                   CA_EINVAL);
+  assert_int_equal(ca_mint_names(m, bad, 1, &leaf, err, sizeof(err)), CA_EINVAL);
+  assert_int_equal(ca_minter_new(ca, CA_KEY_P256, 0, &none, err, sizeof(err)), CA_EINVAL);
   assert_null(none);
   ca_minter_free(m);
   ca_free(ca);
@@ -653,25 +613,19 @@ static void test_mint_names(void **state) {
 static void test_mint_never_outlives_ca(void **state) {
   tdir_t *t = *state;
   EVP_PKEY *key = EVP_EC_gen("P-256");
-  X509 *short_ca = make_cert(key, "short CA", "tlspeek", 1, -DAY, 30 * DAY,
-                             NULL);
+  X509 *short_ca = make_cert(key, "short CA", "tlspeek", 1, -DAY, 30 * DAY, NULL);
   char err[CA_ERR_LEN];
   ca_t *ca = NULL;
   ca_minter_t *m;
   X509 *leaf;
 
   write_ca_file(t, key, short_ca);
-  assert_int_equal(ca_open(t->ca_dir, 1, CA_KEY_P256, &ca, NULL, err,
-                           sizeof(err)),
-                   0);
+  assert_int_equal(ca_open(t->ca_dir, 1, CA_KEY_P256, &ca, NULL, err, sizeof(err)), 0);
   m = new_minter(ca, CA_KEY_P256, 4);
   leaf = mint(m, "soon.example.test", NULL, NULL);
   assert_leaf_profile(ca, leaf, KU_DIGITAL_SIGNATURE);
-  assert_int_equal(ASN1_TIME_compare(X509_get0_notAfter(leaf),
-                                     X509_get0_notAfter(short_ca)),
-                   0);
-  assert_true(ASN1_TIME_compare(X509_get0_notBefore(leaf),
-                                X509_get0_notBefore(short_ca)) >= 0);
+  assert_int_equal(ASN1_TIME_compare(X509_get0_notAfter(leaf), X509_get0_notAfter(short_ca)), 0);
+  assert_true(ASN1_TIME_compare(X509_get0_notBefore(leaf), X509_get0_notBefore(short_ca)) >= 0);
   assert_true(leaf_verifies(short_ca, leaf, "soon.example.test"));
   X509_free(leaf);
   ca_minter_free(m);
@@ -698,8 +652,8 @@ static void test_mint_rsa(void **state) {
 
 /* ---- the cache --------------------------------------------------------- */
 
-static void assert_stats(ca_minter_t *m, uint64_t hits, uint64_t misses,
-                         uint64_t sigs, uint64_t evictions, size_t entries) {
+static void assert_stats(ca_minter_t *m, uint64_t hits, uint64_t misses, uint64_t sigs,
+                         uint64_t evictions, size_t entries) {
   ca_minter_stats_t st;
 
   ca_minter_stats(m, &st);
@@ -729,14 +683,9 @@ static void test_cache_hit_signs_nothing(void **state) {
   assert_ptr_not_equal(a, d);
   assert_ptr_not_equal(e, f);
   assert_stats(m, 2, 4, 4, 0, 4);
-  X509_free(a);
-  X509_free(b);
-  X509_free(c);
-  X509_free(d);
-  X509_free(e);
-  X509_free(f);
-  X509_free(up1);
-  X509_free(up2);
+  X509 *all[] = {a, b, c, d, e, f, up1, up2};
+  for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+    X509_free(all[i]);
   EVP_PKEY_free(k);
   ca_minter_free(m);
   ca_free(ca);
@@ -793,8 +742,7 @@ static int san_is_exactly(X509 *x, const char *name) {
 
   if (ok) {
     g = sk_GENERAL_NAME_value(sans, 0);
-    ok = g->type == GEN_DNS &&
-         strcmp((const char *)ASN1_STRING_get0_data(g->d.dNSName), name) == 0;
+    ok = g->type == GEN_DNS && strcmp((const char *)ASN1_STRING_get0_data(g->d.dNSName), name) == 0;
   }
   GENERAL_NAMES_free(sans);
   return ok;
@@ -808,11 +756,9 @@ static void *on_worker(void *arg) {
   int i;
 
   for (i = 0; i < PER_THREAD; i++) {
-    snprintf(name, sizeof(name), "host-%d.example.test",
-             rand_r(&w->seed) % NAMES);
+    snprintf(name, sizeof(name), "host-%d.example.test", rand_r(&w->seed) % NAMES);
     leaf = NULL;
-    if (ca_mint_leaf(w->m, &req, &leaf, err, sizeof(err)) != 0 ||
-        !san_is_exactly(leaf, name))
+    if (ca_mint_leaf(w->m, &req, &leaf, err, sizeof(err)) != 0 || !san_is_exactly(leaf, name))
       w->bad++;
     X509_free(leaf);
   }

@@ -679,6 +679,14 @@ static void test_render_latin1_and_json_edge_cases(void **state) {
   assert_int_equal(flt_con_render_json(&b, (const uint8_t *)"{} {}", 5), -1);
   assert_int_equal(flt_con_render_json(&b, (const uint8_t *)"{\"a\":", 5), -1);
   assert_int_equal(b.len, 0);
+
+  /* Deep nesting would grow quadratically when indented: refused, so the
+   * body is shown as the text it is. */
+  char deep[1800];
+  memset(deep, '[', 900);
+  memset(deep + 900, ']', 900);
+  assert_int_equal(flt_con_render_json(&b, (const uint8_t *)deep, sizeof(deep)), -1);
+  assert_int_equal(b.len, 0);
   flt_strbuf_free(&b);
 }
 
