@@ -152,13 +152,13 @@ static int ca_load(ca_t *ca, char *err, size_t errlen) {
   int rc;
 
   rc = ca_file_read(ca->key_path, CA_FILE_MAX, &data, &len, &st, err, errlen);
-  if (rc < 0) goto out;
+  if (rc < 0) goto Exit;
   if (st.st_mode & (S_IRWXG | S_IRWXO)) {
     rc = ca_err(err, errlen, CA_EPERM,
                 "the CA key file %s is accessible by group or others (mode "
                 "%03o); fix it with: chmod 600 %s",
                 ca->key_path, (unsigned)(st.st_mode & 0777), ca->key_path);
-    goto out;
+    goto Exit;
   }
   /* Two passes over the same bytes: each PEM reader skips blocks of the
    * other type, so the order inside the file does not matter. */
@@ -173,10 +173,10 @@ static int ca_load(ca_t *ca, char *err, size_t errlen) {
                 "%s does not hold an unencrypted private key and a "
                 "certificate in PEM",
                 ca->key_path);
-    goto out;
+    goto Exit;
   }
   rc = ca_validate(ca, err, errlen);
-out:
+Exit:
   if (rc < 0) {
     X509_free(ca->cert);
     EVP_PKEY_free(ca->key);
@@ -247,17 +247,17 @@ static int ca_create(ca_t *ca, ca_key_type_t type, int *won, char *err, size_t e
 
   *won = 0;
   rc = ca_dir_make(ca->dir, err, errlen);
-  if (rc < 0) goto out;
+  if (rc < 0) goto Exit;
   key = ca_key_generate(type, err, errlen);
   rc = key == NULL ? CA_ECRYPTO : 0;
-  if (rc < 0) goto out;
+  if (rc < 0) goto Exit;
   cert = root_build(key, err, errlen);
   rc = cert == NULL ? CA_ECRYPTO : 0;
-  if (rc < 0) goto out;
+  if (rc < 0) goto Exit;
   if (mem == NULL || !PEM_write_bio_PrivateKey(mem, key, NULL, NULL, 0, NULL, NULL) ||
       !PEM_write_bio_X509(mem, cert)) {
     rc = ca_err_ssl(err, errlen, CA_ECRYPTO, "cannot encode the new CA");
-    goto out;
+    goto Exit;
   }
   len = BIO_get_mem_data(mem, &data);
   rc = ca_file_install(ca->key_path, data, (size_t)len, 0600, 1, err, errlen);
@@ -265,7 +265,7 @@ static int ca_create(ca_t *ca, ca_key_type_t type, int *won, char *err, size_t e
     *won = rc == 0;
     rc = 0;
   }
-out:
+Exit:
   BIO_free(mem); /* a memory BIO clears its buffer when freed */
   X509_free(cert);
   EVP_PKEY_free(key);
@@ -283,14 +283,14 @@ static int ca_sync_exports(ca_t *ca, char *err, size_t errlen) {
   der_len = i2d_X509(ca->cert, &der);
   if (pem == NULL || der_len <= 0 || !PEM_write_bio_X509(pem, ca->cert)) {
     rc = ca_err_ssl(err, errlen, CA_ECRYPTO, "cannot encode the CA certificate");
-    goto out;
+    goto Exit;
   }
   pem_len = BIO_get_mem_data(pem, &pem_data);
   if (!ca_file_same(ca->cert_pem_path, pem_data, (size_t)pem_len))
     rc = ca_file_install(ca->cert_pem_path, pem_data, (size_t)pem_len, 0644, 0, err, errlen);
   if (rc == 0 && !ca_file_same(ca->cert_der_path, der, (size_t)der_len))
     rc = ca_file_install(ca->cert_der_path, der, (size_t)der_len, 0644, 0, err, errlen);
-out:
+Exit:
   OPENSSL_free(der);
   BIO_free(pem);
   return rc;
@@ -309,7 +309,7 @@ int ca_open(const char *dir, int create, ca_key_type_t key_type, ca_t **out, int
   ca = calloc(1, sizeof(*ca));
   if (ca == NULL) return ca_err(err, errlen, CA_EIO, "out of memory");
   rc = paths_init(ca, dir, err, errlen);
-  if (rc < 0) goto out;
+  if (rc < 0) goto Exit;
   rc = ca_load(ca, err, errlen);
   if (rc == CA_ENOENT && create) {
     rc = ca_create(ca, key_type, &won, err, errlen);
@@ -320,11 +320,11 @@ int ca_open(const char *dir, int create, ca_key_type_t key_type, ca_t **out, int
     rc = ca_err(err, errlen, CA_ENOENT, "no CA in %s (%s does not exist)", ca->dir, ca->key_path);
   }
   if (rc == 0) rc = ca_sync_exports(ca, err, errlen);
-  if (rc < 0) goto out;
+  if (rc < 0) goto Exit;
   if (created != NULL) *created = won;
   *out = ca;
   ca = NULL;
-out:
+Exit:
   ca_free(ca);
   return rc;
 }

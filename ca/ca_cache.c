@@ -66,16 +66,16 @@ int ca_minter_new(ca_t *ca, ca_key_type_t leaf_key, size_t cache_size, ca_minter
   m->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
   if (m->buckets == NULL || m->sha256 == NULL) {
     rc = ca_err_ssl(err, errlen, CA_ECRYPTO, "cannot set up the minter");
-    goto out;
+    goto Exit;
   }
   m->key = ca_key_generate(leaf_key, err, errlen);
   if (m->key == NULL) {
     rc = CA_ECRYPTO;
-    goto out;
+    goto Exit;
   }
   *out = m;
   m = NULL;
-out:
+Exit:
   ca_minter_free(m);
   return rc;
 }

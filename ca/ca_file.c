@@ -29,30 +29,30 @@ int ca_file_read(const char *path, size_t cap, unsigned char **data, size_t *len
   /* fstat, not stat: the mode we judge is the mode of what we read. */
   if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
     rc = ca_err(err, errlen, CA_EIO, "%s is not a regular file", path);
-    goto out;
+    goto Exit;
   }
   if ((size_t)st->st_size > cap) {
     rc = ca_err(err, errlen, CA_EBADCA, "%s is too large (%lld bytes)", path,
                 (long long)st->st_size);
-    goto out;
+    goto Exit;
   }
   buf = OPENSSL_malloc(cap);
   if (buf == NULL) {
     rc = ca_err(err, errlen, CA_EIO, "out of memory reading %s", path);
-    goto out;
+    goto Exit;
   }
   while (used < cap && (n = read(fd, buf + used, cap - used)) != 0) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       rc = ca_err(err, errlen, CA_EIO, "cannot read %s: %s", path, strerror(errno));
-      goto out;
+      goto Exit;
     }
     used += (size_t)n;
   }
   *data = buf;
   *len = used;
   buf = NULL;
-out:
+Exit:
   OPENSSL_clear_free(buf, cap);
   close(fd);
   return rc;
@@ -133,23 +133,23 @@ int ca_file_install(const char *path, const void *data, size_t len, mode_t mode,
   tmp_live = 1;
   if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
     rc = ca_err(err, errlen, CA_EIO, "cannot write %s: %s", tmp, strerror(errno));
-    goto out;
+    goto Exit;
   }
   n = close(fd);
   fd = -1;
   if (n != 0) {
     rc = ca_err(err, errlen, CA_EIO, "cannot write %s: %s", tmp, strerror(errno));
-    goto out;
+    goto Exit;
   }
   n = noclobber ? move_noclobber(tmp, path) : rename(tmp, path);
   if (n < 0) {
     rc = ca_err(err, errlen, CA_EIO, "cannot create %s: %s", path, strerror(errno));
-    goto out;
+    goto Exit;
   }
   rc = n;
   tmp_live = n == 1; /* moved unless the target already existed */
   sync_parent(path);
-out:
+Exit:
   if (fd >= 0) close(fd);
   if (tmp_live) unlink(tmp);
   return rc;

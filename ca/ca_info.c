@@ -41,7 +41,7 @@ int ca_export(const ca_t *ca, const char *path, int der, char *err, size_t errle
 
   if (mem == NULL || (der ? !i2d_X509_bio(mem, ca->cert) : !PEM_write_bio_X509(mem, ca->cert))) {
     rc = ca_err_ssl(err, errlen, CA_ECRYPTO, "cannot encode the CA certificate");
-    goto out;
+    goto Exit;
   }
   len = BIO_get_mem_data(mem, &data);
   /* Plain open+truncate, not temp+rename: the target may be a pipe or
@@ -49,14 +49,14 @@ int ca_export(const ca_t *ca, const char *path, int der, char *err, size_t errle
   fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     rc = ca_err(err, errlen, CA_EIO, "cannot create %s: %s", path, strerror(errno));
-    goto out;
+    goto Exit;
   }
   while (len > 0) {
     n = write(fd, data, (size_t)len);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       rc = ca_err(err, errlen, CA_EIO, "cannot write %s: %s", path, strerror(errno));
-      goto out;
+      goto Exit;
     }
     data += n;
     len -= n;
@@ -64,7 +64,7 @@ int ca_export(const ca_t *ca, const char *path, int der, char *err, size_t errle
   if (close(fd) != 0)
     rc = ca_err(err, errlen, CA_EIO, "cannot write %s: %s", path, strerror(errno));
   fd = -1;
-out:
+Exit:
   if (fd >= 0) close(fd);
   BIO_free(mem);
   return rc;

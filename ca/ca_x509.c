@@ -119,10 +119,10 @@ int ca_x509_set_serial(X509 *x) {
   int rc = -1;
 
   /* Top bit forced on: always exactly 128 bits, positive, never zero. */
-  if (bn == NULL || !BN_rand(bn, CA_SERIAL_BITS, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY)) goto out;
-  if (BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL) goto out;
+  if (bn == NULL || !BN_rand(bn, CA_SERIAL_BITS, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY)) goto Exit;
+  if (BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL) goto Exit;
   rc = 0;
-out:
+Exit:
   BN_free(bn);
   return rc;
 }

@@ -58,6 +58,13 @@ void flt_emit_error(const flt_chain_t *ch, flt_conn_t *c, const char *msg) {
 void flt_emit_conn_close(const flt_chain_t *ch, flt_conn_t *c) {
   EMIT(ch, on_conn_close, c);
 }
+void flt_emit_data(const flt_chain_t *ch, flt_conn_t *c, flt_dir_t dir,
+                   const uint8_t *data, size_t len) {
+  EMIT(ch, on_data, c, dir, data, len);
+}
+void flt_emit_keylog(const flt_chain_t *ch, flt_conn_t *c, const char *line) {
+  EMIT(ch, on_keylog, c, line);
+}
 void flt_emit_shutdown(const flt_chain_t *ch) {
   for (int i = 0; i < ch->n; i++) {
     const flt_filter_t *f = &ch->filters[i];

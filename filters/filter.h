@@ -53,6 +53,12 @@ typedef struct flt_conn {
   char cipher[64];         /* OpenSSL name */
   char alpn[32];
   uint64_t start_us;       /* wall clock, microseconds since the epoch */
+  /* Upstream leg set-up, microseconds; -1 when not applicable. Only the
+   * first flow of a connection paid for them (HAR: later flows get -1). */
+  int64_t dns_us, connect_us, ssl_us;
+  char up_tls_version[16]; /* TLS facts of the upstream leg */
+  char up_cipher[64];
+  char up_alpn[32];
   uint64_t bytes_in;       /* bytes received from the client (wire) */
   uint64_t bytes_out;      /* bytes received from upstream (wire) */
   void *fctx[FLT_MAX_FILTERS]; /* per-filter connection context */
@@ -124,6 +130,13 @@ typedef struct flt_ops {
   /* Called once at shutdown, from the main thread, after all workers have
    * stopped. Flush and free here. */
   void (*on_shutdown)(void *self);
+  /* Bytes as received from one side, decrypted when that leg is TLS, before
+   * any rewriting: the two byte streams of the connection (for PCAP). */
+  void (*on_data)(void *self, flt_conn_t *c, flt_dir_t dir,
+                  const uint8_t *data, size_t len);
+  /* One NSS key log line (no newline) of a TLS leg of `c` (client leg and
+   * upstream leg alike), as OpenSSL's keylog callback produces it. */
+  void (*on_keylog)(void *self, flt_conn_t *c, const char *line);
 } flt_ops_t;
 
 typedef struct flt_filter {
@@ -158,6 +171,9 @@ void flt_emit_raw(const flt_chain_t *ch, flt_conn_t *c, flt_dir_t dir,
 void flt_emit_error(const flt_chain_t *ch, flt_conn_t *c, const char *msg);
 void flt_emit_conn_close(const flt_chain_t *ch, flt_conn_t *c);
 void flt_emit_shutdown(const flt_chain_t *ch);
+void flt_emit_data(const flt_chain_t *ch, flt_conn_t *c, flt_dir_t dir,
+                   const uint8_t *data, size_t len);
+void flt_emit_keylog(const flt_chain_t *ch, flt_conn_t *c, const char *line);
 
 /* Finds a header by name (case-insensitive); returns NULL when absent. */
 const flt_header_t *flt_head_find(const flt_head_t *h, const char *name);

@@ -126,12 +126,12 @@ static int cmd_export(int argc, char **argv, const px_config_t *cfg) {
   }
   if (file == NULL) return usage_error("%s: missing FILE", "export");
   rc = open_ca(cfg, &ca);
-  if (rc != 0) goto out;
+  if (rc != 0) goto Exit;
   if (strcmp(file, "-") == 0)
     rc = export_stdout(ca, der);
   else if (ca_export(ca, file, der, err, sizeof(err)) != 0)
     rc = runtime_error(err);
-out:
+Exit:
   ca_free(ca);
   return rc;
 }
@@ -139,25 +139,20 @@ out:
 /* The leaf holds a private key: 0600 from the first byte on, even when the
  * file already existed with a wider mode. */
 static int write_secret(const char *path, const char *data, size_t len) {
-  ssize_t n;
+  ssize_t n = 0;
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int rc = fd < 0 || fchmod(fd, 0600) != 0 ? -1 : 0;
 
-  if (fd < 0 || fchmod(fd, 0600) != 0) goto fail;
-  while (len > 0) {
+  while (rc == 0 && len > 0) {
     n = write(fd, data, len);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) goto fail;
-    data += n;
-    len -= (size_t)n;
+    if (n < 0) rc = -1;
+    data += n > 0 ? n : 0;
+    len -= n > 0 ? (size_t)n : 0;
   }
-  if (close(fd) != 0) {
-    fd = -1;
-    goto fail;
-  }
-  return 0;
-fail:
+  if (fd >= 0 && close(fd) != 0) rc = -1;
+  if (rc == 0) return 0;
   fprintf(stderr, "tlspeek: error: cannot write %s: %s\n", path, strerror(errno));
-  if (fd >= 0) close(fd);
   return EXIT_RUNTIME;
 }
 
@@ -173,14 +168,14 @@ static int mint_write(ca_minter_t *m, X509 *leaf, const char *out) {
       !PEM_write_bio_PrivateKey(mem, ca_minter_key(m), NULL, NULL, 0, NULL, NULL)) {
     ERR_clear_error();
     rc = runtime_error("cannot encode the certificate");
-    goto out;
+    goto Exit;
   }
   len = BIO_get_mem_data(mem, &data);
   if (out != NULL && strcmp(out, "-") != 0)
     rc = write_secret(out, data, (size_t)len);
   else if (fwrite(data, 1, (size_t)len, stdout) != (size_t)len || fflush(stdout) != 0)
     rc = runtime_error("cannot write to stdout");
-out:
+Exit:
   BIO_free(mem); /* clears the key bytes */
   return rc;
 }
@@ -208,19 +203,19 @@ static int cmd_mint(int argc, char **argv, const px_config_t *cfg) {
   }
   if (n == 0) return usage_error("%s: missing NAME", "mint");
   rc = open_ca(cfg, &ca);
-  if (rc != 0) goto out;
+  if (rc != 0) goto Exit;
   if (ca_minter_new(ca, cfg->leaf_key_type, 1, &m, err, sizeof(err)) != 0) {
     rc = runtime_error(err);
-    goto out;
+    goto Exit;
   }
   rc = ca_mint_names(m, (const char *const *)(argv + 1), (size_t)n, &leaf, err, sizeof(err));
   if (rc != 0) {
     /* A malformed NAME is the user's typo, not a failure of ours. */
     rc = rc == CA_EINVAL ? usage_error("mint: %s", err) : runtime_error(err);
-    goto out;
+    goto Exit;
   }
   rc = mint_write(m, leaf, out);
-out:
+Exit:
   X509_free(leaf);
   ca_minter_free(m);
   ca_free(ca);
