@@ -65,6 +65,15 @@ void flt_emit_data(const flt_chain_t *ch, flt_conn_t *c, flt_dir_t dir,
 void flt_emit_keylog(const flt_chain_t *ch, flt_conn_t *c, const char *line) {
   EMIT(ch, on_keylog, c, line);
 }
+void flt_emit_tls_message(const flt_chain_t *ch, flt_conn_t *c, flt_leg_t leg,
+                          int sent, int content_type, int version,
+                          const uint8_t *data, size_t len) {
+  EMIT(ch, on_tls_message, c, leg, sent, content_type, version, data, len);
+}
+void flt_emit_wire(const flt_chain_t *ch, flt_conn_t *c, flt_leg_t leg, int sent,
+                   const uint8_t *data, size_t len) {
+  EMIT(ch, on_wire, c, leg, sent, data, len);
+}
 void flt_emit_shutdown(const flt_chain_t *ch) {
   for (int i = 0; i < ch->n; i++) {
     const flt_filter_t *f = &ch->filters[i];

@@ -29,6 +29,12 @@ typedef enum flt_dir {
   FLT_DIR_RESPONSE = 1 /* upstream -> client */
 } flt_dir_t;
 
+/* The two TLS legs of an intercepted connection. */
+typedef enum flt_leg {
+  FLT_LEG_CLIENT = 0,  /* client <-> tlspeek (tlspeek is the server) */
+  FLT_LEG_UPSTREAM = 1 /* tlspeek <-> upstream (tlspeek is the client) */
+} flt_leg_t;
+
 typedef enum flt_conn_kind {
   FLT_CONN_HTTP = 0,   /* plaintext HTTP */
   FLT_CONN_HTTPS = 1,  /* intercepted TLS carrying HTTP */
@@ -47,6 +53,7 @@ typedef struct flt_conn {
   flt_conn_kind_t kind;
   int client_tls;          /* client leg is TLS */
   int upstream_tls;        /* upstream leg is TLS */
+  int passthrough;         /* relayed without interception (pinned, ignored) */
   /* TLS facts of the client leg, filled before tls_established. */
   char sni[256];
   char tls_version[16];    /* "TLSv1.3" */
@@ -59,6 +66,13 @@ typedef struct flt_conn {
   char up_tls_version[16]; /* TLS facts of the upstream leg */
   char up_cipher[64];
   char up_alpn[32];
+  /* Upstream certificate verification: "ok", or OpenSSL's reason (with -k
+   * the connection goes on anyway). Empty until the upstream TLS is up. */
+  char up_verify[128];
+  /* Fingerprints of the client's ClientHello (filled by the core before
+   * on_tls_established when handshakes are dissected; else empty). */
+  char ja3[33];            /* MD5 of the JA3 string, hex */
+  char ja4[48];
   uint64_t bytes_in;       /* bytes received from the client (wire) */
   uint64_t bytes_out;      /* bytes received from upstream (wire) */
   void *fctx[FLT_MAX_FILTERS]; /* per-filter connection context */
@@ -137,6 +151,20 @@ typedef struct flt_ops {
   /* One NSS key log line (no newline) of a TLS leg of `c` (client leg and
    * upstream leg alike), as OpenSSL's keylog callback produces it. */
   void (*on_keylog)(void *self, flt_conn_t *c, const char *line);
+  /* A TLS protocol message of one leg, from OpenSSL's message callback:
+   * content_type 22 = a whole handshake message (4-byte header included;
+   * in TLS 1.3 also the ones that travel encrypted), 20 = ChangeCipherSpec,
+   * 21 = alert. `sent` is 1 when tlspeek sent it on that leg, 0 when it
+   * received it. `version` is the protocol version (0x0303, 0x0304). */
+  void (*on_tls_message)(void *self, flt_conn_t *c, flt_leg_t leg, int sent,
+                         int content_type, int version, const uint8_t *data,
+                         size_t len);
+  /* Bytes exactly as they cross a socket of `leg` — what a sniffer sees
+   * (TLS records on TLS legs, plaintext on plain legs). `sent` as above.
+   * Delivered in order per leg and direction, before the plaintext they
+   * carried (on_data) for received bytes. */
+  void (*on_wire)(void *self, flt_conn_t *c, flt_leg_t leg, int sent,
+                  const uint8_t *data, size_t len);
 } flt_ops_t;
 
 typedef struct flt_filter {
@@ -174,6 +202,11 @@ void flt_emit_shutdown(const flt_chain_t *ch);
 void flt_emit_data(const flt_chain_t *ch, flt_conn_t *c, flt_dir_t dir,
                    const uint8_t *data, size_t len);
 void flt_emit_keylog(const flt_chain_t *ch, flt_conn_t *c, const char *line);
+void flt_emit_tls_message(const flt_chain_t *ch, flt_conn_t *c, flt_leg_t leg,
+                          int sent, int content_type, int version,
+                          const uint8_t *data, size_t len);
+void flt_emit_wire(const flt_chain_t *ch, flt_conn_t *c, flt_leg_t leg, int sent,
+                   const uint8_t *data, size_t len);
 
 /* Finds a header by name (case-insensitive); returns NULL when absent. */
 const flt_header_t *flt_head_find(const flt_head_t *h, const char *name);

@@ -35,6 +35,11 @@ typedef struct px_config {
 
   int detail;                  /* 0..4 */
   size_t body_limit;
+  size_t body_cap;             /* body bytes kept per message in HAR/JSONL */
+  const char *har_path;
+  const char *jsonl_path;
+  const char *pcap_path;
+  const char *keylog_path;     /* --keylog, else $SSLKEYLOGFILE */
   int log_level;
   int threads;
 

@@ -52,6 +52,15 @@ static const char usage_text[] =
     "                           (default 4KiB; suffixes k, M, G)\n"
     "      --log-level LEVEL    error, warn, info (default), debug, trace\n"
     "\n"
+    "Transcripts (any combination, with or without the console):\n"
+    "      --har FILE           HAR 1.2, valid JSON after every completed flow\n"
+    "      --jsonl FILE         one JSON object per flow, flushed per flow\n"
+    "      --pcap FILE          decrypted traffic as synthetic TCP packets (Wireshark)\n"
+    "      --keylog FILE        NSS key log of both TLS legs (default: $SSLKEYLOGFILE);\n"
+    "                           lets Wireshark decrypt a capture of either leg\n"
+    "      --body-cap SIZE      body bytes kept per message in HAR/JSONL (default 10M;\n"
+    "                           the cut is recorded; PCAP is never cut)\n"
+    "\n"
     "Connections:\n"
     "  -t, --threads N          worker threads, one event loop each (default: cores)\n"
     "      --connect-timeout S  upstream TCP connect timeout, seconds (default 10)\n"
@@ -213,6 +222,7 @@ static void config_defaults(px_config_t *cfg) {
   cfg->cert_cache = 1024;
   cfg->detail = 1;
   cfg->body_limit = 4096;
+  cfg->body_cap = 10 * 1024 * 1024;
   cfg->log_level = FLT_LOG_INFO;
   cfg->threads = 0; /* = number of cores */
   cfg->connect_timeout_ms = 10000;
@@ -320,7 +330,7 @@ static int parse_proxy_opt(int argc, char **argv, int i, px_config_t *cfg) {
   static const char *const with_value[] = {
       "-m", "--mode", "-l", "--listen", "--upstream-ca", "--detail", "--body-limit",
       "--log-level", "-t", "--threads", "--connect-timeout", "--handshake-timeout",
-      "--idle-timeout", NULL};
+      "--idle-timeout", "--har", "--jsonl", "--pcap", "--keylog", "--body-cap", NULL};
   int known = 0;
   for (int k = 0; with_value[k]; k++)
     if (strcmp(name, with_value[k]) == 0) known = 1;
@@ -349,6 +359,17 @@ static int parse_proxy_opt(int argc, char **argv, int i, px_config_t *cfg) {
   } else if (is_opt(name, NULL, "--body-limit")) {
     if (parse_size(val, &cfg->body_limit) != 0)
       usage_error("bad --body-limit '%s' (a size such as 4096, 64k or 1M)", val);
+  } else if (is_opt(name, NULL, "--body-cap")) {
+    if (parse_size(val, &cfg->body_cap) != 0)
+      usage_error("bad --body-cap '%s' (a size such as 1M or 10M)", val);
+  } else if (is_opt(name, NULL, "--har") || is_opt(name, NULL, "--jsonl") ||
+             is_opt(name, NULL, "--pcap") || is_opt(name, NULL, "--keylog")) {
+    if (*val == '\0') usage_error("option %s needs a file name", name);
+    const char **slot = strcmp(name, "--har") == 0     ? &cfg->har_path
+                        : strcmp(name, "--jsonl") == 0 ? &cfg->jsonl_path
+                        : strcmp(name, "--pcap") == 0  ? &cfg->pcap_path
+                                                       : &cfg->keylog_path;
+    *slot = val;
   } else if (is_opt(name, NULL, "--log-level")) {
     int lv = parse_log_level(val);
     if (lv < 0) usage_error("bad --log-level '%s' (error, warn, info, debug, trace)", val);
@@ -398,6 +419,10 @@ int main(int argc, char **argv) {
     i += parse_proxy_opt(argc, argv, i, &cfg);
   }
   if (cfg.ca_dir == NULL) cfg.ca_dir = ca_default_dir();
+  if (cfg.keylog_path == NULL) {
+    const char *env = getenv("SSLKEYLOGFILE");
+    if (env && *env) cfg.keylog_path = env;
+  }
   flt_log_set_level(cfg.log_level);
 
   int rc = ca_cmd ? px_ca_command(nrest, rest, &cfg) : px_run(&cfg);

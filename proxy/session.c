@@ -223,6 +223,9 @@ void px_write_owned(px_session_t *s, uv_tcp_t *to, void *buf, size_t len) {
   wr->s = s;
   wr->buf = buf;
   wr->to_client = to == &s->client;
+  if (s->w->shared->want_wire)
+    flt_emit_wire(&s->w->shared->chain, &s->conn, wr->to_client ? FLT_LEG_CLIENT : FLT_LEG_UPSTREAM,
+                  1, buf, len);
   b = uv_buf_init(buf, (unsigned)len);
   int rc = uv_write(&wr->req, (uv_stream_t *)to, &b, 1, on_write);
   if (rc < 0) {
@@ -546,6 +549,9 @@ static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
   s->conn.bytes_in += (uint64_t)nread;
   s->last_activity = px_session_now(s);
   if (s->shutdown_sent) return; /* answered already: drop the rest */
+  if (s->w->shared->want_wire)
+    flt_emit_wire(&s->w->shared->chain, &s->conn, FLT_LEG_CLIENT, 0, (const uint8_t *)buf->base,
+                  (size_t)nread);
   if (s->ctls.ssl) {
     client_tls_input(s, buf->base, (size_t)nread);
   } else if (s->state == PX_S_PEEK) {
@@ -580,6 +586,9 @@ void px_on_upstream_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
   }
   s->conn.bytes_out += (uint64_t)nread;
   s->last_activity = px_session_now(s);
+  if (s->w->shared->want_wire)
+    flt_emit_wire(&s->w->shared->chain, &s->conn, FLT_LEG_UPSTREAM, 0, (const uint8_t *)buf->base,
+                  (size_t)nread);
   px_upstream_on_read(s, buf->base, (size_t)nread);
 }
 
@@ -622,6 +631,7 @@ void px_session_accept(px_worker_t *w, uv_stream_t *listener) {
   s->conn.id = atomic_fetch_add(&w->shared->next_session_id, 1) + 1;
   s->conn.worker = w->index;
   s->conn.start_us = flt_now_us();
+  s->conn.dns_us = s->conn.connect_us = s->conn.ssl_us = -1;
   s->last_activity = px_session_now(s);
 
   if (uv_accept(listener, (uv_stream_t *)&s->client) != 0) {

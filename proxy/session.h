@@ -89,6 +89,7 @@ typedef struct px_session {
   flt_strbuf_t up_pending;     /* bytes for upstream before it is ready */
   char up_error[512];          /* why the upstream leg failed */
   char up_last_err[128];       /* the last address's connect error */
+  uint64_t t_phase;            /* uv_hrtime() when the current set-up phase began */
   int up_error_status;         /* 502, 504 ... */
   X509 *up_cert;               /* upstream leaf certificate (ref held) */
 

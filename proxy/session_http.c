@@ -294,10 +294,10 @@ static int on_req_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   char url[PX_HTTP_MAX_HEAD];
   snprintf(url, sizeof(url), "%.*s", (int)h->url_len, s_url);
 
-  if (s->state == PX_S_PROXY_HTTP) {
-    if (h->parser.method == HTTP_CONNECT) return proxy_connect(s, url);
-    return proxy_request(s, h, url);
-  }
+  if (s->state == PX_S_PROXY_HTTP && h->parser.method == HTTP_CONNECT)
+    return proxy_connect(s, url); /* the tunnel's set-up is not traffic */
+  flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)raw, len);
+  if (s->state == PX_S_PROXY_HTTP) return proxy_request(s, h, url);
   if (flow_start(s, h) == NULL) {
     px_session_close(s, "out of memory");
     return 0;
@@ -330,6 +330,7 @@ static void on_req_forward(void *ud, const char *data, size_t len) {
     return;
   }
   if (s->close_when_flushed) return;
+  flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
   if (s->req.upgraded) flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
   px_send_upstream(s, data, len);
 }
@@ -360,6 +361,7 @@ static int on_resp_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   px_flow_node_t *n = s->flows_head;
   int rc = 0;
 
+  flt_emit_data(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)raw, len);
   if (status >= 100 && status < 200 && status != 101) {
     px_send_client(s, raw, len); /* 100 Continue and friends: pass on */
     return 0;
@@ -383,6 +385,7 @@ static int on_resp_head(void *ud, px_http_t *h, const char *raw, size_t len) {
 
 static void on_resp_forward(void *ud, const char *data, size_t len) {
   px_session_t *s = ud;
+  flt_emit_data(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)data, len);
   if (s->resp.upgraded)
     flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)data, len);
   px_send_client(s, data, len);
@@ -422,6 +425,7 @@ void px_client_plaintext(px_session_t *s, const char *data, size_t len) {
     px_session_set_state(s, PX_S_RAW);
   }
   if (s->state == PX_S_RAW) {
+    flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
     flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
     px_send_upstream(s, data, len);
     return;
@@ -432,6 +436,7 @@ void px_client_plaintext(px_session_t *s, const char *data, size_t len) {
 void px_upstream_plaintext(px_session_t *s, const char *data, size_t len) {
   if (s->state == PX_S_CLOSING) return;
   if (s->state == PX_S_RAW) {
+    flt_emit_data(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)data, len);
     flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)data, len);
     px_send_client(s, data, len);
     return;

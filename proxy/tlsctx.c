@@ -77,6 +77,27 @@ static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *ou
   return SSL_TLSEXT_ERR_NOACK;
 }
 
+/* OpenSSL hands us every secret of both legs; the key log filter writes
+ * them out. Only installed when a key log is wanted. */
+static void on_keylog_line(const SSL *ssl, const char *line) {
+  px_session_t *s = SSL_get_ex_data(ssl, px_tls_session_index());
+  if (s) flt_emit_keylog(&s->w->shared->chain, &s->conn, line);
+}
+
+/* Every handshake message, ChangeCipherSpec and alert of both legs, as
+ * OpenSSL parsed it (TLS 1.3's encrypted handshake messages included). */
+static void on_tls_msg(int write_p, int version, int content_type, const void *buf, size_t len,
+                       SSL *ssl, void *arg) {
+  px_session_t *s = SSL_get_ex_data(ssl, px_tls_session_index());
+  (void)arg;
+  if (s == NULL || (content_type != SSL3_RT_HANDSHAKE && content_type != SSL3_RT_ALERT &&
+                    content_type != SSL3_RT_CHANGE_CIPHER_SPEC))
+    return;
+  flt_emit_tls_message(&s->w->shared->chain, &s->conn,
+                       ssl == s->ctls.ssl ? FLT_LEG_CLIENT : FLT_LEG_UPSTREAM, write_p,
+                       content_type, version, buf, len);
+}
+
 static int ctx_error(SSL_CTX *ctx, const char *what, char *err, size_t errlen) {
   char buf[256];
   snprintf(err, errlen, "%s: %s", what, px_tls_error_text(buf, sizeof(buf), "failed"));
@@ -93,6 +114,8 @@ int px_tls_make_server_ctx(px_worker_t *w, char *err, size_t errlen) {
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_client_hello_cb(ctx, on_client_hello, NULL);
   SSL_CTX_set_alpn_select_cb(ctx, on_alpn_select, NULL);
+  if (w->shared->want_keylog) SSL_CTX_set_keylog_callback(ctx, on_keylog_line);
+  if (w->shared->want_tls_messages) SSL_CTX_set_msg_callback(ctx, on_tls_msg);
   /* Resumption for clients: a server-side cache and tickets whose keys are
    * the same on every worker, so a client may land on any of them. */
   SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"tlspeek", 7);
@@ -136,6 +159,8 @@ int px_tls_make_client_ctx(px_worker_t *w, char *err, size_t errlen) {
   }
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   SSL_CTX_sess_set_new_cb(ctx, on_new_upstream_session);
+  if (w->shared->want_keylog) SSL_CTX_set_keylog_callback(ctx, on_keylog_line);
+  if (w->shared->want_tls_messages) SSL_CTX_set_msg_callback(ctx, on_tls_msg);
   w->client_ctx = ctx;
   return 0;
 }

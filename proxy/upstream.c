@@ -36,6 +36,8 @@ static int is_ip_literal(const char *host) {
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   px_session_t *s = req->data;
   s->gai_active = 0;
+  s->conn.dns_us = (int64_t)((uv_hrtime() - s->t_phase) / 1000);
+  s->t_phase = uv_hrtime();
   if (status == UV_ECANCELED || s->state == PX_S_CLOSING) {
     /* Cancelled by a close (finish it) or by the connect timeout (which
      * already reported the failure). */
@@ -65,6 +67,7 @@ void px_upstream_start(px_session_t *s) {
   snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", s->up_host);
   s->conn.server_port = s->up_port;
   s->up = PX_UP_RESOLVING;
+  s->t_phase = uv_hrtime();
   px_set_deadline(s, s->w->shared->cfg->connect_timeout_ms, "connect");
   s->gai.data = s;
   rc = uv_getaddrinfo(&s->w->loop, &s->gai, on_resolved, s->up_host, port, &hints);
@@ -99,6 +102,8 @@ static void on_connected(uv_connect_t *req, int status) {
                (unsigned)s->up_port);
     }
   }
+  s->conn.connect_us = (int64_t)((uv_hrtime() - s->t_phase) / 1000);
+  s->t_phase = uv_hrtime();
   uv_tcp_nodelay(&s->upstream, 1);
   uv_read_start((uv_stream_t *)&s->upstream, px_alloc_cb, px_on_upstream_read);
   if (s->up_tls_wanted) {
@@ -189,6 +194,21 @@ static void upstream_handshake(px_session_t *s) {
   int rc = SSL_do_handshake(s->utls.ssl);
   px_upstream_flush_tls(s);
   if (rc == 1) {
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    s->conn.ssl_us = (int64_t)((uv_hrtime() - s->t_phase) / 1000);
+    snprintf(s->conn.up_tls_version, sizeof(s->conn.up_tls_version), "%s",
+             SSL_get_version(s->utls.ssl));
+    snprintf(s->conn.up_cipher, sizeof(s->conn.up_cipher), "%s",
+             SSL_get_cipher_name(s->utls.ssl));
+    SSL_get0_alpn_selected(s->utls.ssl, &alpn, &alpn_len);
+    if (alpn && alpn_len < sizeof(s->conn.up_alpn)) {
+      memcpy(s->conn.up_alpn, alpn, alpn_len);
+      s->conn.up_alpn[alpn_len] = '\0';
+    }
+    long vr = SSL_get_verify_result(s->utls.ssl);
+    snprintf(s->conn.up_verify, sizeof(s->conn.up_verify), "%s",
+             vr == X509_V_OK ? "ok" : X509_verify_cert_error_string(vr));
     s->up_cert = SSL_get1_peer_certificate(s->utls.ssl);
     s->up = PX_UP_READY;
     flt_log_debug("session %llu: upstream %s TLS up (%s, %s%s)",
@@ -201,6 +221,9 @@ static void upstream_handshake(px_session_t *s) {
   int e = SSL_get_error(s->utls.ssl, rc);
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
   long vr = SSL_get_verify_result(s->utls.ssl);
+  snprintf(s->conn.up_verify, sizeof(s->conn.up_verify), "%s",
+           vr == X509_V_OK ? "handshake failed before verification"
+                           : X509_verify_cert_error_string(vr));
   if (vr != X509_V_OK && !s->w->shared->cfg->insecure) {
     ERR_clear_error();
     up_fail(s, 502,

@@ -27,6 +27,9 @@ typedef struct px_shared {
   atomic_uint_fast64_t next_session_id;
   atomic_uint_fast64_t next_flow_id;
   atomic_int live_sessions;
+  int want_keylog;                 /* a filter records TLS secrets */
+  int want_tls_messages;           /* a filter dissects handshakes */
+  int want_wire;                   /* a filter shows the bytes on the wire */
 } px_shared_t;
 
 /* Upstream TLS sessions, per worker, keyed by "name:port". */
