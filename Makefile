@@ -12,11 +12,12 @@
 # The one list of Debian packages the project needs, in one place.
 # BUILD_DEBS are needed to compile and run; TEST_DEBS to run the suites.
 BUILD_DEBS := build-essential pkg-config libssl-dev libuv1-dev libhttp-parser-dev \
-              libnghttp2-dev libcjson-dev zlib1g-dev libbrotli-dev libzstd-dev openssl
+              libnghttp2-dev libcjson-dev zlib1g-dev libbrotli-dev libzstd-dev openssl \
+              libpcre2-dev
 TEST_DEBS  := libcmocka-dev python3 python3-pytest curl procps
 BENCH_DEBS := wrk nginx-light
 
-PKGS := openssl libuv libcjson zlib libbrotlidec libzstd libnghttp2
+PKGS := openssl libuv libcjson zlib libbrotlidec libzstd libnghttp2 libpcre2-8
 
 comma := ,
 SANITIZER ?=

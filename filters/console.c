@@ -305,8 +305,9 @@ static void on_conn_close(void *self, flt_conn_t *c) {
   con_put_safe(&b, c->client);
   con_put(&b, RAW_MARK);
   con_put_hostport(&b, c);
-  flt_strbuf_appendf(&b, " %llu B in, %llu B out\n", (unsigned long long)in,
-                     (unsigned long long)out);
+  flt_strbuf_appendf(&b, " %llu B in, %llu B out%s\n", (unsigned long long)in,
+                     (unsigned long long)out,
+                     c->passthrough ? " (TLS passed through, not intercepted)" : "");
   if (con->detail >= 3 && cc && in + out > cc->shown) {
     char note[128];
     int n = snprintf(note, sizeof(note),

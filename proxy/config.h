@@ -11,18 +11,37 @@
 
 typedef enum px_mode {
   PX_MODE_EXPLICIT = 0, /* HTTP proxy: CONNECT and absolute-form requests */
-  PX_MODE_REVERSE = 1   /* fixed upstream */
+  PX_MODE_REVERSE,      /* fixed upstream */
+  PX_MODE_TRANSPARENT,  /* iptables REDIRECT / TPROXY: SO_ORIGINAL_DST */
+  PX_MODE_SOCKS5,       /* RFC 1928 CONNECT */
+  PX_MODE_UPSTREAM      /* explicit, but reaching out through another proxy */
 } px_mode_t;
 
-typedef struct px_config {
-  px_mode_t mode;
-  /* reverse mode: where to go */
-  int reverse_tls;             /* upstream scheme is https */
-  char reverse_host[256];
-  uint16_t reverse_port;
-  int rewrite_host;            /* replace Host with the upstream's */
+#define PX_MAX_LISTENERS 8
 
-  char listen_host[256];
+/* One listening address and what connections arriving there mean. */
+typedef struct px_listen_cfg {
+  px_mode_t mode;
+  char host[256];              /* where to listen */
+  uint16_t port;
+  /* reverse mode: where to go; upstream mode: the next proxy */
+  int target_tls;              /* reverse: upstream scheme is https */
+  char target_host[256];
+  uint16_t target_port;
+} px_listen_cfg_t;
+
+typedef struct px_config {
+  px_listen_cfg_t listens[PX_MAX_LISTENERS];
+  int n_listens;
+  int rewrite_host;            /* reverse: replace Host with the upstream's */
+  int tproxy;                  /* transparent: TPROXY instead of REDIRECT */
+  int mark;                    /* SO_MARK for upstream sockets (0 = none) */
+  const char *proxyauth;       /* socks5: "user:pass" required */
+  const char *ignore_hosts[16]; /* regexes: pass these hosts through */
+  int n_ignore_hosts;
+  int auto_passthrough;        /* remember hosts whose clients reject us */
+
+  char listen_host[256];       /* default for modes without @HOST:PORT */
   uint16_t listen_port;
 
   const char *ca_dir;

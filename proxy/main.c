@@ -28,9 +28,25 @@ static const char usage_text[] =
     "                           every client goes to that upstream. The listener\n"
     "                           speaks TLS to clients that send a ClientHello and\n"
     "                           plain HTTP to the others.\n"
+    "                           transparent: connections redirected by iptables\n"
+    "                           REDIRECT (or TPROXY with --tproxy); the destination\n"
+    "                           comes from SO_ORIGINAL_DST.\n"
+    "                           socks5: a SOCKS5 proxy (RFC 1928, CONNECT).\n"
+    "                           upstream:http://HOST:PORT: like explicit, but reach\n"
+    "                           servers through that HTTP proxy (CONNECT for TLS).\n"
+    "                           Repeat --mode to run several, each MODE@HOST:PORT.\n"
     "  -l, --listen HOST:PORT   where to listen (default 127.0.0.1:8080)\n"
     "      --rewrite-host       reverse mode: send the upstream's HOST:PORT as the\n"
     "                           Host header (default: keep the client's)\n"
+    "      --tproxy             transparent mode with TPROXY (needs CAP_NET_ADMIN)\n"
+    "      --mark N             set SO_MARK N on upstream sockets, so an iptables\n"
+    "                           rule can exempt them from redirection\n"
+    "      --proxyauth USER:PASS  socks5: require username/password (RFC 1929)\n"
+    "      --ignore-hosts REGEX pass matching host:port / SNI through untouched\n"
+    "                           (repeatable; not intercepted, shown as one line)\n"
+    "      --no-auto-passthrough  keep intercepting hosts whose clients rejected\n"
+    "                           tlspeek's certificate (default: pass them through\n"
+    "                           from the next connection on, e.g. pinned apps)\n"
     "\n"
     "Certificates:\n"
     "      --ca-dir DIR         CA directory (default ~/.tlspeek; created on first\n"
@@ -145,54 +161,76 @@ static int parse_host_port(const char *s, char *host, size_t hostlen,
     hl = (size_t)(colon - s);
   }
   if (hl == 0 || hl >= hostlen) return -1;
-  if (parse_int(colon + 1, 1, 65535, &p) != 0) return -1;
+  if (parse_int(colon + 1, 0, 65535, &p) != 0) return -1;
   memcpy(host, s, hl);
   host[hl] = '\0';
   *port = (uint16_t)p;
   return 0;
 }
 
-static int parse_mode(const char *s, px_config_t *cfg) {
-  if (strcmp(s, "explicit") == 0 || strcmp(s, "regular") == 0) {
-    cfg->mode = PX_MODE_EXPLICIT;
-    return 0;
+/* "https://HOST[:PORT]" or "http://HOST[:PORT]" (nothing after but "/"). */
+static int parse_target_url(const char *url, px_listen_cfg_t *lc, int https_allowed) {
+  char hp[300];
+  if (strncmp(url, "https://", 8) == 0 && https_allowed) {
+    lc->target_tls = 1;
+    url += 8;
+  } else if (strncmp(url, "http://", 7) == 0) {
+    lc->target_tls = 0;
+    url += 7;
+  } else {
+    return -1;
   }
-  if (strncmp(s, "reverse:", 8) == 0) {
-    const char *url = s + 8;
-    if (strncmp(url, "https://", 8) == 0) {
-      cfg->reverse_tls = 1;
-      url += 8;
-    } else if (strncmp(url, "http://", 7) == 0) {
-      cfg->reverse_tls = 0;
-      url += 7;
-    } else {
-      return -1;
-    }
-    char hp[300];
-    size_t n = strcspn(url, "/");
-    if (n >= sizeof(hp) || (url[n] == '/' && url[n + 1] != '\0')) return -1;
-    memcpy(hp, url, n);
-    hp[n] = '\0';
-    if (strchr(hp, ':') == NULL || (hp[0] == '[' && strstr(hp, "]:") == NULL)) {
-      /* no port: the scheme's default */
-      size_t hl = strlen(hp);
-      if (hp[0] == '[') { /* [v6] */
-        if (hl < 3 || hp[hl - 1] != ']') return -1;
-        memcpy(cfg->reverse_host, hp + 1, hl - 2);
-        cfg->reverse_host[hl - 2] = '\0';
-      } else {
-        if (hl == 0 || hl >= sizeof(cfg->reverse_host)) return -1;
-        memcpy(cfg->reverse_host, hp, hl + 1);
-      }
-      cfg->reverse_port = cfg->reverse_tls ? 443 : 80;
-    } else if (parse_host_port(hp, cfg->reverse_host, sizeof(cfg->reverse_host),
-                               &cfg->reverse_port) != 0) {
-      return -1;
-    }
-    cfg->mode = PX_MODE_REVERSE;
-    return 0;
+  size_t n = strcspn(url, "/");
+  if (n == 0 || n >= sizeof(hp) || (url[n] == '/' && url[n + 1] != '\0')) return -1;
+  memcpy(hp, url, n);
+  hp[n] = '\0';
+  int has_port = hp[0] == '[' ? strstr(hp, "]:") != NULL : strchr(hp, ':') != NULL;
+  if (has_port)
+    return parse_host_port(hp, lc->target_host, sizeof(lc->target_host), &lc->target_port) == 0 &&
+                   lc->target_port != 0
+               ? 0
+               : -1;
+  size_t hl = strlen(hp);
+  if (hp[0] == '[') { /* [v6] without a port */
+    if (hl < 3 || hp[hl - 1] != ']') return -1;
+    memcpy(lc->target_host, hp + 1, hl - 2);
+    lc->target_host[hl - 2] = '\0';
+  } else {
+    memcpy(lc->target_host, hp, hl + 1);
   }
-  return -1;
+  lc->target_port = lc->target_tls ? 443 : 80;
+  return 0;
+}
+
+/* One --mode: NAME[:ARG][@HOST:PORT]. */
+static int parse_mode(const char *text, px_config_t *cfg) {
+  px_listen_cfg_t lc;
+  char spec[600];
+  memset(&lc, 0, sizeof(lc));
+  if (strlen(text) >= sizeof(spec) || cfg->n_listens == PX_MAX_LISTENERS) return -1;
+  snprintf(spec, sizeof(spec), "%s", text);
+  char *at = strrchr(spec, '@');
+  if (at) {
+    *at = '\0';
+    if (parse_host_port(at + 1, lc.host, sizeof(lc.host), &lc.port) != 0) return -1;
+  }
+  if (strcmp(spec, "explicit") == 0 || strcmp(spec, "regular") == 0) {
+    lc.mode = PX_MODE_EXPLICIT;
+  } else if (strcmp(spec, "transparent") == 0) {
+    lc.mode = PX_MODE_TRANSPARENT;
+  } else if (strcmp(spec, "socks5") == 0) {
+    lc.mode = PX_MODE_SOCKS5;
+  } else if (strncmp(spec, "reverse:", 8) == 0) {
+    lc.mode = PX_MODE_REVERSE;
+    if (parse_target_url(spec + 8, &lc, 1) != 0) return -1;
+  } else if (strncmp(spec, "upstream:", 9) == 0) {
+    lc.mode = PX_MODE_UPSTREAM;
+    if (parse_target_url(spec + 9, &lc, 0) != 0) return -1;
+  } else {
+    return -1;
+  }
+  cfg->listens[cfg->n_listens++] = lc;
+  return 0;
 }
 
 static int parse_log_level(const char *s) {
@@ -201,6 +239,23 @@ static int parse_log_level(const char *s) {
     if (strcmp(s, names[i]) == 0) return i;
   if (strcmp(s, "warning") == 0) return FLT_LOG_WARN;
   return -1;
+}
+
+/* Modes without @HOST:PORT listen on --listen; two on one address clash. */
+static void finish_listens(px_config_t *cfg) {
+  if (cfg->n_listens == 0) cfg->listens[cfg->n_listens++].mode = PX_MODE_EXPLICIT;
+  for (int i = 0; i < cfg->n_listens; i++) {
+    px_listen_cfg_t *lc = &cfg->listens[i];
+    if (lc->host[0] == '\0') {
+      snprintf(lc->host, sizeof(lc->host), "%s", cfg->listen_host);
+      lc->port = cfg->listen_port;
+    }
+    for (int j = 0; j < i; j++)
+      if (strcmp(cfg->listens[j].host, lc->host) == 0 && cfg->listens[j].port == lc->port &&
+          lc->port != 0)
+        usage_error("two --mode listeners on %s:%u; give each its own @HOST:PORT", lc->host,
+                    (unsigned)lc->port);
+  }
 }
 
 static void print_version(void) {
@@ -213,7 +268,7 @@ static void print_version(void) {
 
 static void config_defaults(px_config_t *cfg) {
   memset(cfg, 0, sizeof(*cfg));
-  cfg->mode = PX_MODE_EXPLICIT;
+  cfg->auto_passthrough = 1;
   snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
   cfg->listen_port = 8080;
   cfg->ca_dir = NULL;
@@ -310,6 +365,14 @@ static int parse_proxy_opt(int argc, char **argv, int i, px_config_t *cfg) {
     cfg->rewrite_host = 1;
     return 1;
   }
+  if (strcmp(arg, "--tproxy") == 0) {
+    cfg->tproxy = 1;
+    return 1;
+  }
+  if (strcmp(arg, "--auto-passthrough") == 0 || strcmp(arg, "--no-auto-passthrough") == 0) {
+    cfg->auto_passthrough = arg[2] == 'a';
+    return 1;
+  }
   if (arg[0] == '-' && arg[1] == 'v' && strspn(arg + 1, "v") == strlen(arg + 1)) {
     cfg->detail += (int)strlen(arg + 1);
     if (cfg->detail > 4) cfg->detail = 4;
@@ -328,7 +391,7 @@ static int parse_proxy_opt(int argc, char **argv, int i, px_config_t *cfg) {
     snprintf(name, sizeof(name), "%s", arg);
   }
   static const char *const with_value[] = {
-      "-m", "--mode", "-l", "--listen", "--upstream-ca", "--detail", "--body-limit",
+      "-m", "--mode", "-l", "--listen", "--mark", "--proxyauth", "--ignore-hosts", "--upstream-ca", "--detail", "--body-limit",
       "--log-level", "-t", "--threads", "--connect-timeout", "--handshake-timeout",
       "--idle-timeout", "--har", "--jsonl", "--pcap", "--keylog", "--body-cap", NULL};
   int known = 0;
@@ -343,8 +406,21 @@ static int parse_proxy_opt(int argc, char **argv, int i, px_config_t *cfg) {
 
   if (is_opt(name, "-m", "--mode")) {
     if (parse_mode(val, cfg) != 0)
-      usage_error("bad --mode '%s' (use explicit, reverse:https://HOST:PORT or "
-                  "reverse:http://HOST:PORT)", val);
+      usage_error("bad --mode '%s' (use explicit, transparent, socks5, "
+                  "reverse:https://HOST:PORT, reverse:http://HOST:PORT or "
+                  "upstream:http://HOST:PORT, each optionally followed by @HOST:PORT; "
+                  "at most %d)", val, PX_MAX_LISTENERS);
+  } else if (is_opt(name, NULL, "--mark")) {
+    if (parse_int(val, 1, 0x7fffffff, &n) != 0) usage_error("--mark takes a positive number, not '%s'", val);
+    cfg->mark = (int)n;
+  } else if (is_opt(name, NULL, "--proxyauth")) {
+    if (strchr(val, ':') == NULL || val[0] == ':')
+      usage_error("--proxyauth takes USER:PASS, not '%s'", val);
+    if (strlen(val) > 511) usage_error("--proxyauth is too long (%s)", "at most 255 bytes each");
+    cfg->proxyauth = val;
+  } else if (is_opt(name, NULL, "--ignore-hosts")) {
+    if (cfg->n_ignore_hosts == 16) usage_error("at most %d --ignore-hosts", 16);
+    cfg->ignore_hosts[cfg->n_ignore_hosts++] = val;
   } else if (is_opt(name, "-l", "--listen")) {
     if (parse_host_port(val, cfg->listen_host, sizeof(cfg->listen_host),
                         &cfg->listen_port) != 0)
@@ -419,6 +495,7 @@ int main(int argc, char **argv) {
     i += parse_proxy_opt(argc, argv, i, &cfg);
   }
   if (cfg.ca_dir == NULL) cfg.ca_dir = ca_default_dir();
+  if (!ca_cmd) finish_listens(&cfg);
   if (cfg.keylog_path == NULL) {
     const char *env = getenv("SSLKEYLOGFILE");
     if (env && *env) cfg.keylog_path = env;

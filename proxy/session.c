@@ -7,14 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
+#include <netinet/in.h>
+
 #include <openssl/err.h>
 
 #include "ca/ca.h"
 #include "filters/log.h"
+#include "proxy/passthrough.h"
 #include "proxy/worker.h"
 
 static const char *const state_names[] = {
-    "proxy-http", "peek", "client-hello", "client-tls", "http", "raw", "error-reply",
+    "proxy-http", "socks", "peek", "client-hello", "client-tls", "http", "raw", "error-reply",
     "closing"};
 
 typedef struct px_wreq {
@@ -129,7 +135,7 @@ void px_update_reading(px_session_t *s) {
     s->client_paused = 1;
     uv_read_stop((uv_stream_t *)&s->client);
   }
-  if (s->up != PX_UP_READY && s->up != PX_UP_TLS) return;
+  if (s->up != PX_UP_READY && s->up != PX_UP_TLS && s->up != PX_UP_PROXY_CONNECT) return;
   int want_up = !s->upstream_eof &&
                 (s->upstream_paused ? to_client < PX_LOW_WATER : to_client < PX_HIGH_WATER);
   if (want_up && s->upstream_paused) {
@@ -312,6 +318,54 @@ static void client_tls_established(px_session_t *s) {
   if (s->state == PX_S_CLIENT_TLS) px_session_set_state(s, PX_S_HTTP);
 }
 
+/* Relays the connection untouched: the ClientHello we held goes upstream
+ * as it came, and from then on bytes flow both ways unread. */
+static int maybe_pass_through(px_session_t *s) {
+  const char *name = s->conn.sni[0] ? s->conn.sni : s->up_host;
+  const char *pattern = px_passthrough_ignored(s->up_host, s->up_port, s->conn.sni);
+  char why[400];
+  if (pattern)
+    snprintf(why, sizeof(why), "matches --ignore-hosts '%s'", pattern);
+  else if (s->w->shared->cfg->auto_passthrough && px_passthrough_remembered(name))
+    snprintf(why, sizeof(why), "its client rejected tlspeek's certificate before");
+  else
+    return 0;
+  flt_log_debug("session %llu: passing %s through: %s", (unsigned long long)s->conn.id, name, why);
+  s->conn.passthrough = 1;
+  s->conn.kind = FLT_CONN_RAW_TLS;
+  s->up_tls_wanted = 0;
+  s->conn.upstream_tls = 0;
+  px_tls_free(&s->ctls);
+  px_set_deadline(s, 0, NULL);
+  px_session_set_state(s, PX_S_RAW);
+  flt_strbuf_t hello = s->hello_raw;
+  flt_strbuf_init(&s->hello_raw, 0);
+  flt_emit_data(&s->w->shared->chain, &s->conn, FLT_DIR_REQUEST, (const uint8_t *)hello.data,
+                hello.len);
+  flt_emit_raw(&s->w->shared->chain, &s->conn, FLT_DIR_REQUEST, (const uint8_t *)hello.data,
+               hello.len);
+  px_send_upstream(s, hello.data, hello.len); /* held until connected */
+  flt_strbuf_free(&hello);
+  if (s->up == PX_UP_IDLE && s->state != PX_S_CLOSING) px_upstream_start(s);
+  return 1;
+}
+
+/* The client refused our certificate (an alert about it, or a close right
+ * after our ServerHello): remember the host so that its next connections
+ * pass through — the app probably pins its certificates. */
+static void note_rejection(px_session_t *s, unsigned long err, int closed) {
+  int reason = ERR_GET_REASON(err);
+  if (!s->leaf_set || s->state != PX_S_CLIENT_TLS || !s->w->shared->cfg->auto_passthrough) return;
+  if (!closed && reason != SSL_R_TLSV1_ALERT_UNKNOWN_CA &&
+      reason != SSL_R_SSLV3_ALERT_BAD_CERTIFICATE &&
+      reason != SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN)
+    return;
+  const char *name = s->conn.sni[0] ? s->conn.sni : s->up_host;
+  if (px_passthrough_remember(name))
+    flt_log_warn("client %s does not trust tlspeek's CA for %s (pinned?) — passing it through",
+                 s->conn.client, name);
+}
+
 /* Drives the client handshake; returns 0 to go on, -1 when the session
  * closed or waits. */
 static int client_handshake(px_session_t *s) {
@@ -329,14 +383,16 @@ static int client_handshake(px_session_t *s) {
       px_session_set_state(s, PX_S_CLIENT_HELLO);
       px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, "TLS handshake");
       /* Upstream, offer (and verify) the name the client asked for. */
-      if (s->w->shared->cfg->mode == PX_MODE_EXPLICIT && s->conn.sni[0])
+      if (s->lc->mode != PX_MODE_REVERSE && s->conn.sni[0])
         snprintf(s->up_name, sizeof(s->up_name), "%s", s->conn.sni);
+      if (maybe_pass_through(s)) return -1;
       if (s->up == PX_UP_IDLE) px_upstream_start(s);
     }
     return -1;
   }
   char buf[256], msg[400];
   const char *host = s->conn.sni[0] ? s->conn.sni : s->conn.server_host;
+  note_rejection(s, ERR_peek_error(), e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN);
   snprintf(msg, sizeof(msg), "client TLS handshake for %s failed: %s", host,
            px_tls_error_text(buf, sizeof(buf), e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN
                                                    ? "the client closed the connection"
@@ -376,6 +432,10 @@ static void client_tls_read(px_session_t *s) {
 }
 
 static void client_tls_input(px_session_t *s, const char *data, size_t len) {
+  if (!s->leaf_set && flt_strbuf_append(&s->hello_raw, data, len) != 0) {
+    px_session_close(s, "ClientHello larger than 256 KiB");
+    return;
+  }
   if (px_tls_feed(&s->ctls, data, len) != 0) {
     px_session_close(s, "out of memory");
     return;
@@ -421,6 +481,7 @@ static int set_leaf(px_session_t *s) {
     return -1;
   }
   s->leaf_set = 1;
+  flt_strbuf_free(&s->hello_raw); /* intercepting: nothing to replay */
   return 0;
 }
 
@@ -486,7 +547,7 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
   if (p[0] == 0x16) {
     s->conn.kind = FLT_CONN_HTTPS;
     s->conn.client_tls = 1;
-    if (s->w->shared->cfg->mode == PX_MODE_EXPLICIT) {
+    if (s->lc->mode != PX_MODE_REVERSE) {
       s->up_tls_wanted = 1; /* TLS inside CONNECT: TLS upstream too */
       s->conn.upstream_tls = 1;
     }
@@ -556,9 +617,19 @@ static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
     client_tls_input(s, buf->base, (size_t)nread);
   } else if (s->state == PX_S_PEEK) {
     peek_input(s, buf->base, (size_t)nread);
+  } else if (s->state == PX_S_SOCKS) {
+    px_socks_input(s, buf->base, (size_t)nread);
   } else {
     px_client_plaintext(s, buf->base, (size_t)nread);
   }
+}
+
+void px_session_set_target(px_session_t *s, const char *host, uint16_t port) {
+  snprintf(s->up_host, sizeof(s->up_host), "%s", host);
+  snprintf(s->up_name, sizeof(s->up_name), "%s", host);
+  s->up_port = port;
+  snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", host);
+  s->conn.server_port = port;
 }
 
 void px_session_peek(px_session_t *s, const char *data, size_t len) {
@@ -607,11 +678,75 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t len
   }
 }
 
-void px_session_accept(px_worker_t *w, uv_stream_t *listener) {
+/* Transparent mode: where the client really wanted to go. REDIRECT keeps
+ * it in SO_ORIGINAL_DST; TPROXY leaves it as our local address. A
+ * destination that is our own listener means nothing was redirected (or
+ * our own upstream traffic was): refuse instead of connecting to
+ * ourselves forever. */
+static int original_destination(px_session_t *s) {
+  struct sockaddr_storage dst, local;
+  socklen_t dl = sizeof(dst), ll = sizeof(local);
+  uv_os_fd_t fd;
+  char ip[INET6_ADDRSTRLEN] = "";
+  int rc;
+
+  uv_fileno((uv_handle_t *)&s->client, &fd);
+  getsockname(fd, (struct sockaddr *)&local, &ll);
+  if (s->w->shared->cfg->tproxy) {
+    dst = local;
+    rc = 0;
+  } else if (local.ss_family == AF_INET6) {
+    rc = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst, &dl);
+  } else {
+    rc = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dl);
+  }
+  if (rc != 0) {
+    char msg[200];
+    snprintf(msg, sizeof(msg), "transparent mode: no original destination (%s); was the "
+             "connection redirected by iptables REDIRECT/TPROXY?", strerror(errno));
+    flt_log_warn("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, msg);
+    px_session_close(s, msg);
+    return -1;
+  }
+  uint16_t port, lport;
+  char lip[INET6_ADDRSTRLEN] = "";
+  if (dst.ss_family == AF_INET6) {
+    uv_ip6_name((struct sockaddr_in6 *)&dst, ip, sizeof(ip));
+    port = ntohs(((struct sockaddr_in6 *)&dst)->sin6_port);
+  } else {
+    uv_ip4_name((struct sockaddr_in *)&dst, ip, sizeof(ip));
+    port = ntohs(((struct sockaddr_in *)&dst)->sin_port);
+  }
+  if (local.ss_family == AF_INET6) {
+    uv_ip6_name((struct sockaddr_in6 *)&local, lip, sizeof(lip));
+    lport = ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
+  } else {
+    uv_ip4_name((struct sockaddr_in *)&local, lip, sizeof(lip));
+    lport = ntohs(((struct sockaddr_in *)&local)->sin_port);
+  }
+  int loopback = strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0;
+  int tproxy = s->w->shared->cfg->tproxy; /* there, local is the destination */
+  if ((!tproxy && port == lport && strcmp(ip, lip) == 0) || (port == s->lc->port && loopback)) {
+    char msg[300];
+    snprintf(msg, sizeof(msg), "transparent mode: the original destination %s%s%s:%u is "
+             "tlspeek's own listener — a redirect loop (exempt tlspeek's upstream traffic, "
+             "e.g. -m owner ! --uid-owner tlspeek, or --mark N with a matching rule); refusing",
+             dst.ss_family == AF_INET6 ? "[" : "", ip, dst.ss_family == AF_INET6 ? "]" : "",
+             (unsigned)port);
+    flt_log_error("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, msg);
+    flt_emit_error(&s->w->shared->chain, &s->conn, msg);
+    px_session_close(s, msg);
+    return -1;
+  }
+  px_session_set_target(s, ip, port);
+  return 0;
+}
+
+void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, uv_stream_t *listener) {
   px_session_t *s = calloc(1, sizeof(*s));
-  const px_config_t *cfg = w->shared->cfg;
   if (s == NULL) return;
   s->w = w;
+  s->lc = lc;
   uv_tcp_init(&w->loop, &s->client);
   s->client.data = s;
   s->handles_open = 1;
@@ -625,7 +760,9 @@ void px_session_accept(px_worker_t *w, uv_stream_t *listener) {
   w->n_sessions++;
   atomic_fetch_add(&w->shared->live_sessions, 1);
   flt_strbuf_init(&s->peek, 64 * 1024);
+  flt_strbuf_init(&s->hello_raw, 256 * 1024);
   flt_strbuf_init(&s->up_pending, PX_HIGH_WATER + PX_READ_BUF + PX_HTTP_MAX_HEAD);
+  flt_strbuf_init(&s->up_proxy_resp, 16 * 1024);
   px_http_init(&s->req, HTTP_REQUEST, &px_req_cbs, s);
   px_http_init(&s->resp, HTTP_RESPONSE, &px_resp_cbs, s);
   s->conn.id = atomic_fetch_add(&w->shared->next_session_id, 1) + 1;
@@ -644,15 +781,20 @@ void px_session_accept(px_worker_t *w, uv_stream_t *listener) {
     format_addr(&ss, s->conn.client, sizeof(s->conn.client));
   uv_tcp_nodelay(&s->client, 1);
 
-  if (cfg->mode == PX_MODE_REVERSE) {
-    snprintf(s->up_host, sizeof(s->up_host), "%s", cfg->reverse_host);
-    snprintf(s->up_name, sizeof(s->up_name), "%s", cfg->reverse_host);
-    s->up_port = cfg->reverse_port;
-    s->up_tls_wanted = cfg->reverse_tls;
-    s->conn.upstream_tls = cfg->reverse_tls;
-    snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", cfg->reverse_host);
-    s->conn.server_port = cfg->reverse_port;
+  if (lc->mode == PX_MODE_REVERSE) {
+    snprintf(s->up_host, sizeof(s->up_host), "%s", lc->target_host);
+    snprintf(s->up_name, sizeof(s->up_name), "%s", lc->target_host);
+    s->up_port = lc->target_port;
+    s->up_tls_wanted = lc->target_tls;
+    s->conn.upstream_tls = lc->target_tls;
+    snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", lc->target_host);
+    s->conn.server_port = lc->target_port;
     s->state = PX_S_PEEK;
+  } else if (lc->mode == PX_MODE_TRANSPARENT) {
+    if (original_destination(s) != 0) return;
+    s->state = PX_S_PEEK;
+  } else if (lc->mode == PX_MODE_SOCKS5) {
+    s->state = PX_S_SOCKS;
   } else {
     s->state = PX_S_PROXY_HTTP;
   }
@@ -677,7 +819,9 @@ static void session_free(px_session_t *s) {
   px_http_free(&s->req);
   px_http_free(&s->resp);
   flt_strbuf_free(&s->peek);
+  flt_strbuf_free(&s->hello_raw);
   flt_strbuf_free(&s->up_pending);
+  flt_strbuf_free(&s->up_proxy_resp);
   free(s);
   px_worker_session_gone(w);
 }

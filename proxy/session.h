@@ -15,6 +15,7 @@
 
 #include "filters/filter.h"
 #include "filters/strbuf.h"
+#include "proxy/config.h"
 #include "proxy/http.h"
 #include "proxy/tls.h"
 
@@ -23,6 +24,7 @@ struct px_worker;
 /* The client side's state: what the next bytes from the client mean. */
 typedef enum px_state {
   PX_S_PROXY_HTTP = 0, /* explicit mode: CONNECT or absolute-form requests */
+  PX_S_SOCKS,          /* SOCKS5 greeting, authentication and request */
   PX_S_PEEK,           /* waiting for the first bytes: TLS, HTTP or raw? */
   PX_S_CLIENT_HELLO,   /* ClientHello seen; handshake paused for upstream */
   PX_S_CLIENT_TLS,     /* our certificate is set; handshake finishing */
@@ -37,6 +39,7 @@ typedef enum px_up_state {
   PX_UP_IDLE = 0,
   PX_UP_RESOLVING,
   PX_UP_CONNECTING,
+  PX_UP_PROXY_CONNECT,  /* upstream mode: waiting for the next proxy's 200 */
   PX_UP_TLS,
   PX_UP_READY,
   PX_UP_FAILED,
@@ -53,6 +56,7 @@ typedef struct px_flow_node {
 
 typedef struct px_session {
   struct px_worker *w;
+  const px_listen_cfg_t *lc;   /* the listener's mode */
   px_state_t state;
   flt_conn_t conn;
 
@@ -62,6 +66,8 @@ typedef struct px_session {
   int handles_open;            /* close callbacks still to come */
   int upstream_tcp_init;
   int leaf_set;                /* our certificate is on ctls */
+  int socks_step;              /* socks.c: which message comes next */
+  int up_tunnel;               /* upstream mode: CONNECT through the next proxy */
 
   /* client leg */
   px_tls_t ctls;
@@ -69,6 +75,8 @@ typedef struct px_session {
   int client_paused;           /* reads stopped for backpressure */
   int client_writes;           /* uv_write requests in flight */
   flt_strbuf_t peek;           /* first bytes, until the protocol is known */
+  flt_strbuf_t hello_raw;      /* TLS bytes until we decide to intercept:
+                                  replayed upstream for a passthrough */
   char alpn_offer[64];         /* client's ALPN list (wire format), filtered */
   size_t alpn_offer_len;
 
@@ -87,6 +95,7 @@ typedef struct px_session {
   int upstream_paused;
   int upstream_writes;
   flt_strbuf_t up_pending;     /* bytes for upstream before it is ready */
+  flt_strbuf_t up_proxy_resp;  /* upstream mode: the next proxy's answer */
   char up_error[512];          /* why the upstream leg failed */
   char up_last_err[128];       /* the last address's connect error */
   uint64_t t_phase;            /* uv_hrtime() when the current set-up phase began */
@@ -114,7 +123,7 @@ typedef struct px_session {
 } px_session_t;
 
 /* Accepts a new client on `w`'s listener. */
-void px_session_accept(struct px_worker *w, uv_stream_t *listener);
+void px_session_accept(struct px_worker *w, const px_listen_cfg_t *lc, uv_stream_t *listener);
 /* Closes the session (idempotent). `why` is logged at debug level. */
 void px_session_close(px_session_t *s, const char *why);
 /* Stop reading new requests; close when idle (used at shutdown). */
@@ -145,6 +154,10 @@ void px_upstream_flush_tls(px_session_t *s);
 /* Called by upstream.c when the leg is usable or has failed. */
 void px_session_upstream_ready(px_session_t *s);
 void px_session_upstream_failed(px_session_t *s);
+/* Sets where the upstream leg goes (and what the conn shows). */
+void px_session_set_target(px_session_t *s, const char *host, uint16_t port);
+/* socks.c: SOCKS5 bytes from the client. */
+void px_socks_input(px_session_t *s, const char *data, size_t len);
 /* Bytes that arrived after CONNECT's 200: decide TLS, HTTP or raw. */
 void px_session_peek(px_session_t *s, const char *data, size_t len);
 

@@ -163,14 +163,6 @@ static int split_authority(const char *a, char *host, size_t hostlen, uint16_t *
   return 0;
 }
 
-static void set_target(px_session_t *s, const char *host, uint16_t port) {
-  snprintf(s->up_host, sizeof(s->up_host), "%s", host);
-  snprintf(s->up_name, sizeof(s->up_name), "%s", host);
-  s->up_port = port;
-  snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", host);
-  s->conn.server_port = port;
-}
-
 static void on_switch_closed(uv_handle_t *h) {
   px_session_t *s = h->data;
   s->handles_open--;
@@ -179,7 +171,7 @@ static void on_switch_closed(uv_handle_t *h) {
     px_session_close(s, NULL);
     return;
   }
-  set_target(s, s->switch_host, s->switch_port);
+  px_session_set_target(s, s->switch_host, s->switch_port);
   s->switch_pending = 0;
   px_upstream_start(s);
 }
@@ -201,7 +193,7 @@ static void upstream_switch(px_session_t *s) {
   if (s->upstream_tcp_init && !uv_is_closing((uv_handle_t *)&s->upstream)) {
     uv_close((uv_handle_t *)&s->upstream, on_switch_closed);
   } else {
-    set_target(s, s->switch_host, s->switch_port);
+    px_session_set_target(s, s->switch_host, s->switch_port);
     s->switch_pending = 0;
     px_upstream_start(s);
   }
@@ -214,7 +206,7 @@ static int proxy_connect(px_session_t *s, const char *url) {
     bad_request(s, "CONNECT needs HOST:PORT");
     return 0;
   }
-  set_target(s, host, port);
+  px_session_set_target(s, host, port);
   px_send_client(s, "HTTP/1.1 200 Connection established\r\n\r\n", 39);
   px_session_set_state(s, PX_S_PEEK);
   return 0;
@@ -222,7 +214,8 @@ static int proxy_connect(px_session_t *s, const char *url) {
 
 /* A plain-HTTP request to the proxy: absolute-form, sent on in origin-form
  * (RFC 9112 §3.2.2: only proxies get absolute-form). */
-static int proxy_request(px_session_t *s, px_http_t *h, const char *url) {
+static int proxy_request(px_session_t *s, px_http_t *h, const char *url, const char *raw,
+                         size_t raw_len) {
   struct http_parser_url u;
   char host[256], origin[PX_HTTP_MAX_HEAD];
   uint16_t port;
@@ -257,8 +250,17 @@ static int proxy_request(px_session_t *s, px_http_t *h, const char *url) {
   if (end < po) end = po;
   snprintf(origin, sizeof(origin), "%s%.*s", has_path ? "" : "/", (int)(end - po), url + po);
 
+  if (s->lc->mode == PX_MODE_UPSTREAM) {
+    /* The next proxy takes absolute-form requests for any host as they are. */
+    if (s->up == PX_UP_IDLE) {
+      px_session_set_target(s, host, port);
+      px_upstream_start(s);
+    }
+    if (flow_start(s, h) != NULL && s->state != PX_S_CLOSING) px_send_upstream(s, raw, raw_len);
+    return 0;
+  }
   if (s->up == PX_UP_IDLE) {
-    set_target(s, host, port);
+    px_session_set_target(s, host, port);
     px_upstream_start(s);
   } else if (strcasecmp(host, s->up_host) != 0 || port != s->up_port) {
     snprintf(s->switch_host, sizeof(s->switch_host), "%s", host);
@@ -297,7 +299,7 @@ static int on_req_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   if (s->state == PX_S_PROXY_HTTP && h->parser.method == HTTP_CONNECT)
     return proxy_connect(s, url); /* the tunnel's set-up is not traffic */
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)raw, len);
-  if (s->state == PX_S_PROXY_HTTP) return proxy_request(s, h, url);
+  if (s->state == PX_S_PROXY_HTTP) return proxy_request(s, h, url, raw, len);
   if (flow_start(s, h) == NULL) {
     px_session_close(s, "out of memory");
     return 0;
@@ -308,7 +310,7 @@ static int on_req_head(void *ud, px_http_t *h, const char *raw, size_t len) {
     return 0;
   }
   const px_config_t *cfg = s->w->shared->cfg;
-  if (cfg->mode == PX_MODE_REVERSE && cfg->rewrite_host) {
+  if (s->lc->mode == PX_MODE_REVERSE && cfg->rewrite_host) {
     char hostval[300];
     flt_strbuf_t head;
     int deflt = (s->up_tls_wanted && s->up_port == 443) || (!s->up_tls_wanted && s->up_port == 80);

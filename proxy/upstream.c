@@ -2,6 +2,8 @@
  * blocking resolver), connect trying every address, then TLS with
  * verification (system trust store + --upstream-ca) and resumption. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +72,15 @@ void px_upstream_start(px_session_t *s) {
   s->t_phase = uv_hrtime();
   px_set_deadline(s, s->w->shared->cfg->connect_timeout_ms, "connect");
   s->gai.data = s;
-  rc = uv_getaddrinfo(&s->w->loop, &s->gai, on_resolved, s->up_host, port, &hints);
+  const char *host = s->up_host;
+  if (s->lc->mode == PX_MODE_UPSTREAM) {
+    /* Through the next proxy: plain HTTP requests go to it as they are
+     * (absolute-form); everything else through a CONNECT tunnel. */
+    host = s->lc->target_host;
+    snprintf(port, sizeof(port), "%u", (unsigned)s->lc->target_port);
+    s->up_tunnel = s->state != PX_S_PROXY_HTTP;
+  }
+  rc = uv_getaddrinfo(&s->w->loop, &s->gai, on_resolved, host, port, &hints);
   if (rc < 0) {
     up_fail(s, 502, "cannot resolve %s: %s", s->up_host, uv_strerror(rc));
     return;
@@ -79,6 +89,49 @@ void px_upstream_start(px_session_t *s) {
 }
 
 static void start_tls(px_session_t *s);
+
+/* Upstream mode: ask the next proxy for a tunnel to the real server. */
+static void proxy_connect_send(px_session_t *s) {
+  char req[700], hp[300];
+  if (strchr(s->up_host, ':'))
+    snprintf(hp, sizeof(hp), "[%s]:%u", s->up_host, (unsigned)s->up_port);
+  else
+    snprintf(hp, sizeof(hp), "%s:%u", s->up_host, (unsigned)s->up_port);
+  int n = snprintf(req, sizeof(req), "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", hp, hp);
+  s->up = PX_UP_PROXY_CONNECT;
+  px_write_owned(s, &s->upstream, strdup(req), (size_t)n);
+}
+
+/* The tunnel is up (or refused); returns the bytes of `data` consumed, or
+ * -1 when the session failed. */
+static long proxy_connect_reply(px_session_t *s, const char *data, size_t len) {
+  size_t before = s->up_proxy_resp.len;
+  if (flt_strbuf_append(&s->up_proxy_resp, data, len) != 0) {
+    up_fail(s, 502, "the upstream proxy %s:%u sent an over-long answer to CONNECT",
+            s->lc->target_host, (unsigned)s->lc->target_port);
+    return -1;
+  }
+  const char *end = strstr(s->up_proxy_resp.data, "\r\n\r\n");
+  if (end == NULL) return (long)len;
+  size_t head = (size_t)(end + 4 - s->up_proxy_resp.data);
+  int major, minor, status = 0;
+  if (sscanf(s->up_proxy_resp.data, "HTTP/%d.%d %d", &major, &minor, &status) != 3 ||
+      status < 200 || status > 299) {
+    size_t line = strcspn(s->up_proxy_resp.data, "\r\n");
+    up_fail(s, 502, "the upstream proxy %s:%u refused CONNECT %s:%u: %.*s", s->lc->target_host,
+            (unsigned)s->lc->target_port, s->up_host, (unsigned)s->up_port,
+            (int)(line > 200 ? 200 : line), s->up_proxy_resp.data);
+    return -1;
+  }
+  flt_strbuf_free(&s->up_proxy_resp);
+  if (s->up_tls_wanted) {
+    start_tls(s);
+  } else {
+    s->up = PX_UP_READY;
+    px_session_upstream_ready(s);
+  }
+  return (long)(head - before);
+}
 
 static void on_connected(uv_connect_t *req, int status) {
   px_session_t *s = req->data;
@@ -106,7 +159,9 @@ static void on_connected(uv_connect_t *req, int status) {
   s->t_phase = uv_hrtime();
   uv_tcp_nodelay(&s->upstream, 1);
   uv_read_start((uv_stream_t *)&s->upstream, px_alloc_cb, px_on_upstream_read);
-  if (s->up_tls_wanted) {
+  if (s->up_tunnel) {
+    proxy_connect_send(s);
+  } else if (s->up_tls_wanted) {
     start_tls(s);
   } else {
     s->up = PX_UP_READY;
@@ -139,7 +194,16 @@ static void try_next_address(px_session_t *s) {
     return;
   }
   s->addr_next = ai->ai_next;
-  uv_tcp_init(&s->w->loop, &s->upstream);
+  uv_tcp_init_ex(&s->w->loop, &s->upstream, (unsigned)ai->ai_family);
+  if (s->w->shared->cfg->mark) {
+    /* Lets an iptables rule exempt our own upstream traffic from REDIRECT. */
+    uv_os_fd_t fd;
+    int mark = s->w->shared->cfg->mark;
+    if (uv_fileno((uv_handle_t *)&s->upstream, &fd) == 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0)
+      flt_log_warn("cannot set SO_MARK %d on an upstream socket: %s (needs CAP_NET_ADMIN)", mark,
+                   strerror(errno));
+  }
   s->upstream.data = s;
   s->upstream_tcp_init = 1;
   s->handles_open++;
@@ -241,6 +305,12 @@ static void upstream_handshake(px_session_t *s) {
 }
 
 void px_upstream_on_read(px_session_t *s, const char *data, size_t len) {
+  if (s->up == PX_UP_PROXY_CONNECT) {
+    long used = proxy_connect_reply(s, data, len);
+    if (used < 0 || (size_t)used >= len || s->state == PX_S_CLOSING) return;
+    data += used; /* the server spoke first: its bytes follow the 200 */
+    len -= (size_t)used;
+  }
   if (s->up == PX_UP_TLS || (s->up == PX_UP_READY && s->utls.ssl)) {
     if (px_tls_feed(&s->utls, data, len) != 0) {
       px_session_close(s, "out of memory");

@@ -19,6 +19,7 @@
 
 #include "filters/console.h"
 #include "filters/log.h"
+#include "proxy/passthrough.h"
 #include "proxy/session.h"
 
 typedef struct px_runtime {
@@ -33,17 +34,18 @@ typedef struct px_runtime {
 
 /* ---- listeners ------------------------------------------------------------ */
 
-static int resolve_listen(const px_config_t *cfg, struct sockaddr_storage *ss, socklen_t *sl) {
+static int resolve_listen(const px_listen_cfg_t *lc, struct sockaddr_storage *ss,
+                          socklen_t *sl) {
   struct addrinfo hints, *res = NULL;
   char port[8];
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE;
-  snprintf(port, sizeof(port), "%u", (unsigned)cfg->listen_port);
-  int rc = getaddrinfo(cfg->listen_host, port, &hints, &res);
+  snprintf(port, sizeof(port), "%u", (unsigned)lc->port);
+  int rc = getaddrinfo(lc->host, port, &hints, &res);
   if (rc != 0) {
-    flt_log_error("cannot resolve listen address %s: %s", cfg->listen_host, gai_strerror(rc));
+    flt_log_error("cannot resolve listen address %s: %s", lc->host, gai_strerror(rc));
     return -1;
   }
   memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -53,23 +55,27 @@ static int resolve_listen(const px_config_t *cfg, struct sockaddr_storage *ss, s
 }
 
 /* A socket bound to `ss`; with SO_REUSEPORT so every worker gets its own. */
-static int make_listen_socket(const struct sockaddr_storage *ss, socklen_t sl, int reuseport) {
+static int make_listen_socket(const struct sockaddr_storage *ss, socklen_t sl, int reuseport,
+                              int transparent) {
   int one = 1;
   int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -errno;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
-    int e = errno;
-    close(fd);
-    return -e;
-  }
+  if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) goto Fail;
+  /* TPROXY delivers connections for foreign addresses to this socket. */
+  if (transparent &&
+      setsockopt(fd, ss->ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP,
+                 ss->ss_family == AF_INET6 ? IPV6_TRANSPARENT : IP_TRANSPARENT, &one,
+                 sizeof(one)) != 0)
+    goto Fail;
   if (ss->ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-  if (bind(fd, (const struct sockaddr *)ss, sl) != 0) {
-    int e = errno;
-    close(fd);
-    return -e;
-  }
+  if (bind(fd, (const struct sockaddr *)ss, sl) != 0) goto Fail;
   return fd;
+Fail : {
+  int e = errno;
+  close(fd);
+  return -e;
+}
 }
 
 static void set_port(struct sockaddr_storage *ss, uint16_t port) {
@@ -87,36 +93,42 @@ static uint16_t get_port(int fd) {
                                         : ((struct sockaddr_in *)&ss)->sin_port);
 }
 
-/* Opens one listening socket per worker. SO_REUSEPORT would let us share a
- * port with another tlspeek silently, so a plain bind tests it first. */
-static int open_listeners(px_runtime_t *rt, uint16_t *bound_port) {
+/* Opens one listening socket per worker for listener `li`. SO_REUSEPORT
+ * would let us share a port with another tlspeek silently, so a plain bind
+ * tests it first. */
+static int open_listener(px_runtime_t *rt, int li, uint16_t *bound_port) {
   const px_config_t *cfg = rt->shared.cfg;
+  const px_listen_cfg_t *lc = &cfg->listens[li];
+  int transparent = lc->mode == PX_MODE_TRANSPARENT && cfg->tproxy;
   struct sockaddr_storage ss;
   socklen_t sl;
-  if (resolve_listen(cfg, &ss, &sl) != 0) return -1;
-  if (cfg->listen_port != 0) {
-    int probe = make_listen_socket(&ss, sl, 0);
+  if (resolve_listen(lc, &ss, &sl) != 0) return -1;
+  if (lc->port != 0) {
+    int probe = make_listen_socket(&ss, sl, 0, transparent);
     if (probe < 0 || listen(probe, 1) != 0) {
       int e = probe < 0 ? -probe : errno;
-      flt_log_error("cannot listen on %s:%u: %s", cfg->listen_host, (unsigned)cfg->listen_port,
-                    strerror(e));
+      flt_log_error("cannot listen on %s:%u: %s%s", lc->host, (unsigned)lc->port, strerror(e),
+                    transparent && e == EPERM ? " (--tproxy needs CAP_NET_ADMIN)" : "");
       if (probe >= 0) close(probe);
       return -1;
     }
     close(probe);
   }
   for (int i = 0; i < rt->n_workers; i++) {
-    int fd = make_listen_socket(&ss, sl, 1);
+    int fd = make_listen_socket(&ss, sl, 1, transparent);
     if (fd < 0) {
-      flt_log_error("cannot listen on %s:%u: %s", cfg->listen_host, (unsigned)cfg->listen_port,
-                    strerror(-fd));
+      flt_log_error("cannot listen on %s:%u: %s", lc->host, (unsigned)lc->port, strerror(-fd));
       return -1;
     }
     if (i == 0) {
       *bound_port = get_port(fd);
       set_port(&ss, *bound_port); /* port 0: the others take the same one */
     }
-    rt->workers[i]->listen_fd = fd;
+    px_listener_t *l = &rt->workers[i]->listeners[li];
+    l->fd = fd;
+    l->lc = lc;
+    l->w = rt->workers[i];
+    rt->workers[i]->n_listeners = li + 1;
   }
   return 0;
 }
@@ -124,13 +136,25 @@ static int open_listeners(px_runtime_t *rt, uint16_t *bound_port) {
 /* ---- worker threads --------------------------------------------------------- */
 
 static void on_connection(uv_stream_t *server, int status) {
-  px_worker_t *w = server->data;
+  px_listener_t *l = server->data;
   if (status < 0) {
     flt_log_warn("accept failed: %s", uv_strerror(status));
     return;
   }
-  if (w->stopping) return;
-  px_session_accept(w, server);
+  if (l->w->stopping) return;
+  px_session_accept(l->w, l->lc, server);
+}
+
+static void close_listeners(px_worker_t *w) {
+  for (int i = 0; i < w->n_listeners; i++) {
+    px_listener_t *l = &w->listeners[i];
+    if (l->open) {
+      if (!uv_is_closing((uv_handle_t *)&l->tcp)) uv_close((uv_handle_t *)&l->tcp, NULL);
+    } else if (l->fd >= 0) {
+      close(l->fd); /* never handed to libuv */
+      l->fd = -1;
+    }
+  }
 }
 
 static void close_worker_handles(px_worker_t *w) {
@@ -158,7 +182,7 @@ static void on_wakeup(uv_async_t *a) {
   px_worker_t *w = a->data;
   if (w->stopping) return;
   w->stopping = 1;
-  uv_close((uv_handle_t *)&w->listener, NULL);
+  close_listeners(w);
   for (struct px_session *s = w->sessions, *next; s; s = next) {
     next = s->next;
     px_session_drain(s);
@@ -172,12 +196,6 @@ static void on_wakeup(uv_async_t *a) {
 
 static void worker_main(void *arg) {
   px_worker_t *w = arg;
-  int rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
-  if (rc < 0) {
-    flt_log_error("worker %d cannot listen: %s", w->index, uv_strerror(rc));
-    uv_close((uv_handle_t *)&w->listener, NULL);
-    close_worker_handles(w);
-  }
   uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
@@ -189,7 +207,7 @@ static px_worker_t *worker_new(px_runtime_t *rt, int index, char *err, size_t er
   }
   w->index = index;
   w->shared = &rt->shared;
-  w->listen_fd = -1;
+  for (int i = 0; i < PX_MAX_LISTENERS; i++) w->listeners[i].fd = -1;
   if (uv_loop_init(&w->loop) != 0 || px_tls_make_server_ctx(w, err, errlen) != 0 ||
       px_tls_make_client_ctx(w, err, errlen) != 0) {
     if (err[0] == '\0') snprintf(err, errlen, "cannot create an event loop");
@@ -205,11 +223,7 @@ static px_worker_t *worker_new(px_runtime_t *rt, int index, char *err, size_t er
 
 static void worker_free(px_worker_t *w) {
   if (w == NULL) return;
-  if (w->listener.loop == NULL) {
-    if (w->listen_fd >= 0) close(w->listen_fd); /* never handed to libuv */
-  } else if (!uv_is_closing((uv_handle_t *)&w->listener)) {
-    uv_close((uv_handle_t *)&w->listener, NULL);
-  }
+  close_listeners(w);
   close_worker_handles(w);
   uv_run(&w->loop, UV_RUN_DEFAULT);
   uv_loop_close(&w->loop);
@@ -240,12 +254,20 @@ static void on_signal(uv_signal_t *sig, int signum) {
   uv_unref((uv_handle_t *)&rt->sigterm);
 }
 
-static const char *mode_text(const px_config_t *cfg, char *buf, size_t len) {
-  if (cfg->mode == PX_MODE_REVERSE)
-    snprintf(buf, len, "reverse mode to %s://%s:%u", cfg->reverse_tls ? "https" : "http",
-             cfg->reverse_host, (unsigned)cfg->reverse_port);
-  else
-    snprintf(buf, len, "explicit proxy mode");
+static const char *mode_text(const px_listen_cfg_t *lc, char *buf, size_t len) {
+  switch (lc->mode) {
+    case PX_MODE_REVERSE:
+      snprintf(buf, len, "reverse mode to %s://%s:%u", lc->target_tls ? "https" : "http",
+               lc->target_host, (unsigned)lc->target_port);
+      break;
+    case PX_MODE_UPSTREAM:
+      snprintf(buf, len, "explicit proxy mode through http://%s:%u", lc->target_host,
+               (unsigned)lc->target_port);
+      break;
+    case PX_MODE_TRANSPARENT: snprintf(buf, len, "transparent mode"); break;
+    case PX_MODE_SOCKS5: snprintf(buf, len, "SOCKS5 mode"); break;
+    default: snprintf(buf, len, "explicit proxy mode"); break;
+  }
   return buf;
 }
 
@@ -290,6 +312,7 @@ static void teardown(px_runtime_t *rt) {
   free(rt->workers);
   flt_emit_shutdown(&rt->shared.chain);
   if (rt->console) flt_console_free(rt->console);
+  px_passthrough_free();
   ca_minter_free(rt->shared.minter);
   ca_free(rt->shared.ca);
 }
@@ -303,7 +326,7 @@ int px_run(const px_config_t *cfg) {
   memset(&rt, 0, sizeof(rt));
   signal(SIGPIPE, SIG_IGN);
   px_tls_init_index();
-  if (setup_shared(&rt, cfg) != 0) goto Exit;
+  if (setup_shared(&rt, cfg) != 0 || px_passthrough_init(cfg) != 0) goto Exit;
   if (cfg->insecure)
     flt_log_warn("-k/--insecure: upstream certificates are NOT verified; anyone on the path "
                  "can impersonate the servers you reach");
@@ -318,15 +341,29 @@ int px_run(const px_config_t *cfg) {
       goto Exit;
     }
   }
-  if (open_listeners(&rt, &port) != 0) goto Exit;
-  for (int i = 0; i < rt.n_workers; i++) {
-    px_worker_t *w = rt.workers[i];
-    uv_tcp_init(&w->loop, &w->listener);
-    w->listener.data = w;
-    if (uv_tcp_open(&w->listener, w->listen_fd) != 0) {
-      flt_log_error("cannot use the listening socket");
-      goto Exit;
+  for (int li = 0; li < cfg->n_listens; li++) {
+    if (open_listener(&rt, li, &port) != 0) goto Exit;
+    for (int i = 0; i < rt.n_workers; i++) {
+      px_listener_t *l = &rt.workers[i]->listeners[li];
+      uv_tcp_init(&rt.workers[i]->loop, &l->tcp);
+      l->tcp.data = l;
+      if (uv_tcp_open(&l->tcp, l->fd) != 0) {
+        flt_log_error("cannot use the listening socket");
+        goto Exit;
+      }
+      l->open = 1;
+      /* listen() now, before "listening on" is printed: the worker's loop
+       * is not running yet, so this thread may still touch its handles. */
+      int lrc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+      if (lrc < 0) {
+        flt_log_error("cannot listen on %s:%u: %s", cfg->listens[li].host, (unsigned)port,
+                      uv_strerror(lrc));
+        goto Exit;
+      }
     }
+    flt_log_info("listening on %s:%u (%s, %d thread%s)", cfg->listens[li].host, (unsigned)port,
+                 mode_text(&cfg->listens[li], mode, sizeof(mode)), rt.n_workers,
+                 rt.n_workers == 1 ? "" : "s");
   }
   uv_loop_init(&rt.main_loop);
   uv_signal_init(&rt.main_loop, &rt.sigint);
@@ -335,9 +372,7 @@ int px_run(const px_config_t *cfg) {
   uv_signal_start(&rt.sigint, on_signal, SIGINT);
   uv_signal_start(&rt.sigterm, on_signal, SIGTERM);
 
-  flt_log_info("listening on %s:%u (%s, %d thread%s); CA certificate: %s", cfg->listen_host,
-               (unsigned)port, mode_text(cfg, mode, sizeof(mode)), rt.n_workers,
-               rt.n_workers == 1 ? "" : "s", ca_cert_pem_path(rt.shared.ca));
+  flt_log_info("CA certificate: %s", ca_cert_pem_path(rt.shared.ca));
   for (int i = 0; i < rt.n_workers; i++) {
     if (uv_thread_create(&rt.workers[i]->thread, worker_main, rt.workers[i]) != 0) {
       flt_log_error("cannot start worker thread %d", i);

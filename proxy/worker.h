@@ -39,12 +39,23 @@ typedef struct px_upsess {
   SSL_SESSION *sess;
 } px_upsess_t;
 
+struct px_worker;
+
+/* One listening socket of a worker, and the mode connections on it get. */
+typedef struct px_listener {
+  uv_tcp_t tcp;
+  struct px_worker *w;
+  const px_listen_cfg_t *lc;
+  int fd;
+  int open;                   /* uv_tcp_open succeeded */
+} px_listener_t;
+
 typedef struct px_worker {
   int index;
   px_shared_t *shared;
   uv_loop_t loop;
-  uv_tcp_t listener;
-  int listen_fd;
+  px_listener_t listeners[PX_MAX_LISTENERS];
+  int n_listeners;
   uv_async_t wakeup;          /* "stop accepting" from the main thread */
   uv_timer_t grace;           /* shutdown grace period */
   uv_thread_t thread;
