@@ -49,6 +49,21 @@ static int on_status(http_parser *p, const char *at, size_t len) {
   return store_append(h, at, len);
 }
 
+static int grow_headers(px_http_t *h) {
+  size_t n = h->hdr_alloc ? h->hdr_alloc * 2 : 16;
+  px_hdr_off_t *hdr = realloc(h->hdr, n * sizeof(*hdr));
+  if (hdr == NULL) goto Fail;
+  h->hdr = hdr;
+  flt_header_t *view = realloc(h->view_hdr, n * sizeof(*view));
+  if (view == NULL) goto Fail;
+  h->view_hdr = view;
+  h->hdr_alloc = n;
+  return 0;
+Fail:
+  snprintf(h->error, sizeof(h->error), "out of memory");
+  return -1;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len) {
   px_http_t *h = from_parser(p);
   if (h->n_hdr == 0 || h->last_was_value) {
@@ -57,6 +72,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
                PX_HTTP_MAX_HEADERS);
       return -1;
     }
+    if (h->n_hdr == h->hdr_alloc && grow_headers(h) != 0) return -1;
     px_hdr_off_t *o = &h->hdr[h->n_hdr++];
     o->name_off = (uint32_t)h->store.len;
     o->name_len = 0;
@@ -131,6 +147,11 @@ void px_http_init(px_http_t *h, enum http_parser_type type,
 void px_http_free(px_http_t *h) {
   flt_strbuf_free(&h->raw);
   flt_strbuf_free(&h->store);
+  free(h->hdr);
+  free(h->view_hdr);
+  h->hdr = NULL;
+  h->view_hdr = NULL;
+  h->hdr_alloc = h->n_hdr = 0;
 }
 
 static int fail(px_http_t *h, const char *why) {
@@ -168,6 +189,7 @@ static int deliver_head(px_http_t *h) {
 
 static void deliver_end(px_http_t *h) {
   h->state = PX_HTTP_HEAD;
+  flt_strbuf_free(&h->raw); /* an idle keep-alive connection keeps nothing */
   if (h->parser.upgrade) {
     /* The rest of the stream is not HTTP (CONNECT or Upgrade). The owner
      * decides on_end whether it really switches (101) or not. */

@@ -50,11 +50,11 @@ struct px_http {
   int skip_body;        /* set by on_head's return value */
   flt_strbuf_t raw;     /* raw head bytes held until the head is complete */
   flt_strbuf_t store;   /* url, reason, header names and values */
-  px_hdr_off_t hdr[PX_HTTP_MAX_HEADERS];
-  size_t n_hdr;
+  px_hdr_off_t *hdr;    /* grown on demand: idle connections stay small */
+  size_t n_hdr, hdr_alloc;
   int last_was_value;
   uint32_t url_off, url_len, reason_off, reason_len;
-  flt_header_t view_hdr[PX_HTTP_MAX_HEADERS];
+  flt_header_t *view_hdr; /* px_http_head_view's storage, hdr_alloc long */
   char method[24];
   char error[160];      /* why the stream was rejected */
   int upgraded;         /* the stream became raw after an Upgrade/CONNECT */
