@@ -13,11 +13,13 @@
 # BUILD_DEBS are needed to compile and run; TEST_DEBS to run the suites.
 BUILD_DEBS := build-essential pkg-config libssl-dev libuv1-dev libhttp-parser-dev \
               libnghttp2-dev libcjson-dev zlib1g-dev libbrotli-dev libzstd-dev openssl \
+              libpcap-dev \
               libpcre2-dev
-TEST_DEBS  := libcmocka-dev python3 python3-pytest curl procps
+TEST_DEBS  := libcmocka-dev python3 python3-pytest curl procps python3-jsonschema tshark
 BENCH_DEBS := wrk nginx-light
+FUZZ_DEBS  := clang libclang-rt-14-dev
 
-PKGS := openssl libuv libcjson zlib libbrotlidec libzstd libnghttp2 libpcre2-8
+PKGS := openssl libuv libcjson zlib libbrotlidec libzstd libnghttp2 libpcap libpcre2-8
 
 comma := ,
 SANITIZER ?=
@@ -56,7 +58,7 @@ UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 DEPS_OK := build/.deps-ok
 
-.PHONY: all run test unit e2e asan bench bench-quick deps test-deps format clean
+.PHONY: all run test unit e2e asan bench bench-quick deps test-deps format clean fuzz
 all: $(BIN)
 
 # ---- dependencies ---------------------------------------------------------
@@ -132,6 +134,33 @@ bench-quick: test-deps
 	$(call ensure_debs,$(BENCH_DEBS))
 	@$(MAKE) --no-print-directory $(BIN)
 	/usr/bin/python3 tests/bench/bench.py --quick --bin $(abspath $(BIN))
+
+# ---- fuzzing ----------------------------------------------------------------
+# Every tests/fuzz/fuzz_NAME.c is a libFuzzer target; `make fuzz` runs each for
+# FUZZ_SECONDS (default 60) under ASan+UBSan, seeded from tests/fuzz/corpus/NAME.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_FLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. $(PKG_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined
+build/fuzz/lib/%.o: %.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -c $< -o $@
+build/fuzz/libtlspeek.a: $(LIB_SRC:%.c=build/fuzz/lib/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libtlspeek.a
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer $^ -o $@ $(PKG_LIBS)
+
+fuzz: deps
+	$(call ensure_debs,$(FUZZ_DEBS))
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do \
+	  name=$${f#build/fuzz/fuzz_}; work=build/fuzz/corpus-$$name; mkdir -p $$work; \
+	  echo "== $$f ($(FUZZ_SECONDS) s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$work tests/fuzz/corpus/$$name \
+	    > $$work.log 2>&1 || { tail -40 $$work.log; echo "fuzz_$$name FAILED"; exit 1; }; \
+	  grep -E "stat::number_of_executed_units|Done" $$work.log; \
+	done
 
 format:
 	clang-format -i $(LIB_SRC) proxy/main.c $(wildcard */*.h) $(UNIT_SRC)

@@ -594,6 +594,12 @@ static void client_eof(px_session_t *s) {
     px_update_reading(s);
     return;
   }
+  if (s->flows_head && (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP)) {
+    /* The client half-closed after its request: answer it first. */
+    s->draining = 1;
+    px_update_reading(s);
+    return;
+  }
   px_session_close(s, "client closed");
 }
 
