@@ -17,17 +17,20 @@
 
 #include "filters/filter.h"
 
-/* HAR 1.2. The file is valid JSON after every completed flow (entries in
- * the order the requests started), even if the process is then killed.
- * Bodies kept: at most `body_cap` bytes per message (recorded as
- * _bodyTruncated). `creator_version` is tlspeek's version. */
+/* HAR 1.2. The file is valid JSON after every completed flow, even if the
+ * process is then killed. Entries are in the order flows complete, which
+ * for a client sending one request after another is the order they
+ * started (har.c says why). Bodies kept: at most `body_cap` decoded bytes
+ * per message (recorded as _bodyTruncated; 0 keeps none). `creator_version`
+ * is tlspeek's version. The HAR extras are listed in har.c. */
 extern const flt_ops_t flt_har_ops;
 void *flt_har_new(const char *path, size_t body_cap, const char *creator_version,
                   char *err, size_t errlen);
 void flt_har_set_slot(void *self, int slot);
 void flt_har_free(void *self);
 
-/* One JSON object per completed flow, flushed per flow. */
+/* One JSON object per completed flow, one line each, flushed per flow;
+ * the shape is documented in jsonl.c. `body_cap` as for HAR. */
 extern const flt_ops_t flt_jsonl_ops;
 void *flt_jsonl_new(const char *path, size_t body_cap, char *err, size_t errlen);
 void flt_jsonl_set_slot(void *self, int slot);

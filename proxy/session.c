@@ -649,6 +649,11 @@ void px_on_upstream_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
     if (nread != UV_EOF)
       flt_log_debug("session %llu: upstream read: %s", (unsigned long long)s->conn.id,
                     uv_strerror((int)nread));
+    if (s->up == PX_UP_FAILED) {
+      /* Already reported; the 502 to the client must not be cut short. */
+      uv_read_stop(stream);
+      return;
+    }
     if (s->up == PX_UP_TLS) {
       snprintf(s->up_error, sizeof(s->up_error),
                "%s:%u closed the connection during the TLS handshake", s->up_host,

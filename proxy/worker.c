@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 
 #include "filters/console.h"
+#include "filters/transcript.h"
 #include "filters/log.h"
 #include "proxy/passthrough.h"
 #include "proxy/session.h"
@@ -30,6 +31,7 @@ typedef struct px_runtime {
   uv_signal_t sigint, sigterm;
   int signals_seen;
   void *console;
+  void *har, *jsonl, *pcap, *keylog;
 } px_runtime_t;
 
 /* ---- listeners ------------------------------------------------------------ */
@@ -271,6 +273,48 @@ static const char *mode_text(const px_listen_cfg_t *lc, char *buf, size_t len) {
   return buf;
 }
 
+/* Adds a transcript filter; its set_slot (may be NULL) learns its index. */
+static int add_sink(px_runtime_t *rt, void *self, const flt_ops_t *ops,
+                    void (*set_slot)(void *, int), const char *what) {
+  int slot = flt_chain_add(&rt->shared.chain, ops, self);
+  if (slot < 0) {
+    flt_log_error("cannot add the %s transcript: too many filters", what);
+    return -1;
+  }
+  if (set_slot) set_slot(self, slot);
+  return 0;
+}
+
+static int setup_transcripts(px_runtime_t *rt, const px_config_t *cfg) {
+  char err[600];
+  if (cfg->har_path) {
+    rt->har = flt_har_new(cfg->har_path, cfg->body_cap, PX_VERSION, err, sizeof(err));
+    if (rt->har == NULL || add_sink(rt, rt->har, &flt_har_ops, flt_har_set_slot, "HAR") != 0)
+      goto Fail;
+  }
+  if (cfg->jsonl_path) {
+    rt->jsonl = flt_jsonl_new(cfg->jsonl_path, cfg->body_cap, err, sizeof(err));
+    if (rt->jsonl == NULL ||
+        add_sink(rt, rt->jsonl, &flt_jsonl_ops, flt_jsonl_set_slot, "JSONL") != 0)
+      goto Fail;
+  }
+  if (cfg->pcap_path) {
+    rt->pcap = flt_pcap_new(cfg->pcap_path, err, sizeof(err));
+    if (rt->pcap == NULL || add_sink(rt, rt->pcap, &flt_pcap_ops, flt_pcap_set_slot, "PCAP") != 0)
+      goto Fail;
+  }
+  if (cfg->keylog_path) {
+    rt->keylog = flt_keylog_new(cfg->keylog_path, err, sizeof(err));
+    if (rt->keylog == NULL || add_sink(rt, rt->keylog, &flt_keylog_ops, NULL, "key log") != 0)
+      goto Fail;
+    rt->shared.want_keylog = 1;
+  }
+  return 0;
+Fail:
+  flt_log_error("%s", err);
+  return -1;
+}
+
 static int setup_shared(px_runtime_t *rt, const px_config_t *cfg) {
   char err[CA_ERR_LEN];
   int created = 0;
@@ -304,7 +348,7 @@ static int setup_shared(px_runtime_t *rt, const px_config_t *cfg) {
     }
     flt_console_set_slot(rt->console, slot);
   }
-  return 0;
+  return setup_transcripts(rt, cfg);
 }
 
 static void teardown(px_runtime_t *rt) {
@@ -312,6 +356,10 @@ static void teardown(px_runtime_t *rt) {
   free(rt->workers);
   flt_emit_shutdown(&rt->shared.chain);
   if (rt->console) flt_console_free(rt->console);
+  if (rt->har) flt_har_free(rt->har);
+  if (rt->jsonl) flt_jsonl_free(rt->jsonl);
+  if (rt->pcap) flt_pcap_free(rt->pcap);
+  if (rt->keylog) flt_keylog_free(rt->keylog);
   px_passthrough_free();
   ca_minter_free(rt->shared.minter);
   ca_free(rt->shared.ca);

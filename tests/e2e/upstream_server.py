@@ -70,6 +70,7 @@ def payload_stream(n, chunk=1 << 16):
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "tlspeek-test-upstream"
+    disable_nagle_algorithm = True  # headers and body are separate writes
 
     def log_message(self, fmt, *args):  # keep test output quiet
         pass
