@@ -16,6 +16,7 @@
 
 #include "ca/ca.h"
 #include "filters/log.h"
+#include "proxy/loopguard.h"
 #include "proxy/passthrough.h"
 #include "proxy/worker.h"
 
@@ -703,6 +704,19 @@ static int original_destination(px_session_t *s) {
 
   uv_fileno((uv_handle_t *)&s->client, &fd);
   getsockname(fd, (struct sockaddr *)&local, &ll);
+  struct sockaddr_storage peer;
+  socklen_t pl = sizeof(peer);
+  memset(&peer, 0, sizeof(peer));
+  if (getpeername(fd, (struct sockaddr *)&peer, &pl) == 0 && px_loopguard_is_ours(&peer)) {
+    const char *msg = "transparent mode: this connection is tlspeek's own upstream connection, "
+                      "redirected back into it — a redirect loop; exempt tlspeek's upstream "
+                      "traffic from the rule (-m owner ! --uid-owner USER, or --mark N with "
+                      "-m mark ! --mark N); refusing";
+    flt_log_error("session %llu: %s", (unsigned long long)s->conn.id, msg);
+    flt_emit_error(&s->w->shared->chain, &s->conn, msg);
+    px_session_close(s, msg);
+    return -1;
+  }
   if (s->w->shared->cfg->tproxy) {
     dst = local;
     rc = 0;
@@ -853,6 +867,7 @@ void px_session_close(px_session_t *s, const char *why) {
     if (s->gai_active) uv_cancel((uv_req_t *)&s->gai);
     uv_close((uv_handle_t *)&s->client, on_handle_closed);
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+    px_upstream_forget(s);
     if (s->upstream_tcp_init && !uv_is_closing((uv_handle_t *)&s->upstream))
       uv_close((uv_handle_t *)&s->upstream, on_handle_closed);
     return;

@@ -65,6 +65,7 @@ typedef struct px_session {
   uv_timer_t timer;
   int handles_open;            /* close callbacks still to come */
   int upstream_tcp_init;
+  int loopguard_registered;    /* upstream's local address is in loopguard */
   int leaf_set;                /* our certificate is on ctls */
   int socks_step;              /* socks.c: which message comes next */
   int up_tunnel;               /* upstream mode: CONNECT through the next proxy */
@@ -151,6 +152,8 @@ void px_maybe_finish(px_session_t *s);
 void px_upstream_start(px_session_t *s);
 void px_upstream_on_read(px_session_t *s, const char *data, size_t len);
 void px_upstream_flush_tls(px_session_t *s);
+/* The upstream socket is about to close: drop it from the loop guard. */
+void px_upstream_forget(px_session_t *s);
 /* Called by upstream.c when the leg is usable or has failed. */
 void px_session_upstream_ready(px_session_t *s);
 void px_session_upstream_failed(px_session_t *s);

@@ -191,6 +191,7 @@ static void upstream_switch(px_session_t *s) {
   px_http_free(&s->resp);
   px_http_init(&s->resp, HTTP_RESPONSE, &px_resp_cbs, s);
   if (s->upstream_tcp_init && !uv_is_closing((uv_handle_t *)&s->upstream)) {
+    px_upstream_forget(s);
     uv_close((uv_handle_t *)&s->upstream, on_switch_closed);
   } else {
     px_session_set_target(s, s->switch_host, s->switch_port);

@@ -13,6 +13,7 @@
 #include <openssl/x509v3.h>
 
 #include "filters/log.h"
+#include "proxy/loopguard.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 
@@ -90,6 +91,13 @@ void px_upstream_start(px_session_t *s) {
 
 static void start_tls(px_session_t *s);
 
+void px_upstream_forget(px_session_t *s) {
+  uv_os_fd_t fd;
+  if (s->loopguard_registered && uv_fileno((uv_handle_t *)&s->upstream, &fd) == 0)
+    px_loopguard_remove(fd);
+  s->loopguard_registered = 0;
+}
+
 /* Upstream mode: ask the next proxy for a tunnel to the real server. */
 static void proxy_connect_send(px_session_t *s) {
   char req[700], hp[300];
@@ -156,6 +164,11 @@ static void on_connected(uv_connect_t *req, int status) {
     }
   }
   s->conn.connect_us = (int64_t)((uv_hrtime() - s->t_phase) / 1000);
+  uv_os_fd_t ufd;
+  if (uv_fileno((uv_handle_t *)&s->upstream, &ufd) == 0) {
+    px_loopguard_add(ufd);
+    s->loopguard_registered = 1;
+  }
   s->t_phase = uv_hrtime();
   uv_tcp_nodelay(&s->upstream, 1);
   uv_read_start((uv_stream_t *)&s->upstream, px_alloc_cb, px_on_upstream_read);

@@ -20,6 +20,7 @@
 #include "filters/console.h"
 #include "filters/transcript.h"
 #include "filters/log.h"
+#include "proxy/loopguard.h"
 #include "proxy/passthrough.h"
 #include "proxy/session.h"
 
@@ -375,6 +376,8 @@ int px_run(const px_config_t *cfg) {
   signal(SIGPIPE, SIG_IGN);
   px_tls_init_index();
   if (setup_shared(&rt, cfg) != 0 || px_passthrough_init(cfg) != 0) goto Exit;
+  for (int i = 0; i < cfg->n_listens; i++)
+    if (cfg->listens[i].mode == PX_MODE_TRANSPARENT) px_loopguard_enable();
   if (cfg->insecure)
     flt_log_warn("-k/--insecure: upstream certificates are NOT verified; anyone on the path "
                  "can impersonate the servers you reach");
