@@ -96,8 +96,9 @@ $(BUILD)/libtlspeek.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# -rdynamic: plugins (--load) call back into tlspeek (flt_flow_tag, ...).
 $(BIN): $(MAIN_OBJ) $(BUILD)/libtlspeek.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(ALL_LDFLAGS) -rdynamic -o $@ $(MAIN_OBJ) -Wl,--whole-archive $(BUILD)/libtlspeek.a -Wl,--no-whole-archive $(PKG_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libtlspeek.a
 	@mkdir -p $(dir $@)

@@ -394,6 +394,14 @@ void flt_console_free(void *self) {
   free(con);
 }
 
+flt_output_t *flt_console_output(void *console) {
+  return console ? ((flt_console_t *)console)->out : NULL;
+}
+
+int flt_console_color(void *console) {
+  return console ? ((flt_console_t *)console)->color : 0;
+}
+
 const flt_ops_t flt_console_ops = {
     .abi_version = FLT_ABI_VERSION,
     .name = "console",

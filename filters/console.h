@@ -51,6 +51,7 @@
 #include <stddef.h>
 
 #include "filters/filter.h"
+#include "filters/output.h"
 
 typedef struct flt_console_opts {
   int detail;        /* 0..4 */
@@ -71,5 +72,11 @@ void *flt_console_new(const flt_console_opts_t *opts);
 void flt_console_set_slot(void *self, int slot);
 /* Frees it; call after the chain's shutdown event. */
 void flt_console_free(void *self);
+/* The console's writer and its resolved colour choice (0 or 1), for other
+ * views that write to the same stdout without interleaving blocks (the
+ * TLS view). Valid at any detail level, 0 included, until
+ * flt_console_free(). */
+flt_output_t *flt_console_output(void *console);
+int flt_console_color(void *console);
 
 #endif

@@ -76,6 +76,12 @@ typedef struct flt_conn {
   uint64_t bytes_in;       /* bytes received from the client (wire) */
   uint64_t bytes_out;      /* bytes received from upstream (wire) */
   void *fctx[FLT_MAX_FILTERS]; /* per-filter connection context */
+  /* Bit i set: filter slot i's expression does not match this connection
+   * (decided by host-level terms when its first bytes flow); the chain then
+   * skips that filter's on_data/on_raw/on_keylog/on_wire/on_tls_message. */
+  uint32_t hidden;
+  int hidden_decided;
+  int match_ready;         /* set by the core once host and SNI are known */
 } flt_conn_t;
 
 typedef struct flt_header {
@@ -114,6 +120,12 @@ typedef struct flt_flow {
   uint64_t t_end_us;       /* response complete */
   const char *error;       /* set when the flow ended in an error */
   void *fctx[FLT_MAX_FILTERS]; /* per-filter flow context */
+  /* Bit i set: the expression of filter slot i (--har-filter, -f, ...) does
+   * not match this flow, so that filter must not show or record it. Final
+   * when on_flow_end is called (body terms need the whole flow). */
+  uint32_t hidden;
+  char tags[128];          /* space-separated; see flt_flow_tag() */
+  void *chain_ctx;         /* the chain's own per-flow state */
 } flt_flow_t;
 
 /* The filter vtable. `self` is the filter instance's own pointer. Slot `idx`
@@ -172,16 +184,54 @@ typedef struct flt_filter {
   void *self;
 } flt_filter_t;
 
+/* ---- plugins ------------------------------------------------------------
+ * A plugin is a shared object loaded with --load FILE.so[:ARG]. It exports
+ *   const flt_plugin_t tlspeek_plugin = { FLT_ABI_VERSION, ... };
+ * tlspeek refuses a plugin whose abi_version (or ops->abi_version) is not
+ * its own FLT_ABI_VERSION. Plugins run before the console and the
+ * transcripts, so tags they set in on_flow_end are shown and recorded. */
+#define FLT_PLUGIN_SYMBOL "tlspeek_plugin"
+
+typedef struct flt_plugin {
+  int abi_version;         /* FLT_ABI_VERSION the plugin was built with */
+  const char *name;
+  const char *description;
+  const flt_ops_t *ops;
+  /* Makes the instance (`self` of the ops). `arg` is what followed ':' in
+   * --load (NULL when none); `slot` is the plugin's index into fctx[].
+   * Returns NULL with a sentence in err to refuse to start. */
+  void *(*create)(const char *arg, int slot, char *err, size_t errlen);
+  /* Called after on_shutdown, from the main thread. */
+  void (*destroy)(void *self);
+} flt_plugin_t;
+
 /* ---- the chain ------------------------------------------------------- */
+
+struct flt_expr;
 
 typedef struct flt_chain {
   flt_filter_t filters[FLT_MAX_FILTERS];
   int n;
+  struct flt_expr *exprs[FLT_MAX_FILTERS]; /* NULL: the filter sees all */
+  int need_body;           /* an expression has body terms (~b ~bq ~bs) */
+  size_t body_cap;         /* body bytes kept per message for them */
 } flt_chain_t;
 
 /* Adds a filter; returns its slot index or -1 when the chain is full or the
  * ABI version does not match. */
 int flt_chain_add(flt_chain_t *chain, const flt_ops_t *ops, void *self);
+
+/* Gives filter `slot` an expression (the chain owns it from now on): the
+ * flows it does not match are marked in f->hidden before on_flow_end.
+ * Body terms are evaluated on the decoded bodies, at most `body_cap` bytes
+ * each, once per flow. */
+void flt_chain_set_expr(flt_chain_t *chain, int slot, struct flt_expr *e,
+                        size_t body_cap);
+void flt_chain_free(flt_chain_t *chain);
+
+/* Adds `tag` to the flow's tags (shown by the console and recorded in
+ * transcripts). Call before on_flow_end returns to the core. */
+void flt_flow_tag(flt_flow_t *f, const char *tag);
 
 /* Emitters: call every filter that implements the event, in chain order. */
 void flt_emit_conn_open(const flt_chain_t *ch, flt_conn_t *c);

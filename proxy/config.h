@@ -18,6 +18,27 @@ typedef enum px_mode {
 } px_mode_t;
 
 #define PX_MAX_LISTENERS 8
+#define PX_MAX_ACTIONS 32
+#define PX_MAX_REDACT 32
+#define PX_MAX_PLUGINS 8
+
+struct flt_expr;
+
+/* What --block, --set-header and --remove-header ask for. */
+typedef enum px_action_kind {
+  PX_ACT_BLOCK = 0,
+  PX_ACT_SET_HEADER,
+  PX_ACT_REMOVE_HEADER
+} px_action_kind_t;
+
+typedef struct px_action {
+  px_action_kind_t kind;
+  struct flt_expr *expr;       /* which flows */
+  int status;                  /* block: the status to answer with */
+  int response_side;           /* headers: edit the response (else request) */
+  char name[128];              /* header name */
+  const char *value;           /* set-header: the value */
+} px_action_t;
 
 /* One listening address and what connections arriving there mean. */
 typedef struct px_listen_cfg {
@@ -39,6 +60,16 @@ typedef struct px_config {
   const char *proxyauth;       /* socks5: "user:pass" required */
   const char *ignore_hosts[16]; /* regexes: pass these hosts through */
   int n_ignore_hosts;
+  struct flt_expr *ignore_exprs[16]; /* ... or host-level expressions */
+  int n_ignore_exprs;
+  px_action_t actions[PX_MAX_ACTIONS];
+  int n_actions;
+  const char *redact[PX_MAX_REDACT]; /* header names shown as <redacted> */
+  int n_redact;
+  const char *plugins[PX_MAX_PLUGINS]; /* --load FILE.so[:ARG] */
+  int n_plugins;
+  /* which flows each view or transcript shows (NULL: all) */
+  struct flt_expr *console_expr, *har_expr, *jsonl_expr, *pcap_expr, *keylog_expr;
   int auto_passthrough;        /* remember hosts whose clients reject us */
 
   char listen_host[256];       /* default for modes without @HOST:PORT */
@@ -53,6 +84,10 @@ typedef struct px_config {
   int insecure;                /* -k: do not verify upstream */
 
   int detail;                  /* 0..4 */
+  int show_handshake;          /* --handshake (or detail 4) */
+  int show_wire;               /* --wire (or detail 4) */
+  size_t wire_limit;           /* ciphertext bytes shown per record */
+  int explain;                 /* --explain */
   size_t body_limit;
   size_t body_cap;             /* body bytes kept per message in HAR/JSONL */
   const char *har_path;

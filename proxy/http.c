@@ -362,34 +362,62 @@ flt_head_t *px_http_copy_head(px_http_t *h) {
                     h->reason_len);
 }
 
-int px_http_head_rewrite(px_http_t *h, const char *url, const char *host,
-                         flt_strbuf_t *out) {
+static int name_in(const char *name, size_t len, const char *const *list, int n) {
+  for (int i = 0; i < n; i++)
+    if (strlen(list[i]) == len && strncasecmp(list[i], name, len) == 0) return i;
+  return -1;
+}
+
+int px_http_head_build(px_http_t *h, const px_head_edit_t *e, flt_strbuf_t *out) {
   const char *s = h->store.data ? h->store.data : "";
+  int done[PX_HEAD_MAX_EDITS] = {0};
   int rc = 0;
   if (h->type == HTTP_REQUEST) {
     rc |= flt_strbuf_appendf(out, "%s ", h->method);
-    if (url)
-      rc |= flt_strbuf_append(out, url, strlen(url));
+    if (e->url)
+      rc |= flt_strbuf_append(out, e->url, strlen(e->url));
     else
       rc |= flt_strbuf_append(out, s + h->url_off, h->url_len);
-    rc |= flt_strbuf_appendf(out, " HTTP/%d.%d\r\n", h->parser.http_major,
-                             h->parser.http_minor);
+    rc |= flt_strbuf_appendf(out, " HTTP/%d.%d\r\n", h->parser.http_major, h->parser.http_minor);
   } else {
-    rc |= flt_strbuf_appendf(out, "HTTP/%d.%d %d ", h->parser.http_major,
-                             h->parser.http_minor, h->parser.status_code);
+    rc |= flt_strbuf_appendf(out, "HTTP/%d.%d %d ", h->parser.http_major, h->parser.http_minor,
+                             h->parser.status_code);
     rc |= flt_strbuf_append(out, s + h->reason_off, h->reason_len);
     rc |= flt_strbuf_append(out, "\r\n", 2);
   }
   for (size_t i = 0; i < h->n_hdr; i++) {
     const px_hdr_off_t *o = &h->hdr[i];
-    rc |= flt_strbuf_append(out, s + o->name_off, o->name_len);
+    const char *name = s + o->name_off;
+    const char *value = s + o->value_off;
+    size_t vlen = o->value_len;
+    if (name_in(name, o->name_len, e->remove, e->n_remove) >= 0) continue;
+    int k = name_in(name, o->name_len, e->set_name, e->n_set);
+    if (k >= 0) {
+      if (done[k]) continue; /* one header replaces them all */
+      done[k] = 1;
+      value = e->set_value[k];
+      vlen = strlen(value);
+    } else if (e->host && o->name_len == 4 && strncasecmp(name, "host", 4) == 0) {
+      value = e->host;
+      vlen = strlen(value);
+    }
+    rc |= flt_strbuf_append(out, name, o->name_len);
     rc |= flt_strbuf_append(out, ": ", 2);
-    if (host && o->name_len == 4 && strncasecmp(s + o->name_off, "host", 4) == 0)
-      rc |= flt_strbuf_append(out, host, strlen(host));
-    else
-      rc |= flt_strbuf_append(out, s + o->value_off, o->value_len);
+    rc |= flt_strbuf_append(out, value, vlen);
     rc |= flt_strbuf_append(out, "\r\n", 2);
+  }
+  for (int k = 0; k < e->n_set; k++) {
+    if (done[k]) continue;
+    rc |= flt_strbuf_appendf(out, "%s: %s\r\n", e->set_name[k], e->set_value[k]);
   }
   rc |= flt_strbuf_append(out, "\r\n", 2);
   return rc ? -1 : 0;
+}
+
+int px_http_head_rewrite(px_http_t *h, const char *url, const char *host, flt_strbuf_t *out) {
+  px_head_edit_t e;
+  memset(&e, 0, sizeof(e));
+  e.url = url;
+  e.host = host;
+  return px_http_head_build(h, &e, out);
 }

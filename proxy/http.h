@@ -81,6 +81,21 @@ void px_http_head_view(px_http_t *h, flt_head_t *out);
 int px_http_head_rewrite(px_http_t *h, const char *url, const char *host,
                          flt_strbuf_t *out);
 
+/* Changes to a head as it is passed on (--set-header, --remove-header). */
+#define PX_HEAD_MAX_EDITS 16
+typedef struct px_head_edit {
+  const char *url;   /* new request target, or NULL */
+  const char *host;  /* new Host value, or NULL */
+  const char *set_name[PX_HEAD_MAX_EDITS];  /* replace (or add) these ... */
+  const char *set_value[PX_HEAD_MAX_EDITS]; /* ... with these values */
+  int n_set;
+  const char *remove[PX_HEAD_MAX_EDITS];    /* drop these headers */
+  int n_remove;
+} px_head_edit_t;
+
+/* The head serialised anew with `edit` applied. */
+int px_http_head_build(px_http_t *h, const px_head_edit_t *edit, flt_strbuf_t *out);
+
 /* A deep copy of a head (one allocation; free() it). */
 flt_head_t *px_head_copy(const flt_head_t *src);
 

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <uv.h>
 
+#include "filters/expr.h"
 #include "filters/log.h"
 #include "proxy/config.h"
 
@@ -43,7 +44,8 @@ static const char usage_text[] =
     "                           rule can exempt them from redirection\n"
     "      --proxyauth USER:PASS  socks5: require username/password (RFC 1929)\n"
     "      --ignore-hosts REGEX pass matching host:port / SNI through untouched\n"
-    "                           (repeatable; not intercepted, shown as one line)\n"
+    "                           (repeatable; not intercepted, shown as one line);\n"
+    "                           an expression with ~d, ~sni, ~dst works too\n"
     "      --no-auto-passthrough  keep intercepting hosts whose clients rejected\n"
     "                           tlspeek's certificate (default: pass them through\n"
     "                           from the next connection on, e.g. pinned apps)\n"
@@ -63,10 +65,21 @@ static const char usage_text[] =
     "  -q, --quiet              detail 0: show nothing\n"
     "  -v                       more detail; repeat: -v headers, -vv bodies\n"
     "      --detail N           0 nothing, 1 one line per flow (default),\n"
-    "                           2 + headers, 3 + bodies (decoded; binary as hexdump)\n"
+    "                           2 + headers, 3 + bodies (decoded; binary as hexdump),\n"
+    "                           4 + handshakes and the wire view\n"
     "      --body-limit SIZE    body bytes shown per message at detail 3\n"
     "                           (default 4KiB; suffixes k, M, G)\n"
+    "      -vvv / --detail 4    + TLS handshakes of both legs and the wire view\n"
+    "      --handshake          dissect TLS handshakes of both legs (client and\n"
+    "                           upstream): hellos, certificates, JA3/JA4/JA3S\n"
+    "      --wire               show each TLS record as a sniffer sees it (type,\n"
+    "                           version, length, ciphertext hexdump) beside the\n"
+    "                           plaintext it carried\n"
+    "      --wire-limit SIZE    ciphertext bytes hexdumped per record (default 64)\n"
+    "      --explain            explain each handshake step in plain words,\n"
+    "                           numbered 1-9 as the classic TLS 1.2 walk-through\n"
     "      --log-level LEVEL    error, warn, info (default), debug, trace\n"
+    "  -f, --filter EXPR        show only flows matching EXPR (see Expressions)\n"
     "\n"
     "Transcripts (any combination, with or without the console):\n"
     "      --har FILE           HAR 1.2, valid JSON after every completed flow\n"
@@ -76,6 +89,32 @@ static const char usage_text[] =
     "                           lets Wireshark decrypt a capture of either leg\n"
     "      --body-cap SIZE      body bytes kept per message in HAR/JSONL (default 10M;\n"
     "                           the cut is recorded; PCAP is never cut)\n"
+    "      --har-filter EXPR, --jsonl-filter EXPR, --pcap-filter EXPR,\n"
+    "      --keylog-filter EXPR record only matching flows (PCAP and key log decide\n"
+    "                           per connection, with host-level terms)\n"
+    "\n"
+    "Actions:\n"
+    "      --block EXPR[:STATUS]  answer matching requests with STATUS (default 403)\n"
+    "                           and close; the request is not sent upstream\n"
+    "      --set-header EXPR:NAME:VALUE  set header NAME on matching flows\n"
+    "      --remove-header EXPR:NAME     remove header NAME from matching flows\n"
+    "                           Both edit the request when EXPR contains ~q (e.g.\n"
+    "                           '~q & ~d api:X-Debug:1'), the response otherwise;\n"
+    "                           response edits see the head only (no body terms).\n"
+    "      --redact NAME,...    show these headers' values as <redacted> in every\n"
+    "                           view and transcript (PCAP keeps the raw bytes)\n"
+    "      --redact-auth        --redact Authorization,Proxy-Authorization,Cookie,\n"
+    "                           Set-Cookie\n"
+    "      --load FILE.so[:ARG] load a filter plugin written against filters/filter.h\n"
+    "                           (refused when built for another filter ABI)\n"
+    "\n"
+    "Expressions (mitmproxy-compatible, plus TLS terms): ~a asset, ~all, ~b RE body,\n"
+    "  ~bq/~bs RE request/response body, ~c CODE, ~d RE domain, ~dst RE server ip:port,\n"
+    "  ~e error, ~h/~hq/~hs RE header \"name: value\", ~http, ~m RE method, ~q no\n"
+    "  response yet, ~s has response, ~src RE client ip:port, ~t/~tq/~ts RE content\n"
+    "  type, ~u RE url, ~websocket, ~tcp, ~sni RE, ~tls VERSION, ~alpn RE, ~ja3 HASH,\n"
+    "  ~ja4 FP, ~intercepted, ~passthrough; ! & | ( ); a bare regex means ~u;\n"
+    "  regexes are case-insensitive PCRE2, quoted with ' or \" when they hold spaces.\n"
     "\n"
     "Connections:\n"
     "  -t, --threads N          worker threads, one event loop each (default: cores)\n"
@@ -258,6 +297,81 @@ static void finish_listens(px_config_t *cfg) {
   }
 }
 
+/* Compiles an expression or exits 2 with the column-and-caret message. */
+static struct flt_expr *compile_or_die(const char *opt, const char *text, int allowed) {
+  char err[2048];
+  struct flt_expr *e = flt_expr_compile(text, allowed, err, sizeof(err));
+  if (e == NULL) usage_error("bad expression in %s: %s", opt, err);
+  return e;
+}
+
+/* An HTTP header name: a token (RFC 9110 §5.1). */
+static int is_token(const char *s, size_t n) {
+  if (n == 0) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!strchr("!#$%&'*+-.^_`|~", s[i]) && !(s[i] >= '0' && s[i] <= '9') &&
+        !((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'z'))
+      return 0;
+  return 1;
+}
+
+/* --set-header EXPR:NAME:VALUE and --remove-header EXPR:NAME. EXPR may hold
+ * colons itself (~h "a: b"), so the first split that leaves a header-name
+ * token after a compilable expression wins. Request side when EXPR uses
+ * ~q, response side otherwise. */
+static void parse_header_action(const char *opt, const char *val, px_action_t *a) {
+  int set = a->kind == PX_ACT_SET_HEADER;
+  for (const char *c = strchr(val, ':'); c; c = strchr(c + 1, ':')) {
+    const char *name = c + 1;
+    const char *name_end = set ? strchr(name, ':') : name + strlen(name);
+    if (name_end == NULL) break;
+    if (!is_token(name, (size_t)(name_end - name)) || (size_t)(name_end - name) >= sizeof(a->name))
+      continue;
+    char expr[4200];
+    if ((size_t)(c - val) >= sizeof(expr)) break;
+    memcpy(expr, val, (size_t)(c - val));
+    expr[c - val] = '\0';
+    char err[2048];
+    a->expr = flt_expr_compile(expr, FLT_EXPR_ALL_TERMS, err, sizeof(err));
+    if (a->expr == NULL) continue;
+    memcpy(a->name, name, (size_t)(name_end - name));
+    a->name[name_end - name] = '\0';
+    a->value = set ? name_end + 1 : NULL;
+    /* "~q" as a term (not part of a longer word) puts it on the request. */
+    a->response_side = 1;
+    for (const char *q = strstr(expr, "~q"); q; q = strstr(q + 2, "~q"))
+      if (!((q[2] | 0x20) >= 'a' && (q[2] | 0x20) <= 'z')) a->response_side = 0;
+    return;
+  }
+  usage_error("bad %s '%s': use %s (the expression must compile; NAME is a header name)", opt,
+              val, set ? "EXPR:NAME:VALUE" : "EXPR:NAME");
+}
+
+/* --block EXPR[:STATUS] */
+static void parse_block(const char *val, px_action_t *a) {
+  char expr[4200];
+  const char *colon = strrchr(val, ':');
+  a->status = 403;
+  snprintf(expr, sizeof(expr), "%s", val);
+  if (colon && strlen(colon + 1) == 3 && colon[1] >= '1' && colon[1] <= '5' &&
+      strspn(colon + 1, "0123456789") == 3) {
+    a->status = atoi(colon + 1);
+    expr[colon - val] = '\0';
+  }
+  a->expr = compile_or_die("--block", expr, FLT_EXPR_ALL_TERMS);
+}
+
+static void parse_redact(px_config_t *cfg, const char *list) {
+  char *copy = strdup(list), *save = NULL;
+  for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    while (*t == ' ') t++;
+    if (*t == '\0') continue;
+    if (cfg->n_redact == PX_MAX_REDACT) usage_error("at most %d headers to --redact", PX_MAX_REDACT);
+    cfg->redact[cfg->n_redact++] = strdup(t); /* lives as long as the process */
+  }
+  free(copy);
+}
+
 static void print_version(void) {
   printf("tlspeek %s\n", PX_VERSION);
   printf("OpenSSL: %s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION),
@@ -278,6 +392,7 @@ static void config_defaults(px_config_t *cfg) {
   cfg->detail = 1;
   cfg->body_limit = 4096;
   cfg->body_cap = 10 * 1024 * 1024;
+  cfg->wire_limit = 64;
   cfg->log_level = FLT_LOG_INFO;
   cfg->threads = 0; /* = number of cores */
   cfg->connect_timeout_ms = 10000;
@@ -365,6 +480,16 @@ static int parse_proxy_opt(int argc, char **argv, int i, px_config_t *cfg) {
     cfg->rewrite_host = 1;
     return 1;
   }
+  if (strcmp(arg, "--handshake") == 0 || strcmp(arg, "--wire") == 0 ||
+      strcmp(arg, "--explain") == 0) {
+    int *flag = arg[2] == 'h' ? &cfg->show_handshake : arg[2] == 'w' ? &cfg->show_wire : &cfg->explain;
+    *flag = 1;
+    return 1;
+  }
+  if (strcmp(arg, "--redact-auth") == 0) {
+    parse_redact(cfg, "Authorization,Proxy-Authorization,Cookie,Set-Cookie");
+    return 1;
+  }
   if (strcmp(arg, "--tproxy") == 0) {
     cfg->tproxy = 1;
     return 1;
@@ -391,7 +516,9 @@ static int parse_proxy_opt(int argc, char **argv, int i, px_config_t *cfg) {
     snprintf(name, sizeof(name), "%s", arg);
   }
   static const char *const with_value[] = {
-      "-m", "--mode", "-l", "--listen", "--mark", "--proxyauth", "--ignore-hosts", "--upstream-ca", "--detail", "--body-limit",
+      "-m", "--mode", "-l", "--listen", "--mark", "--proxyauth", "--ignore-hosts",
+      "-f", "--filter", "--har-filter", "--jsonl-filter", "--pcap-filter", "--keylog-filter",
+      "--block", "--set-header", "--remove-header", "--redact", "--load", "--wire-limit", "--upstream-ca", "--detail", "--body-limit",
       "--log-level", "-t", "--threads", "--connect-timeout", "--handshake-timeout",
       "--idle-timeout", "--har", "--jsonl", "--pcap", "--keylog", "--body-cap", NULL};
   int known = 0;
@@ -419,8 +546,44 @@ static int parse_proxy_opt(int argc, char **argv, int i, px_config_t *cfg) {
     if (strlen(val) > 511) usage_error("--proxyauth is too long (%s)", "at most 255 bytes each");
     cfg->proxyauth = val;
   } else if (is_opt(name, NULL, "--ignore-hosts")) {
-    if (cfg->n_ignore_hosts == 16) usage_error("at most %d --ignore-hosts", 16);
-    cfg->ignore_hosts[cfg->n_ignore_hosts++] = val;
+    if (val[0] == '~' || val[0] == '!' || val[0] == '(') {
+      if (cfg->n_ignore_exprs == 16) usage_error("at most %d --ignore-hosts expressions", 16);
+      cfg->ignore_exprs[cfg->n_ignore_exprs++] =
+          compile_or_die("--ignore-hosts", val, FLT_EXPR_HOST_TERMS);
+    } else {
+      if (cfg->n_ignore_hosts == 16) usage_error("at most %d --ignore-hosts", 16);
+      cfg->ignore_hosts[cfg->n_ignore_hosts++] = val;
+    }
+  } else if (is_opt(name, "-f", "--filter") || is_opt(name, NULL, "--har-filter") ||
+             is_opt(name, NULL, "--jsonl-filter") || is_opt(name, NULL, "--pcap-filter") ||
+             is_opt(name, NULL, "--keylog-filter")) {
+    struct flt_expr **slot = strcmp(name, "--har-filter") == 0      ? &cfg->har_expr
+                             : strcmp(name, "--jsonl-filter") == 0  ? &cfg->jsonl_expr
+                             : strcmp(name, "--pcap-filter") == 0   ? &cfg->pcap_expr
+                             : strcmp(name, "--keylog-filter") == 0 ? &cfg->keylog_expr
+                                                                    : &cfg->console_expr;
+    if (*slot) usage_error("%s given twice (combine the expressions with & or |)", name);
+    *slot = compile_or_die(name, val, FLT_EXPR_ALL_TERMS);
+  } else if (is_opt(name, NULL, "--block") || is_opt(name, NULL, "--set-header") ||
+             is_opt(name, NULL, "--remove-header")) {
+    if (cfg->n_actions == PX_MAX_ACTIONS) usage_error("at most %d actions", PX_MAX_ACTIONS);
+    px_action_t *a = &cfg->actions[cfg->n_actions++];
+    memset(a, 0, sizeof(*a));
+    if (strcmp(name, "--block") == 0) {
+      a->kind = PX_ACT_BLOCK;
+      parse_block(val, a);
+    } else {
+      a->kind = strcmp(name, "--set-header") == 0 ? PX_ACT_SET_HEADER : PX_ACT_REMOVE_HEADER;
+      parse_header_action(name, val, a);
+    }
+  } else if (is_opt(name, NULL, "--wire-limit")) {
+    if (parse_size(val, &cfg->wire_limit) != 0 || cfg->wire_limit == 0)
+      usage_error("bad --wire-limit '%s' (bytes of ciphertext shown per record, e.g. 64)", val);
+  } else if (is_opt(name, NULL, "--redact")) {
+    parse_redact(cfg, val);
+  } else if (is_opt(name, NULL, "--load")) {
+    if (cfg->n_plugins == PX_MAX_PLUGINS) usage_error("at most %d --load", PX_MAX_PLUGINS);
+    cfg->plugins[cfg->n_plugins++] = val;
   } else if (is_opt(name, "-l", "--listen")) {
     if (parse_host_port(val, cfg->listen_host, sizeof(cfg->listen_host),
                         &cfg->listen_port) != 0)
@@ -495,6 +658,7 @@ int main(int argc, char **argv) {
     i += parse_proxy_opt(argc, argv, i, &cfg);
   }
   if (cfg.ca_dir == NULL) cfg.ca_dir = ca_default_dir();
+  if (cfg.detail >= 4) cfg.show_handshake = cfg.show_wire = 1;
   if (!ca_cmd) finish_listens(&cfg);
   if (cfg.keylog_path == NULL) {
     const char *env = getenv("SSLKEYLOGFILE");

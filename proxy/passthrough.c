@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "filters/expr.h"
 #include "filters/log.h"
 
 #define PX_MAX_REMEMBERED 4096 /* hosts remembered for auto-passthrough */
@@ -20,12 +21,14 @@
 static pcre2_code *ignore_re[16];
 static const char *ignore_text[16];
 static int n_ignore;
+static const px_config_t *config;
 
 static pthread_mutex_t remembered_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *remembered[PX_MAX_REMEMBERED];
 static int n_remembered;
 
 int px_passthrough_init(const px_config_t *cfg) {
+  config = cfg;
   for (int i = 0; i < cfg->n_ignore_hosts; i++) {
     int code;
     PCRE2_SIZE off;
@@ -60,8 +63,11 @@ static int re_match(pcre2_code *re, const char *text) {
   return rc >= 0;
 }
 
-const char *px_passthrough_ignored(const char *host, uint16_t port, const char *sni) {
+const char *px_passthrough_ignored(const flt_conn_t *c, const char *host, uint16_t port,
+                                   const char *sni) {
   char hp[300];
+  for (int i = 0; config && i < config->n_ignore_exprs; i++)
+    if (flt_expr_match_conn(config->ignore_exprs[i], c)) return "an expression";
   snprintf(hp, sizeof(hp), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
   for (int i = 0; i < n_ignore; i++) {
     if (re_match(ignore_re[i], hp) || (sni && sni[0] && re_match(ignore_re[i], sni)))

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
@@ -323,7 +324,7 @@ static void client_tls_established(px_session_t *s) {
  * as it came, and from then on bytes flow both ways unread. */
 static int maybe_pass_through(px_session_t *s) {
   const char *name = s->conn.sni[0] ? s->conn.sni : s->up_host;
-  const char *pattern = px_passthrough_ignored(s->up_host, s->up_port, s->conn.sni);
+  const char *pattern = px_passthrough_ignored(&s->conn, s->up_host, s->up_port, s->conn.sni);
   char why[400];
   if (pattern)
     snprintf(why, sizeof(why), "matches --ignore-hosts '%s'", pattern);
@@ -563,6 +564,7 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
     flt_strbuf_free(&peeked);
     return;
   }
+  s->conn.match_ready = 1; /* not TLS: the target is all there is to know */
   /* An HTTP method is upper-case letters then a space. */
   while (i < n && i < 24 && p[i] >= 'A' && p[i] <= 'Z') i++;
   if (i == n && n < 24) return; /* need more bytes to tell */
@@ -637,6 +639,12 @@ void px_session_set_target(px_session_t *s, const char *host, uint16_t port) {
   s->up_port = port;
   snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", host);
   s->conn.server_port = port;
+  /* An IP literal is already the address (~dst can match before connecting). */
+  unsigned char bin[16];
+  if (inet_pton(AF_INET, host, bin) == 1)
+    snprintf(s->conn.server_addr, sizeof(s->conn.server_addr), "%s:%u", host, (unsigned)port);
+  else if (inet_pton(AF_INET6, host, bin) == 1)
+    snprintf(s->conn.server_addr, sizeof(s->conn.server_addr), "[%s]:%u", host, (unsigned)port);
 }
 
 void px_session_peek(px_session_t *s, const char *data, size_t len) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "filters/expr.h"
 #include "filters/log.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
@@ -54,6 +55,21 @@ static char *absolute_url(px_session_t *s, const flt_head_t *h) {
   return url;
 }
 
+/* --redact: the copy that views and transcripts see shows <redacted>. The
+ * bytes on the wire are not touched. */
+static void redact_head(const px_config_t *cfg, flt_head_t *h) {
+  flt_header_t *hv = (flt_header_t *)h->headers;
+  for (size_t i = 0; i < h->n_headers; i++) {
+    for (int k = 0; k < cfg->n_redact; k++) {
+      if (strlen(cfg->redact[k]) == hv[i].name_len &&
+          strncasecmp(cfg->redact[k], hv[i].name, hv[i].name_len) == 0) {
+        hv[i].value = "<redacted>";
+        hv[i].value_len = 10;
+      }
+    }
+  }
+}
+
 static px_flow_node_t *flow_start(px_session_t *s, px_http_t *h) {
   px_flow_node_t *n = calloc(1, sizeof(*n));
   if (n == NULL) return NULL;
@@ -62,6 +78,7 @@ static px_flow_node_t *flow_start(px_session_t *s, px_http_t *h) {
     free(n);
     return NULL;
   }
+  redact_head(s->w->shared->cfg, n->req_copy);
   n->flow.id = atomic_fetch_add(&s->w->shared->next_flow_id, 1) + 1;
   n->flow.conn = &s->conn;
   snprintf(n->flow.scheme, sizeof(n->flow.scheme), "%s", s->conn.client_tls ? "https" : "http");
@@ -126,6 +143,108 @@ static void bad_request(px_session_t *s, const char *why) {
   flt_log_warn("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, text);
   flt_emit_error(chain_of(s), &s->conn, text);
   px_reply_error(s, 400, "Bad Request", text);
+}
+
+/* ---- actions: --block, --set-header, --remove-header ------------------------- */
+
+static const char *status_reason(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 410: return "Gone";
+    case 418: return "I'm a teapot";
+    case 429: return "Too Many Requests";
+    case 451: return "Unavailable For Legal Reasons";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : "Blocked";
+  }
+}
+
+static const px_action_t *blocking_action(px_session_t *s, const flt_flow_t *f) {
+  const px_config_t *cfg = s->w->shared->cfg;
+  for (int i = 0; i < cfg->n_actions; i++)
+    if (cfg->actions[i].kind == PX_ACT_BLOCK && flt_expr_match_flow(cfg->actions[i].expr, f, NULL))
+      return &cfg->actions[i];
+  return NULL;
+}
+
+/* Answers the newest flow ourselves with the --block status, then closes:
+ * what the client sends after it is not read. */
+static void reply_blocked(px_session_t *s, px_flow_node_t *n, int status) {
+  static const char body[] = "tlspeek: this request was blocked by --block\n";
+  char head[300];
+  flt_header_t hdr[2] = {{"Content-Type", 12, "text/plain; charset=utf-8", 25},
+                         {"Content-Length", 14, "45", 2}};
+  flt_head_t h = {.http_major = 1, .http_minor = 1, .status = status,
+                  .reason = status_reason(status), .headers = hdr, .n_headers = 2};
+  n->resp_copy = px_head_copy(&h);
+  if (n->resp_copy) {
+    n->flow.resp = *n->resp_copy;
+    n->flow.has_response = 1;
+    n->flow.t_resp_head_us = flt_now_us();
+    flt_flow_tag(&n->flow, "blocked");
+    flt_emit_response_head(chain_of(s), &n->flow);
+    n->flow.resp_body_bytes = sizeof(body) - 1;
+    flt_emit_response_body(chain_of(s), &n->flow, (const uint8_t *)body, sizeof(body) - 1);
+  }
+  int len = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\nServer: tlspeek\r\n\r\n",
+                     status, status_reason(status), sizeof(body) - 1);
+  px_send_client(s, head, (size_t)len);
+  px_send_client(s, body, sizeof(body) - 1);
+  while (s->flows_head && s->flows_head != n) flow_finish(s, "closed: a later request was blocked");
+  flow_finish(s, NULL);
+  s->close_when_flushed = 1;
+  px_update_reading(s);
+}
+
+/* Collects the header edits of the actions that match `f` on one side. */
+static int collect_edits(px_session_t *s, const flt_flow_t *f, int response_side,
+                         px_head_edit_t *e) {
+  const px_config_t *cfg = s->w->shared->cfg;
+  int any = 0;
+  for (int i = 0; i < cfg->n_actions; i++) {
+    const px_action_t *a = &cfg->actions[i];
+    if (a->kind == PX_ACT_BLOCK || a->response_side != response_side) continue;
+    if (!flt_expr_match_flow(a->expr, f, NULL)) continue;
+    if (a->kind == PX_ACT_SET_HEADER && e->n_set < PX_HEAD_MAX_EDITS) {
+      e->set_name[e->n_set] = a->name;
+      e->set_value[e->n_set++] = a->value;
+      any = 1;
+    } else if (a->kind == PX_ACT_REMOVE_HEADER && e->n_remove < PX_HEAD_MAX_EDITS) {
+      e->remove[e->n_remove++] = a->name;
+      any = 1;
+    }
+  }
+  return any;
+}
+
+/* Sends a head on, rewritten when `e` (or an action) asks for changes. */
+static void send_head(px_session_t *s, px_http_t *h, const flt_flow_t *f, px_head_edit_t *e,
+                      const char *raw, size_t len, int to_client) {
+  int edited = collect_edits(s, f, to_client, e) || e->url || e->host;
+  if (!edited) {
+    if (to_client)
+      px_send_client(s, raw, len);
+    else
+      px_send_upstream(s, raw, len);
+    return;
+  }
+  flt_strbuf_t head;
+  flt_strbuf_init(&head, PX_HTTP_MAX_HEAD + 8192);
+  if (px_http_head_build(h, e, &head) == 0) {
+    if (to_client)
+      px_send_client(s, head.data, head.len);
+    else
+      px_send_upstream(s, head.data, head.len);
+  }
+  flt_strbuf_free(&head);
 }
 
 /* ---- explicit proxy requests -------------------------------------------------- */
@@ -251,37 +370,33 @@ static int proxy_request(px_session_t *s, px_http_t *h, const char *url, const c
   if (end < po) end = po;
   snprintf(origin, sizeof(origin), "%s%.*s", has_path ? "" : "/", (int)(end - po), url + po);
 
+  if (s->up == PX_UP_IDLE) px_session_set_target(s, host, port);
+  s->conn.match_ready = 1;
+  flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)raw, raw_len);
+  px_flow_node_t *n = flow_start(s, h);
+  if (n == NULL || s->state == PX_S_CLOSING) return 0;
+  const px_action_t *block = blocking_action(s, &n->flow);
+  if (block) { /* decided by the request alone: upstream is not contacted */
+    reply_blocked(s, n, block->status);
+    return 0;
+  }
+  px_head_edit_t edit;
+  memset(&edit, 0, sizeof(edit));
   if (s->lc->mode == PX_MODE_UPSTREAM) {
     /* The next proxy takes absolute-form requests for any host as they are. */
+    if (s->up == PX_UP_IDLE) px_upstream_start(s);
+  } else {
     if (s->up == PX_UP_IDLE) {
-      px_session_set_target(s, host, port);
       px_upstream_start(s);
+    } else if (strcasecmp(host, s->up_host) != 0 || port != s->up_port) {
+      snprintf(s->switch_host, sizeof(s->switch_host), "%s", host);
+      s->switch_port = port;
+      s->switch_pending = 1;
     }
-    if (flow_start(s, h) != NULL && s->state != PX_S_CLOSING) px_send_upstream(s, raw, raw_len);
-    return 0;
+    edit.url = origin;
   }
-  if (s->up == PX_UP_IDLE) {
-    px_session_set_target(s, host, port);
-    px_upstream_start(s);
-  } else if (strcasecmp(host, s->up_host) != 0 || port != s->up_port) {
-    snprintf(s->switch_host, sizeof(s->switch_host), "%s", host);
-    s->switch_port = port;
-    s->switch_pending = 1;
-  }
-  flt_strbuf_t head;
-  flt_strbuf_init(&head, PX_HTTP_MAX_HEAD + 1024);
-  if (px_http_head_rewrite(h, origin, NULL, &head) != 0) {
-    flt_strbuf_free(&head);
-    bad_request(s, "request head too large");
-    return 0;
-  }
-  flow_start(s, h);
-  if (s->state == PX_S_CLOSING) {
-    flt_strbuf_free(&head);
-    return 0;
-  }
-  px_send_upstream(s, head.data, head.len);
-  flt_strbuf_free(&head);
+  if (s->state == PX_S_CLOSING) return 0;
+  send_head(s, h, &n->flow, &edit, raw, raw_len, 0);
   if (s->switch_pending && s->flows_head == s->flows_tail) upstream_switch(s);
   return 0;
 }
@@ -299,8 +414,8 @@ static int on_req_head(void *ud, px_http_t *h, const char *raw, size_t len) {
 
   if (s->state == PX_S_PROXY_HTTP && h->parser.method == HTTP_CONNECT)
     return proxy_connect(s, url); /* the tunnel's set-up is not traffic */
-  flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)raw, len);
   if (s->state == PX_S_PROXY_HTTP) return proxy_request(s, h, url, raw, len);
+  flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)raw, len);
   if (flow_start(s, h) == NULL) {
     px_session_close(s, "out of memory");
     return 0;
@@ -310,19 +425,23 @@ static int on_req_head(void *ud, px_http_t *h, const char *raw, size_t len) {
                    s->up_error_status == 504 ? "Gateway Timeout" : "Bad Gateway", s->up_error);
     return 0;
   }
-  const px_config_t *cfg = s->w->shared->cfg;
-  if (s->lc->mode == PX_MODE_REVERSE && cfg->rewrite_host) {
-    char hostval[300];
-    flt_strbuf_t head;
-    int deflt = (s->up_tls_wanted && s->up_port == 443) || (!s->up_tls_wanted && s->up_port == 80);
-    snprintf(hostval, sizeof(hostval), strchr(s->up_host, ':') ? "[%s]" : "%s", s->up_host);
-    if (!deflt) snprintf(hostval + strlen(hostval), sizeof(hostval) - strlen(hostval), ":%u", s->up_port);
-    flt_strbuf_init(&head, PX_HTTP_MAX_HEAD + 1024);
-    if (px_http_head_rewrite(h, NULL, hostval, &head) == 0) px_send_upstream(s, head.data, head.len);
-    flt_strbuf_free(&head);
+  px_flow_node_t *n = s->flows_tail;
+  const px_action_t *block = blocking_action(s, &n->flow);
+  if (block) {
+    reply_blocked(s, n, block->status);
     return 0;
   }
-  px_send_upstream(s, raw, len);
+  px_head_edit_t edit;
+  char hostval[300];
+  memset(&edit, 0, sizeof(edit));
+  if (s->lc->mode == PX_MODE_REVERSE && s->w->shared->cfg->rewrite_host) {
+    int deflt = (s->up_tls_wanted && s->up_port == 443) || (!s->up_tls_wanted && s->up_port == 80);
+    snprintf(hostval, sizeof(hostval), strchr(s->up_host, ':') ? "[%s]" : "%s", s->up_host);
+    if (!deflt)
+      snprintf(hostval + strlen(hostval), sizeof(hostval) - strlen(hostval), ":%u", s->up_port);
+    edit.host = hostval;
+  }
+  send_head(s, h, &n->flow, &edit, raw, len, 0);
   return 0;
 }
 
@@ -375,12 +494,17 @@ static int on_resp_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   } else {
     n->resp_copy = px_http_copy_head(h);
     if (n->resp_copy) {
+      redact_head(s->w->shared->cfg, n->resp_copy);
       n->flow.resp = *n->resp_copy;
       n->flow.has_response = 1;
       n->flow.t_resp_head_us = flt_now_us();
       flt_emit_response_head(chain_of(s), &n->flow);
     }
     rc = n->head_only ? 1 : 0;
+    px_head_edit_t edit;
+    memset(&edit, 0, sizeof(edit));
+    send_head(s, h, &n->flow, &edit, raw, len, 1);
+    return rc;
   }
   px_send_client(s, raw, len);
   return rc;

@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 
 #include "filters/log.h"
+#include "filters/tlsparse.h"
 #include "proxy/session.h"
 #include "proxy/tls.h"
 #include "proxy/worker.h"
@@ -46,6 +47,7 @@ static int on_client_hello(SSL *ssl, int *alert, void *arg) {
         s->conn.sni[0] = '\0';
     }
   }
+  s->conn.match_ready = 1; /* host and SNI known: sinks' expressions can decide */
   /* ALPN: keep only the protocols we speak (http/1.1 for now). */
   s->alpn_offer_len = 0;
   if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation,
@@ -93,9 +95,15 @@ static void on_tls_msg(int write_p, int version, int content_type, const void *b
   if (s == NULL || (content_type != SSL3_RT_HANDSHAKE && content_type != SSL3_RT_ALERT &&
                     content_type != SSL3_RT_CHANGE_CIPHER_SPEC))
     return;
-  flt_emit_tls_message(&s->w->shared->chain, &s->conn,
-                       ssl == s->ctls.ssl ? FLT_LEG_CLIENT : FLT_LEG_UPSTREAM, write_p,
-                       content_type, version, buf, len);
+  int client_leg = ssl == s->ctls.ssl;
+  const unsigned char *msg = buf;
+  if (client_leg && !write_p && content_type == SSL3_RT_HANDSHAKE && len > 4 && msg[0] == 1 &&
+      s->conn.ja3[0] == '\0') {
+    char ja3_string[1024];
+    flt_tls_fingerprint(msg, len, s->conn.ja3, ja3_string, sizeof(ja3_string), s->conn.ja4);
+  }
+  flt_emit_tls_message(&s->w->shared->chain, &s->conn, client_leg ? FLT_LEG_CLIENT : FLT_LEG_UPSTREAM,
+                       write_p, content_type, version, buf, len);
 }
 
 static int ctx_error(SSL_CTX *ctx, const char *what, char *err, size_t errlen) {

@@ -15,9 +15,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <dlfcn.h>
+
 #include <openssl/rand.h>
 
 #include "filters/console.h"
+#include "filters/expr.h"
+#include "filters/tlsview.h"
 #include "filters/transcript.h"
 #include "filters/log.h"
 #include "proxy/loopguard.h"
@@ -32,7 +36,14 @@ typedef struct px_runtime {
   uv_signal_t sigint, sigterm;
   int signals_seen;
   void *console;
+  void *tlsview;
   void *har, *jsonl, *pcap, *keylog;
+  struct {
+    void *dl;
+    const flt_plugin_t *plugin;
+    void *self;
+  } plugins[PX_MAX_PLUGINS];
+  int n_plugins;
 } px_runtime_t;
 
 /* ---- listeners ------------------------------------------------------------ */
@@ -276,13 +287,61 @@ static const char *mode_text(const px_listen_cfg_t *lc, char *buf, size_t len) {
 
 /* Adds a transcript filter; its set_slot (may be NULL) learns its index. */
 static int add_sink(px_runtime_t *rt, void *self, const flt_ops_t *ops,
-                    void (*set_slot)(void *, int), const char *what) {
+                    void (*set_slot)(void *, int), const char *what, struct flt_expr *expr) {
   int slot = flt_chain_add(&rt->shared.chain, ops, self);
   if (slot < 0) {
-    flt_log_error("cannot add the %s transcript: too many filters", what);
+    flt_log_error("cannot add the %s: too many filters", what);
     return -1;
   }
   if (set_slot) set_slot(self, slot);
+  flt_chain_set_expr(&rt->shared.chain, slot, expr, rt->shared.cfg->body_cap);
+  return 0;
+}
+
+/* --load FILE.so[:ARG]: a filter plugin, refused unless built for our ABI. */
+static int load_plugin(px_runtime_t *rt, const char *spec) {
+  char path[1024];
+  const char *arg = NULL;
+  const char *colon = strchr(spec, ':');
+  snprintf(path, sizeof(path), "%.*s", colon ? (int)(colon - spec) : (int)strlen(spec), spec);
+  if (colon) arg = colon + 1;
+  void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (dl == NULL) {
+    flt_log_error("cannot load plugin %s: %s", path, dlerror());
+    return -1;
+  }
+  const flt_plugin_t *pl = dlsym(dl, FLT_PLUGIN_SYMBOL);
+  if (pl == NULL || pl->ops == NULL || pl->create == NULL) {
+    flt_log_error("%s is not a tlspeek plugin: it exports no '%s' (see filters/filter.h)", path,
+                  FLT_PLUGIN_SYMBOL);
+    dlclose(dl);
+    return -1;
+  }
+  if (pl->abi_version != FLT_ABI_VERSION || pl->ops->abi_version != FLT_ABI_VERSION) {
+    flt_log_error("plugin %s was built for filter ABI %d, but this tlspeek speaks ABI %d: "
+                  "rebuild it against this tlspeek's filters/filter.h",
+                  path, pl->abi_version != FLT_ABI_VERSION ? pl->abi_version : pl->ops->abi_version,
+                  FLT_ABI_VERSION);
+    dlclose(dl);
+    return -1;
+  }
+  char err[512] = "";
+  int slot = rt->shared.chain.n;
+  void *self = pl->create(arg, slot, err, sizeof(err));
+  if (self == NULL) {
+    flt_log_error("plugin %s refused to start: %s", path, err[0] ? err : "no reason given");
+    dlclose(dl);
+    return -1;
+  }
+  rt->plugins[rt->n_plugins].dl = dl;
+  rt->plugins[rt->n_plugins].plugin = pl;
+  rt->plugins[rt->n_plugins].self = self;
+  rt->n_plugins++;
+  if (flt_chain_add(&rt->shared.chain, pl->ops, self) != slot) {
+    flt_log_error("cannot add plugin %s: too many filters", path);
+    return -1;
+  }
+  flt_log_info("loaded plugin %s (%s)", pl->name ? pl->name : path, path);
   return 0;
 }
 
@@ -290,23 +349,26 @@ static int setup_transcripts(px_runtime_t *rt, const px_config_t *cfg) {
   char err[600];
   if (cfg->har_path) {
     rt->har = flt_har_new(cfg->har_path, cfg->body_cap, PX_VERSION, err, sizeof(err));
-    if (rt->har == NULL || add_sink(rt, rt->har, &flt_har_ops, flt_har_set_slot, "HAR") != 0)
+    if (rt->har == NULL || add_sink(rt, rt->har, &flt_har_ops, flt_har_set_slot, "HAR transcript",
+                 cfg->har_expr) != 0)
       goto Fail;
   }
   if (cfg->jsonl_path) {
     rt->jsonl = flt_jsonl_new(cfg->jsonl_path, cfg->body_cap, err, sizeof(err));
     if (rt->jsonl == NULL ||
-        add_sink(rt, rt->jsonl, &flt_jsonl_ops, flt_jsonl_set_slot, "JSONL") != 0)
+        add_sink(rt, rt->jsonl, &flt_jsonl_ops, flt_jsonl_set_slot, "JSONL transcript",
+                 cfg->jsonl_expr) != 0)
       goto Fail;
   }
   if (cfg->pcap_path) {
     rt->pcap = flt_pcap_new(cfg->pcap_path, err, sizeof(err));
-    if (rt->pcap == NULL || add_sink(rt, rt->pcap, &flt_pcap_ops, flt_pcap_set_slot, "PCAP") != 0)
+    if (rt->pcap == NULL || add_sink(rt, rt->pcap, &flt_pcap_ops, flt_pcap_set_slot, "PCAP transcript",
+                 cfg->pcap_expr) != 0)
       goto Fail;
   }
   if (cfg->keylog_path) {
     rt->keylog = flt_keylog_new(cfg->keylog_path, err, sizeof(err));
-    if (rt->keylog == NULL || add_sink(rt, rt->keylog, &flt_keylog_ops, NULL, "key log") != 0)
+    if (rt->keylog == NULL || add_sink(rt, rt->keylog, &flt_keylog_ops, NULL, "key log", cfg->keylog_expr) != 0)
       goto Fail;
     rt->shared.want_keylog = 1;
   }
@@ -338,17 +400,33 @@ static int setup_shared(px_runtime_t *rt, const px_config_t *cfg) {
     flt_log_error("cannot generate TLS ticket keys");
     return -1;
   }
-  if (cfg->detail > 0) {
-    flt_console_opts_t co = {.detail = cfg->detail, .body_limit = cfg->body_limit, .color = -1,
-                             .fd = 1};
+  /* Plugins first: tags they set are then seen by the views after them. */
+  for (int i = 0; i < cfg->n_plugins; i++)
+    if (load_plugin(rt, cfg->plugins[i]) != 0) return -1;
+  int tls_view = cfg->show_handshake || cfg->show_wire || cfg->explain;
+  if (cfg->detail > 0 || tls_view) {
+    /* At detail 0 with a TLS view, the console only lends it its writer. */
+    flt_console_opts_t co = {.detail = cfg->detail > 3 ? 3 : cfg->detail,
+                             .body_limit = cfg->body_limit, .color = -1, .fd = 1};
     rt->console = flt_console_new(&co);
-    int slot = rt->console ? flt_chain_add(&sh->chain, &flt_console_ops, rt->console) : -1;
-    if (slot < 0) {
-      flt_log_error("cannot start the console view");
+    if (rt->console == NULL ||
+        add_sink(rt, rt->console, &flt_console_ops, flt_console_set_slot, "console view",
+                 cfg->console_expr) != 0)
       return -1;
-    }
-    flt_console_set_slot(rt->console, slot);
   }
+  if (tls_view) {
+    flt_tlsview_opts_t to = {.handshake = cfg->show_handshake || cfg->explain,
+                             .wire = cfg->show_wire, .wire_limit = cfg->wire_limit,
+                             .explain = cfg->explain, .color = flt_console_color(rt->console),
+                             .out = flt_console_output(rt->console)};
+    rt->tlsview = flt_tlsview_new(&to);
+    if (rt->tlsview == NULL ||
+        add_sink(rt, rt->tlsview, &flt_tlsview_ops, flt_tlsview_set_slot, "TLS view", NULL) != 0)
+      return -1;
+    /* The record versions of hellos come from the wire bytes. */
+    sh->want_wire = 1;
+  }
+  sh->want_tls_messages = 1; /* JA3/JA4 for every connection (HAR, ~ja3) */
   return setup_transcripts(rt, cfg);
 }
 
@@ -356,7 +434,24 @@ static void teardown(px_runtime_t *rt) {
   for (int i = 0; i < rt->n_workers; i++) worker_free(rt->workers[i]);
   free(rt->workers);
   flt_emit_shutdown(&rt->shared.chain);
+  if (rt->tlsview) flt_tlsview_free(rt->tlsview);
   if (rt->console) flt_console_free(rt->console);
+  for (int i = 0; i < rt->n_plugins; i++) {
+    if (rt->plugins[i].plugin->destroy) rt->plugins[i].plugin->destroy(rt->plugins[i].self);
+    dlclose(rt->plugins[i].dl);
+  }
+  /* Expressions the chain took are freed with it; the others here. */
+  const px_config_t *cfg = rt->shared.cfg;
+  struct flt_expr *mine[] = {cfg->console_expr, cfg->har_expr, cfg->jsonl_expr, cfg->pcap_expr,
+                             cfg->keylog_expr};
+  for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++) {
+    int owned = 0;
+    for (int k = 0; k < FLT_MAX_FILTERS; k++) owned |= rt->shared.chain.exprs[k] == mine[i];
+    if (!owned) flt_expr_free(mine[i]);
+  }
+  for (int i = 0; i < cfg->n_actions; i++) flt_expr_free(cfg->actions[i].expr);
+  for (int i = 0; i < cfg->n_ignore_exprs; i++) flt_expr_free(cfg->ignore_exprs[i]);
+  flt_chain_free(&rt->shared.chain);
   if (rt->har) flt_har_free(rt->har);
   if (rt->jsonl) flt_jsonl_free(rt->jsonl);
   if (rt->pcap) flt_pcap_free(rt->pcap);

@@ -1,185 +1,561 @@
 #!/usr/bin/env python3
-"""tlspeek's benchmark: HTTPS load through tlspeek in reverse mode next to the
-same load straight to the upstream, measured in one run on this machine.
+"""tlspeek's benchmark: tlspeek in reverse mode next to haproxy, sslsplit and
+mitmdump doing the same job, and next to the upstream served directly, all
+measured in one run on this machine.
 
-Upstream: nginx on 127.0.0.1 (TLS with an RSA-2048 certificate, and plain
-HTTP), serving a 1 KiB file and a 64 MiB file. Load: wrk (which resumes TLS
-sessions when it reconnects). Everything runs on 127.0.0.1.
+  make bench        every peer, 10 s per measurement (about 12 minutes)
+  make bench-quick  tlspeek -q and direct only, 3 s per measurement (about 1 minute)
+  bench.py --bin ./tlspeek [--quick] [--seconds N] [--only slug,slug] [--idle N]
 
-Columns:
-  req/s        requests per second reported by wrk
-  proxy CPU    tlspeek's user+system CPU time (from /proc/PID/stat) per 1000
-               requests — the robust figure on a shared 2-core machine
-Scenarios:
-  keep-alive   32 connections, each sending many 1 KiB requests
-  new-conn     every request on a new connection (Connection: close)
-  bulk         64 MiB downloads, MB/s
+Setup (everything on 127.0.0.1; every load is bounded in time):
+  upstream  nginx, worker_processes 1, TLS with an RSA-2048 certificate (and
+            plain HTTP), serving a 1 KiB file and a 64 MiB file.
+  peers     each runs in reverse mode on the same port in turn, started fresh
+            for every scenario, presenting an RSA-2048 certificate to clients:
+            haproxy (nbthread 2, no logging, backend TLS verified and resumed),
+            sslsplit (RSA-2048 CA and leaf key; connect log, or connect +
+            content log), mitmdump -q (its RSA-2048 CA), and tlspeek: -q;
+            console at detail 1 with stdout to a file; -q with --har, --jsonl,
+            --pcap and --keylog; -q --leaf-key rsa2048 (like for like with the
+            peers' certificates: tlspeek's default leaf is P-256).
+            "direct" is wrk straight to nginx: one TLS leg, the upper limit.
 
-Absolute numbers move with machine load; compare ratios from one run.
-Usage: bench.py --bin ./tlspeek [--quick]
+Scenarios (identical client parameters for every peer):
+  new-conn    wrk -t1 -c16 -H 'Connection: close' /1k. wrk resumes its TLS
+              session when it reconnects: new TCP + resumed handshake (TLS 1.3).
+  full hs     16 parallel `openssl s_time -new -www /1k` clients: every
+              connection is a full handshake (no session reuse, no tickets used).
+  keep-alive  wrk -t1 -c32 /1k (many 1 KiB requests per connection).
+  bulk        wrk -t1 -c4 /64m, MB/s (1 MB = 10^6 bytes).
+  idle RSS    2,000 TLS connections held open by idle_conns.py, each after one
+              request; (VmRSS of the proxy's process tree with all open -
+              VmRSS before opening them) / 2,000, in KiB.
+
+Proxy CPU is utime+stime from /proc/PID/stat of the proxy process (all its
+threads) summed over its process tree (sslsplit's privilege-separated child,
+nginx's worker), read before and after each load, per 1,000 requests or
+connections. For "direct" it is nginx's own CPU.
+
+Scaling (-t 1 vs -t 2, keep-alive): the target is stated for a load generator
+on other cores, which a 2-core machine does not have. The -t 1 row pins
+tlspeek to CPU 1 and wrk + the nginx upstream to CPU 0 (taskset semantics via
+sched_setaffinity). The -t 2 row keeps wrk + nginx on CPU 0 and lets tlspeek's
+two workers use both CPUs, so one of them shares CPU 0 with the load generator:
+its raw rate understates scaling. The projection divides that out: tlspeek's
+requests per CPU-second at -t 2, times the CPU two dedicated cores would give
+its workers (2, or less when one worker carried more than half of the work:
+1 / the busiest thread's share), over the -t 1 row's requests per CPU-second.
+It shows whether the per-request cost stays flat and both workers share the
+load; it cannot see lock waits. Both raw and projected ratios are printed.
+
+The table is printed at the end and written to tests/bench/out/latest.md
+(latest-quick.md for --quick). Absolute numbers move with machine load (this
+is a shared 2-core machine): compare ratios from one run, and CPU per request
+rather than rates.
 """
 import argparse
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-CLK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from benchlib import (PeerFailed, Procs, check_serves, hold_idle, machine_busy,  # noqa: E402
+                      raise_nofile, resumption_probe, s_time_full, set_tree_affinity,
+                      thread_cpu, tree_cpu, tree_rss_kib, wrk, free_port, log_tail)
+import peers as P  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCENARIOS = ("keepalive", "newconn", "fullhs", "bulk", "idle")
+SCEN_NAME = {"keepalive": "keep-alive", "newconn": "new-conn", "fullhs": "full handshakes",
+             "bulk": "bulk", "idle": "idle RSS"}
+FULLHS_CLIENTS = 16
+IDLE_CONNS = 2000
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("port %d never opened" % port)
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK  # utime + stime
-
-
-def wrk(url, seconds, conns, threads=1, close=False):
-    args = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % seconds, "--latency", url]
-    if close:
-        args[1:1] = ["-H", "Connection: close"]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    m = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
-    scale = {"B": 1e-6, "KB": 1.024e-3, "MB": 1.048576, "GB": 1073.741824}[m.group(2)]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
-    return {"rps": rps, "total": total, "mbps": float(m.group(1)) * scale,
-            "errors": errors.group(0) if errors else ""}
-
-
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/nginx-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  keepalive_requests 1000000;
-  ssl_session_cache shared:SSL:10m;
-  server {{
-    listen 127.0.0.1:{tls_port} ssl;
-    listen 127.0.0.1:{http_port};
-    ssl_certificate {dir}/leaf.pem;
-    ssl_certificate_key {dir}/leaf.pem;
-    root {dir}/www;
-  }}
-}}
-"""
-
-
-class Run:
-    def __init__(self, binary, quick):
+class Env:
+    def __init__(self, binary, seconds, idle_conns):
         self.bin = binary
-        self.quick = quick
+        self.seconds = seconds
+        self.idle_conns = idle_conns
+        self.procs = Procs()
         self.dir = tempfile.mkdtemp(prefix="tlspeek-bench-")
-        self.seconds = 3 if quick else 10
-        os.chmod(self.dir, 0o755)  # nginx's workers run as an unprivileged user
-        os.makedirs(self.dir + "/www")
-        with open(self.dir + "/www/1k", "wb") as f:
-            f.write(os.urandom(1024))
-        with open(self.dir + "/www/64m", "wb") as f:
-            f.write(os.urandom(64 << 20))
-        ca = self.dir + "/upstream-ca"
-        subprocess.run([binary, "--ca-dir", ca, "--leaf-key", "rsa2048", "ca", "mint", "localhost",
-                        "127.0.0.1", "--out", self.dir + "/leaf.pem"], check=True,
-                       capture_output=True)
-        subprocess.run([binary, "--ca-dir", ca, "ca", "export", self.dir + "/upstream-ca.pem"],
-                       check=True, capture_output=True)
-        self.tls_port, self.http_port = free_port(), free_port()
-        with open(self.dir + "/nginx.conf", "w") as f:
-            f.write(NGINX_CONF.format(dir=self.dir, tls_port=self.tls_port,
-                                      http_port=self.http_port))
-        self.nginx = subprocess.Popen(["nginx", "-c", self.dir + "/nginx.conf", "-e",
-                                       self.dir + "/nginx-error.log"],
-                                      stderr=subprocess.DEVNULL)
-        wait_port(self.tls_port)
+        os.chmod(self.dir, 0o755)  # nginx's workers and sslsplit's child are unprivileged
+        self.upstream = None
+        self.proxy_port = free_port()
 
-    def start_tlspeek(self, extra=()):
-        port = free_port()
-        args = [self.bin, "--ca-dir", self.dir + "/proxy-ca", "-q", "-l", "127.0.0.1:%d" % port,
-                "-m", "reverse:https://127.0.0.1:%d" % self.tls_port, "--upstream-ca",
-                self.dir + "/upstream-ca.pem"] + list(extra)
-        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(port)
-        return p, port
-
-    def measure(self, url, pid=None, **kw):
-        c0 = cpu_seconds(pid) if pid else 0.0
-        r = wrk(url, self.seconds, **kw)
-        r["cpu_ms_per_1k"] = (cpu_seconds(pid) - c0) * 1e6 / max(r["total"], 1) if pid else None
-        return r
+    def tlspeek_ca(self, ca_dir, args):
+        subprocess.run([self.bin, "--ca-dir", ca_dir] + args, check=True, capture_output=True,
+                       timeout=60)
 
     def close(self):
-        self.nginx.send_signal(signal.SIGQUIT)
-        try:
-            self.nginx.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.nginx.kill()
+        self.procs.stop_all()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def make_peers(env, quick, only):
+    every = [
+        P.Direct(env),
+        P.Haproxy(env),
+        P.Sslsplit(env, content_log=False),
+        P.Sslsplit(env, content_log=True),
+        P.Mitmdump(env),
+        P.Tlspeek(env, "tlspeek", "tlspeek -q (default: P-256 leaf, 2 threads)", ["-q"]),
+        P.Tlspeek(env, "tlspeek-d1", "tlspeek, console detail 1 → file", [], console_file=True),
+        P.Tlspeek(env, "tlspeek-tx", "tlspeek -q --har --jsonl --pcap --keylog", ["-q"],
+                  transcripts=True),
+        P.Tlspeek(env, "tlspeek-rsa", "tlspeek -q --leaf-key rsa2048", ["-q", "--leaf-key",
+                                                                        "rsa2048"]),
+        P.Tlspeek(env, "tlspeek-t1", "tlspeek -q -t 1 (on CPU 1; wrk + nginx on CPU 0)",
+                  ["-q", "-t", "1"], cpus={1}, loadgen_cpus={0}, scenarios=("keepalive",)),
+        P.Tlspeek(env, "tlspeek-t2", "tlspeek -q -t 2 (both CPUs; wrk + nginx on CPU 0)",
+                  ["-q", "-t", "2"], loadgen_cpus={0}, scenarios=("keepalive",)),
+    ]
+    if os.cpu_count() < 2:
+        every = [p for p in every if p.slug not in ("tlspeek-t1", "tlspeek-t2")]
+    if only:
+        return [p for p in every if p.slug in only]
+    if quick:
+        return [p for p in every if p.slug in ("direct", "tlspeek")]
+    return every
+
+
+def scan_log(path):
+    """(count, summary) of warning/error lines in a peer's stderr log; the summary gives
+    the most frequent kinds of line (digits ignored) with their counts."""
+    if not os.path.exists(path):
+        return 0, ""
+    kinds = {}
+    with open(path, "rb") as f:
+        for raw in f:
+            line = raw.decode("utf-8", "replace").strip()
+            low = line.lower()
+            if any(w in low for w in ("error", "warn", "fatal", "abort", "alert", "sanitizer",
+                                      "crash")):
+                key = re.sub(r"\d+", "N", line)[:140]
+                kinds.setdefault(key, [0, line[:140]])[0] += 1
+    n = sum(k[0] for k in kinds.values())
+    top = sorted(kinds.values(), key=lambda k: -k[0])[:2]
+    return n, "; ".join("%d× \"%s\"" % (c, line) for c, line in top)
+
+
+def human(nbytes):
+    if nbytes is None:
+        return "missing"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= size:
+            return "%.1f %s" % (nbytes / size, unit)
+    return "%d B" % nbytes
+
+
+def sslsplit_protocols(workdir):
+    """'client TLSv1.3:..., upstream TLSv1.2:...' from the first line of sslsplit's connect log."""
+    try:
+        with open(os.path.join(workdir, "connect.log")) as f:
+            line = f.readline()
+    except OSError:
+        return None
+    m1, m2 = re.search(r"sproto:(\S+)", line), re.search(r"dproto:(\S+)", line)
+    if not (m1 and m2):
+        return None
+    return "client leg %s, upstream leg %s" % (m1.group(1), m2.group(1))
+
+
+def run_one(env, peer, scen, notes):
+    """Runs one scenario against one freshly started peer; returns a result dict."""
+    workdir = os.path.join(env.dir, "run", "%s-%s" % (peer.slug, scen))
+    os.makedirs(workdir)
+    nginx_pid = env.upstream.proc.pid
+    res = {}
+    tag = "%s, %s" % (peer.label, SCEN_NAME[scen])
+    try:
+        pid, port = peer.start(workdir, env.proxy_port)
+        check_serves(port, peer.proc)
+        if peer.loadgen_cpus:
+            set_tree_affinity(nginx_pid, peer.loadgen_cpus)
+        T = env.seconds
+        if scen == "idle":
+            time.sleep(0.5)
+            rss0 = tree_rss_kib(pid)
+            client, line = hold_idle(env.procs, port, env.idle_conns, workdir)
+            try:
+                ok = int(line.split("ok=")[1].split()[0])
+                time.sleep(1.0)
+                rss1 = tree_rss_kib(pid)
+                alive_check(peer, "holding idle connections")
+            finally:
+                env.procs.stop(client)
+            if ok < env.idle_conns:
+                notes.append("%s: only %d of %d connections opened (%s)"
+                             % (tag, ok, env.idle_conns, line))
+            if ok == 0:
+                raise PeerFailed("no idle connection opened: " + line)
+            res = {"rss_per_conn": (rss1 - rss0) / ok, "rss0": rss0, "rss1": rss1, "ok": ok}
+            return res
+        c0 = tree_cpu(pid)
+        th0 = thread_cpu(pid)
+        url = "https://127.0.0.1:%d" % port
+        if scen == "keepalive":
+            r = wrk(url + "/1k", T, 32, cpus=peer.loadgen_cpus)
+        elif scen == "newconn":
+            r = wrk(url + "/1k", T, 16, close=True, cpus=peer.loadgen_cpus)
+        elif scen == "bulk":
+            r = wrk(url + "/64m", T, 4, timeout_s=60, cpus=peer.loadgen_cpus)
+        else:
+            r = s_time_full(port, T, FULLHS_CLIENTS)
+        c1 = tree_cpu(pid)
+        th1 = thread_cpu(pid)
+        alive_check(peer, "the load")
+        cpu = c1 - c0
+        res = dict(r)
+        res["cpu_s"] = cpu
+        res["cpu_ms_per_1k"] = cpu * 1e6 / r["count"] if r["count"] else None
+        res["cores"] = cpu / r["wall"]
+        res["threads"] = sorted((th1.get(t, 0) - th0.get(t, 0) for t in th1), reverse=True)
+        gb = r.get("mbps", 0) * r["wall"] / 1e3
+        res["cpu_s_per_gb"] = cpu / gb if gb > 0 else None
+        if r["count"] == 0:
+            res["problems"].append("no request completed")
+        for p in r["problems"]:
+            notes.append("%s: %s" % (tag, p))
+        if scen == "newconn":
+            res["resumed"] = resumption_probe(port)
+        return res
+    except PeerFailed as e:
+        return {"na": str(e)}
+    except subprocess.TimeoutExpired as e:
+        return {"na": "timed out: %s" % " ".join(e.cmd[:2])}
+    finally:
+        if peer.loadgen_cpus:
+            set_tree_affinity(nginx_pid, set(range(os.cpu_count())))
+        proc = peer.proc
+        status = peer.stop()
+        if peer.kind == "tlspeek":
+            sizes = peer.outputs(workdir)
+            if sizes:
+                res["outputs"] = sizes
+        if status == -signal.SIGKILL:
+            notes.append("%s: did not exit within 10 s of SIGTERM (killed)" % tag)
+        elif status is not None and (status < 0 and status != -signal.SIGTERM
+                                     or peer.kind == "tlspeek" and status != 0):
+            notes.append("%s: exit status %s after SIGTERM%s" % (tag, status, log_tail(proc)))
+        n, summary = scan_log(os.path.join(workdir, "stderr.log"))
+        if n:
+            notes.append("%s: %d warning/error line(s) on stderr: %s" % (tag, n, summary))
+        if peer.kind == "sslsplit" and scen == "keepalive":
+            protos = sslsplit_protocols(workdir)
+            if protos:
+                notes.append("%s: connect log shows %s" % (peer.label, protos))
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def alive_check(peer, during):
+    if peer.proc is not None and peer.proc.poll() is not None:
+        raise PeerFailed("died during %s (status %s)%s" % (during, peer.proc.returncode,
+                                                           log_tail(peer.proc)))
+
+
+# ---- formatting ---------------------------------------------------------------------------
+
+def fnum(v):
+    if v is None:
+        return "—"
+    if v >= 100:
+        return "{:,.0f}".format(v)
+    if v >= 10:
+        return "%.1f" % v
+    return "%.2f" % v
+
+
+def fratio(v):
+    return "—" if v is None else ("%.2f×" % v)
+
+
+def cell(results, slug, scen, key):
+    r = results.get(slug, {}).get(scen)
+    if r is None:
+        return "—"
+    if "na" in r:
+        return "n/a (%s)" % r["na"]
+    return fnum(r.get(key))
+
+
+def val(results, slug, scen, key):
+    r = results.get(slug, {}).get(scen)
+    if not r or "na" in r:
+        return None
+    return r.get(key)
+
+
+def na_reason(results, *refs):
+    for slug, scen in refs:
+        r = results.get(slug, {}).get(scen)
+        if r is None:
+            return "%s %s not measured" % (slug, SCEN_NAME[scen])
+        if "na" in r:
+            return "%s %s: %s" % (slug, SCEN_NAME[scen], r["na"])
+    return "no data"
+
+
+COLUMNS = [("new-conn req/s", "newconn", "rate"),
+           ("proxy CPU ms per 1k new conns", "newconn", "cpu_ms_per_1k"),
+           ("full-handshake conn/s", "fullhs", "rate"),
+           ("proxy CPU ms per 1k full handshakes", "fullhs", "cpu_ms_per_1k"),
+           ("keep-alive 1 KiB req/s", "keepalive", "rate"),
+           ("proxy CPU ms per 1k keep-alive req", "keepalive", "cpu_ms_per_1k"),
+           ("bulk MB/s", "bulk", "mbps"),
+           ("RSS KiB per idle intercepted conn", "idle", "rss_per_conn")]
+
+
+def main_table(peers, results):
+    lines = ["| peer | " + " | ".join(c[0] for c in COLUMNS) + " |",
+             "|---" * (len(COLUMNS) + 1) + "|"]
+    for p in peers:
+        cells = [cell(results, p.slug, scen, key) if scen in p.scenarios else "—"
+                 for _, scen, key in COLUMNS]
+        lines.append("| %s | %s |" % (p.label, " | ".join(cells)))
+    return lines
+
+
+def ratio_table(peers, results):
+    """tlspeek (default, and with the RSA-2048 leaf) divided by each other peer."""
+    ours = [p for p in peers if p.slug in ("tlspeek", "tlspeek-rsa")]
+    others = [p for p in peers if p.kind != "tlspeek"]
+    if not ours or not others:
+        return []
+    lines = ["| tlspeek ÷ peer (rates: >1 is faster; CPU and RSS: <1 is cheaper) | "
+             + " | ".join(c[0] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for o in others:
+        for t in ours:
+            cells = []
+            for _, scen, key in COLUMNS:
+                a, b = val(results, t.slug, scen, key), val(results, o.slug, scen, key)
+                cells.append(fratio(a / b) if a is not None and b else "—")
+            lines.append("| %s ÷ %s | %s |" % (t.slug, o.slug, " | ".join(cells)))
+    return lines
+
+
+def scaling(results):
+    """(projected, raw, detail) for -t 2 over -t 1, keep-alive; see the module docstring."""
+    r1 = results.get("tlspeek-t1", {}).get("keepalive")
+    r2 = results.get("tlspeek-t2", {}).get("keepalive")
+    if not r1 or not r2 or "na" in r1 or "na" in r2:
+        return None, None, na_reason(results, ("tlspeek-t1", "keepalive"),
+                                     ("tlspeek-t2", "keepalive"))
+    raw = r2["rate"] / r1["rate"] if r1["rate"] else None
+    e1 = r1["rate"] / r1["cores"] if r1["cores"] else None
+    e2 = r2["rate"] / r2["cores"] if r2["cores"] else None
+    th = r2["threads"]
+    share = th[0] / sum(th) if th and sum(th) > 0 else 1.0
+    if not e1 or not e2:
+        return None, raw, "no CPU measured"
+    proj = e2 * min(2.0, 1.0 / share) / e1
+    detail = ("-t 1: %s req/s with tlspeek using %.2f cores; -t 2: %s req/s using %.2f cores, "
+              "busiest thread %.0f%% of tlspeek's CPU"
+              % (fnum(r1["rate"]), r1["cores"], fnum(r2["rate"]), r2["cores"], 100 * share))
+    if r1["cores"] < 0.9:
+        detail += (" (-t 1 did not saturate its core: wrk + nginx on the other core were the "
+                   "limit, which is why the raw ratio says little)")
+    return proj, raw, detail
+
+
+def targets_table(results):
+    t = []
+
+    def ratio(name, a_ref, b_ref, key, limit, le, fmt=fratio):
+        a, b = val(results, *a_ref, key), val(results, *b_ref, key)
+        if a is None or not b:
+            t.append((name, "n/a (%s)" % na_reason(results, a_ref, b_ref), "n/a"))
+            return
+        r = a / b
+        ok = r <= limit if le else r >= limit
+        shown = fmt(r)
+        if ("%.2f" % r) == ("%.2f" % limit):  # so that "2.00× missed" cannot happen
+            shown = "%.3f×" % r
+        t.append((name, shown, "met" if ok else "missed"))
+
+    ratio("Keep-alive: proxy CPU per 1k req ≤ 1.25× haproxy's (tlspeek -q)",
+          ("tlspeek", "keepalive"), ("haproxy", "keepalive"), "cpu_ms_per_1k", 1.25, True)
+    ratio("Keep-alive: proxy CPU per 1k req ≤ 1.5× haproxy's (console detail 1 → file)",
+          ("tlspeek-d1", "keepalive"), ("haproxy", "keepalive"), "cpu_ms_per_1k", 1.5, True)
+    ratio("Keep-alive: rate ≥ 20× mitmdump's", ("tlspeek", "keepalive"),
+          ("mitmdump", "keepalive"), "rate", 20, False)
+    ratio("New connections (resumed, as wrk does): CPU per 1k ≤ 1.1× haproxy's",
+          ("tlspeek", "newconn"), ("haproxy", "newconn"), "cpu_ms_per_1k", 1.1, True)
+    ratio("New connections (resumed, as wrk does): rate ≥ 2× sslsplit's (connect log)",
+          ("tlspeek", "newconn"), ("sslsplit-connect", "newconn"), "rate", 2, False)
+    ratio("Full handshakes, RSA-2048 leaf: CPU per 1k ≤ 1.1× haproxy's",
+          ("tlspeek-rsa", "fullhs"), ("haproxy", "fullhs"), "cpu_ms_per_1k", 1.1, True)
+    ratio("Full handshakes, default P-256 leaf: rate ≥ 2× haproxy's",
+          ("tlspeek", "fullhs"), ("haproxy", "fullhs"), "rate", 2, False)
+    ratio("Bulk: MB/s ≥ 0.8× haproxy's", ("tlspeek", "bulk"), ("haproxy", "bulk"), "mbps", 0.8,
+          False)
+    ratio("Bulk, all transcripts on: ≥ 0.8× tlspeek's own bulk without them",
+          ("tlspeek-tx", "bulk"), ("tlspeek", "bulk"), "mbps", 0.8, False)
+    kib = val(results, "tlspeek", "idle", "rss_per_conn")
+    if kib is None:
+        t.append(("Memory: ≤ 16 KiB RSS per idle intercepted connection",
+                  "n/a (%s)" % na_reason(results, ("tlspeek", "idle")), "n/a"))
+    else:
+        t.append(("Memory: ≤ 16 KiB RSS per idle intercepted connection", "%.1f KiB" % kib,
+                  "met" if kib <= 16 else "missed"))
+    proj, raw, detail = scaling(results)
+    name = "Scales with cores: -t 2 ≥ 1.6× the -t 1 keep-alive rate (projected, see notes)"
+    if proj is None:
+        t.append((name, "n/a (%s)" % detail, "n/a"))
+    else:
+        t.append((name, "%.2f× (raw %.2f× on this box)" % (proj, raw or 0),
+                  "met" if proj >= 1.6 else "missed"))
+    lines = ["| target | measured ratio | met/missed |", "|---|---|---|"]
+    lines += ["| %s | %s | %s |" % row for row in t]
+    return lines, detail
+
+
+def stop_system_services():
+    """Installing nginx/haproxy from Debian may start their system services: stop the ones
+    that run (by the PID in their pid file), so they hold no port or CPU during the run."""
+    for svc, exe in (("nginx", "/usr/sbin/nginx"), ("haproxy", "/usr/sbin/haproxy")):
+        pidfile = "/run/%s.pid" % svc
+        try:
+            pid = int(open(pidfile).read().split()[0])
+            if os.readlink("/proc/%d/exe" % pid) != exe:
+                continue
+        except (OSError, ValueError, IndexError):
+            continue
+        print("bench: stopping the system %s service (pid %d)" % (svc, pid), flush=True)
+        if os.path.isdir("/run/systemd/system"):
+            subprocess.run(["systemctl", "stop", svc], capture_output=True, timeout=60)
+            subprocess.run(["systemctl", "disable", svc], capture_output=True, timeout=60)
+        else:
+            subprocess.run(["service", svc, "stop"], capture_output=True, timeout=60)
+        try:
+            os.kill(pid, 0)
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--quick", action="store_true", help="short runs, for use while working")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n", 2)[2])
+    ap.add_argument("--bin", required=True, help="the tlspeek binary")
+    ap.add_argument("--quick", action="store_true", help="tlspeek -q and direct only, 3 s each")
+    ap.add_argument("--seconds", type=int, help="seconds per measurement (default 10; quick 3)")
+    ap.add_argument("--only", help="comma-separated peer slugs (direct, haproxy, "
+                    "sslsplit-connect, sslsplit-content, mitmdump, tlspeek, tlspeek-d1, "
+                    "tlspeek-tx, tlspeek-rsa, tlspeek-t1, tlspeek-t2)")
+    ap.add_argument("--idle", type=int, default=IDLE_CONNS, help="idle connections held")
     args = ap.parse_args()
-    for tool in ("wrk", "nginx"):
+    for tool in ("wrk", "nginx", "openssl"):
         if shutil.which(tool) is None:
             sys.exit("bench: %s is missing (make bench installs it)" % tool)
-    run = Run(os.path.abspath(args.bin), args.quick)
-    rows = []
-    try:
-        direct = "https://127.0.0.1:%d" % run.tls_port
-        px, pport = run.start_tlspeek()
-        via = "https://127.0.0.1:%d" % pport
-        scenarios = [("keep-alive 1 KiB", "/1k", dict(conns=32)),
-                     ("new-conn 1 KiB", "/1k", dict(conns=16, close=True)),
-                     ("bulk 64 MiB", "/64m", dict(conns=4))]
-        for name, path, kw in scenarios:
-            d = run.measure(direct + path, **kw)
-            t = run.measure(via + path, pid=px.pid, **kw)
-            rows.append((name, d, t))
-        px.send_signal(signal.SIGTERM)
-        px.wait(timeout=20)
-    finally:
-        run.close()
+    seconds = args.seconds or (3 if args.quick else 10)
+    nofile = raise_nofile(65536)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that finally: cleans up
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
+    stop_system_services()
 
+    started = time.time()
+    background = machine_busy(1.0)
+    env = Env(os.path.abspath(args.bin), seconds, args.idle)
+    results, notes = {}, []
+    only = set(args.only.split(",")) if args.only else None
+    plist = make_peers(env, args.quick, only)
+    P.label_versions(plist)
+    try:
+        env.upstream = P.Upstream(env)
+        P.prepare_peer_material(env)
+        for p in plist:
+            why = P.missing_tool(p)
+            if why:
+                results[p.slug] = {s: {"na": why} for s in p.scenarios}
+        for scen in SCENARIOS:
+            for p in plist:
+                if scen not in p.scenarios or p.slug in results and scen in results[p.slug]:
+                    continue
+                t0 = time.time()
+                r = run_one(env, p, scen, notes)
+                results.setdefault(p.slug, {})[scen] = r
+                if "na" in r:
+                    summary = "n/a (%s)" % r["na"]
+                elif scen == "idle":
+                    summary = "%.1f KiB per connection (%d held)" % (r["rss_per_conn"], r["ok"])
+                elif scen == "bulk":
+                    summary = "%s MB/s, %s s CPU per GB" % (fnum(r["mbps"]),
+                                                            fnum(r["cpu_s_per_gb"]))
+                else:
+                    summary = "%s/s, %s ms CPU per 1k" % (fnum(r["rate"]),
+                                                          fnum(r["cpu_ms_per_1k"]))
+                print("bench: %-15s %-58s %s  [%.0f s]" % (SCEN_NAME[scen], p.label, summary,
+                                                          time.time() - t0), flush=True)
+        background_after = machine_busy(1.0)
+    finally:
+        env.close()
+
+    # transcripts written (a sanity check that the options did something)
+    for slug in ("tlspeek-tx", "tlspeek-d1"):
+        for scen in ("keepalive", "bulk"):
+            out = results.get(slug, {}).get(scen, {}).get("outputs")
+            if out:
+                notes.append("%s %s wrote: %s" % (slug, SCEN_NAME[scen], ", ".join(
+                    "%s %s" % (k, human(v))
+                    for k, v in out.items())))
+    resumed = ["%s %s" % (p.slug, "?" if results.get(p.slug, {}).get("newconn", {}).get(
+        "resumed") is None else "%.0f%%" % (100 * results[p.slug]["newconn"]["resumed"]))
+        for p in plist if "newconn" in p.scenarios and "na" not in results.get(p.slug, {}).get(
+            "newconn", {"na": 1})]
+
+    out = []
+    out.append("## tlspeek benchmark (%s)" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    out.append("")
+    out += main_table(plist, results)
+    out.append("")
+    rt = ratio_table(plist, results)
+    if rt:
+        out += rt
+        out.append("")
+    tt, scale_detail = targets_table(results)
+    if args.quick:  # only the targets that tlspeek alone can be held to
+        tt = tt[:2] + [row for row in tt[2:] if "| n/a |" not in row]
+    if len(tt) > 2:
+        out += tt
+        out.append("")
+    out.append("Setup: %d s per measurement; %d cores; everything on 127.0.0.1; nginx upstream "
+               "(worker_processes 1, RSA-2048); every proxy in reverse mode presenting an RSA-2048 "
+               "certificate except tlspeek's default P-256 leaf. new-conn: wrk -t1 -c16 "
+               "'Connection: close' /1k (resumed TLS 1.3 handshakes); full handshakes: %d parallel "
+               "`openssl s_time -new -www /1k`; keep-alive: wrk -t1 -c32 /1k; bulk: wrk -t1 -c4 "
+               "/64m; idle: %d TLS connections after one request each. Proxy CPU = utime+stime "
+               "of the proxy's process tree (nginx's own for direct). RLIMIT_NOFILE %d."
+               % (seconds, os.cpu_count(), FULLHS_CLIENTS, env.idle_conns, nofile))
+    out.append("Background load on this machine (other processes) before the run: %.0f%% of all "
+               "cores; after: %.0f%%." % (100 * background, 100 * background_after))
+    if resumed:
+        out.append("Resumption probe (openssl s_time -reuse, share of connections resumed): "
+                   + ", ".join(resumed) + ".")
+    if "tlspeek-t1" in results or "tlspeek-t2" in results:
+        out.append("Scaling: %s. Projected = (req per tlspeek CPU-second at -t 2) × min(2, 1 / "
+                   "busiest thread's share) ÷ (req per CPU-second at -t 1): what two dedicated "
+                   "cores would give if per-request cost stays as measured." % scale_detail)
+    if notes:
+        out.append("")
+        out.append("Notes (errors, non-2xx responses, warnings):")
+        out += ["- " + n for n in notes]
+    out.append("")
+    out.append("Total time: %.0f s." % (time.time() - started))
+    text = "\n".join(out)
     print()
-    print("| scenario | direct req/s | tlspeek req/s | tlspeek/direct | tlspeek CPU ms per 1k req | "
-          "direct MB/s | tlspeek MB/s |")
-    print("|---|---|---|---|---|---|---|")
-    for name, d, t in rows:
-        print("| %s | %.0f | %.0f | %.2f | %.1f | %.1f | %.1f |" % (
-            name, d["rps"], t["rps"], t["rps"] / d["rps"] if d["rps"] else 0,
-            t["cpu_ms_per_1k"], d["mbps"], t["mbps"]))
-        for label, r in (("direct", d), ("tlspeek", t)):
-            if r["errors"]:
-                print("  (%s %s: %s)" % (name, label, r["errors"]))
-    print("\n%d s per measurement, wrk on 127.0.0.1, nginx upstream (RSA-2048), tlspeek -q, "
-          "reverse mode, %d cores." % (run.seconds, os.cpu_count()))
+    print(text)
+    os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
+    name = "latest-quick.md" if args.quick else "latest.md"
+    with open(os.path.join(HERE, "out", name), "w") as f:
+        f.write(text + "\n")
 
 
 if __name__ == "__main__":
