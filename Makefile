@@ -16,7 +16,7 @@ BUILD_DEBS := build-essential pkg-config libssl-dev libuv1-dev libhttp-parser-de
               libpcap-dev \
               libpcre2-dev
 TEST_DEBS  := libcmocka-dev python3 python3-pytest curl procps python3-jsonschema tshark
-BENCH_DEBS := wrk nginx-light
+BENCH_DEBS := wrk nginx haproxy sslsplit mitmproxy openssl procps
 FUZZ_DEBS  := clang libclang-rt-14-dev
 
 PKGS := openssl libuv libcjson zlib libbrotlidec libzstd libnghttp2 libpcap libpcre2-8
@@ -58,7 +58,7 @@ UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 DEPS_OK := build/.deps-ok
 
-.PHONY: all run test unit e2e asan bench bench-quick deps test-deps format clean fuzz
+.PHONY: all run test unit e2e asan bench bench-quick deps test-deps format clean fuzz examples
 all: $(BIN)
 
 # ---- dependencies ---------------------------------------------------------
@@ -115,7 +115,7 @@ unit: test-deps
 	done; exit $$fail
 
 e2e: test-deps
-	@$(MAKE) --no-print-directory $(BIN)
+	@$(MAKE) --no-print-directory $(BIN) examples
 	cd tests/e2e && TLSPEEK_BIN=$(abspath $(BIN)) TLSPEEK_ASAN=$(if $(SANITIZER),1,) \
 	  /usr/bin/python3 -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
@@ -126,15 +126,27 @@ test: test-deps
 asan:
 	@$(MAKE) --no-print-directory test SANITIZER=address,undefined OPT="-O1 -g"
 
+# bench: tlspeek next to nginx direct, haproxy, sslsplit and mitmdump, every column
+# (about 12 minutes; table also in tests/bench/out/latest.md). bench-quick: tlspeek -q
+# and direct only, 3 s per measurement (about 1 minute). BENCH_ARGS passes options to
+# tests/bench/bench.py, e.g. BENCH_ARGS="--only haproxy,tlspeek --seconds 5".
 bench: test-deps
 	$(call ensure_debs,$(BENCH_DEBS))
 	@$(MAKE) --no-print-directory $(BIN)
-	/usr/bin/python3 tests/bench/bench.py --bin $(abspath $(BIN))
+	/usr/bin/python3 tests/bench/bench.py --bin $(abspath $(BIN)) $(BENCH_ARGS)
 
 bench-quick: test-deps
 	$(call ensure_debs,$(BENCH_DEBS))
 	@$(MAKE) --no-print-directory $(BIN)
-	/usr/bin/python3 tests/bench/bench.py --quick --bin $(abspath $(BIN))
+	/usr/bin/python3 tests/bench/bench.py --quick --bin $(abspath $(BIN)) $(BENCH_ARGS)
+
+# ---- example plugins ----------------------------------------------------------
+EXAMPLE_SRC := $(wildcard examples/filters/*.c)
+EXAMPLE_SO  := $(EXAMPLE_SRC:examples/filters/%.c=build/examples/%.so)
+examples: $(EXAMPLE_SO)
+build/examples/%.so: examples/filters/%.c filters/filter.h | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -I. -shared -fPIC -o $@ $< -lpthread
 
 # ---- fuzzing ----------------------------------------------------------------
 # Every tests/fuzz/fuzz_NAME.c is a libFuzzer target; `make fuzz` runs each for

@@ -234,8 +234,13 @@ static int con_flow_line(const flt_console_t *con, const flt_flow_t *f,
                      (size_t)n);
   r |= con_put(b, " ");
   r |= con_put_safe(b, cf->media[0] ? cf->media : "-"); /* from the wire */
-  r |= flt_strbuf_appendf(b, " %s %llu ms\n", size, (unsigned long long)ms);
-  return r;
+  r |= flt_strbuf_appendf(b, " %s %llu ms", size, (unsigned long long)ms);
+  if (f->tags[0]) { /* set by plugins and actions */
+    r |= con_put(b, " [");
+    r |= con_put_safe(b, f->tags);
+    r |= con_put(b, "]");
+  }
+  return r | con_put(b, "\n");
 }
 
 static void on_flow_end(void *self, flt_flow_t *f) {
@@ -245,6 +250,10 @@ static void on_flow_end(void *self, flt_flow_t *f) {
 
   if (cf == NULL) return;
   f->fctx[con->slot] = NULL;
+  if (f->hidden & (1u << con->slot)) { /* -f did not match */
+    con_flow_free(cf);
+    return;
+  }
   flt_strbuf_init(&b, con->block_cap);
   con_flow_line(con, f, cf, &b);
   for (int d = 0; d < 2 && con->detail >= 2; d++) {

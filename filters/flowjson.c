@@ -554,6 +554,10 @@ void tr_rec_on_flow_end(void *self, flt_flow_t *f) {
 
   if (r == NULL) return;
   f->fctx[rec->slot] = NULL;
+  if (f->hidden & (1u << rec->slot)) { /* --har-filter / --jsonl-filter */
+    tr_flow_free(r);
+    return;
+  }
   j = malloc(sizeof(*j));
   if (j == NULL || tr_flow_freeze(r, f) < 0) {
     flt_log_error("transcript: out of memory; flow %llu not recorded", (unsigned long long)f->id);

@@ -352,12 +352,15 @@ static void add_tls(cJSON *entry, const flt_flow_t *f) {
   tr_json_add_str(o, "cipher", c->cipher);
   tr_json_add_str(o, "sni", c->sni);
   tr_json_add_str(o, "alpn", c->alpn);
+  tr_json_add_str(o, "ja3", c->ja3);
+  tr_json_add_str(o, "ja4", c->ja4);
   if (c->up_tls_version[0]) {
     cJSON *up = cJSON_AddObjectToObject(o, "upstream");
     if (up == NULL) return;
     tr_json_add_str(up, "version", c->up_tls_version);
     tr_json_add_str(up, "cipher", c->up_cipher);
     tr_json_add_str(up, "alpn", c->up_alpn);
+    tr_json_add_str(up, "verify", c->up_verify);
   }
 }
 
@@ -382,6 +385,7 @@ static cJSON *har_entry(tr_flow_t *r, tr_body_t bodies[2]) {
   cJSON_AddStringToObject(e, "connection", id);
   add_tls(e, f);
   if (f->error) tr_json_add_str(e, "_error", f->error);
+  if (f->tags[0]) tr_json_add_str(e, "_tags", f->tags);
   return e;
 }
 

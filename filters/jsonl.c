@@ -98,6 +98,8 @@ static void jsonl_tls(cJSON *obj, const flt_flow_t *f) {
   tr_json_add_str(o, "cipher", c->cipher);
   tr_json_add_str(o, "sni", c->sni);
   tr_json_add_str(o, "alpn", c->alpn);
+  tr_json_add_str(o, "ja3", c->ja3);
+  tr_json_add_str(o, "ja4", c->ja4);
   if (c->up_tls_version[0] == '\0') {
     cJSON_AddNullToObject(o, "upstream");
     return;
@@ -147,6 +149,7 @@ static cJSON *jsonl_object(tr_flow_t *r, tr_body_t bodies[2]) {
   jsonl_timings(o, r);
   jsonl_tls(o, f);
   add_str_or_null(o, "error", f->error);
+  add_str_or_null(o, "tags", f->tags[0] ? f->tags : NULL);
   return o;
 }
 
