@@ -367,7 +367,7 @@ static void parse_redact(px_config_t *cfg, const char *list) {
     while (*t == ' ') t++;
     if (*t == '\0') continue;
     if (cfg->n_redact == PX_MAX_REDACT) usage_error("at most %d headers to --redact", PX_MAX_REDACT);
-    cfg->redact[cfg->n_redact++] = strdup(t); /* lives as long as the process */
+    cfg->redact[cfg->n_redact++] = strdup(t); /* freed at the end of main() */
   }
   free(copy);
 }
@@ -667,6 +667,7 @@ int main(int argc, char **argv) {
   flt_log_set_level(cfg.log_level);
 
   int rc = ca_cmd ? px_ca_command(nrest, rest, &cfg) : px_run(&cfg);
+  for (int i = 0; i < cfg.n_redact; i++) free((char *)cfg.redact[i]);
   free(rest);
   return rc;
 }

@@ -18,6 +18,7 @@ Endpoints (all deterministic, so tests can compute the expected bytes):
   /redirect             302 to /text
   /slow/MS              waits MS milliseconds, then /text
   /count                how many requests this server has seen, as text
+  /setcookie            /text's body with Set-Cookie: id=setc00kie-SECRET
 HEAD works for every GET endpoint.
 """
 import argparse
@@ -179,6 +180,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif parts[0] == "slow" and len(parts) == 2:
             time.sleep(int(parts[1]) / 1000.0)
             self._send(200, TEXT)
+        elif p == "/setcookie":
+            self._send(200, TEXT, extra=[("Set-Cookie", "id=setc00kie-SECRET; Path=/")])
         elif p == "/count":
             self._send(200, b"%d" % _count)
         else:
