@@ -171,6 +171,7 @@ static int hold(px_http_t *h, const char *data, size_t len) {
 
 /* The head is complete: hand it over, then continue with the body. */
 static int deliver_head(px_http_t *h) {
+  h->head_bytes = h->raw.len;
   int rc = h->cbs->on_head(h->ud, h, h->raw.data ? h->raw.data : "", h->raw.len);
   flt_strbuf_reset(&h->raw);
   if (rc < 0) return fail(h, "rejected by the proxy");
@@ -302,6 +303,7 @@ void px_http_head_view(px_http_t *h, flt_head_t *out) {
   }
   out->headers = h->view_hdr;
   out->n_headers = h->n_hdr;
+  out->head_bytes = h->head_bytes;
   if (h->type == HTTP_REQUEST) {
     out->method = h->method;
     out->url = NULL; /* not NUL-terminated in store: see px_head_copy */

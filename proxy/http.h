@@ -58,6 +58,7 @@ struct px_http {
   char method[24];
   char error[160];      /* why the stream was rejected */
   int upgraded;         /* the stream became raw after an Upgrade/CONNECT */
+  size_t head_bytes;    /* size of the last head on the wire */
 };
 
 void px_http_init(px_http_t *h, enum http_parser_type type,

@@ -261,8 +261,30 @@ static void flush_client_tls(px_session_t *s) {
   while ((out = px_tls_take_output(&s->ctls, &len)) != NULL) px_write_owned(s, &s->client, out, len);
 }
 
+void px_batch_begin(px_session_t *s, int to_upstream) { s->batching[to_upstream] = 1; }
+
+void px_batch_end(px_session_t *s, int to_upstream) {
+  flt_strbuf_t b = s->batch[to_upstream];
+  s->batching[to_upstream] = 0;
+  if (b.len == 0) return;
+  flt_strbuf_init(&s->batch[to_upstream], 0);
+  if (to_upstream)
+    px_send_upstream(s, b.data, b.len);
+  else
+    px_send_client(s, b.data, b.len);
+  flt_strbuf_free(&b);
+}
+
+static int batched(px_session_t *s, int to_upstream, const void *data, size_t len) {
+  if (!s->batching[to_upstream]) return 0;
+  if (flt_strbuf_append(&s->batch[to_upstream], data, len) != 0)
+    px_session_close(s, "out of memory");
+  return 1;
+}
+
 void px_send_client(px_session_t *s, const void *data, size_t len) {
   if (len == 0 || s->state == PX_S_CLOSING) return;
+  if (batched(s, 0, data, len)) return;
   if (s->ctls.ssl) {
     size_t done = 0;
     if (!SSL_write_ex(s->ctls.ssl, data, len, &done) || done != len) {
@@ -278,6 +300,7 @@ void px_send_client(px_session_t *s, const void *data, size_t len) {
 
 void px_send_upstream(px_session_t *s, const void *data, size_t len) {
   if (len == 0 || s->state == PX_S_CLOSING) return;
+  if (batched(s, 1, data, len)) return;
   if (s->up != PX_UP_READY || s->switch_pending) {
     /* Not connected yet: keep the bytes (bounded by backpressure). */
     if (flt_strbuf_append(&s->up_pending, data, len) != 0) {
@@ -855,6 +878,8 @@ static void session_free(px_session_t *s) {
   flt_strbuf_free(&s->hello_raw);
   flt_strbuf_free(&s->up_pending);
   flt_strbuf_free(&s->up_proxy_resp);
+  flt_strbuf_free(&s->batch[0]);
+  flt_strbuf_free(&s->batch[1]);
   free(s);
   px_worker_session_gone(w);
 }

@@ -113,6 +113,9 @@ typedef struct px_session {
   uint16_t switch_port;
   int switch_pending;
 
+  flt_strbuf_t batch[2];       /* output gathered while one input is handled:
+                                  [0] to the client, [1] to upstream */
+  int batching[2];
   int close_when_flushed;      /* close once the client has everything */
   int draining;                /* shutting down: close after the last flow */
   int shutdown_sent;           /* FIN sent; reading until the client's EOF */
@@ -143,6 +146,12 @@ void px_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 void px_on_upstream_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 uint64_t px_session_now(px_session_t *s);
 void px_send_upstream(px_session_t *s, const void *data, size_t len);
+/* Between begin and end, sends to that side are gathered and go out as one
+ * write (one TLS record run) at the end. The events of the input (e.g. a
+ * flow's end, and so its transcript entry) thereby come before its bytes
+ * reach the peer. */
+void px_batch_begin(px_session_t *s, int to_upstream);
+void px_batch_end(px_session_t *s, int to_upstream);
 void px_update_reading(px_session_t *s);
 void px_set_deadline(px_session_t *s, uint64_t ms, const char *what);
 /* With close_when_flushed set: once every write is out, FIN and close. */

@@ -543,7 +543,15 @@ const px_http_cbs_t px_resp_cbs = {on_resp_head, on_resp_forward, on_resp_body, 
 
 /* ---- plaintext in ---------------------------------------------------------------- */
 
+static void client_plaintext(px_session_t *s, const char *data, size_t len);
+
 void px_client_plaintext(px_session_t *s, const char *data, size_t len) {
+  px_batch_begin(s, 1);
+  client_plaintext(s, data, len);
+  px_batch_end(s, 1);
+}
+
+static void client_plaintext(px_session_t *s, const char *data, size_t len) {
   if (s->close_when_flushed || s->state == PX_S_CLOSING) return;
   if (s->state == PX_S_HTTP && s->conn.kind == FLT_CONN_HTTPS && s->req.state == PX_HTTP_HEAD &&
       s->req.raw.len == 0 && s->flows_head == NULL && (data[0] < 'A' || data[0] > 'Z')) {
@@ -560,7 +568,15 @@ void px_client_plaintext(px_session_t *s, const char *data, size_t len) {
   if (px_http_feed(&s->req, data, len) != 0 && s->state != PX_S_CLOSING) bad_request(s, s->req.error);
 }
 
+static void upstream_plaintext(px_session_t *s, const char *data, size_t len);
+
 void px_upstream_plaintext(px_session_t *s, const char *data, size_t len) {
+  px_batch_begin(s, 0);
+  upstream_plaintext(s, data, len);
+  px_batch_end(s, 0);
+}
+
+static void upstream_plaintext(px_session_t *s, const char *data, size_t len) {
   if (s->state == PX_S_CLOSING) return;
   if (s->state == PX_S_RAW) {
     flt_emit_data(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)data, len);

@@ -411,17 +411,23 @@ def test_har_schema_bodies_and_order(proxy_factory, pki, https_upstream, http_up
 
 # ---- SIGKILL in the middle of a run ----------------------------------------------
 
+def _tunnel_conn(proxy, ctx, port):
+    c = http.client.HTTPSConnection("127.0.0.1", proxy.port, timeout=30, context=ctx)
+    c.set_tunnel("127.0.0.1", port)
+    return c
+
+
 class SequentialClient:
     """Python http.client doing n requests one after another through the
     proxy: blocks of 20 on one keep-alive connection, alternating HTTPS via
     CONNECT and plain http://. `completed` lists (method, url) of the flows
-    whose response was read in full and checked. When `kill_after` flows
-    have completed, the next request is a 1 MiB download: once part of its
-    body has arrived, `kill()` is called with that flow in flight."""
+    whose response was read in full and checked. After `kill_after` flows,
+    `kill()` is called: when kill_after < n, with a 1 MiB download in flight
+    (its head and 64 KiB of its body read, the rest not)."""
 
     BLOCK = 20
 
-    def __init__(self, proxy, pki, https_port, http_port, n, kill_after=None, kill=None):
+    def __init__(self, proxy, pki, https_port, http_port, n, kill_after, kill):
         self.proxy, self.https_port, self.http_port = proxy, https_port, http_port
         self.ctx = https_client_ctx(pki)
         self.n, self.kill_after, self.kill = n, kill_after, kill
@@ -429,14 +435,12 @@ class SequentialClient:
         self.in_flight = None
         self.error = None
         self.killed_at = None  # len(completed) when kill() was called
-        self.killed_flow = None  # (method, url) in flight then
+        self.killed_flow = None  # the (method, url) in flight then
 
     def _conn(self, block):
         if block % 2 == 0:
-            c = http.client.HTTPSConnection("127.0.0.1", self.proxy.port, timeout=30,
-                                            context=self.ctx)
-            c.set_tunnel("127.0.0.1", self.https_port)
-            return c, "https://127.0.0.1:%d" % self.https_port, True
+            return (_tunnel_conn(self.proxy, self.ctx, self.https_port),
+                    "https://127.0.0.1:%d" % self.https_port, True)
         c = http.client.HTTPConnection("127.0.0.1", self.proxy.port, timeout=30)
         return c, "http://127.0.0.1:%d" % self.http_port, False
 
@@ -462,6 +466,11 @@ class SequentialClient:
         self.completed.append((method, url))
         self.in_flight = None
 
+    def _kill(self):
+        self.killed_at = len(self.completed)
+        self.killed_flow = self.in_flight
+        self.kill(list(self.completed))
+
     def _kill_in_flight(self, conn, base, tunnel):
         path = "/bin/1048576?kill"
         self.in_flight = ("GET", base + path)
@@ -469,10 +478,8 @@ class SequentialClient:
         resp = conn.getresponse()
         assert resp.status == 200
         assert len(resp.read(65536)) == 65536
-        self.killed_at = len(self.completed)
-        self.killed_flow = self.in_flight
-        self.kill()
-        resp.read()  # the rest never comes, or does: either way the flow was in flight
+        self._kill()
+        resp.read()  # the rest may or may not come; either way the flow was in flight
 
     def run(self):
         conn = None
@@ -482,9 +489,11 @@ class SequentialClient:
                     if conn:
                         conn.close()
                     conn, base, tunnel = self._conn(i // self.BLOCK)
-                if self.kill_after is not None and i == self.kill_after:
+                if i == self.kill_after:
                     self._kill_in_flight(conn, base, tunnel)
-                self._one(conn, base, tunnel, i)
+                self._one(conn, base, tunnel, i)  # after the kill: fails
+            if self.kill_after == self.n:
+                self._kill()
         except Exception as e:  # noqa: BLE001 - reported by the test
             self.error = e
         finally:
@@ -492,9 +501,100 @@ class SequentialClient:
                 conn.close()
 
 
-def check_killed_transcripts(har_path, jsonl_path, completed, in_flight):
-    """After SIGKILL: the HAR parses and is valid; it and the JSONL hold every
-    completed flow in order, plus at most the one that was in flight."""
+class NoiseClient:
+    """Small HTTPS requests one after another until the proxy goes away, so
+    that the writers are busy when the kill comes."""
+
+    def __init__(self, proxy, pki, https_port):
+        self.conn = _tunnel_conn(proxy, https_client_ctx(pki), https_port)
+        self.base = "https://127.0.0.1:%d" % https_port
+        self.sent = []  # (method, url), in order
+        self.error = None
+
+    def run(self):
+        try:
+            for i in range(1000000):
+                path = "/text?noise=%d" % i
+                self.sent.append(("GET", self.base + path))
+                self.conn.request("GET", path)
+                resp = self.conn.getresponse()
+                assert resp.status == 200 and resp.read() == TEXT
+        except Exception as e:  # noqa: BLE001
+            self.error = e
+        finally:
+            self.conn.close()
+
+
+def recorded_so_far(har_path, jsonl_path):
+    """(HAR flows, JSONL flows) as (method, url), or None while a write is
+    in progress (a torn HAR, a JSONL line without its newline)."""
+    har = try_load_har(har_path)
+    try:
+        with open(jsonl_path, "rb") as f:
+            data = f.read()
+        lines = [json.loads(ln) for ln in data.split(b"\n")[:-1]]
+    except (OSError, ValueError):
+        return None
+    if har is None:
+        return None
+    return ([(e["request"]["method"], e["request"]["url"]) for e in har["log"]["entries"]],
+            [(j["method"], j["url"]) for j in lines])
+
+
+def is_noise(flow):
+    return "?noise=" in flow[1]
+
+
+@pytest.mark.parametrize("when", ["mid-run", "after-all"])
+def test_sigkill_leaves_whole_har_and_jsonl(when, proxy_factory, pki, https_upstream,
+                                            http_upstream, tmp_path):
+    """SIGKILL while a sequential client is in the middle of a run (a 1 MiB
+    download in flight) or after its 200 flows, with a second client keeping
+    tlspeek's writers busy. The writers are asynchronous (a flow is queued for
+    them after its last byte went to the client), so before the kill the test
+    waits until both files hold every flow the client completed: asking for
+    more would be a timing assertion. What is checked is that the kill, which
+    lands while the writers are appending, destroys none of it."""
+    har_path, jsonl_path = str(tmp_path / "k.har"), str(tmp_path / "k.jsonl")
+    p = proxy_factory("--har", har_path, "--jsonl", jsonl_path)
+    n = 200
+    noise = NoiseClient(p, pki, https_upstream.port)
+
+    def kill(completed):
+        def caught_up():
+            got = recorded_so_far(har_path, jsonl_path)
+            if got is None:
+                return None
+            return all(set(completed) <= {f for f in flows if not is_noise(f)} for flows in got)
+        wait_for("both transcripts to hold the %d completed flows" % len(completed), caught_up,
+                 timeout=60)
+        assert noise.error is None and noise.sent, "the noise client is not running"
+        p.proc.send_signal(signal.SIGKILL)
+
+    client = SequentialClient(p, pki, https_upstream.port, http_upstream.port, n,
+                              kill_after=100 if when == "mid-run" else n, kill=kill)
+    threads = [threading.Thread(target=c.run, daemon=True) for c in (noise, client)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=240)
+        assert not t.is_alive(), "a client hung"
+    assert client.killed_at is not None, "no kill: %r" % client.error
+    assert p.proc.wait(timeout=10) == -signal.SIGKILL, p.stderr()
+    assert noise.error is not None  # cut off by the kill: the writers were busy
+
+    if when == "mid-run":
+        assert client.killed_at == 100, repr(client.error)
+        assert client.error is not None  # the proxy went away in the middle
+        assert len(client.completed) == 100
+        in_flight = client.killed_flow
+        assert in_flight[1].endswith("/bin/1048576?kill")
+    else:
+        assert client.error is None, repr(client.error)
+        assert client.killed_at == len(client.completed) == n
+        in_flight = None
+
+    # The HAR parses as it is, is valid HAR, and so is every JSONL line.
     with open(har_path, "rb") as f:
         raw = f.read()
     try:
@@ -503,60 +603,45 @@ def check_killed_transcripts(har_path, jsonl_path, completed, in_flight):
         raise AssertionError("HAR left by SIGKILL does not parse (%s); tail: %r" % (e, raw[-300:]))
     assert har_errors(har) == []
     lines = load_jsonl(jsonl_path)
-    har_flows = [(e["request"]["method"], e["request"]["url"]) for e in har["log"]["entries"]]
+    entries = har["log"]["entries"]
+    har_flows = [(e["request"]["method"], e["request"]["url"]) for e in entries]
     jsonl_flows = [(j["method"], j["url"]) for j in lines]
-    n = len(completed)
+
     for name, flows in (("HAR", har_flows), ("JSONL", jsonl_flows)):
-        missing = [f for f in completed if f not in flows]
-        assert not missing, "%s lacks %d completed flows, e.g. %s (holds %d of %d)" % (
-            name, len(missing), missing[:3], len(flows), n)
-        assert flows[:n] == completed, "%s: flows out of order" % name
-        extra = flows[n:]
-        assert extra == [] or (in_flight is not None and extra == [in_flight]), (name, extra)
-    for e in har["log"]["entries"][:n]:
-        assert e["response"]["status"] == 200 and "_error" not in e
-    for j in lines[:n]:
-        assert j["status"] == 200 and j["error"] is None
-    # The same flows, recorded the same way in both files.
-    for e, j in zip(har["log"]["entries"][:n], lines[:n]):
-        assert body_bytes(e["response"]["content"]) == jsonl_body(j["response"])
-    return har, lines
-
-
-@pytest.mark.parametrize("when", ["mid-run", "after-all"])
-def test_sigkill_leaves_whole_har_and_jsonl(when, proxy_factory, pki, https_upstream,
-                                            http_upstream, tmp_path):
-    har_path, jsonl_path = str(tmp_path / "k.har"), str(tmp_path / "k.jsonl")
-    p = proxy_factory("--har", har_path, "--jsonl", jsonl_path)
-    n = 200
-
-    def kill():
-        p.proc.send_signal(signal.SIGKILL)
-
-    client = SequentialClient(p, pki, https_upstream.port, http_upstream.port, n,
-                              kill_after=100 if when == "mid-run" else None, kill=kill)
-    t = threading.Thread(target=client.run, daemon=True)
-    t.start()
-    t.join(timeout=240)
-    assert not t.is_alive(), "the client hung"
-
-    if when == "mid-run":
-        assert client.killed_at == 100, client.error
-        assert p.proc.wait(timeout=10) == -signal.SIGKILL
-        assert client.error is not None  # the proxy went away in the middle
-        assert len(client.completed) == 100
-        in_flight = client.killed_flow
-        assert in_flight[1].endswith("/bin/1048576?kill")
-    else:
-        assert client.error is None, repr(client.error)
-        assert len(client.completed) == n
-        # Every entry reaches the files without a shutdown; then SIGKILL.
-        har_with(har_path, n)
-        jsonl_with(jsonl_path, n)
-        kill()
-        assert p.proc.wait(timeout=10) == -signal.SIGKILL
-        in_flight = None
-    check_killed_transcripts(har_path, jsonl_path, client.completed, in_flight)
+        # Every completed flow of the client, and at most the one in flight.
+        # (Order is test_har_schema_bodies_and_order's business; here the
+        # client changes connections every 20 flows.)
+        mine = [f for f in flows if not is_noise(f)]
+        assert len(set(mine)) == len(mine), name
+        missing = [f for f in client.completed if f not in set(mine)]
+        assert not missing, "%s lacks %d completed flows, e.g. %s" % (name, len(missing),
+                                                                      missing[:3])
+        extra = set(mine) - set(client.completed)
+        assert extra <= ({in_flight} if in_flight else set()), (name, extra)
+        # The noise client's flows: ones it sent, in order, none twice.
+        theirs = [f for f in flows if is_noise(f)]
+        assert theirs == noise.sent[:len(theirs)], name
+    # The same flows of the client in both files, except the one in flight.
+    # (Noise flows are not compared across files: each writer may have been
+    # some flows behind the other at the kill; within a file they must be
+    # the noise client's first ones, checked above. Flows of the two clients
+    # may also interleave differently: each file is in the order its own
+    # writer got them.)
+    assert len(set(har_flows)) == len(har_flows) and len(set(jsonl_flows)) == len(jsonl_flows)
+    diff = {f for f in set(har_flows) ^ set(jsonl_flows) if not is_noise(f)}
+    assert diff <= {in_flight}, diff
+    jsonl_by_flow = {(j["method"], j["url"]): j for j in lines}
+    for f, e in zip(har_flows, entries):
+        j = jsonl_by_flow.get(f)
+        if j is None:
+            continue
+        assert e["response"]["status"] == j["status"]
+        if j["status"] == 200 and j["response"]["bodyTruncated"] is False:
+            assert body_bytes(e["response"]["content"]) == jsonl_body(j["response"])
+    by_url = {(e["request"]["method"], e["request"]["url"]): e for e in entries}
+    for f in client.completed:
+        e = by_url[f]
+        assert e["response"]["status"] == 200 and "_error" not in e, f
 
 
 # ---- PCAP ------------------------------------------------------------------------
@@ -582,7 +667,8 @@ def follow_raw(pcap, stream):
 def test_pcap_requests_ports_and_5mib_body(proxy_factory, pki, https_upstream, http_upstream,
                                            tmp_path):
     pcap, jsonl_path = str(tmp_path / "run.pcap"), str(tmp_path / "run.jsonl")
-    p = proxy_factory("--pcap", pcap, "--jsonl", jsonl_path)
+    # A small --body-cap: it applies to HAR and JSONL, never to the PCAP.
+    p = proxy_factory("--pcap", pcap, "--jsonl", jsonl_path, "--body-cap", "1k")
     hs = "https://127.0.0.1:%d" % https_upstream.port
     hp = "http://127.0.0.1:%d" % http_upstream.port
     big = 5 * 1024 * 1024
@@ -608,9 +694,10 @@ def test_pcap_requests_ports_and_5mib_body(proxy_factory, pki, https_upstream, h
 
     lines = jsonl_with(jsonl_path, len(expected))
     assert p.stop() == 0, p.stderr()  # flushes the PCAP
-    # tlspeek saw the same client ports as curl used.
-    assert [(j["method"], j["url"], int(j["client"].rsplit(":", 1)[1]))
-            for j in lines] == [(m, u, c) for m, u, c, _ in expected]
+    # tlspeek saw the same client ports as curl used (the JSONL is only the
+    # witness here: its order is not what this test is about).
+    assert sorted((j["method"], j["url"], int(j["client"].rsplit(":", 1)[1])) for j in lines) == \
+        sorted((m, u, c) for m, u, c, _ in expected)
 
     rows = field_rows(tshark("-r", pcap, "-Y", "http.request", "-T", "fields",
                              "-e", "http.request.method", "-e", "http.request.uri",
@@ -647,8 +734,8 @@ def test_pcap_requests_ports_and_5mib_body(proxy_factory, pki, https_upstream, h
 class LoopbackCapture:
     """tshark -i lo -f "tcp port PORT" -w FILE. Start and stop are both
     confirmed with a marker connection to PORT that tshark must have seen
-    (it prints a line per packet with -P), so no packet of the test is
-    missed at either end."""
+    (it prints each packet's source port with -P), so no packet of the test
+    is missed at either end."""
 
     def __init__(self, port, path):
         self.port, self.path = port, path
@@ -658,12 +745,16 @@ class LoopbackCapture:
             [TSHARK, "-i", "lo", "-f", "tcp port %d" % port, "-w", path, "-P", "-l",
              "-T", "fields", "-e", "tcp.srcport"],
             stdout=subprocess.PIPE, stderr=self._err, env=clean_env())
-        self.ports = set()
+        self.ports = []  # source port of every packet seen, in order
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        wait_for("tshark to start capturing", lambda: "Capturing on" in self.stderr() or
-                 self._dead(), timeout=30)
-        self._marker()
+        try:
+            wait_for("tshark to start capturing",
+                     lambda: "Capturing on" in self.stderr() or self._dead(), timeout=30)
+            self._marker()
+        except BaseException:
+            self._end()
+            raise
 
     def stderr(self):
         with open(self.err_path, "rb") as f:
@@ -678,28 +769,40 @@ class LoopbackCapture:
         for line in self.proc.stdout:
             line = line.strip()
             if line.isdigit():
-                self.ports.add(int(line))
+                self.ports.append(int(line))
 
     def _marker(self):
         """Connects to the port (and closes) until tshark shows the packets."""
         deadline = time.time() + 30
         while time.time() < deadline:
+            seen = len(self.ports)
             with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
                 mine = s.getsockname()[1]
             t_end = time.time() + 2
             while time.time() < t_end:
-                if mine in self.ports:
+                if mine in self.ports[seen:]:
                     return
                 self._dead()
                 time.sleep(0.05)
         raise AssertionError("tshark did not see the marker connection: %s" % self.stderr())
 
-    def stop(self):
-        self._marker()
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=30)
+    def _end(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         self._reader.join(timeout=10)
         self._err.close()
+
+    def stop(self):
+        try:
+            self._marker()
+        finally:
+            self._end()
+        assert self.proc.returncode == 0, self.stderr()
 
 
 def decrypted_uris(pcapng, keylog=None):
