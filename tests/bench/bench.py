@@ -3,7 +3,7 @@
 mitmdump doing the same job, and next to the upstream served directly, all
 measured in one run on this machine.
 
-  make bench        every peer, 10 s per measurement (about 12 minutes)
+  make bench        every peer, 10 s per measurement (about 8-10 minutes)
   make bench-quick  tlspeek -q and direct only, 3 s per measurement (about 1 minute)
   bench.py --bin ./tlspeek [--quick] [--seconds N] [--only slug,slug] [--idle N]
 
@@ -49,9 +49,9 @@ It shows whether the per-request cost stays flat and both workers share the
 load; it cannot see lock waits. Both raw and projected ratios are printed.
 
 The table is printed at the end and written to tests/bench/out/latest.md
-(latest-quick.md for --quick). Absolute numbers move with machine load (this
-is a shared 2-core machine): compare ratios from one run, and CPU per request
-rather than rates.
+(latest-quick.md for --quick, latest-only.md for --only). Absolute numbers
+move with machine load (this is a shared 2-core machine): compare ratios from
+one run, and CPU per request rather than rates.
 """
 import argparse
 import os
@@ -67,7 +67,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchlib import (PeerFailed, Procs, check_serves, hold_idle, machine_busy,  # noqa: E402
                       raise_nofile, resumption_probe, s_time_full, set_tree_affinity,
-                      thread_cpu, tree_cpu, tree_rss_kib, wrk, free_port, log_tail)
+                      thread_cpu, timed_download, tree_cpu, tree_rss_kib, wrk, free_port,
+                      log_tail)
 import peers as P  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -80,12 +81,16 @@ IDLE_CONNS = 2000
 
 class Env:
     def __init__(self, binary, seconds, idle_conns):
-        self.bin = binary
         self.seconds = seconds
         self.idle_conns = idle_conns
         self.procs = Procs()
         self.dir = tempfile.mkdtemp(prefix="tlspeek-bench-")
         os.chmod(self.dir, 0o755)  # nginx's workers and sslsplit's child are unprivileged
+        # A private copy: a rebuild of ./tlspeek during the run cannot change what is measured.
+        self.bin = os.path.join(self.dir, "tlspeek")
+        shutil.copy2(binary, self.bin)
+        p = subprocess.run([self.bin, "-V"], capture_output=True, text=True, timeout=30)
+        self.version = " ".join((p.stdout + p.stderr).split())[:160]
         self.upstream = None
         self.proxy_port = free_port()
 
@@ -105,7 +110,7 @@ def make_peers(env, quick, only):
         P.Sslsplit(env, content_log=False),
         P.Sslsplit(env, content_log=True),
         P.Mitmdump(env),
-        P.Tlspeek(env, "tlspeek", "tlspeek -q (default: P-256 leaf, 2 threads)", ["-q"]),
+        P.Tlspeek(env, "tlspeek", "tlspeek -q (defaults: P-256 leaf, a thread per core)", ["-q"]),
         P.Tlspeek(env, "tlspeek-d1", "tlspeek, console detail 1 → file", [], console_file=True),
         P.Tlspeek(env, "tlspeek-tx", "tlspeek -q --har --jsonl --pcap --keylog", ["-q"],
                   transcripts=True),
@@ -173,9 +178,11 @@ def run_one(env, peer, scen, notes):
     nginx_pid = env.upstream.proc.pid
     res = {}
     tag = "%s, %s" % (peer.label, SCEN_NAME[scen])
+    started = False
     try:
         pid, port = peer.start(workdir, env.proxy_port)
         check_serves(port, peer.proc)
+        started = True
         if peer.loadgen_cpus:
             set_tree_affinity(nginx_pid, peer.loadgen_cpus)
         T = env.seconds
@@ -219,7 +226,17 @@ def run_one(env, peer, scen, notes):
         res["threads"] = sorted((th1.get(t, 0) - th0.get(t, 0) for t in th1), reverse=True)
         gb = r.get("mbps", 0) * r["wall"] / 1e3
         res["cpu_s_per_gb"] = cpu / gb if gb > 0 else None
-        if r["count"] == 0:
+        if scen == "bulk" and r["mbps"] == 0:
+            # Nothing arrived within the run (mitmdump buffers whole responses): time one
+            # download alone instead, bounded, and say so in the cell.
+            n, secs, first = timed_download(port, "/64m", 90 if T >= 10 else 30)
+            res["mbps"] = n / secs / 1e6
+            res["fallback"] = ("no byte arrived within %d s with 4 connections; one 64 MiB "
+                               "download alone: %s MB in %.1f s, first byte after %s"
+                               % (T, fnum(n / 1e6), secs,
+                                  "%.1f s" % first if first is not None else "never"))
+            res["problems"] = []
+        elif r["count"] == 0:
             res["problems"].append("no request completed")
         for p in r["problems"]:
             notes.append("%s: %s" % (tag, p))
@@ -227,7 +244,8 @@ def run_one(env, peer, scen, notes):
             res["resumed"] = resumption_probe(port)
         return res
     except PeerFailed as e:
-        return {"na": str(e)}
+        res = {"na": str(e), "start_failed": not started}
+        return res
     except subprocess.TimeoutExpired as e:
         return {"na": "timed out: %s" % " ".join(e.cmd[:2])}
     finally:
@@ -239,7 +257,9 @@ def run_one(env, peer, scen, notes):
             sizes = peer.outputs(workdir)
             if sizes:
                 res["outputs"] = sizes
-        if status == -signal.SIGKILL:
+        if not started:
+            pass  # the reason is in the cell already
+        elif status == -signal.SIGKILL:
             notes.append("%s: did not exit within 10 s of SIGTERM (killed)" % tag)
         elif status is not None and (status < 0 and status != -signal.SIGTERM
                                      or peer.kind == "tlspeek" and status != 0):
@@ -282,6 +302,8 @@ def cell(results, slug, scen, key):
         return "—"
     if "na" in r:
         return "n/a (%s)" % r["na"]
+    if key == "mbps" and r.get("fallback"):
+        return "%s (one download, see notes)" % fnum(r.get(key))
     return fnum(r.get(key))
 
 
@@ -318,6 +340,9 @@ def main_table(peers, results):
     for p in peers:
         cells = [cell(results, p.slug, scen, key) if scen in p.scenarios else "—"
                  for _, scen, key in COLUMNS]
+        reasons = {r.get("na") for r in results.get(p.slug, {}).values()}
+        if len(reasons) == 1 and None not in reasons:  # one failure for the whole row
+            cells = ["n/a (%s)" % reasons.pop()] + ["n/a"] * (len(cells) - 1)
         lines.append("| %s | %s |" % (p.label, " | ".join(cells)))
     return lines
 
@@ -441,9 +466,10 @@ def stop_system_services():
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+    head, _, rest = __doc__.partition("\n\n")
+    ap = argparse.ArgumentParser(description=" ".join(head.split()),
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n", 2)[2])
+                                 epilog=rest)
     ap.add_argument("--bin", required=True, help="the tlspeek binary")
     ap.add_argument("--quick", action="store_true", help="tlspeek -q and direct only, 3 s each")
     ap.add_argument("--seconds", type=int, help="seconds per measurement (default 10; quick 3)")
@@ -479,6 +505,10 @@ def main():
             for p in plist:
                 if scen not in p.scenarios or p.slug in results and scen in results[p.slug]:
                     continue
+                failed = [r for r in results.get(p.slug, {}).values() if r.get("start_failed")]
+                if failed:  # it did not start for an earlier scenario: no second try
+                    results[p.slug][scen] = dict(failed[0])
+                    continue
                 t0 = time.time()
                 r = run_one(env, p, scen, notes)
                 results.setdefault(p.slug, {})[scen] = r
@@ -498,11 +528,16 @@ def main():
     finally:
         env.close()
 
+    for p in plist:
+        fb = results.get(p.slug, {}).get("bulk", {}).get("fallback")
+        if fb:
+            notes.append("%s, bulk: %s." % (p.label, fb))
     # transcripts written (a sanity check that the options did something)
     for slug in ("tlspeek-tx", "tlspeek-d1"):
         for scen in ("keepalive", "bulk"):
-            out = results.get(slug, {}).get(scen, {}).get("outputs")
-            if out:
+            r = results.get(slug, {}).get(scen, {})
+            out = r.get("outputs")
+            if out and "na" not in r:
                 notes.append("%s %s wrote: %s" % (slug, SCEN_NAME[scen], ", ".join(
                     "%s %s" % (k, human(v))
                     for k, v in out.items())))
@@ -521,7 +556,7 @@ def main():
         out += rt
         out.append("")
     tt, scale_detail = targets_table(results)
-    if args.quick:  # only the targets that tlspeek alone can be held to
+    if args.quick or only:  # only the targets that the peers measured can be held to
         tt = tt[:2] + [row for row in tt[2:] if "| n/a |" not in row]
     if len(tt) > 2:
         out += tt
@@ -534,8 +569,11 @@ def main():
                "/64m; idle: %d TLS connections after one request each. Proxy CPU = utime+stime "
                "of the proxy's process tree (nginx's own for direct). RLIMIT_NOFILE %d."
                % (seconds, os.cpu_count(), FULLHS_CLIENTS, env.idle_conns, nofile))
+    out.append("Binary: %s (%s)." % (os.path.abspath(args.bin), env.version))
     out.append("Background load on this machine (other processes) before the run: %.0f%% of all "
-               "cores; after: %.0f%%." % (100 * background, 100 * background_after))
+               "cores (%.0f%% niced); after: %.0f%% (%.0f%% niced)."
+               % (100 * background[0], 100 * background[1], 100 * background_after[0],
+                  100 * background_after[1]))
     if resumed:
         out.append("Resumption probe (openssl s_time -reuse, share of connections resumed): "
                    + ", ".join(resumed) + ".")
@@ -553,7 +591,8 @@ def main():
     print()
     print(text)
     os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
-    name = "latest-quick.md" if args.quick else "latest.md"
+    # Partial runs (--only) do not overwrite the last full table.
+    name = "latest-only.md" if only else "latest-quick.md" if args.quick else "latest.md"
     with open(os.path.join(HERE, "out", name), "w") as f:
         f.write(text + "\n")
 

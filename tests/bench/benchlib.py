@@ -236,15 +236,17 @@ def set_tree_affinity(root, cpus):
 
 
 def machine_busy(seconds=1.0):
-    """Fraction of all cores busy over `seconds` (everything on the machine)."""
+    """(busy, niced): fractions of all cores busy over `seconds`, and of them the part
+    spent in niced processes (which yield to the benchmark's)."""
     def snap():
         with open("/proc/stat") as f:
             v = [int(x) for x in f.readline().split()[1:]]
-        return sum(v), v[3] + v[4]  # total, idle + iowait
-    t0, i0 = snap()
+        return sum(v), v[3] + v[4], v[1]  # total, idle + iowait, nice
+    t0, i0, n0 = snap()
     time.sleep(seconds)
-    t1, i1 = snap()
-    return 1.0 - (i1 - i0) / max(t1 - t0, 1)
+    t1, i1, n1 = snap()
+    total = max(t1 - t0, 1)
+    return 1.0 - (i1 - i0) / total, (n1 - n0) / total
 
 
 # ---- load generators -------------------------------------------------------------------------
@@ -314,6 +316,38 @@ def s_time_full(port, seconds, procs):
         problems.append("only %.0f bytes read per connection (expected > 1024: errors?)"
                         % (nbytes / count))
     return {"rate": count / wall, "count": count, "wall": wall, "problems": problems}
+
+
+def timed_download(port, path, deadline):
+    """One GET over a fresh TLS connection, read to the end or until `deadline` seconds:
+    (bytes of body and headers read, seconds, first byte after seconds or None)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    t0 = time.monotonic()
+    n, first = 0, None
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                           % path).encode())
+                while True:
+                    left = deadline - (time.monotonic() - t0)
+                    if left <= 0:
+                        break
+                    s.settimeout(min(left, 5.0))
+                    try:
+                        chunk = s.recv(1 << 20)
+                    except socket.timeout:
+                        continue
+                    if not chunk:
+                        break
+                    if first is None:
+                        first = time.monotonic() - t0
+                    n += len(chunk)
+    except (OSError, ssl.SSLError):
+        pass
+    return n, time.monotonic() - t0, first
 
 
 def resumption_probe(port, seconds=1):

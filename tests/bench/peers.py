@@ -10,7 +10,7 @@ import re
 import shutil
 import subprocess
 
-from benchlib import PeerFailed, free_port, wait_port
+from benchlib import free_port, wait_port
 
 NGINX_CONF = """
 # Upstream for the benchmark. worker_processes 1, as in the first harness: one
@@ -267,8 +267,3 @@ def missing_tool(peer):
     if tool and shutil.which(tool) is None:
         return "%s not installed (make bench installs it)" % tool
     return None
-
-
-def check_peer_started(peer, port):
-    if peer.proc is not None and peer.proc.poll() is not None:
-        raise PeerFailed("exited with status %s" % peer.proc.returncode)
