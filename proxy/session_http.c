@@ -106,6 +106,11 @@ static void flow_finish(px_session_t *s, const char *error) {
   n->flow.error = error;
   flt_emit_flow_end(chain_of(s), &n->flow);
   flow_free(n);
+  if (s->flows_head == NULL) {
+    /* Idle from here on (keep-alive): give back the grown TLS buffers. */
+    px_tls_trim(&s->ctls);
+    px_tls_trim(&s->utls);
+  }
   if (s->draining && s->flows_head == NULL && s->state != PX_S_CLOSING) {
     s->close_when_flushed = 1;
     px_update_reading(s);

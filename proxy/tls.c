@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 
 int px_tls_init(px_tls_t *t, SSL_CTX *ctx, int server) {
@@ -64,6 +65,32 @@ void *px_tls_take_output(px_tls_t *t, size_t *len) {
   }
   *len = got;
   return buf;
+}
+
+#define PX_TLS_BIO_KEEP 512 /* an empty BIO larger than this is replaced */
+
+static BIO *fresh_if_big(BIO *b) {
+  BUF_MEM *bm = NULL;
+  if (b == NULL || BIO_ctrl_pending(b) != 0) return NULL;
+  BIO_get_mem_ptr(b, &bm);
+  if (bm == NULL || bm->max <= PX_TLS_BIO_KEEP) return NULL;
+  BIO *nb = BIO_new(BIO_s_mem());
+  if (nb) BIO_set_mem_eof_return(nb, -1);
+  return nb;
+}
+
+void px_tls_trim(px_tls_t *t) {
+  if (t->ssl == NULL) return;
+  BIO *r = fresh_if_big(t->rbio);
+  if (r) {
+    SSL_set0_rbio(t->ssl, r); /* frees the old one */
+    t->rbio = r;
+  }
+  BIO *w = fresh_if_big(t->wbio);
+  if (w) {
+    SSL_set0_wbio(t->ssl, w);
+    t->wbio = w;
+  }
 }
 
 const char *px_tls_error_text(char *buf, size_t len, const char *fallback) {

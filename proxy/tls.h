@@ -33,6 +33,11 @@ int px_tls_feed(px_tls_t *t, const void *data, size_t len);
 void *px_tls_take_output(px_tls_t *t, size_t *len);
 size_t px_tls_pending_output(const px_tls_t *t);
 
+/* Gives back the memory BIOs' buffers once they are empty and have grown
+ * past a few KiB (a big flight or record leaves them large): keeps idle
+ * connections small. */
+void px_tls_trim(px_tls_t *t);
+
 /* Text of the first error in OpenSSL's queue (and clears the queue), or
  * `fallback` when empty. */
 const char *px_tls_error_text(char *buf, size_t len, const char *fallback);
