@@ -34,6 +34,7 @@ struct tr_writer {
 
   pthread_mutex_t mu;
   pthread_cond_t has_work; /* the thread waits: jobs queued, or stopping */
+  int idle;                /* the thread sleeps on has_work: wake it */
   pthread_cond_t progress; /* flushers wait: n_done advanced */
   tr_job_t *head, *tail;
   size_t queued; /* cost of the queued jobs */
@@ -78,8 +79,18 @@ static void *wr_main(void *arg) {
 
   pthread_mutex_lock(&w->mu);
   for (;;) {
-    while (w->head == NULL && !w->stopping)
+    while (w->head == NULL && !w->stopping) {
+      w->idle = 1;
       pthread_cond_wait(&w->has_work, &w->mu);
+      w->idle = 0;
+      if (w->head && !w->stopping) {
+        /* Gather a burst: one wake-up for many flows, not one each. */
+        pthread_mutex_unlock(&w->mu);
+        struct timespec gather = {0, 1000000}; /* 1 ms */
+        nanosleep(&gather, NULL);
+        pthread_mutex_lock(&w->mu);
+      }
+    }
     if (w->head == NULL) break; /* stopping, and the queue is empty */
     tr_job_t *list = w->head;
     w->head = w->tail = NULL;
@@ -162,7 +173,7 @@ void tr_writer_put(tr_writer_t *w, tr_job_t *job) {
   w->tail = job;
   w->queued += job->cost;
   w->n_queued++;
-  pthread_cond_signal(&w->has_work);
+  if (w->idle) pthread_cond_signal(&w->has_work);
   pthread_mutex_unlock(&w->mu);
 }
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <time.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@ struct flt_output {
 
   pthread_mutex_t mu;
   pthread_cond_t has_work; /* writer waits: queue non-empty or stopping */
+  int writer_idle;         /* the writer sleeps on has_work: wake it */
   pthread_cond_t progress; /* flushers wait: blocks_done advanced */
   out_block_t *head, *tail;
   size_t queued_bytes;
@@ -135,8 +137,19 @@ static void *out_writer_main(void *arg) {
 
   pthread_mutex_lock(&o->mu);
   for (;;) {
-    while (o->head == NULL && !o->stopping)
+    while (o->head == NULL && !o->stopping) {
+      o->writer_idle = 1;
       pthread_cond_wait(&o->has_work, &o->mu);
+      o->writer_idle = 0;
+      if (o->head && !o->stopping) {
+        /* Let a burst of blocks gather: one wake-up and one write for many
+         * flows instead of a context switch per flow (costly at 10k+/s). */
+        pthread_mutex_unlock(&o->mu);
+        struct timespec gather = {0, 1000000}; /* 1 ms: unnoticeable on screen */
+        nanosleep(&gather, NULL);
+        pthread_mutex_lock(&o->mu);
+      }
+    }
     if (o->head == NULL) break; /* stopping, and everything is written */
     /* Take the whole queue: writers never wait on the disk or terminal. */
     out_block_t *list = o->head;
@@ -221,7 +234,7 @@ void flt_output_write_owned(flt_output_t *o, void *data, size_t len) {
   o->tail = b;
   o->queued_bytes += len;
   o->blocks_queued++;
-  pthread_cond_signal(&o->has_work);
+  if (o->writer_idle) pthread_cond_signal(&o->has_work);
   pthread_mutex_unlock(&o->mu);
 }
 
