@@ -9,6 +9,7 @@
  * gives every sink the same failure rule: one warning, then silence.
  */
 #include "filters/transcript_internal.h"
+#include "filters/output.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "filters/log.h"
+#include "filters/output.h"
 
 /* ---- the writer thread ------------------------------------------------ */
 
@@ -101,6 +103,7 @@ static void *wr_main(void *arg) {
 
     pthread_mutex_lock(&w->mu);
     w->queued -= cost;
+    flt_backlog_add(-(int64_t)cost);
     w->n_done += n;
     pthread_cond_broadcast(&w->progress);
   }
@@ -172,6 +175,7 @@ void tr_writer_put(tr_writer_t *w, tr_job_t *job) {
     w->head = job;
   w->tail = job;
   w->queued += job->cost;
+  flt_backlog_add((int64_t)job->cost);
   w->n_queued++;
   if (w->idle) pthread_cond_signal(&w->has_work);
   pthread_mutex_unlock(&w->mu);

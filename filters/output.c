@@ -132,6 +132,15 @@ static uint64_t out_write_list(flt_output_t *o, out_block_t *list,
   return count;
 }
 
+static atomic_int_fast64_t backlog_bytes;
+
+uint64_t flt_backlog(void) {
+  int_fast64_t v = atomic_load(&backlog_bytes);
+  return v > 0 ? (uint64_t)v : 0;
+}
+
+void flt_backlog_add(int64_t delta) { atomic_fetch_add(&backlog_bytes, delta); }
+
 static void *out_writer_main(void *arg) {
   flt_output_t *o = arg;
 
@@ -161,6 +170,7 @@ static void *out_writer_main(void *arg) {
 
     pthread_mutex_lock(&o->mu);
     o->queued_bytes -= bytes;
+    flt_backlog_add(-(int64_t)bytes);
     o->blocks_done += n;
     pthread_cond_broadcast(&o->progress);
   }
@@ -233,6 +243,7 @@ void flt_output_write_owned(flt_output_t *o, void *data, size_t len) {
     o->head = b;
   o->tail = b;
   o->queued_bytes += len;
+  flt_backlog_add((int64_t)len);
   o->blocks_queued++;
   if (o->writer_idle) pthread_cond_signal(&o->has_work);
   pthread_mutex_unlock(&o->mu);

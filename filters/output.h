@@ -31,4 +31,14 @@ void flt_output_flush(flt_output_t *o);
 void flt_output_free(flt_output_t *o);
 uint64_t flt_output_dropped(const flt_output_t *o);
 
+/* Bytes queued in every writer of the process (console and transcripts)
+ * and not yet written. The proxy stops reading new traffic while this is
+ * above FLT_BACKLOG_HIGH and resumes below FLT_BACKLOG_LOW, so a slow disk
+ * or terminal slows traffic down instead of losing records. */
+#define FLT_BACKLOG_HIGH (64u * 1024 * 1024)
+#define FLT_BACKLOG_LOW (16u * 1024 * 1024)
+uint64_t flt_backlog(void);
+/* Writers account for their queues here (delta may be negative). */
+void flt_backlog_add(int64_t delta);
+
 #endif

@@ -6,6 +6,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "proxy/passthrough.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <pcre2.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,6 +17,8 @@
 
 #include "filters/expr.h"
 #include "filters/log.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
 
 #define PX_MAX_REMEMBERED 4096 /* hosts remembered for auto-passthrough */
 
@@ -104,3 +108,54 @@ int px_passthrough_remember(const char *name) {
   pthread_mutex_unlock(&remembered_lock);
   return added;
 }
+
+/* ---- decisions on a session ------------------------------------------------ */
+
+/* Relays the connection untouched: the ClientHello we held goes upstream
+ * as it came, and from then on bytes flow both ways unread. */
+int px_passthrough_maybe(px_session_t *s) {
+  const char *name = s->conn.sni[0] ? s->conn.sni : s->up_host;
+  const char *pattern = px_passthrough_ignored(&s->conn, s->up_host, s->up_port, s->conn.sni);
+  char why[400];
+  if (pattern)
+    snprintf(why, sizeof(why), "matches --ignore-hosts '%s'", pattern);
+  else if (s->w->shared->cfg->auto_passthrough && px_passthrough_remembered(name))
+    snprintf(why, sizeof(why), "its client rejected tlspeek's certificate before");
+  else
+    return 0;
+  flt_log_debug("session %llu: passing %s through: %s", (unsigned long long)s->conn.id, name, why);
+  s->conn.passthrough = 1;
+  s->conn.kind = FLT_CONN_RAW_TLS;
+  s->up_tls_wanted = 0;
+  s->conn.upstream_tls = 0;
+  px_tls_free(&s->ctls);
+  px_set_deadline(s, 0, NULL);
+  px_session_set_state(s, PX_S_RAW);
+  flt_strbuf_t hello = s->hello_raw;
+  flt_strbuf_init(&s->hello_raw, 0);
+  flt_emit_data(&s->w->shared->chain, &s->conn, FLT_DIR_REQUEST, (const uint8_t *)hello.data,
+                hello.len);
+  flt_emit_raw(&s->w->shared->chain, &s->conn, FLT_DIR_REQUEST, (const uint8_t *)hello.data,
+               hello.len);
+  px_send_upstream(s, hello.data, hello.len); /* held until connected */
+  flt_strbuf_free(&hello);
+  if (s->up == PX_UP_IDLE && s->state != PX_S_CLOSING) px_upstream_start(s);
+  return 1;
+}
+
+/* The client refused our certificate (an alert about it, or a close right
+ * after our ServerHello): remember the host so that its next connections
+ * pass through — the app probably pins its certificates. */
+void px_passthrough_note_rejection(px_session_t *s, unsigned long err, int closed) {
+  int reason = ERR_GET_REASON(err);
+  if (!s->leaf_set || s->state != PX_S_CLIENT_TLS || !s->w->shared->cfg->auto_passthrough) return;
+  if (!closed && reason != SSL_R_TLSV1_ALERT_UNKNOWN_CA &&
+      reason != SSL_R_SSLV3_ALERT_BAD_CERTIFICATE &&
+      reason != SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN)
+    return;
+  const char *name = s->conn.sni[0] ? s->conn.sni : s->up_host;
+  if (px_passthrough_remember(name))
+    flt_log_warn("client %s does not trust tlspeek's CA for %s (pinned?) — passing it through",
+                 s->conn.client, name);
+}
+

@@ -17,6 +17,7 @@
 
 #include "ca/ca.h"
 #include "filters/log.h"
+#include "filters/output.h"
 #include "proxy/loopguard.h"
 #include "proxy/passthrough.h"
 #include "proxy/worker.h"
@@ -124,9 +125,19 @@ static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
  * once it drained below the low-water mark. */
 void px_update_reading(px_session_t *s) {
   if (s->state == PX_S_CLOSING) return;
+  /* Writers behind (slow disk or terminal): take no new traffic until they
+   * catch up; the worker's backlog timer calls us again. Nothing is lost. */
+  int backlog = s->backlog_paused ? flt_backlog() > FLT_BACKLOG_LOW
+                                  : flt_backlog() > FLT_BACKLOG_HIGH;
+  if (backlog != s->backlog_paused) {
+    s->backlog_paused = backlog;
+    if (backlog) s->w->backlog_waiters++;
+    else s->w->backlog_waiters--;
+    if (backlog) px_worker_watch_backlog(s->w);
+  }
   size_t to_up = s->up_pending.len + (s->upstream_tcp_init ? queued(&s->upstream) : 0);
   size_t to_client = queued(&s->client);
-  int want_client = !s->client_eof &&
+  int want_client = !s->client_eof && !backlog &&
                     (s->shutdown_sent ||
                      (!s->close_when_flushed &&
                       (s->client_paused ? to_up < PX_LOW_WATER : to_up < PX_HIGH_WATER)));
@@ -138,7 +149,7 @@ void px_update_reading(px_session_t *s) {
     uv_read_stop((uv_stream_t *)&s->client);
   }
   if (s->up != PX_UP_READY && s->up != PX_UP_TLS && s->up != PX_UP_PROXY_CONNECT) return;
-  int want_up = !s->upstream_eof &&
+  int want_up = !s->upstream_eof && !backlog &&
                 (s->upstream_paused ? to_client < PX_LOW_WATER : to_client < PX_HIGH_WATER);
   if (want_up && s->upstream_paused) {
     s->upstream_paused = 0;
@@ -343,54 +354,6 @@ static void client_tls_established(px_session_t *s) {
   if (s->state == PX_S_CLIENT_TLS) px_session_set_state(s, PX_S_HTTP);
 }
 
-/* Relays the connection untouched: the ClientHello we held goes upstream
- * as it came, and from then on bytes flow both ways unread. */
-static int maybe_pass_through(px_session_t *s) {
-  const char *name = s->conn.sni[0] ? s->conn.sni : s->up_host;
-  const char *pattern = px_passthrough_ignored(&s->conn, s->up_host, s->up_port, s->conn.sni);
-  char why[400];
-  if (pattern)
-    snprintf(why, sizeof(why), "matches --ignore-hosts '%s'", pattern);
-  else if (s->w->shared->cfg->auto_passthrough && px_passthrough_remembered(name))
-    snprintf(why, sizeof(why), "its client rejected tlspeek's certificate before");
-  else
-    return 0;
-  flt_log_debug("session %llu: passing %s through: %s", (unsigned long long)s->conn.id, name, why);
-  s->conn.passthrough = 1;
-  s->conn.kind = FLT_CONN_RAW_TLS;
-  s->up_tls_wanted = 0;
-  s->conn.upstream_tls = 0;
-  px_tls_free(&s->ctls);
-  px_set_deadline(s, 0, NULL);
-  px_session_set_state(s, PX_S_RAW);
-  flt_strbuf_t hello = s->hello_raw;
-  flt_strbuf_init(&s->hello_raw, 0);
-  flt_emit_data(&s->w->shared->chain, &s->conn, FLT_DIR_REQUEST, (const uint8_t *)hello.data,
-                hello.len);
-  flt_emit_raw(&s->w->shared->chain, &s->conn, FLT_DIR_REQUEST, (const uint8_t *)hello.data,
-               hello.len);
-  px_send_upstream(s, hello.data, hello.len); /* held until connected */
-  flt_strbuf_free(&hello);
-  if (s->up == PX_UP_IDLE && s->state != PX_S_CLOSING) px_upstream_start(s);
-  return 1;
-}
-
-/* The client refused our certificate (an alert about it, or a close right
- * after our ServerHello): remember the host so that its next connections
- * pass through — the app probably pins its certificates. */
-static void note_rejection(px_session_t *s, unsigned long err, int closed) {
-  int reason = ERR_GET_REASON(err);
-  if (!s->leaf_set || s->state != PX_S_CLIENT_TLS || !s->w->shared->cfg->auto_passthrough) return;
-  if (!closed && reason != SSL_R_TLSV1_ALERT_UNKNOWN_CA &&
-      reason != SSL_R_SSLV3_ALERT_BAD_CERTIFICATE &&
-      reason != SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN)
-    return;
-  const char *name = s->conn.sni[0] ? s->conn.sni : s->up_host;
-  if (px_passthrough_remember(name))
-    flt_log_warn("client %s does not trust tlspeek's CA for %s (pinned?) — passing it through",
-                 s->conn.client, name);
-}
-
 /* Drives the client handshake; returns 0 to go on, -1 when the session
  * closed or waits. */
 static int client_handshake(px_session_t *s) {
@@ -410,14 +373,15 @@ static int client_handshake(px_session_t *s) {
       /* Upstream, offer (and verify) the name the client asked for. */
       if (s->lc->mode != PX_MODE_REVERSE && s->conn.sni[0])
         snprintf(s->up_name, sizeof(s->up_name), "%s", s->conn.sni);
-      if (maybe_pass_through(s)) return -1;
+      if (px_passthrough_maybe(s)) return -1;
       if (s->up == PX_UP_IDLE) px_upstream_start(s);
     }
     return -1;
   }
   char buf[256], msg[400];
   const char *host = s->conn.sni[0] ? s->conn.sni : s->conn.server_host;
-  note_rejection(s, ERR_peek_error(), e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN);
+  px_passthrough_note_rejection(s, ERR_peek_error(),
+                                e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN);
   snprintf(msg, sizeof(msg), "client TLS handshake for %s failed: %s", host,
            px_tls_error_text(buf, sizeof(buf), e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN
                                                    ? "the client closed the connection"
@@ -721,83 +685,6 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t len
   }
 }
 
-/* Transparent mode: where the client really wanted to go. REDIRECT keeps
- * it in SO_ORIGINAL_DST; TPROXY leaves it as our local address. A
- * destination that is our own listener means nothing was redirected (or
- * our own upstream traffic was): refuse instead of connecting to
- * ourselves forever. */
-static int original_destination(px_session_t *s) {
-  struct sockaddr_storage dst, local;
-  socklen_t dl = sizeof(dst), ll = sizeof(local);
-  uv_os_fd_t fd;
-  char ip[INET6_ADDRSTRLEN] = "";
-  int rc;
-
-  uv_fileno((uv_handle_t *)&s->client, &fd);
-  getsockname(fd, (struct sockaddr *)&local, &ll);
-  struct sockaddr_storage peer;
-  socklen_t pl = sizeof(peer);
-  memset(&peer, 0, sizeof(peer));
-  if (getpeername(fd, (struct sockaddr *)&peer, &pl) == 0 && px_loopguard_is_ours(&peer)) {
-    const char *msg = "transparent mode: this connection is tlspeek's own upstream connection, "
-                      "redirected back into it — a redirect loop; exempt tlspeek's upstream "
-                      "traffic from the rule (-m owner ! --uid-owner USER, or --mark N with "
-                      "-m mark ! --mark N); refusing";
-    flt_log_error("session %llu: %s", (unsigned long long)s->conn.id, msg);
-    flt_emit_error(&s->w->shared->chain, &s->conn, msg);
-    px_session_close(s, msg);
-    return -1;
-  }
-  if (s->w->shared->cfg->tproxy) {
-    dst = local;
-    rc = 0;
-  } else if (local.ss_family == AF_INET6) {
-    rc = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst, &dl);
-  } else {
-    rc = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dl);
-  }
-  if (rc != 0) {
-    char msg[200];
-    snprintf(msg, sizeof(msg), "transparent mode: no original destination (%s); was the "
-             "connection redirected by iptables REDIRECT/TPROXY?", strerror(errno));
-    flt_log_warn("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, msg);
-    px_session_close(s, msg);
-    return -1;
-  }
-  uint16_t port, lport;
-  char lip[INET6_ADDRSTRLEN] = "";
-  if (dst.ss_family == AF_INET6) {
-    uv_ip6_name((struct sockaddr_in6 *)&dst, ip, sizeof(ip));
-    port = ntohs(((struct sockaddr_in6 *)&dst)->sin6_port);
-  } else {
-    uv_ip4_name((struct sockaddr_in *)&dst, ip, sizeof(ip));
-    port = ntohs(((struct sockaddr_in *)&dst)->sin_port);
-  }
-  if (local.ss_family == AF_INET6) {
-    uv_ip6_name((struct sockaddr_in6 *)&local, lip, sizeof(lip));
-    lport = ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
-  } else {
-    uv_ip4_name((struct sockaddr_in *)&local, lip, sizeof(lip));
-    lport = ntohs(((struct sockaddr_in *)&local)->sin_port);
-  }
-  int loopback = strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0;
-  int tproxy = s->w->shared->cfg->tproxy; /* there, local is the destination */
-  if ((!tproxy && port == lport && strcmp(ip, lip) == 0) || (port == s->lc->port && loopback)) {
-    char msg[300];
-    snprintf(msg, sizeof(msg), "transparent mode: the original destination %s%s%s:%u is "
-             "tlspeek's own listener — a redirect loop (exempt tlspeek's upstream traffic, "
-             "e.g. -m owner ! --uid-owner tlspeek, or --mark N with a matching rule); refusing",
-             dst.ss_family == AF_INET6 ? "[" : "", ip, dst.ss_family == AF_INET6 ? "]" : "",
-             (unsigned)port);
-    flt_log_error("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, msg);
-    flt_emit_error(&s->w->shared->chain, &s->conn, msg);
-    px_session_close(s, msg);
-    return -1;
-  }
-  px_session_set_target(s, ip, port);
-  return 0;
-}
-
 void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, uv_stream_t *listener) {
   px_session_t *s = calloc(1, sizeof(*s));
   if (s == NULL) return;
@@ -847,7 +734,7 @@ void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, uv_stream_t *l
     s->conn.server_port = lc->target_port;
     s->state = PX_S_PEEK;
   } else if (lc->mode == PX_MODE_TRANSPARENT) {
-    if (original_destination(s) != 0) return;
+    if (px_transparent_destination(s) != 0) return;
     s->state = PX_S_PEEK;
   } else if (lc->mode == PX_MODE_SOCKS5) {
     s->state = PX_S_SOCKS;
@@ -861,6 +748,7 @@ void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, uv_stream_t *l
 
 static void session_free(px_session_t *s) {
   px_worker_t *w = s->w;
+  if (s->backlog_paused) w->backlog_waiters--;
   if (s->prev)
     s->prev->next = s->next;
   else

@@ -117,6 +117,7 @@ typedef struct px_session {
                                   [0] to the client, [1] to upstream */
   int batching[2];
   int close_when_flushed;      /* close once the client has everything */
+  int backlog_paused;          /* reads stopped until writers catch up */
   int draining;                /* shutting down: close after the last flow */
   int shutdown_sent;           /* FIN sent; reading until the client's EOF */
   uint64_t last_activity;      /* uv_now of the last byte moved */
@@ -168,6 +169,14 @@ void px_session_upstream_ready(px_session_t *s);
 void px_session_upstream_failed(px_session_t *s);
 /* Sets where the upstream leg goes (and what the conn shows). */
 void px_session_set_target(px_session_t *s, const char *host, uint16_t port);
+/* transparent.c: the original destination (SO_ORIGINAL_DST or TPROXY) as
+ * the target; refuses (and closes, returning -1) loops. */
+int px_transparent_destination(px_session_t *s);
+/* passthrough.c: at the first ClientHello, relays the connection untouched
+ * (returns 1) when --ignore-hosts or auto-passthrough says so. */
+int px_passthrough_maybe(px_session_t *s);
+/* passthrough.c: the client refused our certificate: remember its host. */
+void px_passthrough_note_rejection(px_session_t *s, unsigned long err, int closed);
 /* socks.c: SOCKS5 bytes from the client. */
 void px_socks_input(px_session_t *s, const char *data, size_t len);
 /* Bytes that arrived after CONNECT's 200: decide TLS, HTTP or raw. */

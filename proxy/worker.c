@@ -24,6 +24,7 @@
 #include "filters/tlsview.h"
 #include "filters/transcript.h"
 #include "filters/log.h"
+#include "filters/output.h"
 #include "proxy/loopguard.h"
 #include "proxy/passthrough.h"
 #include "proxy/session.h"
@@ -171,7 +172,25 @@ static void close_listeners(px_worker_t *w) {
   }
 }
 
+/* Every 10 ms while sessions wait: once the writers caught up, let them read. */
+static void on_backlog_timer(uv_timer_t *t) {
+  px_worker_t *w = t->data;
+  if (flt_backlog() > FLT_BACKLOG_LOW && w->backlog_waiters > 0) return;
+  uv_timer_stop(t);
+  for (struct px_session *s = w->sessions, *next; s; s = next) {
+    next = s->next;
+    if (s->backlog_paused) px_update_reading(s);
+  }
+}
+
+void px_worker_watch_backlog(px_worker_t *w) {
+  if (!uv_is_active((uv_handle_t *)&w->backlog_timer))
+    uv_timer_start(&w->backlog_timer, on_backlog_timer, 10, 10);
+}
+
 static void close_worker_handles(px_worker_t *w) {
+  if (!uv_is_closing((uv_handle_t *)&w->backlog_timer))
+    uv_close((uv_handle_t *)&w->backlog_timer, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->wakeup)) uv_close((uv_handle_t *)&w->wakeup, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->grace)) uv_close((uv_handle_t *)&w->grace, NULL);
 }
@@ -232,6 +251,8 @@ static px_worker_t *worker_new(px_runtime_t *rt, int index, char *err, size_t er
   w->wakeup.data = w;
   uv_timer_init(&w->loop, &w->grace);
   w->grace.data = w;
+  uv_timer_init(&w->loop, &w->backlog_timer);
+  w->backlog_timer.data = w;
   return w;
 }
 

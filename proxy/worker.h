@@ -58,6 +58,8 @@ typedef struct px_worker {
   int n_listeners;
   uv_async_t wakeup;          /* "stop accepting" from the main thread */
   uv_timer_t grace;           /* shutdown grace period */
+  uv_timer_t backlog_timer;   /* polls the writers' backlog while sessions wait */
+  int backlog_waiters;        /* sessions paused for the backlog */
   uv_thread_t thread;
   int stopping;
   SSL_CTX *server_ctx;        /* we are the server (client leg) */
@@ -81,5 +83,7 @@ void px_tls_init_index(void);
 
 /* worker.c */
 void px_worker_session_gone(px_worker_t *w);
+/* Starts polling the writers' backlog (sessions wait for it to drain). */
+void px_worker_watch_backlog(px_worker_t *w);
 
 #endif
