@@ -324,6 +324,28 @@ static void upstream_switch(px_session_t *s) {
   }
 }
 
+/* A request whose target is one of our own listeners would make tlspeek
+ * connect to itself, again and again: refuse it (508 Loop Detected). */
+static int targets_us(px_session_t *s, const char *host, uint16_t port) {
+  const px_config_t *cfg = s->w->shared->cfg;
+  int local = strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+              strcmp(host, "::1") == 0;
+  for (int i = 0; i < cfg->n_listens; i++) {
+    const px_listen_cfg_t *lc = &cfg->listens[i];
+    if (lc->port == port && (local || strcasecmp(lc->host, host) == 0)) {
+      char text[400];
+      snprintf(text, sizeof(text),
+               "tlspeek: %s:%u is tlspeek's own listener; proxying to it would loop", host,
+               (unsigned)port);
+      flt_log_warn("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, text);
+      flt_emit_error(chain_of(s), &s->conn, text);
+      px_reply_error(s, 508, "Loop Detected", text);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static int proxy_connect(px_session_t *s, const char *url) {
   char host[256];
   uint16_t port;
@@ -331,6 +353,7 @@ static int proxy_connect(px_session_t *s, const char *url) {
     bad_request(s, "CONNECT needs HOST:PORT");
     return 0;
   }
+  if (targets_us(s, host, port)) return 0;
   px_session_set_target(s, host, port);
   px_send_client(s, "HTTP/1.1 200 Connection established\r\n\r\n", 39);
   px_session_set_state(s, PX_S_PEEK);
@@ -375,6 +398,7 @@ static int proxy_request(px_session_t *s, px_http_t *h, const char *url, const c
   if (end < po) end = po;
   snprintf(origin, sizeof(origin), "%s%.*s", has_path ? "" : "/", (int)(end - po), url + po);
 
+  if (targets_us(s, host, port)) return 0;
   if (s->up == PX_UP_IDLE) px_session_set_target(s, host, port);
   s->conn.match_ready = 1;
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)raw, raw_len);

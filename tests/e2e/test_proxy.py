@@ -910,3 +910,17 @@ def test_sigint_lets_inflight_request_finish(proxy_factory, pki, https_upstream)
     assert out == TEXT + b"\n@@200"
     assert p.proc.wait(timeout=15) == 0, p.stderr()
     assert "/slow/1500 → 200" in p.stdout()
+
+
+def test_request_to_own_listener_is_refused_not_looped(proxy_factory, http_upstream):
+    """Proxying to tlspeek's own address would recurse: 508, and service goes on."""
+    p = proxy_factory()
+    for target in ("http://127.0.0.1:%d/" % p.port, "http://localhost:%d/x" % p.port):
+        r = curl("-x", p.url, "-w", "%{http_code}", target)
+        assert r.stdout.endswith(b"508"), r.stdout
+        assert b"own listener" in r.stdout
+    r = curl("-p", "-x", p.url, "http://127.0.0.1:%d/" % p.port, "-w", "%{http_connect}")
+    assert r.stdout.endswith(b"508"), r.stdout
+    assert p.stderr().count("own listener") == 3
+    r = curl("-x", p.url, "http://127.0.0.1:%d/text" % http_upstream.port)
+    assert r.returncode == 0 and r.stdout.startswith(b"Hello from the upstream")
