@@ -17,7 +17,7 @@
 /* Length of the valid UTF-8 sequence at p[0..n), or 0 if it is invalid or
  * incomplete (RFC 3629: no overlongs, no surrogates, nothing past
  * U+10FFFF). */
-static size_t utf8_seq_len(const uint8_t *p, size_t n) {
+size_t flt_utf8_seq_len(const uint8_t *p, size_t n) {
   uint8_t c = p[0];
   uint8_t lo = 0x80, hi = 0xbf;
   size_t len;
@@ -70,7 +70,7 @@ int flt_con_append_safe(flt_strbuf_t *out, const char *s, size_t len,
     if (latin1 || p[i] < 0x80) {
       pass = p[i] == '\t' || !(is_c0_or_del(p[i]) || p[i] >= 0x80);
     } else {
-      n = utf8_seq_len(p + i, len - i);
+      n = flt_utf8_seq_len(p + i, len - i);
       /* U+0080..U+009F (C1 controls) can act as escapes on terminals. */
       pass = n > 0 && !(n == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0);
       if (n == 0) n = 1;
@@ -175,7 +175,7 @@ int flt_con_utf8_is_clean(const uint8_t *p, size_t len, int cut) {
       i++;
       continue;
     }
-    size_t n = utf8_seq_len(p + i, len - i);
+    size_t n = flt_utf8_seq_len(p + i, len - i);
     if (n == 0) {
       /* A sequence cut by the body limit is not evidence of binary. */
       return cut && utf8_is_cut_prefix(p + i, len - i);

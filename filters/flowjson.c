@@ -397,36 +397,11 @@ void tr_flow_free(tr_flow_t *r) {
 
 /* ---- bodies -------------------------------------------------------------- */
 
-/* Length of the well-formed UTF-8 sequence at p (1..4), or 0. */
-static size_t utf8_seq(const uint8_t *p, size_t n) {
-  uint8_t c = p[0], lo = 0x80, hi = 0xbf;
-  size_t len;
-
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) {
-    len = 2;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    len = 3;
-    if (c == 0xe0) lo = 0xa0; /* overlong */
-    if (c == 0xed) hi = 0x9f; /* surrogates */
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4;
-    if (c == 0xf0) lo = 0x90;
-    if (c == 0xf4) hi = 0x8f; /* past U+10FFFF */
-  } else {
-    return 0;
-  }
-  if (n < len || p[1] < lo || p[1] > hi) return 0;
-  for (size_t i = 2; i < len; i++)
-    if ((p[i] & 0xc0) != 0x80) return 0;
-  return len;
-}
-
 /* Length of the longest valid prefix without NUL bytes. */
 static size_t utf8_valid_prefix(const uint8_t *p, size_t len) {
   size_t i = 0;
   while (i < len && p[i] != 0) {
-    size_t n = utf8_seq(p + i, len - i);
+    size_t n = flt_utf8_seq_len(p + i, len - i);
     if (n == 0) break;
     i += n;
   }
@@ -604,7 +579,7 @@ static cJSON *json_bytes(const char *s, size_t len) {
 
   flt_strbuf_init(&b, 0);
   for (size_t i = 0; i < len;) {
-    size_t n = p[i] ? utf8_seq(p + i, len - i) : 0;
+    size_t n = p[i] ? flt_utf8_seq_len(p + i, len - i) : 0;
     if (n) {
       flt_strbuf_append(&b, p + i, n);
       i += n;

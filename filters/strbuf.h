@@ -24,6 +24,11 @@ int flt_strbuf_appendf(flt_strbuf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int flt_strbuf_vappendf(flt_strbuf_t *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
+/* Length of the valid UTF-8 sequence at p[0..n) (1..4), or 0 if it is
+ * invalid or incomplete (RFC 3629: no overlongs, no surrogates, nothing past
+ * U+10FFFF). Shared by the console and the transcripts. */
+size_t flt_utf8_seq_len(const uint8_t *p, size_t n);
+
 /* Hands the data to the caller (who free()s it) and resets the buffer. */
 char *flt_strbuf_detach(flt_strbuf_t *b, size_t *len);
 
