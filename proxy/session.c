@@ -492,6 +492,9 @@ void px_session_upstream_ready(px_session_t *s) {
   if (s->state == PX_S_CLIENT_HELLO) {
     resume_client_handshake(s, PX_S_CLIENT_TLS);
     if (s->state == PX_S_CLOSING) return;
+    /* The client still has to finish its handshake: keep it timed. */
+    if (s->ctls.ssl && !SSL_is_init_finished(s->ctls.ssl))
+      px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, "TLS handshake");
   }
   if (s->up_pending.len > 0 && !s->switch_pending) {
     flt_strbuf_t pending = s->up_pending;

@@ -354,6 +354,12 @@ static int proxy_connect(px_session_t *s, const char *url) {
     return 0;
   }
   if (targets_us(s, host, port)) return 0;
+  if (s->up != PX_UP_IDLE) {
+    /* The upstream leg already serves plain requests to another host. */
+    bad_request(s, "CONNECT on a connection already used for plain http:// requests; "
+                   "open a new connection for the tunnel");
+    return 0;
+  }
   px_session_set_target(s, host, port);
   px_send_client(s, "HTTP/1.1 200 Connection established\r\n\r\n", 39);
   px_session_set_state(s, PX_S_PEEK);

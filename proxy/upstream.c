@@ -39,6 +39,11 @@ static int is_ip_literal(const char *host) {
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   px_session_t *s = req->data;
   s->gai_active = 0;
+  if (s->up != PX_UP_RESOLVING && s->state != PX_S_CLOSING) {
+    /* Too late: the connect timeout already answered the client. */
+    if (res) uv_freeaddrinfo(res);
+    return;
+  }
   s->conn.dns_us = (int64_t)((uv_hrtime() - s->t_phase) / 1000);
   s->t_phase = uv_hrtime();
   if (status == UV_ECANCELED || s->state == PX_S_CLOSING) {
@@ -144,6 +149,7 @@ static long proxy_connect_reply(px_session_t *s, const char *data, size_t len) {
 static void on_connected(uv_connect_t *req, int status) {
   px_session_t *s = req->data;
   if (status == UV_ECANCELED || s->state == PX_S_CLOSING) return;
+  if (s->up != PX_UP_CONNECTING) return; /* timed out meanwhile: stay failed */
   if (status < 0) {
     snprintf(s->up_last_err, sizeof(s->up_last_err), "%s", uv_strerror(status));
     try_next_address(s);
@@ -207,7 +213,14 @@ static void try_next_address(px_session_t *s) {
     return;
   }
   s->addr_next = ai->ai_next;
-  uv_tcp_init_ex(&s->w->loop, &s->upstream, (unsigned)ai->ai_family);
+  int irc = uv_tcp_init_ex(&s->w->loop, &s->upstream, (unsigned)ai->ai_family);
+  if (irc < 0) {
+    /* No socket (e.g. out of file descriptors): the handle was never
+     * linked, so it must not be closed; try the next address. */
+    snprintf(s->up_last_err, sizeof(s->up_last_err), "%s", uv_strerror(irc));
+    try_next_address(s);
+    return;
+  }
   if (s->w->shared->cfg->mark) {
     /* Lets an iptables rule exempt our own upstream traffic from REDIRECT. */
     uv_os_fd_t fd;
