@@ -101,6 +101,7 @@ typedef struct px_config {
   uint64_t connect_timeout_ms;
   uint64_t handshake_timeout_ms;
   uint64_t idle_timeout_ms;
+  uint64_t upstream_idle_ms;    /* close an idle HTTP upstream (0: never) */
   uint64_t shutdown_grace_ms;
 } px_config_t;
 

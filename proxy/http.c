@@ -154,6 +154,11 @@ void px_http_free(px_http_t *h) {
   h->hdr_alloc = h->n_hdr = 0;
 }
 
+void px_http_trim(px_http_t *h) {
+  if (h->state != PX_HTTP_HEAD || h->raw.len != 0) return;
+  px_http_free(h);
+}
+
 static int fail(px_http_t *h, const char *why) {
   if (h->error[0] == '\0' && why != h->error) snprintf(h->error, sizeof(h->error), "%s", why);
   h->state = PX_HTTP_FAILED;

@@ -64,6 +64,8 @@ struct px_http {
 void px_http_init(px_http_t *h, enum http_parser_type type,
                   const px_http_cbs_t *cbs, void *ud);
 void px_http_free(px_http_t *h);
+/* Between messages: gives back the head buffers and header tables. */
+void px_http_trim(px_http_t *h);
 
 /* Feeds bytes; returns 0 or -1 (h->error says why; the stream is dead). */
 int px_http_feed(px_http_t *h, const char *data, size_t len);

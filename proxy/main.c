@@ -121,6 +121,11 @@ static const char usage_text[] =
     "      --connect-timeout S  upstream TCP connect timeout, seconds (default 10)\n"
     "      --handshake-timeout S  TLS handshake timeout, seconds (default 10)\n"
     "      --idle-timeout S     close connections idle this long (default 300)\n"
+    "      --upstream-idle S    between HTTP requests, close the upstream connection\n"
+    "                           after S idle seconds and keep the client's; the next\n"
+    "                           request reconnects, resuming TLS (default 5; 0 keeps\n"
+    "                           it as long as the client's). Connection-bound auth\n"
+    "                           (NTLM, Negotiate) keeps it.\n"
     "\n"
     "  -h, --help               this text\n"
     "  -V, --version            tlspeek, OpenSSL and libuv versions\n"
@@ -398,6 +403,7 @@ static void config_defaults(px_config_t *cfg) {
   cfg->connect_timeout_ms = 10000;
   cfg->handshake_timeout_ms = 10000;
   cfg->idle_timeout_ms = 300000;
+  cfg->upstream_idle_ms = 5000;
   cfg->shutdown_grace_ms = 5000;
 }
 
@@ -520,7 +526,7 @@ static int parse_proxy_opt(int argc, char **argv, int i, px_config_t *cfg) {
       "-f", "--filter", "--har-filter", "--jsonl-filter", "--pcap-filter", "--keylog-filter",
       "--block", "--set-header", "--remove-header", "--redact", "--load", "--wire-limit", "--upstream-ca", "--detail", "--body-limit",
       "--log-level", "-t", "--threads", "--connect-timeout", "--handshake-timeout",
-      "--idle-timeout", "--har", "--jsonl", "--pcap", "--keylog", "--body-cap", NULL};
+      "--idle-timeout", "--upstream-idle", "--har", "--jsonl", "--pcap", "--keylog", "--body-cap", NULL};
   int known = 0;
   for (int k = 0; with_value[k]; k++)
     if (strcmp(name, with_value[k]) == 0) known = 1;
@@ -617,6 +623,11 @@ static int parse_proxy_opt(int argc, char **argv, int i, px_config_t *cfg) {
     if (parse_int(val, 1, 256, &n) != 0)
       usage_error("--threads takes a number from 1 to 256, not '%s'", val);
     cfg->threads = (int)n;
+  } else if (strcmp(name, "--upstream-idle") == 0) {
+    if (strcmp(val, "0") == 0)
+      cfg->upstream_idle_ms = 0;
+    else if (parse_seconds(val, &cfg->upstream_idle_ms) != 0)
+      usage_error("bad --upstream-idle '%s' (seconds, e.g. 5 or 0.5; 0 never closes)", val);
   } else {
     uint64_t *slot = strcmp(name, "--connect-timeout") == 0     ? &cfg->connect_timeout_ms
                      : strcmp(name, "--handshake-timeout") == 0 ? &cfg->handshake_timeout_ms

@@ -52,6 +52,18 @@ void px_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 /* ---- timers -------------------------------------------------------------- */
 
+/* When the timer must next look at the session: the idle timeout, the
+ * phase deadline, or the moment an idle upstream may be released. */
+static uint64_t next_wakeup(px_session_t *s) {
+  const px_config_t *cfg = s->w->shared->cfg;
+  uint64_t next = s->last_activity + cfg->idle_timeout_ms;
+  if (s->deadline_what && s->deadline < next) next = s->deadline;
+  if (cfg->upstream_idle_ms && px_upstream_releasable(s) &&
+      s->last_activity + px_upstream_release_delay(s) < next)
+    next = s->last_activity + px_upstream_release_delay(s);
+  return next;
+}
+
 static void on_timer(uv_timer_t *t) {
   px_session_t *s = t->data;
   uint64_t now = px_session_now(s);
@@ -99,18 +111,31 @@ static void on_timer(uv_timer_t *t) {
     px_session_close(s, msg);
     return;
   }
-  uint64_t next = s->last_activity + cfg->idle_timeout_ms;
-  if (s->deadline_what && s->deadline < next) next = s->deadline;
+  if (cfg->upstream_idle_ms) {
+    int idle = px_upstream_releasable(s);
+    if (idle && now - s->last_activity >= px_upstream_release_delay(s))
+      px_upstream_release(s);
+    else
+      px_upstream_count_idle(s, idle);
+  }
+  uint64_t next = next_wakeup(s);
   uv_timer_start(&s->timer, on_timer, next > now ? next - now : 1, 0);
+}
+
+void px_session_rearm_timer(px_session_t *s) {
+  if (s->state == PX_S_CLOSING || !px_upstream_releasable(s)) return;
+  px_upstream_count_idle(s, 1);
+  uint64_t now = px_session_now(s), next = next_wakeup(s);
+  uint64_t in = next > now ? next - now : 1;
+  if (uv_timer_get_due_in(&s->timer) > in) uv_timer_start(&s->timer, on_timer, in, 0);
 }
 
 /* Arms the phase deadline (`what` times out after `ms`); NULL clears it. */
 void px_set_deadline(px_session_t *s, uint64_t ms, const char *what) {
   uint64_t now = px_session_now(s);
-  uint64_t idle_at = s->last_activity + s->w->shared->cfg->idle_timeout_ms;
   s->deadline_what = what;
   s->deadline = now + ms;
-  uint64_t next = what && s->deadline < idle_at ? s->deadline : idle_at;
+  uint64_t next = next_wakeup(s);
   if (s->state != PX_S_CLOSING)
     uv_timer_start(&s->timer, on_timer, next > now ? next - now : 1, 0);
 }
@@ -786,6 +811,7 @@ void px_session_close(px_session_t *s, const char *why) {
   if (s->state != PX_S_CLOSING) {
     if (why) flt_log_debug("session %llu: closing: %s", (unsigned long long)s->conn.id, why);
     s->state = PX_S_CLOSING;
+    px_upstream_count_idle(s, 0);
     px_flows_fail_all(s, why && strcmp(why, "done") != 0 ? why : "connection closed");
     flt_emit_conn_close(&s->w->shared->chain, &s->conn);
     if (s->gai_active) uv_cancel((uv_req_t *)&s->gai);

@@ -102,6 +102,12 @@ typedef struct px_session {
   uint64_t t_phase;            /* uv_hrtime() when the current set-up phase began */
   int up_error_status;         /* 502, 504 ... */
   X509 *up_cert;               /* upstream leaf certificate (ref held) */
+  int up_released;             /* we closed the idle upstream: the next
+                                  request reconnects (--upstream-idle) */
+  int up_closing;              /* that close has not completed yet */
+  int up_wait_close;           /* a reconnect waits for that close */
+  int up_pinned;               /* connection-bound auth seen: keep it */
+  int up_idle_counted;         /* counted in the worker's idle_upstreams */
 
   /* HTTP */
   px_http_t req;               /* client -> upstream */
@@ -162,6 +168,23 @@ void px_maybe_finish(px_session_t *s);
 void px_upstream_start(px_session_t *s);
 void px_upstream_on_read(px_session_t *s, const char *data, size_t len);
 void px_upstream_flush_tls(px_session_t *s);
+/* Between requests with nothing in flight: may the upstream leg be closed
+ * (and reopened by the next request)? */
+int px_upstream_releasable(const px_session_t *s);
+/* How long an idle upstream stays open (ms): --upstream-idle, or a short
+ * while when the worker already holds many idle upstreams. */
+uint64_t px_upstream_release_delay(const px_session_t *s);
+/* Counts (or stops counting) the session's upstream as idle. */
+void px_upstream_count_idle(px_session_t *s, int idle);
+/* Forgets the upstream's TLS, certificate, addresses and response framer:
+ * the leg is IDLE, ready to connect again (the socket is closed apart). */
+void px_upstream_reset(px_session_t *s);
+/* Closes the idle upstream leg, keeping the client's connection. */
+void px_upstream_release(px_session_t *s);
+/* Reopens a released upstream leg for the next request. */
+void px_upstream_reconnect(px_session_t *s);
+/* Re-arms the session timer when a sooner wake-up is due (a flow ended). */
+void px_session_rearm_timer(px_session_t *s);
 /* The upstream socket is about to close: drop it from the loop guard. */
 void px_upstream_forget(px_session_t *s);
 /* Called by upstream.c when the leg is usable or has failed. */

@@ -71,6 +71,7 @@ static void redact_head(const px_config_t *cfg, flt_head_t *h) {
 }
 
 static px_flow_node_t *flow_start(px_session_t *s, px_http_t *h) {
+  px_upstream_count_idle(s, 0); /* busy again */
   px_flow_node_t *n = calloc(1, sizeof(*n));
   if (n == NULL) return NULL;
   n->req_copy = px_http_copy_head(h);
@@ -110,6 +111,7 @@ static void flow_finish(px_session_t *s, const char *error) {
     /* Idle from here on (keep-alive): give back the grown TLS buffers. */
     px_tls_trim(&s->ctls);
     px_tls_trim(&s->utls);
+    px_session_rearm_timer(s); /* --upstream-idle counts from here */
   }
   if (s->draining && s->flows_head == NULL && s->state != PX_S_CLOSING) {
     s->close_when_flushed = 1;
@@ -303,17 +305,8 @@ static void on_switch_closed(uv_handle_t *h) {
 /* Explicit plain HTTP may name another host on the same client connection:
  * once the current responses are done, reconnect upstream. */
 static void upstream_switch(px_session_t *s) {
-  px_tls_free(&s->utls);
-  if (s->up_cert) X509_free(s->up_cert);
-  s->up_cert = NULL;
-  if (s->addrs) uv_freeaddrinfo(s->addrs);
-  s->addrs = s->addr_next = NULL;
-  s->up = PX_UP_IDLE;
-  s->upstream_eof = 0;
-  s->upstream_paused = 0;
+  px_upstream_reset(s);
   s->conn.server_addr[0] = '\0';
-  px_http_free(&s->resp);
-  px_http_init(&s->resp, HTTP_RESPONSE, &px_resp_cbs, s);
   if (s->upstream_tcp_init && !uv_is_closing((uv_handle_t *)&s->upstream)) {
     px_upstream_forget(s);
     uv_close((uv_handle_t *)&s->upstream, on_switch_closed);
@@ -438,11 +431,25 @@ static int proxy_request(px_session_t *s, px_http_t *h, const char *url, const c
 
 /* ---- request direction ------------------------------------------------------ */
 
+/* NTLM and Negotiate authenticate the connection, not the request: such a
+ * connection must keep its upstream (no --upstream-idle release). */
+static int binds_connection(const flt_head_t *head, const char *name) {
+  for (size_t i = 0; i < head->n_headers; i++) {
+    const flt_header_t *hd = &head->headers[i];
+    if (hd->name_len != strlen(name) || strncasecmp(hd->name, name, hd->name_len) != 0) continue;
+    if ((hd->value_len >= 4 && strncasecmp(hd->value, "NTLM", 4) == 0) ||
+        (hd->value_len >= 9 && strncasecmp(hd->value, "Negotiate", 9) == 0))
+      return 1;
+  }
+  return 0;
+}
+
 static int on_req_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   px_session_t *s = ud;
   flt_head_t view;
   px_http_head_view(h, &view);
   if (s->close_when_flushed) return 0;
+  if (binds_connection(&view, "authorization")) s->up_pinned = 1;
   const char *s_url = h->store.data ? h->store.data + h->url_off : "";
   char url[PX_HTTP_MAX_HEAD];
   snprintf(url, sizeof(url), "%.*s", (int)h->url_len, s_url);
@@ -465,6 +472,10 @@ static int on_req_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   if (block) {
     reply_blocked(s, n, block->status);
     return 0;
+  }
+  if (s->up_released && s->up == PX_UP_IDLE) {
+    px_upstream_reconnect(s);
+    if (s->state == PX_S_CLOSING) return 0;
   }
   px_head_edit_t edit;
   char hostval[300];
@@ -522,6 +533,13 @@ static int on_resp_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   if (status >= 100 && status < 200 && status != 101) {
     px_send_client(s, raw, len); /* 100 Continue and friends: pass on */
     return 0;
+  }
+  if (status == 401 || status == 407) {
+    flt_head_t view;
+    px_http_head_view(h, &view);
+    if (binds_connection(&view, "www-authenticate") ||
+        binds_connection(&view, "proxy-authenticate"))
+      s->up_pinned = 1;
   }
   if (n == NULL) {
     flt_log_debug("session %llu: response without a request (%d)", (unsigned long long)s->conn.id,

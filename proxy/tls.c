@@ -69,29 +69,33 @@ void *px_tls_take_output(px_tls_t *t, size_t *len) {
 
 #define PX_TLS_BIO_KEEP 512 /* an empty BIO larger than this is replaced */
 
-static BIO *fresh_if_big(BIO *b) {
+static BIO *fresh_if_big(BIO *b, size_t keep) {
   BUF_MEM *bm = NULL;
   if (b == NULL || BIO_ctrl_pending(b) != 0) return NULL;
   BIO_get_mem_ptr(b, &bm);
-  if (bm == NULL || bm->max <= PX_TLS_BIO_KEEP) return NULL;
+  if (bm == NULL || bm->max <= keep) return NULL;
   BIO *nb = BIO_new(BIO_s_mem());
   if (nb) BIO_set_mem_eof_return(nb, -1);
   return nb;
 }
 
-void px_tls_trim(px_tls_t *t) {
+static void trim(px_tls_t *t, size_t keep) {
   if (t->ssl == NULL) return;
-  BIO *r = fresh_if_big(t->rbio);
+  BIO *r = fresh_if_big(t->rbio, keep);
   if (r) {
     SSL_set0_rbio(t->ssl, r); /* frees the old one */
     t->rbio = r;
   }
-  BIO *w = fresh_if_big(t->wbio);
+  BIO *w = fresh_if_big(t->wbio, keep);
   if (w) {
     SSL_set0_wbio(t->ssl, w);
     t->wbio = w;
   }
 }
+
+void px_tls_trim(px_tls_t *t) { trim(t, PX_TLS_BIO_KEEP); }
+
+void px_tls_trim_all(px_tls_t *t) { trim(t, 0); }
 
 const char *px_tls_error_text(char *buf, size_t len, const char *fallback) {
   unsigned long e = ERR_get_error();

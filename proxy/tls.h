@@ -37,6 +37,8 @@ size_t px_tls_pending_output(const px_tls_t *t);
  * past a few KiB (a big flight or record leaves them large): keeps idle
  * connections small. */
 void px_tls_trim(px_tls_t *t);
+/* The same for any size: for a connection that has gone quiet. */
+void px_tls_trim_all(px_tls_t *t);
 
 /* Text of the first error in OpenSSL's queue (and clears the queue), or
  * `fallback` when empty. */

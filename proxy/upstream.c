@@ -75,6 +75,7 @@ void px_upstream_start(px_session_t *s) {
   snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", s->up_host);
   s->conn.server_port = s->up_port;
   s->up = PX_UP_RESOLVING;
+  s->up_released = 0;
   s->t_phase = uv_hrtime();
   px_set_deadline(s, s->w->shared->cfg->connect_timeout_ms, "connect");
   s->gai.data = s;
@@ -202,6 +203,10 @@ static void on_retry_closed(uv_handle_t *h) {
 static void try_next_address(px_session_t *s) {
   struct addrinfo *ai = s->addr_next;
   if (s->upstream_tcp_init) {
+    if (uv_is_closing((uv_handle_t *)&s->upstream)) {
+      s->up_wait_close = 1; /* a released leg is still closing: after it */
+      return;
+    }
     /* A failed connect leaves the handle unusable: close, then retry. */
     uv_close((uv_handle_t *)&s->upstream, on_retry_closed);
     return;
@@ -373,4 +378,91 @@ void px_upstream_on_read(px_session_t *s, const char *data, size_t len) {
     px_upstream_closed(s);
     return;
   }
+}
+
+/* ---- releasing an idle upstream (--upstream-idle) ------------------------ */
+
+void px_upstream_reset(px_session_t *s) {
+  px_tls_free(&s->utls);
+  if (s->up_cert) X509_free(s->up_cert);
+  s->up_cert = NULL;
+  if (s->addrs) uv_freeaddrinfo(s->addrs);
+  s->addrs = s->addr_next = NULL;
+  s->up = PX_UP_IDLE;
+  s->upstream_eof = 0;
+  s->upstream_paused = 0;
+  /* A fresh framer, which also gives back the header tables it grew. */
+  px_http_free(&s->resp);
+  px_http_init(&s->resp, HTTP_RESPONSE, &px_resp_cbs, s);
+}
+
+int px_upstream_releasable(const px_session_t *s) {
+  /* Only between HTTP requests, with nothing half-sent either way: a tunnel,
+   * an upgrade or a body in flight belongs to this connection. */
+  return s->w->shared->cfg->upstream_idle_ms > 0 && s->up == PX_UP_READY && !s->up_pinned &&
+         (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP) && s->flows_head == NULL &&
+         s->req_flow == NULL && s->req.state == PX_HTTP_HEAD && s->req.raw.len == 0 &&
+         s->resp.state == PX_HTTP_HEAD && s->resp.raw.len == 0 && !s->switch_pending &&
+         s->up_pending.len == 0 && s->batch[1].len == 0 && s->upstream_writes == 0 &&
+         !s->upstream_eof && !s->client_eof && !s->draining && !s->close_when_flushed;
+}
+
+/* Idle upstreams a worker keeps for the full --upstream-idle; beyond that
+ * many, newly idle ones close after PX_IDLE_UPSTREAM_FAST_MS, so thousands
+ * of idle keep-alive clients do not hold thousands of upstream TLS
+ * connections (and their memory is reused at once by new connections). */
+#define PX_IDLE_UPSTREAM_MAX 64
+#define PX_IDLE_UPSTREAM_FAST_MS 100
+
+uint64_t px_upstream_release_delay(const px_session_t *s) {
+  uint64_t d = s->w->shared->cfg->upstream_idle_ms;
+  if (s->w->idle_upstreams > PX_IDLE_UPSTREAM_MAX && d > PX_IDLE_UPSTREAM_FAST_MS)
+    d = PX_IDLE_UPSTREAM_FAST_MS;
+  return d;
+}
+
+void px_upstream_count_idle(px_session_t *s, int idle) {
+  if (idle == s->up_idle_counted) return;
+  s->up_idle_counted = idle;
+  s->w->idle_upstreams += idle ? 1 : -1;
+}
+
+static void on_release_closed(uv_handle_t *h) {
+  px_session_t *s = h->data;
+  s->handles_open--;
+  s->upstream_tcp_init = 0;
+  s->up_closing = 0;
+  if (s->state == PX_S_CLOSING) {
+    px_session_close(s, NULL);
+    return;
+  }
+  if (s->up_wait_close) {
+    s->up_wait_close = 0;
+    try_next_address(s);
+  }
+}
+
+void px_upstream_release(px_session_t *s) {
+  flt_log_debug("session %llu: upstream %s:%u idle for %.1f s: closed until the next request",
+                (unsigned long long)s->conn.id, s->up_host, (unsigned)s->up_port,
+                (double)s->w->shared->cfg->upstream_idle_ms / 1000.0);
+  if (s->utls.ssl && SSL_is_init_finished(s->utls.ssl)) {
+    /* close_notify: a clean end, and the session stays resumable. */
+    SSL_shutdown(s->utls.ssl);
+    px_upstream_flush_tls(s);
+  }
+  px_upstream_count_idle(s, 0);
+  px_upstream_forget(s);
+  s->up_closing = 1;
+  uv_close((uv_handle_t *)&s->upstream, on_release_closed);
+  px_upstream_reset(s);
+  px_http_trim(&s->req);
+  px_tls_trim_all(&s->ctls);
+  s->up_released = 1;
+}
+
+void px_upstream_reconnect(px_session_t *s) {
+  flt_log_debug("session %llu: reconnecting upstream %s:%u", (unsigned long long)s->conn.id,
+                s->up_host, (unsigned)s->up_port);
+  px_upstream_start(s);
 }

@@ -67,6 +67,7 @@ typedef struct px_worker {
   char readbuf[PX_READ_BUF];  /* one per loop: reads are handled at once */
   struct px_session *sessions;
   int n_sessions;
+  int idle_upstreams;         /* sessions holding an idle upstream open */
   px_upsess_t upsess[PX_UPSESS_SLOTS];
 } px_worker_t;
 

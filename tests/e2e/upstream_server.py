@@ -18,6 +18,9 @@ Endpoints (all deterministic, so tests can compute the expected bytes):
   /redirect             302 to /text
   /slow/MS              waits MS milliseconds, then /text
   /count                how many requests this server has seen, as text
+  /peer                 the connection's client address as the server sees it
+                        ("ip:port"): tells whether two requests shared one
+                        connection
   /setcookie            /text's body with Set-Cookie: id=setc00kie-SECRET
 HEAD works for every GET endpoint.
 """
@@ -125,6 +128,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         head = self.command == "HEAD"
         if p == "/text":
             self._send(200, TEXT)
+        elif p == "/peer":
+            self._send(200, ("%s:%d" % self.client_address[:2]).encode())
         elif p == "/json":
             body = json.dumps({"name": "tlspeek", "list": [1, 2, 3], "nested": {"ok": True}}).encode()
             self._send(200, body, "application/json")
