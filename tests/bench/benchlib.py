@@ -368,6 +368,24 @@ def resumption_probe(port, seconds=1):
     return marks.count("r") / len(marks)
 
 
+def tls_floor(workdir, pem, count=2000):
+    """KiB of heap one idle server-side TLS connection holds in this machine's
+    OpenSSL alone (tests/bench/tls_floor.c); (value or None, why not)."""
+    exe = os.path.join(workdir, "tls_floor")
+    try:
+        c = subprocess.run(["cc", "-std=c11", "-O2", "-D_GNU_SOURCE", "-o", exe,
+                            os.path.join(HERE, "tls_floor.c"), "-lssl", "-lcrypto"],
+                           capture_output=True, text=True, timeout=120)
+        if c.returncode != 0:
+            return None, "cannot build tls_floor.c: " + c.stderr.strip()[-200:]
+        p = subprocess.run([exe, pem, str(count)], capture_output=True, text=True, timeout=300)
+        if p.returncode != 0:
+            return None, "tls_floor failed: " + p.stderr.strip()[-200:]
+        return float(p.stdout.split()[0]), ""
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired) as e:
+        return None, "tls_floor: %s" % e
+
+
 def hold_idle(procs, port, count, logdir, deadline=150):
     """Starts idle_conns.py holding `count` connections; returns (proc, ready line)."""
     p = procs.start([sys.executable, os.path.join(HERE, "idle_conns.py"), str(port),
