@@ -137,7 +137,7 @@ void px_update_reading(px_session_t *s) {
   }
   size_t to_up = s->up_pending.len + (s->upstream_tcp_init ? queued(&s->upstream) : 0);
   size_t to_client = queued(&s->client);
-  int want_client = !s->client_eof && !backlog &&
+  int want_client = !s->client_eof && !backlog && !s->switch_pending &&
                     (s->shutdown_sent ||
                      (!s->close_when_flushed &&
                       (s->client_paused ? to_up < PX_LOW_WATER : to_up < PX_HIGH_WATER)));
@@ -312,7 +312,7 @@ void px_send_client(px_session_t *s, const void *data, size_t len) {
 void px_send_upstream(px_session_t *s, const void *data, size_t len) {
   if (len == 0 || s->state == PX_S_CLOSING) return;
   if (batched(s, 1, data, len)) return;
-  if (s->up != PX_UP_READY || s->switch_pending) {
+  if (s->up != PX_UP_READY) {
     /* Not connected yet: keep the bytes (bounded by backpressure). */
     if (flt_strbuf_append(&s->up_pending, data, len) != 0) {
       px_session_close(s, "too much data before the upstream connection was ready");
@@ -496,7 +496,7 @@ void px_session_upstream_ready(px_session_t *s) {
     if (s->ctls.ssl && !SSL_is_init_finished(s->ctls.ssl))
       px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, "TLS handshake");
   }
-  if (s->up_pending.len > 0 && !s->switch_pending) {
+  if (s->up_pending.len > 0) {
     flt_strbuf_t pending = s->up_pending;
     flt_strbuf_init(&s->up_pending, pending.cap);
     px_send_upstream(s, pending.data, pending.len);

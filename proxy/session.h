@@ -43,7 +43,7 @@ typedef enum px_up_state {
   PX_UP_TLS,
   PX_UP_READY,
   PX_UP_FAILED,
-  PX_UP_CLOSED
+  PX_UP_CLOSED          /* closing, to reconnect to another origin */
 } px_up_state_t;
 
 typedef struct px_flow_node {
@@ -109,9 +109,10 @@ typedef struct px_session {
   px_flow_node_t *flows_head;  /* flows waiting for a response, in order */
   px_flow_node_t *flows_tail;
   px_flow_node_t *req_flow;    /* flow whose request is still arriving */
-  char switch_host[256];       /* explicit plain HTTP: next upstream */
-  uint16_t switch_port;
-  int switch_pending;
+  int switch_pending;          /* explicit plain HTTP: a request to another
+                                  origin waits in `req` (PX_HTTP_HELD), client
+                                  reads stopped, until this origin's flows
+                                  are done and the leg is reconnected */
 
   flt_strbuf_t batch[2];       /* output gathered while one input is handled:
                                   [0] to the client, [1] to upstream */

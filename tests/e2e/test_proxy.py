@@ -27,7 +27,7 @@ import types
 
 import pytest
 
-from conftest import BIN, Proxy, clean_env, curl, free_port, run
+from conftest import BIN, Proxy, Upstream, clean_env, curl, free_port, run
 from upstream_server import PNG, TEXT, payload, payload_stream
 
 ASAN = os.environ.get("TLSPEEK_ASAN") == "1"
@@ -457,6 +457,83 @@ def test_plain_http_absolute_form(proxy_factory, http_upstream, tmp_path):
     assert "  < Content-Type: text/plain; charset=utf-8" in block
     for line in TEXT.decode().splitlines():
         assert "    " + line in block
+
+
+@pytest.fixture(scope="module")
+def http_upstream_b():
+    """A second plain-HTTP origin: another host:port for the same client connection."""
+    u = Upstream()
+    yield u
+    u.stop()
+
+
+def read_response(f):
+    """One Content-Length framed response from the binary file `f`:
+    (status, body)."""
+    line = f.readline()
+    assert line.startswith(b"HTTP/1.1 "), "no status line: %r" % line
+    length = None
+    while True:
+        h = f.readline()
+        assert h, "connection closed inside a response head"
+        if h in (b"\r\n", b"\n"):
+            break
+        name, _, value = h.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    assert length is not None, line
+    body = f.read(length)
+    assert len(body) == length, "connection closed inside a response body"
+    return int(line.split()[1]), body
+
+
+# (pipelined, requests): "A"/"B" names the origin; "/slow" asks A for /slow/300.
+HOST_SWITCHES = {
+    "sequential-a-b-a": (False, ["A", "B", "A"]),
+    "pipelined-a-b": (True, ["A", "B"]),
+    "pipelined-a-b-a": (True, ["A", "B", "A"]),
+    "pipelined-slow-a-then-b": (True, ["A/slow", "B"]),
+}
+
+
+@pytest.mark.parametrize("case", list(HOST_SWITCHES))
+def test_plain_http_host_switch_on_one_connection(case, proxy_factory, http_upstream,
+                                                  http_upstream_b):
+    """Absolute-form requests to different origins on one client connection:
+    each goes to its own origin, the answers come back in request order and
+    promptly, also when the requests arrive in a single write."""
+    pipelined, plan = HOST_SWITCHES[case]
+    ports = {"A": http_upstream.port, "B": http_upstream_b.port}
+    p = proxy_factory()
+    reqs = []
+    for i, step in enumerate(plan):
+        port = ports[step[0]]
+        path = "/slow/300" if step.endswith("/slow") else "/headers?%d" % i
+        reqs.append((port, path, b"GET http://127.0.0.1:%d%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n"
+                     % (port, path.encode(), port)))
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", p.port), timeout=5) as s:
+        f = s.makefile("rb")
+        if pipelined:
+            s.sendall(b"".join(r[2] for r in reqs))  # one write
+        for port, path, raw in reqs:
+            if not pipelined:
+                s.sendall(raw)
+            status, body = read_response(f)
+            assert status == 200, (path, body)
+            if path.startswith("/slow"):
+                assert body == TEXT
+            else:
+                # /headers echoes the request as the origin got it: in
+                # origin-form, and at the origin the Host names.
+                assert body.startswith(b"GET %s HTTP/1.1\r\n" % path.encode()), (port, body)
+                assert b"Host: 127.0.0.1:%d\n" % port in body, (port, body)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 4, "took %.1f s" % elapsed
+    if case == "pipelined-slow-a-then-b":
+        assert elapsed >= 0.3
+    for port, path, _ in reqs:
+        p.wait_stdout("GET http://127.0.0.1:%d%s → 200" % (port, path))
 
 
 # ---- 5. CONNECT to something that is not TLS ---------------------------------
