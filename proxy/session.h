@@ -151,12 +151,14 @@ void px_send_upstream(px_session_t *s, const void *data, size_t len);
 /* Between begin and end, sends to that side are gathered and go out as one
  * write (one TLS record run) at the end. The events of the input (e.g. a
  * flow's end, and so its transcript entry) thereby come before its bytes
- * reach the peer. */
+ * reach the peer. A close waiting for the client's output (px_maybe_finish)
+ * waits for the gathered bytes too; ending a client batch checks again. */
 void px_batch_begin(px_session_t *s, int to_upstream);
 void px_batch_end(px_session_t *s, int to_upstream);
 void px_update_reading(px_session_t *s);
 void px_set_deadline(px_session_t *s, uint64_t ms, const char *what);
-/* With close_when_flushed set: once every write is out, FIN and close. */
+/* With close_when_flushed set: once every write (and every gathered byte)
+ * is out, FIN and close. */
 void px_maybe_finish(px_session_t *s);
 
 /* upstream.c */
