@@ -141,11 +141,13 @@ void px_http_init(px_http_t *h, enum http_parser_type type,
   h->parser.data = h;
   flt_strbuf_init(&h->raw, PX_HTTP_MAX_HEAD);
   flt_strbuf_init(&h->store, PX_HTTP_MAX_HEAD);
+  flt_strbuf_init(&h->held, PX_HTTP_MAX_HELD);
   h->state = PX_HTTP_HEAD;
 }
 
 void px_http_free(px_http_t *h) {
   flt_strbuf_free(&h->raw);
+  flt_strbuf_free(&h->held);
   flt_strbuf_free(&h->store);
   free(h->hdr);
   free(h->view_hdr);
@@ -174,10 +176,28 @@ static int hold(px_http_t *h, const char *data, size_t len) {
   return 0;
 }
 
+/* Keeps input unparsed while held. */
+static int keep(px_http_t *h, const char *data, size_t len) {
+  if (len > 0 && flt_strbuf_append(&h->held, data, len) != 0)
+    return fail(h, "too much input while a request waited");
+  return 0;
+}
+
 /* The head is complete: hand it over, then continue with the body. */
 static int deliver_head(px_http_t *h) {
   h->head_bytes = h->raw.len;
   int rc = h->cbs->on_head(h->ud, h, h->raw.data ? h->raw.data : "", h->raw.len);
+  if (rc == PX_HTTP_HOLD) {
+    /* Not yet: the head is parsed again, by a fresh parser, on release. */
+    flt_strbuf_reset(&h->held);
+    int kept = keep(h, h->raw.data ? h->raw.data : "", h->raw.len);
+    flt_strbuf_reset(&h->raw);
+    if (kept != 0) return -1;
+    http_parser_init(&h->parser, h->type);
+    h->parser.data = h;
+    h->state = PX_HTTP_HELD;
+    return 0;
+  }
   flt_strbuf_reset(&h->raw);
   if (rc < 0) return fail(h, "rejected by the proxy");
   /* RFC 9110 §6.4.1: 1xx, 204 and 304 responses never have a body, whatever
@@ -208,6 +228,7 @@ int px_http_feed(px_http_t *h, const char *data, size_t len) {
   size_t pos = 0, sent = 0;
 
   if (h->state == PX_HTTP_FAILED) return -1;
+  if (h->state == PX_HTTP_HELD) return keep(h, data, len);
   while (pos < len) {
     if (h->state == PX_HTTP_RAW) {
       h->cbs->forward(h->ud, data + sent, len - sent);
@@ -227,6 +248,7 @@ int px_http_feed(px_http_t *h, const char *data, size_t len) {
         if (hold(h, data + sent, head_end - sent) != 0) return -1;
         sent = head_end;
         if (deliver_head(h) != 0) return -1;
+        if (h->state == PX_HTTP_HELD) return keep(h, data + sent, len - sent);
       } else if (ev == EV_END) {
         if (end > sent) {
           h->cbs->forward(h->ud, data + sent, end - sent);
@@ -281,6 +303,16 @@ int px_http_eof(px_http_t *h) {
   }
   if (h->raw.len > 0) return fail(h, "connection closed in the middle of a head");
   return 0;
+}
+
+int px_http_release(px_http_t *h) {
+  if (h->state != PX_HTTP_HELD) return 0;
+  flt_strbuf_t held = h->held;
+  flt_strbuf_init(&h->held, PX_HTTP_MAX_HELD);
+  h->state = PX_HTTP_HEAD;
+  int rc = px_http_feed(h, held.data ? held.data : "", held.len);
+  flt_strbuf_free(&held);
+  return rc;
 }
 
 void px_http_resume_http(px_http_t *h) {

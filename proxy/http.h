@@ -5,7 +5,9 @@
  *   on_head     a complete head (request or status line + headers). The raw
  *               head bytes are passed along; the callback forwards them (or
  *               a rewritten head) itself. Returning 1 means "this message
- *               has no body" (a response to HEAD); -1 aborts with an error.
+ *               has no body" (a response to HEAD); PX_HTTP_HOLD means "not
+ *               yet": the head and every byte after it stay unparsed until
+ *               px_http_release(); -1 aborts with an error.
  *   forward     raw bytes after the head (body, chunk framing, trailers,
  *               and everything after an Upgrade), to be passed on unchanged
  *   on_body     the de-chunked body bytes, for observers
@@ -26,6 +28,12 @@
 
 #define PX_HTTP_MAX_HEAD (64 * 1024)
 #define PX_HTTP_MAX_HEADERS 256
+/* Input kept back by PX_HTTP_HOLD: the held head plus what came with it.
+ * The owner stops reading while it holds, so this is one read's worth. */
+#define PX_HTTP_MAX_HELD (PX_HTTP_MAX_HEAD + 1024 * 1024)
+
+/* on_head's answer "not yet" (see above). */
+#define PX_HTTP_HOLD 2
 
 typedef struct px_http px_http_t;
 
@@ -45,10 +53,11 @@ struct px_http {
   enum http_parser_type type;
   const px_http_cbs_t *cbs;
   void *ud;
-  enum { PX_HTTP_HEAD, PX_HTTP_BODY, PX_HTTP_RAW, PX_HTTP_FAILED } state;
+  enum { PX_HTTP_HEAD, PX_HTTP_BODY, PX_HTTP_RAW, PX_HTTP_HELD, PX_HTTP_FAILED } state;
   int event;            /* which callback paused the parser */
   int skip_body;        /* set by on_head's return value */
   flt_strbuf_t raw;     /* raw head bytes held until the head is complete */
+  flt_strbuf_t held;    /* PX_HTTP_HELD: input not parsed yet, head first */
   flt_strbuf_t store;   /* url, reason, header names and values */
   px_hdr_off_t *hdr;    /* grown on demand: idle connections stay small */
   size_t n_hdr, hdr_alloc;
@@ -67,8 +76,14 @@ void px_http_free(px_http_t *h);
 /* Between messages: gives back the head buffers and header tables. */
 void px_http_trim(px_http_t *h);
 
-/* Feeds bytes; returns 0 or -1 (h->error says why; the stream is dead). */
+/* Feeds bytes; returns 0 or -1 (h->error says why; the stream is dead).
+ * While held (PX_HTTP_HELD), the bytes are only kept, up to
+ * PX_HTTP_MAX_HELD. */
 int px_http_feed(px_http_t *h, const char *data, size_t len);
+/* After on_head answered PX_HTTP_HOLD: parses what was held, from the held
+ * head's first byte (on_head sees that head again). Returns as
+ * px_http_feed(); 0 when nothing is held. */
+int px_http_release(px_http_t *h);
 /* The peer closed: completes a close-delimited message. Returns 0 or -1
  * when a message was cut short (h->error says so). */
 int px_http_eof(px_http_t *h);

@@ -162,7 +162,7 @@ void px_update_reading(px_session_t *s) {
   }
   size_t to_up = s->up_pending.len + (s->upstream_tcp_init ? queued(&s->upstream) : 0);
   size_t to_client = queued(&s->client);
-  int want_client = !s->client_eof && !backlog &&
+  int want_client = !s->client_eof && !backlog && !s->switch_pending &&
                     (s->shutdown_sent ||
                      (!s->close_when_flushed &&
                       (s->client_paused ? to_up < PX_LOW_WATER : to_up < PX_HIGH_WATER)));
@@ -199,8 +199,10 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
  * until the client closes too, so that unread request bytes cannot turn
  * our close into a reset that destroys the response in flight. */
 void px_maybe_finish(px_session_t *s) {
-  if (!s->close_when_flushed || s->client_writes != 0 || s->state == PX_S_CLOSING ||
-      s->shutdown_sent)
+  /* Output still being gathered (batching) is not written yet either:
+   * px_batch_end comes back here. */
+  if (!s->close_when_flushed || s->client_writes != 0 || s->batching[0] ||
+      s->state == PX_S_CLOSING || s->shutdown_sent)
     return;
   if (s->ctls.ssl && SSL_is_init_finished(s->ctls.ssl)) {
     SSL_shutdown(s->ctls.ssl);
@@ -302,13 +304,15 @@ void px_batch_begin(px_session_t *s, int to_upstream) { s->batching[to_upstream]
 void px_batch_end(px_session_t *s, int to_upstream) {
   flt_strbuf_t b = s->batch[to_upstream];
   s->batching[to_upstream] = 0;
-  if (b.len == 0) return;
-  flt_strbuf_init(&s->batch[to_upstream], 0);
-  if (to_upstream)
-    px_send_upstream(s, b.data, b.len);
-  else
-    px_send_client(s, b.data, b.len);
-  flt_strbuf_free(&b);
+  if (b.len > 0) {
+    flt_strbuf_init(&s->batch[to_upstream], 0);
+    if (to_upstream)
+      px_send_upstream(s, b.data, b.len);
+    else
+      px_send_client(s, b.data, b.len);
+    flt_strbuf_free(&b);
+  }
+  if (!to_upstream) px_maybe_finish(s); /* it waited for this batch */
 }
 
 static int batched(px_session_t *s, int to_upstream, const void *data, size_t len) {
@@ -337,7 +341,7 @@ void px_send_client(px_session_t *s, const void *data, size_t len) {
 void px_send_upstream(px_session_t *s, const void *data, size_t len) {
   if (len == 0 || s->state == PX_S_CLOSING) return;
   if (batched(s, 1, data, len)) return;
-  if (s->up != PX_UP_READY || s->switch_pending) {
+  if (s->up != PX_UP_READY) {
     /* Not connected yet: keep the bytes (bounded by backpressure). */
     if (flt_strbuf_append(&s->up_pending, data, len) != 0) {
       px_session_close(s, "too much data before the upstream connection was ready");
@@ -362,6 +366,7 @@ void px_send_upstream(px_session_t *s, const void *data, size_t len) {
 /* ---- the client's TLS ---------------------------------------------------- */
 
 static void client_tls_read(px_session_t *s);
+static void client_eof(px_session_t *s);
 
 static void client_tls_established(px_session_t *s) {
   SSL *ssl = s->ctls.ssl;
@@ -429,18 +434,15 @@ static void client_tls_read(px_session_t *s) {
     int e = SSL_get_error(s->ctls.ssl, 0);
     flush_client_tls(s);
     if (e == SSL_ERROR_WANT_READ) return;
-    if (e != SSL_ERROR_ZERO_RETURN) {
-      char eb[256];
-      flt_log_debug("session %llu: client TLS: %s", (unsigned long long)s->conn.id,
-                    px_tls_error_text(eb, sizeof(eb), "connection reset"));
-    }
-    ERR_clear_error();
-    s->client_eof = 1;
-    if (s->up == PX_UP_READY && s->state == PX_S_RAW) {
-      px_update_reading(s);
+    if (e == SSL_ERROR_ZERO_RETURN) {
+      /* close_notify: the client is done sending, but may still read. */
+      client_eof(s);
       return;
     }
-    px_session_close(s, "client closed");
+    char eb[256], msg[300];
+    snprintf(msg, sizeof(msg), "client TLS: %s",
+             px_tls_error_text(eb, sizeof(eb), "connection reset"));
+    px_session_close(s, msg);
     return;
   }
 }
@@ -510,6 +512,65 @@ static void resume_client_handshake(px_session_t *s, px_state_t next) {
   if (client_handshake(s) == 0) client_tls_read(s);
 }
 
+/* ---- half-close ------------------------------------------------------------ */
+
+/* Bytes pass both ways unframed: a relay (raw TCP, passthrough, non-HTTP
+ * inside TLS) or an HTTP connection after 101 Switching Protocols. */
+static int relaying(const px_session_t *s) {
+  return s->state == PX_S_RAW ||
+         (s->req.state == PX_HTTP_RAW && s->resp.state == PX_HTTP_RAW);
+}
+
+/* The upstream leg is connected or on its way. */
+static int upstream_alive(const px_session_t *s) {
+  return !s->upstream_eof &&
+         (s->up == PX_UP_RESOLVING || s->up == PX_UP_CONNECTING ||
+          s->up == PX_UP_PROXY_CONNECT || s->up == PX_UP_TLS || s->up == PX_UP_READY);
+}
+
+static void on_upstream_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  free(req);
+}
+
+/* The client of a relay is done sending: pass its EOF on (close_notify
+ * first on a TLS leg; libuv sends the FIN after the queued writes). */
+static void upstream_half_close(px_session_t *s) {
+  if (s->utls.ssl) {
+    SSL_shutdown(s->utls.ssl);
+    px_upstream_flush_tls(s);
+  }
+  uv_shutdown_t *req = malloc(sizeof(*req));
+  if (req && uv_shutdown(req, (uv_stream_t *)&s->upstream, on_upstream_shutdown) != 0) free(req);
+}
+
+/* The client sent FIN (or close_notify). A relay passes it on and goes on
+ * relaying the answer; HTTP answers the requests it has; what is already
+ * on its way to the client is let out before the close. */
+static void client_eof(px_session_t *s) {
+  if (s->client_eof) return;
+  s->client_eof = 1;
+  if (relaying(s) && upstream_alive(s)) {
+    /* Not connected yet: px_session_upstream_ready passes it on. */
+    if (s->up == PX_UP_READY) upstream_half_close(s);
+    px_update_reading(s);
+    return;
+  }
+  if (s->flows_head && (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP)) {
+    /* The client half-closed after its request: answer it first. */
+    s->draining = 1;
+    px_update_reading(s);
+    return;
+  }
+  if (s->client_writes > 0 && !s->shutdown_sent) {
+    s->close_when_flushed = 1;
+    px_update_reading(s);
+    px_maybe_finish(s);
+    return;
+  }
+  px_session_close(s, "client closed");
+}
+
 /* ---- the upstream's verdict ----------------------------------------------- */
 
 void px_session_upstream_ready(px_session_t *s) {
@@ -521,12 +582,14 @@ void px_session_upstream_ready(px_session_t *s) {
     if (s->ctls.ssl && !SSL_is_init_finished(s->ctls.ssl))
       px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, "TLS handshake");
   }
-  if (s->up_pending.len > 0 && !s->switch_pending) {
+  if (s->up_pending.len > 0) {
     flt_strbuf_t pending = s->up_pending;
     flt_strbuf_init(&s->up_pending, pending.cap);
     px_send_upstream(s, pending.data, pending.len);
     flt_strbuf_free(&pending);
   }
+  /* The client of a relay half-closed while we were connecting. */
+  if (s->client_eof && relaying(s) && s->state != PX_S_CLOSING) upstream_half_close(s);
   px_update_reading(s);
 }
 
@@ -592,33 +655,6 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
   if (s->up == PX_UP_IDLE) px_upstream_start(s);
   if (s->state != PX_S_CLOSING) px_client_plaintext(s, peeked.data, peeked.len);
   flt_strbuf_free(&peeked);
-}
-
-static void on_upstream_shutdown(uv_shutdown_t *req, int status) {
-  (void)status;
-  free(req);
-}
-
-static void client_eof(px_session_t *s) {
-  s->client_eof = 1;
-  if (s->state == PX_S_RAW && s->up == PX_UP_READY && !s->upstream_eof) {
-    /* Half-close: pass the EOF on and keep relaying the other way. */
-    if (s->utls.ssl) {
-      SSL_shutdown(s->utls.ssl);
-      px_upstream_flush_tls(s);
-    }
-    uv_shutdown_t *req = malloc(sizeof(*req));
-    if (req && uv_shutdown(req, (uv_stream_t *)&s->upstream, on_upstream_shutdown) != 0) free(req);
-    px_update_reading(s);
-    return;
-  }
-  if (s->flows_head && (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP)) {
-    /* The client half-closed after its request: answer it first. */
-    s->draining = 1;
-    px_update_reading(s);
-    return;
-  }
-  px_session_close(s, "client closed");
 }
 
 static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {

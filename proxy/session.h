@@ -43,7 +43,7 @@ typedef enum px_up_state {
   PX_UP_TLS,
   PX_UP_READY,
   PX_UP_FAILED,
-  PX_UP_CLOSED
+  PX_UP_CLOSED          /* closing, to reconnect to another origin */
 } px_up_state_t;
 
 typedef struct px_flow_node {
@@ -115,9 +115,10 @@ typedef struct px_session {
   px_flow_node_t *flows_head;  /* flows waiting for a response, in order */
   px_flow_node_t *flows_tail;
   px_flow_node_t *req_flow;    /* flow whose request is still arriving */
-  char switch_host[256];       /* explicit plain HTTP: next upstream */
-  uint16_t switch_port;
-  int switch_pending;
+  int switch_pending;          /* explicit plain HTTP: a request to another
+                                  origin waits in `req` (PX_HTTP_HELD), client
+                                  reads stopped, until this origin's flows
+                                  are done and the leg is reconnected */
 
   flt_strbuf_t batch[2];       /* output gathered while one input is handled:
                                   [0] to the client, [1] to upstream */
@@ -156,12 +157,14 @@ void px_send_upstream(px_session_t *s, const void *data, size_t len);
 /* Between begin and end, sends to that side are gathered and go out as one
  * write (one TLS record run) at the end. The events of the input (e.g. a
  * flow's end, and so its transcript entry) thereby come before its bytes
- * reach the peer. */
+ * reach the peer. A close waiting for the client's output (px_maybe_finish)
+ * waits for the gathered bytes too; ending a client batch checks again. */
 void px_batch_begin(px_session_t *s, int to_upstream);
 void px_batch_end(px_session_t *s, int to_upstream);
 void px_update_reading(px_session_t *s);
 void px_set_deadline(px_session_t *s, uint64_t ms, const char *what);
-/* With close_when_flushed set: once every write is out, FIN and close. */
+/* With close_when_flushed set: once every write (and every gathered byte)
+ * is out, FIN and close. */
 void px_maybe_finish(px_session_t *s);
 
 /* upstream.c */

@@ -289,6 +289,10 @@ static int split_authority(const char *a, char *host, size_t hostlen, uint16_t *
   return 0;
 }
 
+static void release_held_requests(px_session_t *s);
+
+/* The old upstream connection is gone: start afresh with the held request,
+ * whose origin becomes the target (proxy_request, up == PX_UP_IDLE). */
 static void on_switch_closed(uv_handle_t *h) {
   px_session_t *s = h->data;
   s->handles_open--;
@@ -297,24 +301,29 @@ static void on_switch_closed(uv_handle_t *h) {
     px_session_close(s, NULL);
     return;
   }
-  px_session_set_target(s, s->switch_host, s->switch_port);
-  s->switch_pending = 0;
-  px_upstream_start(s);
-}
-
-/* Explicit plain HTTP may name another host on the same client connection:
- * once the current responses are done, reconnect upstream. */
-static void upstream_switch(px_session_t *s) {
   px_upstream_reset(s);
   s->conn.server_addr[0] = '\0';
-  if (s->upstream_tcp_init && !uv_is_closing((uv_handle_t *)&s->upstream)) {
-    px_upstream_forget(s);
-    uv_close((uv_handle_t *)&s->upstream, on_switch_closed);
-  } else {
-    px_session_set_target(s, s->switch_host, s->switch_port);
-    s->switch_pending = 0;
-    px_upstream_start(s);
+  s->switch_pending = 0;
+  release_held_requests(s);
+  px_update_reading(s);
+}
+
+/* Explicit plain HTTP may name another origin on the same client
+ * connection. Its request was held (proxy_request); once the current origin
+ * has answered every request before it, close that upstream connection and
+ * go on with the held one. Called wherever that may have become true. */
+static void switch_when_idle(px_session_t *s) {
+  if (!s->switch_pending || s->flows_head != NULL || s->close_when_flushed ||
+      s->state == PX_S_CLOSING || s->up == PX_UP_CLOSED)
+    return;
+  if (!s->upstream_tcp_init || uv_is_closing((uv_handle_t *)&s->upstream)) {
+    /* Every flow has its answer, so the leg was connected; be safe anyway. */
+    px_session_close(s, "no upstream connection to switch from");
+    return;
   }
+  s->up = PX_UP_CLOSED; /* until on_switch_closed */
+  px_upstream_forget(s);
+  uv_close((uv_handle_t *)&s->upstream, on_switch_closed);
 }
 
 /* A request whose target is one of our own listeners would make tlspeek
@@ -398,6 +407,16 @@ static int proxy_request(px_session_t *s, px_http_t *h, const char *url, const c
   snprintf(origin, sizeof(origin), "%s%.*s", has_path ? "" : "/", (int)(end - po), url + po);
 
   if (targets_us(s, host, port)) return 0;
+  if (s->lc->mode != PX_MODE_UPSTREAM && s->up != PX_UP_IDLE &&
+      (strcasecmp(host, s->up_host) != 0 || port != s->up_port)) {
+    /* Another origin. Its request (and whatever follows it) waits unparsed
+     * until the current origin has answered the requests before it, so
+     * that bytes never go to the wrong connection and answers keep their
+     * order (switch_when_idle). */
+    s->switch_pending = 1;
+    px_update_reading(s);
+    return PX_HTTP_HOLD;
+  }
   if (s->up == PX_UP_IDLE) px_session_set_target(s, host, port);
   s->conn.match_ready = 1;
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)raw, raw_len);
@@ -414,18 +433,11 @@ static int proxy_request(px_session_t *s, px_http_t *h, const char *url, const c
     /* The next proxy takes absolute-form requests for any host as they are. */
     if (s->up == PX_UP_IDLE) px_upstream_start(s);
   } else {
-    if (s->up == PX_UP_IDLE) {
-      px_upstream_start(s);
-    } else if (strcasecmp(host, s->up_host) != 0 || port != s->up_port) {
-      snprintf(s->switch_host, sizeof(s->switch_host), "%s", host);
-      s->switch_port = port;
-      s->switch_pending = 1;
-    }
+    if (s->up == PX_UP_IDLE) px_upstream_start(s);
     edit.url = origin;
   }
   if (s->state == PX_S_CLOSING) return 0;
   send_head(s, h, &n->flow, &edit, raw, raw_len, 0);
-  if (s->switch_pending && s->flows_head == s->flows_tail) upstream_switch(s);
   return 0;
 }
 
@@ -589,7 +601,7 @@ static void on_resp_end(void *ud, px_http_t *h) {
   } else if (s->req.upgraded) {
     px_http_resume_http(&s->req); /* the upgrade was refused */
   }
-  if (s->switch_pending && s->flows_head == NULL) upstream_switch(s);
+  switch_when_idle(s);
 }
 
 const px_http_cbs_t px_resp_cbs = {on_resp_head, on_resp_forward, on_resp_body, on_resp_end};
@@ -602,6 +614,14 @@ void px_client_plaintext(px_session_t *s, const char *data, size_t len) {
   px_batch_begin(s, 1);
   client_plaintext(s, data, len);
   px_batch_end(s, 1);
+}
+
+/* The upstream leg was switched: parse on from the request that waited. */
+static void release_held_requests(px_session_t *s) {
+  px_batch_begin(s, 1);
+  if (px_http_release(&s->req) != 0 && s->state != PX_S_CLOSING) bad_request(s, s->req.error);
+  px_batch_end(s, 1);
+  switch_when_idle(s);
 }
 
 static void client_plaintext(px_session_t *s, const char *data, size_t len) {
@@ -619,6 +639,7 @@ static void client_plaintext(px_session_t *s, const char *data, size_t len) {
     return;
   }
   if (px_http_feed(&s->req, data, len) != 0 && s->state != PX_S_CLOSING) bad_request(s, s->req.error);
+  switch_when_idle(s);
 }
 
 static void upstream_plaintext(px_session_t *s, const char *data, size_t len);
@@ -662,6 +683,11 @@ void px_upstream_closed(px_session_t *s) {
     snprintf(text, sizeof(text), "upstream %s:%u closed the connection without responding",
              s->up_host, (unsigned)s->up_port);
     px_reply_error(s, 502, "Bad Gateway", text);
+    return;
+  }
+  if (s->switch_pending && s->flows_head == NULL && !s->close_when_flushed) {
+    /* Done with this origin; a request to the next one is waiting. */
+    switch_when_idle(s);
     return;
   }
   /* Whatever the client still has to receive goes out first. */

@@ -27,7 +27,7 @@ import types
 
 import pytest
 
-from conftest import BIN, Proxy, clean_env, curl, free_port, run
+from conftest import BIN, Proxy, Upstream, clean_env, curl, free_port, run
 from upstream_server import PNG, TEXT, payload, payload_stream
 
 ASAN = os.environ.get("TLSPEEK_ASAN") == "1"
@@ -146,12 +146,72 @@ def recv_until(sock, marker, limit=1 << 20):
 
 
 def recv_all(sock):
-    data = b""
+    data = bytearray()
     while True:
         piece = sock.recv(65536)
         if not piece:
-            return data
+            return bytes(data)
         data += piece
+
+
+class TlsClient:
+    """A TLS client over a plain socket through memory BIOs, so that it can
+    half-close (close_notify, then FIN) and still read what the peer sends."""
+
+    def __init__(self, sock, ctx, server_hostname):
+        self.sock = sock
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname=server_hostname)
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                if not self._fill():
+                    raise ConnectionError("closed during the TLS handshake")
+        self._flush()
+
+    def _flush(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if data:
+            self.inc.write(data)
+        else:
+            self.inc.write_eof()
+        return bool(data)
+
+    def send(self, data):
+        self.obj.write(data)
+        self._flush()
+
+    def close_write(self):
+        """close_notify, then FIN: the TLS client is done sending."""
+        try:
+            self.obj.unwrap()
+        except ssl.SSLWantReadError:
+            pass  # the peer's close_notify has not come (yet)
+        self._flush()
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def read_all(self):
+        """Everything until the peer's close_notify or EOF."""
+        data = bytearray()
+        while True:
+            try:
+                piece = self.obj.read(65536)
+                if not piece:
+                    return bytes(data)
+                data += piece
+            except ssl.SSLWantReadError:
+                if not self._fill():
+                    return bytes(data)
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return bytes(data)
 
 
 class ThreadServer:
@@ -459,6 +519,83 @@ def test_plain_http_absolute_form(proxy_factory, http_upstream, tmp_path):
         assert "    " + line in block
 
 
+@pytest.fixture(scope="module")
+def http_upstream_b():
+    """A second plain-HTTP origin: another host:port for the same client connection."""
+    u = Upstream()
+    yield u
+    u.stop()
+
+
+def read_response(f):
+    """One Content-Length framed response from the binary file `f`:
+    (status, body)."""
+    line = f.readline()
+    assert line.startswith(b"HTTP/1.1 "), "no status line: %r" % line
+    length = None
+    while True:
+        h = f.readline()
+        assert h, "connection closed inside a response head"
+        if h in (b"\r\n", b"\n"):
+            break
+        name, _, value = h.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    assert length is not None, line
+    body = f.read(length)
+    assert len(body) == length, "connection closed inside a response body"
+    return int(line.split()[1]), body
+
+
+# (pipelined, requests): "A"/"B" names the origin; "/slow" asks A for /slow/300.
+HOST_SWITCHES = {
+    "sequential-a-b-a": (False, ["A", "B", "A"]),
+    "pipelined-a-b": (True, ["A", "B"]),
+    "pipelined-a-b-a": (True, ["A", "B", "A"]),
+    "pipelined-slow-a-then-b": (True, ["A/slow", "B"]),
+}
+
+
+@pytest.mark.parametrize("case", list(HOST_SWITCHES))
+def test_plain_http_host_switch_on_one_connection(case, proxy_factory, http_upstream,
+                                                  http_upstream_b):
+    """Absolute-form requests to different origins on one client connection:
+    each goes to its own origin, the answers come back in request order and
+    promptly, also when the requests arrive in a single write."""
+    pipelined, plan = HOST_SWITCHES[case]
+    ports = {"A": http_upstream.port, "B": http_upstream_b.port}
+    p = proxy_factory()
+    reqs = []
+    for i, step in enumerate(plan):
+        port = ports[step[0]]
+        path = "/slow/300" if step.endswith("/slow") else "/headers?%d" % i
+        reqs.append((port, path, b"GET http://127.0.0.1:%d%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n"
+                     % (port, path.encode(), port)))
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", p.port), timeout=5) as s:
+        f = s.makefile("rb")
+        if pipelined:
+            s.sendall(b"".join(r[2] for r in reqs))  # one write
+        for port, path, raw in reqs:
+            if not pipelined:
+                s.sendall(raw)
+            status, body = read_response(f)
+            assert status == 200, (path, body)
+            if path.startswith("/slow"):
+                assert body == TEXT
+            else:
+                # /headers echoes the request as the origin got it: in
+                # origin-form, and at the origin the Host names.
+                assert body.startswith(b"GET %s HTTP/1.1\r\n" % path.encode()), (port, body)
+                assert b"Host: 127.0.0.1:%d\n" % port in body, (port, body)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 4, "took %.1f s" % elapsed
+    if case == "pipelined-slow-a-then-b":
+        assert elapsed >= 0.3
+    for port, path, _ in reqs:
+        p.wait_stdout("GET http://127.0.0.1:%d%s → 200" % (port, path))
+
+
 # ---- 5. CONNECT to something that is not TLS ---------------------------------
 
 def test_connect_tunnel_to_plain_http(proxy_factory, http_upstream):
@@ -498,6 +635,122 @@ def test_connect_raw_bytes(proxy_factory, servers, pki, https_upstream):
         assert recv_all(s) == b""
     assert echo.accepted == 1
     assert_serves(p, pki, https_upstream)
+
+
+REPLY_AFTER_EOF = 8 << 20
+
+
+def _reply_after_eof(got, tls_ctx=None, upgrade=False):
+    """A server like the far end of `nc -N`: reads until the client's EOF
+    (or close_notify), then answers with payload(8 MiB) and closes. With
+    `upgrade`, it first takes an HTTP request and answers 101."""
+    def handler(c):
+        try:
+            conn = tls_ctx.wrap_socket(c, server_side=True) if tls_ctx else c
+            data = b""
+            if upgrade:
+                head = recv_until(conn, b"\r\n\r\n")
+                data = head[head.index(b"\r\n\r\n") + 4:]
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\n"
+                             b"Connection: Upgrade\r\n\r\n")
+            while True:
+                piece = conn.recv(65536)
+                if not piece:
+                    break
+                data += piece
+            got.append(data)
+            conn.sendall(payload(REPLY_AFTER_EOF))
+            if tls_ctx:
+                conn.unwrap()
+        finally:
+            c.close()
+    return handler
+
+
+@pytest.mark.parametrize("relay", ["tunnel", "passthrough", "intercepted-tls", "upgraded-http"])
+def test_half_closed_relay_gets_whole_reply(relay, proxy_factory, servers, pki):
+    """A client sends its bytes, then half-closes; the server answers only
+    after that EOF, with more than tlspeek buffers. The EOF must reach the
+    server and the whole answer the client. tunnel: raw TCP through CONNECT;
+    passthrough: TLS relayed untouched (--ignore-hosts); intercepted-tls: TLS
+    on both legs with non-HTTP bytes inside, the client half-closing with
+    close_notify; upgraded-http: a plain http:// request answered with 101
+    Switching Protocols, then raw bytes both ways."""
+    got = []
+    tls_ctx = None
+    if relay in ("passthrough", "intercepted-tls"):
+        tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls_ctx.load_cert_chain(pki.leaf)
+    srv = servers(_reply_after_eof(got, tls_ctx, upgrade=relay == "upgraded-http"))
+    if relay == "passthrough":
+        p = proxy_factory("--ignore-hosts", r"^127\.0\.0\.1:%d$" % srv.port)
+    else:
+        p = proxy_factory()
+    sent = b"\x00the client's bytes, not HTTP\n" * 3
+    with socket.create_connection(("127.0.0.1", p.port), timeout=20) as s:
+        if relay == "upgraded-http":
+            s.sendall(b"GET http://127.0.0.1:%d/raw HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                      b"Upgrade: raw\r\nConnection: Upgrade\r\n\r\n" % (srv.port, srv.port))
+            head = recv_until(s, b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 101 ") and head.endswith(b"\r\n\r\n"), head
+        else:
+            s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n"
+                      % (srv.port, srv.port))
+            head = recv_until(s, b"\r\n\r\n")
+            assert re.match(rb"HTTP/1\.[01] 200 ", head), head
+        if relay in ("tunnel", "upgraded-http"):
+            s.sendall(sent)
+            s.shutdown(socket.SHUT_WR)  # like nc -N
+            reply = recv_all(s)
+        else:
+            ctx = ssl.create_default_context(
+                cafile=pki.upstream_ca if relay == "passthrough" else pki.proxy_ca)
+            c = TlsClient(s, ctx, "127.0.0.1")
+            c.send(sent)
+            c.close_write()
+            reply = c.read_all()
+    assert got == [sent]
+    assert len(reply) == REPLY_AFTER_EOF, "got %d of %d bytes" % (len(reply), REPLY_AFTER_EOF)
+    assert reply == payload(REPLY_AFTER_EOF)
+
+
+def _split_response(data):
+    head, sep, body = data.partition(b"\r\n\r\n")
+    assert sep, "no complete response head in %d bytes: %r" % (len(data), data[:200])
+    m = re.search(rb"\r\ncontent-length: *(\d+)", head, re.I)
+    assert head.startswith(b"HTTP/1.1 200 ") and m, head
+    return int(m.group(1)), body
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_half_closed_client_gets_whole_response(scheme, proxy_factory, pki, http_upstream,
+                                                 https_upstream):
+    """A client sends its request and half-closes at once (http: FIN; https:
+    close_notify, then FIN): it still gets the whole 20 MiB response. The
+    origin sends the last 1000 bytes after a pause, so that they arrive when
+    everything before them has been written to the client."""
+    n = 20 << 20
+    path = b"/pause/%d/1000" % n
+    p = proxy_factory()
+    with socket.create_connection(("127.0.0.1", p.port), timeout=20) as s:
+        if scheme == "http":
+            s.sendall(b"GET http://127.0.0.1:%d%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n"
+                      % (http_upstream.port, path, http_upstream.port))
+            s.shutdown(socket.SHUT_WR)
+            data = recv_all(s)
+        else:
+            s.sendall(b"CONNECT localhost:%d HTTP/1.1\r\nHost: localhost:%d\r\n\r\n"
+                      % (https_upstream.port, https_upstream.port))
+            head = recv_until(s, b"\r\n\r\n")
+            assert re.match(rb"HTTP/1\.[01] 200 ", head), head
+            c = TlsClient(s, ssl.create_default_context(cafile=pki.proxy_ca), "localhost")
+            c.send(b"GET %s HTTP/1.1\r\nHost: localhost:%d\r\n\r\n" % (path, https_upstream.port))
+            c.close_write()
+            data = c.read_all()
+    length, body = _split_response(data)
+    assert length == n
+    assert len(body) == n, "got %d of %d body bytes" % (len(body), n)
+    assert hashlib.sha256(body).hexdigest() == expected_sha256(n)
 
 
 # ---- 6. reverse mode ---------------------------------------------------------
@@ -910,6 +1163,36 @@ def test_sigint_lets_inflight_request_finish(proxy_factory, pki, https_upstream)
     assert out == TEXT + b"\n@@200"
     assert p.proc.wait(timeout=15) == 0, p.stderr()
     assert "/slow/1500 → 200" in p.stdout()
+
+
+def test_sigint_keeps_the_tail_of_an_inflight_response(proxy_factory, pki, https_upstream):
+    """SIGINT while a response is on its way: its last bytes come after a
+    pause, when everything before them is written; they still reach the
+    client before tlspeek closes the connection."""
+    n = 200000
+    p = proxy_factory()
+    pid = p.proc.pid
+    idle = fd_count(pid)
+    client = subprocess.Popen(
+        ["curl", "-sS", "--max-time", "30", "--cacert", pki.proxy_ca, "-x", p.url,
+         "https://localhost:%d/pause/%d/1500" % (https_upstream.port, n)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    try:
+        deadline = time.time() + 10
+        while fd_count(pid) < idle + 2 and time.time() < deadline:
+            time.sleep(0.02)
+        assert fd_count(pid) >= idle + 2
+        time.sleep(0.4)
+        assert client.poll() is None, "the response finished before the signal"
+        p.proc.send_signal(signal.SIGINT)
+        out, err = client.communicate(timeout=30)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    assert client.returncode == 0, err
+    assert out == payload(n)
+    assert p.proc.wait(timeout=15) == 0, p.stderr()
 
 
 def test_request_to_own_listener_is_refused_not_looped(proxy_factory, http_upstream):

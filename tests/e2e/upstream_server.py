@@ -17,6 +17,7 @@ Endpoints (all deterministic, so tests can compute the expected bytes):
   /headers              the request head as the server received it, as text
   /redirect             302 to /text
   /slow/MS              waits MS milliseconds, then /text
+  /pause/N/MS           /bin/N, but its last 1000 bytes only after MS milliseconds
   /count                how many requests this server has seen, as text
   /peer                 the connection's client address as the server sees it
                         ("ip:port"): tells whether two requests shared one
@@ -142,6 +143,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if not head:
                 for piece in payload_stream(n):
                     self.wfile.write(piece)
+        elif parts[0] == "pause" and len(parts) == 3:
+            n, ms = int(parts[1]), int(parts[2])
+            body = payload(n)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            if not head:
+                self.wfile.write(body[:-1000])
+                self.wfile.flush()
+                time.sleep(ms / 1000.0)
+                self.wfile.write(body[-1000:])
         elif p == "/png":
             self._send(200, PNG, "image/png")
         elif p == "/gzip":

@@ -23,11 +23,17 @@ typedef struct rec {
   flt_strbuf_t body;      /* de-chunked body bytes */
   flt_strbuf_t events;    /* "H:<method or status> " "E " */
   int skip_next_body;     /* answer on_head with 1 (response to HEAD) */
+  int hold_at;            /* answer the head with this number PX_HTTP_HOLD */
   int heads, ends;
 } rec_t;
 
 static int on_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   rec_t *r = ud;
+  if (r->hold_at != 0 && r->heads + 1 == r->hold_at) {
+    r->hold_at = 0;
+    flt_strbuf_appendf(&r->events, "HOLD ");
+    return PX_HTTP_HOLD;
+  }
   flt_head_t *copy = px_http_copy_head(h);
   flt_strbuf_append(&r->forwarded, raw, len);
   if (h->type == HTTP_REQUEST)
@@ -270,6 +276,33 @@ static void test_head_rewrite(void **state) {
   rec_free(&r);
 }
 
+/* A head answered PX_HTTP_HOLD stays unparsed with everything after it,
+ * however the input was split, until px_http_release() parses it again. */
+static void test_hold_and_release(void **state) {
+  (void)state;
+  size_t first = strlen("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+  for (size_t step = 0; step <= 7; step++) {
+    rec_t r;
+    px_http_t h;
+    rec_init(&r);
+    r.hold_at = 2;
+    px_http_init(&h, HTTP_REQUEST, &cbs, &r);
+    assert_int_equal(feed(&h, pipelined, sizeof(pipelined) - 1, step), 0);
+    assert_int_equal(h.state, PX_HTTP_HELD);
+    assert_string_equal(r.events.data, "H:GET /a E HOLD ");
+    assert_int_equal(r.forwarded.len, first);
+    assert_int_equal(h.held.len, sizeof(pipelined) - 1 - first);
+    assert_int_equal(px_http_release(&h), 0);
+    assert_string_equal(r.events.data, "H:GET /a E HOLD H:POST /b E H:PUT /c E ");
+    assert_int_equal(r.forwarded.len, sizeof(pipelined) - 1);
+    assert_memory_equal(r.forwarded.data, pipelined, sizeof(pipelined) - 1);
+    assert_string_equal(r.body.data, "helloabcde");
+    assert_int_equal(px_http_release(&h), 0); /* nothing held: no-op */
+    px_http_free(&h);
+    rec_free(&r);
+  }
+}
+
 /* Two px_tls_t handshake with each other purely through their BIOs. */
 static void pump(px_tls_t *a, px_tls_t *b) {
   size_t len;
@@ -339,6 +372,7 @@ int main(void) {
       cmocka_unit_test(test_garbage_is_rejected),
       cmocka_unit_test(test_head_cap),
       cmocka_unit_test(test_head_rewrite),
+      cmocka_unit_test(test_hold_and_release),
       cmocka_unit_test(test_tls_memory_bios),
   };
   return cmocka_run_group_tests_name("proxy", tests, NULL, NULL);
