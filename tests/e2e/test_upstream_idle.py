@@ -9,6 +9,8 @@ import socket
 import ssl
 import time
 
+from conftest import Upstream
+
 
 
 def recv_response(sock):
@@ -118,3 +120,26 @@ def test_many_idle_clients_release_beyond_the_worker_limit(proxy_factory, pki, h
     assert p.stderr().count("closed until the next request") >= 5
     for c in conns:
         c.close()
+
+
+def test_released_upstream_then_another_origin(proxy_factory, http_upstream):
+    other = Upstream()
+    try:
+        p = proxy_factory("-q", "--log-level", "debug", "--upstream-idle", "0.3")
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=20)
+        s.sendall(("GET http://127.0.0.1:%d/text HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n"
+                   % (http_upstream.port, http_upstream.port)).encode())
+        assert recv_response(s)[0] == 200
+        time.sleep(1.0)
+        assert "closed until the next request" in p.stderr()
+        direct = socket.create_connection(("127.0.0.1", other.port), timeout=20)
+        direct.sendall(b"GET /count HTTP/1.1\r\nHost: x\r\n\r\n")
+        seen = int(recv_response(direct)[1])
+        direct.close()
+        s.sendall(("GET http://127.0.0.1:%d/count HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n"
+                   % (other.port, other.port)).encode())
+        status, body = recv_response(s)
+        assert status == 200 and int(body) == seen + 1   # answered by the other origin
+        s.close()
+    finally:
+        other.stop()
