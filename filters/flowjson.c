@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,9 +60,13 @@ static void wr_fail(tr_writer_t *w, int err) {
 static size_t wr_run_list(tr_writer_t *w, tr_job_t *list, uint64_t *count) {
   size_t cost = 0;
 
+  if (w->ops->write_list && !atomic_load(&w->failed)) {
+    int rc = w->ops->write_list(w->sink, list);
+    if (rc) wr_fail(w, rc);
+  }
   while (list) {
     tr_job_t *next = list->next;
-    if (!atomic_load(&w->failed)) {
+    if (!w->ops->write_list && !atomic_load(&w->failed)) {
       int rc = w->ops->write(w->sink, list);
       if (rc) wr_fail(w, rc);
     }
@@ -221,6 +227,26 @@ int tr_write_all(int fd, const void *data, size_t len) {
     }
     p += n;
     len -= (size_t)n;
+  }
+  return 0;
+}
+
+int tr_writev_all(int fd, struct iovec *iov, int n) {
+  while (n > 0) {
+    ssize_t w = writev(fd, iov, n > IOV_MAX ? IOV_MAX : n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    while (n > 0 && (size_t)w >= iov->iov_len) {
+      w -= (ssize_t)iov->iov_len;
+      iov++;
+      n--;
+    }
+    if (n > 0) {
+      iov->iov_base = (char *)iov->iov_base + w;
+      iov->iov_len -= (size_t)w;
+    }
   }
   return 0;
 }

@@ -45,6 +45,11 @@ typedef struct tr_sink_ops {
   /* Runs on the writer thread, in queue order. Returns 0 or an errno
    * value; after a failure no job of this sink runs again. */
   int (*write)(void *sink, tr_job_t *job);
+  /* Optional, replaces `write`: runs every job the thread took from the
+   * queue at once (linked by `next`, in queue order), so that a sink of
+   * many small jobs can write them with one writev(2). The jobs are freed
+   * afterwards by the writer, not by this. 0 or an errno value. */
+  int (*write_list)(void *sink, tr_job_t *list);
   /* Optional: runs when the queue has drained (e.g. fflush). */
   int (*flush)(void *sink);
   /* Frees a job, whether it ran or not. */
@@ -67,8 +72,11 @@ void tr_writer_flush(tr_writer_t *w);
 /* Flushes, stops the thread, frees. The sink itself is the caller's. */
 void tr_writer_free(tr_writer_t *w);
 
-/* Helpers for sinks: write(2)/pwrite(2) everything; 0 or errno. */
+/* Helpers for sinks: write(2)/writev(2) everything; 0 or errno.
+ * tr_writev_all consumes `iov` (it advances past what was written). */
 int tr_write_all(int fd, const void *data, size_t len);
+struct iovec;
+int tr_writev_all(int fd, struct iovec *iov, int n);
 /* Opens `path` with `flags` (O_CREAT implied) and `mode`; on failure -1
  * and "cannot open <label> <path>: <strerror>" in err. */
 int tr_open(const char *label, const char *path, int flags, int mode, char *err, size_t errlen);

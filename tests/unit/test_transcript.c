@@ -617,6 +617,10 @@ typedef struct stream {
   flt_strbuf_t bytes[2];
 } stream_t;
 
+/* TCP payload of the largest IPv4 and IPv6 packet. */
+#define SEG_MAX_V4 (65535u - 20 - 20)
+#define SEG_MAX_V6 (65535u - 20)
+
 static uint16_t rd16(const uint8_t *p) {
   return (uint16_t)(p[0] << 8 | p[1]);
 }
@@ -646,7 +650,9 @@ static void check_packet(stream_t *streams, int *n_streams, const uint8_t *p, si
   assert_int_equal(v6 ? rd16(ip + 4) : rd16(ip + 2) - 20u, tcp_len);
   uint32_t pseudo = sum16(sum16(0, src, alen), dst, alen) + 6 + (uint32_t)tcp_len;
   assert_int_equal(sum16(pseudo, tcp, tcp_len), 0xffff); /* TCP checksum */
-  assert_true(payload <= (v6 ? 1440u : 1460u));
+  /* As large as an IP packet allows (the IPv4 total length and the IPv6
+   * payload length are 16 bits), never larger. */
+  assert_true(payload <= (v6 ? SEG_MAX_V6 : SEG_MAX_V4));
 
   uint8_t flags = tcp[13];
   uint16_t dport = rd16(tcp + 2);
@@ -790,7 +796,7 @@ static void check_streams(const char *path, int n, const uint16_t *cports, sent_
       assert_string_equal(s->addr[0], addrs[i][0]);
       assert_string_equal(s->addr[1], addrs[i][1]);
     }
-    want += expected_packets(&sent[i], s->v6 ? 1440 : 1460);
+    want += expected_packets(&sent[i], s->v6 ? SEG_MAX_V6 : SEG_MAX_V4);
     assert_int_equal(s->fins, 2);
     for (int d = 0; d < 2; d++) {
       assert_int_equal(s->bytes[d].len, sent[i].bytes[d].len);
@@ -809,6 +815,61 @@ static void check_pcap(const char *path, sent_t sent[3]) {
                                           {"::1 5555", "2001:db8::1 443"}};
   check_streams(path, 3, cports, sent, addrs);
   check_tshark(path, &sent[0]);
+}
+
+/* Chunks larger than one IP packet: split into segments of the largest
+ * size, each with a valid checksum, and the streams still reassemble byte
+ * for byte (libpcap, and tshark's Follow TCP stream when installed). */
+static void test_pcap_large_segments(void **state) {
+  static const size_t sizes[] = {1, SEG_MAX_V4 - 1, SEG_MAX_V4, SEG_MAX_V4 + 1, SEG_MAX_V6,
+                                 SEG_MAX_V6 + 1, 3 * SEG_MAX_V6 + 17, 200000};
+  static const uint16_t cports[2] = {40100, 5600};
+  char path[128], err[512], errbuf[PCAP_ERRBUF_SIZE];
+  flt_chain_t ch = {0};
+  flt_conn_t conns[2];
+  sent_t sent[2];
+  size_t big = 3 * SEG_MAX_V6 + 17 + 200000;
+  uint8_t *data = malloc(big);
+  (void)state;
+
+  assert_non_null(data);
+  for (size_t i = 0; i < big; i++)
+    data[i] = (uint8_t)(i * 131 + (i >> 8) * 7 + 1);
+  path_in(path, sizeof(path), "big.pcap");
+  void *pc = flt_pcap_new(path, err, sizeof(err));
+  assert_non_null(pc);
+  flt_pcap_set_slot(pc, flt_chain_add(&ch, &flt_pcap_ops, pc));
+  memset(sent, 0, sizeof(sent));
+  init_conn(&conns[0], 21, "127.0.0.1:40100", "93.184.216.34:80", 0);
+  init_conn(&conns[1], 22, "[::1]:5600", "[2001:db8::1]:443", 1);
+  for (int c = 0; c < 2; c++) {
+    size_t off = 0;
+    flt_emit_conn_open(&ch, &conns[c]);
+    emit_data(&ch, &conns[c], &sent[c], FLT_DIR_REQUEST, "GET /big HTTP/1.1\r\n\r\n", 21);
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+      flt_dir_t dir = k % 3 == 2 ? FLT_DIR_REQUEST : FLT_DIR_RESPONSE;
+      emit_data(&ch, &conns[c], &sent[c], dir, data + off % 1000, sizes[k]);
+      off += sizes[k];
+    }
+    flt_emit_conn_close(&ch, &conns[c]);
+  }
+  flt_emit_shutdown(&ch);
+  flt_pcap_free(pc);
+
+  /* The file header says what the frames need: a full IP packet plus its
+   * Ethernet header is more than 65535 bytes. */
+  pcap_t *p = pcap_open_offline(path, errbuf);
+  if (p == NULL) fail_msg("pcap_open_offline: %s", errbuf);
+  assert_true(pcap_snapshot(p) >= 14 + 40 + 65535);
+  pcap_close(p);
+  check_streams(path, 2, cports, sent, NULL);
+  if (system("command -v tshark >/dev/null 2>&1") == 0)
+    check_tshark_follow(path, &sent[0]);
+  for (int c = 0; c < 2; c++) {
+    flt_strbuf_free(&sent[c].bytes[0]);
+    flt_strbuf_free(&sent[c].bytes[1]);
+  }
+  free(data);
 }
 
 /* ---- the scenario: all three formats at once -------------------------------- */
@@ -1124,6 +1185,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_base64_and_utf8),
       cmocka_unit_test(test_har_jsonl_pcap),
+      cmocka_unit_test(test_pcap_large_segments),
       cmocka_unit_test(test_har_survives_sigkill),
       cmocka_unit_test(test_concurrent_connections),
       cmocka_unit_test(test_body_cap),
