@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "filters/expr.h"
 #include "filters/strbuf.h"
 #include "filters/transcript.h"
 #include "filters/transcript_internal.h"
@@ -1040,6 +1041,146 @@ static void test_concurrent_connections(void **state) {
   }
 }
 
+/* ---- HAR and JSON lines sharing their records ------------------------------- */
+
+/* Text that takes every kind of escape a JSON string has: quote,
+ * backslash, the named control characters and \u00XX for the others,
+ * next to multi-byte UTF-8, which goes through unescaped. */
+static char escape_body[256];
+static size_t escape_len;
+
+static void make_escape_body(void) {
+  static const char tail[] = "\"quoted\" back\\slash \xc3\xa9 \xe2\x9c\x93 \x7f end";
+  escape_len = 0;
+  for (int c = 1; c < 0x20; c++)
+    escape_body[escape_len++] = (char)c;
+  memcpy(escape_body + escape_len, tail, sizeof(tail) - 1);
+  escape_len += sizeof(tail) - 1;
+}
+
+/* The sample flows and one with escape_body both ways, into
+ * <tag>.har and <tag>.jsonl; with `share`, the two files share their
+ * records; with `filters`, HAR leaves out /bin and JSONL leaves out POSTs. */
+static void record_run(const char *tag, int share, int filters, char *har_path,
+                       char *jl_path) {
+  static const flt_header_t esc_h[] = {H("Content-Type", "text/plain")};
+  char name[64], err[512];
+  flt_chain_t ch = {0};
+  flt_conn_t c;
+  sent_t sent;
+  test_flow_t esc = {.method = "POST",
+                     .url = "http://example.test/esc",
+                     .target = "/esc",
+                     .req_h = esc_h,
+                     .n_req_h = 1,
+                     .req_body = escape_body,
+                     .req_len = escape_len,
+                     .status = 200,
+                     .reason = "OK",
+                     .resp_h = esc_h,
+                     .n_resp_h = 1,
+                     .resp_body = escape_body,
+                     .resp_len = escape_len,
+                     .chunk = 7};
+
+  snprintf(name, sizeof(name), "%s.har", tag);
+  path_in(har_path, 128, name);
+  snprintf(name, sizeof(name), "%s.jsonl", tag);
+  path_in(jl_path, 128, name);
+  void *har = flt_har_new(har_path, 1 << 20, "9.9-test", err, sizeof(err));
+  void *jl = flt_jsonl_new(jl_path, 1 << 20, err, sizeof(err));
+  assert_true(har && jl);
+  int har_slot = flt_chain_add(&ch, &flt_har_ops, har);
+  int jl_slot = flt_chain_add(&ch, &flt_jsonl_ops, jl);
+  flt_har_set_slot(har, har_slot);
+  flt_jsonl_set_slot(jl, jl_slot);
+  if (filters) {
+    flt_chain_set_expr(&ch, har_slot, flt_expr_compile("!~u /bin", 0, err, sizeof(err)), 0);
+    flt_chain_set_expr(&ch, jl_slot, flt_expr_compile("!~m POST", 0, err, sizeof(err)), 0);
+  }
+  if (share) flt_har_jsonl_share(har, jl);
+  init_conn(&c, 1, "127.0.0.1:40000", "93.184.216.34:80", 0);
+  memset(&sent, 0, sizeof(sent));
+  flt_emit_conn_open(&ch, &c);
+  for (int i = 0; i <= N_FLOWS; i++) {
+    test_flow_t t = i < N_FLOWS ? flows[i] : esc;
+    if (i == 1) t.resp_len = gz_len;
+    t.connect_to = NULL;
+    run_flow(&ch, &c, &sent, (uint64_t)i + 1, &t);
+  }
+  flt_emit_conn_close(&ch, &c);
+  flt_emit_shutdown(&ch);
+  flt_har_free(har);
+  flt_jsonl_free(jl);
+  flt_chain_free(&ch);
+  flt_strbuf_free(&sent.bytes[0]);
+  flt_strbuf_free(&sent.bytes[1]);
+}
+
+static void assert_same_file(const char *a, const char *b) {
+  size_t la, lb;
+  char *ta = slurp(a, &la), *tb = slurp(b, &lb);
+  assert_int_equal(la, lb);
+  assert_memory_equal(ta, tb, la);
+  free(ta);
+  free(tb);
+}
+
+/* Each line is exactly what cJSON prints for what it parses to: the body
+ * splice escapes as cJSON does. Returns the number of lines. */
+static int check_jsonl_reprints(const char *path) {
+  char *text = slurp(path, NULL), *line = text;
+  int n = 0;
+
+  for (char *end; (end = strchr(line, '\n')) != NULL; line = end + 1, n++) {
+    *end = '\0';
+    cJSON *o = cJSON_Parse(line);
+    assert_non_null(o);
+    char *again = cJSON_PrintUnformatted(o);
+    assert_string_equal(again, line);
+    if (strcmp(get_str(o, "url"), "http://example.test/esc") == 0) {
+      cJSON *resp = get(o, "response");
+      assert_string_equal(get_str(resp, "bodyEncoding"), "utf8");
+      assert_int_equal(strlen(get_str(resp, "body")), escape_len);
+      assert_memory_equal(get_str(resp, "body"), escape_body, escape_len);
+    }
+    free(again);
+    cJSON_Delete(o);
+  }
+  free(text);
+  return n;
+}
+
+static void test_har_jsonl_share_records(void **state) {
+  char har[4][128], jl[4][128];
+  (void)state;
+
+  make_bodies();
+  make_escape_body();
+  record_run("solo", 0, 0, har[0], jl[0]);
+  record_run("shared", 1, 0, har[1], jl[1]);
+  record_run("solo-f", 0, 1, har[2], jl[2]);
+  record_run("shared-f", 1, 1, har[3], jl[3]);
+  /* Sharing changes nothing in either file, filtered or not. */
+  assert_same_file(har[0], har[1]);
+  assert_same_file(jl[0], jl[1]);
+  assert_same_file(har[2], har[3]);
+  assert_same_file(jl[2], jl[3]);
+
+  assert_int_equal(check_jsonl_reprints(jl[1]), N_FLOWS + 1);
+  assert_int_equal(check_jsonl_reprints(jl[3]), N_FLOWS + 1 - 2); /* two POSTs */
+  cJSON *doc = load_har(har[3], N_FLOWS + 1 - 1);                /* no /bin */
+  cJSON_Delete(doc);
+  doc = load_har(har[1], N_FLOWS + 1);
+  const cJSON *e = entry_at(doc, N_FLOWS);
+  const char *text = get_str(get(get(e, "response"), "content"), "text");
+  assert_int_equal(strlen(text), escape_len);
+  assert_memory_equal(text, escape_body, escape_len);
+  text = get_str(get(get(e, "request"), "postData"), "text");
+  assert_memory_equal(text, escape_body, escape_len);
+  cJSON_Delete(doc);
+}
+
 /* ---- body cap -------------------------------------------------------------- */
 
 static void test_body_cap(void **state) {
@@ -1188,6 +1329,7 @@ int main(void) {
       cmocka_unit_test(test_pcap_large_segments),
       cmocka_unit_test(test_har_survives_sigkill),
       cmocka_unit_test(test_concurrent_connections),
+      cmocka_unit_test(test_har_jsonl_share_records),
       cmocka_unit_test(test_body_cap),
       cmocka_unit_test(test_keylog),
       cmocka_unit_test(test_open_errors),
