@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -250,6 +251,34 @@ int tr_writev_all(int fd, struct iovec *iov, int n) {
     }
   }
   return 0;
+}
+
+void tr_behind_init(tr_behind_t *b, int fd, off_t start) {
+  struct stat st;
+
+  memset(b, 0, sizeof(*b));
+  b->on = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  b->queued = b->dropped = start;
+}
+
+void tr_behind_advance(tr_behind_t *b, int fd, off_t end) {
+  if (!b->on || end - b->queued < TR_BEHIND_WINDOW) return;
+  if (sync_file_range(fd, b->queued, end - b->queued, SYNC_FILE_RANGE_WRITE) != 0) {
+    b->on = 0;
+    return;
+  }
+  if (b->queued - b->dropped >= TR_BEHIND_WINDOW) {
+    off_t n = b->queued - b->dropped;
+    if (sync_file_range(fd, b->dropped, n,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER) != 0 ||
+        posix_fadvise(fd, b->dropped, n, POSIX_FADV_DONTNEED) != 0) {
+      b->on = 0;
+      return;
+    }
+    b->dropped = b->queued;
+  }
+  b->queued = end;
 }
 
 int tr_open(const char *label, const char *path, int flags, int mode, char *err, size_t errlen) {

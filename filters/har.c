@@ -52,6 +52,7 @@ typedef struct flt_har {
   /* Writer thread only: */
   off_t tail_off; /* where HAR_TAIL starts */
   int n_entries;
+  tr_behind_t behind; /* never past tail_off: the tail is rewritten */
 } flt_har_t;
 
 /* ---- small parsers ------------------------------------------------------ */
@@ -439,6 +440,7 @@ static int har_append(flt_har_t *har, const struct iovec *entry, int n) {
   }
   har->tail_off += (off_t)step;
   har->n_entries++;
+  tr_behind_advance(&har->behind, har->fd, har->tail_off);
   return 0;
 }
 
@@ -519,6 +521,7 @@ void *flt_har_new(const char *path, size_t body_cap, const char *creator_version
     goto fail;
   }
   har->tail_off = (off_t)strlen(head);
+  tr_behind_init(&har->behind, har->fd, har->tail_off);
   har->rec.w = tr_writer_new("HAR file", path, &har_sink, har, err, errlen);
   if (har->rec.w == NULL) goto fail;
   free(head);

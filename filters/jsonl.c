@@ -42,6 +42,8 @@ typedef struct flt_jsonl {
   tr_recorder_t rec; /* first: the shared handlers cast self to it */
   int fd;
   char path[512];
+  off_t size; /* bytes written (writer thread) */
+  tr_behind_t behind;
 } flt_jsonl_t;
 
 static void add_str_or_null(cJSON *o, const char *key, const char *s) {
@@ -173,7 +175,10 @@ static int jsonl_write(void *sink, tr_job_t *job) {
     int n = tr_json_splice(text, strlen(text), bodies, iov);
     iov[n].iov_base = (void *)"\n";
     iov[n].iov_len = 1;
+    for (int i = 0; i <= n; i++)
+      jl->size += (off_t)iov[i].iov_len;
     rc = tr_writev_all(jl->fd, iov, n + 1);
+    if (rc == 0) tr_behind_advance(&jl->behind, jl->fd, jl->size);
   } else {
     flt_log_error("JSONL file %s: out of memory; flow %llu not recorded", jl->path,
                   (unsigned long long)r->flow.id);
@@ -203,6 +208,7 @@ void *flt_jsonl_new(const char *path, size_t body_cap, char *err, size_t errlen)
     free(jl);
     return NULL;
   }
+  tr_behind_init(&jl->behind, jl->fd, 0);
   jl->rec.w = tr_writer_new("JSONL file", path, &jsonl_sink, jl, err, errlen);
   if (jl->rec.w == NULL) {
     close(jl->fd);

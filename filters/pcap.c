@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "filters/log.h"
 #include "filters/transcript.h"
@@ -57,6 +58,8 @@ typedef struct flt_pcap {
   pcap_t *dead;          /* only for pcap_dump_fopen's link type */
   pcap_dumper_t *dumper; /* wrote the file header; closes the file */
   int fd;                /* the dumper's file: packet records (writer thread) */
+  off_t size;            /* bytes in the file (writer thread) */
+  tr_behind_t behind;
   tr_writer_t *w;
 } flt_pcap_t;
 
@@ -377,11 +380,13 @@ static int pcap_sink_write_list(void *sink, tr_job_t *list) {
       pc_job_t *j = (pc_job_t *)list;
       iov[n].iov_base = j->data;
       iov[n].iov_len = j->len;
+      pcap->size += (off_t)j->len;
       n++;
     }
     int rc = tr_writev_all(pcap->fd, iov, n);
     if (rc) return rc;
   }
+  tr_behind_advance(&pcap->behind, pcap->fd, pcap->size);
   return 0;
 }
 
@@ -512,6 +517,8 @@ void *flt_pcap_new(const char *path, char *err, size_t errlen) {
     goto fail;
   }
   pcap->fd = fileno(pcap_dump_file(pcap->dumper)); /* see pcap_sink_write_list */
+  pcap->size = lseek(pcap->fd, 0, SEEK_CUR);
+  tr_behind_init(&pcap->behind, pcap->fd, pcap->size);
   pcap->w = tr_writer_new("PCAP file", path, &pcap_sink, pcap, err, errlen);
   if (pcap->w == NULL) goto fail;
   return pcap;

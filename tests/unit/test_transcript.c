@@ -18,7 +18,10 @@
 #include <string.h>
 #include <pthread.h>
 #include <signal.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -1181,6 +1184,122 @@ static void test_har_jsonl_share_records(void **state) {
   cJSON_Delete(doc);
 }
 
+/* ---- write-behind ------------------------------------------------------------ */
+
+/* Share of the file's pages in the page cache (mincore), or -1 when the
+ * file system keeps files in memory anyway (tmpfs: nothing to drop). */
+static double resident_share(const char *path) {
+  struct statfs sfs;
+  struct stat st;
+  long page = sysconf(_SC_PAGESIZE);
+  int fd = open(path, O_RDONLY);
+  size_t pages, in = 0;
+
+  assert_true(fd >= 0);
+  assert_int_equal(fstat(fd, &st), 0);
+  if (fstatfs(fd, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC) {
+    close(fd);
+    return -1;
+  }
+  pages = ((size_t)st.st_size + (size_t)page - 1) / (size_t)page;
+  void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+  assert_true(map != MAP_FAILED);
+  unsigned char *vec = malloc(pages);
+  assert_non_null(vec);
+  assert_int_equal(mincore(map, (size_t)st.st_size, vec), 0);
+  for (size_t i = 0; i < pages; i++)
+    in += vec[i] & 1;
+  free(vec);
+  munmap(map, (size_t)st.st_size);
+  close(fd);
+  return (double)in / (double)pages;
+}
+
+/* Files larger than two write-behind windows (32 MiB each) are complete
+ * and readable, and their beginning is no longer held in the page cache. */
+static void test_write_behind(void **state) {
+  enum { CHUNK = 1200000, N_CHUNKS = 66, BODY = 2 << 20, N_BODIES = 40 }; /* 64 + 2 events */
+  static const flt_header_t text_only[] = {H("Content-Type", "text/plain")};
+  char pc_path[128], har_path[128], err[512];
+  flt_chain_t pc_ch = {0}, har_ch = {0};
+  flt_conn_t c, hc;
+  sent_t sent, none;
+  uint8_t *data = malloc(CHUNK + 256);
+  char *body = malloc(BODY);
+  (void)state;
+
+  assert_true(data && body);
+  for (size_t i = 0; i < CHUNK + 256; i++)
+    data[i] = (uint8_t)(i * 7 + (i >> 9));
+  memset(body, 'b', BODY);
+  path_in(pc_path, sizeof(pc_path), "behind.pcap");
+  path_in(har_path, sizeof(har_path), "behind.har");
+  void *pc = flt_pcap_new(pc_path, err, sizeof(err));
+  void *har = flt_har_new(har_path, BODY, "9.9-test", err, sizeof(err));
+  assert_true(pc && har);
+  flt_pcap_set_slot(pc, flt_chain_add(&pc_ch, &flt_pcap_ops, pc));
+  flt_har_set_slot(har, flt_chain_add(&har_ch, &flt_har_ops, har));
+
+  init_conn(&c, 31, "127.0.0.1:40200", "93.184.216.34:80", 0);
+  memset(&sent, 0, sizeof(sent));
+  flt_emit_conn_open(&pc_ch, &c);
+  for (int i = 0; i < N_CHUNKS; i++)
+    emit_data(&pc_ch, &c, &sent, i % 33 ? FLT_DIR_RESPONSE : FLT_DIR_REQUEST, data + i % 256,
+              CHUNK);
+  flt_emit_conn_close(&pc_ch, &c);
+
+  init_conn(&hc, 32, "127.0.0.1:40201", "93.184.216.34:80", 0);
+  memset(&none, 0, sizeof(none));
+  flt_emit_conn_open(&har_ch, &hc);
+  for (int i = 0; i < N_BODIES; i++) {
+    test_flow_t t = {.method = "GET",
+                     .url = "http://example.test/big",
+                     .target = "/big",
+                     .req_h = get_h,
+                     .n_req_h = 1,
+                     .status = 200,
+                     .reason = "OK",
+                     .resp_h = text_only,
+                     .n_resp_h = 1,
+                     .resp_body = body,
+                     .resp_len = BODY,
+                     .chunk = 65536};
+    run_flow(&har_ch, &hc, &none, (uint64_t)i + 1, &t);
+    flt_strbuf_reset(&none.bytes[0]);
+    flt_strbuf_reset(&none.bytes[1]);
+  }
+  flt_emit_conn_close(&har_ch, &hc);
+  flt_emit_shutdown(&pc_ch);
+  flt_emit_shutdown(&har_ch);
+  flt_pcap_free(pc);
+  flt_har_free(har);
+  flt_strbuf_free(&none.bytes[0]);
+  flt_strbuf_free(&none.bytes[1]);
+
+  /* Before reading them back, which brings their pages in again. */
+  for (int k = 0; k < 2; k++) {
+    double share = resident_share(k ? har_path : pc_path);
+    if (share < 0) {
+      printf("tmpfs: skipping the page-cache check\n");
+      break;
+    }
+    assert_true(share < 0.8); /* at least the first window was dropped */
+  }
+  static const uint16_t cport = 40200;
+  check_streams(pc_path, 1, &cport, &sent, NULL);
+  cJSON *doc = load_har(har_path, N_BODIES);
+  for (int i = 0; i < N_BODIES; i++) {
+    const char *text = get_str(get(get(entry_at(doc, i), "response"), "content"), "text");
+    assert_int_equal(strlen(text), BODY);
+    assert_int_equal(strspn(text, "b"), BODY);
+  }
+  cJSON_Delete(doc);
+  flt_strbuf_free(&sent.bytes[0]);
+  flt_strbuf_free(&sent.bytes[1]);
+  free(data);
+  free(body);
+}
+
 /* ---- body cap -------------------------------------------------------------- */
 
 static void test_body_cap(void **state) {
@@ -1330,6 +1449,7 @@ int main(void) {
       cmocka_unit_test(test_har_survives_sigkill),
       cmocka_unit_test(test_concurrent_connections),
       cmocka_unit_test(test_har_jsonl_share_records),
+      cmocka_unit_test(test_write_behind),
       cmocka_unit_test(test_body_cap),
       cmocka_unit_test(test_keylog),
       cmocka_unit_test(test_open_errors),
