@@ -3,10 +3,12 @@
  * the JSON helpers.
  *
  * Why a writer of our own rather than output.h: HAR must overwrite its
- * closing tail with pwrite(2) at a known offset, and PCAP must go through
- * libpcap's pcap_dump(), which is not thread-safe; both want "run this job
- * on the file's own thread" rather than "append these bytes". It also
- * gives every sink the same failure rule: one warning, then silence.
+ * closing tail with pwrite(2) at a known offset, and HAR and JSON lines
+ * format a flow on the file's own thread from a record they may share;
+ * both want "run this job on the file's own thread" rather than "append
+ * these bytes". PCAP, whose jobs are bytes, takes a whole drained queue
+ * at once (write_list). It also gives every sink the same failure rule:
+ * one warning, then silence.
  */
 #include "filters/transcript_internal.h"
 #include "filters/output.h"
