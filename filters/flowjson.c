@@ -3,16 +3,20 @@
  * the JSON helpers.
  *
  * Why a writer of our own rather than output.h: HAR must overwrite its
- * closing tail with pwrite(2) at a known offset, and PCAP must go through
- * libpcap's pcap_dump(), which is not thread-safe; both want "run this job
- * on the file's own thread" rather than "append these bytes". It also
- * gives every sink the same failure rule: one warning, then silence.
+ * closing tail with pwrite(2) at a known offset, and HAR and JSON lines
+ * format a flow on the file's own thread from a record they may share;
+ * both want "run this job on the file's own thread" rather than "append
+ * these bytes". PCAP, whose jobs are bytes, takes a whole drained queue
+ * at once (write_list). It also gives every sink the same failure rule:
+ * one warning, then silence.
  */
 #include "filters/transcript_internal.h"
 #include "filters/output.h"
+#include "filters/transcript.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -20,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,9 +64,13 @@ static void wr_fail(tr_writer_t *w, int err) {
 static size_t wr_run_list(tr_writer_t *w, tr_job_t *list, uint64_t *count) {
   size_t cost = 0;
 
+  if (w->ops->write_list && !atomic_load(&w->failed)) {
+    int rc = w->ops->write_list(w->sink, list);
+    if (rc) wr_fail(w, rc);
+  }
   while (list) {
     tr_job_t *next = list->next;
-    if (!atomic_load(&w->failed)) {
+    if (!w->ops->write_list && !atomic_load(&w->failed)) {
       int rc = w->ops->write(w->sink, list);
       if (rc) wr_fail(w, rc);
     }
@@ -225,6 +235,54 @@ int tr_write_all(int fd, const void *data, size_t len) {
   return 0;
 }
 
+int tr_writev_all(int fd, struct iovec *iov, int n) {
+  while (n > 0) {
+    ssize_t w = writev(fd, iov, n > IOV_MAX ? IOV_MAX : n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    while (n > 0 && (size_t)w >= iov->iov_len) {
+      w -= (ssize_t)iov->iov_len;
+      iov++;
+      n--;
+    }
+    if (n > 0) {
+      iov->iov_base = (char *)iov->iov_base + w;
+      iov->iov_len -= (size_t)w;
+    }
+  }
+  return 0;
+}
+
+void tr_behind_init(tr_behind_t *b, int fd, off_t start) {
+  struct stat st;
+
+  memset(b, 0, sizeof(*b));
+  b->on = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  b->queued = b->dropped = start;
+}
+
+void tr_behind_advance(tr_behind_t *b, int fd, off_t end) {
+  if (!b->on || end - b->queued < TR_BEHIND_WINDOW) return;
+  if (sync_file_range(fd, b->queued, end - b->queued, SYNC_FILE_RANGE_WRITE) != 0) {
+    b->on = 0;
+    return;
+  }
+  if (b->queued - b->dropped >= TR_BEHIND_WINDOW) {
+    off_t n = b->queued - b->dropped;
+    if (sync_file_range(fd, b->dropped, n,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER) != 0 ||
+        posix_fadvise(fd, b->dropped, n, POSIX_FADV_DONTNEED) != 0) {
+      b->on = 0;
+      return;
+    }
+    b->dropped = b->queued;
+  }
+  b->queued = end;
+}
+
 int tr_open(const char *label, const char *path, int flags, int mode, char *err, size_t errlen) {
   int fd = open(path, flags | O_CREAT | O_CLOEXEC, mode);
   if (fd < 0) snprintf(err, errlen, "cannot open %s %s: %s", label, path, strerror(errno));
@@ -242,6 +300,9 @@ tr_flow_t *tr_flow_new(size_t body_cap) {
     flt_strbuf_init(&r->msg[d].decoded, body_cap);
     flt_strbuf_init(&r->msg[d].raw, body_cap);
   }
+  r->sharers = 1;
+  atomic_init(&r->refs, 1);
+  pthread_mutex_init(&r->body_mu, NULL);
   return r;
 }
 
@@ -260,6 +321,19 @@ static void msg_set_coding(tr_msg_t *m) {
   memcpy(m->cenc, h->value + b, e - b);
   m->cenc[e - b] = '\0';
   if (strcasecmp(m->cenc, "identity") == 0) m->cenc[0] = '\0';
+}
+
+/* Content-Length of a body kept as it is, so that its buffer is allocated
+ * once at its final size instead of growing through realloc. */
+static void msg_set_size_hint(tr_msg_t *m) {
+  const flt_header_t *h = flt_head_find(&m->head, "Content-Length");
+  char buf[24];
+
+  m->size_hint = 0;
+  if (h == NULL || m->cenc[0] || h->value_len == 0 || h->value_len >= sizeof(buf)) return;
+  memcpy(buf, h->value, h->value_len);
+  buf[h->value_len] = '\0';
+  if (strspn(buf, " \t0123456789") == h->value_len) m->size_hint = strtoull(buf, NULL, 10);
 }
 
 static void msg_reset_body(tr_msg_t *m) {
@@ -313,6 +387,7 @@ int tr_flow_head(tr_flow_t *r, flt_dir_t dir, const flt_head_t *h) {
   m->present = 1;
   msg_set_coding(m);
   msg_reset_body(m);
+  msg_set_size_hint(m);
   return 0;
 }
 
@@ -332,6 +407,8 @@ void tr_flow_body(tr_flow_t *r, flt_dir_t dir, const uint8_t *p, size_t n) {
       m->truncated = 1;
       return;
     }
+    if (m->size_hint) /* capped at body_cap by the buffer */
+      flt_strbuf_reserve(&m->decoded, m->size_hint < SIZE_MAX ? (size_t)m->size_hint : SIZE_MAX);
   }
   /* The encoded bytes are only needed when decoding fails. */
   if (encoded) {
@@ -384,102 +461,17 @@ size_t tr_flow_cost(const tr_flow_t *r) {
   return n;
 }
 
-void tr_flow_free(tr_flow_t *r) {
-  if (r == NULL) return;
+void tr_flow_release(tr_flow_t *r) {
+  if (r == NULL || atomic_fetch_sub(&r->refs, 1) > 1) return;
   for (int d = 0; d < 2; d++) {
     msg_reset_body(&r->msg[d]);
     free(r->msg[d].store);
   }
+  tr_flow_bodies_free(r);
+  pthread_mutex_destroy(&r->body_mu);
   free(r->url);
   free(r->error);
   free(r);
-}
-
-/* ---- bodies -------------------------------------------------------------- */
-
-/* Length of the longest valid prefix without NUL bytes. */
-static size_t utf8_valid_prefix(const uint8_t *p, size_t len) {
-  size_t i = 0;
-  while (i < len && p[i] != 0) {
-    size_t n = flt_utf8_seq_len(p + i, len - i);
-    if (n == 0) break;
-    i += n;
-  }
-  return i;
-}
-
-int tr_utf8_valid(const uint8_t *p, size_t len) {
-  return utf8_valid_prefix(p, len) == len;
-}
-
-/* The bytes after `valid` are the start of a sequence the cap cut. */
-static int utf8_cut_tail(const uint8_t *p, size_t valid, size_t len) {
-  size_t rest = len - valid;
-  if (rest == 0 || rest > 3 || p[valid] < 0xc2 || p[valid] > 0xf4) return 0;
-  for (size_t i = valid + 1; i < len; i++)
-    if ((p[i] & 0xc0) != 0x80) return 0;
-  return 1;
-}
-
-char *tr_base64(const uint8_t *p, size_t len) {
-  static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  char *out, *o;
-
-  if (len > (SIZE_MAX - 1) / 4 * 3 - 3) return NULL;
-  out = malloc((len + 2) / 3 * 4 + 1);
-  if (out == NULL) return NULL;
-  o = out;
-  for (size_t i = 0; i < len; i += 3) {
-    uint32_t v = (uint32_t)p[i] << 16;
-    if (i + 1 < len) v |= (uint32_t)p[i + 1] << 8;
-    if (i + 2 < len) v |= p[i + 2];
-    *o++ = tab[(v >> 18) & 63];
-    *o++ = tab[(v >> 12) & 63];
-    *o++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-    *o++ = i + 2 < len ? tab[v & 63] : '=';
-  }
-  *o = '\0';
-  return out;
-}
-
-int tr_body_get(tr_flow_t *r, flt_dir_t dir, tr_body_t *out) {
-  tr_msg_t *m = &r->msg[dir];
-  flt_strbuf_t *b = &m->decoded;
-  uint64_t wire = dir == FLT_DIR_REQUEST ? r->flow.req_body_bytes : r->flow.resp_body_bytes;
-
-  memset(out, 0, sizeof(*out));
-  out->truncated = m->truncated;
-  out->decoded = m->cenc[0] != '\0';
-  /* Identity: the size on the wire is the size, cut or not. Encoded: what
-   * was decoded (a lower bound when cut). */
-  out->size = out->decoded ? b->len : wire;
-  if (m->decode_error[0]) {
-    b = &m->raw; /* keep the body as received, and say why */
-    out->decode_error = m->decode_error;
-    out->decoded = 0;
-    out->size = wire;
-    out->truncated = m->truncated || b->truncated;
-  }
-  if (b->len == 0) {
-    out->text = "";
-    return 0;
-  }
-  const uint8_t *p = (const uint8_t *)b->data;
-  size_t valid = utf8_valid_prefix(p, b->len);
-  if (valid == b->len || (out->truncated && utf8_cut_tail(p, valid, b->len))) {
-    b->data[valid] = '\0'; /* drops a sequence the cap cut in half */
-    out->text = b->data;
-    return 0;
-  }
-  out->alloc = tr_base64(p, b->len);
-  out->text = out->alloc;
-  out->base64 = 1;
-  return out->alloc ? 0 : -1;
-}
-
-void tr_body_free(tr_body_t *b) {
-  free(b->alloc);
-  b->alloc = NULL;
 }
 
 /* ---- the shared HAR / JSONL event handlers ------------------------------ */
@@ -492,48 +484,81 @@ void tr_rec_set_slot(tr_recorder_t *rec, int slot) {
   rec->slot = slot >= 0 && slot < FLT_MAX_FILTERS ? slot : -1;
 }
 
+void tr_rec_share(tr_recorder_t *a, tr_recorder_t *b) {
+  if (a == NULL || b == NULL || a == b || a->slot < 0 || b->slot < 0 ||
+      a->body_cap != b->body_cap)
+    return;
+  a->peer = b;
+  b->peer = a;
+}
+
+void flt_har_jsonl_share(void *har, void *jsonl) {
+  tr_rec_share(har, jsonl); /* both start with their tr_recorder_t */
+}
+
 static tr_flow_t *rec_flow(const tr_recorder_t *rec, const flt_flow_t *f) {
   return rec->slot >= 0 ? f->fctx[rec->slot] : NULL;
 }
 
+/* The record this recorder feeds: its own, not one a peer made. */
+static tr_flow_t *rec_flow_fed(const tr_recorder_t *rec, const flt_flow_t *f) {
+  tr_flow_t *r = rec_flow(rec, f);
+  return r && r->owner == rec ? r : NULL;
+}
+
+/* Marks that `slot` has seen a flow of the connection; returns whether it
+ * had not before. */
+static int rec_first_on_conn(int slot, flt_flow_t *f) {
+  int first;
+  if (f->conn == NULL) return 0;
+  first = f->conn->fctx[slot] != &tr_conn_seen;
+  f->conn->fctx[slot] = &tr_conn_seen;
+  return first;
+}
+
 void tr_rec_on_request_head(void *self, flt_flow_t *f) {
-  tr_recorder_t *rec = self;
+  tr_recorder_t *rec = self, *peer = rec->peer;
   tr_flow_t *r;
 
   if (rec->slot < 0 || tr_writer_failed(rec->w)) return;
+  if (f->fctx[rec->slot]) return; /* the peer's record, shared with us */
   r = tr_flow_new(rec->body_cap);
   if (r == NULL || tr_flow_head(r, FLT_DIR_REQUEST, &f->req) < 0) {
     flt_log_error("transcript: out of memory; flow %llu not recorded", (unsigned long long)f->id);
-    tr_flow_free(r);
+    tr_flow_release(r);
     return;
   }
-  if (f->conn) {
-    r->first_on_conn = f->conn->fctx[rec->slot] != &tr_conn_seen;
-    f->conn->fctx[rec->slot] = &tr_conn_seen;
-  }
+  r->owner = rec;
+  r->first_on_conn = rec_first_on_conn(rec->slot, f);
   f->fctx[rec->slot] = r;
+  if (peer && peer->slot >= 0 && !tr_writer_failed(peer->w)) {
+    rec_first_on_conn(peer->slot, f);
+    r->sharers++;
+    atomic_fetch_add(&r->refs, 1);
+    f->fctx[peer->slot] = r;
+  }
 }
 
 void tr_rec_on_request_body(void *self, flt_flow_t *f, const uint8_t *data, size_t len) {
-  tr_flow_t *r = rec_flow(self, f);
+  tr_flow_t *r = rec_flow_fed(self, f);
   if (r) tr_flow_body(r, FLT_DIR_REQUEST, data, len);
 }
 
 void tr_rec_on_response_head(void *self, flt_flow_t *f) {
-  tr_flow_t *r = rec_flow(self, f);
+  tr_flow_t *r = rec_flow_fed(self, f);
   if (r && tr_flow_head(r, FLT_DIR_RESPONSE, &f->resp) < 0)
     flt_log_error("transcript: out of memory; response of flow %llu not recorded",
                   (unsigned long long)f->id);
 }
 
 void tr_rec_on_response_body(void *self, flt_flow_t *f, const uint8_t *data, size_t len) {
-  tr_flow_t *r = rec_flow(self, f);
+  tr_flow_t *r = rec_flow_fed(self, f);
   if (r) tr_flow_body(r, FLT_DIR_RESPONSE, data, len);
 }
 
 void tr_flow_job_free(tr_job_t *job) {
   tr_flow_job_t *j = (tr_flow_job_t *)job;
-  tr_flow_free(j->rec);
+  tr_flow_release(j->rec);
   free(j);
 }
 
@@ -545,18 +570,21 @@ void tr_rec_on_flow_end(void *self, flt_flow_t *f) {
   if (r == NULL) return;
   f->fctx[rec->slot] = NULL;
   if (f->hidden & (1u << rec->slot)) { /* --har-filter / --jsonl-filter */
-    tr_flow_free(r);
+    tr_flow_release(r);
     return;
   }
+  /* Whichever sharer comes first freezes the record, before any queues it. */
+  if (r->frozen == 0) r->frozen = tr_flow_freeze(r, f) < 0 ? -1 : 1;
   j = malloc(sizeof(*j));
-  if (j == NULL || tr_flow_freeze(r, f) < 0) {
+  if (j == NULL || r->frozen < 0) {
     flt_log_error("transcript: out of memory; flow %llu not recorded", (unsigned long long)f->id);
     free(j);
-    tr_flow_free(r);
+    tr_flow_release(r);
     return;
   }
   j->rec = r;
-  j->job.cost = tr_flow_cost(r);
+  /* The record's memory, split between the queues of those sharing it. */
+  j->job.cost = tr_flow_cost(r) / (size_t)r->sharers;
   tr_writer_put(rec->w, &j->job);
 }
 

@@ -52,6 +52,7 @@ typedef struct flt_har {
   /* Writer thread only: */
   off_t tail_off; /* where HAR_TAIL starts */
   int n_entries;
+  tr_behind_t behind; /* never past tail_off: the tail is rewritten */
 } flt_har_t;
 
 /* ---- small parsers ------------------------------------------------------ */
@@ -238,9 +239,9 @@ static double size_or_unknown(size_t n) {
 
 /* ---- the entry ---------------------------------------------------------- */
 
-/* The body text is referenced, not copied: `b` outlives the print. */
-static void add_body_text(cJSON *o, const tr_body_t *b) {
-  cJSON_AddItemToObject(o, "text", cJSON_CreateStringReference(b->text));
+/* The body text itself is spliced in when the entry is written. */
+static void add_body_text(cJSON *o, const tr_body_t *b, flt_dir_t dir) {
+  cJSON_AddItemToObject(o, "text", tr_json_body_ref(dir));
   if (b->base64) cJSON_AddStringToObject(o, "encoding", "base64");
   if (b->decode_error) tr_json_add_str(o, "_decodeError", b->decode_error);
 }
@@ -252,7 +253,7 @@ static int is_form(const flt_head_t *h) {
          strncasecmp(ct->value, form, sizeof(form) - 1) == 0;
 }
 
-static cJSON *har_request(tr_flow_t *r, tr_body_t *body) {
+static cJSON *har_request(tr_flow_t *r, const tr_body_t *body) {
   const flt_flow_t *f = &r->flow;
   cJSON *o = cJSON_CreateObject();
   char ver[16];
@@ -269,10 +270,10 @@ static cJSON *har_request(tr_flow_t *r, tr_body_t *body) {
     cJSON *pd = cJSON_AddObjectToObject(o, "postData");
     if (pd) {
       add_header_value(pd, "mimeType", &f->req, "Content-Type");
-      add_body_text(pd, body);
+      add_body_text(pd, body, FLT_DIR_REQUEST);
       if (is_form(&f->req) && !body->base64 && !body->decode_error) {
         cJSON *params = cJSON_AddArrayToObject(pd, "params");
-        if (params) add_form_pairs(params, body->text, strlen(body->text));
+        if (params) add_form_pairs(params, body->text, body->len);
       }
     }
   }
@@ -290,11 +291,11 @@ static cJSON *har_content(const flt_flow_t *f, const tr_body_t *body) {
   if (body->decoded && !body->truncated && body->size >= f->resp_body_bytes)
     cJSON_AddNumberToObject(c, "compression", (double)(body->size - f->resp_body_bytes));
   add_header_value(c, "mimeType", &f->resp, "Content-Type");
-  if (f->has_response) add_body_text(c, body);
+  if (f->has_response) add_body_text(c, body, FLT_DIR_RESPONSE);
   return c;
 }
 
-static cJSON *har_response(tr_flow_t *r, tr_body_t *body) {
+static cJSON *har_response(tr_flow_t *r, const tr_body_t *body) {
   const flt_flow_t *f = &r->flow;
   flt_head_t none = {0};
   const flt_head_t *h = f->has_response ? &f->resp : &none;
@@ -364,8 +365,8 @@ static void add_tls(cJSON *entry, const flt_flow_t *f) {
   }
 }
 
-/* Builds one entry; bodies[] must stay alive until it is printed. */
-static cJSON *har_entry(tr_flow_t *r, tr_body_t bodies[2]) {
+/* Builds one entry, without the bodies' text (tr_json_splice adds it). */
+static cJSON *har_entry(tr_flow_t *r, const tr_body_t bodies[2]) {
   const flt_flow_t *f = &r->flow;
   cJSON *e = cJSON_CreateObject();
   tr_timings_t t;
@@ -413,15 +414,22 @@ static int pwritev_all(int fd, struct iovec *iov, int n, off_t off) {
   return 0;
 }
 
-static int har_append(flt_har_t *har, char *entry, size_t len) {
-  struct iovec iov[3] = {
-      {.iov_base = (void *)(har->n_entries ? ",\n" : "\n"), .iov_len = har->n_entries ? 2 : 1},
-      {.iov_base = entry, .iov_len = len},
-      {.iov_base = (void *)HAR_TAIL, .iov_len = HAR_TAIL_LEN},
-  };
-  size_t step = iov[0].iov_len + len;
-  int rc = pwritev_all(har->fd, iov, 3, har->tail_off);
+/* Appends an entry given as iovecs (tr_json_splice) in one pwritev(2). */
+static int har_append(flt_har_t *har, const struct iovec *entry, int n) {
+  struct iovec iov[TR_SPLICE_IOV + 2];
+  size_t step;
+  int rc;
 
+  iov[0].iov_base = (void *)(har->n_entries ? ",\n" : "\n");
+  iov[0].iov_len = har->n_entries ? 2 : 1;
+  step = iov[0].iov_len;
+  for (int i = 0; i < n; i++) {
+    iov[1 + i] = entry[i];
+    step += entry[i].iov_len;
+  }
+  iov[1 + n].iov_base = (void *)HAR_TAIL;
+  iov[1 + n].iov_len = HAR_TAIL_LEN;
+  rc = pwritev_all(har->fd, iov, n + 2, har->tail_off);
   if (rc) {
     /* Best effort: put the tail back so the file stays a valid HAR. */
     if (pwrite(har->fd, HAR_TAIL, HAR_TAIL_LEN, har->tail_off) == (ssize_t)HAR_TAIL_LEN &&
@@ -432,30 +440,28 @@ static int har_append(flt_har_t *har, char *entry, size_t len) {
   }
   har->tail_off += (off_t)step;
   har->n_entries++;
+  tr_behind_advance(&har->behind, har->fd, har->tail_off);
   return 0;
 }
 
 static int har_write(void *sink, tr_job_t *job) {
   flt_har_t *har = sink;
   tr_flow_t *r = ((tr_flow_job_t *)job)->rec;
-  tr_body_t bodies[2];
+  const tr_body_t *bodies;
+  struct iovec iov[TR_SPLICE_IOV];
   cJSON *entry = NULL;
   char *text = NULL;
   int rc = 0;
 
-  memset(bodies, 0, sizeof(bodies));
-  if (tr_body_get(r, FLT_DIR_REQUEST, &bodies[0]) == 0 &&
-      tr_body_get(r, FLT_DIR_RESPONSE, &bodies[1]) == 0 && (entry = har_entry(r, bodies)) != NULL)
+  if (tr_flow_bodies(r, &bodies) == 0 && (entry = har_entry(r, bodies)) != NULL)
     text = cJSON_PrintUnformatted(entry);
   if (text)
-    rc = har_append(har, text, strlen(text));
+    rc = har_append(har, iov, tr_json_splice(text, strlen(text), bodies, iov));
   else
     flt_log_error("HAR file %s: out of memory; flow %llu not recorded", har->path,
                   (unsigned long long)r->flow.id);
   free(text);
   cJSON_Delete(entry);
-  tr_body_free(&bodies[0]);
-  tr_body_free(&bodies[1]);
   return rc;
 }
 
@@ -515,6 +521,7 @@ void *flt_har_new(const char *path, size_t body_cap, const char *creator_version
     goto fail;
   }
   har->tail_off = (off_t)strlen(head);
+  tr_behind_init(&har->behind, har->fd, har->tail_off);
   har->rec.w = tr_writer_new("HAR file", path, &har_sink, har, err, errlen);
   if (har->rec.w == NULL) goto fail;
   free(head);

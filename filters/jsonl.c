@@ -1,5 +1,5 @@
 /* jsonl.c — one JSON object per completed flow, one line each
- * (transcript.h), written with one write(2) per flow on the writer thread so
+ * (transcript.h), written with one writev(2) per flow on the writer thread so
  * that `tail -f FILE | jq` sees whole lines as flows finish. Lines come in
  * the order flows complete.
  *
@@ -42,6 +42,8 @@ typedef struct flt_jsonl {
   tr_recorder_t rec; /* first: the shared handlers cast self to it */
   int fd;
   char path[512];
+  off_t size; /* bytes written (writer thread) */
+  tr_behind_t behind;
 } flt_jsonl_t;
 
 static void add_str_or_null(cJSON *o, const char *key, const char *s) {
@@ -51,8 +53,9 @@ static void add_str_or_null(cJSON *o, const char *key, const char *s) {
     cJSON_AddNullToObject(o, key);
 }
 
-/* The body text is referenced, not copied: `b` outlives the print. */
-static cJSON *jsonl_message(const flt_head_t *h, uint64_t body_bytes, const tr_body_t *b) {
+/* The body text itself is spliced in when the line is written. */
+static cJSON *jsonl_message(const flt_head_t *h, uint64_t body_bytes, const tr_body_t *b,
+                            flt_dir_t dir) {
   cJSON *o = cJSON_CreateObject();
   char ver[16];
 
@@ -62,7 +65,7 @@ static cJSON *jsonl_message(const flt_head_t *h, uint64_t body_bytes, const tr_b
   cJSON_AddItemToObject(o, "headers", tr_json_headers(h));
   cJSON_AddNumberToObject(o, "headersSize", h->head_bytes ? (double)h->head_bytes : -1);
   cJSON_AddNumberToObject(o, "bodySize", (double)body_bytes);
-  cJSON_AddItemToObject(o, "body", cJSON_CreateStringReference(b->text));
+  cJSON_AddItemToObject(o, "body", tr_json_body_ref(dir));
   cJSON_AddStringToObject(o, "bodyEncoding", b->base64 ? "base64" : "utf8");
   cJSON_AddBoolToObject(o, "bodyTruncated", b->truncated);
   add_str_or_null(o, "decodeError", b->decode_error);
@@ -125,7 +128,7 @@ static void jsonl_server(cJSON *obj, const flt_conn_t *c) {
   tr_json_add_str(obj, "server", buf);
 }
 
-static cJSON *jsonl_object(tr_flow_t *r, tr_body_t bodies[2]) {
+static cJSON *jsonl_object(tr_flow_t *r, const tr_body_t bodies[2]) {
   const flt_flow_t *f = &r->flow;
   cJSON *o = cJSON_CreateObject();
   char iso[TR_ISO_LEN];
@@ -141,9 +144,11 @@ static cJSON *jsonl_object(tr_flow_t *r, tr_body_t bodies[2]) {
   tr_json_add_str(o, "method", f->req.method);
   cJSON_AddNumberToObject(o, "status", f->has_response ? f->resp.status : 0);
   tr_json_add_str(o, "reason", f->has_response ? f->resp.reason : "");
-  cJSON_AddItemToObject(o, "request", jsonl_message(&f->req, f->req_body_bytes, &bodies[0]));
+  cJSON_AddItemToObject(o, "request",
+                        jsonl_message(&f->req, f->req_body_bytes, &bodies[0], FLT_DIR_REQUEST));
   if (f->has_response)
-    cJSON_AddItemToObject(o, "response", jsonl_message(&f->resp, f->resp_body_bytes, &bodies[1]));
+    cJSON_AddItemToObject(o, "response", jsonl_message(&f->resp, f->resp_body_bytes, &bodies[1],
+                                                       FLT_DIR_RESPONSE));
   else
     cJSON_AddNullToObject(o, "response");
   jsonl_timings(o, r);
@@ -156,32 +161,30 @@ static cJSON *jsonl_object(tr_flow_t *r, tr_body_t bodies[2]) {
 static int jsonl_write(void *sink, tr_job_t *job) {
   flt_jsonl_t *jl = sink;
   tr_flow_t *r = ((tr_flow_job_t *)job)->rec;
-  tr_body_t bodies[2];
+  const tr_body_t *bodies;
+  struct iovec iov[TR_SPLICE_IOV + 1];
   cJSON *obj = NULL;
   char *text = NULL;
   int rc = 0;
 
-  memset(bodies, 0, sizeof(bodies));
-  if (tr_body_get(r, FLT_DIR_REQUEST, &bodies[0]) == 0 &&
-      tr_body_get(r, FLT_DIR_RESPONSE, &bodies[1]) == 0 && (obj = jsonl_object(r, bodies)) != NULL)
+  if (tr_flow_bodies(r, &bodies) == 0 && (obj = jsonl_object(r, bodies)) != NULL)
     text = cJSON_PrintUnformatted(obj);
   if (text) {
-    /* cJSON escapes every newline inside strings: this is one line. */
-    size_t len = strlen(text);
-    char *line = realloc(text, len + 2);
-    if (line) {
-      text = line;
-      text[len] = '\n';
-      rc = tr_write_all(jl->fd, text, len + 1);
-    }
-  }
-  if (text == NULL)
+    /* cJSON escapes every newline inside strings, and so does the body
+     * splice: this is one line, written with one writev(2). */
+    int n = tr_json_splice(text, strlen(text), bodies, iov);
+    iov[n].iov_base = (void *)"\n";
+    iov[n].iov_len = 1;
+    for (int i = 0; i <= n; i++)
+      jl->size += (off_t)iov[i].iov_len;
+    rc = tr_writev_all(jl->fd, iov, n + 1);
+    if (rc == 0) tr_behind_advance(&jl->behind, jl->fd, jl->size);
+  } else {
     flt_log_error("JSONL file %s: out of memory; flow %llu not recorded", jl->path,
                   (unsigned long long)r->flow.id);
+  }
   free(text);
   cJSON_Delete(obj);
-  tr_body_free(&bodies[0]);
-  tr_body_free(&bodies[1]);
   return rc;
 }
 
@@ -205,6 +208,7 @@ void *flt_jsonl_new(const char *path, size_t body_cap, char *err, size_t errlen)
     free(jl);
     return NULL;
   }
+  tr_behind_init(&jl->behind, jl->fd, 0);
   jl->rec.w = tr_writer_new("JSONL file", path, &jsonl_sink, jl, err, errlen);
   if (jl->rec.w == NULL) {
     close(jl->fd);

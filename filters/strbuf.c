@@ -48,6 +48,21 @@ static int strbuf_reserve(flt_strbuf_t *b, size_t want) {
   return 0;
 }
 
+int flt_strbuf_reserve(flt_strbuf_t *b, size_t len) {
+  size_t room = strbuf_cap(b) - b->len;
+  size_t n = len < room ? len : room;
+  size_t need = b->len + n + 1;
+  char *p;
+
+  if (need <= b->alloc) return 0;
+  p = realloc(b->data, need);
+  if (p == NULL) return -1;
+  if (b->data == NULL) p[0] = '\0';
+  b->data = p;
+  b->alloc = need;
+  return 0;
+}
+
 int flt_strbuf_append(flt_strbuf_t *b, const void *data, size_t len) {
   size_t room = strbuf_cap(b) - b->len;
   size_t n = len < room ? len : room;

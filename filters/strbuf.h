@@ -20,6 +20,10 @@ void flt_strbuf_reset(flt_strbuf_t *b);
 /* Append; returns 0, or -1 when the cap cut the data (what fit is kept) or
  * memory ran out. */
 int flt_strbuf_append(flt_strbuf_t *b, const void *data, size_t len);
+/* Makes room for `len` more bytes (no more than the cap allows) in one
+ * allocation, so that the appends that follow do not reallocate; 0, or -1
+ * when memory ran out (the buffer is unchanged). */
+int flt_strbuf_reserve(flt_strbuf_t *b, size_t len);
 int flt_strbuf_appendf(flt_strbuf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int flt_strbuf_vappendf(flt_strbuf_t *b, const char *fmt, va_list ap)

@@ -36,6 +36,12 @@ void *flt_jsonl_new(const char *path, size_t body_cap, char *err, size_t errlen)
 void flt_jsonl_set_slot(void *self, int slot);
 void flt_jsonl_free(void *self);
 
+/* HAR and JSON lines of one run record each flow once, for both: one copy
+ * of its heads and bodies, one base64 encoding. Call after both slots are
+ * set, before traffic; nothing changes when either is NULL or their
+ * body_caps differ. Each file is written as without sharing. */
+void flt_har_jsonl_share(void *har, void *jsonl);
+
 /* Decrypted traffic as synthetic Ethernet/IP/TCP packets (libpcap). */
 extern const flt_ops_t flt_pcap_ops;
 void *flt_pcap_new(const char *path, char *err, size_t errlen);

@@ -381,6 +381,7 @@ static int setup_transcripts(px_runtime_t *rt, const px_config_t *cfg) {
                  cfg->jsonl_expr) != 0)
       goto Fail;
   }
+  flt_har_jsonl_share(rt->har, rt->jsonl);
   if (cfg->pcap_path) {
     rt->pcap = flt_pcap_new(cfg->pcap_path, err, sizeof(err));
     if (rt->pcap == NULL || add_sink(rt, rt->pcap, &flt_pcap_ops, flt_pcap_set_slot, "PCAP transcript",

@@ -18,11 +18,15 @@
 #include <string.h>
 #include <pthread.h>
 #include <signal.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include "filters/expr.h"
 #include "filters/strbuf.h"
 #include "filters/transcript.h"
 #include "filters/transcript_internal.h"
@@ -617,6 +621,10 @@ typedef struct stream {
   flt_strbuf_t bytes[2];
 } stream_t;
 
+/* TCP payload of the largest IPv4 and IPv6 packet. */
+#define SEG_MAX_V4 (65535u - 20 - 20)
+#define SEG_MAX_V6 (65535u - 20)
+
 static uint16_t rd16(const uint8_t *p) {
   return (uint16_t)(p[0] << 8 | p[1]);
 }
@@ -646,7 +654,9 @@ static void check_packet(stream_t *streams, int *n_streams, const uint8_t *p, si
   assert_int_equal(v6 ? rd16(ip + 4) : rd16(ip + 2) - 20u, tcp_len);
   uint32_t pseudo = sum16(sum16(0, src, alen), dst, alen) + 6 + (uint32_t)tcp_len;
   assert_int_equal(sum16(pseudo, tcp, tcp_len), 0xffff); /* TCP checksum */
-  assert_true(payload <= (v6 ? 1440u : 1460u));
+  /* As large as an IP packet allows (the IPv4 total length and the IPv6
+   * payload length are 16 bits), never larger. */
+  assert_true(payload <= (v6 ? SEG_MAX_V6 : SEG_MAX_V4));
 
   uint8_t flags = tcp[13];
   uint16_t dport = rd16(tcp + 2);
@@ -790,7 +800,7 @@ static void check_streams(const char *path, int n, const uint16_t *cports, sent_
       assert_string_equal(s->addr[0], addrs[i][0]);
       assert_string_equal(s->addr[1], addrs[i][1]);
     }
-    want += expected_packets(&sent[i], s->v6 ? 1440 : 1460);
+    want += expected_packets(&sent[i], s->v6 ? SEG_MAX_V6 : SEG_MAX_V4);
     assert_int_equal(s->fins, 2);
     for (int d = 0; d < 2; d++) {
       assert_int_equal(s->bytes[d].len, sent[i].bytes[d].len);
@@ -809,6 +819,61 @@ static void check_pcap(const char *path, sent_t sent[3]) {
                                           {"::1 5555", "2001:db8::1 443"}};
   check_streams(path, 3, cports, sent, addrs);
   check_tshark(path, &sent[0]);
+}
+
+/* Chunks larger than one IP packet: split into segments of the largest
+ * size, each with a valid checksum, and the streams still reassemble byte
+ * for byte (libpcap, and tshark's Follow TCP stream when installed). */
+static void test_pcap_large_segments(void **state) {
+  static const size_t sizes[] = {1, SEG_MAX_V4 - 1, SEG_MAX_V4, SEG_MAX_V4 + 1, SEG_MAX_V6,
+                                 SEG_MAX_V6 + 1, 3 * SEG_MAX_V6 + 17, 200000};
+  static const uint16_t cports[2] = {40100, 5600};
+  char path[128], err[512], errbuf[PCAP_ERRBUF_SIZE];
+  flt_chain_t ch = {0};
+  flt_conn_t conns[2];
+  sent_t sent[2];
+  size_t big = 3 * SEG_MAX_V6 + 17 + 200000;
+  uint8_t *data = malloc(big);
+  (void)state;
+
+  assert_non_null(data);
+  for (size_t i = 0; i < big; i++)
+    data[i] = (uint8_t)(i * 131 + (i >> 8) * 7 + 1);
+  path_in(path, sizeof(path), "big.pcap");
+  void *pc = flt_pcap_new(path, err, sizeof(err));
+  assert_non_null(pc);
+  flt_pcap_set_slot(pc, flt_chain_add(&ch, &flt_pcap_ops, pc));
+  memset(sent, 0, sizeof(sent));
+  init_conn(&conns[0], 21, "127.0.0.1:40100", "93.184.216.34:80", 0);
+  init_conn(&conns[1], 22, "[::1]:5600", "[2001:db8::1]:443", 1);
+  for (int c = 0; c < 2; c++) {
+    size_t off = 0;
+    flt_emit_conn_open(&ch, &conns[c]);
+    emit_data(&ch, &conns[c], &sent[c], FLT_DIR_REQUEST, "GET /big HTTP/1.1\r\n\r\n", 21);
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+      flt_dir_t dir = k % 3 == 2 ? FLT_DIR_REQUEST : FLT_DIR_RESPONSE;
+      emit_data(&ch, &conns[c], &sent[c], dir, data + off % 1000, sizes[k]);
+      off += sizes[k];
+    }
+    flt_emit_conn_close(&ch, &conns[c]);
+  }
+  flt_emit_shutdown(&ch);
+  flt_pcap_free(pc);
+
+  /* The file header says what the frames need: a full IP packet plus its
+   * Ethernet header is more than 65535 bytes. */
+  pcap_t *p = pcap_open_offline(path, errbuf);
+  if (p == NULL) fail_msg("pcap_open_offline: %s", errbuf);
+  assert_true(pcap_snapshot(p) >= 14 + 40 + 65535);
+  pcap_close(p);
+  check_streams(path, 2, cports, sent, NULL);
+  if (system("command -v tshark >/dev/null 2>&1") == 0)
+    check_tshark_follow(path, &sent[0]);
+  for (int c = 0; c < 2; c++) {
+    flt_strbuf_free(&sent[c].bytes[0]);
+    flt_strbuf_free(&sent[c].bytes[1]);
+  }
+  free(data);
 }
 
 /* ---- the scenario: all three formats at once -------------------------------- */
@@ -979,6 +1044,262 @@ static void test_concurrent_connections(void **state) {
   }
 }
 
+/* ---- HAR and JSON lines sharing their records ------------------------------- */
+
+/* Text that takes every kind of escape a JSON string has: quote,
+ * backslash, the named control characters and \u00XX for the others,
+ * next to multi-byte UTF-8, which goes through unescaped. */
+static char escape_body[256];
+static size_t escape_len;
+
+static void make_escape_body(void) {
+  static const char tail[] = "\"quoted\" back\\slash \xc3\xa9 \xe2\x9c\x93 \x7f end";
+  escape_len = 0;
+  for (int c = 1; c < 0x20; c++)
+    escape_body[escape_len++] = (char)c;
+  memcpy(escape_body + escape_len, tail, sizeof(tail) - 1);
+  escape_len += sizeof(tail) - 1;
+}
+
+/* The sample flows and one with escape_body both ways, into
+ * <tag>.har and <tag>.jsonl; with `share`, the two files share their
+ * records; with `filters`, HAR leaves out /bin and JSONL leaves out POSTs. */
+static void record_run(const char *tag, int share, int filters, char *har_path,
+                       char *jl_path) {
+  static const flt_header_t esc_h[] = {H("Content-Type", "text/plain")};
+  char name[64], err[512];
+  flt_chain_t ch = {0};
+  flt_conn_t c;
+  sent_t sent;
+  test_flow_t esc = {.method = "POST",
+                     .url = "http://example.test/esc",
+                     .target = "/esc",
+                     .req_h = esc_h,
+                     .n_req_h = 1,
+                     .req_body = escape_body,
+                     .req_len = escape_len,
+                     .status = 200,
+                     .reason = "OK",
+                     .resp_h = esc_h,
+                     .n_resp_h = 1,
+                     .resp_body = escape_body,
+                     .resp_len = escape_len,
+                     .chunk = 7};
+
+  snprintf(name, sizeof(name), "%s.har", tag);
+  path_in(har_path, 128, name);
+  snprintf(name, sizeof(name), "%s.jsonl", tag);
+  path_in(jl_path, 128, name);
+  void *har = flt_har_new(har_path, 1 << 20, "9.9-test", err, sizeof(err));
+  void *jl = flt_jsonl_new(jl_path, 1 << 20, err, sizeof(err));
+  assert_true(har && jl);
+  int har_slot = flt_chain_add(&ch, &flt_har_ops, har);
+  int jl_slot = flt_chain_add(&ch, &flt_jsonl_ops, jl);
+  flt_har_set_slot(har, har_slot);
+  flt_jsonl_set_slot(jl, jl_slot);
+  if (filters) {
+    flt_chain_set_expr(&ch, har_slot, flt_expr_compile("!~u /bin", 0, err, sizeof(err)), 0);
+    flt_chain_set_expr(&ch, jl_slot, flt_expr_compile("!~m POST", 0, err, sizeof(err)), 0);
+  }
+  if (share) flt_har_jsonl_share(har, jl);
+  init_conn(&c, 1, "127.0.0.1:40000", "93.184.216.34:80", 0);
+  memset(&sent, 0, sizeof(sent));
+  flt_emit_conn_open(&ch, &c);
+  for (int i = 0; i <= N_FLOWS; i++) {
+    test_flow_t t = i < N_FLOWS ? flows[i] : esc;
+    if (i == 1) t.resp_len = gz_len;
+    t.connect_to = NULL;
+    run_flow(&ch, &c, &sent, (uint64_t)i + 1, &t);
+  }
+  flt_emit_conn_close(&ch, &c);
+  flt_emit_shutdown(&ch);
+  flt_har_free(har);
+  flt_jsonl_free(jl);
+  flt_chain_free(&ch);
+  flt_strbuf_free(&sent.bytes[0]);
+  flt_strbuf_free(&sent.bytes[1]);
+}
+
+static void assert_same_file(const char *a, const char *b) {
+  size_t la, lb;
+  char *ta = slurp(a, &la), *tb = slurp(b, &lb);
+  assert_int_equal(la, lb);
+  assert_memory_equal(ta, tb, la);
+  free(ta);
+  free(tb);
+}
+
+/* Each line is exactly what cJSON prints for what it parses to: the body
+ * splice escapes as cJSON does. Returns the number of lines. */
+static int check_jsonl_reprints(const char *path) {
+  char *text = slurp(path, NULL), *line = text;
+  int n = 0;
+
+  for (char *end; (end = strchr(line, '\n')) != NULL; line = end + 1, n++) {
+    *end = '\0';
+    cJSON *o = cJSON_Parse(line);
+    assert_non_null(o);
+    char *again = cJSON_PrintUnformatted(o);
+    assert_string_equal(again, line);
+    if (strcmp(get_str(o, "url"), "http://example.test/esc") == 0) {
+      cJSON *resp = get(o, "response");
+      assert_string_equal(get_str(resp, "bodyEncoding"), "utf8");
+      assert_int_equal(strlen(get_str(resp, "body")), escape_len);
+      assert_memory_equal(get_str(resp, "body"), escape_body, escape_len);
+    }
+    free(again);
+    cJSON_Delete(o);
+  }
+  free(text);
+  return n;
+}
+
+static void test_har_jsonl_share_records(void **state) {
+  char har[4][128], jl[4][128];
+  (void)state;
+
+  make_bodies();
+  make_escape_body();
+  record_run("solo", 0, 0, har[0], jl[0]);
+  record_run("shared", 1, 0, har[1], jl[1]);
+  record_run("solo-f", 0, 1, har[2], jl[2]);
+  record_run("shared-f", 1, 1, har[3], jl[3]);
+  /* Sharing changes nothing in either file, filtered or not. */
+  assert_same_file(har[0], har[1]);
+  assert_same_file(jl[0], jl[1]);
+  assert_same_file(har[2], har[3]);
+  assert_same_file(jl[2], jl[3]);
+
+  assert_int_equal(check_jsonl_reprints(jl[1]), N_FLOWS + 1);
+  assert_int_equal(check_jsonl_reprints(jl[3]), N_FLOWS + 1 - 2); /* two POSTs */
+  cJSON *doc = load_har(har[3], N_FLOWS + 1 - 1);                /* no /bin */
+  cJSON_Delete(doc);
+  doc = load_har(har[1], N_FLOWS + 1);
+  const cJSON *e = entry_at(doc, N_FLOWS);
+  const char *text = get_str(get(get(e, "response"), "content"), "text");
+  assert_int_equal(strlen(text), escape_len);
+  assert_memory_equal(text, escape_body, escape_len);
+  text = get_str(get(get(e, "request"), "postData"), "text");
+  assert_memory_equal(text, escape_body, escape_len);
+  cJSON_Delete(doc);
+}
+
+/* ---- write-behind ------------------------------------------------------------ */
+
+/* Share of the file's pages in the page cache (mincore), or -1 when the
+ * file system keeps files in memory anyway (tmpfs: nothing to drop). */
+static double resident_share(const char *path) {
+  struct statfs sfs;
+  struct stat st;
+  long page = sysconf(_SC_PAGESIZE);
+  int fd = open(path, O_RDONLY);
+  size_t pages, in = 0;
+
+  assert_true(fd >= 0);
+  assert_int_equal(fstat(fd, &st), 0);
+  if (fstatfs(fd, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC) {
+    close(fd);
+    return -1;
+  }
+  pages = ((size_t)st.st_size + (size_t)page - 1) / (size_t)page;
+  void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+  assert_true(map != MAP_FAILED);
+  unsigned char *vec = malloc(pages);
+  assert_non_null(vec);
+  assert_int_equal(mincore(map, (size_t)st.st_size, vec), 0);
+  for (size_t i = 0; i < pages; i++)
+    in += vec[i] & 1;
+  free(vec);
+  munmap(map, (size_t)st.st_size);
+  close(fd);
+  return (double)in / (double)pages;
+}
+
+/* Files larger than two write-behind windows (32 MiB each) are complete
+ * and readable, and their beginning is no longer held in the page cache. */
+static void test_write_behind(void **state) {
+  enum { CHUNK = 1200000, N_CHUNKS = 66, BODY = 2 << 20, N_BODIES = 40 }; /* 64 + 2 events */
+  static const flt_header_t text_only[] = {H("Content-Type", "text/plain")};
+  char pc_path[128], har_path[128], err[512];
+  flt_chain_t pc_ch = {0}, har_ch = {0};
+  flt_conn_t c, hc;
+  sent_t sent, none;
+  uint8_t *data = malloc(CHUNK + 256);
+  char *body = malloc(BODY);
+  (void)state;
+
+  assert_true(data && body);
+  for (size_t i = 0; i < CHUNK + 256; i++)
+    data[i] = (uint8_t)(i * 7 + (i >> 9));
+  memset(body, 'b', BODY);
+  path_in(pc_path, sizeof(pc_path), "behind.pcap");
+  path_in(har_path, sizeof(har_path), "behind.har");
+  void *pc = flt_pcap_new(pc_path, err, sizeof(err));
+  void *har = flt_har_new(har_path, BODY, "9.9-test", err, sizeof(err));
+  assert_true(pc && har);
+  flt_pcap_set_slot(pc, flt_chain_add(&pc_ch, &flt_pcap_ops, pc));
+  flt_har_set_slot(har, flt_chain_add(&har_ch, &flt_har_ops, har));
+
+  init_conn(&c, 31, "127.0.0.1:40200", "93.184.216.34:80", 0);
+  memset(&sent, 0, sizeof(sent));
+  flt_emit_conn_open(&pc_ch, &c);
+  for (int i = 0; i < N_CHUNKS; i++)
+    emit_data(&pc_ch, &c, &sent, i % 33 ? FLT_DIR_RESPONSE : FLT_DIR_REQUEST, data + i % 256,
+              CHUNK);
+  flt_emit_conn_close(&pc_ch, &c);
+
+  init_conn(&hc, 32, "127.0.0.1:40201", "93.184.216.34:80", 0);
+  memset(&none, 0, sizeof(none));
+  flt_emit_conn_open(&har_ch, &hc);
+  for (int i = 0; i < N_BODIES; i++) {
+    test_flow_t t = {.method = "GET",
+                     .url = "http://example.test/big",
+                     .target = "/big",
+                     .req_h = get_h,
+                     .n_req_h = 1,
+                     .status = 200,
+                     .reason = "OK",
+                     .resp_h = text_only,
+                     .n_resp_h = 1,
+                     .resp_body = body,
+                     .resp_len = BODY,
+                     .chunk = 65536};
+    run_flow(&har_ch, &hc, &none, (uint64_t)i + 1, &t);
+    flt_strbuf_reset(&none.bytes[0]);
+    flt_strbuf_reset(&none.bytes[1]);
+  }
+  flt_emit_conn_close(&har_ch, &hc);
+  flt_emit_shutdown(&pc_ch);
+  flt_emit_shutdown(&har_ch);
+  flt_pcap_free(pc);
+  flt_har_free(har);
+  flt_strbuf_free(&none.bytes[0]);
+  flt_strbuf_free(&none.bytes[1]);
+
+  /* Before reading them back, which brings their pages in again. */
+  for (int k = 0; k < 2; k++) {
+    double share = resident_share(k ? har_path : pc_path);
+    if (share < 0) {
+      printf("tmpfs: skipping the page-cache check\n");
+      break;
+    }
+    assert_true(share < 0.8); /* at least the first window was dropped */
+  }
+  static const uint16_t cport = 40200;
+  check_streams(pc_path, 1, &cport, &sent, NULL);
+  cJSON *doc = load_har(har_path, N_BODIES);
+  for (int i = 0; i < N_BODIES; i++) {
+    const char *text = get_str(get(get(entry_at(doc, i), "response"), "content"), "text");
+    assert_int_equal(strlen(text), BODY);
+    assert_int_equal(strspn(text, "b"), BODY);
+  }
+  cJSON_Delete(doc);
+  flt_strbuf_free(&sent.bytes[0]);
+  flt_strbuf_free(&sent.bytes[1]);
+  free(data);
+  free(body);
+}
+
 /* ---- body cap -------------------------------------------------------------- */
 
 static void test_body_cap(void **state) {
@@ -1124,8 +1445,11 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_base64_and_utf8),
       cmocka_unit_test(test_har_jsonl_pcap),
+      cmocka_unit_test(test_pcap_large_segments),
       cmocka_unit_test(test_har_survives_sigkill),
       cmocka_unit_test(test_concurrent_connections),
+      cmocka_unit_test(test_har_jsonl_share_records),
+      cmocka_unit_test(test_write_behind),
       cmocka_unit_test(test_body_cap),
       cmocka_unit_test(test_keylog),
       cmocka_unit_test(test_open_errors),
