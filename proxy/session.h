@@ -162,6 +162,9 @@ void px_maybe_finish(px_session_t *s);
 void px_upstream_start(px_session_t *s);
 void px_upstream_on_read(px_session_t *s, const char *data, size_t len);
 void px_upstream_flush_tls(px_session_t *s);
+/* The upstream leg is about to end: send TLS close_notify when its handshake
+ * finished cleanly, so its session stays resumable (see upstream.c). */
+void px_upstream_tls_close(px_session_t *s);
 /* The upstream socket is about to close: drop it from the loop guard. */
 void px_upstream_forget(px_session_t *s);
 /* Called by upstream.c when the leg is usable or has failed. */

@@ -303,6 +303,7 @@ static void on_switch_closed(uv_handle_t *h) {
 /* Explicit plain HTTP may name another host on the same client connection:
  * once the current responses are done, reconnect upstream. */
 static void upstream_switch(px_session_t *s) {
+  px_upstream_tls_close(s);
   px_tls_free(&s->utls);
   if (s->up_cert) X509_free(s->up_cert);
   s->up_cert = NULL;

@@ -330,6 +330,33 @@ static void upstream_handshake(px_session_t *s) {
                                 : "handshake error"));
 }
 
+/* SSL_free() marks the session of a connection that ended without our
+ * close_notify as broken and it is never offered again, so without this
+ * every upstream connection after the first paid for a full handshake. A
+ * leg whose handshake finished without a fatal error (OpenSSL leaves the
+ * handshake state after one) says goodbye properly. The alert goes out
+ * with uv_try_write: best effort, no write request outlives the call. */
+void px_upstream_tls_close(px_session_t *s) {
+  SSL *ssl = s->utls.ssl;
+  if (ssl == NULL || s->up != PX_UP_READY || !SSL_is_init_finished(ssl) ||
+      (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) != 0)
+    return;
+  if (SSL_shutdown(ssl) < 0) {
+    ERR_clear_error();
+    return;
+  }
+  size_t len;
+  void *out = px_tls_take_output(&s->utls, &len);
+  if (out == NULL) return;
+  if (s->upstream_tcp_init && !uv_is_closing((uv_handle_t *)&s->upstream)) {
+    uv_buf_t b = uv_buf_init(out, (unsigned)len);
+    int n = uv_try_write((uv_stream_t *)&s->upstream, &b, 1);
+    if (n > 0 && s->w->shared->want_wire)
+      flt_emit_wire(&s->w->shared->chain, &s->conn, FLT_LEG_UPSTREAM, 1, out, (size_t)n);
+  }
+  free(out);
+}
+
 void px_upstream_on_read(px_session_t *s, const char *data, size_t len) {
   if (s->up == PX_UP_PROXY_CONNECT) {
     long used = proxy_connect_reply(s, data, len);

@@ -13,6 +13,7 @@ import asyncio
 import gzip
 import hashlib
 import http.client
+import json
 import os
 import re
 import resource
@@ -27,7 +28,7 @@ import types
 
 import pytest
 
-from conftest import BIN, Proxy, clean_env, curl, free_port, run
+from conftest import BIN, Proxy, Upstream, clean_env, curl, free_port, run
 from upstream_server import PNG, TEXT, payload, payload_stream
 
 ASAN = os.environ.get("TLSPEEK_ASAN") == "1"
@@ -525,6 +526,33 @@ def test_reverse_https_upstream(proxy_factory, pki, https_upstream):
     for line in TEXT.decode().splitlines():
         assert "    " + line in out
     assert contains_run(out.splitlines(), xxd_lines(PNG))
+
+
+@pytest.mark.parametrize("tls_max", ["1.3", "1.2"])
+def test_upstream_tls_session_resumed_on_next_connection(proxy_factory, pki, tmp_path, tls_max):
+    """Each client connection gets its own upstream connection; from the second one on, the
+    upstream leg resumes the TLS session of the one before (the origin says so), and the
+    certificate verdict is still the one of the verified session."""
+    up = Upstream(pki.leaf, tls_max=tls_max)
+    har = str(tmp_path / "flows.har")
+    try:
+        # One worker: the cache of upstream sessions is per worker.
+        p = proxy_factory("-q", "-m", "reverse:https://localhost:%d" % up.port, "-t", "1",
+                          "--har", har)
+        seen = []
+        for _ in range(4):
+            r = curl("--cacert", pki.proxy_ca, "--resolve", "localhost:%d:127.0.0.1" % p.port,
+                     "https://localhost:%d/tls" % p.port)
+            assert r.returncode == 0, r.stderr
+            seen.append(r.stdout.decode())
+        version = "TLSv1.%s" % tls_max[-1]
+        assert seen == [version + " full"] + [version + " resumed"] * 3
+        assert p.stop() == 0
+    finally:
+        up.stop()
+    with open(har) as f:
+        entries = json.load(f)["log"]["entries"]
+    assert [e["_tls"]["upstream"]["verify"] for e in entries] == ["ok"] * 4
 
 
 def test_reverse_http_upstream(proxy_factory, pki, http_upstream):

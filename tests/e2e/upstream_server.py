@@ -18,6 +18,8 @@ Endpoints (all deterministic, so tests can compute the expected bytes):
   /redirect             302 to /text
   /slow/MS              waits MS milliseconds, then /text
   /count                how many requests this server has seen, as text
+  /tls                  "TLSv1.3 resumed" / "TLSv1.2 full": this connection's TLS version
+                        and whether its handshake resumed a session (TLS only)
   /setcookie            /text's body with Set-Cookie: id=setc00kie-SECRET
 HEAD works for every GET endpoint.
 """
@@ -184,6 +186,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send(200, TEXT, extra=[("Set-Cookie", "id=setc00kie-SECRET; Path=/")])
         elif p == "/count":
             self._send(200, b"%d" % _count)
+        elif p == "/tls" and isinstance(self.connection, ssl.SSLSocket):
+            c = self.connection
+            self._send(200, ("%s %s" % (c.version(), "resumed" if c.session_reused
+                                        else "full")).encode())
         else:
             self._send(404, b"not found\n")
 
