@@ -647,8 +647,11 @@ void px_upstream_closed(px_session_t *s) {
     px_reply_error(s, 502, "Bad Gateway", text);
     return;
   }
-  /* Whatever the client still has to receive goes out first. */
+  /* Whatever the client still has to receive goes out first, then
+   * close_notify and FIN (px_maybe_finish), also when every write is already
+   * done: a bare FIN reads as a truncation, and clients drop the session
+   * they would have resumed. */
   s->close_when_flushed = 1;
   px_update_reading(s);
-  if (s->client_writes == 0) px_session_close(s, "upstream closed");
+  px_maybe_finish(s);
 }

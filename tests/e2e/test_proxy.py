@@ -555,6 +555,27 @@ def test_upstream_tls_session_resumed_on_next_connection(proxy_factory, pki, tmp
     assert [e["_tls"]["upstream"]["verify"] for e in entries] == ["ok"] * 4
 
 
+def test_client_gets_close_notify_when_upstream_closes_after_the_response(proxy_factory, pki,
+                                                                        https_upstream):
+    """The origin closes 300 ms after a complete response, when everything for the client
+    has long been written: tlspeek still ends the client's TLS with close_notify (a TCP FIN
+    alone looks like a truncation, and clients drop the session they would resume)."""
+    p = proxy_factory("-q", "-m", "reverse:https://localhost:%d" % https_upstream.port)
+    ctx = ssl.create_default_context(cafile=pki.proxy_ca)
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # Python sets it by default
+    with socket.create_connection(("127.0.0.1", p.port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost",
+                             suppress_ragged_eofs=False) as s:
+            s.sendall(b"GET /late-close/300 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)  # SSLEOFError on an EOF without close_notify
+                if not chunk:
+                    break
+                data += chunk
+    assert data.startswith(b"HTTP/1.1 200") and data.endswith(TEXT)
+
+
 def test_reverse_http_upstream(proxy_factory, pki, http_upstream):
     p = proxy_factory("-m", "reverse:http://127.0.0.1:%d" % http_upstream.port, "-vv")
     r = curl("--cacert", pki.proxy_ca, "--resolve", "localhost:%d:127.0.0.1" % p.port,

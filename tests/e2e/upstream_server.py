@@ -17,6 +17,8 @@ Endpoints (all deterministic, so tests can compute the expected bytes):
   /headers              the request head as the server received it, as text
   /redirect             302 to /text
   /slow/MS              waits MS milliseconds, then /text
+  /late-close/MS        /text (with its length), then closes the connection MS
+                        milliseconds later
   /count                how many requests this server has seen, as text
   /tls                  "TLSv1.3 resumed" / "TLSv1.2 full": this connection's TLS version
                         and whether its handshake resumed a session (TLS only)
@@ -182,6 +184,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif parts[0] == "slow" and len(parts) == 2:
             time.sleep(int(parts[1]) / 1000.0)
             self._send(200, TEXT)
+        elif parts[0] == "late-close" and len(parts) == 2:
+            self._send(200, TEXT)
+            self.wfile.flush()
+            time.sleep(int(parts[1]) / 1000.0)
+            self.close_connection = True
         elif p == "/setcookie":
             self._send(200, TEXT, extra=[("Set-Cookie", "id=setc00kie-SECRET; Path=/")])
         elif p == "/count":
