@@ -174,8 +174,10 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
  * until the client closes too, so that unread request bytes cannot turn
  * our close into a reset that destroys the response in flight. */
 void px_maybe_finish(px_session_t *s) {
-  if (!s->close_when_flushed || s->client_writes != 0 || s->state == PX_S_CLOSING ||
-      s->shutdown_sent)
+  /* Bytes still gathered in a batch for the client are not written yet:
+   * px_batch_end() comes back here once they are. */
+  if (!s->close_when_flushed || s->client_writes != 0 || s->batching[0] ||
+      s->state == PX_S_CLOSING || s->shutdown_sent)
     return;
   if (s->ctls.ssl && SSL_is_init_finished(s->ctls.ssl)) {
     SSL_shutdown(s->ctls.ssl);
@@ -277,13 +279,16 @@ void px_batch_begin(px_session_t *s, int to_upstream) { s->batching[to_upstream]
 void px_batch_end(px_session_t *s, int to_upstream) {
   flt_strbuf_t b = s->batch[to_upstream];
   s->batching[to_upstream] = 0;
-  if (b.len == 0) return;
-  flt_strbuf_init(&s->batch[to_upstream], 0);
-  if (to_upstream)
-    px_send_upstream(s, b.data, b.len);
-  else
-    px_send_client(s, b.data, b.len);
-  flt_strbuf_free(&b);
+  if (b.len > 0) {
+    flt_strbuf_init(&s->batch[to_upstream], 0);
+    if (to_upstream)
+      px_send_upstream(s, b.data, b.len);
+    else
+      px_send_client(s, b.data, b.len);
+    flt_strbuf_free(&b);
+  }
+  /* A finish asked for inside the batch waited for the batch's bytes. */
+  if (!to_upstream) px_maybe_finish(s);
 }
 
 static int batched(px_session_t *s, int to_upstream, const void *data, size_t len) {

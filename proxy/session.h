@@ -155,7 +155,8 @@ void px_batch_begin(px_session_t *s, int to_upstream);
 void px_batch_end(px_session_t *s, int to_upstream);
 void px_update_reading(px_session_t *s);
 void px_set_deadline(px_session_t *s, uint64_t ms, const char *what);
-/* With close_when_flushed set: once every write is out, FIN and close. */
+/* With close_when_flushed set: once every write is out (a batch for the
+ * client included), close_notify, FIN and close. */
 void px_maybe_finish(px_session_t *s);
 
 /* upstream.c */

@@ -576,6 +576,33 @@ def test_client_gets_close_notify_when_upstream_closes_after_the_response(proxy_
     assert data.startswith(b"HTTP/1.1 200") and data.endswith(TEXT)
 
 
+@pytest.mark.parametrize("client_tls", [False, True])
+def test_client_half_closed_after_request_gets_whole_response(proxy_factory, pki, https_upstream,
+                                                              client_tls):
+    """A client that half-closes (TCP FIN) right after its request still gets the whole
+    response, then the end of the connection (close_notify first over TLS). The origin writes
+    head and body separately, so the head is out before the last bytes come in."""
+    p = proxy_factory("-q", "-m", "reverse:https://localhost:%d" % https_upstream.port)
+    raw = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+    conn = raw
+    if client_tls:
+        ctx = ssl.create_default_context(cafile=pki.proxy_ca)
+        ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
+        conn = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+    with conn:
+        conn.sendall(b"GET /text HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        # TCP half-close under the TLS layer (a dup of the descriptor, same socket).
+        with socket.socket(fileno=os.dup(conn.fileno())) as same:
+            same.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200") and data.endswith(TEXT), data[-200:]
+
+
 def test_reverse_http_upstream(proxy_factory, pki, http_upstream):
     p = proxy_factory("-m", "reverse:http://127.0.0.1:%d" % http_upstream.port, "-vv")
     r = curl("--cacert", pki.proxy_ca, "--resolve", "localhost:%d:127.0.0.1" % p.port,
