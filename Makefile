@@ -130,15 +130,22 @@ asan:
 # (about 8-10 minutes; table also in tests/bench/out/latest.md). bench-quick: tlspeek -q
 # and direct only, 3 s per measurement (about 1 minute). BENCH_ARGS passes options to
 # tests/bench/bench.py, e.g. BENCH_ARGS="--only haproxy,tlspeek --seconds 5".
+# hsload: the full-handshake load generator (tests/bench/hsload.c), against the system OpenSSL.
+HSLOAD := build/bench/hsload
+$(HSLOAD): tests/bench/hsload.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(shell pkg-config --cflags openssl) -o $@ $< \
+	  $(shell pkg-config --libs openssl)
+
 bench: test-deps
 	$(call ensure_debs,$(BENCH_DEBS))
-	@$(MAKE) --no-print-directory $(BIN)
-	/usr/bin/python3 tests/bench/bench.py --bin $(abspath $(BIN)) $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory $(BIN) $(HSLOAD)
+	/usr/bin/python3 tests/bench/bench.py --bin $(abspath $(BIN)) --hsload $(abspath $(HSLOAD)) $(BENCH_ARGS)
 
 bench-quick: test-deps
 	$(call ensure_debs,$(BENCH_DEBS))
-	@$(MAKE) --no-print-directory $(BIN)
-	/usr/bin/python3 tests/bench/bench.py --quick --bin $(abspath $(BIN)) $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory $(BIN) $(HSLOAD)
+	/usr/bin/python3 tests/bench/bench.py --quick --bin $(abspath $(BIN)) --hsload $(abspath $(HSLOAD)) $(BENCH_ARGS)
 
 # ---- example plugins ----------------------------------------------------------
 EXAMPLE_SRC := $(wildcard examples/filters/*.c)

@@ -202,15 +202,38 @@ uint16_t flt_tls_hello_suite(const flt_tls_hello_t *h) {
 
 /* ---- digests ---------------------------------------------------------------- */
 
+static const char hex_digits[] = "0123456789abcdef";
+
 static int digest_hex(const EVP_MD *md, const void *data, size_t len, char *hex, size_t hex_chars) {
   unsigned char d[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
 
   if (EVP_Digest(data, len, d, &n, md, NULL) != 1) return -1;
-  for (size_t i = 0; i < n && 2 * i + 1 < hex_chars; i++)
-    snprintf(hex + 2 * i, 3, "%02x", d[i]);
+  for (size_t i = 0; i < n && 2 * i + 1 < hex_chars; i++) {
+    hex[2 * i] = hex_digits[d[i] >> 4];
+    hex[2 * i + 1] = hex_digits[d[i] & 0x0f];
+  }
   hex[hex_chars < 2u * n ? hex_chars : 2u * n] = '\0';
   return 0;
+}
+
+/* Fingerprints are computed for every ClientHello: these append a separator
+ * (when `sep` is not 0) and a number without going through printf. */
+static int append_dec(flt_strbuf_t *s, char sep, unsigned v) {
+  char buf[8];
+  size_t i = sizeof(buf);
+  do {
+    buf[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v && i > 1);
+  if (sep) buf[--i] = sep;
+  return flt_strbuf_append(s, buf + i, sizeof(buf) - i);
+}
+
+static int append_hex4(flt_strbuf_t *s, char sep, unsigned v) {
+  char buf[5] = {sep, hex_digits[(v >> 12) & 0xf], hex_digits[(v >> 8) & 0xf],
+                 hex_digits[(v >> 4) & 0xf], hex_digits[v & 0xf]};
+  return sep ? flt_strbuf_append(s, buf, 5) : flt_strbuf_append(s, buf + 1, 4);
 }
 
 /* ---- JA3 / JA3S --------------------------------------------------------------- */
@@ -230,7 +253,7 @@ static int ja3_list(flt_strbuf_t *s, flt_tls_cur_t list, int width) {
       v16 = v8;
     }
     if (width == 2 && flt_tls_is_grease(v16)) continue;
-    r |= flt_strbuf_appendf(s, first ? "%u" : "-%u", (unsigned)v16);
+    r |= append_dec(s, first ? 0 : '-', v16);
     first = 0;
   }
   return r;
@@ -259,7 +282,7 @@ static int ja3_exts(flt_strbuf_t *s, const flt_tls_hello_t *h) {
   flt_tls_cur_init(&it, h->exts, h->exts_len);
   while (flt_tls_ext_next(&it, &e) == 1) {
     if (flt_tls_is_grease(e.type)) continue;
-    r |= flt_strbuf_appendf(s, first ? "%u" : "-%u", (unsigned)e.type);
+    r |= append_dec(s, first ? 0 : '-', e.type);
     first = 0;
   }
   return r;
@@ -314,7 +337,7 @@ static int cmp_u16(const void *a, const void *b) {
 static int hex_join(flt_strbuf_t *s, const uint16_t *v, size_t n) {
   int r = 0;
   for (size_t i = 0; i < n; i++)
-    r |= flt_strbuf_appendf(s, i ? ",%04x" : "%04x", (unsigned)v[i]);
+    r |= append_hex4(s, i ? ',' : 0, v[i]);
   return r;
 }
 

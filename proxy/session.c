@@ -846,6 +846,7 @@ static void on_handle_closed(uv_handle_t *h) {
 void px_session_close(px_session_t *s, const char *why) {
   if (s->state != PX_S_CLOSING) {
     if (why) flt_log_debug("session %llu: closing: %s", (unsigned long long)s->conn.id, why);
+    px_upstream_tls_close(s);
     s->state = PX_S_CLOSING;
     px_upstream_count_idle(s, 0);
     px_flows_fail_all(s, why && strcmp(why, "done") != 0 ? why : "connection closed");

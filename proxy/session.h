@@ -163,8 +163,8 @@ void px_batch_begin(px_session_t *s, int to_upstream);
 void px_batch_end(px_session_t *s, int to_upstream);
 void px_update_reading(px_session_t *s);
 void px_set_deadline(px_session_t *s, uint64_t ms, const char *what);
-/* With close_when_flushed set: once every write (and every gathered byte)
- * is out, FIN and close. */
+/* With close_when_flushed set: once every write is out (a batch for the
+ * client included), close_notify, FIN and close. */
 void px_maybe_finish(px_session_t *s);
 
 /* upstream.c */
@@ -188,6 +188,9 @@ void px_upstream_release(px_session_t *s);
 void px_upstream_reconnect(px_session_t *s);
 /* Re-arms the session timer when a sooner wake-up is due (a flow ended). */
 void px_session_rearm_timer(px_session_t *s);
+/* The upstream leg is about to end: send TLS close_notify when its handshake
+ * finished cleanly, so its session stays resumable (see upstream.c). */
+void px_upstream_tls_close(px_session_t *s);
 /* The upstream socket is about to close: drop it from the loop guard. */
 void px_upstream_forget(px_session_t *s);
 /* Called by upstream.c when the leg is usable or has failed. */

@@ -321,7 +321,8 @@ static void switch_when_idle(px_session_t *s) {
     px_session_close(s, "no upstream connection to switch from");
     return;
   }
-  s->up = PX_UP_CLOSED; /* until on_switch_closed */
+  px_upstream_tls_close(s); /* keeps its session resumable */
+  s->up = PX_UP_CLOSED;      /* until on_switch_closed */
   px_upstream_forget(s);
   uv_close((uv_handle_t *)&s->upstream, on_switch_closed);
 }
@@ -690,8 +691,11 @@ void px_upstream_closed(px_session_t *s) {
     switch_when_idle(s);
     return;
   }
-  /* Whatever the client still has to receive goes out first. */
+  /* Whatever the client still has to receive goes out first, then
+   * close_notify and FIN (px_maybe_finish), also when every write is already
+   * done: a bare FIN reads as a truncation, and clients drop the session
+   * they would have resumed. */
   s->close_when_flushed = 1;
   px_update_reading(s);
-  if (s->client_writes == 0) px_session_close(s, "upstream closed");
+  px_maybe_finish(s);
 }

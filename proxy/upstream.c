@@ -335,6 +335,33 @@ static void upstream_handshake(px_session_t *s) {
                                 : "handshake error"));
 }
 
+/* SSL_free() marks the session of a connection that ended without our
+ * close_notify as broken and it is never offered again, so without this
+ * every upstream connection after the first paid for a full handshake. A
+ * leg whose handshake finished without a fatal error (OpenSSL leaves the
+ * handshake state after one) says goodbye properly. The alert goes out
+ * with uv_try_write: best effort, no write request outlives the call. */
+void px_upstream_tls_close(px_session_t *s) {
+  SSL *ssl = s->utls.ssl;
+  if (ssl == NULL || s->up != PX_UP_READY || !SSL_is_init_finished(ssl) ||
+      (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) != 0)
+    return;
+  if (SSL_shutdown(ssl) < 0) {
+    ERR_clear_error();
+    return;
+  }
+  size_t len;
+  void *out = px_tls_take_output(&s->utls, &len);
+  if (out == NULL) return;
+  if (s->upstream_tcp_init && !uv_is_closing((uv_handle_t *)&s->upstream)) {
+    uv_buf_t b = uv_buf_init(out, (unsigned)len);
+    int n = uv_try_write((uv_stream_t *)&s->upstream, &b, 1);
+    if (n > 0 && s->w->shared->want_wire)
+      flt_emit_wire(&s->w->shared->chain, &s->conn, FLT_LEG_UPSTREAM, 1, out, (size_t)n);
+  }
+  free(out);
+}
+
 void px_upstream_on_read(px_session_t *s, const char *data, size_t len) {
   if (s->up == PX_UP_PROXY_CONNECT) {
     long used = proxy_connect_reply(s, data, len);
@@ -446,11 +473,7 @@ void px_upstream_release(px_session_t *s) {
   flt_log_debug("session %llu: upstream %s:%u idle for %.1f s: closed until the next request",
                 (unsigned long long)s->conn.id, s->up_host, (unsigned)s->up_port,
                 (double)s->w->shared->cfg->upstream_idle_ms / 1000.0);
-  if (s->utls.ssl && SSL_is_init_finished(s->utls.ssl)) {
-    /* close_notify: a clean end, and the session stays resumable. */
-    SSL_shutdown(s->utls.ssl);
-    px_upstream_flush_tls(s);
-  }
+  px_upstream_tls_close(s); /* a clean end: the session stays resumable */
   px_upstream_count_idle(s, 0);
   px_upstream_forget(s);
   s->up_closing = 1;

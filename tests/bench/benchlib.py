@@ -1,8 +1,9 @@
 """Process handling and measurement helpers for bench.py.
 
 Everything here talks to 127.0.0.1 only, and every load loop is bounded in time:
-wrk runs for -d seconds, `openssl s_time` for -time seconds, the idle-connection
-client has a deadline, and every subprocess call has a timeout on top.
+wrk runs for -d seconds, hsload for -t seconds, the `openssl s_time -reuse` probe for
+-time seconds, the idle-connection client has a deadline, and every subprocess call has
+a timeout on top.
 """
 import os
 import re
@@ -281,41 +282,34 @@ def wrk(url, seconds, conns, close=False, timeout_s=None, cpus=None):
             "mbps": float(m_tr.group(1)) * scale, "wall": wall, "problems": problems}
 
 
-def s_time_full(port, seconds, procs):
-    """Full handshakes: `procs` parallel `openssl s_time -new` clients (no session reuse, so
-    every connection is a full TLS 1.3 handshake), each fetching /1k over HTTP/1.0 and
-    reading to the close. Rate = all connections / wall time of the whole batch."""
-    args = ["openssl", "s_time", "-connect", "127.0.0.1:%d" % port, "-new",
-            "-time", str(seconds), "-www", "/1k"]
+def hsload_full(hsload, port, seconds, conns):
+    """Full handshakes: hsload (tests/bench/hsload.c) keeps `conns` connections in flight
+    from one process; each is a new TCP connection, a full TLS handshake (no session offered,
+    no ticket asked for), GET /1k with Connection: close, the response read to the server's
+    close. Rate = connections completed / wall time of the run. Also returns the CPU that
+    hsload itself used (utime+stime), so the load generator's cost per handshake is known."""
+    args = [hsload, "-c", "127.0.0.1:%d" % port, "-n", str(conns), "-t", str(seconds),
+            "-p", "/1k"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    ps = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           start_new_session=True) for _ in range(procs)]
-    count, nbytes, problems = 0, 0, []
-    try:
-        for p in ps:
-            try:
-                out, err = p.communicate(timeout=seconds + 60)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                out, err = p.communicate()
-                problems.append("an s_time client hung and was killed")
-            m = re.search(r"(\d+) connections in [\d.]+s;.*bytes read (\d+)", out)
-            if m:
-                count += int(m.group(1))
-                nbytes += int(m.group(2))
-            errs = [line for line in err.splitlines() if "error" in line.lower()]
-            if errs:
-                problems.append("s_time: %d error line(s), e.g. %s" % (len(errs), errs[0][:120]))
-    finally:
-        for p in ps:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+    p = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60)
     wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    m = re.search(r"hsload: (\d+) ok in ([\d.]+) s = [\d.]+/s; errors (\d+)(?: \(([^)]*)\))?; "
+                  r"bytes (\d+)", p.stdout)
+    if not m:
+        raise PeerFailed("hsload gave no result: %s" % (p.stderr.strip() or p.stdout.strip())[:200])
+    count, run_s, nerr, detail, nbytes = (int(m.group(1)), float(m.group(2)), int(m.group(3)),
+                                          m.group(4), int(m.group(5)))
+    problems = []
+    if nerr:
+        problems.append("hsload: %d failed connection(s) (%s)" % (nerr, detail))
     if count and nbytes / count < 1024:
         problems.append("only %.0f bytes read per connection (expected > 1024: errors?)"
                         % (nbytes / count))
-    return {"rate": count / wall, "count": count, "wall": wall, "problems": problems}
+    gen_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {"rate": count / run_s if run_s else 0.0, "count": count, "wall": wall,
+            "problems": problems, "gen_cpu_s": gen_cpu}
 
 
 def timed_download(port, path, deadline):

@@ -13,6 +13,7 @@ import asyncio
 import gzip
 import hashlib
 import http.client
+import json
 import os
 import re
 import resource
@@ -778,6 +779,81 @@ def test_reverse_https_upstream(proxy_factory, pki, https_upstream):
     for line in TEXT.decode().splitlines():
         assert "    " + line in out
     assert contains_run(out.splitlines(), xxd_lines(PNG))
+
+
+@pytest.mark.parametrize("tls_max", ["1.3", "1.2"])
+def test_upstream_tls_session_resumed_on_next_connection(proxy_factory, pki, tmp_path, tls_max):
+    """Each client connection gets its own upstream connection; from the second one on, the
+    upstream leg resumes the TLS session of the one before (the origin says so), and the
+    certificate verdict is still the one of the verified session."""
+    up = Upstream(pki.leaf, tls_max=tls_max)
+    har = str(tmp_path / "flows.har")
+    try:
+        # One worker: the cache of upstream sessions is per worker.
+        p = proxy_factory("-q", "-m", "reverse:https://localhost:%d" % up.port, "-t", "1",
+                          "--har", har)
+        seen = []
+        for _ in range(4):
+            r = curl("--cacert", pki.proxy_ca, "--resolve", "localhost:%d:127.0.0.1" % p.port,
+                     "https://localhost:%d/tls" % p.port)
+            assert r.returncode == 0, r.stderr
+            seen.append(r.stdout.decode())
+        version = "TLSv1.%s" % tls_max[-1]
+        assert seen == [version + " full"] + [version + " resumed"] * 3
+        assert p.stop() == 0
+    finally:
+        up.stop()
+    with open(har) as f:
+        entries = json.load(f)["log"]["entries"]
+    assert [e["_tls"]["upstream"]["verify"] for e in entries] == ["ok"] * 4
+
+
+def test_client_gets_close_notify_when_upstream_closes_after_the_response(proxy_factory, pki,
+                                                                        https_upstream):
+    """The origin closes 300 ms after a complete response, when everything for the client
+    has long been written: tlspeek still ends the client's TLS with close_notify (a TCP FIN
+    alone looks like a truncation, and clients drop the session they would resume)."""
+    p = proxy_factory("-q", "-m", "reverse:https://localhost:%d" % https_upstream.port)
+    ctx = ssl.create_default_context(cafile=pki.proxy_ca)
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # Python sets it by default
+    with socket.create_connection(("127.0.0.1", p.port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost",
+                             suppress_ragged_eofs=False) as s:
+            s.sendall(b"GET /late-close/300 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)  # SSLEOFError on an EOF without close_notify
+                if not chunk:
+                    break
+                data += chunk
+    assert data.startswith(b"HTTP/1.1 200") and data.endswith(TEXT)
+
+
+@pytest.mark.parametrize("client_tls", [False, True])
+def test_client_half_closed_after_request_gets_whole_response(proxy_factory, pki, https_upstream,
+                                                              client_tls):
+    """A client that half-closes (TCP FIN) right after its request still gets the whole
+    response, then the end of the connection (close_notify first over TLS). The origin writes
+    head and body separately, so the head is out before the last bytes come in."""
+    p = proxy_factory("-q", "-m", "reverse:https://localhost:%d" % https_upstream.port)
+    raw = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+    conn = raw
+    if client_tls:
+        ctx = ssl.create_default_context(cafile=pki.proxy_ca)
+        ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
+        conn = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+    with conn:
+        conn.sendall(b"GET /text HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        # TCP half-close under the TLS layer (a dup of the descriptor, same socket).
+        with socket.socket(fileno=os.dup(conn.fileno())) as same:
+            same.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200") and data.endswith(TEXT), data[-200:]
 
 
 def test_reverse_http_upstream(proxy_factory, pki, http_upstream):

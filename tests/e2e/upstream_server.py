@@ -22,6 +22,10 @@ Endpoints (all deterministic, so tests can compute the expected bytes):
   /peer                 the connection's client address as the server sees it
                         ("ip:port"): tells whether two requests shared one
                         connection
+  /late-close/MS        /text (with its length), then closes the connection MS
+                        milliseconds later
+  /tls                  "TLSv1.3 resumed" / "TLSv1.2 full": this connection's TLS version
+                        and whether its handshake resumed a session (TLS only)
   /setcookie            /text's body with Set-Cookie: id=setc00kie-SECRET
 HEAD works for every GET endpoint.
 """
@@ -198,10 +202,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif parts[0] == "slow" and len(parts) == 2:
             time.sleep(int(parts[1]) / 1000.0)
             self._send(200, TEXT)
+        elif parts[0] == "late-close" and len(parts) == 2:
+            self._send(200, TEXT)
+            self.wfile.flush()
+            time.sleep(int(parts[1]) / 1000.0)
+            self.close_connection = True
         elif p == "/setcookie":
             self._send(200, TEXT, extra=[("Set-Cookie", "id=setc00kie-SECRET; Path=/")])
         elif p == "/count":
             self._send(200, b"%d" % _count)
+        elif p == "/tls" and isinstance(self.connection, ssl.SSLSocket):
+            c = self.connection
+            self._send(200, ("%s %s" % (c.version(), "resumed" if c.session_reused
+                                        else "full")).encode())
         else:
             self._send(404, b"not found\n")
 
