@@ -61,7 +61,10 @@ typedef struct flt_conn {
   char alpn[32];
   uint64_t start_us;       /* wall clock, microseconds since the epoch */
   /* Upstream leg set-up, microseconds; -1 when not applicable. Only the
-   * first flow of a connection paid for them (HAR: later flows get -1). */
+   * first flow of a connection paid for them (HAR: later flows get -1) —
+   * or of a reconnection: when the core closes an idle upstream
+   * (--upstream-idle) it sets all three to -1 and keeps server_addr, and
+   * the next request's set-up fills them again. */
   int64_t dns_us, connect_us, ssl_us;
   char up_tls_version[16]; /* TLS facts of the upstream leg */
   char up_cipher[64];

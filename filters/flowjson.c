@@ -506,12 +506,16 @@ static tr_flow_t *rec_flow_fed(const tr_recorder_t *rec, const flt_flow_t *f) {
   return r && r->owner == rec ? r : NULL;
 }
 
-/* Marks that `slot` has seen a flow of the connection; returns whether it
- * had not before. */
+/* Marks that `slot` has seen a flow of the connection; returns whether the
+ * flow pays for an upstream set-up: the connection's first, or the first
+ * after the core closed an idle upstream (--upstream-idle), which it shows
+ * by set-up times of -1 while the old upstream address is still known. */
 static int rec_first_on_conn(int slot, flt_flow_t *f) {
   int first;
-  if (f->conn == NULL) return 0;
-  first = f->conn->fctx[slot] != &tr_conn_seen;
+  const flt_conn_t *c = f->conn;
+  if (c == NULL) return 0;
+  first = c->fctx[slot] != &tr_conn_seen ||
+          (c->dns_us == -1 && c->connect_us == -1 && c->ssl_us == -1 && c->server_addr[0] != '\0');
   f->conn->fctx[slot] = &tr_conn_seen;
   return first;
 }

@@ -25,7 +25,8 @@
  *    entries; "_error" on flows that ended in an error (without a response:
  *    status 0, headersSize and bodySize -1); log._bodyCap.
  *  - timings: connect includes ssl (HAR 1.2 §timings); dns/connect/ssl only
- *    on the first flow of a connection, -1 on later ones; "time" is the sum
+ *    on the first flow of a connection (and the first after an idle
+ *    upstream was reopened), -1 on later ones; "time" is the sum
  *    of the available timings.
  */
 #include <errno.h>

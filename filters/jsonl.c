@@ -13,7 +13,8 @@
  *    "response": MESSAGE or null,
  *    "timings": {"dns", "connect", "ssl", "send", "wait", "receive",
  *                "total"}      (ms; same rules as HAR: -1 = n/a, dns/connect/
- *                               ssl only on a connection's first flow,
+ *                               ssl only on a connection's first flow
+ *                               and the first after a reconnection,
  *                               connect includes ssl),
  *    "tls": {"version", "cipher", "sni", "alpn",
  *            "upstream": {"version", "cipher", "alpn"} or null} or null,

@@ -479,6 +479,8 @@ void px_upstream_release(px_session_t *s) {
   s->up_closing = 1;
   uv_close((uv_handle_t *)&s->upstream, on_release_closed);
   px_upstream_reset(s);
+  /* The next flow pays for a new set-up (transcripts' timings). */
+  s->conn.dns_us = s->conn.connect_us = s->conn.ssl_us = -1;
   px_http_trim(&s->req);
   px_tls_trim_all(&s->ctls);
   s->up_released = 1;

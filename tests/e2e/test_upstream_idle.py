@@ -5,6 +5,7 @@ The upstream's /peer endpoint answers with the address of the connection it
 arrived on, so two requests show whether they shared an upstream connection.
 """
 import http.client
+import json
 import socket
 import ssl
 import time
@@ -143,3 +144,23 @@ def test_released_upstream_then_another_origin(proxy_factory, http_upstream):
         s.close()
     finally:
         other.stop()
+
+
+def test_har_timings_show_the_reconnection(proxy_factory, pki, https_upstream, tmp_path):
+    har = str(tmp_path / "flows.har")
+    p = reverse_proxy(proxy_factory, https_upstream, "--upstream-idle", "0.3", "--har", har)
+    c = tls_client(p, pki)
+    get_peer(c)
+    get_peer(c)
+    time.sleep(1.0)
+    get_peer(c)
+    c.close()
+    assert p.stop() == 0
+    with open(har) as f:
+        entries = json.load(f)["log"]["entries"]
+    connect = [e["timings"]["connect"] for e in entries]
+    assert len(connect) == 3
+    assert connect[0] >= 0       # the connection's first flow paid for the set-up
+    assert connect[1] == -1      # the second reused it
+    assert connect[2] >= 0       # the third paid for the reconnection
+    assert entries[2]["timings"]["ssl"] >= 0
