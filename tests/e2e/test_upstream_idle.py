@@ -164,3 +164,38 @@ def test_har_timings_show_the_reconnection(proxy_factory, pki, https_upstream, t
     assert connect[1] == -1      # the second reused it
     assert connect[2] >= 0       # the third paid for the reconnection
     assert entries[2]["timings"]["ssl"] >= 0
+
+
+def test_requests_racing_the_release(proxy_factory, pki, https_upstream):
+    # Pauses around the (tiny) idle time make requests arrive just before,
+    # during and after upstream closes: every one must still be answered.
+    import random
+    import threading
+    p = reverse_proxy(proxy_factory, https_upstream, "--upstream-idle", "0.02")
+    errors, answered = [], []
+
+    def client(seed):
+        rnd = random.Random(seed)
+        try:
+            c = tls_client(p, pki)
+            for _ in range(25):
+                time.sleep(rnd.choice((0, 0.005, 0.015, 0.02, 0.025, 0.04)))
+                c.request("GET", "/bin/%d" % rnd.choice((10, 3000, 70000)))
+                r = c.getresponse()
+                body = r.read()
+                if r.status != 200 or len(body) != int(r.getheader("Content-Length")):
+                    errors.append("status %d, %d bytes" % (r.status, len(body)))
+                answered.append(1)
+            c.close()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[:5]
+    assert len(answered) == 16 * 25
+    assert "closed until the next request" in p.stderr()
+    assert "reconnecting upstream" in p.stderr()
