@@ -104,8 +104,6 @@ typedef struct px_session {
   X509 *up_cert;               /* upstream leaf certificate (ref held) */
   int up_released;             /* we closed the idle upstream: the next
                                   request reconnects (--upstream-idle) */
-  int up_closing;              /* that close has not completed yet */
-  int up_wait_close;           /* a reconnect waits for that close */
   int up_pinned;               /* connection-bound auth seen: keep it */
   int up_idle_counted;         /* counted in the worker's idle_upstreams */
 

@@ -203,10 +203,8 @@ static void on_retry_closed(uv_handle_t *h) {
 static void try_next_address(px_session_t *s) {
   struct addrinfo *ai = s->addr_next;
   if (s->upstream_tcp_init) {
-    if (uv_is_closing((uv_handle_t *)&s->upstream)) {
-      s->up_wait_close = 1; /* a released leg is still closing: after it */
-      return;
-    }
+    /* A released leg still closing: on_release_closed comes back here. */
+    if (uv_is_closing((uv_handle_t *)&s->upstream)) return;
     /* A failed connect leaves the handle unusable: close, then retry. */
     uv_close((uv_handle_t *)&s->upstream, on_retry_closed);
     return;
@@ -458,15 +456,12 @@ static void on_release_closed(uv_handle_t *h) {
   px_session_t *s = h->data;
   s->handles_open--;
   s->upstream_tcp_init = 0;
-  s->up_closing = 0;
   if (s->state == PX_S_CLOSING) {
     px_session_close(s, NULL);
     return;
   }
-  if (s->up_wait_close) {
-    s->up_wait_close = 0;
-    try_next_address(s);
-  }
+  /* A reconnect resolved its address while this close was under way. */
+  if (s->up == PX_UP_RESOLVING && s->addrs != NULL) try_next_address(s);
 }
 
 void px_upstream_release(px_session_t *s) {
@@ -476,7 +471,6 @@ void px_upstream_release(px_session_t *s) {
   px_upstream_tls_close(s); /* a clean end: the session stays resumable */
   px_upstream_count_idle(s, 0);
   px_upstream_forget(s);
-  s->up_closing = 1;
   uv_close((uv_handle_t *)&s->upstream, on_release_closed);
   px_upstream_reset(s);
   /* The next flow pays for a new set-up (transcripts' timings). */
