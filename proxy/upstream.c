@@ -467,7 +467,7 @@ static void on_release_closed(uv_handle_t *h) {
 void px_upstream_release(px_session_t *s) {
   flt_log_debug("session %llu: upstream %s:%u idle for %.1f s: closed until the next request",
                 (unsigned long long)s->conn.id, s->up_host, (unsigned)s->up_port,
-                (double)s->w->shared->cfg->upstream_idle_ms / 1000.0);
+                (double)px_upstream_release_delay(s) / 1000.0);
   px_upstream_tls_close(s); /* a clean end: the session stays resumable */
   px_upstream_count_idle(s, 0);
   px_upstream_forget(s);
