@@ -235,13 +235,15 @@ int tr_write_all(int fd, const void *data, size_t len) {
   return 0;
 }
 
-int tr_writev_all(int fd, struct iovec *iov, int n) {
+int tr_writev_all(int fd, struct iovec *iov, int n, off_t off) {
   while (n > 0) {
-    ssize_t w = writev(fd, iov, n > IOV_MAX ? IOV_MAX : n);
+    int cnt = n > IOV_MAX ? IOV_MAX : n;
+    ssize_t w = off < 0 ? writev(fd, iov, cnt) : pwritev(fd, iov, cnt, off);
     if (w < 0) {
       if (errno == EINTR) continue;
       return errno;
     }
+    if (off >= 0) off += w;
     while (n > 0 && (size_t)w >= iov->iov_len) {
       w -= (ssize_t)iov->iov_len;
       iov++;

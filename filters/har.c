@@ -393,28 +393,6 @@ static cJSON *har_entry(tr_flow_t *r, const tr_body_t bodies[2]) {
 
 /* ---- the file ------------------------------------------------------------ */
 
-/* pwritev(2) until everything is written; 0 or errno. */
-static int pwritev_all(int fd, struct iovec *iov, int n, off_t off) {
-  while (n > 0) {
-    ssize_t w = pwritev(fd, iov, n, off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    off += w;
-    while (n > 0 && (size_t)w >= iov->iov_len) {
-      w -= (ssize_t)iov->iov_len;
-      iov++;
-      n--;
-    }
-    if (n > 0) {
-      iov->iov_base = (char *)iov->iov_base + w;
-      iov->iov_len -= (size_t)w;
-    }
-  }
-  return 0;
-}
-
 /* Appends an entry given as iovecs (tr_json_splice) in one pwritev(2). */
 static int har_append(flt_har_t *har, const struct iovec *entry, int n) {
   struct iovec iov[TR_SPLICE_IOV + 2];
@@ -430,7 +408,7 @@ static int har_append(flt_har_t *har, const struct iovec *entry, int n) {
   }
   iov[1 + n].iov_base = (void *)HAR_TAIL;
   iov[1 + n].iov_len = HAR_TAIL_LEN;
-  rc = pwritev_all(har->fd, iov, n + 2, har->tail_off);
+  rc = tr_writev_all(har->fd, iov, n + 2, har->tail_off);
   if (rc) {
     /* Best effort: put the tail back so the file stays a valid HAR. */
     if (pwrite(har->fd, HAR_TAIL, HAR_TAIL_LEN, har->tail_off) == (ssize_t)HAR_TAIL_LEN &&

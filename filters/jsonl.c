@@ -178,7 +178,7 @@ static int jsonl_write(void *sink, tr_job_t *job) {
     iov[n].iov_len = 1;
     for (int i = 0; i <= n; i++)
       jl->size += (off_t)iov[i].iov_len;
-    rc = tr_writev_all(jl->fd, iov, n + 1);
+    rc = tr_writev_all(jl->fd, iov, n + 1, -1);
     if (rc == 0) tr_behind_advance(&jl->behind, jl->fd, jl->size);
   } else {
     flt_log_error("JSONL file %s: out of memory; flow %llu not recorded", jl->path,

@@ -383,7 +383,7 @@ static int pcap_sink_write_list(void *sink, tr_job_t *list) {
       pcap->size += (off_t)j->len;
       n++;
     }
-    int rc = tr_writev_all(pcap->fd, iov, n);
+    int rc = tr_writev_all(pcap->fd, iov, n, -1);
     if (rc) return rc;
   }
   tr_behind_advance(&pcap->behind, pcap->fd, pcap->size);

@@ -82,10 +82,11 @@ void tr_writer_flush(tr_writer_t *w);
 void tr_writer_free(tr_writer_t *w);
 
 /* Helpers for sinks: write(2)/writev(2) everything; 0 or errno.
- * tr_writev_all consumes `iov` (it advances past what was written). */
+ * tr_writev_all writes at `off` (pwritev), or at the file position when
+ * `off` < 0 (writev); it consumes `iov` (advances past what was written). */
 int tr_write_all(int fd, const void *data, size_t len);
 struct iovec;
-int tr_writev_all(int fd, struct iovec *iov, int n);
+int tr_writev_all(int fd, struct iovec *iov, int n, off_t off);
 /* Write-behind for a transcript file (written once, front to back, up to
  * gigabytes): each time another TR_BEHIND_WINDOW bytes were appended, the
  * sink starts writing them back to disk, waits for the window before them

@@ -189,6 +189,9 @@ void px_session_rearm_timer(px_session_t *s);
 /* The upstream leg is about to end: send TLS close_notify when its handshake
  * finished cleanly, so its session stays resumable (see upstream.c). */
 void px_upstream_tls_close(px_session_t *s);
+/* Close callback bookkeeping for the upstream socket; returns the session,
+ * or NULL when the session is closing (it was told and may be gone). */
+px_session_t *px_upstream_handle_closed(uv_handle_t *h);
 /* The upstream socket is about to close: drop it from the loop guard. */
 void px_upstream_forget(px_session_t *s);
 /* Called by upstream.c when the leg is usable or has failed. */

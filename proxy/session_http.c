@@ -294,13 +294,8 @@ static void release_held_requests(px_session_t *s);
 /* The old upstream connection is gone: start afresh with the held request,
  * whose origin becomes the target (proxy_request, up == PX_UP_IDLE). */
 static void on_switch_closed(uv_handle_t *h) {
-  px_session_t *s = h->data;
-  s->handles_open--;
-  s->upstream_tcp_init = 0;
-  if (s->state == PX_S_CLOSING) {
-    px_session_close(s, NULL);
-    return;
-  }
+  px_session_t *s = px_upstream_handle_closed(h);
+  if (s == NULL) return;
   px_upstream_reset(s);
   s->conn.server_addr[0] = '\0';
   s->switch_pending = 0;

@@ -189,15 +189,20 @@ static void on_connected(uv_connect_t *req, int status) {
   }
 }
 
-static void on_retry_closed(uv_handle_t *h) {
+px_session_t *px_upstream_handle_closed(uv_handle_t *h) {
   px_session_t *s = h->data;
   s->handles_open--;
   s->upstream_tcp_init = 0;
   if (s->state == PX_S_CLOSING) {
     px_session_close(s, NULL); /* finish a close that waited for us */
-    return;
+    return NULL;
   }
-  try_next_address(s);
+  return s;
+}
+
+static void on_retry_closed(uv_handle_t *h) {
+  px_session_t *s = px_upstream_handle_closed(h);
+  if (s) try_next_address(s);
 }
 
 static void try_next_address(px_session_t *s) {
@@ -453,15 +458,9 @@ void px_upstream_count_idle(px_session_t *s, int idle) {
 }
 
 static void on_release_closed(uv_handle_t *h) {
-  px_session_t *s = h->data;
-  s->handles_open--;
-  s->upstream_tcp_init = 0;
-  if (s->state == PX_S_CLOSING) {
-    px_session_close(s, NULL);
-    return;
-  }
+  px_session_t *s = px_upstream_handle_closed(h);
   /* A reconnect resolved its address while this close was under way. */
-  if (s->up == PX_UP_RESOLVING && s->addrs != NULL) try_next_address(s);
+  if (s && s->up == PX_UP_RESOLVING && s->addrs != NULL) try_next_address(s);
 }
 
 void px_upstream_release(px_session_t *s) {

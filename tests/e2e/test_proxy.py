@@ -1212,30 +1212,36 @@ def test_sigterm_exits_0(proxy_factory, pki, https_upstream):
     assert p.stop(signal.SIGTERM) == 0, p.stderr()
 
 
-def test_sigint_lets_inflight_request_finish(proxy_factory, pki, https_upstream):
-    p = proxy_factory()
+def sigint_in_flight(p, curl_args):
+    """Runs curl through `p`; once its client and upstream connections are
+    open and the request had a moment to go out, sends tlspeek SIGINT.
+    Returns curl's (returncode, stdout, stderr)."""
     pid = p.proc.pid
     idle = fd_count(pid)
-    client = subprocess.Popen(
-        ["curl", "-sS", "--max-time", "30", "--cacert", pki.proxy_ca, "-x", p.url,
-         "-w", "\n@@%{http_code}", "https://localhost:%d/slow/1500" % https_upstream.port],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    client = subprocess.Popen(["curl", "-sS", "--max-time", "30", "-x", p.url] + curl_args,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
     try:
-        # Wait until the client and upstream connections are both open, and
-        # give the request a moment to go out; the upstream then sleeps 1.5 s.
         deadline = time.time() + 10
         while fd_count(pid) < idle + 2 and time.time() < deadline:
             time.sleep(0.02)
         assert fd_count(pid) >= idle + 2
         time.sleep(0.4)
-        assert client.poll() is None, "the request finished before the signal"
+        assert client.poll() is None, "the transfer finished before the signal"
         p.proc.send_signal(signal.SIGINT)
         out, err = client.communicate(timeout=30)
     finally:
         if client.poll() is None:
             client.kill()
             client.wait()
-    assert client.returncode == 0, err
+    return client.returncode, out, err
+
+
+def test_sigint_lets_inflight_request_finish(proxy_factory, pki, https_upstream):
+    # The upstream sleeps 1.5 s before it answers.
+    p = proxy_factory()
+    rc, out, err = sigint_in_flight(p, ["--cacert", pki.proxy_ca, "-w", "\n@@%{http_code}",
+                                        "https://localhost:%d/slow/1500" % https_upstream.port])
+    assert rc == 0, err
     assert out == TEXT + b"\n@@200"
     assert p.proc.wait(timeout=15) == 0, p.stderr()
     assert "/slow/1500 → 200" in p.stdout()
@@ -1247,26 +1253,9 @@ def test_sigint_keeps_the_tail_of_an_inflight_response(proxy_factory, pki, https
     client before tlspeek closes the connection."""
     n = 200000
     p = proxy_factory()
-    pid = p.proc.pid
-    idle = fd_count(pid)
-    client = subprocess.Popen(
-        ["curl", "-sS", "--max-time", "30", "--cacert", pki.proxy_ca, "-x", p.url,
-         "https://localhost:%d/pause/%d/1500" % (https_upstream.port, n)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
-    try:
-        deadline = time.time() + 10
-        while fd_count(pid) < idle + 2 and time.time() < deadline:
-            time.sleep(0.02)
-        assert fd_count(pid) >= idle + 2
-        time.sleep(0.4)
-        assert client.poll() is None, "the response finished before the signal"
-        p.proc.send_signal(signal.SIGINT)
-        out, err = client.communicate(timeout=30)
-    finally:
-        if client.poll() is None:
-            client.kill()
-            client.wait()
-    assert client.returncode == 0, err
+    rc, out, err = sigint_in_flight(p, ["--cacert", pki.proxy_ca, "https://localhost:%d/pause/%d/1500"
+                                        % (https_upstream.port, n)])
+    assert rc == 0, err
     assert out == payload(n)
     assert p.proc.wait(timeout=15) == 0, p.stderr()
 
