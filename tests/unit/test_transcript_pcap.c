@@ -339,24 +339,41 @@ static void test_pcap_large_segments(void **state) {
 
 /* ---- the scenario: all three formats at once -------------------------------- */
 
+/* HAR, JSONL and PCAP sinks on STEM.har/.jsonl/.pcap, added to `ch`. */
+typedef struct sinks {
+  char har_path[128], jl_path[128], pc_path[128];
+  void *har, *jl, *pc;
+} sinks_t;
+
+static void sinks_open(sinks_t *k, flt_chain_t *ch, const char *stem) {
+  char name[64], err[512];
+  snprintf(name, sizeof(name), "%s.har", stem);
+  path_in(k->har_path, sizeof(k->har_path), name);
+  snprintf(name, sizeof(name), "%s.jsonl", stem);
+  path_in(k->jl_path, sizeof(k->jl_path), name);
+  snprintf(name, sizeof(name), "%s.pcap", stem);
+  path_in(k->pc_path, sizeof(k->pc_path), name);
+  k->har = flt_har_new(k->har_path, 1 << 20, "9.9-test", err, sizeof(err));
+  k->jl = flt_jsonl_new(k->jl_path, 1 << 20, err, sizeof(err));
+  k->pc = flt_pcap_new(k->pc_path, err, sizeof(err));
+  assert_true(k->har && k->jl && k->pc);
+  flt_har_set_slot(k->har, flt_chain_add(ch, &flt_har_ops, k->har));
+  flt_jsonl_set_slot(k->jl, flt_chain_add(ch, &flt_jsonl_ops, k->jl));
+  flt_pcap_set_slot(k->pc, flt_chain_add(ch, &flt_pcap_ops, k->pc));
+}
+
+
 static void test_har_jsonl_pcap(void **state) {
-  char har_path[128], jl_path[128], pc_path[128], err[512];
   flt_chain_t ch = {0};
   flt_conn_t conns[3];
   sent_t sent[3];
   (void)state;
 
   make_bodies();
-  path_in(har_path, sizeof(har_path), "t.har");
-  path_in(jl_path, sizeof(jl_path), "t.jsonl");
-  path_in(pc_path, sizeof(pc_path), "t.pcap");
-  void *har = flt_har_new(har_path, 1 << 20, "9.9-test", err, sizeof(err));
-  void *jl = flt_jsonl_new(jl_path, 1 << 20, err, sizeof(err));
-  void *pc = flt_pcap_new(pc_path, err, sizeof(err));
-  assert_true(har && jl && pc);
-  flt_har_set_slot(har, flt_chain_add(&ch, &flt_har_ops, har));
-  flt_jsonl_set_slot(jl, flt_chain_add(&ch, &flt_jsonl_ops, jl));
-  flt_pcap_set_slot(pc, flt_chain_add(&ch, &flt_pcap_ops, pc));
+  sinks_t sk;
+  sinks_open(&sk, &ch, "t");
+  char *har_path = sk.har_path, *jl_path = sk.jl_path, *pc_path = sk.pc_path;
+  void *har = sk.har, *jl = sk.jl, *pc = sk.pc;
 
   /* An empty HAR is already valid. */
   flt_emit_shutdown(&ch);
@@ -422,23 +439,16 @@ static void *worker_main(void *arg) {
 }
 
 static void test_concurrent_connections(void **state) {
-  char har_path[128], jl_path[128], pc_path[128], err[512];
   flt_chain_t ch = {0};
   worker_t w[N_THREADS];
   pthread_t th[N_THREADS];
   (void)state;
 
   make_bodies();
-  path_in(har_path, sizeof(har_path), "mt.har");
-  path_in(jl_path, sizeof(jl_path), "mt.jsonl");
-  path_in(pc_path, sizeof(pc_path), "mt.pcap");
-  void *har = flt_har_new(har_path, 1 << 20, "9.9-test", err, sizeof(err));
-  void *jl = flt_jsonl_new(jl_path, 1 << 20, err, sizeof(err));
-  void *pc = flt_pcap_new(pc_path, err, sizeof(err));
-  assert_true(har && jl && pc);
-  flt_har_set_slot(har, flt_chain_add(&ch, &flt_har_ops, har));
-  flt_jsonl_set_slot(jl, flt_chain_add(&ch, &flt_jsonl_ops, jl));
-  flt_pcap_set_slot(pc, flt_chain_add(&ch, &flt_pcap_ops, pc));
+  sinks_t sk;
+  sinks_open(&sk, &ch, "mt");
+  char *har_path = sk.har_path, *jl_path = sk.jl_path, *pc_path = sk.pc_path;
+  void *har = sk.har, *jl = sk.jl, *pc = sk.pc;
   for (int i = 0; i < N_THREADS; i++) {
     memset(&w[i], 0, sizeof(w[i]));
     w[i].ch = &ch;
