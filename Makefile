@@ -10,12 +10,16 @@
 # SANITIZER=address,undefined builds an instrumented binary into build/<name>/.
 
 # The one list of Debian packages the project needs, in one place.
-# BUILD_DEBS are needed to compile and run; TEST_DEBS to run the suites.
+# BUILD_DEBS are needed to compile and run; TEST_DEBS to run the suites and the
+# examples they run; BENCH_DEBS for make bench; FUZZ_DEBS for make fuzz.
+# Every program that tests/, examples/ and tests/bench/ run must come from one
+# of them: `make test` checks that first (tests/check_debs.py).
 BUILD_DEBS := build-essential pkg-config libssl-dev libuv1-dev libhttp-parser-dev \
               libnghttp2-dev libcjson-dev zlib1g-dev libbrotli-dev libzstd-dev openssl \
               libpcap-dev \
               libpcre2-dev
-TEST_DEBS  := libcmocka-dev python3 python3-pytest curl procps python3-jsonschema tshark
+TEST_DEBS  := libcmocka-dev python3 python3-pytest curl procps python3-jsonschema tshark \
+              iproute2 iptables xxd
 BENCH_DEBS := wrk nginx haproxy sslsplit mitmproxy openssl procps
 FUZZ_DEBS  := clang libclang-rt-14-dev
 
@@ -58,7 +62,8 @@ UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 DEPS_OK := build/.deps-ok
 
-.PHONY: all run test unit e2e asan bench bench-quick deps test-deps format clean fuzz examples
+.PHONY: all run test unit e2e asan bench bench-quick deps test-deps check-debs format clean fuzz \
+        examples
 all: $(BIN)
 
 # ---- dependencies ---------------------------------------------------------
@@ -86,6 +91,11 @@ $(DEPS_OK): Makefile
 
 test-deps: deps
 	$(call ensure_debs,$(TEST_DEBS))
+
+# Fails, naming the package and the list it belongs in, when a program that the
+# tests, the examples or the bench run comes from a package not in the lists.
+check-debs: test-deps
+	@/usr/bin/python3 tests/check_debs.py
 
 # ---- build ----------------------------------------------------------------
 $(BUILD)/%.o: %.c | $(DEPS_OK)
@@ -119,7 +129,7 @@ e2e: test-deps
 	cd tests/e2e && TLSPEEK_BIN=$(abspath $(BIN)) TLSPEEK_ASAN=$(if $(SANITIZER),1,) \
 	  /usr/bin/python3 -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-test: test-deps
+test: check-debs
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 

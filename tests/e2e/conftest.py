@@ -6,6 +6,7 @@ environment may preset SSL_CERT_FILE / CURL_CA_BUNDLE to the system bundle.
 """
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -42,6 +43,17 @@ def run(args, **kw):
     kw.setdefault("capture_output", True)
     kw.setdefault("timeout", 60)
     return subprocess.run([BIN] + list(args), **kw)
+
+
+def require_program(name):
+    """The path of an external program a test runs. `make test` installs every
+    one (tests/check_debs.py keeps the Makefile's lists complete), so a missing
+    program fails the test instead of skipping it."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail("%s is not installed: `make test` installs it (see TEST_DEBS in the "
+                    "Makefile)" % name, pytrace=False)
+    return path
 
 
 def clean_env(**extra):

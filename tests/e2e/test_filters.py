@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import ssl
@@ -29,7 +28,7 @@ import threading
 
 import pytest
 
-from conftest import BIN, ROOT, clean_env, curl, free_port, run
+from conftest import BIN, ROOT, clean_env, curl, free_port, require_program, run
 from upstream_server import TEXT
 
 EXAMPLES = os.path.join(ROOT, "build", "examples")
@@ -571,9 +570,7 @@ const flt_plugin_t tlspeek_plugin = {
 
 
 def compile_so(tmp_path, name, source, *defines):
-    gcc = shutil.which("gcc") or shutil.which("cc")
-    if gcc is None:
-        pytest.skip("no C compiler (gcc/cc) to build a test plugin")
+    gcc = require_program("gcc")
     src = tmp_path / (name + ".c")
     src.write_text(source)
     so = str(tmp_path / (name + ".so"))

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import resource
-import shutil
 import signal
 import socket
 import ssl
@@ -28,7 +27,7 @@ import types
 
 import pytest
 
-from conftest import BIN, Proxy, Upstream, clean_env, curl, free_port, run
+from conftest import BIN, Proxy, Upstream, clean_env, curl, free_port, require_program, run
 from upstream_server import PNG, TEXT, payload, payload_stream
 
 ASAN = os.environ.get("TLSPEEK_ASAN") == "1"
@@ -917,9 +916,8 @@ def test_console_headers_bodies_gzip_hexdump(proxy_factory, pki, https_upstream)
 
 
 def test_xxd_lines_match_xxd():
-    """The expected hexdumps above are exactly xxd's (when xxd is here)."""
-    if not shutil.which("xxd"):
-        pytest.skip("xxd not installed")
+    """The expected hexdumps above are exactly xxd's."""
+    require_program("xxd")
     for data in (PNG, payload(1000), bytes(range(256)) + b"x"):
         r = subprocess.run(["xxd"], input=data, capture_output=True, timeout=30)
         assert r.returncode == 0

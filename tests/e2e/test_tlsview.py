@@ -2,13 +2,12 @@
 and -vvv through a running proxy (filters/tlsview.h)."""
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from conftest import BIN, ROOT, clean_env, curl
+from conftest import BIN, ROOT, clean_env, curl, require_program
 
 DEMO = os.path.join(ROOT, "examples", "http-vs-https")
 sys.path.insert(0, DEMO)
@@ -115,8 +114,7 @@ def test_proxy_handshake_and_wire(proxy_factory, pki, https_upstream, args):
 def test_tshark_agrees_with_fixture_readme():
     """Re-runs tshark on the unit-test fixtures: the JA3 values the C test
     asserts are Wireshark's."""
-    if shutil.which("tshark") is None:
-        pytest.skip("tshark not installed")
+    require_program("tshark")
     script = os.path.join(ROOT, "tests", "unit", "fixtures", "tshark_ref.py")
     r = subprocess.run([sys.executable, script, "--check"], capture_output=True, text=True,
                        timeout=120)

@@ -19,7 +19,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import ssl
@@ -32,12 +31,10 @@ from urllib.parse import parse_qsl, urlsplit
 import jsonschema
 import pytest
 
-from conftest import BIN, clean_env, curl, free_port
+from conftest import BIN, clean_env, curl, free_port, require_program
 from upstream_server import PNG, TEXT, payload
 
 ASAN = os.environ.get("TLSPEEK_ASAN") == "1"
-TSHARK = shutil.which("tshark")
-needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
 
 # What upstream_server.py serves at /json (same code, same bytes).
 JSON_BODY = json.dumps({"name": "tlspeek", "list": [1, 2, 3], "nested": {"ok": True}}).encode()
@@ -238,7 +235,7 @@ def curl_sections(proxy, pki, sections, timeout=60):
 
 
 def tshark(*args, timeout=120):
-    r = subprocess.run([TSHARK] + list(args), capture_output=True, timeout=timeout,
+    r = subprocess.run([require_program("tshark")] + list(args), capture_output=True, timeout=timeout,
                        env=clean_env())
     assert r.returncode == 0, "tshark %s failed: %s" % (" ".join(args), r.stderr.decode())
     return r.stdout.decode("utf-8", "replace")
@@ -663,7 +660,6 @@ def follow_raw(pcap, stream):
     return bytes(c2s), bytes(s2c), nodes[0], nodes[1]
 
 
-@needs_tshark
 def test_pcap_requests_ports_and_5mib_body(proxy_factory, pki, https_upstream, http_upstream,
                                            tmp_path):
     pcap, jsonl_path = str(tmp_path / "run.pcap"), str(tmp_path / "run.jsonl")
@@ -742,7 +738,7 @@ class LoopbackCapture:
         self.err_path = path + ".stderr"
         self._err = open(self.err_path, "wb")
         self.proc = subprocess.Popen(
-            [TSHARK, "-i", "lo", "-f", "tcp port %d" % port, "-w", path, "-P", "-l",
+            [require_program("tshark"), "-i", "lo", "-f", "tcp port %d" % port, "-w", path, "-P", "-l",
              "-T", "fields", "-e", "tcp.srcport"],
             stdout=subprocess.PIPE, stderr=self._err, env=clean_env())
         self.ports = []  # source port of every packet seen, in order
@@ -823,7 +819,6 @@ KEYLOG_LINE = re.compile(r"^(CLIENT_RANDOM|CLIENT_EARLY_TRAFFIC_SECRET|"
                          r"[0-9a-fA-F]{64} [0-9a-fA-F]{32,}$")
 
 
-@needs_tshark
 @pytest.mark.parametrize("how,version", [("option", "1.3"), ("option", "1.2"), ("env", "1.3")])
 def test_keylog_decrypts_client_leg(how, version, proxy_factory, pki, https_upstream, tmp_path):
     keylog = str(tmp_path / "keys.log")
