@@ -239,6 +239,14 @@ static px_worker_t *worker_new(px_runtime_t *rt, int index, char *err, size_t er
   w->backlog_timer.data = w;
   uv_timer_init(&w->loop, &w->accept_timer);
   w->accept_timer.data = w;
+  /* libuv opens a reserve descriptor per loop (for an EMFILE trick that
+   * accept.c does not use) when it sees the loop's first stream. Have that
+   * happen now rather than at the first client, so the process holds the
+   * same descriptors whenever it is idle, and px_fd_limit_report counts it. */
+  uv_tcp_t first;
+  uv_tcp_init(&w->loop, &first);
+  uv_close((uv_handle_t *)&first, NULL);
+  uv_run(&w->loop, UV_RUN_NOWAIT);
   return w;
 }
 
