@@ -12,6 +12,7 @@
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 
@@ -749,9 +750,12 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t len
   }
 }
 
-void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, uv_stream_t *listener) {
+void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, int fd) {
   px_session_t *s = calloc(1, sizeof(*s));
-  if (s == NULL) return;
+  if (s == NULL) {
+    close(fd);
+    return;
+  }
   s->w = w;
   s->lc = lc;
   uv_tcp_init(&w->loop, &s->client);
@@ -778,7 +782,8 @@ void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, uv_stream_t *l
   s->conn.dns_us = s->conn.connect_us = s->conn.ssl_us = -1;
   s->last_activity = px_session_now(s);
 
-  if (uv_accept(listener, (uv_stream_t *)&s->client) != 0) {
+  if (uv_tcp_open(&s->client, fd) != 0) {
+    close(fd); /* the handle did not take it */
     px_session_close(s, "accept failed");
     return;
   }

@@ -132,8 +132,10 @@ typedef struct px_session {
   struct px_session *prev, *next; /* worker's list of live sessions */
 } px_session_t;
 
-/* Accepts a new client on `w`'s listener. */
-void px_session_accept(struct px_worker *w, const px_listen_cfg_t *lc, uv_stream_t *listener);
+/* Starts a session for `fd`, a client connection just accepted on one of
+ * `w`'s listeners (non-blocking). The session owns the fd from here on,
+ * even when it cannot start. */
+void px_session_accept(struct px_worker *w, const px_listen_cfg_t *lc, int fd);
 /* Closes the session (idempotent). `why` is logged at debug level. */
 void px_session_close(px_session_t *s, const char *why);
 /* Stop reading new requests; close when idle (used at shutdown). */

@@ -142,6 +142,8 @@ static int on_request(px_session_t *s, cursor_t *c) {
     refuse(s, "port 0");
     return -1;
   }
+  flt_log_debug("session %llu: %s: SOCKS5 CONNECT %s:%u", (unsigned long long)s->conn.id,
+                s->conn.client, host, (unsigned)p);
   px_session_set_target(s, host, p);
   reply(s, 0);
   px_session_set_state(s, PX_S_PEEK);

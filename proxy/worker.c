@@ -150,26 +150,8 @@ static int open_listener(px_runtime_t *rt, int li, uint16_t *bound_port) {
 
 /* ---- worker threads --------------------------------------------------------- */
 
-static void on_connection(uv_stream_t *server, int status) {
-  px_listener_t *l = server->data;
-  if (status < 0) {
-    flt_log_warn("accept failed: %s", uv_strerror(status));
-    return;
-  }
-  if (l->w->stopping) return;
-  px_session_accept(l->w, l->lc, server);
-}
-
 static void close_listeners(px_worker_t *w) {
-  for (int i = 0; i < w->n_listeners; i++) {
-    px_listener_t *l = &w->listeners[i];
-    if (l->open) {
-      if (!uv_is_closing((uv_handle_t *)&l->tcp)) uv_close((uv_handle_t *)&l->tcp, NULL);
-    } else if (l->fd >= 0) {
-      close(l->fd); /* never handed to libuv */
-      l->fd = -1;
-    }
-  }
+  for (int i = 0; i < w->n_listeners; i++) px_listener_close(&w->listeners[i]);
 }
 
 /* Every 10 ms while sessions wait: once the writers caught up, let them read. */
@@ -189,6 +171,8 @@ void px_worker_watch_backlog(px_worker_t *w) {
 }
 
 static void close_worker_handles(px_worker_t *w) {
+  if (!uv_is_closing((uv_handle_t *)&w->accept_timer))
+    uv_close((uv_handle_t *)&w->accept_timer, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->backlog_timer))
     uv_close((uv_handle_t *)&w->backlog_timer, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->wakeup)) uv_close((uv_handle_t *)&w->wakeup, NULL);
@@ -253,6 +237,16 @@ static px_worker_t *worker_new(px_runtime_t *rt, int index, char *err, size_t er
   w->grace.data = w;
   uv_timer_init(&w->loop, &w->backlog_timer);
   w->backlog_timer.data = w;
+  uv_timer_init(&w->loop, &w->accept_timer);
+  w->accept_timer.data = w;
+  /* libuv opens a reserve descriptor per loop (for an EMFILE trick that
+   * accept.c does not use) when it sees the loop's first stream. Have that
+   * happen now rather than at the first client, so the process holds the
+   * same descriptors whenever it is idle, and px_fd_limit_report counts it. */
+  uv_tcp_t first;
+  uv_tcp_init(&w->loop, &first);
+  uv_close((uv_handle_t *)&first, NULL);
+  uv_run(&w->loop, UV_RUN_NOWAIT);
   return w;
 }
 
@@ -491,6 +485,7 @@ int px_run(const px_config_t *cfg) {
 
   memset(&rt, 0, sizeof(rt));
   signal(SIGPIPE, SIG_IGN);
+  px_fd_limit_raise();
   px_tls_init_index();
   if (setup_shared(&rt, cfg) != 0 || px_passthrough_init(cfg) != 0) goto Exit;
   for (int i = 0; i < cfg->n_listens; i++)
@@ -513,16 +508,9 @@ int px_run(const px_config_t *cfg) {
     if (open_listener(&rt, li, &port) != 0) goto Exit;
     for (int i = 0; i < rt.n_workers; i++) {
       px_listener_t *l = &rt.workers[i]->listeners[li];
-      uv_tcp_init(&rt.workers[i]->loop, &l->tcp);
-      l->tcp.data = l;
-      if (uv_tcp_open(&l->tcp, l->fd) != 0) {
-        flt_log_error("cannot use the listening socket");
-        goto Exit;
-      }
-      l->open = 1;
       /* listen() now, before "listening on" is printed: the worker's loop
        * is not running yet, so this thread may still touch its handles. */
-      int lrc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+      int lrc = px_listener_start(rt.workers[i], l);
       if (lrc < 0) {
         flt_log_error("cannot listen on %s:%u: %s", cfg->listens[li].host, (unsigned)port,
                       uv_strerror(lrc));
@@ -540,6 +528,7 @@ int px_run(const px_config_t *cfg) {
   uv_signal_start(&rt.sigint, on_signal, SIGINT);
   uv_signal_start(&rt.sigterm, on_signal, SIGTERM);
 
+  px_fd_limit_report();
   flt_log_info("CA certificate: %s", ca_cert_pem_path(rt.shared.ca));
   for (int i = 0; i < rt.n_workers; i++) {
     if (uv_thread_create(&rt.workers[i]->thread, worker_main, rt.workers[i]) != 0) {
@@ -560,5 +549,6 @@ int px_run(const px_config_t *cfg) {
   rc = 0;
 Exit:
   teardown(&rt);
+  flt_log_flush();
   return rc;
 }

@@ -41,13 +41,15 @@ typedef struct px_upsess {
 
 struct px_worker;
 
+#define PX_LISTEN_BACKLOG 1024
+
 /* One listening socket of a worker, and the mode connections on it get. */
 typedef struct px_listener {
-  uv_tcp_t tcp;
+  uv_poll_t poll;             /* readable: connections wait (accept.c says why not uv_listen) */
   struct px_worker *w;
   const px_listen_cfg_t *lc;
   int fd;
-  int open;                   /* uv_tcp_open succeeded */
+  int open;                   /* `poll` is initialised */
 } px_listener_t;
 
 typedef struct px_worker {
@@ -59,6 +61,7 @@ typedef struct px_worker {
   uv_async_t wakeup;          /* "stop accepting" from the main thread */
   uv_timer_t grace;           /* shutdown grace period */
   uv_timer_t backlog_timer;   /* polls the writers' backlog while sessions wait */
+  uv_timer_t accept_timer;    /* ends a pause of accepting (out of descriptors) */
   int backlog_waiters;        /* sessions paused for the backlog */
   uv_thread_t thread;
   int stopping;
@@ -81,6 +84,17 @@ void px_upsess_clear(px_worker_t *w);
 int px_tls_session_index(void);
 /* Allocates that slot; call once from the main thread before workers run. */
 void px_tls_init_index(void);
+
+/* accept.c */
+/* Listens on l->fd and accepts its connections on `w`'s loop. Call before
+ * the loop runs. 0 or a negative errno. */
+int px_listener_start(px_worker_t *w, px_listener_t *l);
+/* Stops accepting and closes l->fd; on the worker's thread. */
+void px_listener_close(px_listener_t *l);
+/* Raises the soft RLIMIT_NOFILE to the hard limit (warns if refused). */
+void px_fd_limit_raise(void);
+/* One info line: the limit, and how many connections it leaves room for. */
+void px_fd_limit_report(void);
 
 /* worker.c */
 void px_worker_session_gone(px_worker_t *w);

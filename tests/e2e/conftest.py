@@ -132,7 +132,7 @@ class Proxy:
     """A running tlspeek. stdout/stderr go to files so that a test can read
     what it showed; stop() ends it with SIGTERM and returns the exit code."""
 
-    def __init__(self, pki, args=(), ca_dir=None, extra_env=None):
+    def __init__(self, pki, args=(), ca_dir=None, extra_env=None, preexec_fn=None):
         self.dir = tempfile.mkdtemp(prefix="tlspeek-e2e-")
         self.port = free_port()
         self.out_path = os.path.join(self.dir, "stdout")
@@ -143,7 +143,8 @@ class Proxy:
         env = clean_env(**(extra_env or {}))
         self._out = open(self.out_path, "wb")
         self._err = open(self.err_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._err, env=env)
+        self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._err, env=env,
+                                     preexec_fn=preexec_fn)
         deadline = time.time() + 15
         while time.time() < deadline:
             if "listening on" in self.stderr():
