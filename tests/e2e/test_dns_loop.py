@@ -262,3 +262,39 @@ def test_one_write_of_pipelined_connects_creates_no_nested_sessions(looped_proxy
     assert out.count(b"508 Loop Detected") == 1, out[:600]
     assert open_fds(p) <= before + 2, (before, os.listdir("/proc/%d/fd" % p.proc.pid))
     assert p.stderr().count("loop back into tlspeek") == 2, p.stderr()[-2000:]
+
+
+def test_fd_limit_is_named_as_the_cause(proxy_factory, http_upstream, fake_dns):
+    """With the open-file limit reached, the DNS socket (and the upstream
+    socket) cannot be opened: the answer says so, not a misleading errno."""
+    import resource
+    p = proxy_factory("-t", "1", "--dns-server", "127.0.0.1:%d" % fake_dns.port)
+    hp = http_upstream.port
+    limit = open_fds(p) + 6
+    resource.prlimit(p.proc.pid, resource.RLIMIT_NOFILE, (limit, limit))
+    held = []
+    try:
+        # Idle clients take every descriptor but the last one.
+        while open_fds(p) < limit - 1:
+            n = open_fds(p)
+            held.append(socket.create_connection(("127.0.0.1", p.port)))
+            deadline = time.time() + 10
+            while open_fds(p) == n and time.time() < deadline:
+                time.sleep(0.01)
+        assert open_fds(p) == limit - 1
+        for url, text in (("http://ok.test:%d/text" % hp,
+                           b"cannot resolve ok.test: no file descriptor left for a DNS socket "
+                           b"(the open-file limit, ulimit -n, is reached)"),
+                          ("http://127.0.0.1:%d/text" % hp,
+                           b"cannot connect to 127.0.0.1:%d: no file descriptor left for the "
+                           b"upstream socket (the open-file limit, ulimit -n, is reached)" % hp)):
+            status, body = http_via(p.port, url)
+            assert status == 502 and text in body, (url, status, body)
+    finally:
+        for s in held:
+            s.close()
+    deadline = time.time() + 10
+    while open_fds(p) >= limit - 3 and time.time() < deadline:
+        time.sleep(0.02)
+    status, body = http_via(p.port, "http://ok.test:%d/text" % hp)
+    assert (status, body) == (200, TEXT)
