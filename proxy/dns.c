@@ -349,10 +349,6 @@ static void servers_text(px_dns_t *r) {
   if (used == 0) snprintf(r->servers, sizeof(r->servers), "none configured");
 }
 
-void px_dns_servers_text(px_dns_t *r, char *buf, size_t len) {
-  snprintf(buf, len, "%s", r->servers);
-}
-
 int px_dns_new(px_dns_t **out, uv_loop_t *loop, const char *servers, uint64_t timeout_ms,
                char *err, size_t errlen) {
   struct ares_options o;

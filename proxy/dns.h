@@ -55,9 +55,6 @@ void px_dns_cancel(px_dns_query_t **slot);
  * `out` filled, 0 when `host` needs a lookup. */
 int px_dns_resolve_local(const char *host, uint16_t port, px_dns_addrs_t *out);
 
-/* The DNS servers the resolver asks, as text ("127.0.0.1:5353, ..."). */
-void px_dns_servers_text(px_dns_t *r, char *buf, size_t len);
-
 /* Checks a --dns-server value; returns 0, or -1 with `err` filled. */
 int px_dns_check_servers(const char *servers, char *err, size_t errlen);
 
