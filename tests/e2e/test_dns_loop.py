@@ -298,3 +298,32 @@ def test_fd_limit_is_named_as_the_cause(proxy_factory, http_upstream, fake_dns):
         time.sleep(0.02)
     status, body = http_via(p.port, "http://ok.test:%d/text" % hp)
     assert (status, body) == (200, TEXT)
+
+
+def test_connection_from_our_own_upstream_socket_is_refused(pki):
+    """An iptables REDIRECT (in a namespace of its own) sends tlspeek's
+    connection to 127.0.0.1:7070 back into tlspeek's explicit listener:
+    the address check cannot see that, the accept-side check must. One
+    refusal, no nested session, and the client gets a 502."""
+    from test_modes import Netns, NsTlspeek, need_root
+    need_root()
+    ns = Netns()
+    tp = None
+    try:
+        ns.check("iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", "127.0.0.1",
+                 "--dport", "7070", "-j", "REDIRECT", "--to-ports", "9000")
+        # One worker: the upstream socket is registered before the loop can
+        # accept the connection it makes.
+        tp = NsTlspeek(ns, ["--ca-dir", pki.proxy_ca_dir, "-t", "1", "-l", "127.0.0.1:9000"],
+                       listeners=1)
+        r = ns.run("curl", "-sS", "--max-time", "20", "-x",
+                   "http://127.0.0.1:9000", "-w", "\n%{http_code}", "http://127.0.0.1:7070/",
+                   timeout=30)
+        assert r.stdout.endswith(b"\n502"), (r.stdout, r.stderr)
+        err = tp.stderr()
+        assert err.count("comes from one of tlspeek's own upstream sockets") == 1, err
+        assert "session 3" not in err, err
+    finally:
+        rc = tp.stop() if tp else 0
+        ns.close()
+    assert rc == 0
