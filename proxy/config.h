@@ -103,6 +103,8 @@ typedef struct px_config {
   uint64_t idle_timeout_ms;
   uint64_t upstream_idle_ms;    /* close an idle HTTP upstream (0: never) */
   uint64_t shutdown_grace_ms;
+  uint64_t dns_timeout_ms;      /* one name lookup */
+  const char *dns_servers;      /* --dns-server: "IP[:PORT],..." or NULL (resolv.conf) */
 } px_config_t;
 
 /* Runs the proxy until SIGINT/SIGTERM. Returns the process exit code. */

@@ -1,9 +1,12 @@
 #include "proxy/loopguard.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Local addresses of our upstream sockets, as an open-addressing set. A full
@@ -104,4 +107,112 @@ int px_loopguard_is_ours(const struct sockaddr_storage *peer) {
   }
   pthread_mutex_unlock(&lock);
   return found;
+}
+
+/* ---- our listeners ----------------------------------------------------------- */
+
+static struct sockaddr_storage listeners[PX_LOOPGUARD_MAX_LISTENERS];
+static int n_listeners;
+
+/* IPv4-mapped IPv6 as IPv4, and the unspecified address as the loopback it
+ * reaches when connected to (Linux sends a connect to 0.0.0.0 or :: to the
+ * local host). `wildcard` keeps the unspecified address as it is. */
+static void normalise(const struct sockaddr_storage *in, struct sockaddr_storage *out,
+                      int wildcard) {
+  *out = *in;
+  if (in->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const void *)in;
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+      struct sockaddr_in v4;
+      memset(&v4, 0, sizeof(v4));
+      v4.sin_family = AF_INET;
+      v4.sin_port = a->sin6_port;
+      memcpy(&v4.sin_addr, &a->sin6_addr.s6_addr[12], 4);
+      memset(out, 0, sizeof(*out));
+      memcpy(out, &v4, sizeof(v4));
+    } else if (!wildcard && IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr)) {
+      ((struct sockaddr_in6 *)out)->sin6_addr = in6addr_loopback;
+    }
+  }
+  if (out->ss_family == AF_INET && !wildcard) {
+    struct sockaddr_in *a = (void *)out;
+    if (a->sin_addr.s_addr == htonl(INADDR_ANY)) a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  }
+}
+
+static int is_unspecified(const struct sockaddr_storage *a) {
+  if (a->ss_family == AF_INET)
+    return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
+  return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+static uint16_t port_of(const struct sockaddr_storage *a) {
+  return ntohs(a->ss_family == AF_INET ? ((const struct sockaddr_in *)a)->sin_port
+                                       : ((const struct sockaddr_in6 *)a)->sin6_port);
+}
+
+void px_loopguard_add_listener(int fd) {
+  struct sockaddr_storage a, n;
+  if (n_listeners >= PX_LOOPGUARD_MAX_LISTENERS || local_addr(fd, &a) != 0) return;
+  normalise(&a, &n, 1);
+  listeners[n_listeners++] = n;
+}
+
+/* Is `a` (normalised) an address of this host? Loopback ranges at once;
+ * otherwise the interfaces' addresses, read when asked so that addresses
+ * added later count too (only for our own ports, so rarely). */
+static int is_local(const struct sockaddr_storage *a) {
+  if (a->ss_family == AF_INET &&
+      (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127)
+    return 1;
+  if (a->ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr))
+    return 1;
+  struct ifaddrs *list = NULL;
+  int found = 0;
+  if (getifaddrs(&list) != 0) return 0;
+  for (struct ifaddrs *i = list; i && !found; i = i->ifa_next) {
+    if (i->ifa_addr == NULL || i->ifa_addr->sa_family != a->ss_family) continue;
+    if (a->ss_family == AF_INET)
+      found = ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr ==
+              ((const struct sockaddr_in *)a)->sin_addr.s_addr;
+    else
+      found = memcmp(&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr,
+                     &((const struct sockaddr_in6 *)a)->sin6_addr, 16) == 0;
+  }
+  freeifaddrs(list);
+  return found;
+}
+
+static void addr_text(const struct sockaddr_storage *a, char *out, size_t len) {
+  char ip[INET6_ADDRSTRLEN] = "?";
+  if (a->ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, ip, sizeof(ip));
+    snprintf(out, len, "[%s]:%u", ip, (unsigned)port_of(a));
+  } else {
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, ip, sizeof(ip));
+    snprintf(out, len, "%s:%u", ip, (unsigned)port_of(a));
+  }
+}
+
+int px_loopguard_targets_us(const struct sockaddr_storage *dst, char *listener, size_t len) {
+  struct sockaddr_storage d;
+  normalise(dst, &d, 0);
+  int local = -1; /* not yet asked */
+  for (int i = 0; i < n_listeners; i++) {
+    const struct sockaddr_storage *l = &listeners[i];
+    if (port_of(l) != port_of(&d)) continue;
+    int hit;
+    if (is_unspecified(l)) {
+      if (local < 0) local = is_local(&d);
+      hit = local;
+    } else {
+      struct sockaddr_storage ln = *l;
+      hit = same(&ln, &d);
+    }
+    if (hit) {
+      if (listener) addr_text(l, listener, len);
+      return 1;
+    }
+  }
+  return 0;
 }

@@ -14,6 +14,7 @@
 #include "filters/expr.h"
 #include "filters/log.h"
 #include "proxy/config.h"
+#include "proxy/dns.h"
 
 static const char usage_text[] =
     "Usage: tlspeek [options]             run the proxy\n"
@@ -119,6 +120,9 @@ static const char usage_text[] =
     "Connections:\n"
     "  -t, --threads N          worker threads, one event loop each (default: cores)\n"
     "      --connect-timeout S  upstream TCP connect timeout, seconds (default 10)\n"
+    "      --dns-timeout S      give up a DNS lookup after S seconds: 504 (default 5)\n"
+    "      --dns-server IP[:PORT][,...]  DNS servers to ask (default: those of\n"
+    "                           /etc/resolv.conf); /etc/hosts is read first\n"
     "      --handshake-timeout S  TLS handshake timeout, seconds (default 10)\n"
     "      --idle-timeout S     close connections idle this long (default 300)\n"
     "      --upstream-idle S    between HTTP requests, close the upstream connection\n"
@@ -401,6 +405,7 @@ static void config_defaults(px_config_t *cfg) {
   cfg->log_level = FLT_LOG_INFO;
   cfg->threads = 0; /* = number of cores */
   cfg->connect_timeout_ms = 10000;
+  cfg->dns_timeout_ms = 5000;
   cfg->handshake_timeout_ms = 10000;
   cfg->idle_timeout_ms = 300000;
   cfg->upstream_idle_ms = 5000;
@@ -525,7 +530,7 @@ static int parse_proxy_opt(int argc, char **argv, int i, px_config_t *cfg) {
       "-m", "--mode", "-l", "--listen", "--mark", "--proxyauth", "--ignore-hosts",
       "-f", "--filter", "--har-filter", "--jsonl-filter", "--pcap-filter", "--keylog-filter",
       "--block", "--set-header", "--remove-header", "--redact", "--load", "--wire-limit", "--upstream-ca", "--detail", "--body-limit",
-      "--log-level", "-t", "--threads", "--connect-timeout", "--handshake-timeout",
+      "--log-level", "-t", "--threads", "--connect-timeout", "--handshake-timeout", "--dns-timeout", "--dns-server",
       "--idle-timeout", "--upstream-idle", "--har", "--jsonl", "--pcap", "--keylog", "--body-cap", NULL};
   int known = 0;
   for (int k = 0; with_value[k]; k++)
@@ -623,6 +628,13 @@ static int parse_proxy_opt(int argc, char **argv, int i, px_config_t *cfg) {
     if (parse_int(val, 1, 256, &n) != 0)
       usage_error("--threads takes a number from 1 to 256, not '%s'", val);
     cfg->threads = (int)n;
+  } else if (strcmp(name, "--dns-server") == 0) {
+    char err[300];
+    if (px_dns_check_servers(val, err, sizeof(err)) != 0) usage_error("%s", err);
+    cfg->dns_servers = val;
+  } else if (strcmp(name, "--dns-timeout") == 0) {
+    if (parse_seconds(val, &cfg->dns_timeout_ms) != 0 || cfg->dns_timeout_ms == 0)
+      usage_error("bad --dns-timeout '%s' (seconds, e.g. 5 or 0.5)", val);
   } else if (strcmp(name, "--upstream-idle") == 0) {
     if (strcmp(val, "0") == 0)
       cfg->upstream_idle_ms = 0;

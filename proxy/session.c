@@ -80,7 +80,7 @@ static void on_timer(uv_timer_t *t) {
                s->up_host, (unsigned)s->up_port, (double)cfg->connect_timeout_ms / 1000.0);
       s->up_error_status = 504;
       s->up = PX_UP_FAILED;
-      if (s->gai_active) uv_cancel((uv_req_t *)&s->gai);
+      px_dns_cancel(&s->dnsq);
       px_session_upstream_failed(s);
       return;
     }
@@ -606,7 +606,9 @@ void px_session_upstream_failed(px_session_t *s) {
     return;
   }
   if (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP) {
-    px_reply_error(s, s->up_error_status, s->up_error_status == 504 ? "Gateway Timeout" : "Bad Gateway",
+    int st = s->up_error_status;
+    px_reply_error(s, st,
+                   st == 504 ? "Gateway Timeout" : st == 508 ? "Loop Detected" : "Bad Gateway",
                    s->up_error);
     return;
   }
@@ -789,9 +791,18 @@ void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, int fd) {
   }
   struct sockaddr_storage ss;
   int sl = sizeof(ss);
+  memset(&ss, 0, sizeof(ss));
   if (uv_tcp_getpeername(&s->client, (struct sockaddr *)&ss, &sl) == 0)
     format_addr(&ss, s->conn.client, sizeof(s->conn.client));
   uv_tcp_nodelay(&s->client, 1);
+  if (lc->mode != PX_MODE_TRANSPARENT && px_loopguard_is_ours(&ss)) {
+    /* Transparent mode explains its redirect loops itself. */
+    const char *msg = "this connection comes from one of tlspeek's own upstream sockets: "
+                      "tlspeek was made to connect to itself; refusing the loop";
+    flt_log_warn("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, msg);
+    px_session_close(s, msg);
+    return;
+  }
 
   if (lc->mode == PX_MODE_REVERSE) {
     snprintf(s->up_host, sizeof(s->up_host), "%s", lc->target_host);
@@ -828,7 +839,6 @@ static void session_free(px_session_t *s) {
   px_tls_free(&s->ctls);
   px_tls_free(&s->utls);
   if (s->up_cert) X509_free(s->up_cert);
-  if (s->addrs) uv_freeaddrinfo(s->addrs);
   px_http_free(&s->req);
   px_http_free(&s->resp);
   flt_strbuf_free(&s->peek);
@@ -856,7 +866,7 @@ void px_session_close(px_session_t *s, const char *why) {
     px_upstream_count_idle(s, 0);
     px_flows_fail_all(s, why && strcmp(why, "done") != 0 ? why : "connection closed");
     flt_emit_conn_close(&s->w->shared->chain, &s->conn);
-    if (s->gai_active) uv_cancel((uv_req_t *)&s->gai);
+    px_dns_cancel(&s->dnsq); /* its callback never runs */
     uv_close((uv_handle_t *)&s->client, on_handle_closed);
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
     px_upstream_forget(s);
@@ -865,7 +875,7 @@ void px_session_close(px_session_t *s, const char *why) {
     return;
   }
   /* Already closing: free once every handle, request and write is done. */
-  if (s->handles_open == 0 && s->client_writes == 0 && s->upstream_writes == 0 && !s->gai_active)
+  if (s->handles_open == 0 && s->client_writes == 0 && s->upstream_writes == 0)
     session_free(s);
 }
 

@@ -16,6 +16,7 @@
 #include "filters/filter.h"
 #include "filters/strbuf.h"
 #include "proxy/config.h"
+#include "proxy/dns.h"
 #include "proxy/http.h"
 #include "proxy/tls.h"
 
@@ -88,9 +89,9 @@ typedef struct px_session {
   uint16_t up_port;
   char up_name[256];           /* name to verify (and send as SNI) */
   int up_tls_wanted;
-  uv_getaddrinfo_t gai;
-  int gai_active;
-  struct addrinfo *addrs, *addr_next;
+  px_dns_query_t *dnsq;        /* the pending lookup, or NULL */
+  px_dns_addrs_t addrs;        /* where the upstream may be reached */
+  int addr_next;               /* the next of `addrs` to try */
   uv_connect_t connect_req;
   int upstream_eof;
   int upstream_paused;
@@ -169,6 +170,10 @@ void px_maybe_finish(px_session_t *s);
 
 /* upstream.c */
 void px_upstream_start(px_session_t *s);
+/* 1 when `host`:`port` names one of tlspeek's own listeners without a
+ * lookup (a numeric address in any spelling, or localhost); `why` then
+ * says so. Names that need DNS are checked after resolution instead. */
+int px_upstream_targets_us(const char *host, uint16_t port, char *why, size_t len);
 void px_upstream_on_read(px_session_t *s, const char *data, size_t len);
 void px_upstream_flush_tls(px_session_t *s);
 /* Between requests with nothing in flight: may the upstream leg be closed

@@ -323,25 +323,17 @@ static void switch_when_idle(px_session_t *s) {
 }
 
 /* A request whose target is one of our own listeners would make tlspeek
- * connect to itself, again and again: refuse it (508 Loop Detected). */
+ * connect to itself, again and again: refuse it (508 Loop Detected) before
+ * answering. Targets that need DNS are caught after resolution (upstream.c),
+ * inside the tunnel for CONNECT. */
 static int targets_us(px_session_t *s, const char *host, uint16_t port) {
-  const px_config_t *cfg = s->w->shared->cfg;
-  int local = strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
-              strcmp(host, "::1") == 0;
-  for (int i = 0; i < cfg->n_listens; i++) {
-    const px_listen_cfg_t *lc = &cfg->listens[i];
-    if (lc->port == port && (local || strcasecmp(lc->host, host) == 0)) {
-      char text[400];
-      snprintf(text, sizeof(text),
-               "tlspeek: %s:%u is tlspeek's own listener; proxying to it would loop", host,
-               (unsigned)port);
-      flt_log_warn("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, text);
-      flt_emit_error(chain_of(s), &s->conn, text);
-      px_reply_error(s, 508, "Loop Detected", text);
-      return 1;
-    }
-  }
-  return 0;
+  char why[400], text[450];
+  if (!px_upstream_targets_us(host, port, why, sizeof(why))) return 0;
+  snprintf(text, sizeof(text), "tlspeek: %s", why);
+  flt_log_warn("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, text);
+  flt_emit_error(chain_of(s), &s->conn, text);
+  px_reply_error(s, 508, "Loop Detected", text);
+  return 1;
 }
 
 static int proxy_connect(px_session_t *s, const char *url) {
@@ -472,7 +464,10 @@ static int on_req_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   }
   if (s->state == PX_S_ERROR_REPLY) {
     px_reply_error(s, s->up_error_status ? s->up_error_status : 502,
-                   s->up_error_status == 504 ? "Gateway Timeout" : "Bad Gateway", s->up_error);
+                   s->up_error_status == 504   ? "Gateway Timeout"
+                   : s->up_error_status == 508 ? "Loop Detected"
+                                               : "Bad Gateway",
+                   s->up_error);
     return 0;
   }
   px_flow_node_t *n = s->flows_tail;

@@ -144,6 +144,12 @@ static int on_request(px_session_t *s, cursor_t *c) {
   }
   flt_log_debug("session %llu: %s: SOCKS5 CONNECT %s:%u", (unsigned long long)s->conn.id,
                 s->conn.client, host, (unsigned)p);
+  char why[400];
+  if (px_upstream_targets_us(host, p, why, sizeof(why))) {
+    reply(s, 2); /* connection not allowed by ruleset */
+    refuse(s, why);
+    return -1;
+  }
   px_session_set_target(s, host, p);
   reply(s, 0);
   px_session_set_state(s, PX_S_PEEK);

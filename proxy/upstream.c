@@ -1,6 +1,8 @@
-/* upstream.c — the upstream leg: resolve (uv_getaddrinfo, never a
- * blocking resolver), connect trying every address, then TLS with
- * verification (system trust store + --upstream-ca) and resumption. */
+/* upstream.c — the upstream leg: resolve (c-ares on the worker's loop,
+ * dns.h: a slow name never holds up another session), refuse addresses
+ * that are tlspeek's own listeners (loopguard.h), connect trying every
+ * address, then TLS with verification (system trust store + --upstream-ca)
+ * and resumption. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <sys/socket.h>
@@ -36,63 +38,92 @@ static int is_ip_literal(const char *host) {
   return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
-  px_session_t *s = req->data;
-  s->gai_active = 0;
-  if (s->up != PX_UP_RESOLVING && s->state != PX_S_CLOSING) {
-    /* Too late: the connect timeout already answered the client. */
-    if (res) uv_freeaddrinfo(res);
-    return;
+static void addr_text(const struct sockaddr_storage *ss, char *out, size_t len) {
+  char ip[INET6_ADDRSTRLEN] = "?";
+  if (ss->ss_family == AF_INET6) {
+    uv_ip6_name((const struct sockaddr_in6 *)ss, ip, sizeof(ip));
+    snprintf(out, len, "[%s]", ip);
+  } else {
+    uv_ip4_name((const struct sockaddr_in *)ss, ip, sizeof(ip));
+    snprintf(out, len, "%s", ip);
   }
+}
+
+/* 1 (with `why`) when one of `a` is one of our own listeners. */
+static int addrs_target_us(const char *host, uint16_t port, const px_dns_addrs_t *a, char *why,
+                           size_t len) {
+  for (int i = 0; i < a->n; i++) {
+    char lis[INET6_ADDRSTRLEN + 16], ip[INET6_ADDRSTRLEN + 2];
+    if (!px_loopguard_targets_us(&a->a[i], lis, sizeof(lis))) continue;
+    addr_text(&a->a[i], ip, sizeof(ip));
+    snprintf(why, len,
+             "%s:%u (%s) is tlspeek's own listener %s; connecting to it would loop back into "
+             "tlspeek",
+             host, (unsigned)port, ip, lis);
+    return 1;
+  }
+  return 0;
+}
+
+int px_upstream_targets_us(const char *host, uint16_t port, char *why, size_t len) {
+  px_dns_addrs_t a;
+  return px_dns_resolve_local(host, port, &a) && addrs_target_us(host, port, &a, why, len);
+}
+
+/* The host the upstream leg connects to: the next proxy in upstream mode. */
+static const char *connect_host(const px_session_t *s, uint16_t *port) {
+  if (s->lc->mode == PX_MODE_UPSTREAM) {
+    *port = s->lc->target_port;
+    return s->lc->target_host;
+  }
+  *port = s->up_port;
+  return s->up_host;
+}
+
+static void on_resolved(void *arg, int status, const char *why, const px_dns_addrs_t *addrs) {
+  px_session_t *s = arg;
+  if (s->up != PX_UP_RESOLVING || s->state == PX_S_CLOSING) return; /* cannot happen: cancelled */
   s->conn.dns_us = (int64_t)((uv_hrtime() - s->t_phase) / 1000);
   s->t_phase = uv_hrtime();
-  if (status == UV_ECANCELED || s->state == PX_S_CLOSING) {
-    /* Cancelled by a close (finish it) or by the connect timeout (which
-     * already reported the failure). */
-    if (res) uv_freeaddrinfo(res);
-    if (s->state == PX_S_CLOSING) px_session_close(s, NULL);
+  if (status != 0) {
+    up_fail(s, status, "%s", why);
     return;
   }
-  if (status < 0) {
-    up_fail(s, 502, "cannot resolve %s: %s", s->up_host, uv_strerror(status));
+  uint16_t port;
+  const char *host = connect_host(s, &port);
+  char loop[512];
+  if (addrs_target_us(host, port, addrs, loop, sizeof(loop))) {
+    up_fail(s, 508, "%s", loop);
     return;
   }
-  s->addrs = res;
-  s->addr_next = res;
+  s->addrs = *addrs;
+  s->addr_next = 0;
+  px_set_deadline(s, s->w->shared->cfg->connect_timeout_ms, "connect");
   try_next_address(s);
 }
 
 void px_upstream_start(px_session_t *s) {
-  struct addrinfo hints;
-  char port[8];
-  int rc;
-
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_protocol = IPPROTO_TCP;
-  snprintf(port, sizeof(port), "%u", (unsigned)s->up_port);
+  uint16_t port;
   snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", s->up_host);
   s->conn.server_port = s->up_port;
   s->up = PX_UP_RESOLVING;
   s->up_released = 0;
+  s->addrs.n = 0;
+  s->addr_next = 0;
+  s->up_last_err[0] = '\0';
   s->t_phase = uv_hrtime();
-  px_set_deadline(s, s->w->shared->cfg->connect_timeout_ms, "connect");
-  s->gai.data = s;
-  const char *host = s->up_host;
-  if (s->lc->mode == PX_MODE_UPSTREAM) {
-    /* Through the next proxy: plain HTTP requests go to it as they are
-     * (absolute-form); everything else through a CONNECT tunnel. */
-    host = s->lc->target_host;
-    snprintf(port, sizeof(port), "%u", (unsigned)s->lc->target_port);
-    s->up_tunnel = s->state != PX_S_PROXY_HTTP;
-  }
-  rc = uv_getaddrinfo(&s->w->loop, &s->gai, on_resolved, host, port, &hints);
-  if (rc < 0) {
-    up_fail(s, 502, "cannot resolve %s: %s", s->up_host, uv_strerror(rc));
+  /* Through the next proxy: plain HTTP requests go to it as they are
+   * (absolute-form); everything else through a CONNECT tunnel. */
+  if (s->lc->mode == PX_MODE_UPSTREAM) s->up_tunnel = s->state != PX_S_PROXY_HTTP;
+  const char *host = connect_host(s, &port);
+  px_dns_addrs_t local;
+  if (px_dns_resolve_local(host, port, &local)) {
+    on_resolved(s, 0, NULL, &local);
     return;
   }
-  s->gai_active = 1;
+  /* The resolver answers within --dns-timeout; this is only a backstop. */
+  px_set_deadline(s, s->w->shared->cfg->dns_timeout_ms + 2000, "DNS lookup");
+  px_dns_lookup(s->w->dns, host, port, on_resolved, s, &s->dnsq);
 }
 
 static void start_tls(px_session_t *s);
@@ -171,11 +202,6 @@ static void on_connected(uv_connect_t *req, int status) {
     }
   }
   s->conn.connect_us = (int64_t)((uv_hrtime() - s->t_phase) / 1000);
-  uv_os_fd_t ufd;
-  if (uv_fileno((uv_handle_t *)&s->upstream, &ufd) == 0) {
-    px_loopguard_add(ufd);
-    s->loopguard_registered = 1;
-  }
   s->t_phase = uv_hrtime();
   uv_tcp_nodelay(&s->upstream, 1);
   uv_read_start((uv_stream_t *)&s->upstream, px_alloc_cb, px_on_upstream_read);
@@ -206,26 +232,31 @@ static void on_retry_closed(uv_handle_t *h) {
 }
 
 static void try_next_address(px_session_t *s) {
-  struct addrinfo *ai = s->addr_next;
   if (s->upstream_tcp_init) {
     /* A released leg still closing: on_release_closed comes back here. */
     if (uv_is_closing((uv_handle_t *)&s->upstream)) return;
     /* A failed connect leaves the handle unusable: close, then retry. */
+    px_upstream_forget(s);
     uv_close((uv_handle_t *)&s->upstream, on_retry_closed);
     return;
   }
-  while (ai && ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ai = ai->ai_next;
-  if (ai == NULL) {
-    up_fail(s, 502, "cannot connect to %s:%u: %s", s->up_host, (unsigned)s->up_port,
+  if (s->addr_next >= s->addrs.n) {
+    uint16_t port;
+    const char *host = connect_host(s, &port);
+    up_fail(s, 502, "cannot connect to %s:%u: %s", host, (unsigned)port,
             s->up_last_err[0] ? s->up_last_err : "no usable address");
     return;
   }
-  s->addr_next = ai->ai_next;
-  int irc = uv_tcp_init_ex(&s->w->loop, &s->upstream, (unsigned)ai->ai_family);
+  const struct sockaddr_storage *addr = &s->addrs.a[s->addr_next++];
+  int irc = uv_tcp_init_ex(&s->w->loop, &s->upstream, (unsigned)addr->ss_family);
   if (irc < 0) {
-    /* No socket (e.g. out of file descriptors): the handle was never
-     * linked, so it must not be closed; try the next address. */
-    snprintf(s->up_last_err, sizeof(s->up_last_err), "%s", uv_strerror(irc));
+    /* No socket: the handle was never linked, so it must not be closed;
+     * try the next address. */
+    snprintf(s->up_last_err, sizeof(s->up_last_err), "%s",
+             irc == UV_EMFILE || irc == UV_ENFILE
+                 ? "no file descriptor left for the upstream socket (the open-file limit, "
+                   "ulimit -n, is reached)"
+                 : uv_strerror(irc));
     try_next_address(s);
     return;
   }
@@ -243,10 +274,20 @@ static void try_next_address(px_session_t *s) {
   s->handles_open++;
   s->up = PX_UP_CONNECTING;
   s->connect_req.data = s;
-  int rc = uv_tcp_connect(&s->connect_req, &s->upstream, ai->ai_addr, on_connected);
+  int rc = uv_tcp_connect(&s->connect_req, &s->upstream, (const struct sockaddr *)addr,
+                          on_connected);
   if (rc < 0) {
     snprintf(s->up_last_err, sizeof(s->up_last_err), "%s", uv_strerror(rc));
     try_next_address(s);
+    return;
+  }
+  /* connect() has chosen the local address already: register it now, not
+   * once connected, so that a connection that comes back into one of our
+   * listeners is recognised however soon it is accepted. */
+  uv_os_fd_t ufd;
+  if (uv_fileno((uv_handle_t *)&s->upstream, &ufd) == 0) {
+    px_loopguard_add(ufd);
+    s->loopguard_registered = 1;
   }
 }
 
@@ -416,8 +457,8 @@ void px_upstream_reset(px_session_t *s) {
   px_tls_free(&s->utls);
   if (s->up_cert) X509_free(s->up_cert);
   s->up_cert = NULL;
-  if (s->addrs) uv_freeaddrinfo(s->addrs);
-  s->addrs = s->addr_next = NULL;
+  s->addrs.n = 0;
+  s->addr_next = 0;
   s->up = PX_UP_IDLE;
   s->upstream_eof = 0;
   s->upstream_paused = 0;
@@ -460,7 +501,7 @@ void px_upstream_count_idle(px_session_t *s, int idle) {
 static void on_release_closed(uv_handle_t *h) {
   px_session_t *s = px_upstream_handle_closed(h);
   /* A reconnect resolved its address while this close was under way. */
-  if (s && s->up == PX_UP_RESOLVING && s->addrs != NULL) try_next_address(s);
+  if (s && s->up == PX_UP_RESOLVING && s->addrs.n > 0) try_next_address(s);
 }
 
 void px_upstream_release(px_session_t *s) {

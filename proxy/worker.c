@@ -17,6 +17,7 @@
 
 #include <dlfcn.h>
 
+#include <ares.h>
 #include <openssl/rand.h>
 
 #include "filters/console.h"
@@ -177,6 +178,8 @@ static void close_worker_handles(px_worker_t *w) {
     uv_close((uv_handle_t *)&w->backlog_timer, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->wakeup)) uv_close((uv_handle_t *)&w->wakeup, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->grace)) uv_close((uv_handle_t *)&w->grace, NULL);
+  px_dns_free(w->dns);
+  w->dns = NULL;
 }
 
 void px_worker_session_gone(px_worker_t *w) {
@@ -228,6 +231,14 @@ static px_worker_t *worker_new(px_runtime_t *rt, int index, char *err, size_t er
   if (uv_loop_init(&w->loop) != 0 || px_tls_make_server_ctx(w, err, errlen) != 0 ||
       px_tls_make_client_ctx(w, err, errlen) != 0) {
     if (err[0] == '\0') snprintf(err, errlen, "cannot create an event loop");
+    free(w);
+    return NULL;
+  }
+  if (px_dns_new(&w->dns, &w->loop, rt->shared.cfg->dns_servers, rt->shared.cfg->dns_timeout_ms,
+                 err, errlen) != 0) {
+    SSL_CTX_free(w->server_ctx);
+    SSL_CTX_free(w->client_ctx);
+    uv_loop_close(&w->loop);
     free(w);
     return NULL;
   }
@@ -488,8 +499,12 @@ int px_run(const px_config_t *cfg) {
   px_fd_limit_raise();
   px_tls_init_index();
   if (setup_shared(&rt, cfg) != 0 || px_passthrough_init(cfg) != 0) goto Exit;
-  for (int i = 0; i < cfg->n_listens; i++)
-    if (cfg->listens[i].mode == PX_MODE_TRANSPARENT) px_loopguard_enable();
+  /* Every mode can be pointed back at tlspeek itself. */
+  px_loopguard_enable();
+  if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
+    flt_log_error("cannot initialise the DNS library (c-ares)");
+    goto Exit;
+  }
   if (cfg->insecure)
     flt_log_warn("-k/--insecure: upstream certificates are NOT verified; anyone on the path "
                  "can impersonate the servers you reach");
@@ -506,6 +521,7 @@ int px_run(const px_config_t *cfg) {
   }
   for (int li = 0; li < cfg->n_listens; li++) {
     if (open_listener(&rt, li, &port) != 0) goto Exit;
+    px_loopguard_add_listener(rt.workers[0]->listeners[li].fd);
     for (int i = 0; i < rt.n_workers; i++) {
       px_listener_t *l = &rt.workers[i]->listeners[li];
       /* listen() now, before "listening on" is printed: the worker's loop

@@ -13,6 +13,7 @@
 #include "ca/ca.h"
 #include "filters/filter.h"
 #include "proxy/config.h"
+#include "proxy/dns.h"
 
 #define PX_READ_BUF (64 * 1024)
 #define PX_HIGH_WATER (256 * 1024) /* stop reading the other side above */
@@ -63,6 +64,7 @@ typedef struct px_worker {
   uv_timer_t backlog_timer;   /* polls the writers' backlog while sessions wait */
   uv_timer_t accept_timer;    /* ends a pause of accepting (out of descriptors) */
   int backlog_waiters;        /* sessions paused for the backlog */
+  px_dns_t *dns;              /* this loop's resolver (c-ares) */
   uv_thread_t thread;
   int stopping;
   SSL_CTX *server_ctx;        /* we are the server (client leg) */
