@@ -20,6 +20,7 @@
 #include "filters/output.h"
 #include "proxy/loopguard.h"
 #include "proxy/passthrough.h"
+#include "proxy/peek.h"
 #include "proxy/worker.h"
 
 static const char *const state_names[] = {
@@ -620,11 +621,11 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
     px_session_close(s, "out of memory");
     return;
   }
-  const unsigned char *p = (const unsigned char *)s->peek.data;
-  size_t n = s->peek.len, i = 0;
+  px_peek_kind_t kind = px_peek_classify((const uint8_t *)s->peek.data, s->peek.len);
+  if (kind == PX_PEEK_NEED_MORE) return; /* need more bytes to tell */
   /* Whatever comes, the request framer starts afresh (it saw CONNECT). */
   px_http_resume_http(&s->req);
-  if (p[0] == 0x16) {
+  if (kind == PX_PEEK_TLS) {
     s->conn.kind = FLT_CONN_HTTPS;
     s->conn.client_tls = 1;
     if (s->lc->mode != PX_MODE_REVERSE) {
@@ -643,10 +644,7 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
     return;
   }
   s->conn.match_ready = 1; /* not TLS: the target is all there is to know */
-  /* An HTTP method is upper-case letters then a space. */
-  while (i < n && i < 24 && p[i] >= 'A' && p[i] <= 'Z') i++;
-  if (i == n && n < 24) return; /* need more bytes to tell */
-  int http = i >= 3 && i < n && p[i] == ' ';
+  int http = kind == PX_PEEK_HTTP;
   flt_strbuf_t peeked = s->peek;
   flt_strbuf_init(&s->peek, 0);
   s->conn.kind = http ? FLT_CONN_HTTP : FLT_CONN_RAW;
