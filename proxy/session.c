@@ -747,9 +747,9 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t len
   }
 }
 
-void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, uv_stream_t *listener) {
+px_session_t *px_session_new(px_worker_t *w, const px_listen_cfg_t *lc) {
   px_session_t *s = calloc(1, sizeof(*s));
-  if (s == NULL) return;
+  if (s == NULL) return NULL;
   s->w = w;
   s->lc = lc;
   uv_tcp_init(&w->loop, &s->client);
@@ -775,17 +775,12 @@ void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, uv_stream_t *l
   s->conn.start_us = flt_now_us();
   s->conn.dns_us = s->conn.connect_us = s->conn.ssl_us = -1;
   s->last_activity = px_session_now(s);
+  return s;
+}
 
-  if (uv_accept(listener, (uv_stream_t *)&s->client) != 0) {
-    px_session_close(s, "accept failed");
-    return;
-  }
-  struct sockaddr_storage ss;
-  int sl = sizeof(ss);
-  if (uv_tcp_getpeername(&s->client, (struct sockaddr *)&ss, &sl) == 0)
-    format_addr(&ss, s->conn.client, sizeof(s->conn.client));
-  uv_tcp_nodelay(&s->client, 1);
-
+void px_session_start(px_session_t *s) {
+  px_worker_t *w = s->w;
+  const px_listen_cfg_t *lc = s->lc;
   if (lc->mode == PX_MODE_REVERSE) {
     snprintf(s->up_host, sizeof(s->up_host), "%s", lc->target_host);
     snprintf(s->up_name, sizeof(s->up_name), "%s", lc->target_host);
@@ -806,6 +801,21 @@ void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, uv_stream_t *l
   flt_emit_conn_open(&w->shared->chain, &s->conn);
   px_set_deadline(s, 0, NULL);
   uv_read_start((uv_stream_t *)&s->client, px_alloc_cb, on_client_read);
+}
+
+void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, uv_stream_t *listener) {
+  px_session_t *s = px_session_new(w, lc);
+  if (s == NULL) return;
+  if (uv_accept(listener, (uv_stream_t *)&s->client) != 0) {
+    px_session_close(s, "accept failed");
+    return;
+  }
+  struct sockaddr_storage ss;
+  int sl = sizeof(ss);
+  if (uv_tcp_getpeername(&s->client, (struct sockaddr *)&ss, &sl) == 0)
+    format_addr(&ss, s->conn.client, sizeof(s->conn.client));
+  uv_tcp_nodelay(&s->client, 1);
+  px_session_start(s);
 }
 
 static void session_free(px_session_t *s) {

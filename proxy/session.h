@@ -132,8 +132,17 @@ typedef struct px_session {
   struct px_session *prev, *next; /* worker's list of live sessions */
 } px_session_t;
 
-/* Accepts a new client on `w`'s listener. */
+/* Accepts a new client on `w`'s listener: px_session_new, uv_accept into
+ * s->client, then px_session_start. */
 void px_session_accept(struct px_worker *w, const px_listen_cfg_t *lc, uv_stream_t *listener);
+/* The two halves of accepting, apart so that a session can also be run on a
+ * socket that was not accepted (tests/fuzz/fuzz_session.c opens socketpair
+ * ends into s->client). px_session_new allocates and links the session with
+ * s->client initialised but not connected (NULL when out of memory; close it
+ * with px_session_close). px_session_start sets the state for the listener's
+ * mode, announces the connection and starts reading s->client. */
+px_session_t *px_session_new(struct px_worker *w, const px_listen_cfg_t *lc);
+void px_session_start(px_session_t *s);
 /* Closes the session (idempotent). `why` is logged at debug level. */
 void px_session_close(px_session_t *s, const char *why);
 /* Stop reading new requests; close when idle (used at shutdown). */
