@@ -12,7 +12,7 @@
  * need a copy of that glue, so each fuzz iteration runs one real session on
  * one real loop instead:
  *   - px_session_new + px_session_start (the two halves of accept) with
- *     s->client opened on one end of a socketpair, in reverse mode;
+ *     s->client opened on one end of a socketpair, in reverse (or SOCKS5) mode;
  *   - the upstream leg opened on a second socketpair and marked connected
  *     the way upstream.c's on_connected leaves a plain-HTTP origin (reads
  *     started, PX_UP_READY, px_session_upstream_ready). This is the one
@@ -38,7 +38,9 @@
  * that happened to be running, not necessarily the one that leaked.
  *
  * Input: byte 0 holds options (bit 0: rewrite Host, bit 1: EOF from the
- * client at the end, bit 2: EOF from the origin at the end). Then chunks:
+ * client at the end, bit 2: EOF from the origin at the end, bit 3: a SOCKS5
+ * listener instead of reverse mode, so proxy/socks.c reads the client's
+ * first bytes, bit 4: with --proxyauth alice:s3cret). Then chunks:
  * a header byte, whose top bit picks the side (0 client, 1 origin) and
  * whose low 7 bits are the length (1..127; 0 means that side sends EOF),
  * then that many bytes. A first client byte of 0x16 (TLS) closes the
@@ -126,10 +128,11 @@ static void setup(void) {
   int show = getenv("FUZZ_SESSION_SHOW") != NULL;
   signal(SIGPIPE, SIG_IGN);
   flt_log_set_level(show ? FLT_LOG_DEBUG : FLT_LOG_ERROR);
-  cfg.n_listens = 1;
+  cfg.n_listens = 2;
   cfg.listens[0].mode = PX_MODE_REVERSE;
   snprintf(cfg.listens[0].target_host, sizeof(cfg.listens[0].target_host), "origin.test");
   cfg.listens[0].target_port = 8080;
+  cfg.listens[1].mode = PX_MODE_SOCKS5;
   cfg.detail = 3;
   cfg.body_limit = 512;
   cfg.body_cap = 4096;
@@ -185,8 +188,8 @@ static void turn(int client_peer, int origin_peer) {
 }
 
 /* A session whose upstream leg is connected, as upstream.c leaves it. */
-static int open_session(int client_fd, int origin_fd) {
-  px_session_t *s = px_session_new(worker, &cfg.listens[0]);
+static int open_session(const px_listen_cfg_t *lc, int client_fd, int origin_fd) {
+  px_session_t *s = px_session_new(worker, lc);
   if (s == NULL) return -1;
   if (uv_tcp_open(&s->client, client_fd) != 0) abort();
   snprintf(s->conn.client, sizeof(s->conn.client), "127.0.0.1:40000");
@@ -209,11 +212,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
   uint8_t opts = data[0];
   cfg.rewrite_host = opts & 1;
+  cfg.proxyauth = (opts & 16) ? "alice:s3cret" : NULL;
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, client) != 0) abort();
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, origin) != 0) abort();
   fcntl(client[1], F_SETFL, O_NONBLOCK);
   fcntl(origin[1], F_SETFL, O_NONBLOCK);
-  if (open_session(client[0], origin[0]) != 0) abort();
+  if (open_session(&cfg.listens[(opts & 8) ? 1 : 0], client[0], origin[0]) != 0) abort();
 
   int eof[2] = {0, 0};
   size_t off = 1;

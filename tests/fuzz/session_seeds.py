@@ -62,4 +62,19 @@ seed("bad-request", 0, chunks(CLIENT, b"GET / HTTP/1.1\r\nHost a\r\n\r\n"))
 seed("bad-response", 0, chunks(CLIENT, GET), chunks(ORIGIN, b"HTTP/1.1 abc\r\n\r\n"))
 seed("no-response", 4, chunks(CLIENT, GET), eof(ORIGIN))
 seed("server-first", 0, chunks(ORIGIN, OK), chunks(CLIENT, GET))
+SOCKS, SOCKS_AUTH = 8, 8 | 16
+GREET = b"\x05\x01\x00"
+CONNECT = b"\x05\x01\x00\x03\x0borigin.test\x00\x50"
+seed("socks-get", SOCKS, chunks(CLIENT, GREET), chunks(CLIENT, CONNECT), chunks(CLIENT, GET),
+     chunks(ORIGIN, OK))
+seed("socks-one-read", SOCKS, chunks(CLIENT, GREET + CONNECT + GET), chunks(ORIGIN, OK))
+seed("socks-auth", SOCKS_AUTH, chunks(CLIENT, b"\x05\x02\x00\x02"),
+     chunks(CLIENT, b"\x01\x05alice\x06s3cret"),
+     chunks(CLIENT, b"\x05\x01\x00\x01\x7f\x00\x00\x01\x1f\x90"), chunks(CLIENT, GET),
+     chunks(ORIGIN, OK))
+seed("socks-auth-wrong", SOCKS_AUTH, chunks(CLIENT, b"\x05\x01\x02\x01\x05alice\x05wrong"))
+seed("socks-ipv6-raw", SOCKS,
+     chunks(CLIENT, GREET + b"\x05\x01\x00\x04" + bytes(15) + b"\x01\x00\x16"),
+     chunks(CLIENT, b"SSH-2.0-x\r\n"), chunks(ORIGIN, b"SSH-2.0-y\r\n"))
+seed("socks-bind", SOCKS, chunks(CLIENT, GREET + b"\x05\x02\x00\x01\x7f\x00\x00\x01\x00\x50"))
 seed("tls", 0, chunks(CLIENT, b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00"))
