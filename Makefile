@@ -171,15 +171,16 @@ build/examples/%.so: examples/filters/%.c filters/filter.h | $(DEPS_OK)
 FUZZ_SECONDS ?= 60
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_FLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. $(PKG_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_FLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. $(PKG_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
+             -fno-sanitize-recover=all
 build/fuzz/lib/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) -c $< -o $@
+	clang $(FUZZ_FLAGS) -MMD -MP -c $< -o $@
 build/fuzz/libtlspeek.a: $(LIB_SRC:%.c=build/fuzz/lib/%.o)
 	@rm -f $@
 	ar rcs $@ $^
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libtlspeek.a
-	clang $(FUZZ_FLAGS) -fsanitize=fuzzer $^ -o $@ $(PKG_LIBS)
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer $< build/fuzz/libtlspeek.a -o $@ $(PKG_LIBS)
 
 fuzz: deps
 	$(call ensure_debs,$(FUZZ_DEBS))
@@ -189,7 +190,7 @@ fuzz: deps
 	  echo "== $$f ($(FUZZ_SECONDS) s)"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$work tests/fuzz/corpus/$$name \
 	    > $$work.log 2>&1 || { tail -40 $$work.log; echo "fuzz_$$name FAILED"; exit 1; }; \
-	  grep -E "stat::number_of_executed_units|Done" $$work.log; \
+	  grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|Done" $$work.log; \
 	done
 
 format:

@@ -21,6 +21,7 @@
 #include "filters/output.h"
 #include "proxy/loopguard.h"
 #include "proxy/passthrough.h"
+#include "proxy/peek.h"
 #include "proxy/worker.h"
 
 static const char *const state_names[] = {
@@ -623,11 +624,11 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
     px_session_close(s, "out of memory");
     return;
   }
-  const unsigned char *p = (const unsigned char *)s->peek.data;
-  size_t n = s->peek.len, i = 0;
+  px_peek_kind_t kind = px_peek_classify((const uint8_t *)s->peek.data, s->peek.len);
+  if (kind == PX_PEEK_NEED_MORE) return; /* need more bytes to tell */
   /* Whatever comes, the request framer starts afresh (it saw CONNECT). */
   px_http_resume_http(&s->req);
-  if (p[0] == 0x16) {
+  if (kind == PX_PEEK_TLS) {
     s->conn.kind = FLT_CONN_HTTPS;
     s->conn.client_tls = 1;
     if (s->lc->mode != PX_MODE_REVERSE) {
@@ -646,10 +647,7 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
     return;
   }
   s->conn.match_ready = 1; /* not TLS: the target is all there is to know */
-  /* An HTTP method is upper-case letters then a space. */
-  while (i < n && i < 24 && p[i] >= 'A' && p[i] <= 'Z') i++;
-  if (i == n && n < 24) return; /* need more bytes to tell */
-  int http = i >= 3 && i < n && p[i] == ' ';
+  int http = kind == PX_PEEK_HTTP;
   flt_strbuf_t peeked = s->peek;
   flt_strbuf_init(&s->peek, 0);
   s->conn.kind = http ? FLT_CONN_HTTP : FLT_CONN_RAW;
@@ -752,12 +750,9 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t len
   }
 }
 
-void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, int fd) {
+px_session_t *px_session_new(px_worker_t *w, const px_listen_cfg_t *lc) {
   px_session_t *s = calloc(1, sizeof(*s));
-  if (s == NULL) {
-    close(fd);
-    return;
-  }
+  if (s == NULL) return NULL;
   s->w = w;
   s->lc = lc;
   uv_tcp_init(&w->loop, &s->client);
@@ -783,27 +778,12 @@ void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, int fd) {
   s->conn.start_us = flt_now_us();
   s->conn.dns_us = s->conn.connect_us = s->conn.ssl_us = -1;
   s->last_activity = px_session_now(s);
+  return s;
+}
 
-  if (uv_tcp_open(&s->client, fd) != 0) {
-    close(fd); /* the handle did not take it */
-    px_session_close(s, "accept failed");
-    return;
-  }
-  struct sockaddr_storage ss;
-  int sl = sizeof(ss);
-  memset(&ss, 0, sizeof(ss));
-  if (uv_tcp_getpeername(&s->client, (struct sockaddr *)&ss, &sl) == 0)
-    format_addr(&ss, s->conn.client, sizeof(s->conn.client));
-  uv_tcp_nodelay(&s->client, 1);
-  if (lc->mode != PX_MODE_TRANSPARENT && px_loopguard_is_ours(&ss)) {
-    /* Transparent mode explains its redirect loops itself. */
-    const char *msg = "this connection comes from one of tlspeek's own upstream sockets: "
-                      "tlspeek was made to connect to itself; refusing the loop";
-    flt_log_warn("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, msg);
-    px_session_close(s, msg);
-    return;
-  }
-
+void px_session_start(px_session_t *s) {
+  px_worker_t *w = s->w;
+  const px_listen_cfg_t *lc = s->lc;
   if (lc->mode == PX_MODE_REVERSE) {
     snprintf(s->up_host, sizeof(s->up_host), "%s", lc->target_host);
     snprintf(s->up_name, sizeof(s->up_name), "%s", lc->target_host);
@@ -824,6 +804,34 @@ void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, int fd) {
   flt_emit_conn_open(&w->shared->chain, &s->conn);
   px_set_deadline(s, 0, NULL);
   uv_read_start((uv_stream_t *)&s->client, px_alloc_cb, on_client_read);
+}
+
+void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, int fd) {
+  px_session_t *s = px_session_new(w, lc);
+  if (s == NULL) {
+    close(fd);
+    return;
+  }
+  if (uv_tcp_open(&s->client, fd) != 0) {
+    close(fd); /* the handle did not take it */
+    px_session_close(s, "accept failed");
+    return;
+  }
+  struct sockaddr_storage ss;
+  int sl = sizeof(ss);
+  memset(&ss, 0, sizeof(ss));
+  if (uv_tcp_getpeername(&s->client, (struct sockaddr *)&ss, &sl) == 0)
+    format_addr(&ss, s->conn.client, sizeof(s->conn.client));
+  uv_tcp_nodelay(&s->client, 1);
+  if (lc->mode != PX_MODE_TRANSPARENT && px_loopguard_is_ours(&ss)) {
+    /* Transparent mode explains its redirect loops itself. */
+    const char *msg = "this connection comes from one of tlspeek's own upstream sockets: "
+                      "tlspeek was made to connect to itself; refusing the loop";
+    flt_log_warn("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, msg);
+    px_session_close(s, msg);
+    return;
+  }
+  px_session_start(s);
 }
 
 static void session_free(px_session_t *s) {

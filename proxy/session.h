@@ -134,9 +134,18 @@ typedef struct px_session {
 } px_session_t;
 
 /* Starts a session for `fd`, a client connection just accepted on one of
- * `w`'s listeners (non-blocking). The session owns the fd from here on,
+ * `w`'s listeners (non-blocking): px_session_new, the fd into s->client, the
+ * loop check, then px_session_start. The session owns the fd from here on,
  * even when it cannot start. */
 void px_session_accept(struct px_worker *w, const px_listen_cfg_t *lc, int fd);
+/* The two halves of accepting, apart so that a session can also be run on a
+ * socket that was not accepted (tests/fuzz/fuzz_session.c opens socketpair
+ * ends into s->client). px_session_new allocates and links the session with
+ * s->client initialised but not connected (NULL when out of memory; close it
+ * with px_session_close). px_session_start sets the state for the listener's
+ * mode, announces the connection and starts reading s->client. */
+px_session_t *px_session_new(struct px_worker *w, const px_listen_cfg_t *lc);
+void px_session_start(px_session_t *s);
 /* Closes the session (idempotent). `why` is logged at debug level. */
 void px_session_close(px_session_t *s, const char *why);
 /* Stop reading new requests; close when idle (used at shutdown). */
