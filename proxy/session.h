@@ -221,6 +221,9 @@ void px_upstream_closed(px_session_t *s);
 /* Answers the client with an error response and closes after it is sent. */
 void px_reply_error(px_session_t *s, int status, const char *reason,
                     const char *text);
+/* The same with `extra` header lines ("Name: value\r\n" each, or ""). */
+void px_reply_error_hdr(px_session_t *s, int status, const char *reason, const char *extra,
+                        const char *text);
 void px_flows_fail_all(px_session_t *s, const char *why);
 
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "filters/log.h"
+#include "proxy/proxyauth.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 
@@ -85,11 +86,7 @@ static int on_auth(px_session_t *s, cursor_t *c) {
   if (take_u8(c, &ver) || take_u8(c, &ulen) || take_bytes(c, ulen, &user) || take_u8(c, &plen) ||
       take_bytes(c, plen, &pass))
     return 0;
-  const char *expect = s->w->shared->cfg->proxyauth;
-  const char *colon = strchr(expect, ':');
-  size_t eu = (size_t)(colon - expect), ep = strlen(colon + 1);
-  int ok = ver == 1 && ulen == eu && plen == ep && memcmp(user, expect, eu) == 0 &&
-           memcmp(pass, colon + 1, ep) == 0;
+  int ok = px_proxyauth_pair_ok(s->w->shared->cfg->proxyauth, user, ulen, pass, plen) && ver == 1;
   const uint8_t answer[2] = {1, ok ? 0 : 1};
   px_send_client(s, answer, 2);
   if (!ok) {
