@@ -128,6 +128,13 @@ static const char usage_text[] =
     "  -t, --threads N          worker threads, one event loop each (default: cores)\n"
     "      --connect-timeout S  upstream TCP connect timeout, seconds (default 10)\n"
     "      --handshake-timeout S  TLS handshake timeout, seconds (default 10)\n"
+    "      --client-hello-timeout S  from accept (or a CONNECT/SOCKS5 tunnel's\n"
+    "                           start) to the first bytes and a complete ClientHello;\n"
+    "                           slower clients are closed (default 10)\n"
+    "      --request-timeout S  from a request head's first byte to its end; else\n"
+    "                           408 Request Timeout and close (default 30)\n"
+    "      --keepalive-timeout S  close a keep-alive connection when no new request\n"
+    "                           begins for S seconds (default 60)\n"
     "      --idle-timeout S     close connections idle this long (default 300)\n"
     "      --upstream-idle S    between HTTP requests, close the upstream connection\n"
     "                           after S idle seconds and keep the client's; the next\n"
@@ -410,6 +417,9 @@ static void config_defaults(px_config_t *cfg) {
   cfg->threads = 0; /* = number of cores */
   cfg->connect_timeout_ms = 10000;
   cfg->handshake_timeout_ms = 10000;
+  cfg->client_hello_timeout_ms = 10000;
+  cfg->request_timeout_ms = 30000;
+  cfg->keepalive_timeout_ms = 60000;
   cfg->idle_timeout_ms = 300000;
   cfg->upstream_idle_ms = 5000;
   cfg->shutdown_grace_ms = 5000;
@@ -534,6 +544,7 @@ static int parse_proxy_opt(int argc, char **argv, int i, px_config_t *cfg) {
       "-f", "--filter", "--har-filter", "--jsonl-filter", "--pcap-filter", "--keylog-filter",
       "--block", "--set-header", "--remove-header", "--redact", "--load", "--wire-limit", "--upstream-ca", "--detail", "--body-limit",
       "--log-level", "-t", "--threads", "--connect-timeout", "--handshake-timeout",
+      "--client-hello-timeout", "--request-timeout", "--keepalive-timeout",
       "--idle-timeout", "--upstream-idle", "--har", "--jsonl", "--pcap", "--keylog", "--body-cap", NULL};
   int known = 0;
   for (int k = 0; with_value[k]; k++)
@@ -637,9 +648,12 @@ static int parse_proxy_opt(int argc, char **argv, int i, px_config_t *cfg) {
     else if (parse_seconds(val, &cfg->upstream_idle_ms) != 0)
       usage_error("bad --upstream-idle '%s' (seconds, e.g. 5 or 0.5; 0 never closes)", val);
   } else {
-    uint64_t *slot = strcmp(name, "--connect-timeout") == 0     ? &cfg->connect_timeout_ms
-                     : strcmp(name, "--handshake-timeout") == 0 ? &cfg->handshake_timeout_ms
-                                                                : &cfg->idle_timeout_ms;
+    uint64_t *slot = strcmp(name, "--connect-timeout") == 0        ? &cfg->connect_timeout_ms
+                     : strcmp(name, "--handshake-timeout") == 0    ? &cfg->handshake_timeout_ms
+                     : strcmp(name, "--client-hello-timeout") == 0 ? &cfg->client_hello_timeout_ms
+                     : strcmp(name, "--request-timeout") == 0      ? &cfg->request_timeout_ms
+                     : strcmp(name, "--keepalive-timeout") == 0    ? &cfg->keepalive_timeout_ms
+                                                                   : &cfg->idle_timeout_ms;
     if (parse_seconds(val, slot) != 0)
       usage_error("bad timeout '%s' (seconds, e.g. 10 or 0.5)", val);
   }

@@ -119,6 +119,7 @@ static void flow_finish(px_session_t *s, const char *error) {
     px_tls_trim(&s->ctls);
     px_tls_trim(&s->utls);
     px_session_rearm_timer(s); /* --upstream-idle counts from here */
+    px_client_deadline_update(s); /* --keepalive-timeout too */
   }
   if (s->draining && s->flows_head == NULL && s->state != PX_S_CLOSING) {
     s->close_when_flushed = 1;
@@ -531,8 +532,13 @@ static int on_req_head(void *ud, px_http_t *h, const char *raw, size_t len) {
     reply_blocked(s, n, block->status);
     return 0;
   }
-  if (s->up_released && s->up == PX_UP_IDLE) {
-    px_upstream_reconnect(s);
+  if (s->up == PX_UP_IDLE) {
+    /* The first request of plain HTTP (peek_input waits for it), or the
+     * next one after --upstream-idle closed the leg. */
+    if (s->up_released)
+      px_upstream_reconnect(s);
+    else
+      px_upstream_start(s);
     if (s->state == PX_S_CLOSING) return 0;
   }
   px_head_edit_t edit;
@@ -660,6 +666,7 @@ void px_client_plaintext(px_session_t *s, const char *data, size_t len) {
   px_batch_begin(s, 1);
   client_plaintext(s, data, len);
   px_batch_end(s, 1);
+  px_client_deadline_update(s); /* a head begun, completed, or the next awaited */
 }
 
 /* The upstream leg was switched: parse on from the request that waited. */
@@ -668,6 +675,7 @@ static void release_held_requests(px_session_t *s) {
   if (px_http_release(&s->req) != 0 && s->state != PX_S_CLOSING) bad_request(s, s->req.error);
   px_batch_end(s, 1);
   switch_when_idle(s);
+  px_client_deadline_update(s);
 }
 
 static void client_plaintext(px_session_t *s, const char *data, size_t len) {
