@@ -14,7 +14,7 @@
 
 /* At most this many lines per window and worker thread at info level; the
  * rest at debug level, counted in one line when the next window opens, so
- * a crowd of slow clients does not flood stderr. */
+ * a crowd of slow (or unauthenticated) clients does not flood stderr. */
 #define PX_DEADLINE_LOG_BURST 5
 #define PX_DEADLINE_LOG_WINDOW_MS 10000
 
@@ -72,13 +72,12 @@ void px_client_deadline_update(px_session_t *s) {
   }
 }
 
-/* One info line, or a debug line once the window's burst is spent. */
-static void log_timeout(px_session_t *s, const char *text) {
+void px_log_client_limited(px_session_t *s, const char *text) {
   uint64_t now = px_session_now(s);
   if (now - log_window_start >= PX_DEADLINE_LOG_WINDOW_MS) {
     if (log_suppressed > 0)
-      flt_log_info("%u more slow clients were cut off in the last %.0f s (each shown at "
-                   "--log-level debug)",
+      flt_log_info("%u more clients were cut off or refused in the last %.0f s (each shown "
+                   "at --log-level debug)",
                    log_suppressed, (double)(now - log_window_start) / 1000.0);
     log_window_start = now;
     log_in_window = log_suppressed = 0;
@@ -109,7 +108,7 @@ void px_client_deadline_expired(px_session_t *s) {
     int answer = s->flows_head == NULL && s->client_writes == 0;
     snprintf(text, sizeof(text), "request head not complete after %.1f s (--request-timeout)%s",
              secs, answer ? "; answered 408" : ", closing");
-    log_timeout(s, text);
+    px_log_client_limited(s, text);
     if (answer) {
       char body[200];
       snprintf(body, sizeof(body), "tlspeek: the request head was not complete after %.1f s",
@@ -128,6 +127,6 @@ void px_client_deadline_expired(px_session_t *s) {
            : s->conn.bytes_in == 0 ? "nothing received"
                                    : "first bytes not complete",
            secs);
-  log_timeout(s, text);
+  px_log_client_limited(s, text);
   px_session_close(s, text);
 }

@@ -190,6 +190,10 @@ void px_session_timer_restart(px_session_t *s);
 void px_client_deadline_update(px_session_t *s);
 void px_client_deadline_start(px_session_t *s, px_client_wait_t what);
 void px_client_deadline_expired(px_session_t *s);
+/* "session N: CLIENT: text" at info level, for what a client did wrong
+ * (too slow, no credentials); at most a few per 10 s and worker thread, the
+ * rest at debug level and counted. */
+void px_log_client_limited(px_session_t *s, const char *text);
 
 /* upstream.c */
 void px_upstream_start(px_session_t *s);

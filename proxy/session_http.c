@@ -495,7 +495,7 @@ static int proxy_auth_ok(px_session_t *s, const flt_head_t *view) {
   char text[200];
   snprintf(text, sizeof(text), "tlspeek: proxy authentication %s (--proxyauth is set)",
            pa ? "failed: wrong username or password" : "required: no Proxy-Authorization");
-  flt_log_info("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, text);
+  px_log_client_limited(s, text);
   flt_emit_error(chain_of(s), &s->conn, text);
   px_reply_error_hdr(s, 407, "Proxy Authentication Required",
                      "Proxy-Authenticate: Basic realm=\"" PX_PROXYAUTH_REALM "\"\r\n", text);

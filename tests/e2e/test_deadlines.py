@@ -218,3 +218,17 @@ def test_slow_http_head_holds_no_upstream(proxy_factory):
         assert p.proc.poll() is None
     finally:
         counter.close()
+
+
+def test_timeout_lines_are_rate_limited(proxy_factory):
+    p = proxy_factory("-t", "1", "--client-hello-timeout", "1")
+    socks = [socket.create_connection(("127.0.0.1", p.port)) for _ in range(8)]
+    for s in socks:
+        assert wait_closed(s) == b""
+        s.close()
+    deadline = time.time() + 10
+    while p.stderr().count("nothing received after 1.0 s") < 5 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    # Five lines at info level; the other three only at debug level.
+    assert p.stderr().count("nothing received after 1.0 s") == 5, p.stderr()
