@@ -76,6 +76,17 @@ int px_proxyauth_basic_ok(const char *expect, const char *value, size_t len) {
   return ok;
 }
 
+void px_proxyauth_mask(char *buf, size_t len) {
+  static const char name[] = "proxy-authorization:";
+  const size_t nl = sizeof(name) - 1;
+  for (size_t i = 0; i < len; i++) {
+    /* A header name starts a line: after LF, or at a read's first byte. */
+    if ((i > 0 && buf[i - 1] != '\n') || len - i < nl || strncasecmp(buf + i, name, nl) != 0)
+      continue;
+    for (i += nl; i < len && buf[i] != '\r' && buf[i] != '\n'; i++) buf[i] = '*';
+  }
+}
+
 /* 127.0.0.0/8, ::1 and "localhost" reach only this machine. */
 static int is_loopback(const char *host) {
   unsigned char a[16];

@@ -32,6 +32,11 @@ int px_proxyauth_basic_ok(const char *expect, const char *value, size_t len);
 int px_proxyauth_pair_ok(const char *expect, const uint8_t *user, size_t ulen,
                          const uint8_t *pass, size_t plen);
 
+/* Overwrites with '*' the value of every "Proxy-Authorization:" header line
+ * in `buf` (wire bytes of a plain-HTTP proxy request, about to be shown by
+ * the wire view). A line cut by the end of `buf` is masked up to there. */
+void px_proxyauth_mask(char *buf, size_t len);
+
 /* Start-up notes: --proxyauth given to listeners it cannot protect, and
  * listeners on a non-loopback address that anyone can use unauthenticated
  * (one warning each, naming the risk). */

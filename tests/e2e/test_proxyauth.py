@@ -74,8 +74,10 @@ def test_407_without_or_with_wrong_credentials(creds, pki, http_upstream, https_
 
 
 def test_right_credentials_are_served_and_not_forwarded(pki, http_upstream, https_upstream,
-                                                        proxy_factory):
-    p = proxy_factory("-v", "--proxyauth", CREDS)
+                                                        proxy_factory, tmp_path):
+    files = [str(tmp_path / n) for n in ("t.har", "t.jsonl", "t.pcap")]
+    p = proxy_factory("-vvv", "--proxyauth", CREDS, "--har", files[0], "--jsonl", files[1],
+                      "--pcap", files[2])
     for url in ("https://localhost:%d/headers" % https_upstream.port,
                 "http://127.0.0.1:%d/headers" % http_upstream.port):
         r = curl("--cacert", pki.proxy_ca, "-x", p.url, "--proxy-user", CREDS, "-w", "\n%{http_code}",
@@ -101,11 +103,17 @@ def test_right_credentials_are_served_and_not_forwarded(pki, http_upstream, http
                 break
             rest += d
     assert rest.startswith(b"HTTP/1.1 407 Proxy Authentication Required"), rest
-    # The views never show the credentials.
+    # The views (the wire view too) and the transcripts never show the credentials.
     out = p.wait_stdout("→ GET http://127.0.0.1:%d/headers → 200" % http_upstream.port)
+    assert "Proxy-Authorization: <redacted>" in out
     secret = base64.b64encode(CREDS.encode()).decode()
     assert secret not in out and PASS not in out
     assert secret not in p.stderr()
+    assert p.stop() == 0
+    for path in files:
+        with open(path, "rb") as f:
+            data = f.read()
+        assert data and secret.encode() not in data and PASS.encode() not in data, path
 
 
 def test_upstream_mode_checks_and_strips_credentials(pki, http_upstream, https_upstream,
