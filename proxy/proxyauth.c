@@ -3,6 +3,7 @@
 #include "proxy/proxyauth.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -12,6 +13,8 @@
 #include <openssl/evp.h>
 
 #include "filters/log.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
 
 int px_proxyauth_applies(px_mode_t mode) {
   return mode == PX_MODE_EXPLICIT || mode == PX_MODE_UPSTREAM || mode == PX_MODE_SOCKS5;
@@ -85,6 +88,20 @@ void px_proxyauth_mask(char *buf, size_t len) {
       continue;
     for (i += nl; i < len && buf[i] != '\r' && buf[i] != '\n'; i++) buf[i] = '*';
   }
+}
+
+void px_proxyauth_emit_wire(px_session_t *s, const char *data, size_t len) {
+  const flt_chain_t *chain = &s->w->shared->chain;
+  if (s->state != PX_S_PROXY_HTTP || s->w->shared->cfg->proxyauth == NULL) {
+    flt_emit_wire(chain, &s->conn, FLT_LEG_CLIENT, 0, (const uint8_t *)data, len);
+    return;
+  }
+  char *copy = malloc(len ? len : 1);
+  if (copy == NULL) return; /* not shown rather than shown unmasked */
+  memcpy(copy, data, len);
+  px_proxyauth_mask(copy, len);
+  flt_emit_wire(chain, &s->conn, FLT_LEG_CLIENT, 0, (const uint8_t *)copy, len);
+  free(copy);
 }
 
 /* 127.0.0.0/8, ::1 and "localhost" reach only this machine. */

@@ -37,6 +37,11 @@ int px_proxyauth_pair_ok(const char *expect, const uint8_t *user, size_t ulen,
  * the wire view). A line cut by the end of `buf` is masked up to there. */
 void px_proxyauth_mask(char *buf, size_t len);
 
+struct px_session;
+/* Shows bytes read from the client in the wire view; while they are
+ * requests to the proxy itself and --proxyauth is set, masked as above. */
+void px_proxyauth_emit_wire(struct px_session *s, const char *data, size_t len);
+
 /* Start-up notes: --proxyauth given to listeners it cannot protect, and
  * listeners on a non-loopback address that anyone can use unauthenticated
  * (one warning each, naming the risk). */

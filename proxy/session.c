@@ -685,19 +685,7 @@ static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
   s->conn.bytes_in += (uint64_t)nread;
   s->last_activity = px_session_now(s);
   if (s->shutdown_sent) return; /* answered already: drop the rest */
-  if (s->w->shared->want_wire && s->state == PX_S_PROXY_HTTP && s->w->shared->cfg->proxyauth) {
-    /* The wire view must not show tlspeek's own credentials. */
-    char *copy = copy_of(buf->base, (size_t)nread);
-    if (copy) {
-      px_proxyauth_mask(copy, (size_t)nread);
-      flt_emit_wire(&s->w->shared->chain, &s->conn, FLT_LEG_CLIENT, 0, (const uint8_t *)copy,
-                    (size_t)nread);
-      free(copy);
-    }
-  } else if (s->w->shared->want_wire) {
-    flt_emit_wire(&s->w->shared->chain, &s->conn, FLT_LEG_CLIENT, 0, (const uint8_t *)buf->base,
-                  (size_t)nread);
-  }
+  if (s->w->shared->want_wire) px_proxyauth_emit_wire(s, buf->base, (size_t)nread);
   if (s->ctls.ssl) {
     client_tls_input(s, buf->base, (size_t)nread);
   } else if (s->state == PX_S_PEEK) {
