@@ -45,31 +45,35 @@ static void keep(px_session_t *s, px_client_wait_t what) {
 
 static void clear(px_session_t *s) { s->client_wait = PX_WAIT_NONE; }
 
-void px_client_deadline_update(px_session_t *s) {
-  if (s->state == PX_S_CLOSING) return;
-  if (s->close_when_flushed || s->shutdown_sent || s->draining) {
-    clear(s); /* answered or ending: the linger deadline takes over */
-    return;
-  }
+/* What the client must send next, judged from the session as it is now. */
+static px_client_wait_t awaited(const px_session_t *s) {
+  if (s->close_when_flushed || s->shutdown_sent || s->draining)
+    return PX_WAIT_NONE; /* answered or ending: the linger deadline takes over */
   switch (s->state) {
     case PX_S_SOCKS:
-    case PX_S_PEEK: keep(s, PX_WAIT_FIRST); return;
+    case PX_S_PEEK: return PX_WAIT_FIRST;
     case PX_S_HTTP:
     case PX_S_PROXY_HTTP:
     case PX_S_ERROR_REPLY: break;
-    default: clear(s); return; /* handshake (phase deadline), raw relay */
+    default: return PX_WAIT_NONE; /* handshake (phase deadline), raw relay */
   }
-  if (s->req.state != PX_HTTP_HEAD) {
-    clear(s); /* a body, a held request or an upgraded stream: --idle-timeout */
-  } else if (s->req.raw.len > 0) {
-    keep(s, PX_WAIT_HEAD);
-  } else if (s->flows_head == NULL && s->req_flow == NULL) {
-    /* Between requests; a connection that sent nothing yet keeps its
-     * first-bytes deadline. */
-    if (s->client_wait != PX_WAIT_FIRST) keep(s, PX_WAIT_NEXT);
-  } else {
-    clear(s); /* waiting for the upstream's answer, not for the client */
-  }
+  if (s->req.state != PX_HTTP_HEAD)
+    return PX_WAIT_NONE; /* a body, a held request or an upgraded stream: --idle-timeout */
+  if (s->req.raw.len > 0) return PX_WAIT_HEAD;
+  if (s->flows_head != NULL || s->req_flow != NULL)
+    return PX_WAIT_NONE; /* waiting for the upstream's answer, not for the client */
+  /* Between requests; a connection that sent nothing yet keeps its
+   * first-bytes deadline. */
+  return s->client_wait == PX_WAIT_FIRST ? PX_WAIT_FIRST : PX_WAIT_NEXT;
+}
+
+void px_client_deadline_update(px_session_t *s) {
+  if (s->state == PX_S_CLOSING) return;
+  px_client_wait_t what = awaited(s);
+  if (what == PX_WAIT_NONE)
+    clear(s);
+  else
+    keep(s, what);
 }
 
 void px_log_client_limited(px_session_t *s, const char *text) {
@@ -96,6 +100,15 @@ void px_client_deadline_expired(px_session_t *s) {
   px_client_wait_t what = s->client_wait;
   double secs = (double)timeout_of(cfg, what) / 1000.0;
   char text[200];
+  if (s->client_paused) {
+    /* tlspeek stopped reading (backpressure): the client is not to blame. */
+    px_client_deadline_start(s, what);
+    return;
+  }
+  if (awaited(s) != what) { /* things moved on without a call to update */
+    px_client_deadline_update(s);
+    return;
+  }
   clear(s);
   if (what == PX_WAIT_NEXT) {
     snprintf(text, sizeof(text), "no new request for %.1f s on a keep-alive connection", secs);

@@ -654,6 +654,7 @@ static void on_resp_end(void *ud, px_http_t *h) {
     px_http_resume_http(&s->req); /* the upgrade was refused */
   }
   switch_when_idle(s);
+  px_client_deadline_update(s);
 }
 
 const px_http_cbs_t px_resp_cbs = {on_resp_head, on_resp_forward, on_resp_body, on_resp_end};

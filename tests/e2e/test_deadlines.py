@@ -232,3 +232,67 @@ def test_timeout_lines_are_rate_limited(proxy_factory):
     time.sleep(0.2)
     # Five lines at info level; the other three only at debug level.
     assert p.stderr().count("nothing received after 1.0 s") == 5, p.stderr()
+
+
+class UpgradeEchoServer:
+    """Answers one request per connection with 101, then echoes bytes."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _echo(c):
+        with c:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                d = c.recv(65536)
+                if not d:
+                    return
+                data += d
+            c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\n")
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    return
+                c.sendall(d)
+
+    def close(self):
+        self.sock.close()
+
+
+def test_upgraded_connection_outlives_the_http_deadlines(proxy_factory):
+    srv = UpgradeEchoServer()
+    try:
+        p = proxy_factory("--keepalive-timeout", "1", "--request-timeout", "1",
+                          "--client-hello-timeout", "1")
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=30)
+        s.sendall(b"GET http://127.0.0.1:%d/ws HTTP/1.1\r\nHost: x\r\nUpgrade: raw\r\n"
+                  b"Connection: Upgrade\r\n\r\n" % srv.port)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(65536)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        # Longer than every client deadline: a relay is timed by --idle-timeout only.
+        time.sleep(2.5)
+        s.sendall(b"still here")
+        got = b""
+        while len(got) < 10:
+            d = s.recv(65536)
+            assert d, "tlspeek closed the upgraded connection"
+            got += d
+        assert got == b"still here"
+        s.close()
+    finally:
+        srv.close()
