@@ -23,10 +23,14 @@ static _Thread_local unsigned log_in_window, log_suppressed;
 
 static uint64_t timeout_of(const px_config_t *cfg, px_client_wait_t what) {
   switch (what) {
-    case PX_WAIT_FIRST: return cfg->client_hello_timeout_ms;
-    case PX_WAIT_HEAD: return cfg->request_timeout_ms;
-    case PX_WAIT_NEXT: return cfg->keepalive_timeout_ms;
-    default: return 0;
+    case PX_WAIT_FIRST:
+      return cfg->client_hello_timeout_ms;
+    case PX_WAIT_HEAD:
+      return cfg->request_timeout_ms;
+    case PX_WAIT_NEXT:
+      return cfg->keepalive_timeout_ms;
+    default:
+      return 0;
   }
 }
 
@@ -43,7 +47,9 @@ static void keep(px_session_t *s, px_client_wait_t what) {
   if (s->client_wait != what) px_client_deadline_start(s, what);
 }
 
-static void clear(px_session_t *s) { s->client_wait = PX_WAIT_NONE; }
+static void clear(px_session_t *s) {
+  s->client_wait = PX_WAIT_NONE;
+}
 
 /* What the client must send next, judged from the session as it is now. */
 static px_client_wait_t awaited(const px_session_t *s) {
@@ -51,11 +57,14 @@ static px_client_wait_t awaited(const px_session_t *s) {
     return PX_WAIT_NONE; /* answered or ending: the linger deadline takes over */
   switch (s->state) {
     case PX_S_SOCKS:
-    case PX_S_PEEK: return PX_WAIT_FIRST;
+    case PX_S_PEEK:
+      return PX_WAIT_FIRST;
     case PX_S_HTTP:
     case PX_S_PROXY_HTTP:
-    case PX_S_ERROR_REPLY: break;
-    default: return PX_WAIT_NONE; /* handshake (phase deadline), raw relay */
+    case PX_S_ERROR_REPLY:
+      break;
+    default:
+      return PX_WAIT_NONE; /* handshake (phase deadline), raw relay */
   }
   if (s->req.state != PX_HTTP_HEAD)
     return PX_WAIT_NONE; /* a body, a held request or an upgraded stream: --idle-timeout */
@@ -80,9 +89,10 @@ void px_log_client_limited(px_session_t *s, const char *text) {
   uint64_t now = px_session_now(s);
   if (now - log_window_start >= PX_DEADLINE_LOG_WINDOW_MS) {
     if (log_suppressed > 0)
-      flt_log_info("%u more clients were cut off or refused in the last %.0f s (each shown "
-                   "at --log-level debug)",
-                   log_suppressed, (double)(now - log_window_start) / 1000.0);
+      flt_log_info(
+          "%u more clients were cut off or refused in the last %.0f s (each shown "
+          "at --log-level debug)",
+          log_suppressed, (double)(now - log_window_start) / 1000.0);
     log_window_start = now;
     log_in_window = log_suppressed = 0;
   }
@@ -124,8 +134,7 @@ void px_client_deadline_expired(px_session_t *s) {
     px_log_client_limited(s, text);
     if (answer) {
       char body[200];
-      snprintf(body, sizeof(body), "tlspeek: the request head was not complete after %.1f s",
-               secs);
+      snprintf(body, sizeof(body), "tlspeek: the request head was not complete after %.1f s", secs);
       px_reply_error(s, 408, "Request Timeout", body);
       px_update_reading(s);
       px_maybe_finish(s);
@@ -135,10 +144,10 @@ void px_client_deadline_expired(px_session_t *s) {
     return;
   }
   snprintf(text, sizeof(text), "%s after %.1f s (--client-hello-timeout), closing",
-           s->ctls.ssl ? "ClientHello not complete"
+           s->ctls.ssl              ? "ClientHello not complete"
            : s->state == PX_S_SOCKS ? "SOCKS5 set-up not complete"
-           : s->conn.bytes_in == 0 ? "nothing received"
-                                   : "first bytes not complete",
+           : s->conn.bytes_in == 0  ? "nothing received"
+                                    : "first bytes not complete",
            secs);
   px_log_client_limited(s, text);
   px_session_close(s, text);

@@ -29,14 +29,13 @@ static int pair_digest(const uint8_t *user, size_t ulen, const uint8_t *pass, si
   unsigned int n = 0;
   int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
            EVP_DigestUpdate(md, lenb, 2) == 1 && EVP_DigestUpdate(md, user, ulen) == 1 &&
-           EVP_DigestUpdate(md, pass, plen) == 1 && EVP_DigestFinal_ex(md, out, &n) == 1 &&
-           n == 32;
+           EVP_DigestUpdate(md, pass, plen) == 1 && EVP_DigestFinal_ex(md, out, &n) == 1 && n == 32;
   EVP_MD_CTX_free(md);
   return ok ? 0 : -1;
 }
 
-int px_proxyauth_pair_ok(const char *expect, const uint8_t *user, size_t ulen,
-                         const uint8_t *pass, size_t plen) {
+int px_proxyauth_pair_ok(const char *expect, const uint8_t *user, size_t ulen, const uint8_t *pass,
+                         size_t plen) {
   const char *colon = strchr(expect, ':');
   unsigned char want[32], got[32];
   if (colon == NULL || ulen > 0xffff) return 0;
@@ -53,13 +52,15 @@ int px_proxyauth_basic_ok(const char *expect, const char *value, size_t len) {
   size_t i = 0, n = 0;
   int ok = 0;
 
-  while (i < len && (value[i] == ' ' || value[i] == '\t')) i++;
+  while (i < len && (value[i] == ' ' || value[i] == '\t'))
+    i++;
   if (len - i < 6 || strncasecmp(value + i, "Basic", 5) != 0 ||
       (value[i + 5] != ' ' && value[i + 5] != '\t'))
     return 0;
   for (i += 5; i < len && (value[i] == ' ' || value[i] == '\t'); i++) {
   }
-  while (len > i && (value[len - 1] == ' ' || value[len - 1] == '\t')) len--;
+  while (len > i && (value[len - 1] == ' ' || value[len - 1] == '\t'))
+    len--;
   n = len - i;
   if (n == 0 || n > PX_PROXYAUTH_MAX_VALUE || n % 4 != 0) return 0;
   memcpy(b64, value + i, n);
@@ -86,7 +87,8 @@ void px_proxyauth_mask(char *buf, size_t len) {
     /* A header name starts a line: after LF, or at a read's first byte. */
     if ((i > 0 && buf[i - 1] != '\n') || len - i < nl || strncasecmp(buf + i, name, nl) != 0)
       continue;
-    for (i += nl; i < len && buf[i] != '\r' && buf[i] != '\n'; i++) buf[i] = '*';
+    for (i += nl; i < len && buf[i] != '\r' && buf[i] != '\n'; i++)
+      buf[i] = '*';
   }
 }
 
@@ -122,21 +124,23 @@ void px_proxyauth_startup_notes(const px_config_t *cfg) {
     const px_listen_cfg_t *lc = &cfg->listens[i];
     int applies = px_proxyauth_applies(lc->mode);
     if (cfg->proxyauth && !applies)
-      flt_log_warn("--proxyauth does not apply to the %s listener on %s:%u: its clients are "
-                   "not proxy-aware and are served without credentials",
-                   lc->mode == PX_MODE_REVERSE ? "reverse" : "transparent", lc->host,
-                   (unsigned)lc->port);
+      flt_log_warn(
+          "--proxyauth does not apply to the %s listener on %s:%u: its clients are "
+          "not proxy-aware and are served without credentials",
+          lc->mode == PX_MODE_REVERSE ? "reverse" : "transparent", lc->host, (unsigned)lc->port);
     if (is_loopback(lc->host) || (cfg->proxyauth && applies)) continue;
     if (applies)
-      flt_log_warn("listening on %s:%u, reachable from other machines, without --proxyauth: "
-                   "anyone who can reach that address can use tlspeek as an open proxy into "
-                   "this machine's network, and read the traffic it decrypts",
-                   lc->host, (unsigned)lc->port);
+      flt_log_warn(
+          "listening on %s:%u, reachable from other machines, without --proxyauth: "
+          "anyone who can reach that address can use tlspeek as an open proxy into "
+          "this machine's network, and read the traffic it decrypts",
+          lc->host, (unsigned)lc->port);
     else
-      flt_log_warn("listening on %s:%u, reachable from other machines: anyone who can reach "
-                   "that address can send traffic through tlspeek to %s, and read what it "
-                   "decrypts (--proxyauth cannot protect this mode)",
-                   lc->host, (unsigned)lc->port,
-                   lc->mode == PX_MODE_REVERSE ? "its upstream" : "redirected destinations");
+      flt_log_warn(
+          "listening on %s:%u, reachable from other machines: anyone who can reach "
+          "that address can send traffic through tlspeek to %s, and read what it "
+          "decrypts (--proxyauth cannot protect this mode)",
+          lc->host, (unsigned)lc->port,
+          lc->mode == PX_MODE_REVERSE ? "its upstream" : "redirected destinations");
   }
 }

@@ -29,8 +29,8 @@ int px_proxyauth_applies(px_mode_t mode);
 int px_proxyauth_basic_ok(const char *expect, const char *value, size_t len);
 
 /* 1 when the SOCKS5 (RFC 1929) username and password match `expect`. */
-int px_proxyauth_pair_ok(const char *expect, const uint8_t *user, size_t ulen,
-                         const uint8_t *pass, size_t plen);
+int px_proxyauth_pair_ok(const char *expect, const uint8_t *user, size_t ulen, const uint8_t *pass,
+                         size_t plen);
 
 /* Overwrites with '*' the value of every "Proxy-Authorization:" header line
  * in `buf` (wire bytes of a plain-HTTP proxy request, about to be shown by

@@ -19,7 +19,7 @@ static void test_basic_accepts_the_right_credentials(void **state) {
   (void)state;
   /* base64("alice:s3cret:with:colons") */
   assert_true(basic("Basic YWxpY2U6czNjcmV0OndpdGg6Y29sb25z"));
-  assert_true(basic("basic YWxpY2U6czNjcmV0OndpdGg6Y29sb25z"));     /* scheme case */
+  assert_true(basic("basic YWxpY2U6czNjcmV0OndpdGg6Y29sb25z"));         /* scheme case */
   assert_true(basic("  BASIC \t YWxpY2U6czNjcmV0OndpdGg6Y29sb25z \t")); /* spaces */
 }
 
@@ -30,11 +30,11 @@ static void test_basic_refuses_everything_else(void **state) {
   assert_false(basic("Basic "));
   assert_false(basic("Bearer YWxpY2U6czNjcmV0OndpdGg6Y29sb25z"));
   assert_false(basic("BasicYWxpY2U6czNjcmV0OndpdGg6Y29sb25z"));
-  assert_false(basic("Basic YWxpY2U6czNjcmV0OndpdGg6Y29sb25"));   /* not a multiple of 4 */
-  assert_false(basic("Basic YWxpY2U6czNjcmV0OndpdGg6Y29sb24="));  /* ...colon (one short) */
+  assert_false(basic("Basic YWxpY2U6czNjcmV0OndpdGg6Y29sb25"));      /* not a multiple of 4 */
+  assert_false(basic("Basic YWxpY2U6czNjcmV0OndpdGg6Y29sb24="));     /* ...colon (one short) */
   assert_false(basic("Basic YWxpY2U6czNjcmV0OndpdGg6Y29sb25zeA==")); /* ...colonsx */
-  assert_false(basic("Basic YWxpY2VzM2NyZXQ="));                  /* "alices3cret": no colon */
-  assert_false(basic("Basic Ym9iOnMzY3JldDp3aXRoOmNvbG9ucw=="));  /* bob:... */
+  assert_false(basic("Basic YWxpY2VzM2NyZXQ="));                     /* "alices3cret": no colon */
+  assert_false(basic("Basic Ym9iOnMzY3JldDp3aXRoOmNvbG9ucw=="));     /* bob:... */
   assert_false(basic("Basic !!!!"));
   char longv[2048];
   memcpy(longv, "Basic ", 6);
