@@ -486,12 +486,20 @@ static int binds_connection(const flt_head_t *head, const char *name) {
 }
 
 /* --proxyauth: every request to the proxy itself (CONNECT, absolute-form)
- * carries Proxy-Authorization: Basic; otherwise 407 and close. */
+ * carries Proxy-Authorization: Basic; otherwise 407 and close. Returns 1 to
+ * go on, 0 when answered, PX_HTTP_HOLD when requests before this one (with
+ * credentials, pipelined) are still unanswered: it waits, as a request to
+ * another origin does (switch_when_idle), then comes back here. */
 static int proxy_auth_ok(px_session_t *s, const flt_head_t *view) {
   const char *expect = s->w->shared->cfg->proxyauth;
   if (expect == NULL) return 1;
   const flt_header_t *pa = flt_head_find(view, "proxy-authorization");
   if (pa && px_proxyauth_basic_ok(expect, pa->value, pa->value_len)) return 1;
+  if (s->flows_head != NULL && s->up != PX_UP_IDLE) {
+    s->switch_pending = 1;
+    px_update_reading(s);
+    return PX_HTTP_HOLD;
+  }
   char text[200];
   snprintf(text, sizeof(text), "tlspeek: proxy authentication %s (--proxyauth is set)",
            pa ? "failed: wrong username or password" : "required: no Proxy-Authorization");
@@ -512,7 +520,10 @@ static int on_req_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   char url[PX_HTTP_MAX_HEAD];
   snprintf(url, sizeof(url), "%.*s", (int)h->url_len, s_url);
 
-  if (s->state == PX_S_PROXY_HTTP && !proxy_auth_ok(s, &view)) return 0;
+  if (s->state == PX_S_PROXY_HTTP) {
+    int auth = proxy_auth_ok(s, &view);
+    if (auth != 1) return auth;
+  }
   if (s->state == PX_S_PROXY_HTTP && h->parser.method == HTTP_CONNECT)
     return proxy_connect(s, url); /* the tunnel's set-up is not traffic */
   if (s->state == PX_S_PROXY_HTTP) return proxy_request(s, h, url, raw, len);

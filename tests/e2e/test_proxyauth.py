@@ -116,6 +116,11 @@ def test_right_credentials_are_served_and_not_forwarded(pki, http_upstream, http
                 break
             rest += d
     assert rest.startswith(b"HTTP/1.1 407 Proxy Authentication Required"), rest
+    # Pipelined behind a request with credentials: its answer comes whole
+    # first, then the 407.
+    both = raw_request(p.port, req.replace(b"/headers", b"/slow/300") + bad)
+    assert both.startswith(b"HTTP/1.1 200"), both
+    assert b"\r\n\r\n" + TEXT + b"HTTP/1.1 407 Proxy Authentication Required\r\n" in both, both
     # The views (the wire view too) and the transcripts never show the credentials.
     out = p.wait_stdout("→ GET http://127.0.0.1:%d/headers → 200" % http_upstream.port)
     assert "Proxy-Authorization: <redacted>" in out
