@@ -93,6 +93,24 @@ static int paths_init(ca_t *ca, const char *dir, char *err, size_t errlen) {
 
 /* ---- validation -------------------------------------------------------- */
 
+/* An existing CA directory that group or others may enter is refused, as a
+ * group/other-readable key file is: it holds the CA's private key, and
+ * tlspeek does not change the mode of a directory it did not create (it
+ * may be shared with other things). A missing one is created 0700 later. */
+static int ca_dir_check(const char *dir, char *err, size_t errlen) {
+  struct stat st;
+
+  if (stat(dir, &st) != 0) return 0;
+  if (!S_ISDIR(st.st_mode))
+    return ca_err(err, errlen, CA_EINVAL, "the CA directory %s is not a directory", dir);
+  if (st.st_mode & (S_IRWXG | S_IRWXO))
+    return ca_err(err, errlen, CA_EPERM,
+                  "the CA directory %s is accessible by group or others (mode %03o); it holds "
+                  "the CA's private key; fix it with: chmod 700 %s",
+                  dir, (unsigned)(st.st_mode & 0777), dir);
+  return 0;
+}
+
 /* Never prompt on the terminal for a passphrase: an encrypted key is not
  * ours, and a proxy must not block on stdin. */
 static int on_key_password(char *buf, int size, int rwflag, void *u) {
@@ -309,6 +327,8 @@ int ca_open(const char *dir, int create, ca_key_type_t key_type, ca_t **out, int
   ca = calloc(1, sizeof(*ca));
   if (ca == NULL) return ca_err(err, errlen, CA_EIO, "out of memory");
   rc = paths_init(ca, dir, err, errlen);
+  if (rc < 0) goto Exit;
+  rc = ca_dir_check(ca->dir, err, errlen);
   if (rc < 0) goto Exit;
   rc = ca_load(ca, err, errlen);
   if (rc == CA_ENOENT && create) {

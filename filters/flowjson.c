@@ -285,9 +285,29 @@ void tr_behind_advance(tr_behind_t *b, int fd, off_t end) {
   b->queued = end;
 }
 
+/* Transcripts hold decrypted traffic or TLS secrets: a new file is created
+ * with `mode` (0600), and an existing regular file that group or others may
+ * access is made 0600 with one line saying so (O_CREAT's mode does not
+ * apply to it). Devices and pipes (/dev/stdout, a FIFO) are left alone. */
 int tr_open(const char *label, const char *path, int flags, int mode, char *err, size_t errlen) {
+  struct stat st;
   int fd = open(path, flags | O_CREAT | O_CLOEXEC, mode);
-  if (fd < 0) snprintf(err, errlen, "cannot open %s %s: %s", label, path, strerror(errno));
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot open %s %s: %s", label, path, strerror(errno));
+    return -1;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) == 0) return fd;
+  if (fchmod(fd, st.st_mode & 0600) != 0) {
+    snprintf(err, errlen,
+             "%s %s is accessible to other users (mode %04o) and cannot be made private (%s); "
+             "fix it with: chmod 600 %s",
+             label, path, (unsigned)(st.st_mode & 07777), strerror(errno), path);
+    close(fd);
+    return -1;
+  }
+  flt_log_warn("%s %s was accessible to other users (mode %04o); made it %04o: it holds "
+               "decrypted traffic or TLS secrets", label, path, (unsigned)(st.st_mode & 07777),
+               (unsigned)(st.st_mode & 0600));
   return fd;
 }
 

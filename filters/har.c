@@ -487,7 +487,7 @@ void *flt_har_new(const char *path, size_t body_cap, const char *creator_version
   har->rec.slot = -1;
   har->rec.body_cap = body_cap;
   snprintf(har->path, sizeof(har->path), "%s", path);
-  har->fd = tr_open("HAR file", path, O_WRONLY | O_TRUNC, 0666, err, errlen);
+  har->fd = tr_open("HAR file", path, O_WRONLY | O_TRUNC, 0600, err, errlen);
   if (har->fd < 0) goto fail;
   /* The tail is rewritten in place: a pipe or terminal cannot do that. */
   if (lseek(har->fd, 0, SEEK_END) < 0) {

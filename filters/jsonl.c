@@ -204,7 +204,7 @@ void *flt_jsonl_new(const char *path, size_t body_cap, char *err, size_t errlen)
   jl->rec.slot = -1;
   jl->rec.body_cap = body_cap;
   snprintf(jl->path, sizeof(jl->path), "%s", path);
-  jl->fd = tr_open("JSONL file", path, O_WRONLY | O_TRUNC, 0666, err, errlen);
+  jl->fd = tr_open("JSONL file", path, O_WRONLY | O_TRUNC, 0600, err, errlen);
   if (jl->fd < 0) {
     free(jl);
     return NULL;

@@ -2,7 +2,7 @@
  * for both TLS legs, so Wireshark can decrypt a capture of either.
  *
  * The file holds the secrets of every session: it is created 0600 and a
- * pre-existing file that others may read is reported. Lines are appended
+ * pre-existing file that others may read is made 0600 (tr_open). Lines are appended
  * (O_APPEND, so another writer of the same file, e.g. the client's own
  * SSLKEYLOGFILE, never overwrites ours), one write(2) each on the writer
  * thread, so a line is in the kernel moments after the handshake that
@@ -75,18 +75,6 @@ static void on_shutdown(void *self) {
   tr_writer_flush(kl->w);
 }
 
-/* The secrets must not be readable by others; we do not chmod a file we
- * did not create, but we say so. */
-static void keylog_check_mode(int fd, const char *path) {
-  struct stat st;
-
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077))
-    flt_log_warn(
-        "key log %s is accessible to other users (mode %04o); "
-        "it holds TLS secrets, consider chmod 600",
-        path, (unsigned)(st.st_mode & 07777));
-}
-
 void *flt_keylog_new(const char *path, char *err, size_t errlen) {
   flt_keylog_t *kl = calloc(1, sizeof(*kl));
 
@@ -100,7 +88,6 @@ void *flt_keylog_new(const char *path, char *err, size_t errlen) {
     free(kl);
     return NULL;
   }
-  keylog_check_mode(kl->fd, path);
   kl->w = tr_writer_new("key log", path, &keylog_sink, kl, err, errlen);
   if (kl->w == NULL) {
     close(kl->fd);

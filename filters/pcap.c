@@ -24,6 +24,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -498,9 +499,13 @@ void *flt_pcap_new(const char *path, char *err, size_t errlen) {
   }
   pcap->slot = -1;
   snprintf(pcap->path, sizeof(pcap->path), "%s", path);
-  fp = fopen(path, "wbe");
+  /* Our own open (not pcap_dump_open's fopen): created 0600, see tr_open. */
+  int fd = tr_open("PCAP file", path, O_WRONLY | O_TRUNC, 0600, err, errlen);
+  if (fd < 0) goto fail;
+  fp = fdopen(fd, "wb");
   if (fp == NULL) {
     snprintf(err, errlen, "cannot open PCAP file %s: %s", path, strerror(errno));
+    close(fd);
     goto fail;
   }
   pcap->dead = pcap_open_dead(DLT_EN10MB, PCAP_SNAPLEN);

@@ -2,7 +2,8 @@
  * NSS key log (DESIGN.md §6).
  *
  * Each constructor opens (creates or truncates; the key log appends) its
- * file at start-up and returns NULL with a complete sentence in `err` when
+ * file at start-up, mode 0600 (an existing file that group or others could
+ * read is made 0600, with a warning saying so) and returns NULL with a complete sentence in `err` when
  * it cannot (the caller exits 1 before listening). Each returns the `self`
  * for flt_chain_add() with the matching ops; call the *_set_slot function
  * with the slot index flt_chain_add returned. Writing happens off the event

@@ -100,6 +100,10 @@ typedef struct px_config {
   /* timeouts, milliseconds */
   uint64_t connect_timeout_ms;
   uint64_t handshake_timeout_ms;
+  uint64_t client_hello_timeout_ms; /* accept (or tunnel) to first bytes /
+                                       a complete ClientHello */
+  uint64_t request_timeout_ms;  /* a request head's first byte to its end */
+  uint64_t keepalive_timeout_ms; /* between requests on a keep-alive connection */
   uint64_t idle_timeout_ms;
   uint64_t upstream_idle_ms;    /* close an idle HTTP upstream (0: never) */
   uint64_t shutdown_grace_ms;

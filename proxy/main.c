@@ -43,7 +43,13 @@ static const char usage_text[] =
     "      --tproxy             transparent mode with TPROXY (needs CAP_NET_ADMIN)\n"
     "      --mark N             set SO_MARK N on upstream sockets, so an iptables\n"
     "                           rule can exempt them from redirection\n"
-    "      --proxyauth USER:PASS  socks5: require username/password (RFC 1929)\n"
+    "      --proxyauth USER:PASS  require these credentials from proxy clients:\n"
+    "                           explicit and upstream modes: Proxy-Authorization:\n"
+    "                           Basic (else 407; never sent on, never shown);\n"
+    "                           socks5: username/password (RFC 1929). Reverse and\n"
+    "                           transparent clients cannot send any (warned).\n"
+    "                           Without it, a listener on a non-loopback address\n"
+    "                           is an open proxy (warned at start-up)\n"
     "      --ignore-hosts REGEX pass matching host:port / SNI through untouched\n"
     "                           (repeatable; not intercepted, shown as one line);\n"
     "                           an expression with ~d, ~sni, ~dst works too\n"
@@ -53,7 +59,8 @@ static const char usage_text[] =
     "\n"
     "Certificates:\n"
     "      --ca-dir DIR         CA directory (default ~/.tlspeek; created on first\n"
-    "                           run, key file mode 0600)\n"
+    "                           run, mode 0700, key file mode 0600; refused when\n"
+    "                           group or others may access either)\n"
     "      --ca-key-type TYPE   key type of a newly created CA: p256 (default),\n"
     "                           p384, rsa2048, rsa3072\n"
     "      --leaf-key TYPE      key type of minted certificates (default p256)\n"
@@ -82,7 +89,8 @@ static const char usage_text[] =
     "      --log-level LEVEL    error, warn, info (default), debug, trace\n"
     "  -f, --filter EXPR        show only flows matching EXPR (see Expressions)\n"
     "\n"
-    "Transcripts (any combination, with or without the console):\n"
+    "Transcripts (any combination, with or without the console; files are mode\n"
+    "0600, an existing file is made 0600 with a warning):\n"
     "      --har FILE           HAR 1.2, valid JSON after every completed flow\n"
     "      --jsonl FILE         one JSON object per flow, flushed per flow\n"
     "      --pcap FILE          decrypted traffic as synthetic TCP packets (Wireshark)\n"
@@ -124,6 +132,13 @@ static const char usage_text[] =
     "      --dns-server IP[:PORT][,...]  DNS servers to ask (default: those of\n"
     "                           /etc/resolv.conf); /etc/hosts is read first\n"
     "      --handshake-timeout S  TLS handshake timeout, seconds (default 10)\n"
+    "      --client-hello-timeout S  from accept (or a CONNECT/SOCKS5 tunnel's\n"
+    "                           start) to the first bytes and a complete ClientHello;\n"
+    "                           slower clients are closed (default 10)\n"
+    "      --request-timeout S  from a request head's first byte to its end; else\n"
+    "                           408 Request Timeout and close (default 30)\n"
+    "      --keepalive-timeout S  close a keep-alive connection when no new request\n"
+    "                           begins for S seconds (default 60)\n"
     "      --idle-timeout S     close connections idle this long (default 300)\n"
     "      --upstream-idle S    between HTTP requests, close the upstream connection\n"
     "                           after S idle seconds and keep the client's; the next\n"
@@ -407,6 +422,9 @@ static void config_defaults(px_config_t *cfg) {
   cfg->connect_timeout_ms = 10000;
   cfg->dns_timeout_ms = 5000;
   cfg->handshake_timeout_ms = 10000;
+  cfg->client_hello_timeout_ms = 10000;
+  cfg->request_timeout_ms = 30000;
+  cfg->keepalive_timeout_ms = 60000;
   cfg->idle_timeout_ms = 300000;
   cfg->upstream_idle_ms = 5000;
   cfg->shutdown_grace_ms = 5000;
@@ -531,6 +549,7 @@ static int parse_proxy_opt(int argc, char **argv, int i, px_config_t *cfg) {
       "-f", "--filter", "--har-filter", "--jsonl-filter", "--pcap-filter", "--keylog-filter",
       "--block", "--set-header", "--remove-header", "--redact", "--load", "--wire-limit", "--upstream-ca", "--detail", "--body-limit",
       "--log-level", "-t", "--threads", "--connect-timeout", "--handshake-timeout", "--dns-timeout", "--dns-server",
+      "--client-hello-timeout", "--request-timeout", "--keepalive-timeout",
       "--idle-timeout", "--upstream-idle", "--har", "--jsonl", "--pcap", "--keylog", "--body-cap", NULL};
   int known = 0;
   for (int k = 0; with_value[k]; k++)
@@ -641,9 +660,12 @@ static int parse_proxy_opt(int argc, char **argv, int i, px_config_t *cfg) {
     else if (parse_seconds(val, &cfg->upstream_idle_ms) != 0)
       usage_error("bad --upstream-idle '%s' (seconds, e.g. 5 or 0.5; 0 never closes)", val);
   } else {
-    uint64_t *slot = strcmp(name, "--connect-timeout") == 0     ? &cfg->connect_timeout_ms
-                     : strcmp(name, "--handshake-timeout") == 0 ? &cfg->handshake_timeout_ms
-                                                                : &cfg->idle_timeout_ms;
+    uint64_t *slot = strcmp(name, "--connect-timeout") == 0        ? &cfg->connect_timeout_ms
+                     : strcmp(name, "--handshake-timeout") == 0    ? &cfg->handshake_timeout_ms
+                     : strcmp(name, "--client-hello-timeout") == 0 ? &cfg->client_hello_timeout_ms
+                     : strcmp(name, "--request-timeout") == 0      ? &cfg->request_timeout_ms
+                     : strcmp(name, "--keepalive-timeout") == 0    ? &cfg->keepalive_timeout_ms
+                                                                   : &cfg->idle_timeout_ms;
     if (parse_seconds(val, slot) != 0)
       usage_error("bad timeout '%s' (seconds, e.g. 10 or 0.5)", val);
   }

@@ -22,6 +22,7 @@
 #include "proxy/loopguard.h"
 #include "proxy/passthrough.h"
 #include "proxy/peek.h"
+#include "proxy/proxyauth.h"
 #include "proxy/worker.h"
 
 static const char *const state_names[] = {
@@ -42,6 +43,10 @@ void px_session_set_state(px_session_t *s, px_state_t next) {
   flt_log_trace("session %llu: %s -> %s", (unsigned long long)s->conn.id,
                 state_names[s->state], state_names[next]);
   s->state = next;
+  if (next == PX_S_PEEK)
+    px_client_deadline_start(s, PX_WAIT_FIRST); /* a new tunnel: its first bytes */
+  else if (next != PX_S_CLOSING)
+    px_client_deadline_update(s);
 }
 
 void px_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -60,6 +65,7 @@ static uint64_t next_wakeup(px_session_t *s) {
   const px_config_t *cfg = s->w->shared->cfg;
   uint64_t next = s->last_activity + cfg->idle_timeout_ms;
   if (s->deadline_what && s->deadline < next) next = s->deadline;
+  if (s->client_wait != PX_WAIT_NONE && s->client_deadline < next) next = s->client_deadline;
   if (cfg->upstream_idle_ms && px_upstream_releasable(s) &&
       s->last_activity + px_upstream_release_delay(s) < next)
     next = s->last_activity + px_upstream_release_delay(s);
@@ -73,6 +79,10 @@ static void on_timer(uv_timer_t *t) {
   char msg[300];
 
   if (s->state == PX_S_CLOSING) return;
+  if (s->client_wait != PX_WAIT_NONE && now >= s->client_deadline) {
+    px_client_deadline_expired(s);
+    if (s->state == PX_S_CLOSING) return;
+  }
   if (s->deadline_what && now >= s->deadline) {
     const char *what = s->deadline_what;
     s->deadline_what = NULL;
@@ -132,14 +142,17 @@ void px_session_rearm_timer(px_session_t *s) {
   if (uv_timer_get_due_in(&s->timer) > in) uv_timer_start(&s->timer, on_timer, in, 0);
 }
 
-/* Arms the phase deadline (`what` times out after `ms`); NULL clears it. */
-void px_set_deadline(px_session_t *s, uint64_t ms, const char *what) {
-  uint64_t now = px_session_now(s);
-  s->deadline_what = what;
-  s->deadline = now + ms;
-  uint64_t next = next_wakeup(s);
+void px_session_timer_restart(px_session_t *s) {
+  uint64_t now = px_session_now(s), next = next_wakeup(s);
   if (s->state != PX_S_CLOSING)
     uv_timer_start(&s->timer, on_timer, next > now ? next - now : 1, 0);
+}
+
+/* Arms the phase deadline (`what` times out after `ms`); NULL clears it. */
+void px_set_deadline(px_session_t *s, uint64_t ms, const char *what) {
+  s->deadline_what = what;
+  s->deadline = px_session_now(s) + ms;
+  px_session_timer_restart(s);
 }
 
 /* ---- writing and backpressure -------------------------------------------- */
@@ -653,7 +666,9 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
   s->conn.kind = http ? FLT_CONN_HTTP : FLT_CONN_RAW;
   px_session_set_state(s, http ? PX_S_HTTP : PX_S_RAW);
   px_set_deadline(s, 0, NULL);
-  if (s->up == PX_UP_IDLE) px_upstream_start(s);
+  /* Raw bytes go upstream now. HTTP connects once its first request head is
+   * complete (on_req_head): a client dribbling a head holds no upstream. */
+  if (s->up == PX_UP_IDLE && !http) px_upstream_start(s);
   if (s->state != PX_S_CLOSING) px_client_plaintext(s, peeked.data, peeked.len);
   flt_strbuf_free(&peeked);
 }
@@ -671,9 +686,7 @@ static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
   s->conn.bytes_in += (uint64_t)nread;
   s->last_activity = px_session_now(s);
   if (s->shutdown_sent) return; /* answered already: drop the rest */
-  if (s->w->shared->want_wire)
-    flt_emit_wire(&s->w->shared->chain, &s->conn, FLT_LEG_CLIENT, 0, (const uint8_t *)buf->base,
-                  (size_t)nread);
+  if (s->w->shared->want_wire) px_proxyauth_emit_wire(s, buf->base, (size_t)nread);
   if (s->ctls.ssl) {
     client_tls_input(s, buf->base, (size_t)nread);
   } else if (s->state == PX_S_PEEK) {
@@ -803,6 +816,7 @@ void px_session_start(px_session_t *s) {
   }
   flt_emit_conn_open(&w->shared->chain, &s->conn);
   px_set_deadline(s, 0, NULL);
+  px_client_deadline_start(s, PX_WAIT_FIRST);
   uv_read_start((uv_stream_t *)&s->client, px_alloc_cb, on_client_read);
 }
 

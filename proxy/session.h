@@ -35,6 +35,15 @@ typedef enum px_state {
   PX_S_CLOSING
 } px_state_t;
 
+/* What tlspeek waits for from the client, against a deadline (deadline.c):
+ * slow clients (slowloris) are cut off, whatever the upstream does. */
+typedef enum px_client_wait {
+  PX_WAIT_NONE = 0,
+  PX_WAIT_FIRST,   /* first bytes / a complete ClientHello (or SOCKS5 set-up) */
+  PX_WAIT_HEAD,    /* the rest of a request head whose first byte came */
+  PX_WAIT_NEXT     /* the next request on an idle keep-alive connection */
+} px_client_wait_t;
+
 /* The upstream leg's own progress. */
 typedef enum px_up_state {
   PX_UP_IDLE = 0,
@@ -126,6 +135,8 @@ typedef struct px_session {
   int backlog_paused;          /* reads stopped until writers catch up */
   int draining;                /* shutting down: close after the last flow */
   int shutdown_sent;           /* FIN sent; reading until the client's EOF */
+  px_client_wait_t client_wait; /* deadline.c: what the client must send */
+  uint64_t client_deadline;    /* uv_now by which it must have sent it */
   uint64_t last_activity;      /* uv_now of the last byte moved */
   uint64_t deadline;           /* uv_now when the current phase times out */
   const char *deadline_what;   /* what times out ("TLS handshake", ...) */
@@ -176,6 +187,25 @@ void px_set_deadline(px_session_t *s, uint64_t ms, const char *what);
 /* With close_when_flushed set: once every write is out (a batch for the
  * client included), close_notify, FIN and close. */
 void px_maybe_finish(px_session_t *s);
+
+/* Restarts the session timer for the soonest of its deadlines. */
+void px_session_timer_restart(px_session_t *s);
+
+/* deadline.c: client deadlines. px_client_deadline_update() looks at the
+ * session's state and framer and arms (from now) what the client must send
+ * next, keeps a deadline already running for the same thing, or clears it;
+ * call it whenever that may have changed. px_client_deadline_start() arms
+ * `what` from now whatever ran before (a new connection, a new tunnel).
+ * px_client_deadline_expired() is the timer's verdict: 408 for an
+ * incomplete request head when no response has begun, else close; one log
+ * line, rate-limited per worker thread. */
+void px_client_deadline_update(px_session_t *s);
+void px_client_deadline_start(px_session_t *s, px_client_wait_t what);
+void px_client_deadline_expired(px_session_t *s);
+/* "session N: CLIENT: text" at info level, for what a client did wrong
+ * (too slow, no credentials); at most a few per 10 s and worker thread, the
+ * rest at debug level and counted. */
+void px_log_client_limited(px_session_t *s, const char *text);
 
 /* upstream.c */
 void px_upstream_start(px_session_t *s);
@@ -237,6 +267,9 @@ void px_upstream_closed(px_session_t *s);
 /* Answers the client with an error response and closes after it is sent. */
 void px_reply_error(px_session_t *s, int status, const char *reason,
                     const char *text);
+/* The same with `extra` header lines ("Name: value\r\n" each, or ""). */
+void px_reply_error_hdr(px_session_t *s, int status, const char *reason, const char *extra,
+                        const char *text);
 void px_flows_fail_all(px_session_t *s, const char *why);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "filters/expr.h"
 #include "filters/log.h"
+#include "proxy/proxyauth.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 
@@ -60,6 +61,12 @@ static char *absolute_url(px_session_t *s, const flt_head_t *h) {
 static void redact_head(const px_config_t *cfg, flt_head_t *h) {
   flt_header_t *hv = (flt_header_t *)h->headers;
   for (size_t i = 0; i < h->n_headers; i++) {
+    /* tlspeek's own credentials (--proxyauth) are never shown. */
+    if (cfg->proxyauth && hv[i].name_len == 19 &&
+        strncasecmp(hv[i].name, "Proxy-Authorization", 19) == 0) {
+      hv[i].value = "<redacted>";
+      hv[i].value_len = 10;
+    }
     for (int k = 0; k < cfg->n_redact; k++) {
       if (strlen(cfg->redact[k]) == hv[i].name_len &&
           strncasecmp(cfg->redact[k], hv[i].name, hv[i].name_len) == 0) {
@@ -112,6 +119,7 @@ static void flow_finish(px_session_t *s, const char *error) {
     px_tls_trim(&s->ctls);
     px_tls_trim(&s->utls);
     px_session_rearm_timer(s); /* --upstream-idle counts from here */
+    px_client_deadline_update(s); /* --keepalive-timeout too */
   }
   if (s->draining && s->flows_head == NULL && s->state != PX_S_CLOSING) {
     s->close_when_flushed = 1;
@@ -127,16 +135,22 @@ void px_flows_fail_all(px_session_t *s, const char *why) {
 /* ---- tlspeek's own answers -------------------------------------------------- */
 
 void px_reply_error(px_session_t *s, int status, const char *reason, const char *text) {
-  char head[256];
+  px_reply_error_hdr(s, status, reason, "", text);
+}
+
+void px_reply_error_hdr(px_session_t *s, int status, const char *reason, const char *extra,
+                        const char *text) {
+  char head[512];
   size_t body_len = strlen(text) + 1;
   if (s->close_when_flushed || s->state == PX_S_CLOSING) return;
   /* The flow waiting for this answer ends with the error. */
   if (s->flows_head && !s->flows_head->flow.has_response) flow_finish(s, text);
   px_flows_fail_all(s, text);
   int n = snprintf(head, sizeof(head),
-                   "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                   "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain; charset=utf-8\r\n"
                    "Content-Length: %zu\r\nConnection: close\r\nServer: tlspeek\r\n\r\n",
-                   status, reason, body_len);
+                   status, reason, extra, body_len);
+  if (n < 0 || (size_t)n >= sizeof(head)) n = 0;
   px_send_client(s, head, (size_t)n);
   px_send_client(s, text, body_len - 1);
   px_send_client(s, "\n", 1);
@@ -235,7 +249,7 @@ static int collect_edits(px_session_t *s, const flt_flow_t *f, int response_side
 /* Sends a head on, rewritten when `e` (or an action) asks for changes. */
 static void send_head(px_session_t *s, px_http_t *h, const flt_flow_t *f, px_head_edit_t *e,
                       const char *raw, size_t len, int to_client) {
-  int edited = collect_edits(s, f, to_client, e) || e->url || e->host;
+  int edited = collect_edits(s, f, to_client, e) || e->url || e->host || e->n_remove > 0;
   if (!edited) {
     if (to_client)
       px_send_client(s, raw, len);
@@ -356,6 +370,24 @@ static int proxy_connect(px_session_t *s, const char *url) {
   return 0;
 }
 
+/* The request head as the transcripts see it: with --proxyauth, without
+ * the client's credentials for tlspeek (they are not sent upstream). */
+static void emit_request_without_auth(px_session_t *s, px_http_t *h, const char *raw,
+                                      size_t raw_len) {
+  if (s->w->shared->cfg->proxyauth == NULL) {
+    flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)raw, raw_len);
+    return;
+  }
+  px_head_edit_t edit;
+  flt_strbuf_t head;
+  memset(&edit, 0, sizeof(edit));
+  edit.remove[edit.n_remove++] = "Proxy-Authorization";
+  flt_strbuf_init(&head, PX_HTTP_MAX_HEAD + 8192);
+  if (px_http_head_build(h, &edit, &head) == 0)
+    flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)head.data, head.len);
+  flt_strbuf_free(&head);
+}
+
 /* A plain-HTTP request to the proxy: absolute-form, sent on in origin-form
  * (RFC 9112 §3.2.2: only proxies get absolute-form). */
 static int proxy_request(px_session_t *s, px_http_t *h, const char *url, const char *raw,
@@ -407,7 +439,7 @@ static int proxy_request(px_session_t *s, px_http_t *h, const char *url, const c
   }
   if (s->up == PX_UP_IDLE) px_session_set_target(s, host, port);
   s->conn.match_ready = 1;
-  flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)raw, raw_len);
+  emit_request_without_auth(s, h, raw, raw_len);
   px_flow_node_t *n = flow_start(s, h);
   if (n == NULL || s->state == PX_S_CLOSING) return 0;
   const px_action_t *block = blocking_action(s, &n->flow);
@@ -417,6 +449,7 @@ static int proxy_request(px_session_t *s, px_http_t *h, const char *url, const c
   }
   px_head_edit_t edit;
   memset(&edit, 0, sizeof(edit));
+  if (s->w->shared->cfg->proxyauth) edit.remove[edit.n_remove++] = "Proxy-Authorization";
   if (s->lc->mode == PX_MODE_UPSTREAM) {
     /* The next proxy takes absolute-form requests for any host as they are. */
     if (s->up == PX_UP_IDLE) px_upstream_start(s);
@@ -444,6 +477,31 @@ static int binds_connection(const flt_head_t *head, const char *name) {
   return 0;
 }
 
+/* --proxyauth: every request to the proxy itself (CONNECT, absolute-form)
+ * carries Proxy-Authorization: Basic; otherwise 407 and close. Returns 1 to
+ * go on, 0 when answered, PX_HTTP_HOLD when requests before this one (with
+ * credentials, pipelined) are still unanswered: it waits, as a request to
+ * another origin does (switch_when_idle), then comes back here. */
+static int proxy_auth_ok(px_session_t *s, const flt_head_t *view) {
+  const char *expect = s->w->shared->cfg->proxyauth;
+  if (expect == NULL) return 1;
+  const flt_header_t *pa = flt_head_find(view, "proxy-authorization");
+  if (pa && px_proxyauth_basic_ok(expect, pa->value, pa->value_len)) return 1;
+  if (s->flows_head != NULL && s->up != PX_UP_IDLE) {
+    s->switch_pending = 1;
+    px_update_reading(s);
+    return PX_HTTP_HOLD;
+  }
+  char text[200];
+  snprintf(text, sizeof(text), "tlspeek: proxy authentication %s (--proxyauth is set)",
+           pa ? "failed: wrong username or password" : "required: no Proxy-Authorization");
+  px_log_client_limited(s, text);
+  flt_emit_error(chain_of(s), &s->conn, text);
+  px_reply_error_hdr(s, 407, "Proxy Authentication Required",
+                     "Proxy-Authenticate: Basic realm=\"" PX_PROXYAUTH_REALM "\"\r\n", text);
+  return 0;
+}
+
 static int on_req_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   px_session_t *s = ud;
   flt_head_t view;
@@ -454,6 +512,10 @@ static int on_req_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   char url[PX_HTTP_MAX_HEAD];
   snprintf(url, sizeof(url), "%.*s", (int)h->url_len, s_url);
 
+  if (s->state == PX_S_PROXY_HTTP) {
+    int auth = proxy_auth_ok(s, &view);
+    if (auth != 1) return auth;
+  }
   if (s->state == PX_S_PROXY_HTTP && h->parser.method == HTTP_CONNECT)
     return proxy_connect(s, url); /* the tunnel's set-up is not traffic */
   if (s->state == PX_S_PROXY_HTTP) return proxy_request(s, h, url, raw, len);
@@ -476,8 +538,13 @@ static int on_req_head(void *ud, px_http_t *h, const char *raw, size_t len) {
     reply_blocked(s, n, block->status);
     return 0;
   }
-  if (s->up_released && s->up == PX_UP_IDLE) {
-    px_upstream_reconnect(s);
+  if (s->up == PX_UP_IDLE) {
+    /* The first request of plain HTTP (peek_input waits for it), or the
+     * next one after --upstream-idle closed the leg. */
+    if (s->up_released)
+      px_upstream_reconnect(s);
+    else
+      px_upstream_start(s);
     if (s->state == PX_S_CLOSING) return 0;
   }
   px_head_edit_t edit;
@@ -593,6 +660,7 @@ static void on_resp_end(void *ud, px_http_t *h) {
     px_http_resume_http(&s->req); /* the upgrade was refused */
   }
   switch_when_idle(s);
+  px_client_deadline_update(s);
 }
 
 const px_http_cbs_t px_resp_cbs = {on_resp_head, on_resp_forward, on_resp_body, on_resp_end};
@@ -605,6 +673,7 @@ void px_client_plaintext(px_session_t *s, const char *data, size_t len) {
   px_batch_begin(s, 1);
   client_plaintext(s, data, len);
   px_batch_end(s, 1);
+  px_client_deadline_update(s); /* a head begun, completed, or the next awaited */
 }
 
 /* The upstream leg was switched: parse on from the request that waited. */
@@ -613,6 +682,7 @@ static void release_held_requests(px_session_t *s) {
   if (px_http_release(&s->req) != 0 && s->state != PX_S_CLOSING) bad_request(s, s->req.error);
   px_batch_end(s, 1);
   switch_when_idle(s);
+  px_client_deadline_update(s);
 }
 
 static void client_plaintext(px_session_t *s, const char *data, size_t len) {

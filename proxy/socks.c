@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "filters/log.h"
+#include "proxy/proxyauth.h"
 #include "proxy/session.h"
 #include "proxy/socks5.h"
 #include "proxy/worker.h"

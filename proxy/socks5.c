@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "filters/tlsparse.h"
+#include "proxy/proxyauth.h"
 
 int px_socks5_parse_greeting(const uint8_t *p, size_t len, px_socks5_greeting_t *out) {
   flt_tls_cur_t c;
@@ -46,14 +47,8 @@ int px_socks5_parse_auth(const uint8_t *p, size_t len, px_socks5_auth_t *out) {
 }
 
 int px_socks5_auth_matches(const px_socks5_auth_t *a, const char *userpass) {
-  const char *colon = userpass ? strchr(userpass, ':') : NULL;
-  if (colon == NULL) return 0;
-  size_t eu = (size_t)(colon - userpass), ep = strlen(colon + 1);
-  if (a->user_len != eu || a->pass_len != ep) return 0;
-  /* Constant time in the contents: the lengths are public anyway. */
-  int user_ok = eu == 0 || CRYPTO_memcmp(a->user, userpass, eu) == 0;
-  int pass_ok = ep == 0 || CRYPTO_memcmp(a->pass, colon + 1, ep) == 0;
-  return user_ok && pass_ok;
+  return userpass != NULL &&
+         px_proxyauth_pair_ok(userpass, a->user, a->user_len, a->pass, a->pass_len);
 }
 
 /* DST.ADDR as text into out->host. */

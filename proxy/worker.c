@@ -28,6 +28,7 @@
 #include "filters/output.h"
 #include "proxy/loopguard.h"
 #include "proxy/passthrough.h"
+#include "proxy/proxyauth.h"
 #include "proxy/session.h"
 
 typedef struct px_runtime {
@@ -508,6 +509,7 @@ int px_run(const px_config_t *cfg) {
   if (cfg->insecure)
     flt_log_warn("-k/--insecure: upstream certificates are NOT verified; anyone on the path "
                  "can impersonate the servers you reach");
+  px_proxyauth_startup_notes(cfg);
   rt.n_workers = cfg->threads > 0 ? cfg->threads : (int)uv_available_parallelism();
   if (rt.n_workers < 1) rt.n_workers = 1;
   rt.workers = calloc((size_t)rt.n_workers, sizeof(*rt.workers));

@@ -326,14 +326,16 @@ static void test_keylog(void **state) {
                       "CLIENT_RANDOM 00 01\nSERVER_TRAFFIC_SECRET_0 aa bb\nCLIENT_RANDOM 02 03\n");
   free(text);
 
-  /* An existing file others can read is kept as it is, and reported. */
+  /* An existing file others can read is made 0600, and that is reported. */
   chmod(path, 0644);
   int saved = stderr_begin();
   void *kl = flt_keylog_new(path, err, sizeof(err));
   char *out = stderr_end(saved);
   assert_non_null(kl);
-  assert_int_equal(count_lines_with(out, path, "0644"), 1);
+  assert_int_equal(count_lines_with(out, path, "made it 0600"), 1);
   free(out);
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
   flt_keylog_free(kl);
 }
 
