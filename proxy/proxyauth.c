@@ -131,13 +131,13 @@ void px_proxyauth_startup_notes(const px_config_t *cfg) {
     if (is_loopback(lc->host) || (cfg->proxyauth && applies)) continue;
     if (applies)
       flt_log_warn(
-          "listening on %s:%u, reachable from other machines, without --proxyauth: "
+          "the listener on %s:%u is reachable from other machines and has no --proxyauth: "
           "anyone who can reach that address can use tlspeek as an open proxy into "
           "this machine's network, and read the traffic it decrypts",
           lc->host, (unsigned)lc->port);
     else
       flt_log_warn(
-          "listening on %s:%u, reachable from other machines: anyone who can reach "
+          "the listener on %s:%u is reachable from other machines: anyone who can reach "
           "that address can send traffic through tlspeek to %s, and read what it "
           "decrypts (--proxyauth cannot protect this mode)",
           lc->host, (unsigned)lc->port,

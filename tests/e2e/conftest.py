@@ -147,7 +147,7 @@ class Proxy:
                                      preexec_fn=preexec_fn)
         deadline = time.time() + 15
         while time.time() < deadline:
-            if "listening on" in self.stderr():
+            if "info: listening on" in self.stderr():
                 break
             if self.proc.poll() is not None:
                 raise RuntimeError("tlspeek exited early: %s" % self.stderr())

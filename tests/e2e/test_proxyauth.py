@@ -182,7 +182,7 @@ def start_and_fail_to_listen(pki, listen, *args):
 def test_warns_about_open_proxy(pki):
     port = free_port()
     err = start_and_fail_to_listen(pki, "0.0.0.0:%d" % port)
-    assert "without --proxyauth" in err and "open proxy" in err, err
+    assert "has no --proxyauth" in err and "open proxy" in err, err
     assert "read the traffic it decrypts" in err, err
     err = start_and_fail_to_listen(pki, "0.0.0.0:%d" % port, "--proxyauth", CREDS)
     assert "open proxy" not in err, err
