@@ -162,7 +162,9 @@ void px_update_reading(px_session_t *s) {
   }
   size_t to_up = s->up_pending.len + (s->upstream_tcp_init ? queued(&s->upstream) : 0);
   size_t to_client = queued(&s->client);
-  int want_client = !s->client_eof && !backlog && !s->switch_pending &&
+  /* A request with Upgrade waits for its answer before what follows it is
+   * read on (px_http_resume_http / px_http_set_raw). */
+  int want_client = !s->client_eof && !backlog && !s->switch_pending && !s->req.await_verdict &&
                     (s->shutdown_sent ||
                      (!s->close_when_flushed &&
                       (s->client_paused ? to_up < PX_LOW_WATER : to_up < PX_HIGH_WATER)));
@@ -614,14 +616,14 @@ void px_session_upstream_failed(px_session_t *s) {
 
 /* ---- reading from the client ---------------------------------------------- */
 
-/* First bytes of a connection: TLS (0x16), HTTP (a method token), or raw. */
+/* First bytes of a connection: TLS (0x16), HTTP (px_http_sniff), or raw. */
 static void peek_input(px_session_t *s, const char *data, size_t len) {
   if (flt_strbuf_append(&s->peek, data, len) != 0) {
     px_session_close(s, "out of memory");
     return;
   }
   const unsigned char *p = (const unsigned char *)s->peek.data;
-  size_t n = s->peek.len, i = 0;
+  size_t n = s->peek.len;
   /* Whatever comes, the request framer starts afresh (it saw CONNECT). */
   px_http_resume_http(&s->req);
   if (p[0] == 0x16) {
@@ -643,10 +645,9 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
     return;
   }
   s->conn.match_ready = 1; /* not TLS: the target is all there is to know */
-  /* An HTTP method is upper-case letters then a space. */
-  while (i < n && i < 24 && p[i] >= 'A' && p[i] <= 'Z') i++;
-  if (i == n && n < 24) return; /* need more bytes to tell */
-  int http = i >= 3 && i < n && p[i] == ' ';
+  int kind = px_http_sniff(s->peek.data, n);
+  if (kind == PX_SNIFF_MORE) return; /* need more bytes to tell */
+  int http = kind == PX_SNIFF_HTTP;
   flt_strbuf_t peeked = s->peek;
   flt_strbuf_init(&s->peek, 0);
   s->conn.kind = http ? FLT_CONN_HTTP : FLT_CONN_RAW;

@@ -32,7 +32,7 @@ static void on_body(void *ud, const char *data, size_t len) {
 }
 static void on_end(void *ud, px_http_t *h) {
   (void)ud;
-  if (h->upgraded && h->type == HTTP_REQUEST) px_http_resume_http(h);
+  if (h->await_verdict) px_http_resume_http(h);
 }
 static const px_http_cbs_t cbs = {on_head, on_forward, on_body, on_end};
 
