@@ -33,6 +33,9 @@
 #define PX_HTTP_MAX_METHOD 32
 /* Empty lines tolerated before a request line (RFC 9112 §2.2). */
 #define PX_HTTP_MAX_LEADING_EOL 64
+/* px_http_sniff waits this long for a request line whose method is not all
+ * capitals before it calls the stream something else. */
+#define PX_HTTP_SNIFF_LINE (8 * 1024)
 /* Input kept back by PX_HTTP_HOLD: the held head plus what came with it.
  * The owner stops reading while it holds, so this is one read's worth. */
 #define PX_HTTP_MAX_HELD (PX_HTTP_MAX_HEAD + 1024 * 1024)

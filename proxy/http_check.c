@@ -8,6 +8,13 @@
  * request differently, which is how requests get smuggled past --block and
  * the transcripts. These checks reject what the RFC says to reject, before
  * the head is passed on. They read the head through a bounded cursor.
+ *
+ * What http-parser already refuses is left to it: Content-Length with
+ * Transfer-Encoding, repeated Content-Length, a sign or hex digits in it,
+ * chunk sizes past 2^64, control characters in names and values. For
+ * Content-Length with Transfer-Encoding RFC 9112 §6.3 lets a proxy either
+ * drop Content-Length and close after the message, or reject: tlspeek
+ * rejects (400, then close), since no real client sends both.
  */
 #include <stdio.h>
 #include <string.h>
@@ -124,7 +131,7 @@ int px_http_check_request_head(const char *raw, size_t len, char *err, size_t er
 /* The request line is complete and ends with " HTTP/d.d". */
 static int sniff_line(const char *p, size_t n) {
   const char *lf = memchr(p, '\n', n);
-  if (lf == NULL) return n < PX_HTTP_MAX_HEAD ? PX_SNIFF_MORE : PX_SNIFF_RAW;
+  if (lf == NULL) return n < PX_HTTP_SNIFF_LINE ? PX_SNIFF_MORE : PX_SNIFF_RAW;
   size_t ln = (size_t)(lf - p);
   if (ln > 0 && p[ln - 1] == '\r') ln--;
   if (ln < 9) return PX_SNIFF_RAW;
