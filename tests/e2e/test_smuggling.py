@@ -7,8 +7,9 @@ the transcript (--jsonl) must hold exactly the requests the upstream got.
 
 Also: hop-by-hop fields and Host on the way upstream, token methods,
 CONNECT's authority-form, and the 502 when the upstream's response breaks.
-Every variant runs over plain http:// (absolute-form, explicit proxy) and
-inside an intercepted TLS CONNECT tunnel."""
+Every variant runs over plain http:// (absolute-form, explicit proxy), as
+plain HTTP inside a CONNECT tunnel, and inside an intercepted TLS CONNECT
+tunnel."""
 import json
 from collections import Counter
 import os
@@ -148,8 +149,9 @@ def read_all(s, timeout=15):
 
 
 def open_client(mode, proxy, up, pki):
-    """A connection to `up` through tlspeek: plain (explicit proxy, the
-    request carries absolute-form) or TLS inside CONNECT."""
+    """A connection to `up` through tlspeek: "http" (explicit proxy, the
+    request carries absolute-form), "tunnel" (plain HTTP inside CONNECT) or
+    "tls" (TLS inside CONNECT, intercepted)."""
     s = socket.create_connection(("127.0.0.1", proxy.port), timeout=15)
     if mode == "http":
         return s
@@ -158,6 +160,8 @@ def open_client(mode, proxy, up, pki):
     while b"\r\n\r\n" not in head:
         head += s.recv(1)
     assert head.startswith(b"HTTP/1.1 200"), head
+    if mode == "tunnel":
+        return s
     ctx = ssl.create_default_context(cafile=pki.proxy_ca)
     return ctx.wrap_socket(s, server_hostname="127.0.0.1")
 
@@ -235,7 +239,7 @@ def variants():
 VARIANT_NAMES = [n for n, _, _ in variants()(lambda p: p, b"h")]
 
 
-@pytest.mark.parametrize("mode", ["http", "tls"])
+@pytest.mark.parametrize("mode", ["http", "tunnel", "tls"])
 def test_smuggled_requests_never_reach_upstream(mode, proxy_factory, pki, upstreams, tmp_path):
     up = upstreams(pki.leaf if mode == "tls" else None)
     jsonl = str(tmp_path / "flows.jsonl")
