@@ -97,9 +97,6 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
 
 static int on_headers_complete(http_parser *p) {
   px_http_t *h = from_parser(p);
-  if (h->type == HTTP_REQUEST)
-    snprintf(h->method, sizeof(h->method), "%s",
-             http_method_str((enum http_method)p->method));
   h->event = EV_HEAD;
   http_parser_pause(p, 1);
   /* A response to HEAD has no body; the owner tells us in on_head, which
@@ -107,9 +104,27 @@ static int on_headers_complete(http_parser *p) {
   return 0;
 }
 
+/* Checks the CRLF due after chunk data against the input at p. http-parser
+ * (unless built strict) takes any two bytes there, so "5\r\nhelloXX0..."
+ * would pass while a server reading it strictly sees something else. */
+static int chunk_crlf(px_http_t *h, const char *p, size_t avail) {
+  static const char crlf[] = "\r\n";
+  for (; h->crlf_due > 0 && avail > 0; p++, avail--, h->crlf_due--) {
+    if (*p != crlf[2 - h->crlf_due]) {
+      snprintf(h->error, sizeof(h->error), "chunk data not followed by CRLF");
+      return -1;
+    }
+  }
+  return 0;
+}
+
 static int on_body(http_parser *p, const char *at, size_t len) {
   px_http_t *h = from_parser(p);
   if (h->cbs->on_body) h->cbs->on_body(h->ud, at, len);
+  if ((p->flags & F_CHUNKED) && p->content_length == 0) { /* this chunk's data is complete */
+    h->crlf_due = 2;
+    return chunk_crlf(h, at + len, (size_t)(h->in_end - (at + len)));
+  }
   return 0;
 }
 
@@ -143,6 +158,7 @@ void px_http_init(px_http_t *h, enum http_parser_type type,
   flt_strbuf_init(&h->store, PX_HTTP_MAX_HEAD);
   flt_strbuf_init(&h->held, PX_HTTP_MAX_HELD);
   h->state = PX_HTTP_HEAD;
+  h->line = PX_LINE_START;
 }
 
 void px_http_free(px_http_t *h) {
@@ -157,7 +173,7 @@ void px_http_free(px_http_t *h) {
 }
 
 void px_http_trim(px_http_t *h) {
-  if (h->state != PX_HTTP_HEAD || h->raw.len != 0) return;
+  if (h->state != PX_HTTP_HEAD || h->raw.len != 0 || h->line != PX_LINE_START) return;
   px_http_free(h);
 }
 
@@ -186,6 +202,12 @@ static int keep(px_http_t *h, const char *data, size_t len) {
 /* The head is complete: hand it over, then continue with the body. */
 static int deliver_head(px_http_t *h) {
   h->head_bytes = h->raw.len;
+  if (h->type == HTTP_REQUEST &&
+      px_http_check_request_head(h->raw.data ? h->raw.data : "", h->raw.len, h->error,
+                                 sizeof(h->error)) != 0) {
+    flt_strbuf_reset(&h->raw);
+    return fail(h, h->error);
+  }
   int rc = h->cbs->on_head(h->ud, h, h->raw.data ? h->raw.data : "", h->raw.len);
   if (rc == PX_HTTP_HOLD) {
     /* Not yet: the head is parsed again, by a fresh parser, on release. */
@@ -195,6 +217,7 @@ static int deliver_head(px_http_t *h) {
     if (kept != 0) return -1;
     http_parser_init(&h->parser, h->type);
     h->parser.data = h;
+    h->line = PX_LINE_START;
     h->state = PX_HTTP_HELD;
     return 0;
   }
@@ -215,13 +238,84 @@ static int deliver_head(px_http_t *h) {
 
 static void deliver_end(px_http_t *h) {
   h->state = PX_HTTP_HEAD;
+  h->line = PX_LINE_START;
+  h->leading_eol = 0;
   flt_strbuf_free(&h->raw); /* an idle keep-alive connection keeps nothing */
-  if (h->parser.upgrade) {
-    /* The rest of the stream is not HTTP (CONNECT or Upgrade). The owner
-     * decides on_end whether it really switches (101) or not. */
+  if (h->raw_next) {
+    h->raw_next = 0;
     h->upgraded = 1;
+    h->state = PX_HTTP_RAW;
+  } else if (h->parser.upgrade && h->type == HTTP_RESPONSE) {
+    h->upgraded = 1; /* 101 with Upgrade: the server switched */
+    h->state = PX_HTTP_RAW;
+  } else if (h->parser.upgrade) {
+    /* A request with Upgrade (or CONNECT): whether what follows is HTTP
+     * depends on the answer. Relaying it raw before then would let a
+     * request the server never upgrades carry hidden requests past the
+     * proxy, so it is kept unparsed until the owner's verdict. */
+    flt_strbuf_reset(&h->held);
+    h->await_verdict = 1;
+    h->state = PX_HTTP_HELD;
   }
   if (h->cbs->on_end) h->cbs->on_end(h->ud, h);
+}
+
+/* http-parser knows a fixed list of methods. */
+static int known_method(const char *m) {
+#define XX(num, name, string) \
+  if (strcmp(m, #string) == 0) return 1;
+  HTTP_METHOD_MAP(XX)
+#undef XX
+  return 0;
+}
+
+/* The start of a request line, before http-parser sees it: skips empty
+ * lines (RFC 9112 §2.2; they are not passed on) and reads the method into
+ * h->method. Returns the bytes consumed (the method's SP included), or -1. */
+static long scan_method(px_http_t *h, const char *p, size_t n) {
+  size_t i = 0;
+  if (h->line == PX_LINE_START) {
+    /* Counted in bytes (CR and LF), as px_http_sniff counts them. */
+    for (; i < n && (p[i] == '\r' || p[i] == '\n'); i++) {
+      if (++h->leading_eol > 2 * PX_HTTP_MAX_LEADING_EOL)
+        return fail(h, "too many empty lines before the request line");
+    }
+    if (i == n) return (long)i;
+    h->line = PX_LINE_METHOD;
+    h->method_len = 0;
+  }
+  for (; i < n && p[i] != ' '; i++) {
+    if (!px_http_is_tchar((unsigned char)p[i]))
+      return fail(h, "invalid character in the method (RFC 9110 allows a token)");
+    if (h->method_len == PX_HTTP_MAX_METHOD) return fail(h, "method longer than 32 bytes");
+    h->method[h->method_len++] = p[i];
+  }
+  if (i == n) return (long)i;
+  if (h->method_len == 0) return fail(h, "request line starts with a space");
+  h->method[h->method_len] = '\0';
+  h->line = PX_LINE_REST;
+  return (long)i + 1;
+}
+
+/* The method is read: it goes into the held head as it came, and to
+ * http-parser as itself when it knows it. Any other token method (RFC 9110
+ * §9.1) is given to http-parser as POST, a method it frames by
+ * Content-Length and Transfer-Encoding alone, which is what RFC 9112 §6.3
+ * says for every method but CONNECT (and HEAD, for the response). The real
+ * method stays in h->method for the flow and the rebuilt head. */
+static int start_request_line(px_http_t *h) {
+  const char *fed = known_method(h->method) ? h->method : "POST";
+  if (hold(h, h->method, h->method_len) != 0 || hold(h, " ", 1) != 0) return -1;
+  h->in_end = NULL;
+  http_parser_execute(&h->parser, &settings, fed, strlen(fed));
+  http_parser_execute(&h->parser, &settings, " ", 1);
+  enum http_errno err = HTTP_PARSER_ERRNO(&h->parser);
+  if (err != HPE_OK) {
+    snprintf(h->error, sizeof(h->error), "%s (%s)", http_errno_description(err),
+             http_errno_name(err));
+    return fail(h, h->error);
+  }
+  return 0;
 }
 
 int px_http_feed(px_http_t *h, const char *data, size_t len) {
@@ -234,6 +328,17 @@ int px_http_feed(px_http_t *h, const char *data, size_t len) {
       h->cbs->forward(h->ud, data + sent, len - sent);
       return 0;
     }
+    if (h->state == PX_HTTP_HELD) return keep(h, data + pos, len - pos); /* awaiting a verdict */
+    if (h->type == HTTP_REQUEST && h->state == PX_HTTP_HEAD && h->line != PX_LINE_REST) {
+      /* Nothing of this request went to http-parser yet: sent == pos. */
+      long used = scan_method(h, data + pos, len - pos);
+      if (used < 0) return -1;
+      pos = sent = pos + (size_t)used;
+      if (h->line == PX_LINE_REST && start_request_line(h) != 0) return -1;
+      continue;
+    }
+    if (h->crlf_due > 0 && chunk_crlf(h, data + pos, len - pos) != 0) return fail(h, h->error);
+    h->in_end = data + len;
     size_t n = http_parser_execute(&h->parser, &settings, data + pos, len - pos);
     enum http_errno err = HTTP_PARSER_ERRNO(&h->parser);
     size_t end = pos + n;
@@ -256,11 +361,6 @@ int px_http_feed(px_http_t *h, const char *data, size_t len) {
         }
         deliver_end(h);
         if (h->state == PX_HTTP_FAILED) return -1;
-        if (h->upgraded && h->state != PX_HTTP_RAW) {
-          /* Wait for the owner's verdict (101 or not): until then bytes are
-           * relayed raw. px_http_resume_http() returns to HTTP. */
-          h->state = PX_HTTP_RAW;
-        }
       }
       pos = end;
       continue;
@@ -286,7 +386,10 @@ int px_http_feed(px_http_t *h, const char *data, size_t len) {
 }
 
 int px_http_eof(px_http_t *h) {
-  if (h->state == PX_HTTP_FAILED || h->state == PX_HTTP_RAW) return 0;
+  if (h->state == PX_HTTP_FAILED || h->state == PX_HTTP_RAW || h->state == PX_HTTP_HELD) return 0;
+  if (h->type == HTTP_REQUEST && h->line == PX_LINE_METHOD)
+    return fail(h, "connection closed in the middle of a head");
+  h->in_end = NULL;
   int had_head = h->state == PX_HTTP_BODY;
   http_parser_execute(&h->parser, &settings, NULL, 0);
   enum http_errno err = HTTP_PARSER_ERRNO(&h->parser);
@@ -315,16 +418,39 @@ int px_http_release(px_http_t *h) {
   return rc;
 }
 
-void px_http_resume_http(px_http_t *h) {
-  h->upgraded = 0;
+int px_http_resume_http(px_http_t *h) {
+  int kept = h->state == PX_HTTP_HELD && h->await_verdict;
+  h->upgraded = h->await_verdict = h->raw_next = 0;
   h->state = PX_HTTP_HEAD;
+  h->line = PX_LINE_START;
+  h->leading_eol = 0;
+  h->crlf_due = 0;
   http_parser_init(&h->parser, h->type);
   h->parser.data = h;
+  if (!kept) return 0;
+  flt_strbuf_t held = h->held;
+  flt_strbuf_init(&h->held, PX_HTTP_MAX_HELD);
+  int rc = px_http_feed(h, held.data ? held.data : "", held.len);
+  flt_strbuf_free(&held);
+  return rc;
 }
 
 void px_http_set_raw(px_http_t *h) {
+  int between = h->state == PX_HTTP_HELD || h->state == PX_HTTP_RAW ||
+                (h->state == PX_HTTP_HEAD && h->line == PX_LINE_START && h->raw.len == 0);
+  if (!between) { /* during a message: at its end */
+    h->raw_next = 1;
+    return;
+  }
   h->upgraded = 1;
+  h->await_verdict = 0;
   h->state = PX_HTTP_RAW;
+  if (h->held.len > 0) {
+    flt_strbuf_t held = h->held;
+    flt_strbuf_init(&h->held, PX_HTTP_MAX_HELD);
+    h->cbs->forward(h->ud, held.data, held.len);
+    flt_strbuf_free(&held);
+  }
 }
 
 void px_http_head_view(px_http_t *h, flt_head_t *out) {
@@ -354,7 +480,7 @@ void px_http_head_view(px_http_t *h, flt_head_t *out) {
 static flt_head_t *copy_parts(const flt_head_t *src, const char *url,
                               size_t url_len, const char *reason,
                               size_t reason_len) {
-  size_t strings = url_len + 1 + reason_len + 1 + 24;
+  size_t strings = url_len + 1 + reason_len + 1 + (src->method ? strlen(src->method) : 0) + 1;
   for (size_t i = 0; i < src->n_headers; i++)
     strings += src->headers[i].name_len + src->headers[i].value_len + 2;
   size_t size = sizeof(flt_head_t) + src->n_headers * sizeof(flt_header_t) + strings;
@@ -407,10 +533,22 @@ static int name_in(const char *name, size_t len, const char *const *list, int n)
   return -1;
 }
 
+static const char *const hop_names[] = {"connection", "proxy-connection", "keep-alive",
+                                        "te", "upgrade", "proxy-authorization"};
+
+int px_http_has_hop_by_hop(px_http_t *h) {
+  const char *s = h->store.data ? h->store.data : "";
+  for (size_t i = 0; i < h->n_hdr; i++)
+    if (name_in(s + h->hdr[i].name_off, h->hdr[i].name_len, hop_names, 6) >= 0) return 1;
+  return 0;
+}
+
 int px_http_head_build(px_http_t *h, const px_head_edit_t *e, flt_strbuf_t *out) {
   const char *s = h->store.data ? h->store.data : "";
   int done[PX_HEAD_MAX_EDITS] = {0};
-  int rc = 0;
+  int rc = 0, host_seen = 0;
+  flt_head_t view;
+  px_http_head_view(h, &view);
   if (h->type == HTTP_REQUEST) {
     rc |= flt_strbuf_appendf(out, "%s ", h->method);
     if (e->url)
@@ -430,6 +568,8 @@ int px_http_head_build(px_http_t *h, const px_head_edit_t *e, flt_strbuf_t *out)
     const char *value = s + o->value_off;
     size_t vlen = o->value_len;
     if (name_in(name, o->name_len, e->remove, e->n_remove) >= 0) continue;
+    if (o->name_len == 4 && strncasecmp(name, "host", 4) == 0) host_seen = 1;
+    if (e->strip_hop && px_hop_by_hop_drop(&view, i)) continue;
     int k = name_in(name, o->name_len, e->set_name, e->n_set);
     if (k >= 0) {
       if (done[k]) continue; /* one header replaces them all */
@@ -449,6 +589,10 @@ int px_http_head_build(px_http_t *h, const px_head_edit_t *e, flt_strbuf_t *out)
     if (done[k]) continue;
     rc |= flt_strbuf_appendf(out, "%s: %s\r\n", e->set_name[k], e->set_value[k]);
   }
+  if (e->host && !host_seen) rc |= flt_strbuf_appendf(out, "Host: %s\r\n", e->host);
+  char conn[64];
+  if (e->strip_hop && px_hop_by_hop_connection(&view, conn, sizeof(conn)))
+    rc |= flt_strbuf_appendf(out, "Connection: %s\r\n", conn);
   rc |= flt_strbuf_append(out, "\r\n", 2);
   return rc ? -1 : 0;
 }

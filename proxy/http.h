@@ -28,6 +28,14 @@
 
 #define PX_HTTP_MAX_HEAD (64 * 1024)
 #define PX_HTTP_MAX_HEADERS 256
+/* Longest request method accepted (RFC 9110 sets no limit; every registered
+ * method is shorter). */
+#define PX_HTTP_MAX_METHOD 32
+/* Empty lines tolerated before a request line (RFC 9112 §2.2). */
+#define PX_HTTP_MAX_LEADING_EOL 64
+/* px_http_sniff waits this long for a request line whose method is not all
+ * capitals before it calls the stream something else. */
+#define PX_HTTP_SNIFF_LINE (8 * 1024)
 /* Input kept back by PX_HTTP_HOLD: the held head plus what came with it.
  * The owner stops reading while it holds, so this is one read's worth. */
 #define PX_HTTP_MAX_HELD (PX_HTTP_MAX_HEAD + 1024 * 1024)
@@ -64,9 +72,16 @@ struct px_http {
   int last_was_value;
   uint32_t url_off, url_len, reason_off, reason_len;
   flt_header_t *view_hdr; /* px_http_head_view's storage, hdr_alloc long */
-  char method[24];
+  char method[PX_HTTP_MAX_METHOD + 1]; /* the request's real method */
+  size_t method_len;
+  enum { PX_LINE_START, PX_LINE_METHOD, PX_LINE_REST } line; /* request line progress */
+  size_t leading_eol;   /* empty lines skipped before this request line */
+  int crlf_due;         /* bytes of a chunk's closing CRLF still to check */
+  const char *in_end;   /* end of the input being parsed (chunk CRLF check) */
   char error[160];      /* why the stream was rejected */
   int upgraded;         /* the stream became raw after an Upgrade/CONNECT */
+  int await_verdict;    /* PX_HTTP_HELD after a request with Upgrade */
+  int raw_next;         /* px_http_set_raw came during a message */
   size_t head_bytes;    /* size of the last head on the wire */
 };
 
@@ -87,10 +102,35 @@ int px_http_release(px_http_t *h);
 /* The peer closed: completes a close-delimited message. Returns 0 or -1
  * when a message was cut short (h->error says so). */
 int px_http_eof(px_http_t *h);
-/* After a request with Upgrade that the server refused: parse HTTP again. */
-void px_http_resume_http(px_http_t *h);
-/* Switches to raw relaying (after 101 or CONNECT 2xx). */
+/* After a request with Upgrade (or CONNECT) the framer keeps what follows
+ * unparsed (PX_HTTP_HELD, await_verdict set) until the owner decides:
+ * px_http_resume_http() when the server did not switch (any answer other
+ * than 101): the kept bytes are parsed as HTTP (returns as px_http_feed);
+ * px_http_set_raw() after 101 or CONNECT 2xx: the kept bytes and all that
+ * follows go to `forward` unparsed. Called during a message (CONNECT that
+ * the proxy answers itself), set_raw takes effect at its end. */
+int px_http_resume_http(px_http_t *h);
 void px_http_set_raw(px_http_t *h);
+
+/* RFC 9110 §5.6.2 tchar: the characters of a method or field name. */
+int px_http_is_tchar(int ch);
+/* Checks a complete request head (request line through the empty line)
+ * against the RFC 9112 rules http-parser does not enforce (see above).
+ * Returns 0, or -1 with the reason in err. */
+int px_http_check_request_head(const char *raw, size_t len, char *err, size_t errlen);
+/* Hop-by-hop rules on a parsed request head: should field `i` be dropped
+ * when the request is passed on? And the Connection value to send in its
+ * place (options that still apply to the next hop); returns 0 when none. */
+int px_hop_by_hop_drop(const flt_head_t *h, size_t i);
+int px_hop_by_hop_connection(const flt_head_t *h, char *out, size_t outlen);
+
+/* What the first bytes of a connection (or of a TLS stream) are. */
+enum { PX_SNIFF_MORE = 0, PX_SNIFF_HTTP, PX_SNIFF_RAW };
+/* Tells an HTTP/1 request (empty lines, then a method token and SP) from
+ * other protocols. A method of capitals and '-' is enough; any other token
+ * (e.g. "SSH-2.0-...") must be followed by a complete request line ending in
+ * HTTP/x.y. PX_SNIFF_MORE: not enough bytes yet to tell. */
+int px_http_sniff(const char *data, size_t len);
 
 /* The head just parsed, valid until the next message starts. */
 void px_http_head_view(px_http_t *h, flt_head_t *out);
@@ -109,9 +149,18 @@ typedef struct px_head_edit {
   int n_set;
   const char *remove[PX_HEAD_MAX_EDITS];    /* drop these headers */
   int n_remove;
+  int strip_hop;     /* request: drop hop-by-hop fields (RFC 9110 §7.6.1) */
 } px_head_edit_t;
 
-/* The head serialised anew with `edit` applied. */
+/* Does the request carry hop-by-hop fields that strip_hop would remove or
+ * rewrite (Connection, Proxy-Connection, Keep-Alive, TE, Upgrade,
+ * Proxy-Authorization)? */
+int px_http_has_hop_by_hop(px_http_t *h);
+
+/* The head serialised anew with `edit` applied. With `host`, the Host field
+ * is replaced, or added when the request had none. With strip_hop, the
+ * hop-by-hop fields go, and Connection is rebuilt from the options that
+ * still apply to the next hop (close, keep-alive, upgrade, te). */
 int px_http_head_build(px_http_t *h, const px_head_edit_t *edit, flt_strbuf_t *out);
 
 /* A deep copy of a head (one allocation; free() it). */

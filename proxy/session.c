@@ -177,7 +177,9 @@ void px_update_reading(px_session_t *s) {
   }
   size_t to_up = s->up_pending.len + (s->upstream_tcp_init ? queued(&s->upstream) : 0);
   size_t to_client = queued(&s->client);
-  int want_client = !s->client_eof && !backlog && !s->switch_pending &&
+  /* A request with Upgrade waits for its answer before what follows it is
+   * read on (px_http_resume_http / px_http_set_raw). */
+  int want_client = !s->client_eof && !backlog && !s->switch_pending && !s->req.await_verdict &&
                     (s->shutdown_sent ||
                      (!s->close_when_flushed &&
                       (s->client_paused ? to_up < PX_LOW_WATER : to_up < PX_HIGH_WATER)));
@@ -631,7 +633,7 @@ void px_session_upstream_failed(px_session_t *s) {
 
 /* ---- reading from the client ---------------------------------------------- */
 
-/* First bytes of a connection: TLS (0x16), HTTP (a method token), or raw. */
+/* First bytes of a connection: TLS (0x16), HTTP (px_http_sniff), or raw. */
 static void peek_input(px_session_t *s, const char *data, size_t len) {
   if (flt_strbuf_append(&s->peek, data, len) != 0) {
     px_session_close(s, "out of memory");

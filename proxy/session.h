@@ -123,6 +123,9 @@ typedef struct px_session {
   px_flow_node_t *flows_head;  /* flows waiting for a response, in order */
   px_flow_node_t *flows_tail;
   px_flow_node_t *req_flow;    /* flow whose request is still arriving */
+  size_t resp_head_mark;       /* batch[0].len before the current response's
+                                  head, SIZE_MAX when not in this batch */
+  int tls_sniffed;             /* the first decrypted bytes were classified */
   int switch_pending;          /* explicit plain HTTP: a request to another
                                   origin waits in `req` (PX_HTTP_HELD), client
                                   reads stopped, until this origin's flows

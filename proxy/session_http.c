@@ -249,7 +249,11 @@ static int collect_edits(px_session_t *s, const flt_flow_t *f, int response_side
 /* Sends a head on, rewritten when `e` (or an action) asks for changes. */
 static void send_head(px_session_t *s, px_http_t *h, const flt_flow_t *f, px_head_edit_t *e,
                       const char *raw, size_t len, int to_client) {
-  int edited = collect_edits(s, f, to_client, e) || e->url || e->host || e->n_remove > 0;
+  /* Hop-by-hop fields are the client's business with tlspeek: they never
+   * go upstream as they came (RFC 9110 §7.6.1). */
+  if (!to_client) e->strip_hop = px_http_has_hop_by_hop(h);
+  int edited = collect_edits(s, f, to_client, e) || e->url || e->host || e->n_remove > 0 ||
+               e->strip_hop;
   if (!edited) {
     if (to_client)
       px_send_client(s, raw, len);
@@ -350,11 +354,18 @@ static int targets_us(px_session_t *s, const char *host, uint16_t port) {
   return 1;
 }
 
-static int proxy_connect(px_session_t *s, const char *url) {
+static int proxy_connect(px_session_t *s, px_http_t *h, const char *url) {
   char host[256];
   uint16_t port;
-  if (split_authority(url, host, sizeof(host), &port, 443) != 0 || strchr(url, ':') == NULL) {
-    bad_request(s, "CONNECT needs HOST:PORT");
+  /* RFC 9112 §3.2.3: authority-form is host:port and nothing else. */
+  if (strchr(url, '@')) {
+    bad_request(s, "CONNECT target must be HOST:PORT; user information (user@) is not allowed "
+                   "in it (RFC 9112 §3.2.3)");
+    return 0;
+  }
+  if (strpbrk(url, "/?#") || split_authority(url, host, sizeof(host), &port, 443) != 0 ||
+      strchr(url, ':') == NULL) {
+    bad_request(s, "CONNECT needs HOST:PORT (authority-form, RFC 9112 §3.2.3)");
     return 0;
   }
   if (targets_us(s, host, port)) return 0;
@@ -367,6 +378,7 @@ static int proxy_connect(px_session_t *s, const char *url) {
   px_session_set_target(s, host, port);
   px_send_client(s, "HTTP/1.1 200 Connection established\r\n\r\n", 39);
   px_session_set_state(s, PX_S_PEEK);
+  px_http_set_raw(h); /* what follows the CONNECT goes to px_session_peek */
   return 0;
 }
 
@@ -449,7 +461,14 @@ static int proxy_request(px_session_t *s, px_http_t *h, const char *url, const c
   }
   px_head_edit_t edit;
   memset(&edit, 0, sizeof(edit));
-  if (s->w->shared->cfg->proxyauth) edit.remove[edit.n_remove++] = "Proxy-Authorization";
+  /* RFC 9112 §3.2.2: a proxy replaces Host with the target's authority, so
+   * the server answers for the site the flow records (userinfo dropped). */
+  char authority[300];
+  snprintf(authority, sizeof(authority), strchr(host, ':') ? "[%s]" : "%s", host);
+  if (u.field_set & (1 << UF_PORT))
+    snprintf(authority + strlen(authority), sizeof(authority) - strlen(authority), ":%u",
+             (unsigned)port);
+  edit.host = authority;
   if (s->lc->mode == PX_MODE_UPSTREAM) {
     /* The next proxy takes absolute-form requests for any host as they are. */
     if (s->up == PX_UP_IDLE) px_upstream_start(s);
@@ -517,7 +536,7 @@ static int on_req_head(void *ud, px_http_t *h, const char *raw, size_t len) {
     if (auth != 1) return auth;
   }
   if (s->state == PX_S_PROXY_HTTP && h->parser.method == HTTP_CONNECT)
-    return proxy_connect(s, url); /* the tunnel's set-up is not traffic */
+    return proxy_connect(s, h, url); /* the tunnel's set-up is not traffic */
   if (s->state == PX_S_PROXY_HTTP) return proxy_request(s, h, url, raw, len);
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)raw, len);
   if (flow_start(s, h) == NULL) {
@@ -624,6 +643,14 @@ static int on_resp_head(void *ud, px_http_t *h, const char *raw, size_t len) {
       flt_emit_response_head(chain_of(s), &n->flow);
     }
     rc = n->head_only ? 1 : 0;
+    if (strcmp(n->flow.req.method, "CONNECT") == 0 && status >= 200 && status < 300) {
+      /* A tunnel through an origin (RFC 9110 §9.3.6): both ways are raw
+       * from here, and the 2xx has no body. */
+      rc = 1;
+      px_http_set_raw(h);
+      px_http_set_raw(&s->req);
+    }
+    s->resp_head_mark = s->batching[0] ? s->batch[0].len : SIZE_MAX;
     px_head_edit_t edit;
     memset(&edit, 0, sizeof(edit));
     send_head(s, h, &n->flow, &edit, raw, len, 1);
@@ -656,9 +683,16 @@ static void on_resp_end(void *ud, px_http_t *h) {
   flow_finish(s, NULL);
   if (status == 101) {
     px_http_set_raw(&s->req); /* both directions are now a raw stream */
-  } else if (s->req.upgraded) {
-    px_http_resume_http(&s->req); /* the upgrade was refused */
+    px_http_set_raw(h);
+  } else if (s->req.await_verdict) {
+    /* No switch: what the client sent after its Upgrade request is HTTP,
+     * parsed (and --block'ed, and recorded) like any other request. */
+    px_batch_begin(s, 1);
+    if (px_http_resume_http(&s->req) != 0 && s->state != PX_S_CLOSING)
+      bad_request(s, s->req.error);
+    px_batch_end(s, 1);
   }
+  px_update_reading(s);
   switch_when_idle(s);
   px_client_deadline_update(s);
 }
@@ -687,11 +721,25 @@ static void release_held_requests(px_session_t *s) {
 
 static void client_plaintext(px_session_t *s, const char *data, size_t len) {
   if (s->close_when_flushed || s->state == PX_S_CLOSING) return;
-  if (s->state == PX_S_HTTP && s->conn.kind == FLT_CONN_HTTPS && s->req.state == PX_HTTP_HEAD &&
-      s->req.raw.len == 0 && s->flows_head == NULL && (data[0] < 'A' || data[0] > 'Z')) {
-    /* Decrypted bytes that cannot start an HTTP request: relay them. */
-    s->conn.kind = FLT_CONN_RAW_TLS;
-    px_session_set_state(s, PX_S_RAW);
+  if (s->state == PX_S_HTTP && s->conn.kind == FLT_CONN_HTTPS && !s->tls_sniffed) {
+    /* The first decrypted bytes: HTTP (empty lines allowed before it) or
+     * another protocol, relayed as it is. */
+    if (flt_strbuf_append(&s->peek, data, len) != 0) {
+      px_session_close(s, "out of memory");
+      return;
+    }
+    int kind = px_http_sniff(s->peek.data, s->peek.len);
+    if (kind == PX_SNIFF_MORE) return;
+    s->tls_sniffed = 1;
+    if (kind == PX_SNIFF_RAW) {
+      s->conn.kind = FLT_CONN_RAW_TLS;
+      px_session_set_state(s, PX_S_RAW);
+    }
+    flt_strbuf_t first = s->peek;
+    flt_strbuf_init(&s->peek, 0);
+    client_plaintext(s, first.data, first.len);
+    flt_strbuf_free(&first);
+    return;
   }
   if (s->state == PX_S_RAW) {
     flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
@@ -704,6 +752,27 @@ static void client_plaintext(px_session_t *s, const char *data, size_t len) {
 }
 
 static void upstream_plaintext(px_session_t *s, const char *data, size_t len);
+
+/* The response the client waits for cannot be passed on (malformed, or cut
+ * short). When none of it has reached the client yet (its head is still in
+ * this input's batch), the client gets a 502 naming the cause instead of a
+ * truncated answer; otherwise the connection is closed. One log line. */
+static void upstream_broke(px_session_t *s, const char *text) {
+  px_flow_node_t *n = s->flows_head;
+  flt_log_warn("session %llu: %s", (unsigned long long)s->conn.id, text);
+  flt_emit_error(chain_of(s), &s->conn, text);
+  if (n && n->flow.has_response && s->resp_head_mark != SIZE_MAX && s->batching[0] &&
+      s->resp_head_mark <= s->batch[0].len) {
+    s->batch[0].len = s->resp_head_mark; /* unsend the head and body so far */
+    if (s->batch[0].data) s->batch[0].data[s->batch[0].len] = '\0';
+    n->flow.has_response = 0;
+  }
+  s->resp_head_mark = SIZE_MAX;
+  if (n && !n->flow.has_response)
+    px_reply_error(s, 502, "Bad Gateway", text);
+  else
+    px_session_close(s, text);
+}
 
 void px_upstream_plaintext(px_session_t *s, const char *data, size_t len) {
   px_batch_begin(s, 0);
@@ -719,22 +788,25 @@ static void upstream_plaintext(px_session_t *s, const char *data, size_t len) {
     px_send_client(s, data, len);
     return;
   }
+  s->resp_head_mark = SIZE_MAX;
   if (px_http_feed(&s->resp, data, len) == 0 || s->state == PX_S_CLOSING) return;
   char text[800];
   snprintf(text, sizeof(text), "upstream %s:%u sent a malformed HTTP response: %s", s->up_host,
            (unsigned)s->up_port, s->resp.error);
-  flt_log_warn("session %llu: %s", (unsigned long long)s->conn.id, text);
-  flt_emit_error(chain_of(s), &s->conn, text);
-  if (s->flows_head && !s->flows_head->flow.has_response)
-    px_reply_error(s, 502, "Bad Gateway", text);
-  else
-    px_session_close(s, text);
+  upstream_broke(s, text);
 }
 
 void px_upstream_closed(px_session_t *s) {
   s->upstream_eof = 1;
   if (s->state == PX_S_CLOSING) return;
   if (s->state != PX_S_RAW && px_http_eof(&s->resp) != 0) {
+    if (s->flows_head && !s->flows_head->flow.has_response) { /* cut in its head */
+      char text[800];
+      snprintf(text, sizeof(text), "upstream %s:%u closed the connection in the middle of the "
+               "response head", s->up_host, (unsigned)s->up_port);
+      upstream_broke(s, text);
+      return;
+    }
     flt_log_info("session %llu: upstream %s: %s", (unsigned long long)s->conn.id,
                  s->conn.server_addr, s->resp.error);
     if (s->flows_head) flow_finish(s, "upstream closed the connection in the middle of the response");

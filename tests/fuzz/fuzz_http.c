@@ -1,6 +1,9 @@
-/* libFuzzer target for the HTTP/1 framer (proxy/http.c): arbitrary bytes,
- * split at a point the input chooses, as requests and as responses. Checks
- * that every byte fed is either passed on or held, never invented. */
+/* libFuzzer target for the HTTP/1 framer (proxy/http.c, proxy/http_check.c):
+ * arbitrary bytes, split at a point the input chooses, as requests and as
+ * responses; request heads are also rebuilt as sent upstream (hop-by-hop
+ * fields stripped, Host replaced), and the bytes are sniffed as the start of
+ * a connection. Checks that every byte fed is either passed on or held,
+ * never invented. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,16 @@ static int on_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   count_t *c = ud;
   flt_head_t *copy = px_http_copy_head(h);
   free(copy);
+  if (h->type == HTTP_REQUEST) { /* the head as sent upstream */
+    px_head_edit_t e;
+    flt_strbuf_t out;
+    memset(&e, 0, sizeof(e));
+    e.strip_hop = px_http_has_hop_by_hop(h);
+    e.host = "example.test:8080";
+    flt_strbuf_init(&out, PX_HTTP_MAX_HEAD + 8192);
+    px_http_head_build(h, &e, &out);
+    flt_strbuf_free(&out);
+  }
   c->forwarded += len;
   return c->skip;
 }
@@ -32,7 +45,7 @@ static void on_body(void *ud, const char *data, size_t len) {
 }
 static void on_end(void *ud, px_http_t *h) {
   (void)ud;
-  if (h->upgraded && h->type == HTTP_REQUEST) px_http_resume_http(h);
+  if (h->await_verdict) px_http_resume_http(h);
 }
 static const px_http_cbs_t cbs = {on_head, on_forward, on_body, on_end};
 
@@ -43,6 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int skip = data[1] & 1;
   data += 2;
   size -= 2;
+  px_http_sniff((const char *)data, size);
   for (int type = 0; type < 2; type++) {
     px_http_t h;
     count_t c = {0, skip};

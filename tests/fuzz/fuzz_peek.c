@@ -8,9 +8,9 @@
  * so far (ASan catches a read past it). Checks:
  *   - the verdict, once given, never changes as more bytes arrive;
  *   - it equals the verdict on the whole input at once (split-independent);
- *   - NEED_MORE only while at most PX_PEEK_MAX_METHOD bytes arrived;
- *   - TLS exactly when the first byte is 0x16; HTTP only for an upper-case
- *     method of 3..PX_PEEK_MAX_METHOD letters followed by a space.
+ *   - NEED_MORE only while at most PX_PEEK_MAX_UNDECIDED bytes arrived;
+ *   - TLS exactly when the first byte is 0x16; HTTP only for optional empty
+ *     lines, then a token method of 1..PX_HTTP_MAX_METHOD bytes, then a space.
  * Corpus: tests/fuzz/corpus/peek/. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,14 +31,16 @@ static px_peek_kind_t classify_copy(const uint8_t *p, size_t n) {
 
 static void check_meaning(const uint8_t *p, size_t n, px_peek_kind_t k) {
   if (k == PX_PEEK_NEED_MORE) {
-    if (n > PX_PEEK_MAX_METHOD) abort();
+    if (n > PX_PEEK_MAX_UNDECIDED) abort();
     return;
   }
   if ((k == PX_PEEK_TLS) != (p[0] == 0x16)) abort();
   if (k == PX_PEEK_HTTP) {
-    size_t i = 0;
-    while (i < n && p[i] >= 'A' && p[i] <= 'Z') i++;
-    if (i < 3 || i > PX_PEEK_MAX_METHOD || i >= n || p[i] != ' ') abort();
+    size_t i = 0, start;
+    while (i < n && (p[i] == '\r' || p[i] == '\n')) i++;
+    start = i;
+    while (i < n && px_http_is_tchar(p[i])) i++;
+    if (i == start || i - start > PX_HTTP_MAX_METHOD || i >= n || p[i] != ' ') abort();
   }
 }
 
