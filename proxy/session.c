@@ -179,9 +179,11 @@ void px_update_reading(px_session_t *s) {
   size_t to_client = queued(&s->client);
   /* A request with Upgrade waits for its answer before what follows it is
    * read on (px_http_resume_http / px_http_set_raw). */
-  int want_client = !s->client_eof && !backlog && !s->switch_pending && !s->req.await_verdict &&
+  /* Once our FIN is out (linger), reads only look for the client's EOF and
+   * drop the rest, whatever the request was waiting for. */
+  int want_client = !s->client_eof && !backlog &&
                     (s->shutdown_sent ||
-                     (!s->close_when_flushed &&
+                     (!s->switch_pending && !s->req.await_verdict && !s->close_when_flushed &&
                       (s->client_paused ? to_up < PX_LOW_WATER : to_up < PX_HIGH_WATER)));
   if (want_client && s->client_paused) {
     s->client_paused = 0;

@@ -229,7 +229,7 @@ def test_every_spelling_of_our_own_address_is_refused(looped_proxy, http_upstrea
     for port in (p.port, p.wild):
         status, body = http_via(port, "http://127.0.0.1:%d/text" % http_upstream.port)
         assert (status, body) == (200, TEXT)
-    assert open_fds(p) < 40, os.listdir("/proc/%d/fd" % p.proc.pid)
+    assert open_fds(p) < 40, [os.readlink("/proc/%d/fd/%s" % (p.proc.pid, f)) for f in os.listdir("/proc/%d/fd" % p.proc.pid)]
 
 
 def test_reverse_and_upstream_modes_refuse_to_target_themselves(proxy_factory, http_upstream):
