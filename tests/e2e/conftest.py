@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -43,6 +44,41 @@ def run(args, **kw):
     kw.setdefault("capture_output", True)
     kw.setdefault("timeout", 60)
     return subprocess.run([BIN] + list(args), **kw)
+
+
+class TcpServer:
+    """A test server on 127.0.0.1 at a free port. Each accepted connection
+    is counted and handed to `self.handle(conn)` on a thread of its own;
+    subclasses set their own attributes before calling this __init__ (the
+    accept thread starts here) and implement handle(). close() stops
+    accepting."""
+
+    backlog = 64
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(self.backlog)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def _accept_loop(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.accepted += 1
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn):
+        conn.close()
+
+    def close(self):
+        self.sock.close()
 
 
 def require_program(name):

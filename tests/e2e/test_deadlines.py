@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import BIN, curl, free_port
+from conftest import BIN, TcpServer, curl, free_port
 from upstream_server import TEXT
 
 
@@ -26,29 +26,18 @@ def _binary():
         pytest.fail(f"tlspeek binary not found at {BIN} (build it or set TLSPEEK_BIN)")
 
 
-class CountingServer:
+class CountingServer(TcpServer):
     """Accepts TCP connections on 127.0.0.1, counts them, holds them open."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
         self.conns = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            self.conns.append(c)
+    def handle(self, conn):
+        self.conns.append(conn)
 
     def close(self):
-        self.sock.close()
+        super().close()
         for c in self.conns:
             c.close()
 
@@ -234,26 +223,10 @@ def test_timeout_lines_are_rate_limited(proxy_factory):
     assert p.stderr().count("nothing received after 1.0 s") == 5, p.stderr()
 
 
-class UpgradeEchoServer:
+class UpgradeEchoServer(TcpServer):
     """Answers one request per connection with 101, then echoes bytes."""
 
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
-
-    @staticmethod
-    def _echo(c):
+    def handle(self, c):
         with c:
             data = b""
             while b"\r\n\r\n" not in data:
@@ -267,9 +240,6 @@ class UpgradeEchoServer:
                 if not d:
                     return
                 c.sendall(d)
-
-    def close(self):
-        self.sock.close()
 
 
 def test_upgraded_connection_outlives_the_http_deadlines(proxy_factory):

@@ -24,11 +24,10 @@ import signal
 import socket
 import ssl
 import subprocess
-import threading
 
 import pytest
 
-from conftest import BIN, ROOT, clean_env, curl, free_port, require_program, run
+from conftest import BIN, ROOT, TcpServer, clean_env, curl, free_port, require_program, run
 from upstream_server import TEXT
 
 EXAMPLES = os.path.join(ROOT, "build", "examples")
@@ -189,45 +188,30 @@ def openssl_verify(der, cafile):
     return r.returncode == 0, (r.stdout + r.stderr).decode()
 
 
-class CountingServer:
+class CountingServer(TcpServer):
     """A bare HTTP/1.1 server that records every accepted connection and
     the request line it got (to prove tlspeek never connected)."""
 
+    backlog = 16
+
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
         self.lines = []
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _serve(self):
-        while True:
+    def handle(self, conn):
+        with conn:
+            conn.settimeout(10)
             try:
-                conn, _ = self.sock.accept()
+                head = recv_head(conn)
             except OSError:
-                return
+                head = b""
             with self.lock:
-                self.accepted += 1
-            with conn:
-                conn.settimeout(10)
-                try:
-                    head = recv_head(conn)
-                except OSError:
-                    head = b""
-                with self.lock:
-                    self.lines.append(head.split(b"\r\n")[0].decode("latin-1"))
-                try:
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n"
-                                 b"\r\nok\n")
-                except OSError:
-                    pass
-
-    def close(self):
-        self.sock.close()
+                self.lines.append(head.split(b"\r\n")[0].decode("latin-1"))
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n"
+                             b"\r\nok\n")
+            except OSError:
+                pass
 
 
 # ---- -f: what the console shows ------------------------------------------------

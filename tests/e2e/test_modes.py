@@ -29,7 +29,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import BIN, HERE, ROOT, Upstream, clean_env, curl
+from conftest import BIN, HERE, ROOT, TcpServer, Upstream, clean_env, curl
 from upstream_server import TEXT, payload
 
 ASAN = os.environ.get("TLSPEEK_ASAN") == "1"
@@ -610,26 +610,13 @@ def test_upstream_chained_behind_another_tlspeek(pki, https_upstream, http_upstr
     assert "through http://127.0.0.1:%d" % first.port in second.stderr()
 
 
-class TinyConnectProxy:
+class TinyConnectProxy(TcpServer):
     """A minimal HTTP proxy: CONNECT tunnels and absolute-form requests
     (forwarded in origin-form). Records every request line it gets."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.lines = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(c,), daemon=True).start()
+        super().__init__()
 
     @staticmethod
     def _pump(src, dst):
@@ -646,7 +633,7 @@ class TinyConnectProxy:
         except OSError:
             pass
 
-    def _handle(self, c):
+    def handle(self, c):
         with c:
             data = recv_head(c)
             if b"\r\n\r\n" not in data:

@@ -16,15 +16,16 @@ import os
 import re
 import socket
 import ssl
-import threading
 import time
 
 import pytest
 
+from conftest import TcpServer
+
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
-class RawUpstream:
+class RawUpstream(TcpServer):
     """A plain or TLS server on 127.0.0.1 that logs every byte it receives
     and every request line it frames (Content-Length or chunked bodies),
     answering each request with OK (or with `reply(head)` when given)."""
@@ -33,27 +34,14 @@ class RawUpstream:
         self.close_after = close_after
         self.received = bytearray()
         self.requests = []
-        self.lock = threading.Lock()
         self.reply = reply
         self.ctx = None
         if tls_pem:
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ctx.load_cert_chain(tls_pem)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
+    def handle(self, c):
         try:
             if self.ctx:
                 c = self.ctx.wrap_socket(c, server_side=True)
