@@ -14,10 +14,10 @@
 #include <uv.h>
 
 #include "filters/filter.h"
-#include "filters/strbuf.h"
+#include "filters/util/strbuf.h"
 #include "proxy/config.h"
 #include "proxy/dns.h"
-#include "proxy/http.h"
+#include "proxy/codec/http1.h"
 #include "proxy/tls.h"
 
 struct px_worker;

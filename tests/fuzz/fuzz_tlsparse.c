@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "filters/tlsparse.h"
+#include "filters/tls/tlsparse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
