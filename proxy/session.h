@@ -1,5 +1,5 @@
 /* session.h — one client connection and the upstream connection it pairs
- * with (DESIGN.md §1).
+ * with (proxy/README.md).
  *
  * A session lives on one worker loop from accept to close. It owns both
  * sockets, both TLS engines and both HTTP framers, and turns what passes

@@ -1,4 +1,4 @@
-/* console.c — the flow view filter (DESIGN.md §5, console.h).
+/* console.c — the flow view filter (console.h; README.md, "What is shown").
  *
  * Per flow, everything the view needs is collected in a con_flow_t hung on
  * f->fctx[slot]: heads are rendered when they arrive (their header arrays

@@ -1,4 +1,4 @@
-/* console.h — the traffic view on stdout (DESIGN.md §5).
+/* console.h — the traffic view on stdout (README.md, "What is shown").
  *
  * Detail levels, and the exact lines (end-to-end tests grep them; without
  * colour the output is byte-exact as shown):

@@ -1,6 +1,6 @@
 /* expr_internal.h — shared between the expression lexer (expr_lex.c), the
  * parser/compiler (expr.c) and the evaluator (expr_eval.c). Not a public
- * header: everything outside filters/expr*.c uses filters/expr/expr.h. */
+ * header: everything outside filters/expr/expr*.c uses filters/expr/expr.h. */
 #ifndef TLSPEEK_EXPR_INTERNAL_H
 #define TLSPEEK_EXPR_INTERNAL_H
 

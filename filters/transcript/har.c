@@ -1,4 +1,4 @@
-/* har.c — the HAR 1.2 transcript (transcript.h, DESIGN.md §6).
+/* har.c — the HAR 1.2 transcript (transcript.h; README.md, "Transcripts").
  *
  * Crash safety: the file always ends with the tail "\n]}}\n". An entry is
  * one pwritev(2) at the tail's offset of ",\n" (nothing before the first

@@ -1,5 +1,5 @@
 /* transcript.h — the recording filters: HAR 1.2, JSON lines, PCAP and the
- * NSS key log (DESIGN.md §6).
+ * NSS key log (README.md, "Transcripts").
  *
  * Each constructor opens (creates or truncates; the key log appends) its
  * file at start-up, mode 0600 (an existing file that group or others could
