@@ -9,7 +9,7 @@
  *      chunks whose sizes come from the input itself
  *   2  a run of handshake messages rendered as a two-leg handshake block
  * Build: clang -fsanitize=fuzzer,address -I. tests/fuzz/fuzz_tlsparse.c
- *        <filters/tls/*.c filters/util/strbuf.c filters/util/hexdump.c ...> -lcrypto
+ *        <filters/tls/tls*.c filters/util/strbuf.c filters/util/hexdump.c ...> -lcrypto
  * Corpus: tests/fuzz/corpus/tlsparse/ (real hellos and server flights). */
 #include <stddef.h>
 #include <stdint.h>
