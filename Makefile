@@ -50,15 +50,25 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lpthread
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -I. $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
 ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 
-CA_SRC      := $(wildcard ca/*.c)
-FILTERS_SRC := $(wildcard filters/*.c)
-PROXY_SRC   := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
+# Sources are found in every subfolder (filters/tls/, proxy/codec/, ...);
+# README.md "Layout" and each folder's README.md say what lives where.
+CA_SRC      := $(sort $(shell find ca -name '*.c'))
+FILTERS_SRC := $(sort $(shell find filters -name '*.c'))
+PROXY_SRC   := $(filter-out proxy/cli/main.c,$(sort $(shell find proxy -name '*.c')))
 LIB_SRC     := $(CA_SRC) $(FILTERS_SRC) $(PROXY_SRC)
 LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/%.o)
-MAIN_OBJ    := $(BUILD)/proxy/main.o
+MAIN_OBJ    := $(BUILD)/proxy/cli/main.o
+HEADERS     := $(sort $(shell find ca filters proxy -name '*.h'))
 
-UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+# Unit tests mirror the source tree: tests/unit/filters/tls/test_tlsparse.c
+# tests filters/tls/ and builds to $(BUILD)/tests/filters/tls/test_tlsparse.
+# Every test_NAME.c must have a NAME of its own, so a binary's name alone says
+# which test ran.
+UNIT_SRC    := $(sort $(shell find tests/unit -name 'test_*.c'))
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+ifneq ($(words $(notdir $(UNIT_SRC))),$(words $(sort $(notdir $(UNIT_SRC)))))
+  $(error two unit tests share a file name: $(UNIT_SRC))
+endif
 
 DEPS_OK := build/.deps-ok
 
@@ -194,7 +204,7 @@ fuzz: deps
 	done
 
 format:
-	clang-format -i $(LIB_SRC) proxy/main.c $(wildcard */*.h) $(UNIT_SRC)
+	clang-format -i $(LIB_SRC) proxy/cli/main.c $(HEADERS) $(UNIT_SRC)
 
 clean:
 	rm -rf build tlspeek

@@ -5,9 +5,9 @@
 #include <strings.h>
 #include <sys/time.h>
 
-#include "filters/decode.h"
-#include "filters/expr.h"
-#include "filters/strbuf.h"
+#include "filters/util/decode.h"
+#include "filters/expr/expr.h"
+#include "filters/util/strbuf.h"
 
 int flt_chain_add(flt_chain_t *chain, const flt_ops_t *ops, void *self) {
   if (chain->n >= FLT_MAX_FILTERS || ops == NULL ||

@@ -22,7 +22,7 @@
 
 #include <dirent.h>
 
-#include "filters/log.h"
+#include "filters/util/log.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 

@@ -8,7 +8,7 @@
  * while the upstream is still connecting is timed by both. */
 #include <stdio.h>
 
-#include "filters/log.h"
+#include "filters/util/log.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 

@@ -18,7 +18,7 @@
 
 #include <ares.h>
 
-#include "filters/log.h"
+#include "filters/util/log.h"
 
 typedef struct dns_watch {
   uv_poll_t poll;

@@ -17,12 +17,12 @@
 #include <openssl/err.h>
 
 #include "ca/ca.h"
-#include "filters/log.h"
-#include "filters/output.h"
+#include "filters/util/log.h"
+#include "filters/util/output.h"
 #include "proxy/loopguard.h"
-#include "proxy/passthrough.h"
-#include "proxy/peek.h"
-#include "proxy/proxyauth.h"
+#include "proxy/modes/passthrough.h"
+#include "proxy/codec/peek.h"
+#include "proxy/modes/proxyauth.h"
 #include "proxy/worker.h"
 
 static const char *const state_names[] = {

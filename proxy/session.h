@@ -1,5 +1,5 @@
 /* session.h — one client connection and the upstream connection it pairs
- * with (DESIGN.md §1).
+ * with (proxy/README.md).
  *
  * A session lives on one worker loop from accept to close. It owns both
  * sockets, both TLS engines and both HTTP framers, and turns what passes
@@ -14,10 +14,10 @@
 #include <uv.h>
 
 #include "filters/filter.h"
-#include "filters/strbuf.h"
+#include "filters/util/strbuf.h"
 #include "proxy/config.h"
 #include "proxy/dns.h"
-#include "proxy/http.h"
+#include "proxy/codec/http1.h"
 #include "proxy/tls.h"
 
 struct px_worker;

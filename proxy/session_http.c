@@ -6,9 +6,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "filters/expr.h"
-#include "filters/log.h"
-#include "proxy/proxyauth.h"
+#include "filters/expr/expr.h"
+#include "filters/util/log.h"
+#include "proxy/modes/proxyauth.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 

@@ -6,8 +6,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "filters/log.h"
-#include "filters/tlsparse.h"
+#include "filters/util/log.h"
+#include "filters/tls/tlsparse.h"
 #include "proxy/session.h"
 #include "proxy/tls.h"
 #include "proxy/worker.h"

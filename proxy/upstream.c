@@ -14,7 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-#include "filters/log.h"
+#include "filters/util/log.h"
 #include "proxy/loopguard.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"

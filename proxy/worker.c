@@ -20,15 +20,15 @@
 #include <ares.h>
 #include <openssl/rand.h>
 
-#include "filters/console.h"
-#include "filters/expr.h"
-#include "filters/tlsview.h"
-#include "filters/transcript.h"
-#include "filters/log.h"
-#include "filters/output.h"
+#include "filters/console/console.h"
+#include "filters/expr/expr.h"
+#include "filters/tls/tlsview.h"
+#include "filters/transcript/transcript.h"
+#include "filters/util/log.h"
+#include "filters/util/output.h"
 #include "proxy/loopguard.h"
-#include "proxy/passthrough.h"
-#include "proxy/proxyauth.h"
+#include "proxy/modes/passthrough.h"
+#include "proxy/modes/proxyauth.h"
 #include "proxy/session.h"
 
 typedef struct px_runtime {

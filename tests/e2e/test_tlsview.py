@@ -1,5 +1,5 @@
 """The TLS view end to end: the http-vs-https demo, and --handshake/--wire
-and -vvv through a running proxy (filters/tlsview.h)."""
+and -vvv through a running proxy (filters/tls/tlsview.h)."""
 import os
 import re
 import subprocess
@@ -115,7 +115,7 @@ def test_tshark_agrees_with_fixture_readme():
     """Re-runs tshark on the unit-test fixtures: the JA3 values the C test
     asserts are Wireshark's."""
     require_program("tshark")
-    script = os.path.join(ROOT, "tests", "unit", "fixtures", "tshark_ref.py")
+    script = os.path.join(ROOT, "tests", "unit", "filters", "tls", "fixtures", "tshark_ref.py")
     r = subprocess.run([sys.executable, script, "--check"], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr

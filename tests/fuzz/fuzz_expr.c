@@ -1,10 +1,10 @@
 /* fuzz_expr.c — libFuzzer target for the match-expression compiler and
- * evaluator (filters/expr*.c). Each input is compiled as an expression with
+ * evaluator (filters/expr/expr*.c). Each input is compiled as an expression with
  * both term sets; what compiles is evaluated against a fixed flow (with a
  * binary response body) and its connection. Errors must keep their shape.
  *
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. \
- *     tests/fuzz/fuzz_expr.c filters/expr*.c filters/chain.c -lpcre2-8 -o fuzz_expr
+ *     tests/fuzz/fuzz_expr.c filters/expr/expr*.c filters/chain.c -lpcre2-8 -o fuzz_expr
  *   ./fuzz_expr -max_len=512 tests/fuzz/corpus/expr
  */
 #include <stddef.h>
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "filters/expr.h"
+#include "filters/expr/expr.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,4 +1,4 @@
-/* libFuzzer target for the HTTP/1 framer (proxy/http.c, proxy/http_check.c):
+/* libFuzzer target for the HTTP/1 framer (proxy/codec/http1.c, proxy/codec/http1_check.c):
  * arbitrary bytes, split at a point the input chooses, as requests and as
  * responses; request heads are also rebuilt as sent upstream (hop-by-hop
  * fields stripped, Host replaced), and the bytes are sniffed as the start of
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/http.h"
+#include "proxy/codec/http1.h"
 
 typedef struct count {
   size_t forwarded;

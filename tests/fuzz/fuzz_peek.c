@@ -1,5 +1,5 @@
 /* fuzz_peek.c — libFuzzer target for the first-bytes classifier
- * (proxy/peek.h) that proxy/session.c uses to tell a TLS ClientHello from
+ * (proxy/codec/peek.h) that proxy/session.c uses to tell a TLS ClientHello from
  * plain HTTP from a raw protocol.
  *
  * The first input byte seeds the read sizes; the rest is the connection's
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/peek.h"
+#include "proxy/codec/peek.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

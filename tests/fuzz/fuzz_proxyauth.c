@@ -1,5 +1,5 @@
 /* fuzz_proxyauth.c — libFuzzer target for the --proxyauth checks
- * (proxy/proxyauth.c): each input is a Proxy-Authorization value given to
+ * (proxy/modes/proxyauth.c): each input is a Proxy-Authorization value given to
  * px_proxyauth_basic_ok, split into a SOCKS5 user/password pair for
  * px_proxyauth_pair_ok, and masked as wire bytes by px_proxyauth_mask. Only
  * the real credentials may be accepted; nothing may read out of bounds.
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/proxyauth.h"
+#include "proxy/modes/proxyauth.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

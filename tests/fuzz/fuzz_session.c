@@ -1,9 +1,9 @@
 /* fuzz_session.c — libFuzzer target for a whole plain-HTTP session: the
  * client's bytes and the origin's bytes, interleaved, through the real
  * session code (proxy/session.c, session_http.c, upstream.c), the HTTP/1
- * request and response framers (proxy/http.c), --block / --set-header /
+ * request and response framers (proxy/codec/http1.c), --block / --set-header /
  * --remove-header / --redact, and the filter chain into the console view
- * (detail 3, bodies shown), the HAR and the JSONL records (filters/flowbody.c,
+ * (detail 3, bodies shown), the HAR and the JSONL records (filters/transcript/flowbody.c,
  * flowjson.c), all three writing to /dev/null.
  *
  * How the session is driven, and why this way. A session is a libuv
@@ -39,7 +39,7 @@
  *
  * Input: byte 0 holds options (bit 0: rewrite Host, bit 1: EOF from the
  * client at the end, bit 2: EOF from the origin at the end, bit 3: a SOCKS5
- * listener instead of reverse mode, so proxy/socks.c reads the client's
+ * listener instead of reverse mode, so proxy/modes/socks.c reads the client's
  * first bytes, bit 4: with --proxyauth alice:s3cret). Then chunks:
  * a header byte, whose top bit picks the side (0 client, 1 origin) and
  * whose low 7 bits are the length (1..127; 0 means that side sends EOF),
@@ -60,10 +60,10 @@
 
 #include <sanitizer/lsan_interface.h>
 
-#include "filters/console.h"
-#include "filters/expr.h"
-#include "filters/log.h"
-#include "filters/transcript.h"
+#include "filters/console/console.h"
+#include "filters/expr/expr.h"
+#include "filters/util/log.h"
+#include "filters/transcript/transcript.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 

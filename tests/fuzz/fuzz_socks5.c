@@ -1,5 +1,5 @@
-/* fuzz_socks5.c — libFuzzer target for the SOCKS5 parsers (proxy/socks5.h),
- * the very functions proxy/socks.c answers clients with.
+/* fuzz_socks5.c — libFuzzer target for the SOCKS5 parsers (proxy/modes/socks5.h),
+ * the very functions proxy/modes/socks.c answers clients with.
  *
  * The input is a client's byte stream. It is walked the way socks.c walks
  * it: greeting, then (when the first input byte says so) username/password,
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/socks5.h"
+#include "proxy/modes/socks5.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

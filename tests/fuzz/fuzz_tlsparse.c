@@ -9,13 +9,13 @@
  *      chunks whose sizes come from the input itself
  *   2  a run of handshake messages rendered as a two-leg handshake block
  * Build: clang -fsanitize=fuzzer,address -I. tests/fuzz/fuzz_tlsparse.c
- *        <filters/tls*.c strbuf.c hexdump.c ...> -lcrypto
+ *        <filters/tls/tls*.c filters/util/strbuf.c filters/util/hexdump.c ...> -lcrypto
  * Corpus: tests/fuzz/corpus/tlsparse/ (real hellos and server flights). */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "filters/tlsparse.h"
+#include "filters/tls/tlsparse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,0 +1,101 @@
+/* console_internal.h — the pieces of the console view (console.c) that
+ * render text, kept apart so each can be tested on its own.
+ *
+ * Everything here appends to a flt_strbuf_t and returns 0, or -1 when the
+ * buffer hit its cap (what fit is kept). Nothing here writes or locks.
+ */
+#ifndef TLSPEEK_CONSOLE_INTERNAL_H
+#define TLSPEEK_CONSOLE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "filters/util/decode.h"
+#include "filters/filter.h"
+#include "filters/util/strbuf.h"
+
+/* Every body line starts with this. */
+#define FLT_CON_INDENT "    "
+/* Encoded bytes of one message fed to the decoder at most: a compressed
+ * body that never fills body_limit must not keep a worker busy forever. */
+#define FLT_CON_MAX_ENCODED (4u * 1024 * 1024)
+/* Content-Type / Content-Encoding values kept per message (longer values
+ * are cut; only the media type, charset and coding names matter). */
+#define FLT_CON_MAX_HEADER_VALUE 256
+
+/* SGR colour codes; used only when colour is on. */
+#define FLT_CON_BOLD "1"
+#define FLT_CON_DIM "2"
+#define FLT_CON_RED "31"
+#define FLT_CON_GREEN "32"
+#define FLT_CON_YELLOW "33"
+#define FLT_CON_CYAN "36"
+
+/* Appends `s` in colour `sgr` when `color` is set, plainly otherwise.
+ * Control characters and invalid UTF-8 in `s` are escaped (see below). */
+int flt_con_paint(flt_strbuf_t *out, int color, const char *sgr,
+                  const char *s, size_t len);
+
+/* Appends bytes that came off the wire so that they cannot drive the
+ * terminal: valid UTF-8 and '\t' pass through; other control characters
+ * (C0, DEL, C1) and bytes that are not valid UTF-8 become "\xNN". With
+ * `latin1`, bytes are ISO-8859-1 and are converted to UTF-8. */
+int flt_con_append_safe(flt_strbuf_t *out, const char *s, size_t len,
+                        int latin1);
+
+/* "0 B", "999 B", "1.2 kB", "50.0 MB", "3.1 GB" (decimal units). */
+void flt_con_human_size(char *buf, size_t size, uint64_t bytes);
+
+/* Content-Type helpers: the media type (lower-case, without parameters)
+ * and the charset parameter (lower-case, "" when absent). */
+void flt_con_media_type(const char *ctype, char *buf, size_t size);
+void flt_con_charset(const char *ctype, char *buf, size_t size);
+
+/* A media type whose bodies are text (text/..., JSON, JavaScript, XML,
+ * form data). */
+int flt_con_media_is_text(const char *media);
+/* Valid UTF-8 without control characters other than \t \r \n. With
+ * `cut`, a multi-byte sequence broken by the cut at the end is allowed. */
+int flt_con_utf8_is_clean(const uint8_t *p, size_t len, int cut);
+
+/* Text as lines, each prefixed with FLT_CON_INDENT; "\r\n", "\n" and "\r"
+ * end lines; a last line without a line break is still ended with "\n". */
+int flt_con_render_text(flt_strbuf_t *out, const uint8_t *p, size_t len,
+                        int latin1);
+/* JSON re-indented by two spaces per level ("key": value, one member per
+ * line), each line prefixed with FLT_CON_INDENT. The tokens are kept
+ * exactly as sent (numbers are not rounded through a double). Returns 0,
+ * or -1 with `out` untouched when cJSON does not accept the whole input
+ * or the pretty form would be unreasonably large. */
+int flt_con_render_json(flt_strbuf_t *out, const uint8_t *p, size_t len);
+
+/* Copies the value of header `name` (first occurrence) into buf, cut to
+ * fit; "" when absent. */
+void flt_con_header_value(const flt_head_t *h, const char *name, char *buf,
+                          size_t size);
+
+/* One message body (request or response) as seen by the console at
+ * detail 3: the decoded bytes up to the limit, and, for encoded bodies,
+ * the encoded bytes up to the limit for the hexdump shown when decoding
+ * fails. */
+typedef struct flt_con_body {
+  char ctype[FLT_CON_MAX_HEADER_VALUE]; /* Content-Type as sent, or "" */
+  char cenc[FLT_CON_MAX_HEADER_VALUE];  /* Content-Encoding, or "" */
+  size_t limit;          /* body_limit */
+  flt_decoder_t *dec;    /* created with the first body byte */
+  flt_strbuf_t decoded;  /* cap: limit */
+  flt_strbuf_t raw;      /* cap: limit; only when cenc is set */
+  uint64_t wire_bytes;   /* body bytes received (still encoded) */
+  int input_capped;      /* stopped feeding at FLT_CON_MAX_ENCODED */
+  int oom;               /* no decoder could be made */
+} flt_con_body_t;
+
+/* Takes Content-Type and Content-Encoding from `h` (copied). */
+void flt_con_body_init(flt_con_body_t *b, const flt_head_t *h, size_t limit);
+void flt_con_body_feed(flt_con_body_t *b, const uint8_t *p, size_t len);
+/* Appends the body as the console shows it (see console.h); an empty body
+ * adds nothing. */
+int flt_con_body_render(flt_con_body_t *b, flt_strbuf_t *out, int color);
+void flt_con_body_free(flt_con_body_t *b);
+
+#endif

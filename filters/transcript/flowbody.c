@@ -1,0 +1,246 @@
+/* flowbody.c — message bodies as the transcripts store them
+ * (transcript_internal.h): UTF-8 text when the decoded body is valid UTF-8,
+ * else base64; prepared once per record, whichever writer asks first, and
+ * written into the entries from where they are.
+ *
+ * Why bodies bypass cJSON: a body can be body_cap bytes (10 MiB by
+ * default). Printed by cJSON it would be scanned for escapes, copied into
+ * a buffer that grows by doubling, copied again when that buffer is
+ * trimmed, and measured with strlen() — once for HAR and once more for
+ * JSON lines. Instead the entry holds a marker (tr_json_body_ref), and the
+ * writer hands the printed entry and the body to one writev(2)
+ * (tr_json_splice). The text written is the same: tr_json_escape escapes
+ * exactly as cJSON's string printer does.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "filters/transcript/transcript_internal.h"
+
+/* ---- UTF-8 --------------------------------------------------------------- */
+
+/* Length of the longest valid prefix without NUL bytes. */
+static size_t utf8_valid_prefix(const uint8_t *p, size_t len) {
+  size_t i = 0;
+  while (i < len && p[i] != 0) {
+    if (p[i] < 0x80) { /* ASCII runs are most of any text body */
+      i++;
+      continue;
+    }
+    size_t n = flt_utf8_seq_len(p + i, len - i);
+    if (n == 0) break;
+    i += n;
+  }
+  return i;
+}
+
+int tr_utf8_valid(const uint8_t *p, size_t len) {
+  return utf8_valid_prefix(p, len) == len;
+}
+
+/* The bytes after `valid` are the start of a sequence the cap cut. */
+static int utf8_cut_tail(const uint8_t *p, size_t valid, size_t len) {
+  size_t rest = len - valid;
+  if (rest == 0 || rest > 3 || p[valid] < 0xc2 || p[valid] > 0xf4) return 0;
+  for (size_t i = valid + 1; i < len; i++)
+    if ((p[i] & 0xc0) != 0x80) return 0;
+  return 1;
+}
+
+/* ---- base64 -------------------------------------------------------------- */
+
+static const char b64_tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/* The two characters of every 12-bit value, as they lie in memory: 3 input
+ * bytes take two lookups instead of four (about 1.7x as fast). */
+static uint16_t b64_pairs[4096];
+static pthread_once_t b64_once = PTHREAD_ONCE_INIT;
+
+static void b64_init(void) {
+  for (int i = 0; i < 4096; i++) {
+    char two[2] = {b64_tab[i >> 6], b64_tab[i & 63]};
+    memcpy(&b64_pairs[i], two, 2);
+  }
+}
+
+char *tr_base64(const uint8_t *p, size_t len) {
+  size_t i = 0;
+  char *out, *o;
+
+  if (len > (SIZE_MAX - 1) / 4 * 3 - 3) return NULL;
+  out = malloc((len + 2) / 3 * 4 + 1);
+  if (out == NULL) return NULL;
+  pthread_once(&b64_once, b64_init);
+  o = out;
+  for (; i + 3 <= len; i += 3) {
+    uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+    memcpy(o, &b64_pairs[v >> 12], 2);
+    memcpy(o + 2, &b64_pairs[v & 4095], 2);
+    o += 4;
+  }
+  if (i < len) { /* one or two bytes left: padding */
+    uint32_t v = (uint32_t)p[i] << 16;
+    if (i + 1 < len) v |= (uint32_t)p[i + 1] << 8;
+    *o++ = b64_tab[(v >> 18) & 63];
+    *o++ = b64_tab[(v >> 12) & 63];
+    *o++ = i + 1 < len ? b64_tab[(v >> 6) & 63] : '=';
+    *o++ = '=';
+  }
+  *o = '\0';
+  return out;
+}
+
+/* ---- JSON strings --------------------------------------------------------- */
+
+/* cJSON's string printer escapes '"', '\\' and every byte below 0x20
+ * (\b \f \n \r \t by name, the others as \u00XX in lower-case hex) and
+ * passes every other byte through. Returns a malloc'd copy escaped that
+ * way, or NULL with *out_len = len when nothing needs escaping (and NULL
+ * with *out_len = 0 when out of memory). */
+static char *tr_json_escape(const char *s, size_t len, size_t *out_len) {
+  size_t extra = 0;
+  char *out, *o;
+
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
+      extra += 1;
+    else if (c < 0x20)
+      extra += 5;
+  }
+  *out_len = len;
+  if (extra == 0) return NULL;
+  out = malloc(len + extra + 1);
+  if (out == NULL) {
+    *out_len = 0;
+    return NULL;
+  }
+  o = out;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      *o++ = (char)c;
+      continue;
+    }
+    *o++ = '\\';
+    switch (c) {
+    case '"': *o++ = '"'; break;
+    case '\\': *o++ = '\\'; break;
+    case '\b': *o++ = 'b'; break;
+    case '\f': *o++ = 'f'; break;
+    case '\n': *o++ = 'n'; break;
+    case '\r': *o++ = 'r'; break;
+    case '\t': *o++ = 't'; break;
+    default:
+      snprintf(o, 6, "u%04x", c);
+      o += 5;
+      break;
+    }
+  }
+  *o = '\0';
+  *out_len = (size_t)(o - out);
+  return out;
+}
+
+/* ---- bodies -------------------------------------------------------------- */
+
+/* Prepares msg[dir]'s body; 0, or -1 when out of memory. May cut the
+ * record's buffer (a sequence the cap cut in half): call once. */
+static int body_prepare(tr_flow_t *r, flt_dir_t dir, tr_body_t *out) {
+  tr_msg_t *m = &r->msg[dir];
+  flt_strbuf_t *b = &m->decoded;
+  uint64_t wire = dir == FLT_DIR_REQUEST ? r->flow.req_body_bytes : r->flow.resp_body_bytes;
+
+  memset(out, 0, sizeof(*out));
+  out->truncated = m->truncated;
+  out->decoded = m->cenc[0] != '\0';
+  /* Identity: the size on the wire is the size, cut or not. Encoded: what
+   * was decoded (a lower bound when cut). */
+  out->size = out->decoded ? b->len : wire;
+  if (m->decode_error[0]) {
+    b = &m->raw; /* keep the body as received, and say why */
+    out->decode_error = m->decode_error;
+    out->decoded = 0;
+    out->size = wire;
+    out->truncated = m->truncated || b->truncated;
+  }
+  if (b->len == 0) {
+    out->text = out->json = "";
+    return 0;
+  }
+  const uint8_t *p = (const uint8_t *)b->data;
+  size_t valid = utf8_valid_prefix(p, b->len);
+  if (valid == b->len || (out->truncated && utf8_cut_tail(p, valid, b->len))) {
+    b->data[valid] = '\0'; /* drops a sequence the cap cut in half */
+    out->text = b->data;
+    out->len = valid;
+    out->json_alloc = tr_json_escape(out->text, out->len, &out->json_len);
+    if (out->json_alloc == NULL && out->json_len != out->len) return -1;
+    out->json = out->json_alloc ? out->json_alloc : out->text;
+    return 0;
+  }
+  out->alloc = tr_base64(p, b->len);
+  if (out->alloc == NULL) return -1;
+  out->text = out->json = out->alloc;
+  out->len = out->json_len = (b->len + 2) / 3 * 4;
+  out->base64 = 1;
+  return 0;
+}
+
+static void body_free(tr_body_t *b) {
+  free(b->alloc);
+  free(b->json_alloc);
+  memset(b, 0, sizeof(*b));
+}
+
+int tr_flow_bodies(tr_flow_t *r, const tr_body_t **bodies) {
+  int state;
+
+  pthread_mutex_lock(&r->body_mu);
+  if (r->bodies_state == 0) {
+    int ok = body_prepare(r, FLT_DIR_REQUEST, &r->bodies[0]) == 0 &&
+             body_prepare(r, FLT_DIR_RESPONSE, &r->bodies[1]) == 0;
+    r->bodies_state = ok ? 1 : -1;
+  }
+  state = r->bodies_state;
+  pthread_mutex_unlock(&r->body_mu);
+  *bodies = r->bodies;
+  return state > 0 ? 0 : -1;
+}
+
+void tr_flow_bodies_free(tr_flow_t *r) {
+  body_free(&r->bodies[0]);
+  body_free(&r->bodies[1]);
+}
+
+/* ---- splicing ------------------------------------------------------------- */
+
+/* The marker: a byte cJSON never prints unescaped (every string it prints
+ * has control characters escaped), then the body's index. */
+#define BODY_MARK '\x01'
+
+cJSON *tr_json_body_ref(int index) {
+  char mark[3] = {BODY_MARK, index ? '1' : '0', '\0'};
+  return cJSON_CreateRaw(mark);
+}
+
+int tr_json_splice(const char *text, size_t len, const tr_body_t bodies[2], struct iovec *iov) {
+  static const char quote[] = "\"";
+  const char *p = text, *end = text + len;
+  int n = 0;
+
+  while (n + 4 <= TR_SPLICE_IOV) {
+    const char *m = memchr(p, BODY_MARK, (size_t)(end - p));
+    if (m == NULL || end - m < 2) break;
+    const tr_body_t *b = &bodies[m[1] == '1'];
+    iov[n++] = (struct iovec){.iov_base = (void *)p, .iov_len = (size_t)(m - p)};
+    iov[n++] = (struct iovec){.iov_base = (void *)quote, .iov_len = 1};
+    iov[n++] = (struct iovec){.iov_base = (void *)b->json, .iov_len = b->json_len};
+    iov[n++] = (struct iovec){.iov_base = (void *)quote, .iov_len = 1};
+    p = m + 2;
+  }
+  iov[n++] = (struct iovec){.iov_base = (void *)p, .iov_len = (size_t)(end - p)};
+  return n;
+}

@@ -1,0 +1,733 @@
+/* flowjson.c — what the transcript filters share (transcript_internal.h):
+ * the writer thread, the per-flow record, the HAR/JSONL event handlers and
+ * the JSON helpers.
+ *
+ * Why a writer of our own rather than output.h: HAR must overwrite its
+ * closing tail with pwrite(2) at a known offset, and HAR and JSON lines
+ * format a flow on the file's own thread from a record they may share;
+ * both want "run this job on the file's own thread" rather than "append
+ * these bytes". PCAP, whose jobs are bytes, takes a whole drained queue
+ * at once (write_list). It also gives every sink the same failure rule:
+ * one warning, then silence.
+ */
+#include "filters/transcript/transcript_internal.h"
+#include "filters/util/output.h"
+#include "filters/transcript/transcript.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "filters/util/log.h"
+#include "filters/util/output.h"
+
+/* ---- the writer thread ------------------------------------------------ */
+
+struct tr_writer {
+  char label[32];
+  char path[512];
+  const tr_sink_ops_t *ops;
+  void *sink;
+
+  pthread_mutex_t mu;
+  pthread_cond_t has_work; /* the thread waits: jobs queued, or stopping */
+  int idle;                /* the thread sleeps on has_work: wake it */
+  pthread_cond_t progress; /* flushers wait: n_done advanced */
+  tr_job_t *head, *tail;
+  size_t queued; /* cost of the queued jobs */
+  uint64_t n_queued, n_done, dropped;
+  int stopping;
+  int drop_warned;
+  pthread_t thread;
+
+  atomic_int failed;
+};
+
+static void wr_fail(tr_writer_t *w, int err) {
+  atomic_store(&w->failed, 1);
+  flt_log_warn("%s %s: %s; recording to it stopped (proxying continues)", w->label, w->path,
+               strerror(err));
+}
+
+/* Runs a detached list of jobs in order; returns their total cost. */
+static size_t wr_run_list(tr_writer_t *w, tr_job_t *list, uint64_t *count) {
+  size_t cost = 0;
+
+  if (w->ops->write_list && !atomic_load(&w->failed)) {
+    int rc = w->ops->write_list(w->sink, list);
+    if (rc) wr_fail(w, rc);
+  }
+  while (list) {
+    tr_job_t *next = list->next;
+    if (!w->ops->write_list && !atomic_load(&w->failed)) {
+      int rc = w->ops->write(w->sink, list);
+      if (rc) wr_fail(w, rc);
+    }
+    cost += list->cost;
+    (*count)++;
+    w->ops->free_job(list);
+    list = next;
+  }
+  if (!atomic_load(&w->failed) && w->ops->flush) {
+    int rc = w->ops->flush(w->sink);
+    if (rc) wr_fail(w, rc);
+  }
+  return cost;
+}
+
+static void *wr_main(void *arg) {
+  tr_writer_t *w = arg;
+
+  pthread_mutex_lock(&w->mu);
+  for (;;) {
+    while (w->head == NULL && !w->stopping) {
+      w->idle = 1;
+      pthread_cond_wait(&w->has_work, &w->mu);
+      w->idle = 0;
+      if (w->head && !w->stopping) {
+        /* Gather a burst: one wake-up for many flows, not one each. */
+        pthread_mutex_unlock(&w->mu);
+        struct timespec gather = {0, 1000000}; /* 1 ms */
+        nanosleep(&gather, NULL);
+        pthread_mutex_lock(&w->mu);
+      }
+    }
+    if (w->head == NULL) break; /* stopping, and the queue is empty */
+    tr_job_t *list = w->head;
+    w->head = w->tail = NULL;
+    pthread_mutex_unlock(&w->mu);
+
+    uint64_t n = 0;
+    size_t cost = wr_run_list(w, list, &n);
+
+    pthread_mutex_lock(&w->mu);
+    w->queued -= cost;
+    flt_backlog_add(-(int64_t)cost);
+    w->n_done += n;
+    pthread_cond_broadcast(&w->progress);
+  }
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
+}
+
+tr_writer_t *tr_writer_new(const char *label, const char *path, const tr_sink_ops_t *ops,
+                           void *sink, char *err, size_t errlen) {
+  tr_writer_t *w = calloc(1, sizeof(*w));
+  sigset_t all, old;
+  int rc;
+
+  if (w == NULL) {
+    snprintf(err, errlen, "%s %s: out of memory", label, path);
+    return NULL;
+  }
+  snprintf(w->label, sizeof(w->label), "%s", label);
+  snprintf(w->path, sizeof(w->path), "%s", path);
+  w->ops = ops;
+  w->sink = sink;
+  atomic_init(&w->failed, 0);
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->has_work, NULL);
+  pthread_cond_init(&w->progress, NULL);
+  /* Signals belong to the main thread; a FIFO reader that goes away must
+   * come back as EPIPE, not SIGPIPE. */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  rc = pthread_create(&w->thread, NULL, wr_main, w);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc) {
+    snprintf(err, errlen, "%s %s: cannot start a writer thread: %s", label, path, strerror(rc));
+    pthread_cond_destroy(&w->progress);
+    pthread_cond_destroy(&w->has_work);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+    return NULL;
+  }
+  return w;
+}
+
+void tr_writer_put(tr_writer_t *w, tr_job_t *job) {
+  int warn = 0;
+
+  job->next = NULL;
+  pthread_mutex_lock(&w->mu);
+  if (atomic_load(&w->failed) || w->stopping) {
+    pthread_mutex_unlock(&w->mu);
+    w->ops->free_job(job);
+    return;
+  }
+  if (job->cost > TR_MAX_QUEUED - w->queued) {
+    w->dropped++;
+    warn = !w->drop_warned;
+    w->drop_warned = 1;
+    pthread_mutex_unlock(&w->mu);
+    w->ops->free_job(job);
+    if (warn)
+      flt_log_warn(
+          "%s %s: the disk cannot keep up (%u MiB queued); "
+          "dropping records (counted)",
+          w->label, w->path, TR_MAX_QUEUED >> 20);
+    return;
+  }
+  if (w->tail)
+    w->tail->next = job;
+  else
+    w->head = job;
+  w->tail = job;
+  w->queued += job->cost;
+  flt_backlog_add((int64_t)job->cost);
+  w->n_queued++;
+  if (w->idle) pthread_cond_signal(&w->has_work);
+  pthread_mutex_unlock(&w->mu);
+}
+
+int tr_writer_failed(tr_writer_t *w) {
+  return w == NULL || atomic_load(&w->failed);
+}
+
+void tr_writer_flush(tr_writer_t *w) {
+  if (w == NULL) return;
+  pthread_mutex_lock(&w->mu);
+  uint64_t target = w->n_queued;
+  while (w->n_done < target)
+    pthread_cond_wait(&w->progress, &w->mu);
+  pthread_mutex_unlock(&w->mu);
+}
+
+void tr_writer_free(tr_writer_t *w) {
+  if (w == NULL) return;
+  pthread_mutex_lock(&w->mu);
+  w->stopping = 1;
+  pthread_cond_signal(&w->has_work);
+  pthread_mutex_unlock(&w->mu);
+  pthread_join(w->thread, NULL); /* the thread drains the queue first */
+  if (w->dropped)
+    flt_log_warn("%s %s: %llu record(s) dropped", w->label, w->path,
+                 (unsigned long long)w->dropped);
+  pthread_cond_destroy(&w->progress);
+  pthread_cond_destroy(&w->has_work);
+  pthread_mutex_destroy(&w->mu);
+  free(w);
+}
+
+int tr_write_all(int fd, const void *data, size_t len) {
+  const char *p = data;
+
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+int tr_writev_all(int fd, struct iovec *iov, int n, off_t off) {
+  while (n > 0) {
+    int cnt = n > IOV_MAX ? IOV_MAX : n;
+    ssize_t w = off < 0 ? writev(fd, iov, cnt) : pwritev(fd, iov, cnt, off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (off >= 0) off += w;
+    while (n > 0 && (size_t)w >= iov->iov_len) {
+      w -= (ssize_t)iov->iov_len;
+      iov++;
+      n--;
+    }
+    if (n > 0) {
+      iov->iov_base = (char *)iov->iov_base + w;
+      iov->iov_len -= (size_t)w;
+    }
+  }
+  return 0;
+}
+
+void tr_behind_init(tr_behind_t *b, int fd, off_t start) {
+  struct stat st;
+
+  memset(b, 0, sizeof(*b));
+  b->on = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  b->queued = b->dropped = start;
+}
+
+void tr_behind_advance(tr_behind_t *b, int fd, off_t end) {
+  if (!b->on || end - b->queued < TR_BEHIND_WINDOW) return;
+  if (sync_file_range(fd, b->queued, end - b->queued, SYNC_FILE_RANGE_WRITE) != 0) {
+    b->on = 0;
+    return;
+  }
+  if (b->queued - b->dropped >= TR_BEHIND_WINDOW) {
+    off_t n = b->queued - b->dropped;
+    if (sync_file_range(fd, b->dropped, n,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER) != 0 ||
+        posix_fadvise(fd, b->dropped, n, POSIX_FADV_DONTNEED) != 0) {
+      b->on = 0;
+      return;
+    }
+    b->dropped = b->queued;
+  }
+  b->queued = end;
+}
+
+/* Transcripts hold decrypted traffic or TLS secrets: a new file is created
+ * with `mode` (0600), and an existing regular file that group or others may
+ * access is made 0600 with one line saying so (O_CREAT's mode does not
+ * apply to it). Devices and pipes (/dev/stdout, a FIFO) are left alone. */
+int tr_open(const char *label, const char *path, int flags, int mode, char *err, size_t errlen) {
+  struct stat st;
+  int fd = open(path, flags | O_CREAT | O_CLOEXEC, mode);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot open %s %s: %s", label, path, strerror(errno));
+    return -1;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) == 0) return fd;
+  if (fchmod(fd, st.st_mode & 0600) != 0) {
+    snprintf(err, errlen,
+             "%s %s is accessible to other users (mode %04o) and cannot be made private (%s); "
+             "fix it with: chmod 600 %s",
+             label, path, (unsigned)(st.st_mode & 07777), strerror(errno), path);
+    close(fd);
+    return -1;
+  }
+  flt_log_warn("%s %s was accessible to other users (mode %04o); made it %04o: it holds "
+               "decrypted traffic or TLS secrets", label, path, (unsigned)(st.st_mode & 07777),
+               (unsigned)(st.st_mode & 0600));
+  return fd;
+}
+
+/* ---- one recorded flow -------------------------------------------------- */
+
+tr_flow_t *tr_flow_new(size_t body_cap) {
+  tr_flow_t *r = calloc(1, sizeof(*r));
+
+  if (r == NULL) return NULL;
+  r->body_cap = body_cap;
+  for (int d = 0; d < 2; d++) {
+    flt_strbuf_init(&r->msg[d].decoded, body_cap);
+    flt_strbuf_init(&r->msg[d].raw, body_cap);
+  }
+  r->sharers = 1;
+  atomic_init(&r->refs, 1);
+  pthread_mutex_init(&r->body_mu, NULL);
+  return r;
+}
+
+/* Content-Encoding, trimmed; "" for none or "identity". */
+static void msg_set_coding(tr_msg_t *m) {
+  const flt_header_t *h = flt_head_find(&m->head, "Content-Encoding");
+  size_t b = 0, e = h ? h->value_len : 0;
+
+  m->cenc[0] = '\0';
+  if (h == NULL) return;
+  while (b < e && (h->value[b] == ' ' || h->value[b] == '\t'))
+    b++;
+  while (e > b && (h->value[e - 1] == ' ' || h->value[e - 1] == '\t'))
+    e--;
+  if (e - b >= sizeof(m->cenc)) e = b + sizeof(m->cenc) - 1;
+  memcpy(m->cenc, h->value + b, e - b);
+  m->cenc[e - b] = '\0';
+  if (strcasecmp(m->cenc, "identity") == 0) m->cenc[0] = '\0';
+}
+
+/* Content-Length of a body kept as it is, so that its buffer is allocated
+ * once at its final size instead of growing through realloc. */
+static void msg_set_size_hint(tr_msg_t *m) {
+  const flt_header_t *h = flt_head_find(&m->head, "Content-Length");
+  char buf[24];
+
+  m->size_hint = 0;
+  if (h == NULL || m->cenc[0] || h->value_len == 0 || h->value_len >= sizeof(buf)) return;
+  memcpy(buf, h->value, h->value_len);
+  buf[h->value_len] = '\0';
+  if (strspn(buf, " \t0123456789") == h->value_len) m->size_hint = strtoull(buf, NULL, 10);
+}
+
+static void msg_reset_body(tr_msg_t *m) {
+  flt_decoder_free(m->dec);
+  m->dec = NULL;
+  flt_strbuf_free(&m->decoded);
+  flt_strbuf_free(&m->raw);
+  m->fed = 0;
+  m->truncated = 0;
+  m->decode_error[0] = '\0';
+}
+
+/* One allocation: [headers[]][strings], like the core's own head copies. */
+int tr_flow_head(tr_flow_t *r, flt_dir_t dir, const flt_head_t *h) {
+  tr_msg_t *m = &r->msg[dir];
+  const char *method = h->method ? h->method : "";
+  const char *url = h->url ? h->url : "";
+  const char *reason = h->reason ? h->reason : "";
+  size_t size =
+      h->n_headers * sizeof(flt_header_t) + strlen(method) + strlen(url) + strlen(reason) + 3;
+  flt_header_t *hv;
+  char *p;
+
+  for (size_t i = 0; i < h->n_headers; i++)
+    size += h->headers[i].name_len + h->headers[i].value_len + 2;
+  p = malloc(size);
+  if (p == NULL) return -1;
+  free(m->store);
+  m->store = p;
+  m->head = *h;
+  hv = (flt_header_t *)(void *)p;
+  p += h->n_headers * sizeof(flt_header_t);
+#define TR_COPY(dst, src, n) \
+  do {                       \
+    memcpy(p, (src), (n));   \
+    p[(n)] = '\0';           \
+    (dst) = p;               \
+    p += (n) + 1;            \
+  } while (0)
+  TR_COPY(m->head.method, method, strlen(method));
+  TR_COPY(m->head.url, url, strlen(url));
+  TR_COPY(m->head.reason, reason, strlen(reason));
+  for (size_t i = 0; i < h->n_headers; i++) {
+    TR_COPY(hv[i].name, h->headers[i].name, h->headers[i].name_len);
+    hv[i].name_len = h->headers[i].name_len;
+    TR_COPY(hv[i].value, h->headers[i].value, h->headers[i].value_len);
+    hv[i].value_len = h->headers[i].value_len;
+  }
+#undef TR_COPY
+  m->head.headers = hv;
+  m->present = 1;
+  msg_set_coding(m);
+  msg_reset_body(m);
+  msg_set_size_hint(m);
+  return 0;
+}
+
+void tr_flow_body(tr_flow_t *r, flt_dir_t dir, const uint8_t *p, size_t n) {
+  tr_msg_t *m = &r->msg[dir];
+  int encoded = m->cenc[0] != '\0';
+  uint64_t max_in = UINT64_MAX;
+
+  if (n == 0 || m->truncated) return;
+  if (r->body_cap == 0) { /* keep no bodies at all */
+    m->truncated = 1;
+    return;
+  }
+  if (m->dec == NULL) {
+    m->dec = flt_decoder_new(m->cenc, strlen(m->cenc), &m->decoded);
+    if (m->dec == NULL) {
+      m->truncated = 1;
+      return;
+    }
+    if (m->size_hint) /* capped at body_cap by the buffer */
+      flt_strbuf_reserve(&m->decoded, m->size_hint < SIZE_MAX ? (size_t)m->size_hint : SIZE_MAX);
+  }
+  /* The encoded bytes are only needed when decoding fails. */
+  if (encoded) {
+    flt_strbuf_append(&m->raw, p, n);
+    if (r->body_cap <= UINT64_MAX / TR_MAX_ENCODED_RATIO)
+      max_in = (uint64_t)r->body_cap * TR_MAX_ENCODED_RATIO;
+  }
+  if (n > max_in - m->fed) {
+    n = (size_t)(max_in - m->fed);
+    m->truncated = 1;
+  }
+  m->fed += n;
+  flt_decoder_feed(m->dec, p, n);
+  if (flt_decoder_stopped(m->dec)) m->truncated = 1;
+}
+
+int tr_flow_freeze(tr_flow_t *r, const flt_flow_t *f) {
+  const char *url = f->url ? f->url : f->req.url;
+
+  for (int d = 0; d < 2; d++) {
+    tr_msg_t *m = &r->msg[d];
+    if (m->dec == NULL) continue;
+    /* Input we cut off on purpose is not a broken stream. */
+    if (!m->truncated) flt_decoder_finish(m->dec);
+    if (flt_decoder_error(m->dec))
+      snprintf(m->decode_error, sizeof(m->decode_error), "%s: %s", flt_decoder_error_coding(m->dec),
+               flt_decoder_error(m->dec));
+  }
+  if (f->conn) r->conn = *f->conn;
+  memset(r->conn.fctx, 0, sizeof(r->conn.fctx));
+  r->flow = *f;
+  memset(r->flow.fctx, 0, sizeof(r->flow.fctx));
+  r->flow.conn = &r->conn;
+  r->url = strdup(url ? url : "");
+  r->error = f->error ? strdup(f->error) : NULL;
+  if (r->url == NULL || (f->error && r->error == NULL)) return -1;
+  r->flow.url = r->url;
+  r->flow.error = r->error;
+  r->flow.req = r->msg[0].head;
+  r->flow.resp = r->msg[1].head;
+  r->flow.has_response = f->has_response && r->msg[1].present;
+  if (r->flow.t_end_us == 0) r->flow.t_end_us = flt_now_us();
+  return 0;
+}
+
+size_t tr_flow_cost(const tr_flow_t *r) {
+  size_t n = sizeof(*r);
+  for (int d = 0; d < 2; d++)
+    n += r->msg[d].decoded.alloc + r->msg[d].raw.alloc + r->msg[d].head.n_headers * 64;
+  return n;
+}
+
+void tr_flow_release(tr_flow_t *r) {
+  if (r == NULL || atomic_fetch_sub(&r->refs, 1) > 1) return;
+  for (int d = 0; d < 2; d++) {
+    msg_reset_body(&r->msg[d]);
+    free(r->msg[d].store);
+  }
+  tr_flow_bodies_free(r);
+  pthread_mutex_destroy(&r->body_mu);
+  free(r->url);
+  free(r->error);
+  free(r);
+}
+
+/* ---- the shared HAR / JSONL event handlers ------------------------------ */
+
+/* conn->fctx[slot] holds this address once a flow of the connection has
+ * been seen: later flows did not pay for the upstream set-up. */
+static char tr_conn_seen;
+
+void tr_rec_set_slot(tr_recorder_t *rec, int slot) {
+  rec->slot = slot >= 0 && slot < FLT_MAX_FILTERS ? slot : -1;
+}
+
+void tr_rec_share(tr_recorder_t *a, tr_recorder_t *b) {
+  if (a == NULL || b == NULL || a == b || a->slot < 0 || b->slot < 0 ||
+      a->body_cap != b->body_cap)
+    return;
+  a->peer = b;
+  b->peer = a;
+}
+
+void flt_har_jsonl_share(void *har, void *jsonl) {
+  tr_rec_share(har, jsonl); /* both start with their tr_recorder_t */
+}
+
+static tr_flow_t *rec_flow(const tr_recorder_t *rec, const flt_flow_t *f) {
+  return rec->slot >= 0 ? f->fctx[rec->slot] : NULL;
+}
+
+/* The record this recorder feeds: its own, not one a peer made. */
+static tr_flow_t *rec_flow_fed(const tr_recorder_t *rec, const flt_flow_t *f) {
+  tr_flow_t *r = rec_flow(rec, f);
+  return r && r->owner == rec ? r : NULL;
+}
+
+/* Marks that `slot` has seen a flow of the connection; returns whether the
+ * flow pays for an upstream set-up: the connection's first, or the first
+ * after the core closed an idle upstream (--upstream-idle), which it shows
+ * by set-up times of -1 while the old upstream address is still known. */
+static int rec_first_on_conn(int slot, flt_flow_t *f) {
+  int first;
+  const flt_conn_t *c = f->conn;
+  if (c == NULL) return 0;
+  first = c->fctx[slot] != &tr_conn_seen ||
+          (c->dns_us == -1 && c->connect_us == -1 && c->ssl_us == -1 && c->server_addr[0] != '\0');
+  f->conn->fctx[slot] = &tr_conn_seen;
+  return first;
+}
+
+void tr_rec_on_request_head(void *self, flt_flow_t *f) {
+  tr_recorder_t *rec = self, *peer = rec->peer;
+  tr_flow_t *r;
+
+  if (rec->slot < 0 || tr_writer_failed(rec->w)) return;
+  if (f->fctx[rec->slot]) return; /* the peer's record, shared with us */
+  r = tr_flow_new(rec->body_cap);
+  if (r == NULL || tr_flow_head(r, FLT_DIR_REQUEST, &f->req) < 0) {
+    flt_log_error("transcript: out of memory; flow %llu not recorded", (unsigned long long)f->id);
+    tr_flow_release(r);
+    return;
+  }
+  r->owner = rec;
+  r->first_on_conn = rec_first_on_conn(rec->slot, f);
+  f->fctx[rec->slot] = r;
+  if (peer && peer->slot >= 0 && !tr_writer_failed(peer->w)) {
+    rec_first_on_conn(peer->slot, f);
+    r->sharers++;
+    atomic_fetch_add(&r->refs, 1);
+    f->fctx[peer->slot] = r;
+  }
+}
+
+void tr_rec_on_request_body(void *self, flt_flow_t *f, const uint8_t *data, size_t len) {
+  tr_flow_t *r = rec_flow_fed(self, f);
+  if (r) tr_flow_body(r, FLT_DIR_REQUEST, data, len);
+}
+
+void tr_rec_on_response_head(void *self, flt_flow_t *f) {
+  tr_flow_t *r = rec_flow_fed(self, f);
+  if (r && tr_flow_head(r, FLT_DIR_RESPONSE, &f->resp) < 0)
+    flt_log_error("transcript: out of memory; response of flow %llu not recorded",
+                  (unsigned long long)f->id);
+}
+
+void tr_rec_on_response_body(void *self, flt_flow_t *f, const uint8_t *data, size_t len) {
+  tr_flow_t *r = rec_flow_fed(self, f);
+  if (r) tr_flow_body(r, FLT_DIR_RESPONSE, data, len);
+}
+
+void tr_flow_job_free(tr_job_t *job) {
+  tr_flow_job_t *j = (tr_flow_job_t *)job;
+  tr_flow_release(j->rec);
+  free(j);
+}
+
+void tr_rec_on_flow_end(void *self, flt_flow_t *f) {
+  tr_recorder_t *rec = self;
+  tr_flow_t *r = rec_flow(rec, f);
+  tr_flow_job_t *j;
+
+  if (r == NULL) return;
+  f->fctx[rec->slot] = NULL;
+  if (f->hidden & (1u << rec->slot)) { /* --har-filter / --jsonl-filter */
+    tr_flow_release(r);
+    return;
+  }
+  /* Whichever sharer comes first freezes the record, before any queues it. */
+  if (r->frozen == 0) r->frozen = tr_flow_freeze(r, f) < 0 ? -1 : 1;
+  j = malloc(sizeof(*j));
+  if (j == NULL || r->frozen < 0) {
+    flt_log_error("transcript: out of memory; flow %llu not recorded", (unsigned long long)f->id);
+    free(j);
+    tr_flow_release(r);
+    return;
+  }
+  j->rec = r;
+  /* The record's memory, split between the queues of those sharing it. */
+  j->job.cost = tr_flow_cost(r) / (size_t)r->sharers;
+  tr_writer_put(rec->w, &j->job);
+}
+
+void tr_rec_on_conn_close(void *self, flt_conn_t *c) {
+  tr_recorder_t *rec = self;
+  if (rec->slot >= 0 && c->fctx[rec->slot] == &tr_conn_seen) c->fctx[rec->slot] = NULL;
+}
+
+void tr_rec_on_shutdown(void *self) {
+  tr_recorder_t *rec = self;
+  tr_writer_flush(rec->w);
+}
+
+/* ---- JSON helpers ------------------------------------------------------- */
+
+static cJSON *json_bytes(const char *s, size_t len) {
+  const uint8_t *p = (const uint8_t *)s;
+  flt_strbuf_t b;
+  cJSON *item;
+
+  flt_strbuf_init(&b, 0);
+  for (size_t i = 0; i < len;) {
+    size_t n = p[i] ? flt_utf8_seq_len(p + i, len - i) : 0;
+    if (n) {
+      flt_strbuf_append(&b, p + i, n);
+      i += n;
+      continue;
+    }
+    if (p[i] == 0) {
+      flt_strbuf_append(&b, "\xef\xbf\xbd", 3); /* U+FFFD */
+    } else { /* ISO-8859-1 maps byte for byte onto U+0080..U+00FF */
+      uint8_t u[2] = {(uint8_t)(0xc0 | (p[i] >> 6)), (uint8_t)(0x80 | (p[i] & 0x3f))};
+      flt_strbuf_append(&b, u, 2);
+    }
+    i++;
+  }
+  item = b.truncated ? NULL : cJSON_CreateString(b.data ? b.data : "");
+  flt_strbuf_free(&b);
+  return item;
+}
+
+cJSON *tr_json_add_bytes(cJSON *obj, const char *key, const char *s, size_t len) {
+  cJSON *item = json_bytes(s ? s : "", s ? len : 0);
+  if (item && !cJSON_AddItemToObject(obj, key, item)) {
+    cJSON_Delete(item);
+    item = NULL;
+  }
+  return item;
+}
+
+cJSON *tr_json_add_str(cJSON *obj, const char *key, const char *s) {
+  return tr_json_add_bytes(obj, key, s, s ? strlen(s) : 0);
+}
+
+cJSON *tr_json_headers(const flt_head_t *h) {
+  cJSON *arr = cJSON_CreateArray();
+
+  for (size_t i = 0; arr && h && i < h->n_headers; i++) {
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
+      cJSON_Delete(o);
+      break;
+    }
+    tr_json_add_bytes(o, "name", h->headers[i].name, h->headers[i].name_len);
+    tr_json_add_bytes(o, "value", h->headers[i].value, h->headers[i].value_len);
+  }
+  return arr;
+}
+
+void tr_http_version(const flt_head_t *h, char *buf, size_t size) {
+  if (h == NULL || (h->http_major == 0 && h->http_minor == 0))
+    snprintf(buf, size, "%s", "");
+  else if (h->http_major >= 2)
+    snprintf(buf, size, "HTTP/%d", h->http_major);
+  else
+    snprintf(buf, size, "HTTP/%d.%d", h->http_major, h->http_minor);
+}
+
+void tr_iso_time(uint64_t us, char *buf, size_t size) {
+  time_t sec = (time_t)(us / 1000000u);
+  struct tm tm;
+
+  gmtime_r(&sec, &tm);
+  snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(us % 1000000u / 1000u));
+}
+
+static double us_to_ms(uint64_t us) {
+  return (double)us / 1000.0;
+}
+
+static double setup_ms(int64_t us) {
+  return us < 0 ? -1 : us_to_ms((uint64_t)us);
+}
+
+void tr_timings_of(const tr_flow_t *r, tr_timings_t *t) {
+  const flt_flow_t *f = &r->flow;
+  uint64_t start = f->t_start_us, end, req_end, resp_head;
+
+  t->dns = t->connect = t->ssl = -1;
+  if (r->first_on_conn) {
+    t->dns = setup_ms(r->conn.dns_us);
+    t->connect = setup_ms(r->conn.connect_us);
+    t->ssl = setup_ms(r->conn.ssl_us);
+    if (t->ssl >= 0 && t->connect >= 0) t->connect += t->ssl;
+  }
+  /* Missing or out-of-order stamps (an error flow) count as zero-length
+   * phases: HAR timings are never negative except -1. */
+  end = f->t_end_us > start ? f->t_end_us : start;
+  req_end = f->t_req_end_us ? f->t_req_end_us : end;
+  req_end = req_end < start ? start : req_end > end ? end : req_end;
+  resp_head = f->t_resp_head_us ? f->t_resp_head_us : end;
+  resp_head = resp_head < req_end ? req_end : resp_head > end ? end : resp_head;
+  t->send = us_to_ms(req_end - start);
+  t->wait = us_to_ms(resp_head - req_end);
+  t->receive = us_to_ms(end - resp_head);
+  t->total = t->send + t->wait + t->receive;
+  if (t->dns > 0) t->total += t->dns;
+  if (t->connect > 0) t->total += t->connect;
+}

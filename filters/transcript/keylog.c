@@ -1,0 +1,114 @@
+/* keylog.c — the NSS key log (transcript.h): one line per on_keylog event,
+ * for both TLS legs, so Wireshark can decrypt a capture of either.
+ *
+ * The file holds the secrets of every session: it is created 0600 and a
+ * pre-existing file that others may read is made 0600 (tr_open). Lines are appended
+ * (O_APPEND, so another writer of the same file, e.g. the client's own
+ * SSLKEYLOGFILE, never overwrites ours), one write(2) each on the writer
+ * thread, so a line is in the kernel moments after the handshake that
+ * produced it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "filters/util/log.h"
+#include "filters/transcript/transcript.h"
+#include "filters/transcript/transcript_internal.h"
+
+/* An NSS line is a label and two hex strings (< 300 bytes); anything much
+ * longer is not a key log line. */
+#define KEYLOG_MAX_LINE 4096
+
+typedef struct flt_keylog {
+  int fd;
+  char path[512];
+  tr_writer_t *w;
+} flt_keylog_t;
+
+typedef struct keylog_job {
+  tr_job_t job;
+  size_t len;
+  char line[]; /* with its '\n' */
+} keylog_job_t;
+
+static int keylog_write(void *sink, tr_job_t *job) {
+  flt_keylog_t *kl = sink;
+  keylog_job_t *j = (keylog_job_t *)job;
+  return tr_write_all(kl->fd, j->line, j->len);
+}
+
+static void keylog_job_free(tr_job_t *job) {
+  free(job);
+}
+
+static const tr_sink_ops_t keylog_sink = {
+    .write = keylog_write,
+    .free_job = keylog_job_free,
+};
+
+static void on_keylog(void *self, flt_conn_t *c, const char *line) {
+  flt_keylog_t *kl = self;
+  size_t len = line ? strnlen(line, KEYLOG_MAX_LINE + 1) : 0;
+  keylog_job_t *j;
+
+  (void)c;
+  if (len == 0 || len > KEYLOG_MAX_LINE || tr_writer_failed(kl->w)) return;
+  j = malloc(sizeof(*j) + len + 1);
+  if (j == NULL) {
+    flt_log_error("key log %s: out of memory; a key log line was lost", kl->path);
+    return;
+  }
+  memcpy(j->line, line, len);
+  j->line[len] = '\n';
+  j->len = len + 1;
+  j->job.cost = sizeof(*j) + j->len;
+  tr_writer_put(kl->w, &j->job);
+}
+
+static void on_shutdown(void *self) {
+  flt_keylog_t *kl = self;
+  tr_writer_flush(kl->w);
+}
+
+void *flt_keylog_new(const char *path, char *err, size_t errlen) {
+  flt_keylog_t *kl = calloc(1, sizeof(*kl));
+
+  if (kl == NULL) {
+    snprintf(err, errlen, "key log %s: out of memory", path);
+    return NULL;
+  }
+  snprintf(kl->path, sizeof(kl->path), "%s", path);
+  kl->fd = tr_open("key log", path, O_WRONLY | O_APPEND, 0600, err, errlen);
+  if (kl->fd < 0) {
+    free(kl);
+    return NULL;
+  }
+  kl->w = tr_writer_new("key log", path, &keylog_sink, kl, err, errlen);
+  if (kl->w == NULL) {
+    close(kl->fd);
+    free(kl);
+    return NULL;
+  }
+  return kl;
+}
+
+void flt_keylog_free(void *self) {
+  flt_keylog_t *kl = self;
+
+  if (kl == NULL) return;
+  tr_writer_free(kl->w);
+  if (close(kl->fd) < 0) flt_log_warn("key log %s: close: %s", kl->path, strerror(errno));
+  free(kl);
+}
+
+const flt_ops_t flt_keylog_ops = {
+    .abi_version = FLT_ABI_VERSION,
+    .name = "keylog",
+    .on_keylog = on_keylog,
+    .on_shutdown = on_shutdown,
+};

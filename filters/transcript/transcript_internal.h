@@ -1,0 +1,267 @@
+/* transcript_internal.h — the pieces the recording filters (har.c,
+ * jsonl.c, pcap.c, keylog.c) share, implemented in flowjson.c and (bodies)
+ * flowbody.c:
+ *
+ *  - tr_writer_t: one writer thread per transcript file. The event loop
+ *    queues jobs and returns; the thread runs them in queue order. The
+ *    first failure is reported once (flt_log_warn, naming the file and
+ *    strerror) and stops that sink for good; proxying goes on.
+ *  - tr_flow_t: one flow as a transcript records it — copies of both heads,
+ *    the bodies decoded as they stream in (capped at body_cap), and at flow
+ *    end a frozen copy of the flow and its connection, so that the writer
+ *    thread can format it after the core has freed the original.
+ *  - tr_recorder_t: the flow-event handlers HAR and JSON lines have in
+ *    common (collect a tr_flow_t per flow, queue it at flow end). Two
+ *    recorders can share their records (tr_rec_share): each flow is then
+ *    copied once, and its bodies encoded once, for both files.
+ *  - tr_body_t: a body as both formats store it (text or base64), and the
+ *    way it gets into an entry: written from where it is, next to the
+ *    entry cJSON printed without it (tr_json_splice).
+ *  - JSON helpers both formats use.
+ */
+#ifndef TLSPEEK_TRANSCRIPT_INTERNAL_H
+#define TLSPEEK_TRANSCRIPT_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "filters/util/decode.h"
+#include "filters/filter.h"
+#include "filters/util/strbuf.h"
+
+/* Bytes of jobs a writer holds before it drops new ones (and says so
+ * once): a disk that cannot keep up must not eat the machine. */
+#define TR_MAX_QUEUED (256u * 1024 * 1024)
+/* Encoded body bytes fed to a decoder, as a multiple of body_cap: a body
+ * that decodes to (almost) nothing must not keep a worker busy forever. */
+#define TR_MAX_ENCODED_RATIO 2
+/* Longest ISO 8601 time we print: "2024-01-31T23:59:59.123Z". */
+#define TR_ISO_LEN 32
+
+/* ---- the writer thread ------------------------------------------------ */
+
+/* Every job starts with this header (the queue is intrusive). */
+typedef struct tr_job {
+  struct tr_job *next;
+  size_t cost; /* bytes it holds, counted against TR_MAX_QUEUED */
+} tr_job_t;
+
+typedef struct tr_sink_ops {
+  /* Runs on the writer thread, in queue order. Returns 0 or an errno
+   * value; after a failure no job of this sink runs again. */
+  int (*write)(void *sink, tr_job_t *job);
+  /* Optional, replaces `write`: runs every job the thread took from the
+   * queue at once (linked by `next`, in queue order), so that a sink of
+   * many small jobs can write them with one writev(2). The jobs are freed
+   * afterwards by the writer, not by this. 0 or an errno value. */
+  int (*write_list)(void *sink, tr_job_t *list);
+  /* Optional: runs when the queue has drained (e.g. fflush). */
+  int (*flush)(void *sink);
+  /* Frees a job, whether it ran or not. */
+  void (*free_job)(tr_job_t *job);
+} tr_sink_ops_t;
+
+typedef struct tr_writer tr_writer_t;
+
+/* `label` ("HAR file") and `path` name the sink in messages. Returns NULL
+ * with a sentence in err when the thread cannot start. */
+tr_writer_t *tr_writer_new(const char *label, const char *path, const tr_sink_ops_t *ops,
+                           void *sink, char *err, size_t errlen);
+/* Queues `job` (ownership passes to the writer). Thread-safe, never waits
+ * for the disk. A failed or full writer frees the job at once. */
+void tr_writer_put(tr_writer_t *w, tr_job_t *job);
+/* Non-zero once a write failed: callers may skip building jobs. */
+int tr_writer_failed(tr_writer_t *w);
+/* Waits until every job queued so far has run. */
+void tr_writer_flush(tr_writer_t *w);
+/* Flushes, stops the thread, frees. The sink itself is the caller's. */
+void tr_writer_free(tr_writer_t *w);
+
+/* Helpers for sinks: write(2)/writev(2) everything; 0 or errno.
+ * tr_writev_all writes at `off` (pwritev), or at the file position when
+ * `off` < 0 (writev); it consumes `iov` (advances past what was written). */
+int tr_write_all(int fd, const void *data, size_t len);
+struct iovec;
+int tr_writev_all(int fd, struct iovec *iov, int n, off_t off);
+/* Write-behind for a transcript file (written once, front to back, up to
+ * gigabytes): each time another TR_BEHIND_WINDOW bytes were appended, the
+ * sink starts writing them back to disk, waits for the window before them
+ * to be on disk and drops that one from the page cache. The file then
+ * holds at most about two windows of dirty or cached pages, and its next
+ * writes can reuse pages it just freed instead of touching fresh memory.
+ * On the VM the benchmark runs on (which hands free memory back to its
+ * host), writing 3 GB into fresh page-cache pages took about seven times
+ * the CPU of writing it this way, and in the bulk benchmark the PCAP
+ * writer's CPU fell to a third. Advice only: off for anything but a
+ * regular file, and off for good after the first error (the data is
+ * written either way). A disk slower than the traffic now slows the
+ * writer (and so, through backpressure, the traffic) after two windows
+ * rather than after the kernel's dirty-page limits. Writer thread only. */
+#define TR_BEHIND_WINDOW ((off_t)32 << 20)
+typedef struct tr_behind {
+  int on;
+  off_t queued;  /* writeback started up to here */
+  off_t dropped; /* dropped from the page cache up to here */
+} tr_behind_t;
+/* `start`: the offset up to which the file is written already. */
+void tr_behind_init(tr_behind_t *b, int fd, off_t start);
+/* The file is now written up to `end` (and never rewritten before it). */
+void tr_behind_advance(tr_behind_t *b, int fd, off_t end);
+
+/* Opens `path` with `flags` (O_CREAT implied) and `mode`; on failure -1
+ * and "cannot open <label> <path>: <strerror>" in err. */
+int tr_open(const char *label, const char *path, int flags, int mode, char *err, size_t errlen);
+
+/* ---- one recorded flow -------------------------------------------------- */
+
+typedef struct tr_msg {
+  int present;     /* a head was seen */
+  flt_head_t head; /* deep copy; strings live in `store` */
+  char *store;
+  char cenc[128];         /* Content-Encoding ("" = identity) */
+  flt_decoder_t *dec;     /* created with the first body byte */
+  flt_strbuf_t decoded;   /* cap: body_cap */
+  flt_strbuf_t raw;       /* encoded bytes, for a failed decode; cap body_cap */
+  uint64_t fed;           /* encoded bytes handed to the decoder */
+  uint64_t size_hint;     /* Content-Length of an identity body, else 0 */
+  int truncated;          /* body_cap (or the encoded-input cap) cut it */
+  char decode_error[160]; /* "gzip: incorrect header check", or "" */
+} tr_msg_t;
+
+/* A message body as a transcript stores it. */
+typedef struct tr_body {
+  const char *text; /* UTF-8 text, or base64 when `base64`; NUL-terminated */
+  size_t len;       /* of text */
+  char *alloc;      /* free() this (text, when it is not the record's) */
+  int base64;
+  uint64_t size; /* decoded size (lower bound when truncated) */
+  int decoded;   /* a Content-Encoding was removed */
+  int truncated;
+  const char *decode_error; /* then `text` is the body as received */
+  /* `text` as the inside of a JSON string, escaped as cJSON escapes it;
+   * `text` itself when nothing needs escaping (base64 never does). */
+  const char *json;
+  size_t json_len;
+  char *json_alloc; /* free() this */
+} tr_body_t;
+
+struct tr_recorder;
+
+typedef struct tr_flow {
+  size_t body_cap;
+  int first_on_conn; /* this flow paid for the upstream set-up */
+  tr_msg_t msg[2];   /* by flt_dir_t */
+  /* Filled by tr_flow_freeze(): the flow as it ended, self-contained.
+   * flow.conn points at conn; flow.req/resp at msg[].head. */
+  flt_conn_t conn;
+  flt_flow_t flow;
+  char *url;
+  char *error;
+  int frozen; /* 1 after tr_flow_freeze, -1 when it ran out of memory */
+  /* Sharing (tr_rec_share): the recorder that made the record feeds it;
+   * every recorder given it holds a reference and queues it; the writer
+   * that drops the last one frees it. `sharers` is how many were given it. */
+  const struct tr_recorder *owner;
+  int sharers;
+  atomic_int refs;
+  /* The bodies, prepared once by the first writer that asks (any thread). */
+  pthread_mutex_t body_mu;
+  int bodies_state; /* 0 not yet, 1 ready, -1 out of memory */
+  tr_body_t bodies[2];
+} tr_flow_t;
+
+/* A record with one reference. */
+tr_flow_t *tr_flow_new(size_t body_cap);
+/* Copies a head (its arrays are only borrowed for the event). A second
+ * head in the same direction (after a 1xx) replaces the first. */
+int tr_flow_head(tr_flow_t *r, flt_dir_t dir, const flt_head_t *h);
+void tr_flow_body(tr_flow_t *r, flt_dir_t dir, const uint8_t *p, size_t n);
+/* Ends the decoders and copies `f` and its connection. Only on the
+ * thread of the flow's events, before the record is queued. */
+int tr_flow_freeze(tr_flow_t *r, const flt_flow_t *f);
+/* Bytes the record holds (for the writer's queue bound). */
+size_t tr_flow_cost(const tr_flow_t *r);
+/* Drops a reference (any thread); the last one frees the record. */
+void tr_flow_release(tr_flow_t *r);
+
+/* Both bodies of a frozen record (by flt_dir_t), prepared on the first
+ * call and kept with the record: valid until it is released. Thread-safe.
+ * 0, or -1 when out of memory. */
+int tr_flow_bodies(tr_flow_t *r, const tr_body_t **bodies);
+/* Frees what tr_flow_bodies prepared (tr_flow_release does). */
+void tr_flow_bodies_free(tr_flow_t *r);
+
+/* ---- the shared HAR / JSONL event handlers ------------------------------ */
+
+typedef struct tr_recorder {
+  int slot; /* -1 until set */
+  size_t body_cap;
+  tr_writer_t *w;
+  struct tr_recorder *peer; /* shares its records with this one */
+} tr_recorder_t;
+
+/* From now on `a` and `b` (two recorders of one chain, slots set, same
+ * body_cap) record each flow once, for both. */
+void tr_rec_share(tr_recorder_t *a, tr_recorder_t *b);
+
+/* `self` of these is a struct whose first member is a tr_recorder_t. */
+void tr_rec_on_request_head(void *self, flt_flow_t *f);
+void tr_rec_on_request_body(void *self, flt_flow_t *f, const uint8_t *data, size_t len);
+void tr_rec_on_response_head(void *self, flt_flow_t *f);
+void tr_rec_on_response_body(void *self, flt_flow_t *f, const uint8_t *data, size_t len);
+void tr_rec_on_flow_end(void *self, flt_flow_t *f);
+void tr_rec_on_conn_close(void *self, flt_conn_t *c);
+void tr_rec_on_shutdown(void *self);
+void tr_rec_set_slot(tr_recorder_t *rec, int slot);
+/* The job a recorder queues: the frozen flow. */
+typedef struct tr_flow_job {
+  tr_job_t job;
+  tr_flow_t *rec;
+} tr_flow_job_t;
+void tr_flow_job_free(tr_job_t *job);
+
+/* ---- JSON helpers ------------------------------------------------------- */
+
+/* Adds `s[0..len)` as a string, made valid UTF-8: invalid bytes are read as
+ * ISO-8859-1 (what obs-text in headers usually is), NUL becomes U+FFFD.
+ * Returns the item or NULL (out of memory). */
+cJSON *tr_json_add_bytes(cJSON *obj, const char *key, const char *s, size_t len);
+cJSON *tr_json_add_str(cJSON *obj, const char *key, const char *s);
+/* [{"name": ..., "value": ...}] in wire order. */
+cJSON *tr_json_headers(const flt_head_t *h);
+/* "HTTP/1.1" (or "HTTP/2"); "" for a missing head. */
+void tr_http_version(const flt_head_t *h, char *buf, size_t size);
+/* "2024-01-31T23:59:59.123Z" */
+void tr_iso_time(uint64_t us, char *buf, size_t size);
+/* Non-zero when `p` is valid UTF-8 without NUL bytes. */
+int tr_utf8_valid(const uint8_t *p, size_t len);
+/* Standard base64 with padding; NULL when out of memory. */
+char *tr_base64(const uint8_t *p, size_t len);
+
+/* A body's place in an entry: a cJSON item that prints as a marker, which
+ * tr_json_splice replaces by bodies[index] as a JSON string. Bodies reach
+ * body_cap (10 MiB by default): they are never copied into the printed
+ * entry, nor escaped or scanned by cJSON. */
+cJSON *tr_json_body_ref(int index);
+/* Cuts `text` (cJSON's print of an entry with body refs) at the markers
+ * into iov[]: text, then for each marker "\"", the body's json, "\"", and
+ * the text after it. Returns the number of iovecs (at most TR_SPLICE_IOV);
+ * they point into `text`, `bodies` and static strings. */
+#define TR_SPLICE_IOV 9
+struct iovec;
+int tr_json_splice(const char *text, size_t len, const tr_body_t bodies[2], struct iovec *iov);
+
+/* Timings in milliseconds, as HAR defines them: -1 = not applicable; the
+ * set-up times only for the flow that paid for them. `connect` includes
+ * `ssl` (HAR 1.2 asks for that, for HAR 1.1 readers). */
+typedef struct tr_timings {
+  double dns, connect, ssl, send, wait, receive;
+  double total; /* sum of the available timings, excluding ssl */
+} tr_timings_t;
+void tr_timings_of(const tr_flow_t *r, tr_timings_t *t);
+
+#endif
