@@ -22,7 +22,7 @@ static void finish_listens(px_config_t *cfg) {
       if (strcmp(cfg->listens[j].host, lc->host) == 0 && cfg->listens[j].port == lc->port &&
           lc->port != 0)
         px_usage_error("two --mode listeners on %s:%u; give each its own @HOST:PORT", lc->host,
-                    (unsigned)lc->port);
+                       (unsigned)lc->port);
   }
 }
 

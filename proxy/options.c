@@ -159,14 +159,6 @@ static int parse_mode(const char *text, px_config_t *cfg) {
   return 0;
 }
 
-static int parse_log_level(const char *s) {
-  static const char *const names[] = {"error", "warn", "info", "debug", "trace"};
-  for (int i = 0; i < 5; i++)
-    if (strcmp(s, names[i]) == 0) return i;
-  if (strcmp(s, "warning") == 0) return FLT_LOG_WARN;
-  return -1;
-}
-
 
 /* Compiles an expression or exits 2 with the column-and-caret message. */
 static struct flt_expr *compile_or_die(const char *opt, const char *text, int allowed) {
@@ -243,14 +235,6 @@ static void parse_redact(px_config_t *cfg, const char *list) {
   free(copy);
 }
 
-static void print_version(void) {
-  printf("tlspeek %s\n", PX_VERSION);
-  printf("OpenSSL: %s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION),
-         OPENSSL_VERSION_TEXT);
-  printf("libuv: %s (built with %d.%d.%d)\n", uv_version_string(),
-         UV_VERSION_MAJOR, UV_VERSION_MINOR, UV_VERSION_PATCH);
-}
-
 void px_config_defaults(px_config_t *cfg) {
   memset(cfg, 0, sizeof(*cfg));
   cfg->auto_passthrough = 1;
@@ -279,6 +263,12 @@ void px_config_defaults(px_config_t *cfg) {
 
 /* ---- setters: one per kind of value ----------------------------------- */
 
+/* Every setter has the px_opt_set_fn signature; most use only some of it. */
+#define SETTER(fn)                                                                      \
+  static void fn(px_config_t *cfg __attribute__((unused)),                             \
+                 const px_option_t *o __attribute__((unused)),                         \
+                 const char *name __attribute__((unused)), const char *val __attribute__((unused)))
+
 #define FIELD(cfg, o, type) ((type *)(void *)((char *)(cfg) + (o)->off))
 
 /* Exits with the row's message for a bad value. Every err in the table
@@ -289,48 +279,41 @@ static void bad_value(const px_option_t *o, const char *arg) { px_usage_error(o-
 #pragma GCC diagnostic pop
 
 /* A flag: stores lo into an int field. */
-static void set_flag(px_config_t *cfg, const px_option_t *o, const char *name, const char *val) {
-  (void)name, (void)val;
+SETTER(set_flag) {
   *FIELD(cfg, o, int) = (int)o->lo;
 }
 
 /* -v, -vv, -vvv: each letter adds one, up to hi. */
-static void set_more(px_config_t *cfg, const px_option_t *o, const char *name, const char *val) {
+SETTER(set_more) {
   int *f = FIELD(cfg, o, int);
-  (void)name;
   *f += val ? (int)strlen(val) : 1;
   if (*f > o->hi) *f = (int)o->hi;
 }
 
 /* An integer from lo to hi into an int field. */
-static void set_int(px_config_t *cfg, const px_option_t *o, const char *name, const char *val) {
+SETTER(set_int) {
   long n;
-  (void)name;
   if (parse_int(val, o->lo, o->hi, &n) != 0) bad_value(o, val);
   *FIELD(cfg, o, int) = (int)n;
 }
 
 /* The same into a size_t field. */
-static void set_count(px_config_t *cfg, const px_option_t *o, const char *name, const char *val) {
+SETTER(set_count) {
   long n;
-  (void)name;
   if (parse_int(val, o->lo, o->hi, &n) != 0) bad_value(o, val);
   *FIELD(cfg, o, size_t) = (size_t)n;
 }
 
 /* A size ("64k", "10M") of at least lo bytes into a size_t field. */
-static void set_size(px_config_t *cfg, const px_option_t *o, const char *name, const char *val) {
+SETTER(set_size) {
   size_t *f = FIELD(cfg, o, size_t);
-  (void)name;
   if (parse_size(val, f) != 0 || *f < (size_t)o->lo) bad_value(o, val);
 }
 
 /* Seconds (fractions allowed) into a uint64_t field of milliseconds, at
  * least lo ms; "0" too with PX_OPT_ZERO_OK. */
-static void set_seconds(px_config_t *cfg, const px_option_t *o, const char *name,
-                        const char *val) {
+SETTER(set_seconds) {
   uint64_t *f = FIELD(cfg, o, uint64_t);
-  (void)name;
   if ((o->flags & PX_OPT_ZERO_OK) && strcmp(val, "0") == 0) {
     *f = 0;
     return;
@@ -340,18 +323,16 @@ static void set_seconds(px_config_t *cfg, const px_option_t *o, const char *name
 
 /* A non-empty string (a file or directory name) into a const char * field;
  * err takes the option's name. */
-static void set_string(px_config_t *cfg, const px_option_t *o, const char *name,
-                       const char *val) {
+SETTER(set_string) {
   if (*val == '\0') bad_value(o, name);
   *FIELD(cfg, o, const char *) = val;
 }
 
 /* A repeatable option collected into a const char *[hi] field whose count
  * (an int) is the field at lo bytes after the array's start. */
-static void set_list(px_config_t *cfg, const px_option_t *o, const char *name, const char *val) {
+SETTER(set_list) {
   const char **list = FIELD(cfg, o, const char *);
   int *n = (int *)(void *)((char *)list + o->lo);
-  (void)name;
   char max[24];
   snprintf(max, sizeof(max), "%ld", o->hi);
   if (*n == o->hi) bad_value(o, max);
@@ -359,23 +340,20 @@ static void set_list(px_config_t *cfg, const px_option_t *o, const char *name, c
 }
 
 /* A filter expression into a struct flt_expr * field (once). */
-static void set_expr(px_config_t *cfg, const px_option_t *o, const char *name, const char *val) {
+SETTER(set_expr) {
   struct flt_expr **slot = FIELD(cfg, o, struct flt_expr *);
   if (*slot) px_usage_error("%s given twice (combine the expressions with & or |)", name);
   *slot = compile_or_die(name, val, FLT_EXPR_ALL_TERMS);
 }
 
 /* A key type (p256, p384, rsa2048, rsa3072) into a ca_key_type_t field. */
-static void set_key_type(px_config_t *cfg, const px_option_t *o, const char *name,
-                         const char *val) {
-  (void)name;
+SETTER(set_key_type) {
   if (ca_key_type_parse(val, FIELD(cfg, o, ca_key_type_t)) != 0) bad_value(o, val);
 }
 
 /* ---- setters for one option each --------------------------------------- */
 
-static void set_mode(px_config_t *cfg, const px_option_t *o, const char *name, const char *val) {
-  (void)o, (void)name;
+SETTER(set_mode) {
   if (parse_mode(val, cfg) != 0)
     px_usage_error("bad --mode '%s' (use explicit, transparent, socks5, "
                    "reverse:https://HOST:PORT, reverse:http://HOST:PORT or "
@@ -384,16 +362,12 @@ static void set_mode(px_config_t *cfg, const px_option_t *o, const char *name, c
                    val, PX_MAX_LISTENERS);
 }
 
-static void set_listen(px_config_t *cfg, const px_option_t *o, const char *name,
-                       const char *val) {
-  (void)o, (void)name;
+SETTER(set_listen) {
   if (parse_host_port(val, cfg->listen_host, sizeof(cfg->listen_host), &cfg->listen_port) != 0)
     px_usage_error("bad --listen '%s' (use HOST:PORT, e.g. 127.0.0.1:8080)", val);
 }
 
-static void set_proxyauth(px_config_t *cfg, const px_option_t *o, const char *name,
-                          const char *val) {
-  (void)o, (void)name;
+SETTER(set_proxyauth) {
   if (strchr(val, ':') == NULL || val[0] == ':')
     px_usage_error("--proxyauth takes USER:PASS, not '%s'", val);
   if (strlen(val) > 511) px_usage_error("--proxyauth is too long (%s)", "at most 255 bytes each");
@@ -401,9 +375,7 @@ static void set_proxyauth(px_config_t *cfg, const px_option_t *o, const char *na
 }
 
 /* --ignore-hosts: an expression when it starts like one, else a regex. */
-static void set_ignore(px_config_t *cfg, const px_option_t *o, const char *name,
-                       const char *val) {
-  (void)o, (void)name;
+SETTER(set_ignore) {
   if (val[0] == '~' || val[0] == '!' || val[0] == '(') {
     if (cfg->n_ignore_exprs == 16) px_usage_error("at most %d --ignore-hosts expressions", 16);
     cfg->ignore_exprs[cfg->n_ignore_exprs++] =
@@ -415,8 +387,7 @@ static void set_ignore(px_config_t *cfg, const px_option_t *o, const char *name,
 }
 
 /* --block, --set-header, --remove-header: lo is the px_action_kind_t. */
-static void set_action(px_config_t *cfg, const px_option_t *o, const char *name,
-                       const char *val) {
+SETTER(set_action) {
   if (cfg->n_actions == PX_MAX_ACTIONS) px_usage_error("at most %d actions", PX_MAX_ACTIONS);
   px_action_t *a = &cfg->actions[cfg->n_actions++];
   memset(a, 0, sizeof(*a));
@@ -427,46 +398,40 @@ static void set_action(px_config_t *cfg, const px_option_t *o, const char *name,
     parse_header_action(name, val, a);
 }
 
-static void set_redact(px_config_t *cfg, const px_option_t *o, const char *name,
-                       const char *val) {
-  (void)o, (void)name;
+SETTER(set_redact) {
   parse_redact(cfg, val ? val : "Authorization,Proxy-Authorization,Cookie,Set-Cookie");
 }
 
-static void set_upstream_ca(px_config_t *cfg, const px_option_t *o, const char *name,
-                            const char *val) {
-  (void)o, (void)name;
+SETTER(set_upstream_ca) {
   if (access(val, R_OK) != 0) px_usage_error("cannot read --upstream-ca file '%s'", val);
   cfg->upstream_ca = val;
 }
 
-static void set_log_level(px_config_t *cfg, const px_option_t *o, const char *name,
-                          const char *val) {
-  (void)o, (void)name;
-  int lv = parse_log_level(val);
-  if (lv < 0) px_usage_error("bad --log-level '%s' (error, warn, info, debug, trace)", val);
-  cfg->log_level = lv;
+SETTER(set_log_level) {
+  static const char *const names[] = {"error", "warn", "info", "debug", "trace", "warning"};
+  int i = 0;
+  while (i < 6 && strcmp(val, names[i]) != 0) i++;
+  if (i == 6) px_usage_error("bad --log-level '%s' (error, warn, info, debug, trace)", val);
+  cfg->log_level = i == 5 ? FLT_LOG_WARN : i; /* "warning" is "warn" */
 }
 
-static void set_dns_server(px_config_t *cfg, const px_option_t *o, const char *name,
-                           const char *val) {
+SETTER(set_dns_server) {
   char err[300];
-  (void)o, (void)name;
   if (px_dns_check_servers(val, err, sizeof(err)) != 0) px_usage_error("%s", err);
   cfg->dns_servers = val;
 }
 
-static void show_help(px_config_t *cfg, const px_option_t *o, const char *name,
-                      const char *val) {
-  (void)cfg, (void)o, (void)name, (void)val;
+SETTER(show_help) {
   px_opt_write_help(stdout);
   exit(0);
 }
 
-static void show_version(px_config_t *cfg, const px_option_t *o, const char *name,
-                         const char *val) {
-  (void)cfg, (void)o, (void)name, (void)val;
-  print_version();
+SETTER(show_version) {
+  printf("tlspeek %s\n", PX_VERSION);
+  printf("OpenSSL: %s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION),
+         OPENSSL_VERSION_TEXT);
+  printf("libuv: %s (built with %d.%d.%d)\n", uv_version_string(),
+         UV_VERSION_MAJOR, UV_VERSION_MINOR, UV_VERSION_PATCH);
   exit(0);
 }
 
@@ -703,25 +668,16 @@ const px_option_t *px_options(size_t *n) {
 
 #define HELP_COL 27 /* where the help text of every option starts */
 
-/* "  -m, --mode MODE", "      --tproxy", "  -v" */
-static size_t format_names(const px_option_t *o, char *buf, size_t cap) {
-  int n;
-  if (o->shrt && o->lng)
-    n = snprintf(buf, cap, "  -%c, %s", o->shrt, o->lng);
-  else if (o->shrt)
-    n = snprintf(buf, cap, "  -%c", o->shrt);
-  else
-    n = snprintf(buf, cap, "      %s", o->lng);
-  if (o->meta && n > 0 && (size_t)n < cap) n += snprintf(buf + n, cap - (size_t)n, " %s", o->meta);
-  return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
-}
-
+/* "  -m, --mode MODE", "      --tproxy", "  -v", then the help text. */
 static void write_option(FILE *out, const px_option_t *o) {
   char names[128];
-  size_t len = format_names(o, names, sizeof(names));
+  int len = o->shrt ? snprintf(names, 64, "  -%c%s%s", o->shrt, o->lng ? ", " : "",
+                               o->lng ? o->lng : "")
+                    : snprintf(names, 64, "      %s", o->lng);
+  if (o->meta) len += snprintf(names + len, 64, " %s", o->meta);
   /* Long names push the text right by one or two spaces. */
-  size_t col = o->col ? (size_t)o->col : len < HELP_COL - 1 ? HELP_COL : len + (len == 26 ? 1 : 2);
-  fprintf(out, "%s%*s", names, (int)(col > len ? col - len : 1), "");
+  int col = o->col ? o->col : len < HELP_COL - 1 ? HELP_COL : len + (len == HELP_COL - 1 ? 1 : 2);
+  fprintf(out, "%s%*s", names, col - len, "");
   for (const char *line = o->help; line;) {
     const char *nl = strchr(line, '\n');
     if (nl == NULL) {
