@@ -62,6 +62,7 @@ typedef struct px_flow_node {
   flt_head_t *resp_copy;
   struct px_flow_node *next;
   int head_only;     /* request was HEAD: the response has no body */
+  int upgrade_asked; /* request had Upgrade (with Connection: upgrade) or was CONNECT */
 } px_flow_node_t;
 
 typedef struct px_session {

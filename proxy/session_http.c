@@ -94,6 +94,7 @@ static px_flow_node_t *flow_start(px_session_t *s, px_http_t *h) {
   n->flow.url = absolute_url(s, &n->flow.req);
   n->flow.t_start_us = flt_now_us();
   n->head_only = strcmp(n->flow.req.method, "HEAD") == 0;
+  n->upgrade_asked = h->parser.upgrade;
   if (s->flows_tail)
     s->flows_tail->next = n;
   else
@@ -618,6 +619,15 @@ static int on_resp_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   px_flow_node_t *n = s->flows_head;
   int rc = 0;
 
+  if (status == 101 && (n == NULL || !n->upgrade_asked)) {
+    /* RFC 9110 §15.2.2: a server switches only to a protocol the client
+     * asked for. Switching anyway would turn the client's next requests
+     * (to any host, in explicit mode) into an unparsed stream to this
+     * server, past --block and the transcripts. */
+    snprintf(h->error, sizeof(h->error),
+             "101 Switching Protocols to a request that asked for no Upgrade");
+    return -1;
+  }
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)raw, len);
   if (status >= 100 && status < 200 && status != 101) {
     px_send_client(s, raw, len); /* 100 Continue and friends: pass on */
