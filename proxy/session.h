@@ -127,6 +127,7 @@ typedef struct px_session {
   size_t resp_head_mark;       /* batch[0].len before the current response's
                                   head, SIZE_MAX when not in this batch */
   int tls_sniffed;             /* the first decrypted bytes were classified */
+  int auth_mask;               /* px_proxyauth_mask_stream state of client reads */
   int switch_pending;          /* explicit plain HTTP: a request to another
                                   origin waits in `req` (PX_HTTP_HELD), client
                                   reads stopped, until this origin's flows
