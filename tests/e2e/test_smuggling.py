@@ -397,3 +397,28 @@ def test_101_to_a_request_without_upgrade_is_refused(mode, proxy_factory, pki, u
     assert b"101 Switching Protocols to a request that asked for no Upgrade" in reply, reply
     with up.lock:
         assert b"secret" not in bytes(up.received), bytes(up.received)
+
+
+@pytest.mark.parametrize("mode", ["http", "tls"])
+def test_response_without_a_request_is_not_passed_on(mode, proxy_factory, pki, upstreams):
+    """A server that sends a second response after the one asked for must not
+    reach the client: the client would read it as the answer to its next
+    request, which in explicit mode may be for another host. The client
+    gets the real answer, then the connection closes."""
+    evil = OK + b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nEVIL!!"
+    a = upstreams(pki.leaf if mode == "tls" else None, reply=lambda head: evil)
+    b = upstreams()
+    p = proxy_factory()
+    s = open_client(mode, p, a, pki)
+    s.sendall(b"GET " + target(mode, a, b"/a") + b" HTTP/1.1\r\nHost: " + host(a) + b"\r\n\r\n")
+    time.sleep(0.5)
+    try:
+        s.sendall(b"GET " + target(mode, b, b"/b") + b" HTTP/1.1\r\nHost: " + host(b) +
+                  b"\r\nConnection: close\r\n\r\n")
+    except OSError:
+        pass
+    reply = read_all(s, timeout=5)
+    s.close()
+    assert reply.startswith(OK), reply
+    assert b"EVIL" not in reply, reply
+    assert "when no request was waiting for one" in p.stderr(), p.stderr()
