@@ -62,6 +62,7 @@ typedef struct px_flow_node {
   flt_head_t *resp_copy;
   struct px_flow_node *next;
   int head_only;     /* request was HEAD: the response has no body */
+  int upgrade_asked; /* request had Upgrade (with Connection: upgrade) or was CONNECT */
 } px_flow_node_t;
 
 typedef struct px_session {
@@ -126,6 +127,7 @@ typedef struct px_session {
   size_t resp_head_mark;       /* batch[0].len before the current response's
                                   head, SIZE_MAX when not in this batch */
   int tls_sniffed;             /* the first decrypted bytes were classified */
+  int auth_mask;               /* px_proxyauth_mask_stream state of client reads */
   int switch_pending;          /* explicit plain HTTP: a request to another
                                   origin waits in `req` (PX_HTTP_HELD), client
                                   reads stopped, until this origin's flows

@@ -94,6 +94,7 @@ static px_flow_node_t *flow_start(px_session_t *s, px_http_t *h) {
   n->flow.url = absolute_url(s, &n->flow.req);
   n->flow.t_start_us = flt_now_us();
   n->head_only = strcmp(n->flow.req.method, "HEAD") == 0;
+  n->upgrade_asked = h->parser.upgrade;
   if (s->flows_tail)
     s->flows_tail->next = n;
   else
@@ -616,8 +617,25 @@ static int on_resp_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   px_session_t *s = ud;
   int status = (int)h->parser.status_code;
   px_flow_node_t *n = s->flows_head;
-  int rc = 0;
+  int rc;
 
+  if (n == NULL) {
+    /* HTTP/1 responses carry no request id: passed on, this one would be
+     * read by the client as the answer to its next request, to whatever
+     * host (explicit mode shares one client connection between origins). */
+    snprintf(h->error, sizeof(h->error), "a response (%d) when no request was waiting for one",
+             status);
+    return -1;
+  }
+  if (status == 101 && !n->upgrade_asked) {
+    /* RFC 9110 §15.2.2: a server switches only to a protocol the client
+     * asked for. Switching anyway would turn the client's next requests
+     * (to any host, in explicit mode) into an unparsed stream to this
+     * server, past --block and the transcripts. */
+    snprintf(h->error, sizeof(h->error),
+             "101 Switching Protocols to a request that asked for no Upgrade");
+    return -1;
+  }
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)raw, len);
   if (status >= 100 && status < 200 && status != 101) {
     px_send_client(s, raw, len); /* 100 Continue and friends: pass on */
@@ -630,33 +648,26 @@ static int on_resp_head(void *ud, px_http_t *h, const char *raw, size_t len) {
         binds_connection(&view, "proxy-authenticate"))
       s->up_pinned = 1;
   }
-  if (n == NULL) {
-    flt_log_debug("session %llu: response without a request (%d)", (unsigned long long)s->conn.id,
-                  status);
-  } else {
-    n->resp_copy = px_http_copy_head(h);
-    if (n->resp_copy) {
-      redact_head(s->w->shared->cfg, n->resp_copy);
-      n->flow.resp = *n->resp_copy;
-      n->flow.has_response = 1;
-      n->flow.t_resp_head_us = flt_now_us();
-      flt_emit_response_head(chain_of(s), &n->flow);
-    }
-    rc = n->head_only ? 1 : 0;
-    if (strcmp(n->flow.req.method, "CONNECT") == 0 && status >= 200 && status < 300) {
-      /* A tunnel through an origin (RFC 9110 §9.3.6): both ways are raw
-       * from here, and the 2xx has no body. */
-      rc = 1;
-      px_http_set_raw(h);
-      px_http_set_raw(&s->req);
-    }
-    s->resp_head_mark = s->batching[0] ? s->batch[0].len : SIZE_MAX;
-    px_head_edit_t edit;
-    memset(&edit, 0, sizeof(edit));
-    send_head(s, h, &n->flow, &edit, raw, len, 1);
-    return rc;
+  n->resp_copy = px_http_copy_head(h);
+  if (n->resp_copy) {
+    redact_head(s->w->shared->cfg, n->resp_copy);
+    n->flow.resp = *n->resp_copy;
+    n->flow.has_response = 1;
+    n->flow.t_resp_head_us = flt_now_us();
+    flt_emit_response_head(chain_of(s), &n->flow);
   }
-  px_send_client(s, raw, len);
+  rc = n->head_only ? 1 : 0;
+  if (strcmp(n->flow.req.method, "CONNECT") == 0 && status >= 200 && status < 300) {
+    /* A tunnel through an origin (RFC 9110 §9.3.6): both ways are raw
+     * from here, and the 2xx has no body. */
+    rc = 1;
+    px_http_set_raw(h);
+    px_http_set_raw(&s->req);
+  }
+  s->resp_head_mark = s->batching[0] ? s->batch[0].len : SIZE_MAX;
+  px_head_edit_t edit;
+  memset(&edit, 0, sizeof(edit));
+  send_head(s, h, &n->flow, &edit, raw, len, 1);
   return rc;
 }
 
@@ -768,10 +779,17 @@ static void upstream_broke(px_session_t *s, const char *text) {
     n->flow.has_response = 0;
   }
   s->resp_head_mark = SIZE_MAX;
-  if (n && !n->flow.has_response)
+  if (n && !n->flow.has_response) {
     px_reply_error(s, 502, "Bad Gateway", text);
-  else
+  } else if (n == NULL) {
+    /* Every answer the client waited for is out (or in this batch): it
+     * gets them, then the connection closes. */
+    s->close_when_flushed = 1;
+    px_update_reading(s);
+    px_maybe_finish(s);
+  } else {
     px_session_close(s, text);
+  }
 }
 
 void px_upstream_plaintext(px_session_t *s, const char *data, size_t len) {
@@ -788,6 +806,7 @@ static void upstream_plaintext(px_session_t *s, const char *data, size_t len) {
     px_send_client(s, data, len);
     return;
   }
+  if (s->resp.state == PX_HTTP_FAILED && s->close_when_flushed) return; /* reported once */
   s->resp_head_mark = SIZE_MAX;
   if (px_http_feed(&s->resp, data, len) == 0 || s->state == PX_S_CLOSING) return;
   char text[800];

@@ -31,6 +31,13 @@ static pthread_mutex_t repeat_lock = PTHREAD_MUTEX_INITIALIZER;
 static repeat_slot_t repeat_slots[FLT_LOG_REPEAT_SLOTS];
 static int64_t (*repeat_clock)(void);
 
+/* The budget of distinct lines (FLT_LOG_BURST_LINES per window). Repeats
+ * alone cannot bound a flood: most lines about a client name its session
+ * and address, so every one of them is a new text. */
+static int64_t burst_start_ms;
+static unsigned burst_lines;
+static unsigned long burst_dropped;
+
 void flt_log_set_level(int level) { atomic_store(&log_level, level); }
 
 int flt_log_level(void) { return atomic_load(&log_level); }
@@ -130,7 +137,38 @@ static uint64_t text_hash(int level, const char *s) {
   return h ? h : 1;
 }
 
-/* Under repeat_lock. Returns 1 when `msg` is a repeat to hold back. */
+/* Under repeat_lock. Counts a new line of `level` against the window's
+ * budget; returns 1 when it is over and the line is to be dropped. Debug
+ * and trace lines, asked for with -v, are not counted. */
+static void report_dropped(int64_t now) {
+  if (burst_dropped > 0) {
+    char msg[200];
+    snprintf(msg, sizeof(msg), "%lu more line%s dropped in the last %.1f s: over %d lines per %.1f s",
+             burst_dropped, burst_dropped == 1 ? " was" : "s were",
+             (double)(now - burst_start_ms) / 1000.0, FLT_LOG_BURST_LINES,
+             (double)FLT_LOG_REPEAT_WINDOW_MS / 1000.0);
+    write_message(FLT_LOG_WARN, msg);
+  }
+  burst_dropped = 0;
+}
+
+static int over_budget(int level, int64_t now) {
+  if (level > FLT_LOG_INFO) return 0;
+  if (now - burst_start_ms >= FLT_LOG_REPEAT_WINDOW_MS || now < burst_start_ms) {
+    report_dropped(now);
+    burst_start_ms = now;
+    burst_lines = 0;
+  }
+  if (burst_lines < FLT_LOG_BURST_LINES) {
+    burst_lines++;
+    return 0;
+  }
+  burst_dropped++;
+  return 1;
+}
+
+/* Under repeat_lock. Returns 1 when `msg` is a repeat to hold back, or a
+ * new line over the budget (over_budget). */
 static int repeat_hold_back(int level, const char *msg) {
   int64_t now = repeat_clock ? repeat_clock() : monotonic_ms();
   uint64_t h = text_hash(level, msg);
@@ -149,6 +187,7 @@ static int repeat_hold_back(int level, const char *msg) {
         (slot->hash != 0 && (r->hash == 0 || r->window_start_ms < slot->window_start_ms)))
       slot = r; /* a free slot, else the oldest */
   }
+  if (over_budget(level, now)) return 1;
   write_suppressed(slot); /* all slots busy: the oldest text reports early */
   slot->hash = h;
   slot->level = level;
@@ -179,6 +218,8 @@ void flt_log(int level, const char *fmt, ...) {
 
 void flt_log_flush(void) {
   pthread_mutex_lock(&repeat_lock);
+  report_dropped(repeat_clock ? repeat_clock() : monotonic_ms());
+  burst_lines = 0;
   for (int i = 0; i < FLT_LOG_REPEAT_SLOTS; i++) write_suppressed(&repeat_slots[i]);
   pthread_mutex_unlock(&repeat_lock);
 }

@@ -10,7 +10,11 @@
  *  - a line repeated with the same text is written at most once per
  *    FLT_LOG_REPEAT_WINDOW_MS; the repeats in between are counted and
  *    summed up in one "suppressed N repeats" line once the window is over
- *    (at the next line logged, or at flt_log_flush). */
+ *    (at the next line logged, or at flt_log_flush).
+ *  - beyond FLT_LOG_BURST_LINES distinct error, warning and info lines in
+ *    one window, the rest are dropped and counted in one line when the
+ *    next window opens: a flood of lines that each differ (a session
+ *    number, a client port) cannot fill the disk or the terminal either. */
 #ifndef TLSPEEK_LOG_H
 #define TLSPEEK_LOG_H
 
@@ -28,6 +32,7 @@ enum {
 #define FLT_LOG_LINE_MAX 4096          /* one line, escapes included; longer is cut */
 #define FLT_LOG_REPEAT_WINDOW_MS 1000  /* one line per distinct text per window */
 #define FLT_LOG_REPEAT_SLOTS 64        /* distinct texts tracked at once */
+#define FLT_LOG_BURST_LINES 500        /* distinct lines (info and above) per window */
 
 /* Messages above `level` are dropped. Default: FLT_LOG_INFO. */
 void flt_log_set_level(int level);

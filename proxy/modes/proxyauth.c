@@ -2,6 +2,7 @@
  * SOCKS5) and the start-up warnings about exposed listeners. */
 #include "proxy/modes/proxyauth.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,16 +81,38 @@ int px_proxyauth_basic_ok(const char *expect, const char *value, size_t len) {
   return ok;
 }
 
-void px_proxyauth_mask(char *buf, size_t len) {
-  static const char name[] = "proxy-authorization:";
-  const size_t nl = sizeof(name) - 1;
+/* px_proxyauth_mask_stream's state: >= 0 is how much of the field name a
+ * line has matched so far (0: at a line's start), then these. */
+#define MASK_NAME_LEN 19   /* "proxy-authorization", matched whole */
+#define MASK_VALUE (-2)    /* in its value: masked up to the line end */
+#define MASK_OTHER (-1)    /* in another line: wait for its LF */
+
+void px_proxyauth_mask_stream(char *buf, size_t len, int *state) {
+  static const char name[] = "proxy-authorization";
+  int st = *state;
   for (size_t i = 0; i < len; i++) {
-    /* A header name starts a line: after LF, or at a read's first byte. */
-    if ((i > 0 && buf[i - 1] != '\n') || len - i < nl || strncasecmp(buf + i, name, nl) != 0)
-      continue;
-    for (i += nl; i < len && buf[i] != '\r' && buf[i] != '\n'; i++)
-      buf[i] = '*';
+    char c = buf[i];
+    if (st == MASK_VALUE) {
+      if (c == '\r' || c == '\n')
+        st = c == '\n' ? 0 : MASK_OTHER;
+      else
+        buf[i] = '*';
+    } else if (st == MASK_OTHER) {
+      if (c == '\n') st = 0;
+    } else if (st < MASK_NAME_LEN) {
+      st = tolower((unsigned char)c) == name[st] ? st + 1 : c == '\n' ? 0 : MASK_OTHER;
+    } else if (c == ':') {
+      st = MASK_VALUE;
+    } else if (c != ' ' && c != '\t') { /* "Name :" is refused, but masked too */
+      st = c == '\n' ? 0 : MASK_OTHER;
+    }
   }
+  *state = st;
+}
+
+void px_proxyauth_mask(char *buf, size_t len) {
+  int state = 0;
+  px_proxyauth_mask_stream(buf, len, &state);
 }
 
 void px_proxyauth_emit_wire(px_session_t *s, const char *data, size_t len) {
@@ -101,7 +124,7 @@ void px_proxyauth_emit_wire(px_session_t *s, const char *data, size_t len) {
   char *copy = malloc(len ? len : 1);
   if (copy == NULL) return; /* not shown rather than shown unmasked */
   memcpy(copy, data, len);
-  px_proxyauth_mask(copy, len);
+  px_proxyauth_mask_stream(copy, len, &s->auth_mask);
   flt_emit_wire(chain, &s->conn, FLT_LEG_CLIENT, 0, (const uint8_t *)copy, len);
   free(copy);
 }

@@ -34,8 +34,13 @@ int px_proxyauth_pair_ok(const char *expect, const uint8_t *user, size_t ulen, c
 
 /* Overwrites with '*' the value of every "Proxy-Authorization:" header line
  * in `buf` (wire bytes of a plain-HTTP proxy request, about to be shown by
- * the wire view). A line cut by the end of `buf` is masked up to there. */
+ * the wire view), `buf` starting at a line's start. A line cut by the end
+ * of `buf` is masked up to there. */
 void px_proxyauth_mask(char *buf, size_t len);
+/* The same over a stream cut anywhere into reads: `*state` (0 before the
+ * first read) carries a field name or value cut by the end of one read
+ * into the next. */
+void px_proxyauth_mask_stream(char *buf, size_t len, int *state);
 
 struct px_session;
 /* Shows bytes read from the client in the wire view; while they are

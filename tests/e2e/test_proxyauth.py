@@ -194,3 +194,26 @@ def test_proxyauth_says_it_does_not_apply_to_reverse(pki, http_upstream, proxy_f
     p = proxy_factory("--proxyauth", CREDS, "-m",
                       "reverse:http://127.0.0.1:%d@127.0.0.1:%d" % (http_upstream.port, free_port()))
     assert "--proxyauth does not apply to the reverse listener" in p.stderr()
+
+
+def test_wire_view_masks_credentials_cut_across_reads(pki, http_upstream, proxy_factory):
+    """The client's head arrives in two reads, cut inside the field name and
+    then inside the value: the wire view (-vvv) masks the value anyway."""
+    p = proxy_factory("-vvv", "--proxyauth", CREDS)
+    b64 = base64.b64encode(CREDS.encode())
+    req = (b"GET http://127.0.0.1:%d/headers HTTP/1.1\r\nHost: x\r\n"
+           b"Proxy-Authorization: Basic %s\r\n\r\n" % (http_upstream.port, b64))
+    for cut in (req.index(b"Authorization") + 3, req.index(b64) + 4):
+        with socket.create_connection(("127.0.0.1", p.port), timeout=10) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.sendall(req[:cut])
+            time.sleep(0.3)
+            s.sendall(req[cut:])
+            r = read_response(s)
+            assert r.startswith(b"HTTP/1.1 200"), r[:200]
+    out = p.wait_stdout("→ GET http://127.0.0.1:%d/headers → 200" % http_upstream.port)
+    time.sleep(0.5)
+    out = p.stdout()
+    assert "Proxy-Authorization:" in out
+    for piece in (b64[:8], b64[8:16], b64[-8:]):
+        assert piece.decode() not in out, out[-3000:]

@@ -365,3 +365,60 @@ def test_broken_upstream_response_gives_502(mode, case, proxy_factory, pki, upst
     assert cause in reply, reply
     lines = [line for line in p.stderr().splitlines() if "upstream 127.0.0.1:%d" % up.port in line]
     assert len(lines) == 1, p.stderr()
+
+
+@pytest.mark.parametrize("mode", ["http", "tls"])
+def test_101_to_a_request_without_upgrade_is_refused(mode, proxy_factory, pki, upstreams):
+    """A server that answers 101 to a request that asked for no Upgrade must
+    not turn the client's connection into a raw stream: the client's next
+    request would reach that server unparsed, past --block."""
+    sw = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n"
+    up = upstreams(pki.leaf if mode == "tls" else None, reply=lambda head: sw)
+    p = proxy_factory("--block", "~u /secret")
+    s = open_client(mode, p, up, pki)
+    s.sendall(b"GET " + target(mode, up, b"/first") + b" HTTP/1.1\r\nHost: " + host(up) +
+              b"\r\n\r\n")
+    s.settimeout(15)
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        piece = s.recv(65536)
+        if not piece:
+            break
+        reply += piece
+    try:
+        s.sendall(b"GET " + target(mode, up, b"/secret") + b" HTTP/1.1\r\nHost: " + host(up) +
+                  b"\r\n\r\n")
+    except OSError:
+        pass
+    reply += read_all(s, timeout=3)
+    s.close()
+    time.sleep(0.3)
+    assert reply.startswith(b"HTTP/1.1 502 Bad Gateway\r\n"), reply
+    assert b"101 Switching Protocols to a request that asked for no Upgrade" in reply, reply
+    with up.lock:
+        assert b"secret" not in bytes(up.received), bytes(up.received)
+
+
+@pytest.mark.parametrize("mode", ["http", "tls"])
+def test_response_without_a_request_is_not_passed_on(mode, proxy_factory, pki, upstreams):
+    """A server that sends a second response after the one asked for must not
+    reach the client: the client would read it as the answer to its next
+    request, which in explicit mode may be for another host. The client
+    gets the real answer, then the connection closes."""
+    evil = OK + b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nEVIL!!"
+    a = upstreams(pki.leaf if mode == "tls" else None, reply=lambda head: evil)
+    b = upstreams()
+    p = proxy_factory()
+    s = open_client(mode, p, a, pki)
+    s.sendall(b"GET " + target(mode, a, b"/a") + b" HTTP/1.1\r\nHost: " + host(a) + b"\r\n\r\n")
+    time.sleep(0.5)
+    try:
+        s.sendall(b"GET " + target(mode, b, b"/b") + b" HTTP/1.1\r\nHost: " + host(b) +
+                  b"\r\nConnection: close\r\n\r\n")
+    except OSError:
+        pass
+    reply = read_all(s, timeout=5)
+    s.close()
+    assert reply.startswith(OK), reply
+    assert b"EVIL" not in reply, reply
+    assert "when no request was waiting for one" in p.stderr(), p.stderr()

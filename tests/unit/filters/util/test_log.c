@@ -160,6 +160,31 @@ static void test_distinct_lines_pass(void **state) {
   free(out);
 }
 
+static void log_distinct_flood(void) {
+  fake_now = 9000000;
+  for (int i = 0; i < 5000; i++) flt_log_warn("session %d: 127.0.0.1:%d: malformed", i, i);
+  fake_now += FLT_LOG_REPEAT_WINDOW_MS;
+  flt_log_info("after the flood");
+  flt_log_flush();
+}
+
+/* Lines that each differ (a session number) are bounded too: the budget
+ * per window, then one line with the count of the others. */
+static void test_distinct_flood_is_bounded(void **state) {
+  (void)state;
+  flt_log_set_clock(fake_clock);
+  char *out = capture_stderr(log_distinct_flood);
+  flt_log_set_clock(NULL);
+  assert_int_equal(count_lines(out), FLT_LOG_BURST_LINES + 2);
+  char want[160];
+  snprintf(want, sizeof(want),
+           "tlspeek: warning: %d more lines were dropped in the last 1.0 s: over %d lines per "
+           "1.0 s\ntlspeek: info: after the flood\n",
+           5000 - FLT_LOG_BURST_LINES, FLT_LOG_BURST_LINES);
+  assert_non_null(strstr(out, want));
+  free(out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_escape_controls),
@@ -168,6 +193,7 @@ int main(void) {
       cmocka_unit_test(test_log_line_is_escaped),
       cmocka_unit_test(test_repeats_are_rate_limited),
       cmocka_unit_test(test_distinct_lines_pass),
+      cmocka_unit_test(test_distinct_flood_is_bounded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -64,12 +64,41 @@ static void test_which_modes_it_applies_to(void **state) {
   assert_false(px_proxyauth_applies(PX_MODE_TRANSPARENT));
 }
 
+/* Wire bytes read in pieces cut anywhere: the value is masked whatever the
+ * cut, and nothing else is touched. */
+static void test_mask_across_reads(void **state) {
+  (void)state;
+  static const char req[] =
+      "GET http://x/ HTTP/1.1\r\nX-Proxy-Authorization: keep\r\n"
+      "proxy-AUTHORIZATION: Basic YWxpY2U6cw==\r\nHost: x\r\n\r\n";
+  static const char want[] =
+      "GET http://x/ HTTP/1.1\r\nX-Proxy-Authorization: keep\r\n"
+      "proxy-AUTHORIZATION:*******************\r\nHost: x\r\n\r\n";
+  size_t len = sizeof(req) - 1;
+  for (size_t cut1 = 0; cut1 <= len; cut1++) {
+    for (size_t cut2 = cut1; cut2 <= len; cut2 += 7) {
+      char buf[sizeof(req)];
+      int st = 0;
+      memcpy(buf, req, sizeof(req));
+      px_proxyauth_mask_stream(buf, cut1, &st);
+      px_proxyauth_mask_stream(buf + cut1, cut2 - cut1, &st);
+      px_proxyauth_mask_stream(buf + cut2, len - cut2, &st);
+      assert_string_equal(buf, want);
+    }
+  }
+  char one[sizeof(req)];
+  memcpy(one, req, sizeof(req));
+  px_proxyauth_mask(one, len);
+  assert_string_equal(one, want);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_basic_accepts_the_right_credentials),
       cmocka_unit_test(test_basic_refuses_everything_else),
       cmocka_unit_test(test_pair_is_split_at_the_first_colon),
       cmocka_unit_test(test_which_modes_it_applies_to),
+      cmocka_unit_test(test_mask_across_reads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
