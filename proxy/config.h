@@ -70,7 +70,9 @@ typedef struct px_config {
   int n_plugins;
   /* which flows each view or transcript shows (NULL: all) */
   struct flt_expr *console_expr, *har_expr, *jsonl_expr, *pcap_expr, *keylog_expr;
-  int auto_passthrough;        /* remember hosts whose clients reject us */
+  int auto_passthrough;        /* --auto-passthrough: pass (client program, host)
+                                  through after a rejected certificate */
+  uint64_t auto_passthrough_ttl_ms; /* how long such a decision lasts */
 
   char listen_host[256];       /* default for modes without @HOST:PORT */
   uint16_t listen_port;

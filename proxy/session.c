@@ -447,6 +447,7 @@ static void client_tls_read(px_session_t *s) {
     size_t n = 0;
     if (s->state == PX_S_CLOSING || s->client_eof) return;
     if (SSL_read_ex(s->ctls.ssl, buf, PX_READ_BUF, &n)) {
+      s->client_app_data = 1;
       px_client_plaintext(s, buf, n);
       continue;
     }
@@ -458,6 +459,7 @@ static void client_tls_read(px_session_t *s) {
       client_eof(s);
       return;
     }
+    px_passthrough_note_early_close(s, ERR_peek_error());
     char eb[256], msg[300];
     snprintf(msg, sizeof(msg), "client TLS: %s",
              px_tls_error_text(eb, sizeof(eb), "connection reset"));
@@ -569,6 +571,7 @@ static void upstream_half_close(px_session_t *s) {
 static void client_eof(px_session_t *s) {
   if (s->client_eof) return;
   s->client_eof = 1;
+  px_passthrough_note_early_close(s, 0); /* checked the certificate, and left? */
   if (relaying(s) && upstream_alive(s)) {
     /* Not connected yet: px_session_upstream_ready passes it on. */
     if (s->up == PX_UP_READY) upstream_half_close(s);

@@ -78,6 +78,8 @@ typedef struct px_session {
   int upstream_tcp_init;
   int loopguard_registered;    /* upstream's local address is in loopguard */
   int leaf_set;                /* our certificate is on ctls */
+  int client_app_data;         /* the client sent data over its TLS */
+  int rejection_noted;         /* passthrough.c reported this session */
   int socks_step;              /* socks.c: which message comes next */
   int up_tunnel;               /* upstream mode: CONNECT through the next proxy */
 
@@ -253,11 +255,21 @@ void px_session_set_target(px_session_t *s, const char *host, uint16_t port);
 /* transparent.c: the original destination (SO_ORIGINAL_DST or TPROXY) as
  * the target; refuses (and closes, returning -1) loops. */
 int px_transparent_destination(px_session_t *s);
-/* passthrough.c: at the first ClientHello, relays the connection untouched
- * (returns 1) when --ignore-hosts or auto-passthrough says so. */
+/* passthrough.c: at the first ClientHello (its JA4 known), relays the
+ * connection untouched (returns 1) when --ignore-hosts says so, or an
+ * automatic passthrough still runs for this client program and host. */
 int px_passthrough_maybe(px_session_t *s);
-/* passthrough.c: the client refused our certificate: remember its host. */
+/* passthrough.c: the client failed the handshake after our certificate:
+ * `err` is OpenSSL's first error (an alert received), `closed` says it
+ * closed the connection. When that means it refuses the certificate,
+ * reports it (once per client program and host every 10 minutes, on the
+ * console and on stderr) and, with --auto-passthrough, decides a
+ * passthrough for that client program and host. */
 void px_passthrough_note_rejection(px_session_t *s, unsigned long err, int closed);
+/* passthrough.c: the same for a client that finished the handshake and then
+ * closed, or sent an alert (`err`), before any application data — clients
+ * that check the certificate after the handshake (GnuTLS, Node) do that. */
+void px_passthrough_note_early_close(px_session_t *s, unsigned long err);
 /* socks.c: SOCKS5 bytes from the client. */
 void px_socks_input(px_session_t *s, const char *data, size_t len);
 /* Bytes that arrived after CONNECT's 200: decide TLS, HTTP or raw. */

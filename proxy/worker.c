@@ -36,7 +36,7 @@ typedef struct px_runtime {
   px_worker_t **workers;
   int n_workers;
   uv_loop_t main_loop;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sigusr1;
   int signals_seen;
   void *console;
   void *tlsview;
@@ -276,6 +276,13 @@ static void worker_free(px_worker_t *w) {
 
 /* ---- signals and the main thread -------------------------------------------- */
 
+/* SIGUSR1: list the automatic passthroughs still running (stderr). */
+static void on_sigusr1(uv_signal_t *sig, int signum) {
+  px_runtime_t *rt = sig->data;
+  (void)signum;
+  px_passthrough_list(rt->shared.cfg->auto_passthrough);
+}
+
 static void on_signal(uv_signal_t *sig, int signum) {
   px_runtime_t *rt = sig->data;
   if (++rt->signals_seen > 1) {
@@ -288,6 +295,7 @@ static void on_signal(uv_signal_t *sig, int signum) {
   for (int i = 0; i < rt->n_workers; i++) uv_async_send(&rt->workers[i]->wakeup);
   uv_signal_stop(&rt->sigint);
   uv_signal_stop(&rt->sigterm);
+  uv_signal_stop(&rt->sigusr1);
   /* Keep catching a second signal without keeping the loop alive. */
   uv_signal_start(&rt->sigint, on_signal, SIGINT);
   uv_signal_start(&rt->sigterm, on_signal, SIGTERM);
@@ -545,6 +553,9 @@ int px_run(const px_config_t *cfg) {
   rt.sigint.data = rt.sigterm.data = &rt;
   uv_signal_start(&rt.sigint, on_signal, SIGINT);
   uv_signal_start(&rt.sigterm, on_signal, SIGTERM);
+  uv_signal_init(&rt.main_loop, &rt.sigusr1);
+  rt.sigusr1.data = &rt;
+  uv_signal_start(&rt.sigusr1, on_sigusr1, SIGUSR1);
 
   px_fd_limit_report();
   flt_log_info("CA certificate: %s", ca_cert_pem_path(rt.shared.ca));
@@ -561,6 +572,7 @@ int px_run(const px_config_t *cfg) {
   for (int i = 0; i < started; i++) uv_thread_join(&rt.workers[i]->thread);
   uv_close((uv_handle_t *)&rt.sigint, NULL);
   uv_close((uv_handle_t *)&rt.sigterm, NULL);
+  uv_close((uv_handle_t *)&rt.sigusr1, NULL);
   uv_run(&rt.main_loop, UV_RUN_DEFAULT);
   uv_loop_close(&rt.main_loop);
   flt_log_info("stopped");

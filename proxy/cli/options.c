@@ -237,7 +237,7 @@ static void parse_redact(px_config_t *cfg, const char *list) {
 
 void px_config_defaults(px_config_t *cfg) {
   memset(cfg, 0, sizeof(*cfg));
-  cfg->auto_passthrough = 1;
+  cfg->auto_passthrough_ttl_ms = 600 * 1000;
   snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
   cfg->listen_port = 8080;
   cfg->ca_dir = NULL;
@@ -415,6 +415,15 @@ SETTER(set_log_level) {
   cfg->log_level = i == 5 ? FLT_LOG_WARN : i; /* "warning" is "warn" */
 }
 
+/* Kept so that old command lines still work: it is the default now. */
+SETTER(set_no_auto_passthrough) {
+  (void)o;
+  (void)val;
+  cfg->auto_passthrough = 0;
+  fprintf(stderr, "tlspeek: warning: %s is deprecated: automatic passthrough is off unless "
+          "--auto-passthrough is given\n", name);
+}
+
 SETTER(set_dns_server) {
   char err[300];
   if (px_dns_check_servers(val, err, sizeof(err)) != 0) px_usage_error("%s", err);
@@ -493,13 +502,21 @@ static const px_option_t options[] = {
      "(repeatable; not intercepted, shown as one line);\n"
      "an expression with ~d, ~sni, ~dst works too",
      set_ignore},
-    {"--no-auto-passthrough", 0, NULL,
-     "keep intercepting hosts whose clients rejected\n"
-     "tlspeek's certificate (default: pass them through\n"
-     "from the next connection on, e.g. pinned apps)",
-     set_flag, F(auto_passthrough), 0},
-    {"--auto-passthrough", 0, NULL, "the default (undoes --no-auto-passthrough)", set_flag,
-     F(auto_passthrough), 1, 0, NULL, PX_OPT_HIDDEN},
+    {"--auto-passthrough", 0, NULL,
+     "when a client rejects tlspeek's certificate, pass\n"
+     "that host through for that client program (its IP\n"
+     "and ClientHello fingerprint, JA4) for a while;\n"
+     "each decision is printed, SIGUSR1 lists them.\n"
+     "Default: off (keep intercepting; the rejection is\n"
+     "reported with how to trust the CA)",
+     set_flag, F(auto_passthrough), 1},
+    {"--auto-passthrough-ttl", 0, "S",
+     "how long an automatic passthrough lasts,\n"
+     "seconds (default 600)",
+     set_seconds, F(auto_passthrough_ttl_ms), 1000, 0,
+     "bad --auto-passthrough-ttl '%s' (seconds, at least 1)"},
+    {"--no-auto-passthrough", 0, NULL, "deprecated: the default now", set_no_auto_passthrough,
+     0, 0, 0, NULL, PX_OPT_HIDDEN},
     TEXT("\nCertificates:\n"),
     {"--ca-dir", 0, "DIR",
      "CA directory (default ~/.tlspeek; created on first\n"

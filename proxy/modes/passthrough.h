@@ -13,9 +13,11 @@ void px_passthrough_free(void);
 /* The --ignore-hosts pattern matching "host:port" or the SNI, else NULL. */
 const char *px_passthrough_ignored(const flt_conn_t *c, const char *host, uint16_t port,
                                    const char *sni);
-/* Auto-passthrough: hosts whose clients refused tlspeek's certificate.
- * remember() returns 1 when the host was new (say so once). */
-int px_passthrough_remembered(const char *name);
-int px_passthrough_remember(const char *name);
+/* (px_passthrough_maybe and the px_passthrough_note_* calls take a
+ * session: they are declared in proxy/session.h.) */
+
+/* Writes the automatic passthroughs still running to stderr, one line each
+ * with the time left (SIGUSR1). `enabled`: --auto-passthrough is on. */
+void px_passthrough_list(int enabled);
 
 #endif

@@ -6,8 +6,7 @@ Real clients (curl, Python sockets/ssl) talk through a real tlspeek to the
 local origin servers of upstream_server.py, everything on 127.0.0.1. The
 upstream certificate covers "localhost" and "127.0.0.1", so the two names
 are the two "hosts" that expressions tell apart. Clients always trust
-tlspeek through --cacert pki.proxy_ca (automatic passthrough is on by
-default: a rejected certificate would change later connections).
+tlspeek through --cacert pki.proxy_ca.
 
 The console is written by a writer thread: the tests wait for a flow line
 before asserting on it, and to assert that something is absent they first

@@ -1,6 +1,6 @@
 """End-to-end tests for tlspeek's other ways of getting traffic: transparent
 mode (iptables REDIRECT, in network namespaces this file creates), SOCKS5,
-upstream-proxy chaining, --ignore-hosts and automatic passthrough, and the
+upstream-proxy chaining, --ignore-hosts, and the
 examples/transparent/run.sh demo.
 
 Real clients (curl, Python sockets/ssl, openssl) against the real origin
@@ -741,62 +741,7 @@ def test_ignore_hosts_by_sni(pki, https_upstream, proxy_factory):
     assert ok, msg
 
 
-def curl_untrusting(pki, p, url):
-    """curl through the explicit proxy, trusting only the upstream CA (as a
-    pinned app would: it rejects tlspeek's certificates)."""
-    return curl("--cacert", pki.upstream_ca, "-x", p.url, url)
-
-
-def test_auto_passthrough_after_a_rejected_certificate(pki, https_upstream, proxy_factory):
-    up = https_upstream.port
-    leaf = cert_der(pki.leaf)
-    p = proxy_factory()
-    url = "https://localhost:%d/text" % up
-    r = curl_untrusting(pki, p, url)
-    assert r.returncode in (35, 60), (r.returncode, r.stderr)
-    msg = "does not trust tlspeek's CA for localhost (pinned?) — passing it through"
-    wait_for(lambda: msg in p.stderr(), "%r on stderr" % msg)
-    assert re.search(r"client 127\.0\.0\.1:\d+ " + re.escape(msg), p.stderr()), p.stderr()
-
-    # From now on that host is passed through: the client gets the upstream's
-    # own certificate and succeeds.
-    r = curl_untrusting(pki, p, url)
-    assert r.returncode == 0, r.stderr.decode()
-    assert r.stdout == TEXT
-    der, body = tls_through_connect(p.port, "localhost:%d" % up, "localhost", pki.upstream_ca)
-    assert sha256_hex(der) == sha256_hex(leaf)
-    assert body == TEXT
-    o = wait_for(lambda: p.stdout().count("(TLS passed through, not intercepted)") >= 2 and p.stdout(),
-                 "two passed-through flows")
-    assert len([l for l in flow_lines(o) if re.search(
-        r"⇄ raw localhost:%d .*\(TLS passed through, not intercepted\)" % up, l)]) == 2, o
-
-    # Only that host: another one is still intercepted.
-    r = curl("--cacert", pki.proxy_ca, "-x", p.url, "https://127.0.0.1:%d/text" % up)
-    assert r.returncode == 0, r.stderr.decode()
-    p.wait_stdout("→ GET https://127.0.0.1:%d/text → 200" % up)
-
-
-def test_no_auto_passthrough_keeps_intercepting(pki, https_upstream, proxy_factory):
-    up = https_upstream.port
-    p = proxy_factory("--no-auto-passthrough")
-    url = "https://localhost:%d/text" % up
-    r = curl_untrusting(pki, p, url)
-    assert r.returncode in (35, 60), (r.returncode, r.stderr)
-    wait_for(lambda: "unknown ca" in p.stdout() or "unknown ca" in p.stderr(),
-             "the rejected handshake to be logged")
-    r = curl_untrusting(pki, p, url)
-    assert r.returncode in (35, 60), (r.returncode, r.stderr)
-    assert r.stdout == b""
-    # Still the minted certificate, and a client that trusts tlspeek works.
-    der = cert_seen_through_connect(p.port, "localhost:%d" % up, "localhost")
-    assert sha256_hex(der) != sha256_hex(cert_der(pki.leaf))
-    r = curl("--cacert", pki.proxy_ca, "-x", p.url, url)
-    assert r.returncode == 0, r.stderr.decode()
-    assert r.stdout == TEXT
-    p.wait_stdout("→ GET https://localhost:%d/text → 200" % up)
-    assert "passing it through" not in p.stderr()
-    assert "passed through" not in p.stdout()
+# Automatic passthrough and the untrusted-CA report: test_passthrough.py.
 
 
 # ---- examples/transparent/run.sh -------------------------------------------------------

@@ -244,6 +244,21 @@ static void test_verbosity_adds_up_and_stops_at_4(void **state) {
   assert_int_equal(cfg.detail, 0);
 }
 
+static void test_auto_passthrough_is_off_by_default(void **state) {
+  (void)state;
+  char *rest[8];
+  int nrest;
+  px_config_t cfg;
+  const char *none[] = {"tlspeek", NULL};
+  parse(&cfg, rest, &nrest, none);
+  assert_int_equal(cfg.auto_passthrough, 0);
+  assert_int_equal(cfg.auto_passthrough_ttl_ms, 600000);
+  const char *on[] = {"tlspeek", "--auto-passthrough", "--auto-passthrough-ttl", "2.5", NULL};
+  parse(&cfg, rest, &nrest, on);
+  assert_int_equal(cfg.auto_passthrough, 1);
+  assert_int_equal(cfg.auto_passthrough_ttl_ms, 2500);
+}
+
 static void test_the_ca_command_keeps_its_words(void **state) {
   (void)state;
   const char *argv[] = {"tlspeek", "--ca-dir=/tmp/ca", "ca",        "mint", "--cert-cache", "5",
@@ -303,6 +318,7 @@ static void test_bad_usage_exits_2_with_a_message(void **state) {
       {{"stray"}, "unexpected argument 'stray'"},
       {{"--detail=9"}, "--detail takes 0 to 4, not '9'"},
       {{"--har="}, "option --har needs a file name"},
+      {{"--auto-passthrough-ttl", "0"}, "bad --auto-passthrough-ttl '0' (seconds, at least 1)"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     const char *argv[6] = {"tlspeek"};
@@ -324,6 +340,7 @@ int main(void) {
       cmocka_unit_test(test_hidden_options_are_not_in_the_help),
       cmocka_unit_test(test_a_command_line_parses_into_the_config),
       cmocka_unit_test(test_verbosity_adds_up_and_stops_at_4),
+      cmocka_unit_test(test_auto_passthrough_is_off_by_default),
       cmocka_unit_test(test_the_ca_command_keeps_its_words),
       cmocka_unit_test(test_bad_usage_exits_2_with_a_message),
   };
