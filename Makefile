@@ -18,7 +18,7 @@ BUILD_DEBS := build-essential pkg-config libssl-dev libuv1-dev libhttp-parser-de
               libnghttp2-dev libcjson-dev zlib1g-dev libbrotli-dev libzstd-dev openssl \
               libpcap-dev \
               libpcre2-dev libc-ares-dev
-TEST_DEBS  := libcmocka-dev python3 python3-pytest curl procps python3-jsonschema tshark \
+TEST_DEBS  := libcmocka-dev python3 python3-pytest curl procps python3-jsonschema tshark nginx \
               iproute2 iptables xxd wget
 BENCH_DEBS := wrk nginx haproxy sslsplit mitmproxy openssl procps
 FUZZ_DEBS  := clang libclang-rt-14-dev

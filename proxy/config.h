@@ -21,6 +21,7 @@ typedef enum px_mode {
 #define PX_MAX_ACTIONS 32
 #define PX_MAX_REDACT 32
 #define PX_MAX_PLUGINS 8
+#define PX_MAX_CLIENT_CERTS 16
 
 struct flt_expr;
 
@@ -84,6 +85,14 @@ typedef struct px_config {
 
   const char *upstream_ca;     /* extra trust anchors (PEM file) */
   int insecure;                /* -k: do not verify upstream */
+  /* TLS per leg ([0] client <-> tlspeek, [1] tlspeek <-> upstream): versions
+   * as TLS1_2_VERSION etc., 0 = default (min 1.2, max the highest) */
+  int tls_min[2], tls_max[2];
+  const char *tls_ciphers;      /* --ciphers (TLS <= 1.2), both legs */
+  const char *tls_ciphersuites; /* --ciphersuites (TLS 1.3), both legs */
+  const char *tls_groups;       /* --groups, both legs */
+  const char *client_certs[PX_MAX_CLIENT_CERTS]; /* --client-cert [HOST=]FILE */
+  int n_client_certs;
 
   int detail;                  /* 0..4 */
   int show_handshake;          /* --handshake (or detail 4) */

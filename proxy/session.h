@@ -115,6 +115,8 @@ typedef struct px_session {
   uint64_t t_phase;            /* uv_hrtime() when the current set-up phase began */
   int up_error_status;         /* 502, 504 ... */
   X509 *up_cert;               /* upstream leaf certificate (ref held) */
+  const char *up_cert_file;    /* --client-cert file offered upstream, or NULL */
+  int up_cert_requested;       /* the upstream asked for a client certificate */
   int up_released;             /* we closed the idle upstream: the next
                                   request reconnects (--upstream-idle) */
   int up_pinned;               /* connection-bound auth seen: keep it */

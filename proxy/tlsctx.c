@@ -10,6 +10,7 @@
 #include "filters/tls/tlsparse.h"
 #include "proxy/session.h"
 #include "proxy/tls.h"
+#include "proxy/tlsopts.h"
 #include "proxy/worker.h"
 
 static const unsigned char alpn_http11[] = "\x08http/1.1";
@@ -116,7 +117,8 @@ static int ctx_error(SSL_CTX *ctx, const char *what, char *err, size_t errlen) {
 int px_tls_make_server_ctx(px_worker_t *w, char *err, size_t errlen) {
   SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
   if (ctx == NULL) return ctx_error(NULL, "cannot create the TLS server context", err, errlen);
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  if (px_tlsopts_apply(ctx, w->shared->cfg, PX_LEG_CLIENT) != 0)
+    return ctx_error(ctx, "cannot apply the client leg's TLS settings", err, errlen);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
   /* Idle connections give their read/write buffers back. */
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
@@ -148,12 +150,26 @@ static int on_new_upstream_session(SSL *ssl, SSL_SESSION *sess) {
   return 1; /* we took the reference */
 }
 
+/* The server asked for a client certificate (CertificateRequest). The one
+ * --client-cert gave for this host, if any, is set already (start_tls).
+ * Without one the handshake ends here: the session answers 502 naming the
+ * cause instead of letting the server refuse a client that cannot know why. */
+static int on_certificate_request(SSL *ssl, void *arg) {
+  px_session_t *s = SSL_get_ex_data(ssl, px_tls_session_index());
+  (void)arg;
+  if (s == NULL) return 1;
+  s->up_cert_requested = 1;
+  return s->up_cert_file != NULL;
+}
+
 int px_tls_make_client_ctx(px_worker_t *w, char *err, size_t errlen) {
   const px_config_t *cfg = w->shared->cfg;
   SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
   if (ctx == NULL) return ctx_error(NULL, "cannot create the TLS client context", err, errlen);
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  if (px_tlsopts_apply(ctx, cfg, PX_LEG_UPSTREAM) != 0)
+    return ctx_error(ctx, "cannot apply the upstream leg's TLS settings", err, errlen);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_cert_cb(ctx, on_certificate_request, NULL);
   /* Verification runs even with -k so the verdict can be shown; only the
    * decision to abort depends on it. */
   SSL_CTX_set_verify(ctx, cfg->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);

@@ -16,6 +16,7 @@
 
 #include "filters/util/log.h"
 #include "proxy/loopguard.h"
+#include "proxy/tlsopts.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 
@@ -304,6 +305,8 @@ static void start_tls(px_session_t *s) {
     return;
   }
   SSL_set_ex_data(s->utls.ssl, px_tls_session_index(), s);
+  s->up_cert_file = px_tlsopts_use_client_cert(s->utls.ssl, name);
+  s->up_cert_requested = 0;
   if (is_ip_literal(name)) {
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->utls.ssl), name);
   } else {
@@ -326,6 +329,49 @@ void px_upstream_flush_tls(px_session_t *s) {
   void *out;
   while ((out = px_tls_take_output(&s->utls, &len)) != NULL)
     px_write_owned(s, &s->upstream, out, len);
+}
+
+/* The server's alert (OpenSSL's reason codes for a received alert are
+ * 1000 + the alert number), or -1 when the error was not one. */
+static int received_alert(void) {
+  int r = ERR_GET_REASON(ERR_peek_error());
+  return r >= SSL_AD_REASON_OFFSET && r < SSL_AD_REASON_OFFSET + 256 ? r - SSL_AD_REASON_OFFSET
+                                                                      : -1;
+}
+
+/* Alerts a server sends for a missing or refused client certificate. */
+static int is_client_cert_alert(int alert) {
+  switch (alert) {
+    case SSL_AD_HANDSHAKE_FAILURE: case SSL_AD_BAD_CERTIFICATE:
+    case SSL_AD_UNSUPPORTED_CERTIFICATE: case SSL_AD_CERTIFICATE_REVOKED:
+    case SSL_AD_CERTIFICATE_EXPIRED: case SSL_AD_CERTIFICATE_UNKNOWN:
+    case SSL_AD_UNKNOWN_CA: case SSL_AD_ACCESS_DENIED: case SSL_AD_DECRYPT_ERROR:
+    case SSL_AD_CERTIFICATE_REQUIRED:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+static int client_cert_error(px_session_t *s, char *text, size_t len) {
+  const char *name = s->up_name[0] ? s->up_name : s->up_host;
+  int alert = received_alert();
+  if (s->up_cert_file == NULL &&
+      (s->up_cert_requested || alert == SSL_AD_CERTIFICATE_REQUIRED)) {
+    snprintf(text, len,
+             "the server %s:%u requested a client certificate and tlspeek has none for it: "
+             "use --client-cert [%s=]FILE",
+             name, (unsigned)s->up_port, name);
+  } else if (s->up_cert_file != NULL && s->up_cert_requested && is_client_cert_alert(alert)) {
+    snprintf(text, len,
+             "the server %s:%u rejected the client certificate from --client-cert %s "
+             "(alert %s)",
+             name, (unsigned)s->up_port, s->up_cert_file, SSL_alert_desc_string_long(alert));
+  } else {
+    return 0;
+  }
+  ERR_clear_error();
+  return 1;
 }
 
 static void upstream_handshake(px_session_t *s) {
@@ -371,7 +417,11 @@ static void upstream_handshake(px_session_t *s) {
             name, X509_verify_cert_error_string(vr));
     return;
   }
-  char buf[256];
+  char buf[256], cert_text[1024];
+  if (client_cert_error(s, cert_text, sizeof(cert_text))) {
+    up_fail(s, 502, "%s", cert_text);
+    return;
+  }
   up_fail(s, 502, "TLS handshake with %s:%u failed: %s", name, (unsigned)s->up_port,
           px_tls_error_text(buf, sizeof(buf),
                             e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL
@@ -404,6 +454,30 @@ void px_upstream_tls_close(px_session_t *s) {
       flt_emit_wire(&s->w->shared->chain, &s->conn, FLT_LEG_UPSTREAM, 1, out, (size_t)n);
   }
   free(out);
+}
+
+/* TLS 1.3: the server judges our client certificate after our side of the
+ * handshake is done, often before the client's request has arrived. The
+ * request waiting, or the next one, gets the 502. */
+static void refused_after_handshake(px_session_t *s, const char *text) {
+  int waiting = s->flows_head && !s->flows_head->flow.has_response;
+  if (!waiting && s->state != PX_S_CLIENT_TLS && s->state != PX_S_HTTP) {
+    flt_log_warn("session %llu: %s", (unsigned long long)s->conn.id, text);
+    px_upstream_closed(s);
+    return;
+  }
+  snprintf(s->up_error, sizeof(s->up_error), "%.*s", (int)sizeof(s->up_error) - 1, text);
+  s->up_error_status = 502;
+  s->up = PX_UP_FAILED;
+  s->upstream_eof = 1;
+  if (waiting) {
+    px_session_upstream_failed(s); /* replies now (PX_S_HTTP) */
+    return;
+  }
+  flt_log_warn("session %llu: %s: upstream %s:%u: %s", (unsigned long long)s->conn.id,
+               s->conn.client, s->up_host, (unsigned)s->up_port, text);
+  flt_emit_error(&s->w->shared->chain, &s->conn, text);
+  px_session_set_state(s, PX_S_ERROR_REPLY);
 }
 
 void px_upstream_on_read(px_session_t *s, const char *data, size_t len) {
@@ -443,7 +517,11 @@ void px_upstream_on_read(px_session_t *s, const char *data, size_t len) {
       px_upstream_closed(s);
       return;
     }
-    char eb[256];
+    char eb[1024];
+    if (client_cert_error(s, eb, sizeof(eb))) {
+      refused_after_handshake(s, eb);
+      return;
+    }
     flt_log_info("session %llu: upstream TLS error: %s", (unsigned long long)s->conn.id,
                  px_tls_error_text(eb, sizeof(eb), "connection reset"));
     px_upstream_closed(s);
@@ -457,6 +535,8 @@ void px_upstream_reset(px_session_t *s) {
   px_tls_free(&s->utls);
   if (s->up_cert) X509_free(s->up_cert);
   s->up_cert = NULL;
+  s->up_cert_file = NULL;
+  s->up_cert_requested = 0;
   s->addrs.n = 0;
   s->addr_next = 0;
   s->up = PX_UP_IDLE;

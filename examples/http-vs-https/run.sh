@@ -68,18 +68,30 @@ start_origin https --tls "$TMP/origin.pem"
 HTTPS_PORT=$ORIGIN_PORT
 
 # ---- tlspeek ------------------------------------------------------------------
-PROXY_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$BIN" --ca-dir "$TMP/proxy-ca" -l "127.0.0.1:$PROXY_PORT" --upstream-ca "$TMP/upstream-ca.pem" \
-  -q --handshake --wire --wire-limit 48 --explain ${DEMO_TLSPEEK_ARGS:-} \
-  > "$TMP/tlspeek.out" 2> "$TMP/tlspeek.err" &
-TLSPEEK_PID=$!
-PIDS="$PIDS $TLSPEEK_PID"
-i=0
-while ! grep -q "listening on" "$TMP/tlspeek.err" 2>/dev/null; do
-  i=$((i + 1)); [ $i -lt 150 ] || { echo "run.sh: tlspeek did not start" >&2; cat "$TMP/tlspeek.err" >&2; exit 1; }
-  kill -0 $TLSPEEK_PID 2>/dev/null || { echo "run.sh: tlspeek exited" >&2; cat "$TMP/tlspeek.err" >&2; exit 1; }
-  sleep 0.1
-done
+# Two of them: the first as it comes (TLS 1.3 with curl), the second with the
+# client leg held to TLS 1.2 (--client-tls-max 1.2), where the classic steps
+# 1-9 travel in the clear. Not called in $(...), as above.
+start_tlspeek() { # $1: name, rest: extra options; sets PROXY_PORT, TLSPEEK_PID
+  name=$1; shift
+  PROXY_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$BIN" --ca-dir "$TMP/proxy-ca" -l "127.0.0.1:$PROXY_PORT" --upstream-ca "$TMP/upstream-ca.pem" \
+    -q --handshake --wire --wire-limit 48 --explain "$@" ${DEMO_TLSPEEK_ARGS:-} \
+    > "$TMP/$name.out" 2> "$TMP/$name.err" &
+  TLSPEEK_PID=$!
+  PIDS="$PIDS $TLSPEEK_PID"
+  i=0
+  while ! grep -q "listening on" "$TMP/$name.err" 2>/dev/null; do
+    i=$((i + 1)); [ $i -lt 150 ] || { echo "run.sh: tlspeek did not start" >&2; cat "$TMP/$name.err" >&2; exit 1; }
+    kill -0 $TLSPEEK_PID 2>/dev/null || { echo "run.sh: tlspeek exited" >&2; cat "$TMP/$name.err" >&2; exit 1; }
+    sleep 0.1
+  done
+}
+start_tlspeek tlspeek
+TLSPEEK13_PID=$TLSPEEK_PID
+PROXY13_PORT=$PROXY_PORT
+start_tlspeek tlspeek12 --client-tls-max 1.2
+TLSPEEK12_PID=$TLSPEEK_PID
+PROXY12_PORT=$PROXY_PORT
 
 # ---- optional: a real capture of the HTTPS leg, when tshark is there ----------
 CAPTURE=""
@@ -93,31 +105,38 @@ fi
 # ---- the two fetches, one connection each ------------------------------------
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy no_proxy NO_PROXY \
   SSL_CERT_FILE CURL_CA_BUNDLE
-curl -sS --proxy "http://127.0.0.1:$PROXY_PORT" \
+curl -sS --proxy "http://127.0.0.1:$PROXY13_PORT" \
   -o "$TMP/http-app.js" "http://127.0.0.1:$HTTP_PORT/app.js" \
   -o "$TMP/http-logo.png" "http://127.0.0.1:$HTTP_PORT/logo.png"
-curl -sS --proxy "http://127.0.0.1:$PROXY_PORT" --cacert "$TMP/proxy-ca.pem" --http1.1 \
+curl -sS --proxy "http://127.0.0.1:$PROXY13_PORT" --cacert "$TMP/proxy-ca.pem" --http1.1 \
   -o "$TMP/https-app.js" "https://localhost:$HTTPS_PORT/app.js" \
   -o "$TMP/https-logo.png" "https://localhost:$HTTPS_PORT/logo.png"
-cmp -s "$TMP/http-app.js" "$TMP/www/app.js" && cmp -s "$TMP/https-logo.png" "$TMP/www/logo.png" ||
+# The same HTTPS fetch of app.js, through the tlspeek whose client leg stops at TLS 1.2.
+curl -sS --proxy "http://127.0.0.1:$PROXY12_PORT" --cacert "$TMP/proxy-ca.pem" --http1.1 \
+  -o "$TMP/tls12-app.js" "https://localhost:$HTTPS_PORT/app.js"
+cmp -s "$TMP/http-app.js" "$TMP/www/app.js" && cmp -s "$TMP/https-logo.png" "$TMP/www/logo.png" &&
+  cmp -s "$TMP/tls12-app.js" "$TMP/www/app.js" ||
   { echo "run.sh: curl did not get the files" >&2; exit 1; }
 
 sleep 0.5
-kill -TERM $TLSPEEK_PID
-wait $TLSPEEK_PID 2>/dev/null || true
+kill -TERM $TLSPEEK13_PID $TLSPEEK12_PID
+wait $TLSPEEK13_PID 2>/dev/null || true
+wait $TLSPEEK12_PID 2>/dev/null || true
 
 echo "tlspeek demo: the same app.js ($(wc -c < "$TMP/www/app.js") bytes) and logo.png" \
      "($(wc -c < "$TMP/www/logo.png") bytes),"
 echo "fetched with curl through tlspeek from http://127.0.0.1:$HTTP_PORT and https://localhost:$HTTPS_PORT"
-[ -z "${DEMO_RAW_OUT:-}" ] || cp "$TMP/tlspeek.out" "$DEMO_RAW_OUT"  # tlspeek's own output
-python3 "$HERE/sections.py" "$TMP/tlspeek.out" "$HTTP_PORT" "$HTTPS_PORT" || RESULT=$?
+# tlspeek's own output (the TLS 1.2 one beside it, as FILE.tls12)
+[ -z "${DEMO_RAW_OUT:-}" ] || { cp "$TMP/tlspeek.out" "$DEMO_RAW_OUT"; cp "$TMP/tlspeek12.out" "$DEMO_RAW_OUT.tls12"; }
+python3 "$HERE/sections.py" "$TMP/tlspeek.out" "$HTTP_PORT" "$HTTPS_PORT" "$TMP/tlspeek12.out" ||
+  RESULT=$?
 
 if [ -n "$CAPTURE" ]; then
   kill -INT $CAPTURE 2>/dev/null || true
   wait $CAPTURE 2>/dev/null || true
   echo
   echo "=============================================================================="
-  echo "=== 5. A real capture of the HTTPS leg (tlspeek <-> origin), by tshark"
+  echo "=== 6. A real capture of the HTTPS leg (tlspeek <-> origin), by tshark"
   echo "=============================================================================="
   tshark -n -r "$TMP/https.pcap" -d "tcp.port==$HTTPS_PORT,tls" 2>/dev/null | head -40 || true
 fi

@@ -4,8 +4,10 @@ sections, and recovers the bytes a section shows (text lines and xxd-style
 hexdumps back to bytes), so that the plaintext tlspeek decrypted can be
 compared byte for byte with what plain HTTP put on the wire.
 
-  sections.py OUTPUT HTTP_PORT HTTPS_PORT   prints the four sections and the
-                                            verdict; exit 1 if the bodies differ
+  sections.py OUTPUT HTTP_PORT HTTPS_PORT [OUTPUT12]
+      prints the four sections and the verdict (exit 1 if the bodies differ);
+      with OUTPUT12 (a tlspeek run with --client-tls-max 1.2 that fetched from
+      the same HTTPS_PORT) a fifth: the nine TLS 1.2 steps next to TLS 1.3's
 Also imported by tests/e2e/test_tlsview.py.
 """
 import hashlib
@@ -84,6 +86,82 @@ def bodies(stream):
     return out
 
 
+MESSAGE = re.compile(r"^  (\d) (\S+) \xb7 (.+?) \xb7 (\d+) bytes")
+CLIENT_LEG = ("client \u2192 tlspeek", "tlspeek \u2192 client")
+
+
+def client_leg(handshake_blocks):
+    """The lines of leg 1 (client <-> tlspeek) of the first handshake block."""
+    for b in handshake_blocks:
+        text = "\n".join(b)
+        if "\u25b6 leg 1" in text and "\u25b6 leg 2" in text:
+            return text[text.index("\u25b6 leg 1"):text.index("\u25b6 leg 2")].splitlines()
+    return []
+
+
+def steps(leg_lines):
+    """-> [(step, message, direction, bytes, clear)] from a leg's handshake
+    lines: `clear` is False when the view marks the message as encrypted on
+    the wire."""
+    out = []
+    for line in leg_lines:
+        m = MESSAGE.match(line)
+        if m:
+            out.append([int(m.group(1)), m.group(2), m.group(3), int(m.group(4)), True])
+        elif out and "[encrypted on the wire" in line:
+            out[-1][4] = False
+    return [tuple(x) for x in out]
+
+
+def negotiated(leg_lines):
+    for line in leg_lines:
+        if line.startswith("  negotiated: "):
+            return line[len("  negotiated: "):]
+    return "?"
+
+
+def app_records(wire_blocks):
+    """application_data records seen on the client leg."""
+    return sum(1 for b in wire_blocks if any(d in b[0] for d in CLIENT_LEG)
+               for line in b if "application_data (23)" in line and "record" in line)
+
+
+def step_cells(st, records):
+    """One cell per step 1-9: the messages of that step and how they travel."""
+    cells = {i: [] for i in range(1, 10)}
+    for step, name, _, _, clear in st:
+        cell = "%s (%s)" % (name, "clear" if clear else "encrypted")
+        if cell not in cells[step]:
+            cells[step].append(cell)
+    cells[9].append("%d application_data records (encrypted)" % records)
+    return {i: ", ".join(c) if c else "-" for i, c in cells.items()}
+
+
+def print_comparison(s13, s12):
+    """Section 5: the steps of both client legs side by side, then the TLS
+    1.2 leg's records and handshake."""
+    leg13, leg12 = client_leg(s13["handshake"]), client_leg(s12["handshake"])
+    c13 = step_cells(steps(leg13), app_records(s13["https_wire"]))
+    c12 = step_cells(steps(leg12), app_records(s12["https_wire"]))
+    print("client leg, TLS 1.2: %s" % negotiated(leg12))
+    print("client leg, TLS 1.3: %s" % negotiated(leg13))
+    print("%-5s %-48s %s" % ("step", "TLS 1.2 (--client-tls-max 1.2)", "TLS 1.3 (default)"))
+    for i in range(1, 10):
+        print("%-5d %-48s %s" % (i, c12[i], c13[i]))
+    print("(step 9: TLS 1.3 fetched both files, and its first application_data records carry "
+          "the encrypted handshake)")
+    clear12 = sum(1 for x in steps(leg12) if x[4])
+    clear13 = sum(1 for x in steps(leg13) if x[4])
+    print("=== handshake messages in clear text on the client leg: TLS 1.2 %d, TLS 1.3 %d" %
+          (clear12, clear13))
+    print("\n--- the TLS 1.2 client leg on the wire ---")
+    for b in s12["https_wire"]:
+        if any(d in b[0] for d in CLIENT_LEG):
+            print("\n".join(b))
+    print("\n--- the TLS 1.2 client leg's handshake, dissected ---")
+    print("\n".join(leg12))
+
+
 def main():
     text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
     http_port, https_port = int(sys.argv[2]), int(sys.argv[3])
@@ -108,6 +186,11 @@ def main():
                hashlib.sha256(b).hexdigest()[:16]))
     print("=== RESULT: the plaintext tlspeek recovered %s the plain-HTTP bodies" %
           ("is IDENTICAL to" if ok else "DIFFERS from"))
+    if len(sys.argv) > 4:
+        text12 = open(sys.argv[4], encoding="utf-8", errors="replace").read()
+        print("\n" + "=" * 78 + "\n=== 5. The client leg at TLS 1.2 next to TLS 1.3: steps 1-9 "
+              "on the wire\n" + "=" * 78)
+        print_comparison(s, split(text12, http_port, https_port))
     sys.exit(0 if ok else 1)
 
 

@@ -8,6 +8,7 @@
 #include "filters/util/log.h"
 #include "proxy/config.h"
 #include "proxy/cli/options.h"
+#include "proxy/tlsopts.h"
 
 /* Modes without @HOST:PORT listen on --listen; two on one address clash. */
 static void finish_listens(px_config_t *cfg) {
@@ -43,9 +44,12 @@ int main(int argc, char **argv) {
     if (env && *env) cfg.keylog_path = env;
   }
   flt_log_set_level(cfg.log_level);
+  char err[1024];
+  if (!ca_cmd && px_tlsopts_check(&cfg, err, sizeof(err)) != 0) px_usage_error("%s", err);
 
   int rc = ca_cmd ? px_ca_command(nrest, rest, &cfg) : px_run(&cfg);
   for (int i = 0; i < cfg.n_redact; i++) free((char *)cfg.redact[i]);
+  px_tlsopts_free();
   free(rest);
   return rc;
 }

@@ -18,6 +18,7 @@
 
 #include "filters/expr/expr.h"
 #include "filters/util/log.h"
+#include "proxy/cli/tls_options.h"
 #include "proxy/dns.h"
 
 void px_usage_error(const char *fmt, ...) {
@@ -402,11 +403,6 @@ SETTER(set_redact) {
   parse_redact(cfg, val ? val : "Authorization,Proxy-Authorization,Cookie,Set-Cookie");
 }
 
-SETTER(set_upstream_ca) {
-  if (access(val, R_OK) != 0) px_usage_error("cannot read --upstream-ca file '%s'", val);
-  cfg->upstream_ca = val;
-}
-
 SETTER(set_log_level) {
   static const char *const names[] = {"error", "warn", "info", "debug", "trace", "warning"};
   int i = 0;
@@ -535,9 +531,31 @@ static const px_option_t options[] = {
     {"--upstream-ca", 0, "FILE",
      "extra trust anchors (PEM) for upstream verification,\n"
      "in addition to the system trust store",
-     set_upstream_ca},
+     px_opt_set_upstream_ca},
     {"--insecure", 'k', NULL, "do not verify upstream certificates (warned loudly)", set_flag,
      F(insecure), 1},
+    TEXT("\nTLS (client leg: client <-> tlspeek; upstream leg: tlspeek <-> server):\n"),
+    PX_OPT_TLS_VERSION("--tls-min", 3, 0, NULL),
+    PX_OPT_TLS_VERSION("--tls-max", 3, 1,
+                       "lowest / highest TLS version of both legs: 1.0,\n"
+                       "1.1, 1.2, 1.3 (default 1.2 to 1.3); below 1.2 sets\n"
+                       "OpenSSL's security level 0 on that leg (warned)"),
+    PX_OPT_TLS_VERSION("--client-tls-min", 1, 0, NULL),
+    PX_OPT_TLS_VERSION("--client-tls-max", 1, 1, NULL),
+    PX_OPT_TLS_VERSION("--upstream-tls-min", 2, 0, NULL),
+    PX_OPT_TLS_VERSION("--upstream-tls-max", 2, 1, "the same for one leg"),
+    PX_OPT_TLS_LIST("--ciphers", tls_ciphers, set_string,
+                    "OpenSSL cipher list for TLS <= 1.2, both legs"),
+    PX_OPT_TLS_LIST("--ciphersuites", tls_ciphersuites, set_string,
+                    "OpenSSL TLS 1.3 ciphersuites, both legs"),
+    PX_OPT_TLS_LIST("--groups", tls_groups, set_string,
+                    "key exchange groups (e.g. X25519:P-256), both legs"),
+    {"--client-cert", 0, "[HOST=]FILE",
+     "present this certificate (PEM: chain and key) to\n"
+     "upstreams asking for one; HOST: only to that host\n"
+     "name, any port (repeatable; HOST= beats none)",
+     set_list, F(client_certs), F(n_client_certs) - F(client_certs), PX_MAX_CLIENT_CERTS,
+     "at most %s --client-cert"},
     TEXT("\nWhat is shown (stdout; diagnostics go to stderr):\n"),
     {"--quiet", 'q', NULL, "detail 0: show nothing", set_flag, F(detail), 0},
     {NULL, 'v', NULL, "more detail; repeat: -v headers, -vv bodies", set_more, F(detail), 0, 4,
@@ -679,50 +697,6 @@ static const px_option_t options[] = {
 const px_option_t *px_options(size_t *n) {
   *n = sizeof(options) / sizeof(options[0]);
   return options;
-}
-
-/* ---- --help --------------------------------------------------------------- */
-
-#define HELP_COL 27 /* where the help text of every option starts */
-
-/* "  -m, --mode MODE", "      --tproxy", "  -v", then the help text. */
-static void write_option(FILE *out, const px_option_t *o) {
-  char names[128];
-  int len = o->shrt ? snprintf(names, 64, "  -%c%s%s", o->shrt, o->lng ? ", " : "",
-                               o->lng ? o->lng : "")
-                    : snprintf(names, 64, "      %s", o->lng);
-  if (o->meta) len += snprintf(names + len, 64, " %s", o->meta);
-  /* Long names push the text right by one or two spaces. */
-  int col = o->col ? o->col : len < HELP_COL - 1 ? HELP_COL : len + (len == HELP_COL - 1 ? 1 : 2);
-  fprintf(out, "%s%*s", names, col - len, "");
-  for (const char *line = o->help; line;) {
-    const char *nl = strchr(line, '\n');
-    if (nl == NULL) {
-      fprintf(out, "%s\n", line);
-      break;
-    }
-    fprintf(out, "%.*s\n%*s", (int)(nl - line), line, HELP_COL, "");
-    line = nl + 1;
-  }
-}
-
-void px_opt_write_help(FILE *out) {
-  int joining = 0;
-  for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
-    const px_option_t *o = &options[i];
-    if (o->set == NULL) {
-      fputs(o->help, out);
-    } else if (o->flags & PX_OPT_HIDDEN) {
-      continue;
-    } else if (o->flags & PX_OPT_JOIN) {
-      fprintf(out, "%s%s %s,", joining ? " " : "      ", o->lng, o->meta);
-      joining = 1;
-    } else {
-      if (joining) fputc('\n', out);
-      joining = 0;
-      write_option(out, o);
-    }
-  }
 }
 
 /* ---- parsing ------------------------------------------------------------- */

@@ -17,8 +17,14 @@ HEXLINE = re.compile(r"^    [0-9a-f]{8}: ")
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    raw = str(tmp_path_factory.mktemp("demo") / "tlspeek.out")
+def demo_raw(tmp_path_factory):
+    """Where the demo copies tlspeek's unsplit output (DEMO_RAW_OUT)."""
+    return str(tmp_path_factory.mktemp("demo") / "tlspeek.out")
+
+
+@pytest.fixture(scope="module")
+def demo(demo_raw):
+    raw = demo_raw
     env = clean_env(TLSPEEK_BIN=BIN, DEMO_RAW_OUT=raw, DEMO_TSHARK="0")
     r = subprocess.run(["sh", os.path.join(DEMO, "run.sh")], capture_output=True, timeout=120,
                        env=env)
@@ -30,6 +36,16 @@ def demo(tmp_path_factory):
     with open(raw, encoding="utf-8", errors="replace") as f:
         text = f.read()
     return out, sections.split(text, int(ports.group(1)), int(ports.group(2)))
+
+
+@pytest.fixture(scope="module")
+def demo12(demo, demo_raw):
+    """The demo's second tlspeek (--client-tls-max 1.2), split the same way."""
+    out, _ = demo
+    ports = re.search(r"from http://127\.0\.0\.1:(\d+) and https://localhost:(\d+)", out)
+    with open(demo_raw + ".tls12", encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    return sections.split(text, int(ports.group(1)), int(ports.group(2)))
 
 
 def test_demo_shows_plain_http_readable(demo):
@@ -75,6 +91,41 @@ def test_demo_dissects_handshake(demo):
     assert "server_name (0): localhost" in hs
     assert "JA3 MD5: " in hs and "JA4: t13" in hs
     assert "step 1, ClientHello:" in hs  # --explain
+
+
+def test_demo_tls12_steps_in_the_clear(demo12):
+    """With the client leg at TLS 1.2, steps 1-7 cross the wire as clear
+    handshake records; Finished and the HTTP are encrypted."""
+    leg = sections.client_leg(demo12["handshake"])
+    assert sections.negotiated(leg).startswith("TLSv1.2, TLS_ECDHE_")
+    seen = [(step, name, clear) for step, name, _, _, clear in sections.steps(leg)]
+    assert [x[:2] for x in seen[:6]] == [
+        (1, "ClientHello"), (2, "ServerHello"), (3, "Certificate"), (4, "ServerKeyExchange"),
+        (5, "ServerHelloDone"), (6, "ClientKeyExchange")]
+    assert all(clear for step, _, clear in seen if step <= 7)
+    assert {(7, "ChangeCipherSpec", True), (8, "Finished", False)} <= set(seen)
+    wire = "\n".join(l for b in demo12["https_wire"] for l in b
+                     if any(d in b[0] for d in sections.CLIENT_LEG))
+    # ServerKeyExchange (type 12) and ClientKeyExchange (16) readable in the records
+    assert re.search(r"handshake \(22\), TLSv1\.2 \(0x0303\), \d+ bytes \u2014 clear text, "
+                     r"readable by anyone\n    00000000: 0c00", wire), wire[:3000]
+    assert re.search(r"clear text, readable by anyone\n    00000000: 1000", wire)
+    assert "change_cipher_spec (20), TLSv1.2 (0x0303), 1 bytes \u2014 clear text" in wire
+    assert sections.app_records(demo12["https_wire"]) > 0
+
+
+def test_demo_compares_tls12_with_tls13(demo):
+    out, s = demo
+    assert "=== 5. The client leg at TLS 1.2 next to TLS 1.3: steps 1-9 on the wire" in out
+    rows = {int(m.group(1)): m.group(2) for m in re.finditer(r"(?m)^([1-9]) +(.+)$", out)}
+    assert rows[3].startswith("Certificate (clear)") and rows[3].endswith("Certificate (encrypted)")
+    assert rows[4].startswith("ServerKeyExchange (clear)")
+    assert rows[4].endswith("CertificateVerify (encrypted)")
+    assert rows[5].startswith("ServerHelloDone (clear)") and rows[5].endswith(" -")
+    assert rows[6].startswith("ClientKeyExchange (clear)") and rows[6].endswith(" -")
+    assert rows[8].startswith("Finished (encrypted)")
+    assert "client leg, TLS 1.3: TLSv1.3, " in out
+    assert "=== handshake messages in clear text on the client leg: TLS 1.2 7, TLS 1.3 3" in out
 
 
 def _check_both_legs(out):

@@ -1,0 +1,50 @@
+/* help.c — the --help text, written from the option table (options.c), so
+ * that no option is accepted without being documented. */
+#include <stdio.h>
+#include <string.h>
+
+#include "proxy/cli/options.h"
+
+#define HELP_COL 27 /* where the help text of every option starts */
+
+/* "  -m, --mode MODE", "      --tproxy", "  -v", then the help text. */
+static void write_option(FILE *out, const px_option_t *o) {
+  char names[128];
+  int len = o->shrt ? snprintf(names, 64, "  -%c%s%s", o->shrt, o->lng ? ", " : "",
+                               o->lng ? o->lng : "")
+                    : snprintf(names, 64, "      %s", o->lng);
+  if (o->meta) len += snprintf(names + len, 64, " %s", o->meta);
+  /* Long names push the text right by one or two spaces. */
+  int col = o->col ? o->col : len < HELP_COL - 1 ? HELP_COL : len + (len == HELP_COL - 1 ? 1 : 2);
+  fprintf(out, "%s%*s", names, col - len, "");
+  for (const char *line = o->help; line;) {
+    const char *nl = strchr(line, '\n');
+    if (nl == NULL) {
+      fprintf(out, "%s\n", line);
+      break;
+    }
+    fprintf(out, "%.*s\n%*s", (int)(nl - line), line, HELP_COL, "");
+    line = nl + 1;
+  }
+}
+
+void px_opt_write_help(FILE *out) {
+  int joining = 0;
+  size_t n;
+  const px_option_t *options = px_options(&n);
+  for (size_t i = 0; i < n; i++) {
+    const px_option_t *o = &options[i];
+    if (o->set == NULL) {
+      fputs(o->help, out);
+    } else if (o->flags & PX_OPT_HIDDEN) {
+      continue;
+    } else if (o->flags & PX_OPT_JOIN) {
+      fprintf(out, "%s%s %s,", joining ? " " : "      ", o->lng, o->meta);
+      joining = 1;
+    } else {
+      if (joining) fputc('\n', out);
+      joining = 0;
+      write_option(out, o);
+    }
+  }
+}
