@@ -84,7 +84,8 @@ int ca_export(const ca_t *ca, const char *path, int der, char *err,
               size_t errlen);
 
 /* Prints subject, validity, SHA-256 fingerprint, file locations and how to
- * trust the CA (curl, env vars, update-ca-certificates, NSS certutil). */
+ * trust the CA, per client (curl, wget, git, Python, Node.js, Go, Java,
+ * Chromium, Firefox, the Debian system store). */
 void ca_print_info(const ca_t *ca, FILE *out);
 
 /* SHA-256 fingerprint of a certificate as "AB:CD:...". `out` >= 96 bytes. */

@@ -83,27 +83,6 @@ static void print_key(EVP_PKEY *key, FILE *out) {
             EVP_PKEY_get_bits(key));
 }
 
-static void print_trust_help(const ca_t *ca, FILE *out) {
-  const char *pem = ca->cert_pem_path;
-
-  fprintf(out,
-          "\nTo trust it (only on machines you debug from):\n"
-          "  curl:             curl --cacert %s https://...\n"
-          "  OpenSSL, Python:  export SSL_CERT_FILE=%s\n"
-          "                    (replaces the system bundle in that shell)\n"
-          "  Python requests:  export REQUESTS_CA_BUNDLE=%s\n"
-          "  Node.js:          export NODE_EXTRA_CA_CERTS=%s\n"
-          "  Debian/Ubuntu:    sudo cp %s /usr/local/share/ca-certificates/"
-          "tlspeek.crt\n"
-          "                    sudo update-ca-certificates\n"
-          "  Firefox/Chromium: certutil -d sql:$HOME/.pki/nssdb -A -t C,, "
-          "-n tlspeek -i %s\n"
-          "                    (certutil is in Debian's libnss3-tools)\n"
-          "\nAnyone holding %s can intercept traffic of whoever trusts this CA;"
-          "\nkeep it private.\n",
-          pem, pem, pem, pem, pem, pem, ca->key_path);
-}
-
 void ca_print_info(const ca_t *ca, FILE *out) {
   BIO *bio = BIO_new_fp(out, BIO_NOCLOSE);
   char fp[96], from[64], until[64];
@@ -129,5 +108,5 @@ void ca_print_info(const ca_t *ca, FILE *out) {
           "    %-*s  certificate, PEM\n"
           "    %-*s  certificate, DER\n",
           width, ca->key_path, width, ca->cert_pem_path, width, ca->cert_der_path);
-  print_trust_help(ca, out);
+  ca_print_trust_help(ca, out);
 }
