@@ -210,7 +210,7 @@ Exit:
 
 /* ---- creation ---------------------------------------------------------- */
 
-/* "tlspeek CA (<hostname>, <id>)": the hostname tells apart CAs made on
+/* "tlspeek CA (<hostname>) <id>": the hostname tells apart CAs made on
  * different machines, <id> (the first 4 bytes of the SHA-256 of the public
  * key, in hex) two CAs made on the same one, so an error message naming the
  * issuer says which CA it was. The hostname is cut to fit the 64-byte CN
@@ -227,7 +227,7 @@ static void root_common_name(EVP_PKEY *key, char *cn, size_t len) {
   if (ca_key_short_id(key, id, sizeof(id)) != 0)
     snprintf(cn, len, "tlspeek CA (%.*s)", CA_CN_MAX - 13, host);
   else
-    snprintf(cn, len, "tlspeek CA (%.*s, %s)", CA_CN_MAX - 24, host, id);
+    snprintf(cn, len, "tlspeek CA (%.*s) %s", CA_CN_MAX - 23, host, id);
 }
 
 static X509 *root_build(EVP_PKEY *key, char *err, size_t errlen) {

@@ -79,7 +79,7 @@ int ca_dir_make(const char *dir, char *err, size_t errlen);
 /* ---- X.509 building blocks (ca_x509.c) ---- */
 
 /* The first 4 bytes of the SHA-256 of the key's SubjectPublicKeyInfo as 8
- * lowercase hex digits: the id in a new root's CN ("tlspeek CA (host, id)")
+ * lowercase hex digits: the id in a new root's CN ("tlspeek CA (host) id")
  * and in the names `ca info` suggests (trust store aliases, file names), so
  * that two CAs on one machine never share them. 0, or -1 when OpenSSL fails
  * or `outlen` < CA_SHORT_ID_LEN. */
