@@ -66,7 +66,8 @@ static void help_cli(const trust_names_t *n, FILE *out) {
           "git\n"
           "    $ export GIT_SSL_CAINFO=%s\n"
           "    or for good: git config --global http.sslCAInfo %s\n"
-          "    (git takes the proxy from https_proxy or http.proxy)\n",
+          "    (GIT_SSL_CAINFO, when set, wins over http.sslCAInfo; git takes the\n"
+          "    proxy from https_proxy or http.proxy)\n",
           n->cert, n->cert, n->cert, n->cert);
 }
 
