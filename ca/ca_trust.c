@@ -14,7 +14,7 @@
 /* What `ca info` suggests as the proxy address: tlspeek's default --listen. */
 #define TRUST_PROXY "127.0.0.1:8080"
 /* The password Java tools expect of a truststore (the JDK's own default). */
-#define TRUST_JAVA_PASS "changeit"
+#define TRUST_JAVA_PASS CA_P12_PASSWORD
 
 /* Shell quoting for one word: bare when it only holds characters no shell
  * treats specially, else in single quotes ('\'' for a quote inside). */
@@ -105,7 +105,8 @@ static void help_java(const trust_names_t *n, FILE *out) {
           " -Djavax.net.ssl.trustStorePassword=" TRUST_JAVA_PASS
           " -Dhttps.proxyHost=127.0.0.1 -Dhttps.proxyPort=8080 -Dhttp.nonProxyHosts= ...\n"
           "    The cp keeps the JDK's own roots; without it keytool makes a truststore\n"
-          "    with this CA alone (so does `tlspeek ca export --p12 FILE`).\n"
+          "    with this CA alone, and so does `tlspeek ca export --p12 FILE`\n"
+          "    (password " TRUST_JAVA_PASS ").\n"
           "    Java never proxies localhost, 127.* and [::1] unless http.nonProxyHosts\n"
           "    is set and empty, as above: a non-empty list gets them added back.\n",
           n->jks, n->label, n->cert, n->jks, n->jks);

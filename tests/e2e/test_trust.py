@@ -358,6 +358,98 @@ def test_java(setup, env, tmp_path):
     assert r.returncode != 0 and "PKIX" in r.stderr, r.stdout + r.stderr
 
 
+def test_java_p12_export(setup, env, tmp_path):
+    """`tlspeek ca export --p12 FILE`: a truststore Java reads as is, with
+    the CA as its one trusted certificate entry (password changeit)."""
+    require_program("java")
+    require_program("keytool")
+    ca_dir, info, p, url = setup
+    work = tmp_path / "java"
+    work.mkdir()
+    (work / "Client.java").write_text(JAVA)
+    store = tmp_path / "ca.p12"
+    r = subprocess.run([BIN, "--ca-dir", str(ca_dir), "ca", "export", "--p12", str(store)],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["keytool", "-list", "-keystore", str(store), "-storepass", "changeit"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Keystore type: PKCS12" in r.stdout and "1 entry" in r.stdout, r.stdout
+    assert re.search(r"^tlspeek-[0-9a-f]{8}, .*, trustedCertEntry,", r.stdout, re.M), r.stdout
+    (java,) = [c for c in commands(info, "Java") if c.startswith("java ")]
+    java = re.sub(r"-Djavax\.net\.ssl\.trustStore=\S+",
+                  "-Djavax.net.ssl.trustStore=" + shlex.quote(str(store)), java)
+    r = java_run(java, p, url, env, work)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "status 200 proxied true" in r.stdout, r.stdout
+    intercepted(p, url)
+
+
+GO = """
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+)
+
+// go run client.go URL [PROXY]: with PROXY, a Transport with ProxyURL;
+// without, Go's default (https_proxy from the environment).
+func main() {
+	client := http.DefaultClient
+	if len(os.Args) > 2 {
+		u, err := url.Parse(os.Args[2])
+		if err != nil {
+			panic(err)
+		}
+		client = &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(u)}}
+	}
+	r, err := client.Get(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	body, _ := io.ReadAll(r.Body)
+	fmt.Println("status", r.StatusCode, "bytes", len(body))
+}
+"""
+
+
+def test_go(setup, env, tmp_path):
+    """SSL_CERT_FILE as printed; and what `ca info` says of Go and proxies:
+    with https_proxy alone Go goes straight to 127.0.0.1 (past tlspeek, to
+    the upstream's own certificate), with Transport.Proxy = ProxyURL it
+    goes through tlspeek and trusts its certificate."""
+    require_program("go")
+    ca_dir, info, p, url = setup
+    go_notes = "\n".join(section(info, "Go"))
+    assert "localhost or loopback" in go_notes and "http.ProxyURL" in go_notes, go_notes
+    work = tmp_path / "go"
+    work.mkdir()
+    (work / "client.go").write_text(GO)
+    genv = dict(env, GOCACHE=str(tmp_path / "gocache"), GOPATH=str(tmp_path / "gopath"),
+                GOFLAGS="-mod=mod", GO111MODULE="off", GOTOOLCHAIN="local",
+                https_proxy=p.url, HTTPS_PROXY=p.url)
+    genv.update(exports(commands(info, "Go")))
+    run = ["go", "run", "client.go", url]
+    r = subprocess.run(run + [p.url], env=genv, cwd=work, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "status 200" in r.stdout, r.stdout
+    intercepted(p, url)
+    before = p.stdout().count("GET %s → 200" % url)
+    r = subprocess.run(run, env=genv, cwd=work, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "certificate signed by unknown authority" in r.stderr, r.stderr
+    assert p.stdout().count("GET %s → 200" % url) == before
+    del genv["SSL_CERT_FILE"]
+    r = subprocess.run(run + [p.url], env=genv, cwd=work, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode != 0 and "certificate signed by unknown authority" in r.stderr, r.stderr
+
+
 # ---- NSS: Chromium's database, Firefox ----------------------------------------
 
 def leaf_cert(ca_dir, tmp_path, env):
