@@ -38,10 +38,24 @@ static const char *shq(const char *in, char *buf, size_t len) {
   return buf;
 }
 
+/* The path as a JSON string's contents: '"' and '\\' escaped, control
+ * characters (which no sane path holds) dropped. */
+static void json_path(const char *in, char *buf, size_t len) {
+  size_t pos = 0;
+
+  for (; *in != '\0' && pos + 3 < len; in++) {
+    if ((unsigned char)*in < 0x20) continue;
+    if (*in == '"' || *in == '\\') buf[pos++] = '\\';
+    buf[pos++] = *in;
+  }
+  buf[pos] = '\0';
+}
+
 typedef struct trust_names {
   char cert[2 * PATH_MAX + 8];    /* the PEM certificate, shell-quoted */
   char dir[2 * PATH_MAX + 8];     /* the CA directory, shell-quoted */
   char jks[2 * PATH_MAX + 32];    /* a Java truststore beside the CA files */
+  char json[2 * PATH_MAX + 8];    /* the PEM certificate, in a JSON string */
   char label[32];                 /* "tlspeek-<id>": alias, nickname, file name */
 } trust_names_t;
 
@@ -50,6 +64,7 @@ static void trust_names_init(const ca_t *ca, trust_names_t *n) {
 
   snprintf(n->cert, sizeof(n->cert), "%s", shq(ca->cert_pem_path, buf, sizeof(buf)));
   snprintf(n->dir, sizeof(n->dir), "%s", shq(ca->dir, buf, sizeof(buf)));
+  json_path(ca->cert_pem_path, n->json, sizeof(n->json));
   snprintf(path, sizeof(path), "%.*s/java-truststore", PATH_MAX - 1, ca->dir);
   snprintf(n->jks, sizeof(n->jks), "%s", shq(path, buf, sizeof(buf)));
   if (ca_key_short_id(X509_get0_pubkey(ca->cert), id, sizeof(id)) != 0) snprintf(id, sizeof(id), "ca");
@@ -127,7 +142,7 @@ static void help_browsers(const trust_names_t *n, FILE *out) {
           "    /usr/lib/firefox-esr/distribution/policies.json):\n"
           "      {\"policies\": {\"Certificates\": {\"Install\": [\"%s\"]}}}\n"
           "    (ImportEnterpriseRoots reads the system store on Windows and macOS only.)\n",
-          n->label, n->cert, n->label, n->cert, n->cert);
+          n->label, n->cert, n->label, n->cert, n->json);
 }
 
 static void help_system(const trust_names_t *n, FILE *out) {
