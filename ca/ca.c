@@ -210,18 +210,24 @@ Exit:
 
 /* ---- creation ---------------------------------------------------------- */
 
-/* "tlspeek CA (<hostname>)", so a user who trusts CAs from several machines
- * can tell them apart; cut to fit the 64-byte CN limit. */
-static void root_common_name(char *cn, size_t len) {
-  char host[256] = "localhost";
+/* "tlspeek CA (<hostname>) <id>": the hostname tells apart CAs made on
+ * different machines, <id> (the first 4 bytes of the SHA-256 of the public
+ * key, in hex) two CAs made on the same one, so an error message naming the
+ * issuer says which CA it was. The hostname is cut to fit the 64-byte CN
+ * limit. CAs made before the id was added keep their name: only new CAs get
+ * it. */
+static void root_common_name(EVP_PKEY *key, char *cn, size_t len) {
+  char host[256] = "localhost", id[CA_SHORT_ID_LEN];
   size_t i;
 
   if (gethostname(host, sizeof(host)) != 0) snprintf(host, sizeof(host), "?");
   host[sizeof(host) - 1] = '\0';
   for (i = 0; host[i] != '\0'; i++)
     if (host[i] < 0x21 || host[i] > 0x7e) host[i] = '?';
-  if (snprintf(cn, len, "tlspeek CA (%.*s)", CA_CN_MAX - 13, host) < 0)
-    snprintf(cn, len, "tlspeek CA");
+  if (ca_key_short_id(key, id, sizeof(id)) != 0)
+    snprintf(cn, len, "tlspeek CA (%.*s)", CA_CN_MAX - 13, host);
+  else
+    snprintf(cn, len, "tlspeek CA (%.*s) %s", CA_CN_MAX - 23, host, id);
 }
 
 static X509 *root_build(EVP_PKEY *key, char *err, size_t errlen) {
@@ -231,7 +237,7 @@ static X509 *root_build(EVP_PKEY *key, char *err, size_t errlen) {
   char cn[CA_CN_MAX + 1];
   int ok;
 
-  root_common_name(cn, sizeof(cn));
+  root_common_name(key, cn, sizeof(cn));
   ok = x != NULL && name != NULL && X509_set_version(x, X509_VERSION_3) &&
        ca_x509_set_serial(x) == 0 &&
        X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8, (const unsigned char *)cn,

@@ -79,12 +79,20 @@ const char *ca_cert_pem_path(const ca_t *ca);
 const char *ca_key_path(const ca_t *ca);
 const char *ca_cert_der_path(const ca_t *ca);
 
-/* Writes the CA certificate (never the key) to `path`, PEM or DER. */
-int ca_export(const ca_t *ca, const char *path, int der, char *err,
+/* What ca_export() writes: the certificate as PEM or DER, or a PKCS#12
+ * truststore holding it as a trusted certificate entry (what Java's
+ * keytool makes with -importcert; Java 9+ reads it as a truststore), with
+ * the password CA_P12_PASSWORD. */
+enum { CA_EXPORT_PEM = 0, CA_EXPORT_DER = 1, CA_EXPORT_P12 = 2 };
+#define CA_P12_PASSWORD "changeit" /* the JDK's own truststore default */
+
+/* Writes the CA certificate (never the key) to `path` in `format`. */
+int ca_export(const ca_t *ca, const char *path, int format, char *err,
               size_t errlen);
 
 /* Prints subject, validity, SHA-256 fingerprint, file locations and how to
- * trust the CA (curl, env vars, update-ca-certificates, NSS certutil). */
+ * trust the CA, per client (curl, wget, git, Python, Node.js, Go, Java,
+ * Chromium, Firefox, the Debian system store). */
 void ca_print_info(const ca_t *ca, FILE *out);
 
 /* SHA-256 fingerprint of a certificate as "AB:CD:...". `out` >= 96 bytes. */

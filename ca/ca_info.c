@@ -8,6 +8,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 
 #include "ca/ca_internal.h"
 
@@ -32,14 +33,62 @@ void ca_fingerprint_sha256(X509 *cert, char *out, size_t outlen) {
   out[pos > 0 ? pos - 1 : 0] = '\0';
 }
 
-int ca_export(const ca_t *ca, const char *path, int der, char *err, size_t errlen) {
+/* Java marks a trusted certificate entry of a PKCS#12 store with this bag
+ * attribute (Oracle's "trusted key usage"), whose value is the extended key
+ * usage it is trusted for; OpenSSL 3.0 has no name for it. Without it Java
+ * ignores the certificate. */
+#define CA_JDK_TRUST_OID "2.16.840.1.113894.746875.1.1"
+#define CA_ANY_EKU_OID "2.5.29.37.0"
+
+/* The certificate alone in an unencrypted safe (it is public), the store
+ * integrity-protected by a SHA-256 MAC under CA_P12_PASSWORD as Java
+ * expects of a truststore. OpenSSL's PKCS12_create() cannot add the trust
+ * attribute to a certificate bag, hence the bag is built here. */
+static int p12_encode(const ca_t *ca, BIO *mem) {
+  STACK_OF(PKCS12_SAFEBAG) *bags = NULL;
+  STACK_OF(PKCS7) *safes = NULL;
+  PKCS12_SAFEBAG *bag;
+  PKCS12 *p12 = NULL;
+  ASN1_OBJECT *any_eku = OBJ_txt2obj(CA_ANY_EKU_OID, 1);
+  char id[CA_SHORT_ID_LEN], alias[32] = "tlspeek";
+  int ok;
+
+  if (ca_key_short_id(X509_get0_pubkey(ca->cert), id, sizeof(id)) == 0)
+    snprintf(alias, sizeof(alias), "tlspeek-%s", id);
+  bag = any_eku != NULL ? PKCS12_add_cert(&bags, ca->cert) : NULL;
+  ok = bag != NULL && PKCS12_add_friendlyname_asc(bag, alias, -1) &&
+       PKCS12_add1_attr_by_txt(bag, CA_JDK_TRUST_OID, V_ASN1_OBJECT,
+                               (const unsigned char *)any_eku, -1) &&
+       PKCS12_add_safe(&safes, bags, -1, PKCS12_DEFAULT_ITER, NULL);
+  if (ok) p12 = PKCS12_add_safes(safes, 0);
+  ok = p12 != NULL &&
+       PKCS12_set_mac(p12, CA_P12_PASSWORD, -1, NULL, 0, PKCS12_DEFAULT_ITER, EVP_sha256()) &&
+       i2d_PKCS12_bio(mem, p12);
+  PKCS12_free(p12);
+  sk_PKCS7_pop_free(safes, PKCS7_free);
+  sk_PKCS12_SAFEBAG_pop_free(bags, PKCS12_SAFEBAG_free);
+  ASN1_OBJECT_free(any_eku);
+  return ok ? 0 : -1;
+}
+
+static int export_encode(const ca_t *ca, int format, BIO *mem) {
+  if (mem == NULL) return -1;
+  switch (format) {
+  case CA_EXPORT_PEM: return PEM_write_bio_X509(mem, ca->cert) ? 0 : -1;
+  case CA_EXPORT_DER: return i2d_X509_bio(mem, ca->cert) ? 0 : -1;
+  case CA_EXPORT_P12: return p12_encode(ca, mem);
+  default: return -1;
+  }
+}
+
+int ca_export(const ca_t *ca, const char *path, int format, char *err, size_t errlen) {
   BIO *mem = BIO_new(BIO_s_mem());
   char *data = NULL;
   long len;
   ssize_t n;
   int fd = -1, rc = 0;
 
-  if (mem == NULL || (der ? !i2d_X509_bio(mem, ca->cert) : !PEM_write_bio_X509(mem, ca->cert))) {
+  if (export_encode(ca, format, mem) != 0) {
     rc = ca_err_ssl(err, errlen, CA_ECRYPTO, "cannot encode the CA certificate");
     goto Exit;
   }
@@ -83,27 +132,6 @@ static void print_key(EVP_PKEY *key, FILE *out) {
             EVP_PKEY_get_bits(key));
 }
 
-static void print_trust_help(const ca_t *ca, FILE *out) {
-  const char *pem = ca->cert_pem_path;
-
-  fprintf(out,
-          "\nTo trust it (only on machines you debug from):\n"
-          "  curl:             curl --cacert %s https://...\n"
-          "  OpenSSL, Python:  export SSL_CERT_FILE=%s\n"
-          "                    (replaces the system bundle in that shell)\n"
-          "  Python requests:  export REQUESTS_CA_BUNDLE=%s\n"
-          "  Node.js:          export NODE_EXTRA_CA_CERTS=%s\n"
-          "  Debian/Ubuntu:    sudo cp %s /usr/local/share/ca-certificates/"
-          "tlspeek.crt\n"
-          "                    sudo update-ca-certificates\n"
-          "  Firefox/Chromium: certutil -d sql:$HOME/.pki/nssdb -A -t C,, "
-          "-n tlspeek -i %s\n"
-          "                    (certutil is in Debian's libnss3-tools)\n"
-          "\nAnyone holding %s can intercept traffic of whoever trusts this CA;"
-          "\nkeep it private.\n",
-          pem, pem, pem, pem, pem, pem, ca->key_path);
-}
-
 void ca_print_info(const ca_t *ca, FILE *out) {
   BIO *bio = BIO_new_fp(out, BIO_NOCLOSE);
   char fp[96], from[64], until[64];
@@ -129,5 +157,5 @@ void ca_print_info(const ca_t *ca, FILE *out) {
           "    %-*s  certificate, PEM\n"
           "    %-*s  certificate, DER\n",
           width, ca->key_path, width, ca->cert_pem_path, width, ca->cert_der_path);
-  print_trust_help(ca, out);
+  ca_print_trust_help(ca, out);
 }

@@ -31,6 +31,7 @@
 #define CA_LEAF_LIFETIME_DAYS 397
 #define CA_SERIAL_BITS 128
 #define CA_CN_MAX 64        /* ub-common-name, RFC 5280 */
+#define CA_SHORT_ID_LEN 9   /* 8 hex digits + NUL: see ca_key_short_id() */
 #define CA_DNS_NAME_MAX 253 /* RFC 1035 */
 /* Upstream certificates of big CDNs carry a few hundred names; a leaf never
  * needs more than this many to satisfy a client. */
@@ -76,6 +77,19 @@ int ca_file_install(const char *path, const void *data, size_t len, mode_t mode,
 int ca_dir_make(const char *dir, char *err, size_t errlen);
 
 /* ---- X.509 building blocks (ca_x509.c) ---- */
+
+/* The first 4 bytes of the SHA-256 of the key's SubjectPublicKeyInfo as 8
+ * lowercase hex digits: the id in a new root's CN ("tlspeek CA (host) id")
+ * and in the names `ca info` suggests (trust store aliases, file names), so
+ * that two CAs on one machine never share them. 0, or -1 when OpenSSL fails
+ * or `outlen` < CA_SHORT_ID_LEN. */
+int ca_key_short_id(EVP_PKEY *key, char *out, size_t outlen);
+
+/* ---- `ca info` (ca_trust.c) ---- */
+
+/* The per-client instructions for trusting this CA, with its real paths. */
+void ca_print_trust_help(const ca_t *ca, FILE *out);
+
 
 int ca_x509_set_serial(X509 *x);
 int ca_x509_set_validity(X509 *x, time_t not_before, time_t not_after);

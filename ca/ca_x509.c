@@ -311,3 +311,21 @@ GENERAL_NAME *ca_name_to_general(const char *name, int *rc, char *err, size_t er
   GENERAL_NAME_set0_value(gn, is_ip ? GEN_IPADD : GEN_DNS, value);
   return gn;
 }
+
+int ca_key_short_id(EVP_PKEY *key, char *out, size_t outlen) {
+  unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  int derlen, ok;
+
+  if (outlen < CA_SHORT_ID_LEN) return -1;
+  out[0] = '\0';
+  derlen = i2d_PUBKEY(key, &der);
+  ok = derlen > 0 && EVP_Digest(der, (size_t)derlen, md, &mdlen, EVP_sha256(), NULL) && mdlen >= 4;
+  OPENSSL_free(der);
+  if (!ok) {
+    ERR_clear_error();
+    return -1;
+  }
+  snprintf(out, outlen, "%02x%02x%02x%02x", md[0], md[1], md[2], md[3]);
+  return 0;
+}

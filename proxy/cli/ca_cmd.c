@@ -25,8 +25,10 @@ static const char usage_text[] =
     "COMMAND\n"
     "  path                     print the CA directory and its three files\n"
     "  info                     show the CA and how to trust it\n"
-    "  export [--der] FILE      write the CA certificate (never the key); "
-    "FILE - is stdout\n"
+    "  export [--der|--p12] FILE\n"
+    "                           write the CA certificate (never the key): PEM,\n"
+    "                           DER, or a PKCS#12 truststore for Java (password\n"
+    "                           " CA_P12_PASSWORD "); FILE - is stdout\n"
     "  mint NAME... [--out FILE]\n"
     "                           issue a certificate + key for DNS names or IP "
     "addresses\n"
@@ -96,9 +98,18 @@ static int cmd_info(int argc, const px_config_t *cfg) {
   return rc;
 }
 
-static int export_stdout(const ca_t *ca, int der) {
-  int ok = der ? i2d_X509_fp(stdout, ca_cert(ca)) : PEM_write_X509(stdout, ca_cert(ca));
+static int export_stdout(const ca_t *ca, int format) {
+  char err[CA_ERR_LEN] = "cannot write the CA certificate to stdout";
+  int ok;
 
+  if (format == CA_EXPORT_P12) {
+    /* Binary and built in memory by ca/: let it write the descriptor. */
+    if (fflush(stdout) != 0 || ca_export(ca, "/dev/stdout", format, err, sizeof(err)) != 0)
+      return runtime_error(err);
+    return 0;
+  }
+  ok = format == CA_EXPORT_DER ? i2d_X509_fp(stdout, ca_cert(ca))
+                               : PEM_write_X509(stdout, ca_cert(ca));
   if (!ok || fflush(stdout) != 0) {
     ERR_clear_error();
     return runtime_error("cannot write the CA certificate to stdout");
@@ -110,13 +121,15 @@ static int cmd_export(int argc, char **argv, const px_config_t *cfg) {
   const char *file = NULL;
   char err[CA_ERR_LEN];
   ca_t *ca = NULL;
-  int der = 0, i, rc;
+  int format = CA_EXPORT_PEM, i, rc;
 
   for (i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--der") == 0)
-      der = 1;
+      format = CA_EXPORT_DER;
     else if (strcmp(argv[i], "--pem") == 0)
-      der = 0;
+      format = CA_EXPORT_PEM;
+    else if (strcmp(argv[i], "--p12") == 0)
+      format = CA_EXPORT_P12;
     else if (argv[i][0] == '-' && argv[i][1] != '\0')
       return usage_error("export: unknown option %s", argv[i]);
     else if (file != NULL)
@@ -128,8 +141,8 @@ static int cmd_export(int argc, char **argv, const px_config_t *cfg) {
   rc = open_ca(cfg, &ca);
   if (rc != 0) goto Exit;
   if (strcmp(file, "-") == 0)
-    rc = export_stdout(ca, der);
-  else if (ca_export(ca, file, der, err, sizeof(err)) != 0)
+    rc = export_stdout(ca, format);
+  else if (ca_export(ca, file, format, err, sizeof(err)) != 0)
     rc = runtime_error(err);
 Exit:
   ca_free(ca);

@@ -96,7 +96,7 @@ def clean_env(**extra):
     """The environment for client subprocesses, with no preset CA bundles."""
     env = dict(os.environ)
     for k in ("SSL_CERT_FILE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_DIR",
-              "NODE_EXTRA_CA_CERTS", "http_proxy", "https_proxy", "HTTP_PROXY",
+              "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO", "http_proxy", "https_proxy", "HTTP_PROXY",
               "HTTPS_PROXY", "ALL_PROXY", "all_proxy", "no_proxy", "NO_PROXY"):
         env.pop(k, None)
     env.update(extra)

@@ -113,8 +113,8 @@ def test_info_content(ca_dir, tmp_path, env):
     for must in ("CN=tlspeek CA (", "valid from", "valid until", sha256_of(pem),
                  "EC P-256", "curl --cacert", "SSL_CERT_FILE=", "REQUESTS_CA_BUNDLE=",
                  "NODE_EXTRA_CA_CERTS=", "update-ca-certificates",
-                 "/usr/local/share/ca-certificates/tlspeek.crt",
-                 "certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n tlspeek -i",
+                 "/usr/local/share/ca-certificates/tlspeek-",
+                 "certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n tlspeek-",
                  str(ca_dir / "tlspeek-ca-cert.pem")):
         assert must in out, f"info lacks {must!r}:\n{out}"
 

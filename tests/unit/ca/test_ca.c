@@ -219,14 +219,23 @@ static void test_fresh_ca_properties(void **state) {
   ca_t *ca = open_new_ca(t, CA_KEY_P256);
   X509 *x = ca_cert(ca);
   char host[256] = "", want_cn[128], path[PATH_MAX];
+  unsigned char *spki = NULL, md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  int spki_len;
   BASIC_CONSTRAINTS *bc;
   struct stat st;
   time_t now = time(NULL);
   int crit = -1;
 
   gethostname(host, sizeof(host));
-  /* CNs hold 64 bytes: the hostname is cut to fit. */
-  snprintf(want_cn, sizeof(want_cn), "tlspeek CA (%.51s)", host);
+  /* CNs hold 64 bytes: the hostname is cut to fit. The id after it is the
+   * start of the SHA-256 of the public key, so two CAs never share a name. */
+  spki_len = i2d_PUBKEY(X509_get0_pubkey(x), &spki);
+  assert_true(spki_len > 0);
+  assert_true(EVP_Digest(spki, (size_t)spki_len, md, &mdlen, EVP_sha256(), NULL));
+  OPENSSL_free(spki);
+  snprintf(want_cn, sizeof(want_cn), "tlspeek CA (%.41s) %02x%02x%02x%02x", host, md[0], md[1],
+           md[2], md[3]);
   assert_subject(x, NID_commonName, want_cn);
   assert_subject(x, NID_organizationName, "tlspeek");
   assert_int_equal(X509_get_version(x), X509_VERSION_3);
@@ -426,8 +435,15 @@ static void test_export_and_info(void **state) {
                                       "REQUESTS_CA_BUNDLE",
                                       "NODE_EXTRA_CA_CERTS",
                                       "update-ca-certificates",
-                                      "/usr/local/share/ca-certificates/tlspeek.crt",
-                                      "certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n tlspeek -i"};
+                                      "wget --ca-certificate=",
+                                      "GIT_SSL_CAINFO=",
+                                      "keytool -importcert",
+                                      "-Djavax.net.ssl.trustStore=",
+                                      "-Dhttp.nonProxyHosts= ",
+                                      "/usr/local/share/ca-certificates/tlspeek-",
+                                      "certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n tlspeek-",
+                                      "certutil -d sql:PROFILE -A -t C,, -n tlspeek-",
+                                      "\"Certificates\": {\"Install\""};
   size_t i;
 
   snprintf(fp, sizeof(fp), "%s", fingerprint(ca_cert(ca)));
