@@ -19,7 +19,7 @@ BUILD_DEBS := build-essential pkg-config libssl-dev libuv1-dev libhttp-parser-de
               libpcap-dev \
               libpcre2-dev libc-ares-dev
 TEST_DEBS  := libcmocka-dev python3 python3-pytest curl procps python3-jsonschema tshark \
-              iproute2 iptables xxd
+              iproute2 iptables xxd nodejs
 BENCH_DEBS := wrk nginx haproxy sslsplit mitmproxy openssl procps
 FUZZ_DEBS  := clang libclang-rt-14-dev
 

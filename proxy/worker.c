@@ -29,6 +29,7 @@
 #include "proxy/loopguard.h"
 #include "proxy/modes/passthrough.h"
 #include "proxy/modes/proxyauth.h"
+#include "proxy/runcmd.h"
 #include "proxy/session.h"
 
 typedef struct px_runtime {
@@ -38,6 +39,9 @@ typedef struct px_runtime {
   uv_loop_t main_loop;
   uv_signal_t sigint, sigterm;
   int signals_seen;
+  px_runcmd_t *command;       /* tlspeek run: the command, else NULL */
+  int command_done;           /* it has exited (or could not start) */
+  int command_status;         /* what tlspeek then exits with */
   void *console;
   void *tlsview;
   void *har, *jsonl, *pcap, *keylog;
@@ -276,6 +280,10 @@ static void worker_free(px_worker_t *w) {
 
 /* ---- signals and the main thread -------------------------------------------- */
 
+static void stop_workers(px_runtime_t *rt) {
+  for (int i = 0; i < rt->n_workers; i++) uv_async_send(&rt->workers[i]->wakeup);
+}
+
 static void on_signal(uv_signal_t *sig, int signum) {
   px_runtime_t *rt = sig->data;
   if (++rt->signals_seen > 1) {
@@ -285,7 +293,7 @@ static void on_signal(uv_signal_t *sig, int signum) {
   flt_log_info("shutting down (%s): finishing open flows for up to %.0f s",
                signum == SIGINT ? "SIGINT" : "SIGTERM",
                (double)rt->shared.cfg->shutdown_grace_ms / 1000.0);
-  for (int i = 0; i < rt->n_workers; i++) uv_async_send(&rt->workers[i]->wakeup);
+  stop_workers(rt);
   uv_signal_stop(&rt->sigint);
   uv_signal_stop(&rt->sigterm);
   /* Keep catching a second signal without keeping the loop alive. */
@@ -293,6 +301,41 @@ static void on_signal(uv_signal_t *sig, int signum) {
   uv_signal_start(&rt->sigterm, on_signal, SIGTERM);
   uv_unref((uv_handle_t *)&rt->sigint);
   uv_unref((uv_handle_t *)&rt->sigterm);
+}
+
+/* ---- tlspeek run -- CMD ------------------------------------------------------ */
+
+/* The command has exited: stop as SIGTERM would, with its status. */
+static void on_command_exit(void *arg, int status) {
+  px_runtime_t *rt = arg;
+  rt->command_done = 1;
+  rt->command_status = status;
+  stop_workers(rt);
+}
+
+/* Writes the command's CA bundle and environment for the proxy on `port`. */
+static int prepare_command(px_runtime_t *rt, uint16_t port) {
+  const px_config_t *cfg = rt->shared.cfg;
+  char err[600];
+  if (px_runcmd_prepare(&rt->command, cfg->run_argv, ca_cert_pem_path(rt->shared.ca),
+                        cfg->upstream_ca, port, err, sizeof(err)) != 0) {
+    flt_log_error("tlspeek run: %s", err);
+    return -1;
+  }
+  flt_log_info("running %s with HTTP(S)_PROXY=http://127.0.0.1:%u; it trusts tlspeek's CA "
+               "through %s", cfg->run_argv[0], (unsigned)port, px_runcmd_bundle(rt->command));
+  return 0;
+}
+
+/* Starts the command once the workers run; when it cannot start, tlspeek
+ * stops at once with 127 (not found), 126 (not executable) or 1. */
+static void start_command(px_runtime_t *rt) {
+  char err[600];
+  int code = px_runcmd_spawn(rt->command, &rt->main_loop, on_command_exit, rt, err, sizeof(err));
+  if (code != 0) {
+    flt_log_error("tlspeek run: %s", err);
+    on_command_exit(rt, code);
+  }
 }
 
 static const char *mode_text(const px_listen_cfg_t *lc, char *buf, size_t len) {
@@ -539,12 +582,15 @@ int px_run(const px_config_t *cfg) {
                  mode_text(&cfg->listens[li], mode, sizeof(mode)), rt.n_workers,
                  rt.n_workers == 1 ? "" : "s");
   }
+  if (cfg->run_argv && prepare_command(&rt, port) != 0) goto Exit;
   uv_loop_init(&rt.main_loop);
   uv_signal_init(&rt.main_loop, &rt.sigint);
   uv_signal_init(&rt.main_loop, &rt.sigterm);
   rt.sigint.data = rt.sigterm.data = &rt;
-  uv_signal_start(&rt.sigint, on_signal, SIGINT);
-  uv_signal_start(&rt.sigterm, on_signal, SIGTERM);
+  if (cfg->run_argv == NULL) { /* tlspeek run passes them on to the command */
+    uv_signal_start(&rt.sigint, on_signal, SIGINT);
+    uv_signal_start(&rt.sigterm, on_signal, SIGTERM);
+  }
 
   px_fd_limit_report();
   flt_log_info("CA certificate: %s", ca_cert_pem_path(rt.shared.ca));
@@ -555,17 +601,22 @@ int px_run(const px_config_t *cfg) {
     }
     started++;
   }
-  /* The main loop only waits for signals; it ends when they are stopped. */
-  while (uv_run(&rt.main_loop, UV_RUN_ONCE) && rt.signals_seen == 0) {
+  if (rt.command) start_command(&rt);
+  /* The main loop only waits for signals, or for the command; it ends when
+   * they are stopped, or the command has exited. */
+  while (!rt.command_done && uv_run(&rt.main_loop, UV_RUN_ONCE) && rt.signals_seen == 0) {
   }
   for (int i = 0; i < started; i++) uv_thread_join(&rt.workers[i]->thread);
   uv_close((uv_handle_t *)&rt.sigint, NULL);
   uv_close((uv_handle_t *)&rt.sigterm, NULL);
+  px_runcmd_free(rt.command); /* closes its process handle: before the loop's last run */
+  rt.command = NULL;
   uv_run(&rt.main_loop, UV_RUN_DEFAULT);
   uv_loop_close(&rt.main_loop);
   flt_log_info("stopped");
-  rc = 0;
+  rc = cfg->run_argv ? rt.command_status : 0;
 Exit:
+  px_runcmd_free(rt.command); /* a start-up failure after it was prepared */
   teardown(&rt);
   flt_log_flush();
   return rc;
