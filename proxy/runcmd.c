@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "filters/util/log.h"
@@ -124,10 +125,20 @@ static int write_bundle(px_runcmd_t *rc, const char *ca_cert, const char *upstre
   return r;
 }
 
-static int write_preload(px_runcmd_t *rc, uint16_t port, char *err, size_t errlen) {
+static int write_preload(px_runcmd_t *rc, const px_runcmd_proxy_t *px, char *err,
+                         size_t errlen) {
+  /* Base64 takes 4 bytes per 3, plus the NUL; --proxyauth is at most 511. */
+  unsigned char basic[700] = "";
+  if (px->proxyauth && strlen(px->proxyauth) <= 511)
+    EVP_EncodeBlock(basic, (const unsigned char *)px->proxyauth, (int)strlen(px->proxyauth));
   FILE *f = create_private(rc->preload, err, errlen);
   if (f == NULL) return -1;
-  fprintf(f, "'use strict';\nconst PROXY_PORT = %u;\n", (unsigned)port);
+  fprintf(f, "'use strict';\nconst PROXY_PORT = %u;\n", (unsigned)px->port);
+  /* Base64 needs no quoting inside '...'. */
+  if (basic[0])
+    fprintf(f, "const PROXY_AUTH = 'Basic %s';\n", (char *)basic);
+  else
+    fputs("const PROXY_AUTH = null;\n", f);
   fputs(px_runcmd_node_js, f);
   if (fclose(f) != 0) {
     snprintf(err, errlen, "cannot write %s: %s", rc->preload, strerror(errno));
@@ -197,9 +208,37 @@ static int env_extend(px_runcmd_t *rc, const char *name, const char *add) {
   return 0;
 }
 
-static int build_env(px_runcmd_t *rc, uint16_t port) {
+/* Percent-encodes all but RFC 3986's unreserved characters. */
+static void url_encode(char *out, size_t outlen, const char *in, size_t len) {
+  size_t o = 0;
+  for (size_t i = 0; i < len && o + 4 <= outlen; i++) {
+    unsigned char c = (unsigned char)in[i];
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+        strchr("-._~", c) != NULL)
+      out[o++] = (char)c;
+    else
+      o += (size_t)snprintf(out + o, outlen - o, "%%%02X", c);
+  }
+  out[o] = '\0';
+}
+
+/* http://[USER:PASS@]127.0.0.1:PORT */
+static void proxy_url(char *url, size_t len, const px_runcmd_proxy_t *px) {
+  char user[3 * 512 + 1] = "", pass[3 * 512 + 1] = "";
+  const char *colon = px->proxyauth ? strchr(px->proxyauth, ':') : NULL;
+  if (colon == NULL) {
+    snprintf(url, len, "http://127.0.0.1:%u", (unsigned)px->port);
+    return;
+  }
+  url_encode(user, sizeof(user), px->proxyauth, (size_t)(colon - px->proxyauth));
+  url_encode(pass, sizeof(pass), colon + 1, strlen(colon + 1));
+  snprintf(url, len, "http://%s:%s@127.0.0.1:%u", user, pass, (unsigned)px->port);
+}
+
+static int build_env(px_runcmd_t *rc, const px_runcmd_proxy_t *px) {
   size_t n = 0;
-  char url[64], v[RUNCMD_VALUE_MAX];
+  uint16_t port = px->port;
+  char url[2 * 3 * 512 + 64], v[RUNCMD_VALUE_MAX];
   while (environ[n]) n++;
   rc->env = calloc(n + N_OF(proxy_vars) + N_OF(bundle_vars) + N_OF(extend_vars) + 1,
                    sizeof(*rc->env));
@@ -210,7 +249,7 @@ static int build_env(px_runcmd_t *rc, uint16_t port) {
     if ((rc->env[rc->n_env] = strdup(environ[i])) == NULL) return -1;
     rc->n_env++;
   }
-  snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)port);
+  proxy_url(url, sizeof(url), px);
   for (size_t i = 0; i < N_OF(proxy_vars); i++)
     if (env_add(rc, proxy_vars[i], url) != 0) return -1;
   for (size_t i = 0; i < N_OF(bundle_vars); i++)
@@ -226,8 +265,8 @@ static int build_env(px_runcmd_t *rc, uint16_t port) {
   return env_extend(rc, "NODE_OPTIONS", v);
 }
 
-int px_runcmd_prepare(px_runcmd_t **out, char *const *argv, const char *ca_cert,
-                      const char *upstream_ca, uint16_t port, char *err, size_t errlen) {
+int px_runcmd_prepare(px_runcmd_t **out, char *const *argv, const px_runcmd_proxy_t *px,
+                      char *err, size_t errlen) {
   px_runcmd_t *rc = calloc(1, sizeof(*rc));
   *out = NULL;
   if (rc == NULL) {
@@ -235,10 +274,11 @@ int px_runcmd_prepare(px_runcmd_t **out, char *const *argv, const char *ca_cert,
     return -1;
   }
   rc->argv = argv;
-  if (make_dir(rc, err, errlen) != 0 || write_bundle(rc, ca_cert, upstream_ca, err, errlen) != 0 ||
-      write_preload(rc, port, err, errlen) != 0)
+  if (make_dir(rc, err, errlen) != 0 ||
+      write_bundle(rc, px->ca_cert, px->upstream_ca, err, errlen) != 0 ||
+      write_preload(rc, px, err, errlen) != 0)
     goto Fail;
-  if (build_env(rc, port) != 0) {
+  if (build_env(rc, px) != 0) {
     snprintf(err, errlen, "out of memory");
     goto Fail;
   }

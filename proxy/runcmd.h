@@ -23,13 +23,20 @@ typedef struct px_runcmd px_runcmd_t;
  * N killed it. */
 typedef void (*px_runcmd_exit_cb)(void *arg, int status);
 
-/* Writes the bundle and the preload for a proxy on 127.0.0.1:`port` and
- * builds the environment from `environ`. `argv` (NULL-terminated, at least
- * one word) is borrowed until px_runcmd_free(). `ca_cert` is tlspeek's CA
- * certificate (PEM); `upstream_ca` is --upstream-ca or NULL. 0, or -1 with
- * the reason in err. */
-int px_runcmd_prepare(px_runcmd_t **out, char *const *argv, const char *ca_cert,
-                      const char *upstream_ca, uint16_t port, char *err, size_t errlen);
+/* What the command is told about the proxy and what it should trust. */
+typedef struct px_runcmd_proxy {
+  uint16_t port;           /* tlspeek listens on 127.0.0.1:port */
+  const char *proxyauth;   /* --proxyauth "USER:PASS", or NULL: put into the proxy
+                              URLs (percent-encoded) and the Node.js preload */
+  const char *ca_cert;     /* tlspeek's CA certificate (PEM file) */
+  const char *upstream_ca; /* --upstream-ca, or NULL */
+} px_runcmd_proxy_t;
+
+/* Writes the bundle and the preload and builds the environment from
+ * `environ`. `argv` (NULL-terminated, at least one word) is borrowed until
+ * px_runcmd_free(). 0, or -1 with the reason in err. */
+int px_runcmd_prepare(px_runcmd_t **out, char *const *argv, const px_runcmd_proxy_t *px,
+                      char *err, size_t errlen);
 
 /* Starts the command on `loop`. 0, or the exit status tlspeek should end
  * with (127: not found, 126: found but not executable, 1: other) with the

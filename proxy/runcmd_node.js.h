@@ -1,6 +1,7 @@
 /* runcmd_node.js.h — the Node.js preload that `tlspeek run` writes next to
  * the CA bundle and names in NODE_OPTIONS (--require). Included only by
- * proxy/runcmd.c, which writes "const PROXY_PORT = N;" before it.
+ * proxy/runcmd.c, which writes "const PROXY_PORT = N;" and "const PROXY_AUTH =
+ * 'Basic ...';" (null without --proxyauth) before it.
  *
  * Node 20 ignores HTTP(S)_PROXY: neither http.globalAgent nor the fetch()
  * built on its bundled undici looks at them, and require('undici') is not
@@ -33,7 +34,8 @@ static const char px_runcmd_node_js[] =
     "  function tunnel(host, port, cb) {\n"
     "    const target = authority(bare(host), port);\n"
     "    const req = http.request({ host: '127.0.0.1', port: PROXY_PORT, method: 'CONNECT',\n"
-    "      path: target, headers: { Host: target }, agent: direct });\n"
+    "      path: target, agent: direct, headers: PROXY_AUTH\n"
+    "        ? { Host: target, 'Proxy-Authorization': PROXY_AUTH } : { Host: target } });\n"
     "    req.once('connect', (res, socket, head) => {\n"
     "      if (res.statusCode !== 200) {\n"
     "        socket.destroy();\n"

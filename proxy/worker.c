@@ -317,8 +317,10 @@ static void on_command_exit(void *arg, int status) {
 static int prepare_command(px_runtime_t *rt, uint16_t port) {
   const px_config_t *cfg = rt->shared.cfg;
   char err[600];
-  if (px_runcmd_prepare(&rt->command, cfg->run_argv, ca_cert_pem_path(rt->shared.ca),
-                        cfg->upstream_ca, port, err, sizeof(err)) != 0) {
+  px_runcmd_proxy_t px = {.port = port, .proxyauth = cfg->proxyauth,
+                         .ca_cert = ca_cert_pem_path(rt->shared.ca),
+                         .upstream_ca = cfg->upstream_ca};
+  if (px_runcmd_prepare(&rt->command, cfg->run_argv, &px, err, sizeof(err)) != 0) {
     flt_log_error("tlspeek run: %s", err);
     return -1;
   }

@@ -215,3 +215,25 @@ def test_run_ctrl_c_on_a_terminal(pki):
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         os.close(fd)
+
+
+def test_run_with_proxyauth_hands_the_credentials_to_the_command(pki, https_upstream):
+    """With --proxyauth the proxy URLs carry the credentials (percent-encoded)
+    and the Node.js preload sends them, so every client still gets through;
+    tlspeek never shows them."""
+    curl = require_program("curl")
+    require_program("node")
+    url = text_url(https_upstream)
+    creds = "run user:p@ss/w%rd"
+    py = "import urllib.request as u; print('py', u.urlopen(%r, timeout=20).status)" % url
+    fetch = "fetch(%r).then(r => console.log('fetch', r.status))" % url
+    get = "require('https').get(%r, r => { console.log('get', r.statusCode); r.resume(); })" % url
+    for cmd, want in (([curl, "-sS", "-o", "/dev/null", "-w", "curl %{http_code}\n", url],
+                       "curl 200"),
+                      (["/usr/bin/python3", "-c", py], "py 200"),
+                      (["node", "-e", fetch], "fetch 200"),
+                      (["node", "-e", get], "get 200")):
+        r = tlspeek_run(pki, cmd, "--proxyauth", creds)
+        assert r.returncode == 0 and want in r.stdout, (cmd, r.stdout, r.stderr)
+        assert_shown(r, url)
+        assert "p@ss" not in r.stdout + r.stderr and "p%40ss" not in r.stderr
