@@ -340,6 +340,30 @@ static void start_command(px_runtime_t *rt) {
   }
 }
 
+/* The main thread's loop: SIGINT/SIGTERM, or tlspeek run's command (which
+ * gets those signals passed on instead). */
+static int init_main_loop(px_runtime_t *rt, uint16_t port) {
+  if (rt->shared.cfg->run_argv && prepare_command(rt, port) != 0) return -1;
+  uv_loop_init(&rt->main_loop);
+  uv_signal_init(&rt->main_loop, &rt->sigint);
+  uv_signal_init(&rt->main_loop, &rt->sigterm);
+  rt->sigint.data = rt->sigterm.data = rt;
+  if (rt->command == NULL) {
+    uv_signal_start(&rt->sigint, on_signal, SIGINT);
+    uv_signal_start(&rt->sigterm, on_signal, SIGTERM);
+  }
+  return 0;
+}
+
+static void close_main_loop(px_runtime_t *rt) {
+  uv_close((uv_handle_t *)&rt->sigint, NULL);
+  uv_close((uv_handle_t *)&rt->sigterm, NULL);
+  px_runcmd_free(rt->command); /* closes its process handle: before the loop's last run */
+  rt->command = NULL;
+  uv_run(&rt->main_loop, UV_RUN_DEFAULT);
+  uv_loop_close(&rt->main_loop);
+}
+
 static const char *mode_text(const px_listen_cfg_t *lc, char *buf, size_t len) {
   switch (lc->mode) {
     case PX_MODE_REVERSE:
@@ -584,15 +608,7 @@ int px_run(const px_config_t *cfg) {
                  mode_text(&cfg->listens[li], mode, sizeof(mode)), rt.n_workers,
                  rt.n_workers == 1 ? "" : "s");
   }
-  if (cfg->run_argv && prepare_command(&rt, port) != 0) goto Exit;
-  uv_loop_init(&rt.main_loop);
-  uv_signal_init(&rt.main_loop, &rt.sigint);
-  uv_signal_init(&rt.main_loop, &rt.sigterm);
-  rt.sigint.data = rt.sigterm.data = &rt;
-  if (cfg->run_argv == NULL) { /* tlspeek run passes them on to the command */
-    uv_signal_start(&rt.sigint, on_signal, SIGINT);
-    uv_signal_start(&rt.sigterm, on_signal, SIGTERM);
-  }
+  if (init_main_loop(&rt, port) != 0) goto Exit;
 
   px_fd_limit_report();
   flt_log_info("CA certificate: %s", ca_cert_pem_path(rt.shared.ca));
@@ -609,12 +625,7 @@ int px_run(const px_config_t *cfg) {
   while (!rt.command_done && uv_run(&rt.main_loop, UV_RUN_ONCE) && rt.signals_seen == 0) {
   }
   for (int i = 0; i < started; i++) uv_thread_join(&rt.workers[i]->thread);
-  uv_close((uv_handle_t *)&rt.sigint, NULL);
-  uv_close((uv_handle_t *)&rt.sigterm, NULL);
-  px_runcmd_free(rt.command); /* closes its process handle: before the loop's last run */
-  rt.command = NULL;
-  uv_run(&rt.main_loop, UV_RUN_DEFAULT);
-  uv_loop_close(&rt.main_loop);
+  close_main_loop(&rt);
   flt_log_info("stopped");
   rc = cfg->run_argv ? rt.command_status : 0;
 Exit:

@@ -56,7 +56,10 @@ def test_run_curl_trusts_and_is_shown(pki, https_upstream):
 def test_run_python_urllib(pki, https_upstream):
     python = require_program("python3")
     url = text_url(https_upstream)
-    code = "import urllib.request as u; print('status', u.urlopen(%r, timeout=20).status)" % url
+    # One string per print: the command shares stdout with tlspeek's view, and
+    # print's separate writes (unbuffered) could be split by a flow line.
+    code = ("import urllib.request as u\n"
+            "print('status %%d' %% u.urlopen(%r, timeout=20).status)" % url)
     r = tlspeek_run(pki, ["/usr/bin/python3", "-c", code])
     assert python and r.returncode == 0, r.stderr
     assert "status 200" in r.stdout
@@ -225,7 +228,7 @@ def test_run_with_proxyauth_hands_the_credentials_to_the_command(pki, https_upst
     require_program("node")
     url = text_url(https_upstream)
     creds = "run user:p@ss/w%rd"
-    py = "import urllib.request as u; print('py', u.urlopen(%r, timeout=20).status)" % url
+    py = "import urllib.request as u; print('py %%d' %% u.urlopen(%r, timeout=20).status)" % url
     fetch = "fetch(%r).then(r => console.log('fetch', r.status))" % url
     get = "require('https').get(%r, r => { console.log('get', r.statusCode); r.resume(); })" % url
     for cmd, want in (([curl, "-sS", "-o", "/dev/null", "-w", "curl %{http_code}\n", url],
