@@ -120,9 +120,14 @@ typedef struct px_config {
   uint64_t shutdown_grace_ms;
   uint64_t dns_timeout_ms;      /* one name lookup */
   const char *dns_servers;      /* --dns-server: "IP[:PORT],..." or NULL (resolv.conf) */
+  char *const *run_argv;        /* `tlspeek run -- CMD ARGS...`: the command (NULL-terminated),
+                                   or NULL for the proxy alone */
 } px_config_t;
 
-/* Runs the proxy until SIGINT/SIGTERM. Returns the process exit code. */
+/* Runs the proxy until SIGINT/SIGTERM, or with run_argv until that command
+ * has exited (signals are passed on to it). Returns the process exit code:
+ * with run_argv, the command's (128+N when signal N killed it; 127/126 when
+ * it could not be started). */
 int px_run(const px_config_t *cfg);
 
 /* `tlspeek ca ...`: argv[0] is the first word after "ca"; global options

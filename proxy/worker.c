@@ -29,6 +29,7 @@
 #include "proxy/loopguard.h"
 #include "proxy/modes/passthrough.h"
 #include "proxy/modes/proxyauth.h"
+#include "proxy/runcmd.h"
 #include "proxy/session.h"
 
 typedef struct px_runtime {
@@ -38,6 +39,9 @@ typedef struct px_runtime {
   uv_loop_t main_loop;
   uv_signal_t sigint, sigterm, sigusr1;
   int signals_seen;
+  px_runcmd_t *command;       /* tlspeek run: the command, else NULL */
+  int command_done;           /* it has exited (or could not start) */
+  int command_status;         /* what tlspeek then exits with */
   void *console;
   void *tlsview;
   void *har, *jsonl, *pcap, *keylog;
@@ -283,6 +287,10 @@ static void on_sigusr1(uv_signal_t *sig, int signum) {
   px_passthrough_list(rt->shared.cfg->auto_passthrough);
 }
 
+static void stop_workers(px_runtime_t *rt) {
+  for (int i = 0; i < rt->n_workers; i++) uv_async_send(&rt->workers[i]->wakeup);
+}
+
 static void on_signal(uv_signal_t *sig, int signum) {
   px_runtime_t *rt = sig->data;
   if (++rt->signals_seen > 1) {
@@ -292,7 +300,7 @@ static void on_signal(uv_signal_t *sig, int signum) {
   flt_log_info("shutting down (%s): finishing open flows for up to %.0f s",
                signum == SIGINT ? "SIGINT" : "SIGTERM",
                (double)rt->shared.cfg->shutdown_grace_ms / 1000.0);
-  for (int i = 0; i < rt->n_workers; i++) uv_async_send(&rt->workers[i]->wakeup);
+  stop_workers(rt);
   uv_signal_stop(&rt->sigint);
   uv_signal_stop(&rt->sigterm);
   uv_signal_stop(&rt->sigusr1);
@@ -301,6 +309,71 @@ static void on_signal(uv_signal_t *sig, int signum) {
   uv_signal_start(&rt->sigterm, on_signal, SIGTERM);
   uv_unref((uv_handle_t *)&rt->sigint);
   uv_unref((uv_handle_t *)&rt->sigterm);
+}
+
+/* ---- tlspeek run -- CMD ------------------------------------------------------ */
+
+/* The command has exited: stop as SIGTERM would, with its status. */
+static void on_command_exit(void *arg, int status) {
+  px_runtime_t *rt = arg;
+  rt->command_done = 1;
+  rt->command_status = status;
+  stop_workers(rt);
+}
+
+/* Writes the command's CA bundle and environment for the proxy on `port`. */
+static int prepare_command(px_runtime_t *rt, uint16_t port) {
+  const px_config_t *cfg = rt->shared.cfg;
+  char err[600];
+  px_runcmd_proxy_t px = {.port = port, .proxyauth = cfg->proxyauth,
+                         .ca_cert = ca_cert_pem_path(rt->shared.ca),
+                         .upstream_ca = cfg->upstream_ca};
+  if (px_runcmd_prepare(&rt->command, cfg->run_argv, &px, err, sizeof(err)) != 0) {
+    flt_log_error("tlspeek run: %s", err);
+    return -1;
+  }
+  flt_log_info("running %s with HTTP(S)_PROXY=http://127.0.0.1:%u; it trusts tlspeek's CA "
+               "through %s", cfg->run_argv[0], (unsigned)port, px_runcmd_bundle(rt->command));
+  return 0;
+}
+
+/* Starts the command once the workers run; when it cannot start, tlspeek
+ * stops at once with 127 (not found), 126 (not executable) or 1. */
+static void start_command(px_runtime_t *rt) {
+  char err[600];
+  int code = px_runcmd_spawn(rt->command, &rt->main_loop, on_command_exit, rt, err, sizeof(err));
+  if (code != 0) {
+    flt_log_error("tlspeek run: %s", err);
+    on_command_exit(rt, code);
+  }
+}
+
+/* The main thread's loop: SIGINT/SIGTERM, or tlspeek run's command (which
+ * gets those signals passed on instead). */
+static int init_main_loop(px_runtime_t *rt, uint16_t port) {
+  if (rt->shared.cfg->run_argv && prepare_command(rt, port) != 0) return -1;
+  uv_loop_init(&rt->main_loop);
+  uv_signal_init(&rt->main_loop, &rt->sigint);
+  uv_signal_init(&rt->main_loop, &rt->sigterm);
+  rt->sigint.data = rt->sigterm.data = rt;
+  uv_signal_init(&rt->main_loop, &rt->sigusr1);
+  rt->sigusr1.data = rt;
+  uv_signal_start(&rt->sigusr1, on_sigusr1, SIGUSR1);
+  if (rt->command == NULL) {
+    uv_signal_start(&rt->sigint, on_signal, SIGINT);
+    uv_signal_start(&rt->sigterm, on_signal, SIGTERM);
+  }
+  return 0;
+}
+
+static void close_main_loop(px_runtime_t *rt) {
+  uv_close((uv_handle_t *)&rt->sigint, NULL);
+  uv_close((uv_handle_t *)&rt->sigterm, NULL);
+  uv_close((uv_handle_t *)&rt->sigusr1, NULL);
+  px_runcmd_free(rt->command); /* closes its process handle: before the loop's last run */
+  rt->command = NULL;
+  uv_run(&rt->main_loop, UV_RUN_DEFAULT);
+  uv_loop_close(&rt->main_loop);
 }
 
 static const char *mode_text(const px_listen_cfg_t *lc, char *buf, size_t len) {
@@ -547,15 +620,7 @@ int px_run(const px_config_t *cfg) {
                  mode_text(&cfg->listens[li], mode, sizeof(mode)), rt.n_workers,
                  rt.n_workers == 1 ? "" : "s");
   }
-  uv_loop_init(&rt.main_loop);
-  uv_signal_init(&rt.main_loop, &rt.sigint);
-  uv_signal_init(&rt.main_loop, &rt.sigterm);
-  rt.sigint.data = rt.sigterm.data = &rt;
-  uv_signal_start(&rt.sigint, on_signal, SIGINT);
-  uv_signal_start(&rt.sigterm, on_signal, SIGTERM);
-  uv_signal_init(&rt.main_loop, &rt.sigusr1);
-  rt.sigusr1.data = &rt;
-  uv_signal_start(&rt.sigusr1, on_sigusr1, SIGUSR1);
+  if (init_main_loop(&rt, port) != 0) goto Exit;
 
   px_fd_limit_report();
   flt_log_info("CA certificate: %s", ca_cert_pem_path(rt.shared.ca));
@@ -566,18 +631,17 @@ int px_run(const px_config_t *cfg) {
     }
     started++;
   }
-  /* The main loop only waits for signals; it ends when they are stopped. */
-  while (uv_run(&rt.main_loop, UV_RUN_ONCE) && rt.signals_seen == 0) {
+  if (rt.command) start_command(&rt);
+  /* The main loop only waits for signals, or for the command; it ends when
+   * they are stopped, or the command has exited. */
+  while (!rt.command_done && uv_run(&rt.main_loop, UV_RUN_ONCE) && rt.signals_seen == 0) {
   }
   for (int i = 0; i < started; i++) uv_thread_join(&rt.workers[i]->thread);
-  uv_close((uv_handle_t *)&rt.sigint, NULL);
-  uv_close((uv_handle_t *)&rt.sigterm, NULL);
-  uv_close((uv_handle_t *)&rt.sigusr1, NULL);
-  uv_run(&rt.main_loop, UV_RUN_DEFAULT);
-  uv_loop_close(&rt.main_loop);
+  close_main_loop(&rt);
   flt_log_info("stopped");
-  rc = 0;
+  rc = cfg->run_argv ? rt.command_status : 0;
 Exit:
+  px_runcmd_free(rt.command); /* a start-up failure after it was prepared */
   teardown(&rt);
   flt_log_flush();
   return rc;

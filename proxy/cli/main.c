@@ -1,6 +1,6 @@
 /* main.c — the command line. proxy/options.c parses the options into a
- * px_config_t; main() hands it to px_run() (the proxy) or px_ca_command()
- * (`tlspeek ca ...`). */
+ * px_config_t; main() hands it to px_run() (the proxy, or `tlspeek run --
+ * CMD`) or px_ca_command() (`tlspeek ca ...`). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +27,58 @@ static void finish_listens(px_config_t *cfg) {
   }
 }
 
+#define RUN_USAGE "tlspeek run [options] -- CMD [ARGS...]"
+
+/* Does the option word `arg` take the next word as its value? Asked of the
+ * option table; unknown options are left to px_opt_parse to refuse. */
+static int takes_next(const char *arg) {
+  size_t n;
+  const px_option_t *o = px_options(&n);
+  for (size_t i = 0; i < n; i++) {
+    if (o[i].set == NULL || o[i].meta == NULL) continue;
+    if (arg[1] == '-' ? o[i].lng && strcmp(arg, o[i].lng) == 0
+                      : o[i].shrt == arg[1] && arg[2] == '\0')
+      return 1;
+  }
+  return 0;
+}
+
+/* `tlspeek [options] run [options] -- CMD ARGS...`: the options go to opts[]
+ * (with argv[0] first; *nopts words), the command is returned (NULL-
+ * terminated, as argv is). NULL when the first word that is neither an
+ * option nor an option's value is not "run". */
+static char **split_run(int argc, char **argv, char **opts, int *nopts) {
+  int r = 1;
+  while (r < argc && argv[r][0] == '-' && argv[r][1] != '\0' && strcmp(argv[r], "--") != 0)
+    r += takes_next(argv[r]) ? 2 : 1;
+  if (r >= argc || strcmp(argv[r], "run") != 0) return NULL;
+  int dd = r + 1;
+  while (dd < argc && strcmp(argv[dd], "--") != 0) dd++;
+  if (dd == argc) px_usage_error("tlspeek run needs '--' before the command: " RUN_USAGE);
+  if (dd + 1 == argc) px_usage_error("tlspeek run needs a command after '--': " RUN_USAGE);
+  *nopts = 0;
+  for (int i = 0; i < dd; i++)
+    if (i != r) opts[(*nopts)++] = argv[i];
+  return &argv[dd + 1];
+}
+
+/* tlspeek run listens in explicit mode (or upstream mode, to reach the
+ * servers through another proxy) on 127.0.0.1 at a port the kernel picks. */
+static void finish_run(px_config_t *cfg) {
+  if (strcmp(cfg->listen_host, "127.0.0.1") != 0 || cfg->listen_port != 8080)
+    px_usage_error("tlspeek run listens on 127.0.0.1 at a free port: --listen is not taken");
+  if (cfg->n_listens > 1 ||
+      (cfg->n_listens == 1 && ((cfg->listens[0].mode != PX_MODE_EXPLICIT &&
+                                cfg->listens[0].mode != PX_MODE_UPSTREAM) ||
+                               cfg->listens[0].host[0] != '\0')))
+    px_usage_error("tlspeek run takes one --mode, explicit or upstream:http://HOST:PORT, "
+                   "without @HOST:PORT");
+  if (cfg->n_listens == 0) cfg->listens[cfg->n_listens++].mode = PX_MODE_EXPLICIT;
+  snprintf(cfg->listens[0].host, sizeof(cfg->listens[0].host), "127.0.0.1");
+  cfg->listens[0].port = 0; /* the kernel picks; the command is told which */
+  cfg->shutdown_grace_ms = 1000; /* the command's connections closed with it */
+}
+
 int main(int argc, char **argv) {
   px_config_t cfg;
   char **rest;
@@ -34,10 +86,16 @@ int main(int argc, char **argv) {
 
   px_config_defaults(&cfg);
   rest = calloc((size_t)argc + 1, sizeof(*rest));
-  if (rest == NULL) return 1;
-  int ca_cmd = px_opt_parse(argc, argv, &cfg, rest, &nrest);
+  char **opts = calloc((size_t)argc + 1, sizeof(*opts));
+  if (rest == NULL || opts == NULL) return 1;
+  int nopts = 0;
+  cfg.run_argv = split_run(argc, argv, opts, &nopts);
+  int ca_cmd = cfg.run_argv ? px_opt_parse(nopts, opts, &cfg, rest, &nrest)
+                            : px_opt_parse(argc, argv, &cfg, rest, &nrest);
+  if (ca_cmd && cfg.run_argv) px_usage_error("'ca' is not an option of " RUN_USAGE);
   if (cfg.ca_dir == NULL) cfg.ca_dir = ca_default_dir();
   if (cfg.detail >= 4) cfg.show_handshake = cfg.show_wire = 1;
+  if (cfg.run_argv) finish_run(&cfg);
   if (!ca_cmd) finish_listens(&cfg);
   if (cfg.keylog_path == NULL) {
     const char *env = getenv("SSLKEYLOGFILE");
@@ -51,5 +109,6 @@ int main(int argc, char **argv) {
   for (int i = 0; i < cfg.n_redact; i++) free((char *)cfg.redact[i]);
   px_tlsopts_free();
   free(rest);
+  free(opts);
   return rc;
 }

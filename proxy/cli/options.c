@@ -453,6 +453,10 @@ SETTER(show_version) {
 static const px_option_t options[] = {
     TEXT("Usage: tlspeek [options]             run the proxy\n"
          "       tlspeek ca SUBCOMMAND [...]   manage the local CA (tlspeek ca help)\n"
+         "       tlspeek run [options] -- CMD [ARGS...]\n"
+         "                                     run CMD through tlspeek on a free port of\n"
+         "                                     127.0.0.1: proxy and CA-bundle variables set\n"
+         "                                     (curl, Python, Node, git, Java), until it exits\n"
          "\n"
          "tlspeek terminates TLS with certificates minted by a local CA, opens its own\n"
          "verified TLS connection upstream, and shows the decrypted HTTP traffic.\n"
@@ -689,8 +693,10 @@ static const px_option_t options[] = {
          "  curl --cacert ~/.tlspeek/tlspeek-ca-cert.pem -x http://127.0.0.1:8080 "
          "https://example.test/\n"
          "  tlspeek -m reverse:https://127.0.0.1:8443 -l 127.0.0.1:9443 -vv\n"
+         "  tlspeek run -v -- python3 app.py           # debug one program, nothing to set up\n"
          "\n"
-         "Exit status: 0 clean shutdown, 1 runtime failure, 2 bad usage.\n"),
+         "Exit status: 0 clean shutdown, 1 runtime failure, 2 bad usage; tlspeek run: the\n"
+         "command's (128+N when signal N killed it, 127 not found, 126 not executable).\n"),
 };
 #pragma GCC diagnostic pop
 
