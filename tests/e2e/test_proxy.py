@@ -879,6 +879,7 @@ def test_client_half_closed_after_whole_response_gets_close_notify(proxy_factory
             same.shutdown(socket.SHUT_WR)
         assert conn.recv(65536) == b""  # SSLEOFError on an EOF without close_notify
         with socket.socket(fileno=os.dup(conn.fileno())) as same:
+            same.settimeout(10)  # the descriptor is non-blocking: wait for the FIN
             assert same.recv(1) == b""  # then the FIN
     assert data.startswith(b"HTTP/1.1 200")
 
