@@ -584,7 +584,12 @@ static void client_eof(px_session_t *s) {
     px_update_reading(s);
     return;
   }
-  if (s->client_writes > 0 && !s->shutdown_sent) {
+  /* What is on its way goes out first. A TLS client then gets close_notify
+   * before the close, also when every write is already done (its EOF came
+   * in after the last response had reached it): it may still be reading,
+   * and a bare FIN reads as a truncation. */
+  int tls_up = s->ctls.ssl && SSL_is_init_finished(s->ctls.ssl);
+  if ((s->client_writes > 0 || tls_up) && !s->shutdown_sent) {
     s->close_when_flushed = 1;
     px_update_reading(s);
     px_maybe_finish(s);

@@ -855,6 +855,34 @@ def test_client_half_closed_after_request_gets_whole_response(proxy_factory, pki
     assert data.startswith(b"HTTP/1.1 200") and data.endswith(TEXT), data[-200:]
 
 
+
+def test_client_half_closed_after_whole_response_gets_close_notify(proxy_factory, pki,
+                                                                    https_upstream):
+    """A TLS client whose TCP half-close comes in only after the whole response reached it
+    (the flow is over and every write is done) still gets close_notify before the end of
+    the connection, not a bare FIN that reads as a truncation. This is the late side of
+    the race in the test above, made certain: the client reads the response first."""
+    p = proxy_factory("-q", "-m", "reverse:https://localhost:%d" % https_upstream.port)
+    raw = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+    ctx = ssl.create_default_context(cafile=pki.proxy_ca)
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
+    with ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False) as conn:
+        conn.sendall(b"GET /text HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        data = b""
+        while not data.endswith(TEXT):
+            chunk = conn.recv(65536)
+            assert chunk, data
+            data += chunk
+        # Let the proxy see its writes complete before the EOF comes in (ordering only).
+        time.sleep(0.3)
+        with socket.socket(fileno=os.dup(conn.fileno())) as same:
+            same.shutdown(socket.SHUT_WR)
+        assert conn.recv(65536) == b""  # SSLEOFError on an EOF without close_notify
+        with socket.socket(fileno=os.dup(conn.fileno())) as same:
+            same.settimeout(10)  # the descriptor is non-blocking: wait for the FIN
+            assert same.recv(1) == b""  # then the FIN
+    assert data.startswith(b"HTTP/1.1 200")
+
 def test_reverse_http_upstream(proxy_factory, pki, http_upstream):
     p = proxy_factory("-m", "reverse:http://127.0.0.1:%d" % http_upstream.port, "-vv")
     r = curl("--cacert", pki.proxy_ca, "--resolve", "localhost:%d:127.0.0.1" % p.port,
