@@ -23,6 +23,8 @@
 
 #define FLT_ABI_VERSION 1
 #define FLT_MAX_FILTERS 16
+/* Interim (1xx) responses kept per flow (flt_flow_t.interim). */
+#define FLT_MAX_INTERIM 8
 
 typedef enum flt_dir {
   FLT_DIR_REQUEST = 0, /* client -> upstream */
@@ -129,6 +131,22 @@ typedef struct flt_flow {
   uint32_t hidden;
   char tags[128];          /* space-separated; see flt_flow_tag() */
   void *chain_ctx;         /* the chain's own per-flow state */
+  /* The heads as tlspeek forwarded them, when an action (--set-header,
+   * --remove-header) changed them; NULL when forwarded as received. `req`
+   * and `resp` stay the heads as received (expressions match those).
+   * req_sent is set before on_request_head, resp_sent before
+   * on_response_head; both stay valid until on_flow_end returns. The
+   * rewrites every proxy makes (hop-by-hop fields, an absolute-form
+   * target, Host) are not action edits and are not reflected here. */
+  const flt_head_t *req_sent;
+  const flt_head_t *resp_sent;
+  /* Interim (1xx) responses relayed to the client before the final one,
+   * in order (101 Switching Protocols is final, not interim). Each head
+   * is valid until on_flow_end returns. At most FLT_MAX_INTERIM are kept;
+   * later ones are relayed but not listed. Complete when on_response_head
+   * runs (or on_flow_end, for a flow that got no final response). */
+  const flt_head_t *const *interim;
+  size_t n_interim;
 } flt_flow_t;
 
 /* The filter vtable. `self` is the filter instance's own pointer. Slot `idx`

@@ -60,6 +60,9 @@ typedef struct px_flow_node {
   flt_flow_t flow;
   flt_head_t *req_copy;  /* storage behind flow.req / flow.resp */
   flt_head_t *resp_copy;
+  flt_head_t *req_sent;  /* storage behind flow.req_sent / flow.resp_sent */
+  flt_head_t *resp_sent;
+  const flt_head_t *interim[FLT_MAX_INTERIM]; /* flow.interim; owned */
   struct px_flow_node *next;
   int head_only;     /* request was HEAD: the response has no body */
   int upgrade_asked; /* request had Upgrade (with Connection: upgrade) or was CONNECT */

@@ -22,6 +22,9 @@ static void flow_free(px_flow_node_t *n) {
   free(n->flow.url);
   free(n->req_copy);
   free(n->resp_copy);
+  free(n->req_sent);
+  free(n->resp_sent);
+  for (size_t i = 0; i < n->flow.n_interim; i++) free((flt_head_t *)n->interim[i]);
   free(n);
 }
 
@@ -77,6 +80,39 @@ static void redact_head(const px_config_t *cfg, flt_head_t *h) {
   }
 }
 
+static const px_action_t *blocking_action(px_session_t *s, const flt_flow_t *f);
+static int collect_edits(px_session_t *s, const flt_flow_t *f, int response_side,
+                         px_head_edit_t *e);
+
+/* The head as forwarded, for the views, when actions edit it: set before
+ * its head event, from the same edits send_head applies (flow.req_sent,
+ * flow.resp_sent). Out of memory, the views show the head as received. */
+static void flow_set_sent(px_session_t *s, px_flow_node_t *n, int response_side) {
+  px_head_edit_t e;
+  memset(&e, 0, sizeof(e));
+  if (!collect_edits(s, &n->flow, response_side, &e)) return;
+  flt_head_t *sent = px_head_edited(response_side ? &n->flow.resp : &n->flow.req, &e);
+  if (sent == NULL) return;
+  redact_head(s->w->shared->cfg, sent); /* a value set by an action, too */
+  if (response_side) {
+    n->resp_sent = sent;
+    n->flow.resp_sent = sent;
+  } else {
+    n->req_sent = sent;
+    n->flow.req_sent = sent;
+  }
+}
+
+/* A 1xx the client gets before the final response (flow.interim). */
+static void flow_add_interim(px_session_t *s, px_flow_node_t *n, px_http_t *h) {
+  if (n->flow.n_interim >= FLT_MAX_INTERIM) return;
+  flt_head_t *copy = px_http_copy_head(h);
+  if (copy == NULL) return;
+  redact_head(s->w->shared->cfg, copy);
+  n->interim[n->flow.n_interim++] = copy;
+  n->flow.interim = n->interim;
+}
+
 static px_flow_node_t *flow_start(px_session_t *s, px_http_t *h) {
   px_upstream_count_idle(s, 0); /* busy again */
   px_flow_node_t *n = calloc(1, sizeof(*n));
@@ -101,6 +137,9 @@ static px_flow_node_t *flow_start(px_session_t *s, px_http_t *h) {
     s->flows_head = n;
   s->flows_tail = n;
   s->req_flow = n;
+  /* Answered by tlspeek itself (an upstream error, --block): not forwarded. */
+  if (s->state != PX_S_ERROR_REPLY && blocking_action(s, &n->flow) == NULL)
+    flow_set_sent(s, n, 0);
   flt_emit_request_head(chain_of(s), &n->flow);
   return n;
 }
@@ -638,6 +677,7 @@ static int on_resp_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   }
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)raw, len);
   if (status >= 100 && status < 200 && status != 101) {
+    flow_add_interim(s, n, h);
     px_send_client(s, raw, len); /* 100 Continue and friends: pass on */
     return 0;
   }
@@ -654,6 +694,7 @@ static int on_resp_head(void *ud, px_http_t *h, const char *raw, size_t len) {
     n->flow.resp = *n->resp_copy;
     n->flow.has_response = 1;
     n->flow.t_resp_head_us = flt_now_us();
+    flow_set_sent(s, n, 1);
     flt_emit_response_head(chain_of(s), &n->flow);
   }
   rc = n->head_only ? 1 : 0;

@@ -49,6 +49,7 @@ typedef struct con_flow {
   flt_strbuf_t heads[2];    /* rendered heads (detail >= 2), by flt_dir_t */
   flt_con_body_t bodies[2]; /* detail >= 3, by flt_dir_t */
   int has_body[2];          /* bodies[dir] is initialised */
+  size_t interim_shown;     /* f->interim heads rendered into heads[1] */
 } con_flow_t;
 
 typedef struct con_conn {
@@ -139,6 +140,28 @@ static int con_render_head(const flt_console_t *con, flt_strbuf_t *b,
   return r ? -1 : 0;
 }
 
+/* ---- heads as forwarded, and interim responses ------------------------ */
+
+/* The head the other side got: the edited one when an action changed it,
+ * followed by what changed ("  ~ " lines, console.h). */
+static int con_render_forwarded(const flt_console_t *con, flt_strbuf_t *b,
+                                const flt_head_t *received,
+                                const flt_head_t *sent, flt_dir_t dir) {
+  if (sent == NULL) return con_render_head(con, b, received, dir);
+  int r = con_render_head(con, b, sent, dir);
+  return r | flt_con_render_changes(b, received, sent, con->color);
+}
+
+/* The 1xx heads relayed so far and not yet rendered, in order, ahead of
+ * the final response head. */
+static void con_render_interims(const flt_console_t *con, con_flow_t *cf,
+                                const flt_flow_t *f) {
+  if (con->detail < 2) return;
+  for (; cf->interim_shown < f->n_interim; cf->interim_shown++)
+    con_render_head(con, &cf->heads[FLT_DIR_RESPONSE],
+                    f->interim[cf->interim_shown], FLT_DIR_RESPONSE);
+}
+
 /* ---- flows ------------------------------------------------------------- */
 
 static void con_flow_free(con_flow_t *cf) {
@@ -151,8 +174,9 @@ static void con_flow_free(con_flow_t *cf) {
 
 /* Records a head: rendered at detail >= 2, body state at detail >= 3. */
 static void con_flow_head(flt_console_t *con, con_flow_t *cf,
-                          const flt_head_t *h, flt_dir_t dir) {
-  if (con->detail >= 2) con_render_head(con, &cf->heads[dir], h, dir);
+                          const flt_head_t *h, const flt_head_t *sent,
+                          flt_dir_t dir) {
+  if (con->detail >= 2) con_render_forwarded(con, &cf->heads[dir], h, sent, dir);
   if (con->detail < 3) return;
   /* A second response head (after a 1xx) starts a new body. */
   if (cf->has_body[dir]) flt_con_body_free(&cf->bodies[dir]);
@@ -175,7 +199,7 @@ static void on_request_head(void *self, flt_flow_t *f) {
            f->req.method ? f->req.method : "-");
   flt_strbuf_init(&cf->heads[0], CON_HEAD_CAP);
   flt_strbuf_init(&cf->heads[1], CON_HEAD_CAP);
-  con_flow_head(con, cf, &f->req, FLT_DIR_REQUEST);
+  con_flow_head(con, cf, &f->req, f->req_sent, FLT_DIR_REQUEST);
   f->fctx[con->slot] = cf;
 }
 
@@ -187,7 +211,8 @@ static void on_response_head(void *self, flt_flow_t *f) {
   if (cf == NULL) return;
   flt_con_header_value(&f->resp, "Content-Type", ctype, sizeof(ctype));
   flt_con_media_type(ctype, cf->media, sizeof(cf->media));
-  con_flow_head(con, cf, &f->resp, FLT_DIR_RESPONSE);
+  con_render_interims(con, cf, f);
+  con_flow_head(con, cf, &f->resp, f->resp_sent, FLT_DIR_RESPONSE);
 }
 
 static void con_on_body(flt_console_t *con, flt_flow_t *f, flt_dir_t dir,
@@ -254,6 +279,7 @@ static void on_flow_end(void *self, flt_flow_t *f) {
     con_flow_free(cf);
     return;
   }
+  con_render_interims(con, cf, f); /* of a flow without a final response */
   flt_strbuf_init(&b, con->block_cap);
   con_flow_line(con, f, cf, &b);
   for (int d = 0; d < 2 && con->detail >= 2; d++) {

@@ -69,6 +69,23 @@ int flt_con_render_text(flt_strbuf_t *out, const uint8_t *p, size_t len,
  * or the pretty form would be unreasonably large. */
 int flt_con_render_json(flt_strbuf_t *out, const uint8_t *p, size_t len);
 
+/* Every line stating a change tlspeek made to a forwarded head starts
+ * with this (console.h). */
+#define FLT_CON_CHANGE_MARK "  ~ "
+
+/* The changes between a head as received and as forwarded, by header name
+ * (case-insensitive), one line each (FLT_CON_CHANGE_MARK, then the text in
+ * yellow when `color`):
+ *   "  ~ removed: NAME"         a name `received` has and `sent` lacks;
+ *   "  ~ set: NAME: VALUE"      a name `sent` has with other values than
+ *                               `received` (or that it lacked): its first
+ *                               value as forwarded.
+ * Names as spelled in the head they come from; removals first, each in
+ * wire order. Bytes are escaped as by flt_con_append_safe. Nothing when
+ * the heads carry the same fields. */
+int flt_con_render_changes(flt_strbuf_t *out, const flt_head_t *received,
+                           const flt_head_t *sent, int color);
+
 /* Copies the value of header `name` (first occurrence) into buf, cut to
  * fit; "" when absent. */
 void flt_con_header_value(const flt_head_t *h, const char *name, char *buf,

@@ -220,97 +220,6 @@ void tr_writer_free(tr_writer_t *w) {
   free(w);
 }
 
-int tr_write_all(int fd, const void *data, size_t len) {
-  const char *p = data;
-
-  while (len > 0) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
-int tr_writev_all(int fd, struct iovec *iov, int n, off_t off) {
-  while (n > 0) {
-    int cnt = n > IOV_MAX ? IOV_MAX : n;
-    ssize_t w = off < 0 ? writev(fd, iov, cnt) : pwritev(fd, iov, cnt, off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (off >= 0) off += w;
-    while (n > 0 && (size_t)w >= iov->iov_len) {
-      w -= (ssize_t)iov->iov_len;
-      iov++;
-      n--;
-    }
-    if (n > 0) {
-      iov->iov_base = (char *)iov->iov_base + w;
-      iov->iov_len -= (size_t)w;
-    }
-  }
-  return 0;
-}
-
-void tr_behind_init(tr_behind_t *b, int fd, off_t start) {
-  struct stat st;
-
-  memset(b, 0, sizeof(*b));
-  b->on = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-  b->queued = b->dropped = start;
-}
-
-void tr_behind_advance(tr_behind_t *b, int fd, off_t end) {
-  if (!b->on || end - b->queued < TR_BEHIND_WINDOW) return;
-  if (sync_file_range(fd, b->queued, end - b->queued, SYNC_FILE_RANGE_WRITE) != 0) {
-    b->on = 0;
-    return;
-  }
-  if (b->queued - b->dropped >= TR_BEHIND_WINDOW) {
-    off_t n = b->queued - b->dropped;
-    if (sync_file_range(fd, b->dropped, n,
-                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                            SYNC_FILE_RANGE_WAIT_AFTER) != 0 ||
-        posix_fadvise(fd, b->dropped, n, POSIX_FADV_DONTNEED) != 0) {
-      b->on = 0;
-      return;
-    }
-    b->dropped = b->queued;
-  }
-  b->queued = end;
-}
-
-/* Transcripts hold decrypted traffic or TLS secrets: a new file is created
- * with `mode` (0600), and an existing regular file that group or others may
- * access is made 0600 with one line saying so (O_CREAT's mode does not
- * apply to it). Devices and pipes (/dev/stdout, a FIFO) are left alone. */
-int tr_open(const char *label, const char *path, int flags, int mode, char *err, size_t errlen) {
-  struct stat st;
-  int fd = open(path, flags | O_CREAT | O_CLOEXEC, mode);
-  if (fd < 0) {
-    snprintf(err, errlen, "cannot open %s %s: %s", label, path, strerror(errno));
-    return -1;
-  }
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) == 0) return fd;
-  if (fchmod(fd, st.st_mode & 0600) != 0) {
-    snprintf(err, errlen,
-             "%s %s is accessible to other users (mode %04o) and cannot be made private (%s); "
-             "fix it with: chmod 600 %s",
-             label, path, (unsigned)(st.st_mode & 07777), strerror(errno), path);
-    close(fd);
-    return -1;
-  }
-  flt_log_warn("%s %s was accessible to other users (mode %04o); made it %04o: it holds "
-               "decrypted traffic or TLS secrets", label, path, (unsigned)(st.st_mode & 07777),
-               (unsigned)(st.st_mode & 0600));
-  return fd;
-}
-
 /* ---- one recorded flow -------------------------------------------------- */
 
 tr_flow_t *tr_flow_new(size_t body_cap) {
@@ -369,8 +278,7 @@ static void msg_reset_body(tr_msg_t *m) {
 }
 
 /* One allocation: [headers[]][strings], like the core's own head copies. */
-int tr_flow_head(tr_flow_t *r, flt_dir_t dir, const flt_head_t *h) {
-  tr_msg_t *m = &r->msg[dir];
+int tr_head_copy(const flt_head_t *h, flt_head_t *out, char **store) {
   const char *method = h->method ? h->method : "";
   const char *url = h->url ? h->url : "";
   const char *reason = h->reason ? h->reason : "";
@@ -383,9 +291,9 @@ int tr_flow_head(tr_flow_t *r, flt_dir_t dir, const flt_head_t *h) {
     size += h->headers[i].name_len + h->headers[i].value_len + 2;
   p = malloc(size);
   if (p == NULL) return -1;
-  free(m->store);
-  m->store = p;
-  m->head = *h;
+  free(*store);
+  *store = p;
+  *out = *h;
   hv = (flt_header_t *)(void *)p;
   p += h->n_headers * sizeof(flt_header_t);
 #define TR_COPY(dst, src, n) \
@@ -395,9 +303,9 @@ int tr_flow_head(tr_flow_t *r, flt_dir_t dir, const flt_head_t *h) {
     (dst) = p;               \
     p += (n) + 1;            \
   } while (0)
-  TR_COPY(m->head.method, method, strlen(method));
-  TR_COPY(m->head.url, url, strlen(url));
-  TR_COPY(m->head.reason, reason, strlen(reason));
+  TR_COPY(out->method, method, strlen(method));
+  TR_COPY(out->url, url, strlen(url));
+  TR_COPY(out->reason, reason, strlen(reason));
   for (size_t i = 0; i < h->n_headers; i++) {
     TR_COPY(hv[i].name, h->headers[i].name, h->headers[i].name_len);
     hv[i].name_len = h->headers[i].name_len;
@@ -405,7 +313,13 @@ int tr_flow_head(tr_flow_t *r, flt_dir_t dir, const flt_head_t *h) {
     hv[i].value_len = h->headers[i].value_len;
   }
 #undef TR_COPY
-  m->head.headers = hv;
+  out->headers = hv;
+  return 0;
+}
+
+int tr_flow_head(tr_flow_t *r, flt_dir_t dir, const flt_head_t *h) {
+  tr_msg_t *m = &r->msg[dir];
+  if (tr_head_copy(h, &m->head, &m->store) < 0) return -1;
   m->present = 1;
   msg_set_coding(m);
   msg_reset_body(m);
@@ -447,6 +361,27 @@ void tr_flow_body(tr_flow_t *r, flt_dir_t dir, const uint8_t *p, size_t n) {
   if (flt_decoder_stopped(m->dec)) m->truncated = 1;
 }
 
+/* The heads that f's pointers lend only until flow end: as received when
+ * an action edited them (msg[] holds them as forwarded), and the 1xx. */
+static int tr_flow_freeze_heads(tr_flow_t *r, const flt_flow_t *f) {
+  const flt_head_t *sent[2] = {f->req_sent, f->has_response ? f->resp_sent : NULL};
+  const flt_head_t *got[2] = {&f->req, &f->resp};
+  for (int d = 0; d < 2; d++) {
+    if (sent[d] == NULL || !r->msg[d].present) continue;
+    if (tr_head_copy(got[d], &r->received[d], &r->received_store[d]) < 0) return -1;
+    r->has_received[d] = 1;
+  }
+  for (size_t i = 0; i < f->n_interim && i < FLT_MAX_INTERIM; i++) {
+    if (tr_head_copy(f->interim[i], &r->interim[i], &r->interim_store[i]) < 0) return -1;
+    r->n_interim = i + 1;
+  }
+  /* The frozen copy must not point into the core's flow. */
+  r->flow.req_sent = r->flow.resp_sent = NULL;
+  r->flow.interim = NULL;
+  r->flow.n_interim = 0;
+  return 0;
+}
+
 int tr_flow_freeze(tr_flow_t *r, const flt_flow_t *f) {
   const char *url = f->url ? f->url : f->req.url;
 
@@ -472,6 +407,7 @@ int tr_flow_freeze(tr_flow_t *r, const flt_flow_t *f) {
   r->flow.req = r->msg[0].head;
   r->flow.resp = r->msg[1].head;
   r->flow.has_response = f->has_response && r->msg[1].present;
+  if (tr_flow_freeze_heads(r, f) < 0) return -1;
   if (r->flow.t_end_us == 0) r->flow.t_end_us = flt_now_us();
   return 0;
 }
@@ -479,7 +415,9 @@ int tr_flow_freeze(tr_flow_t *r, const flt_flow_t *f) {
 size_t tr_flow_cost(const tr_flow_t *r) {
   size_t n = sizeof(*r);
   for (int d = 0; d < 2; d++)
-    n += r->msg[d].decoded.alloc + r->msg[d].raw.alloc + r->msg[d].head.n_headers * 64;
+    n += r->msg[d].decoded.alloc + r->msg[d].raw.alloc + r->msg[d].head.n_headers * 64 +
+         r->received[d].n_headers * 64;
+  for (size_t i = 0; i < r->n_interim; i++) n += 64 + r->interim[i].n_headers * 64;
   return n;
 }
 
@@ -488,7 +426,9 @@ void tr_flow_release(tr_flow_t *r) {
   for (int d = 0; d < 2; d++) {
     msg_reset_body(&r->msg[d]);
     free(r->msg[d].store);
+    free(r->received_store[d]);
   }
+  for (size_t i = 0; i < FLT_MAX_INTERIM; i++) free(r->interim_store[i]);
   tr_flow_bodies_free(r);
   pthread_mutex_destroy(&r->body_mu);
   free(r->url);
@@ -549,7 +489,9 @@ void tr_rec_on_request_head(void *self, flt_flow_t *f) {
   if (rec->slot < 0 || tr_writer_failed(rec->w)) return;
   if (f->fctx[rec->slot]) return; /* the peer's record, shared with us */
   r = tr_flow_new(rec->body_cap);
-  if (r == NULL || tr_flow_head(r, FLT_DIR_REQUEST, &f->req) < 0) {
+  /* Recorded as forwarded: what the server saw (the head as received is
+   * kept too, at flow end, when an action changed it). */
+  if (r == NULL || tr_flow_head(r, FLT_DIR_REQUEST, f->req_sent ? f->req_sent : &f->req) < 0) {
     flt_log_error("transcript: out of memory; flow %llu not recorded", (unsigned long long)f->id);
     tr_flow_release(r);
     return;
@@ -572,7 +514,7 @@ void tr_rec_on_request_body(void *self, flt_flow_t *f, const uint8_t *data, size
 
 void tr_rec_on_response_head(void *self, flt_flow_t *f) {
   tr_flow_t *r = rec_flow_fed(self, f);
-  if (r && tr_flow_head(r, FLT_DIR_RESPONSE, &f->resp) < 0)
+  if (r && tr_flow_head(r, FLT_DIR_RESPONSE, f->resp_sent ? f->resp_sent : &f->resp) < 0)
     flt_log_error("transcript: out of memory; response of flow %llu not recorded",
                   (unsigned long long)f->id);
 }
@@ -676,6 +618,26 @@ cJSON *tr_json_headers(const flt_head_t *h) {
     }
     tr_json_add_bytes(o, "name", h->headers[i].name, h->headers[i].name_len);
     tr_json_add_bytes(o, "value", h->headers[i].value, h->headers[i].value_len);
+  }
+  return arr;
+}
+
+cJSON *tr_json_interim(const tr_flow_t *r) {
+  cJSON *arr = cJSON_CreateArray();
+  char ver[16];
+
+  for (size_t i = 0; arr && i < r->n_interim; i++) {
+    const flt_head_t *h = &r->interim[i];
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
+      cJSON_Delete(o);
+      break;
+    }
+    tr_http_version(h, ver, sizeof(ver));
+    cJSON_AddNumberToObject(o, "status", h->status);
+    tr_json_add_str(o, "reason", h->reason ? h->reason : "");
+    cJSON_AddStringToObject(o, "httpVersion", ver);
+    cJSON_AddItemToObject(o, "headers", tr_json_headers(h));
   }
   return arr;
 }

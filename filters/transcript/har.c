@@ -23,7 +23,13 @@
  *    "_decodeError" on content/postData when the Content-Encoding could
  *    not be removed (then the body is as received); "_tls" on HTTPS
  *    entries; "_error" on flows that ended in an error (without a response:
- *    status 0, headersSize and bodySize -1); log._bodyCap.
+ *    status 0, headersSize and bodySize -1); log._bodyCap;
+ *    "_interimResponses" on response when 1xx responses (100 Continue,
+ *    103 Early Hints) came before it: [{"status", "reason", "httpVersion",
+ *    "headers"}], in order.
+ *  - request and response are the heads as forwarded: with the changes
+ *    of --set-header / --remove-header (what the server and the client
+ *    saw). The JSONL transcript keeps the heads as received too.
  *  - timings: connect includes ssl (HAR 1.2 §timings); dns/connect/ssl only
  *    on the first flow of a connection (and the first after an idle
  *    upstream was reopened), -1 on later ones; "time" is the sum
@@ -315,6 +321,7 @@ static cJSON *har_response(tr_flow_t *r, const tr_body_t *body) {
   cJSON_AddNumberToObject(o, "headersSize", size_or_unknown(h->head_bytes));
   cJSON_AddNumberToObject(o, "bodySize", f->has_response ? (double)f->resp_body_bytes : -1);
   if (f->has_response && body->truncated) cJSON_AddTrueToObject(o, "_bodyTruncated");
+  if (r->n_interim > 0) cJSON_AddItemToObject(o, "_interimResponses", tr_json_interim(r));
   return o;
 }
 

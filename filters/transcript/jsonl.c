@@ -9,8 +9,16 @@
  *                                     for when never connected),
  *    "started": "2024-05-01T12:00:00.123Z", "url": "https://...",
  *    "method": "GET", "status": 200 (0 without a response), "reason": "OK",
- *    "request":  MESSAGE,
- *    "response": MESSAGE or null,
+ *    "request":  MESSAGE   (as forwarded upstream: with the changes of
+ *                           --set-header / --remove-header),
+ *    "response": MESSAGE or null   (as passed on to the client, the same),
+ *    "interim": [{"status": 100, "reason": "Continue", "httpVersion",
+ *                 "headers"}]   (1xx responses relayed before the final
+ *                               one, in order; [] when none),
+ *    "requestReceived":  {"httpVersion", "headers", "headersSize"} or null
+ *                        (the head as the client sent it, when an action
+ *                        changed it; null when forwarded as received),
+ *    "responseReceived": the same for the response, or null,
  *    "timings": {"dns", "connect", "ssl", "send", "wait", "receive",
  *                "total"}      (ms; same rules as HAR: -1 = n/a, dns/connect/
  *                               ssl only on a connection's first flow
@@ -71,6 +79,25 @@ static cJSON *jsonl_message(const flt_head_t *h, uint64_t body_bytes, const tr_b
   cJSON_AddBoolToObject(o, "bodyTruncated", b->truncated);
   add_str_or_null(o, "decodeError", b->decode_error);
   return o;
+}
+
+/* The head as received, when an action changed it before it was passed
+ * on ("request"/"response" are as forwarded); null otherwise. */
+static void jsonl_received(cJSON *obj, const char *key, const tr_flow_t *r, flt_dir_t dir) {
+  const flt_head_t *h = &r->received[dir];
+  cJSON *o;
+  char ver[16];
+
+  if (!r->has_received[dir]) {
+    cJSON_AddNullToObject(obj, key);
+    return;
+  }
+  o = cJSON_AddObjectToObject(obj, key);
+  if (o == NULL) return;
+  tr_http_version(h, ver, sizeof(ver));
+  cJSON_AddStringToObject(o, "httpVersion", ver);
+  cJSON_AddItemToObject(o, "headers", tr_json_headers(h));
+  cJSON_AddNumberToObject(o, "headersSize", h->head_bytes ? (double)h->head_bytes : -1);
 }
 
 static void jsonl_timings(cJSON *obj, const tr_flow_t *r) {
@@ -152,6 +179,9 @@ static cJSON *jsonl_object(tr_flow_t *r, const tr_body_t bodies[2]) {
                                                        FLT_DIR_RESPONSE));
   else
     cJSON_AddNullToObject(o, "response");
+  cJSON_AddItemToObject(o, "interim", tr_json_interim(r));
+  jsonl_received(o, "requestReceived", r, FLT_DIR_REQUEST);
+  jsonl_received(o, "responseReceived", r, FLT_DIR_RESPONSE);
   jsonl_timings(o, r);
   jsonl_tls(o, f);
   add_str_or_null(o, "error", f->error);

@@ -113,7 +113,10 @@ void tr_behind_init(tr_behind_t *b, int fd, off_t start);
 void tr_behind_advance(tr_behind_t *b, int fd, off_t end);
 
 /* Opens `path` with `flags` (O_CREAT implied) and `mode`; on failure -1
- * and "cannot open <label> <path>: <strerror>" in err. */
+ * and "cannot open <label> <path>: <strerror>" in err. A regular file that
+ * is not empty is stated on stderr first: with O_TRUNC the warning
+ * "overwriting existing <label> <path> (<size> B)", with O_APPEND the info
+ * line "<label> <path> exists (<size> B): appending to it". */
 int tr_open(const char *label, const char *path, int flags, int mode, char *err, size_t errlen);
 
 /* ---- one recorded flow -------------------------------------------------- */
@@ -162,6 +165,16 @@ typedef struct tr_flow {
   char *url;
   char *error;
   int frozen; /* 1 after tr_flow_freeze, -1 when it ran out of memory */
+  /* Also filled by tr_flow_freeze(): msg[].head is the head as forwarded;
+   * when an action (--set-header, --remove-header) changed it, the head
+   * as received is here (has_received[dir]). And the interim (1xx)
+   * responses, in order. */
+  flt_head_t received[2];
+  char *received_store[2];
+  int has_received[2];
+  flt_head_t interim[FLT_MAX_INTERIM];
+  char *interim_store[FLT_MAX_INTERIM];
+  size_t n_interim;
   /* Sharing (tr_rec_share): the recorder that made the record feeds it;
    * every recorder given it holds a reference and queues it; the writer
    * that drops the last one frees it. `sharers` is how many were given it. */
@@ -176,6 +189,9 @@ typedef struct tr_flow {
 
 /* A record with one reference. */
 tr_flow_t *tr_flow_new(size_t body_cap);
+/* A deep copy of `h` into *out, its arrays and strings in one allocation
+ * that replaces *store (free() it). 0, or -1 when out of memory. */
+int tr_head_copy(const flt_head_t *h, flt_head_t *out, char **store);
 /* Copies a head (its arrays are only borrowed for the event). A second
  * head in the same direction (after a 1xx) replaces the first. */
 int tr_flow_head(tr_flow_t *r, flt_dir_t dir, const flt_head_t *h);
@@ -233,6 +249,9 @@ cJSON *tr_json_add_bytes(cJSON *obj, const char *key, const char *s, size_t len)
 cJSON *tr_json_add_str(cJSON *obj, const char *key, const char *s);
 /* [{"name": ..., "value": ...}] in wire order. */
 cJSON *tr_json_headers(const flt_head_t *h);
+/* The interim responses of a frozen record: [{"status", "reason",
+ * "httpVersion", "headers"}], in order; [] when none. */
+cJSON *tr_json_interim(const tr_flow_t *r);
 /* "HTTP/1.1" (or "HTTP/2"); "" for a missing head. */
 void tr_http_version(const flt_head_t *h, char *buf, size_t size);
 /* "2024-01-31T23:59:59.123Z" */

@@ -543,6 +543,55 @@ int px_http_has_hop_by_hop(px_http_t *h) {
   return 0;
 }
 
+/* --set-header on one field that --remove-header kept: 1 to send it, with
+ * *value replaced when a set names it (the first such field carries the
+ * new value, later ones are dropped: one header replaces them all); 0 to
+ * drop it. px_http_head_build and px_head_edited share it, so what the
+ * views show is what goes out. */
+static int edit_set(const px_head_edit_t *e, const char *name, size_t len, int *done,
+                    const char **value, size_t *vlen) {
+  int k = name_in(name, len, e->set_name, e->n_set);
+  if (k < 0) return 1;
+  if (done[k]) return 0;
+  done[k] = 1;
+  *value = e->set_value[k];
+  *vlen = strlen(*value);
+  return 1;
+}
+
+flt_head_t *px_head_edited(const flt_head_t *src, const px_head_edit_t *e) {
+  int done[PX_HEAD_MAX_EDITS] = {0};
+  flt_header_t *hv = malloc((src->n_headers + (size_t)e->n_set + 1) * sizeof(*hv));
+  size_t n = 0;
+  if (hv == NULL) return NULL;
+  for (size_t i = 0; i < src->n_headers; i++) {
+    flt_header_t f = src->headers[i];
+    if (name_in(f.name, f.name_len, e->remove, e->n_remove) >= 0) continue;
+    if (edit_set(e, f.name, f.name_len, done, &f.value, &f.value_len)) hv[n++] = f;
+  }
+  for (int k = 0; k < e->n_set; k++) {
+    if (done[k]) continue;
+    hv[n++] = (flt_header_t){e->set_name[k], strlen(e->set_name[k]), e->set_value[k],
+                             strlen(e->set_value[k])};
+  }
+  flt_head_t tmp = *src;
+  tmp.headers = hv;
+  tmp.n_headers = n;
+  tmp.head_bytes = px_head_wire_size(&tmp);
+  flt_head_t *out = px_head_copy(&tmp);
+  free(hv);
+  return out;
+}
+
+size_t px_head_wire_size(const flt_head_t *h) {
+  /* "HTTP/1.1" and the status code: 8 and 3 bytes; SP and CRLF between. */
+  size_t n = h->method ? strlen(h->method) + 1 + (h->url ? strlen(h->url) : 0) + 1 + 8 + 2
+                       : 8 + 1 + 3 + 1 + (h->reason ? strlen(h->reason) : 0) + 2;
+  for (size_t i = 0; i < h->n_headers; i++)
+    n += h->headers[i].name_len + 2 + h->headers[i].value_len + 2;
+  return n + 2;
+}
+
 int px_http_head_build(px_http_t *h, const px_head_edit_t *e, flt_strbuf_t *out) {
   const char *s = h->store.data ? h->store.data : "";
   int done[PX_HEAD_MAX_EDITS] = {0};
@@ -570,13 +619,9 @@ int px_http_head_build(px_http_t *h, const px_head_edit_t *e, flt_strbuf_t *out)
     if (name_in(name, o->name_len, e->remove, e->n_remove) >= 0) continue;
     if (o->name_len == 4 && strncasecmp(name, "host", 4) == 0) host_seen = 1;
     if (e->strip_hop && px_hop_by_hop_drop(&view, i)) continue;
-    int k = name_in(name, o->name_len, e->set_name, e->n_set);
-    if (k >= 0) {
-      if (done[k]) continue; /* one header replaces them all */
-      done[k] = 1;
-      value = e->set_value[k];
-      vlen = strlen(value);
-    } else if (e->host && o->name_len == 4 && strncasecmp(name, "host", 4) == 0) {
+    if (!edit_set(e, name, o->name_len, done, &value, &vlen)) continue;
+    if (e->host && o->name_len == 4 && strncasecmp(name, "host", 4) == 0 &&
+        name_in(name, o->name_len, e->set_name, e->n_set) < 0) {
       value = e->host;
       vlen = strlen(value);
     }

@@ -166,4 +166,15 @@ int px_http_head_build(px_http_t *h, const px_head_edit_t *edit, flt_strbuf_t *o
 /* A deep copy of a head (one allocation; free() it). */
 flt_head_t *px_head_copy(const flt_head_t *src);
 
+/* A deep copy of `src` (one allocation; free() it) with the --remove-header
+ * and --set-header parts of `e` applied exactly as px_http_head_build
+ * applies them: removed names go, the first field of a set name takes the
+ * new value (later ones go), set names the head lacked are appended in
+ * option order. url, host and strip_hop are ignored. head_bytes becomes
+ * the size of the edited head serialised as HTTP/1.1. NULL when out of
+ * memory. */
+flt_head_t *px_head_edited(const flt_head_t *src, const px_head_edit_t *e);
+/* The size of a head serialised as HTTP/1.x: start line, fields, CRLF. */
+size_t px_head_wire_size(const flt_head_t *h);
+
 #endif
