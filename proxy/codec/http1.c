@@ -584,9 +584,11 @@ flt_head_t *px_head_edited(const flt_head_t *src, const px_head_edit_t *e) {
 }
 
 size_t px_head_wire_size(const flt_head_t *h) {
-  /* "HTTP/1.1" and the status code: 8 and 3 bytes; SP and CRLF between. */
-  size_t n = h->method ? strlen(h->method) + 1 + (h->url ? strlen(h->url) : 0) + 1 + 8 + 2
-                       : 8 + 1 + 3 + 1 + (h->reason ? strlen(h->reason) : 0) + 2;
+  /* "HTTP/1.1" and the status code: 8 and 3 bytes; SP and CRLF between.
+   * Copies of response heads carry method "" (px_head_copy). */
+  int request = h->method && h->method[0];
+  size_t n = request ? strlen(h->method) + 1 + (h->url ? strlen(h->url) : 0) + 1 + 8 + 2
+                     : 8 + 1 + 3 + 1 + (h->reason ? strlen(h->reason) : 0) + 2;
   for (size_t i = 0; i < h->n_headers; i++)
     n += h->headers[i].name_len + 2 + h->headers[i].value_len + 2;
   return n + 2;
