@@ -14,6 +14,21 @@
  *   2  + the heads, after the line, header names and order as on the wire:
  *        "  > GET /path HTTP/1.1", "  > Name: value" ...
  *        "  < HTTP/1.1 200 OK",    "  < Name: value" ...
+ *      Interim (1xx) responses relayed before the final one (100 Continue,
+ *      103 Early Hints) come first, in order, each a head of its own:
+ *        "  < HTTP/1.1 100 Continue"
+ *        "  < HTTP/1.1 200 OK" ...
+ *      (a flow that got a 1xx and then no final response still shows it).
+ *      A head that --set-header / --remove-header changed is shown as
+ *      forwarded (to the upstream, or to the client for a response), and
+ *      right after it one line per changed header name (flt_flow_t.req_sent,
+ *      resp_sent; console_edits.c):
+ *        "  ~ removed: Cookie"       the name is no longer in the head
+ *        "  ~ set: X-Debug: 1"       added, or given another value
+ *      Removals first, then sets, each in wire order; "~" lines in yellow.
+ *      The rewrites every proxy makes (hop-by-hop fields such as
+ *      Proxy-Connection, an absolute-form target, Host) are not shown as
+ *      changes. Detail 1 shows neither interim heads nor changes.
  *   3  + each body after its head, every line indented by four spaces:
  *      content-decoded (gzip, x-gzip, deflate, br, zstd, stacked); text
  *      (text/..., JSON, JavaScript, XML, form data, or clean UTF-8; charset

@@ -593,7 +593,9 @@ static const px_option_t options[] = {
     {"--filter", 'f', "EXPR", "show only flows matching EXPR (see Expressions)", set_expr,
      F(console_expr)},
     TEXT("\nTranscripts (any combination, with or without the console; files are mode\n"
-         "0600, an existing file is made 0600 with a warning):\n"),
+         "0600, an existing file is made 0600 with a warning; HAR, JSONL and PCAP\n"
+         "overwrite an existing file, with a warning when it was not empty; the key\n"
+         "log appends to it):\n"),
     {"--har", 0, "FILE", "HAR 1.2, valid JSON after every completed flow", set_string,
      F(har_path), 0, 0, "option %s needs a file name"},
     {"--jsonl", 0, "FILE", "one JSON object per flow, flushed per flow", set_string,
