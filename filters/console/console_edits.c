@@ -53,8 +53,8 @@ static int change_line(flt_strbuf_t *out, int color, const char *what, const flt
   return r ? -1 : 0;
 }
 
-int flt_con_render_changes(flt_strbuf_t *out, const flt_head_t *received,
-                           const flt_head_t *sent, int color) {
+int flt_con_render_changes(flt_strbuf_t *out, const flt_head_t *received, const flt_head_t *sent,
+                           int color) {
   int r = 0;
 
   for (size_t i = 0; i < received->n_headers; i++) {

@@ -86,8 +86,7 @@ static int tr_open_reuse(const char *label, const char *path, int fd, int flags,
                          const struct stat *st, char *err, size_t errlen) {
   if (st->st_size <= 0) return 0;
   if (flags & O_APPEND) {
-    flt_log_info("%s %s exists (%lld B): appending to it", label, path,
-                 (long long)st->st_size);
+    flt_log_info("%s %s exists (%lld B): appending to it", label, path, (long long)st->st_size);
     return 0;
   }
   if (!(flags & O_TRUNC)) return 0;
@@ -125,8 +124,9 @@ int tr_open(const char *label, const char *path, int flags, int mode, char *err,
     close(fd);
     return -1;
   }
-  flt_log_warn("%s %s was accessible to other users (mode %04o); made it %04o: it holds "
-               "decrypted traffic or TLS secrets", label, path, (unsigned)(st.st_mode & 07777),
-               (unsigned)(st.st_mode & 0600));
+  flt_log_warn(
+      "%s %s was accessible to other users (mode %04o); made it %04o: it holds "
+      "decrypted traffic or TLS secrets",
+      label, path, (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 0600));
   return fd;
 }

@@ -16,7 +16,8 @@
 #include "filters/console/console.h"
 #include "filters/console/console_internal.h"
 
-#define HDR(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
+#define HDR(n, v) \
+  { n, sizeof(n) - 1, v, sizeof(v) - 1 }
 
 typedef struct harness {
   FILE *tmp;
@@ -52,11 +53,10 @@ static char *harness_close(harness_t *h) {
 static flt_conn_t test_conn = {
     .id = 1, .client = "127.0.0.1:5000", .server_host = "example.test", .server_port = 443};
 
-static const flt_header_t req_received[] = {HDR("Host", "example.test"),
-                                            HDR("Cookie", "a=b"), HDR("X-Debug", "0"),
-                                            HDR("Content-Length", "3")};
-static const flt_header_t req_forwarded[] = {HDR("Host", "example.test"),
-                                             HDR("X-Debug", "1"), HDR("Content-Length", "3")};
+static const flt_header_t req_received[] = {HDR("Host", "example.test"), HDR("Cookie", "a=b"),
+                                            HDR("X-Debug", "0"), HDR("Content-Length", "3")};
+static const flt_header_t req_forwarded[] = {HDR("Host", "example.test"), HDR("X-Debug", "1"),
+                                             HDR("Content-Length", "3")};
 
 static void flow_init(flt_flow_t *f) {
   memset(f, 0, sizeof(*f));
@@ -64,16 +64,24 @@ static void flow_init(flt_flow_t *f) {
   f->conn = &test_conn;
   snprintf(f->scheme, sizeof(f->scheme), "https");
   f->url = (char *)"https://example.test/up";
-  f->req = (flt_head_t){.http_major = 1, .http_minor = 1, .method = "PUT", .url = "/up",
-                        .headers = req_received, .n_headers = 4};
+  f->req = (flt_head_t){.http_major = 1,
+                        .http_minor = 1,
+                        .method = "PUT",
+                        .url = "/up",
+                        .headers = req_received,
+                        .n_headers = 4};
   f->t_start_us = 1000000;
   f->t_end_us = 1002000;
 }
 
 static void respond(flt_flow_t *f, const flt_header_t *h, size_t n) {
   f->has_response = 1;
-  f->resp = (flt_head_t){.http_major = 1, .http_minor = 1, .status = 200, .reason = "OK",
-                         .headers = h, .n_headers = n};
+  f->resp = (flt_head_t){.http_major = 1,
+                         .http_minor = 1,
+                         .status = 200,
+                         .reason = "OK",
+                         .headers = h,
+                         .n_headers = n};
 }
 
 static void test_forwarded_request_head_and_changes(void **state) {
@@ -94,15 +102,16 @@ static void test_forwarded_request_head_and_changes(void **state) {
   flt_emit_response_head(&h.chain, &f);
   flt_emit_flow_end(&h.chain, &f);
   char *out = harness_close(&h);
-  assert_string_equal(out, "127.0.0.1:5000 → PUT https://example.test/up → 200 - 0 B 2 ms\n"
-                           "  > PUT /up HTTP/1.1\n"
-                           "  > Host: example.test\n"
-                           "  > X-Debug: 1\n"
-                           "  > Content-Length: 3\n"
-                           "  ~ removed: Cookie\n"
-                           "  ~ set: X-Debug: 1\n"
-                           "  < HTTP/1.1 200 OK\n"
-                           "  < Content-Length: 0\n");
+  assert_string_equal(out,
+                      "127.0.0.1:5000 → PUT https://example.test/up → 200 - 0 B 2 ms\n"
+                      "  > PUT /up HTTP/1.1\n"
+                      "  > Host: example.test\n"
+                      "  > X-Debug: 1\n"
+                      "  > Content-Length: 3\n"
+                      "  ~ removed: Cookie\n"
+                      "  ~ set: X-Debug: 1\n"
+                      "  < HTTP/1.1 200 OK\n"
+                      "  < Content-Length: 0\n");
   free(out);
 }
 
@@ -127,11 +136,12 @@ static void test_forwarded_response_head(void **state) {
   char *out = harness_close(&h);
   const char *resp = strstr(out, "  < HTTP/1.1 200 OK\n");
   assert_non_null(resp);
-  assert_string_equal(resp, "  < HTTP/1.1 200 OK\n"
-                            "  < Content-Length: 0\n"
-                            "  < X-Added: yes\n"
-                            "  ~ removed: Server\n"
-                            "  ~ set: X-Added: yes\n");
+  assert_string_equal(resp,
+                      "  < HTTP/1.1 200 OK\n"
+                      "  < Content-Length: 0\n"
+                      "  < X-Added: yes\n"
+                      "  ~ removed: Server\n"
+                      "  ~ set: X-Added: yes\n");
   /* The request was not edited: as received, no "~" line before the response. */
   assert_non_null(strstr(out, "  > Cookie: a=b\n  > X-Debug: 0\n  > Content-Length: 3\n  < "));
   free(out);
@@ -141,8 +151,12 @@ static void test_interim_before_final(void **state) {
   static const flt_header_t hints[] = {HDR("Link", "</s.css>; rel=preload")};
   static const flt_header_t rh[] = {HDR("Content-Length", "0")};
   flt_head_t i100 = {.http_major = 1, .http_minor = 1, .status = 100, .reason = "Continue"};
-  flt_head_t i103 = {.http_major = 1, .http_minor = 1, .status = 103,
-                     .reason = "Early Hints", .headers = hints, .n_headers = 1};
+  flt_head_t i103 = {.http_major = 1,
+                     .http_minor = 1,
+                     .status = 103,
+                     .reason = "Early Hints",
+                     .headers = hints,
+                     .n_headers = 1};
   const flt_head_t *interim[] = {&i100, &i103};
   flt_flow_t f;
   harness_t h;
@@ -158,14 +172,15 @@ static void test_interim_before_final(void **state) {
   flt_emit_response_head(&h.chain, &f);
   flt_emit_flow_end(&h.chain, &f);
   char *out = harness_close(&h);
-  assert_string_equal(out, "127.0.0.1:5000 → PUT https://example.test/up → 200 - 0 B 2 ms\n"
-                           "  > PUT /up HTTP/1.1\n"
-                           "  > Host: example.test\n"
-                           "  < HTTP/1.1 100 Continue\n"
-                           "  < HTTP/1.1 103 Early Hints\n"
-                           "  < Link: </s.css>; rel=preload\n"
-                           "  < HTTP/1.1 200 OK\n"
-                           "  < Content-Length: 0\n");
+  assert_string_equal(out,
+                      "127.0.0.1:5000 → PUT https://example.test/up → 200 - 0 B 2 ms\n"
+                      "  > PUT /up HTTP/1.1\n"
+                      "  > Host: example.test\n"
+                      "  < HTTP/1.1 100 Continue\n"
+                      "  < HTTP/1.1 103 Early Hints\n"
+                      "  < Link: </s.css>; rel=preload\n"
+                      "  < HTTP/1.1 200 OK\n"
+                      "  < Content-Length: 0\n");
   free(out);
 }
 
@@ -186,11 +201,12 @@ static void test_interim_without_final(void **state) {
   f.error = "upstream closed the connection in the middle of the response";
   flt_emit_flow_end(&h.chain, &f);
   char *out = harness_close(&h);
-  assert_string_equal(out, "127.0.0.1:5000 → PUT https://example.test/up → ERROR upstream "
-                           "closed the connection in the middle of the response\n"
-                           "  > PUT /up HTTP/1.1\n"
-                           "  > Host: example.test\n"
-                           "  < HTTP/1.1 100 Continue\n");
+  assert_string_equal(out,
+                      "127.0.0.1:5000 → PUT https://example.test/up → ERROR upstream "
+                      "closed the connection in the middle of the response\n"
+                      "  > PUT /up HTTP/1.1\n"
+                      "  > Host: example.test\n"
+                      "  < HTTP/1.1 100 Continue\n");
   free(out);
 }
 
@@ -249,15 +265,17 @@ static void test_changes_by_name(void **state) {
   /* Two Set-Cookie replaced by one; Server removed; a value with an
    * escape sequence is escaped. */
   s = changes(a, 4, one, 3, 0);
-  assert_string_equal(s, "  ~ removed: Server\n"
-                         "  ~ set: Set-Cookie: c=3\n"
-                         "  ~ set: X-Ctl: a\\x1b[2Jb\n");
+  assert_string_equal(s,
+                      "  ~ removed: Server\n"
+                      "  ~ set: Set-Cookie: c=3\n"
+                      "  ~ set: X-Ctl: a\\x1b[2Jb\n");
   free(s);
   /* Dropping the second of two fields of one name is a change too. */
   s = changes(a, 4, a, 1, 0);
-  assert_string_equal(s, "  ~ removed: Server\n"
-                         "  ~ removed: X-Keep\n"
-                         "  ~ set: Set-Cookie: a=1\n");
+  assert_string_equal(s,
+                      "  ~ removed: Server\n"
+                      "  ~ removed: X-Keep\n"
+                      "  ~ set: Set-Cookie: a=1\n");
   free(s);
   s = changes(a, 4, one, 1, 1);
   assert_non_null(strstr(s, "  ~ \033[33mremoved: Server\033[0m\n"));

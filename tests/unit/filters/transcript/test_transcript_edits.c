@@ -19,7 +19,8 @@
 #include "filters/transcript/transcript.h"
 #include "tests/unit/filters/transcript/fixtures/transcriptfixtures.h"
 
-#define HDR(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
+#define HDR(n, v) \
+  { n, sizeof(n) - 1, v, sizeof(v) - 1 }
 
 static const flt_header_t req_got[] = {HDR("Host", "example.test"), HDR("Cookie", "s=1")};
 static const flt_header_t req_sent[] = {HDR("Host", "example.test"), HDR("X-Debug", "1")};
@@ -31,10 +32,15 @@ static const flt_header_t hints[] = {HDR("Link", "</a.css>; rel=preload")};
 static void run_edited_flow(flt_chain_t *ch, flt_conn_t *c, int edit_resp) {
   static const flt_header_t resp_sent[] = {HDR("Content-Length", "0")};
   flt_head_t sent_req, sent_resp;
-  flt_head_t i103 = {.http_major = 1, .http_minor = 1, .status = 103, .reason = "Early Hints",
-                     .headers = hints, .n_headers = 1, .method = ""};
-  flt_head_t i100 = {.http_major = 1, .http_minor = 1, .status = 100, .reason = "Continue",
+  flt_head_t i103 = {.http_major = 1,
+                     .http_minor = 1,
+                     .status = 103,
+                     .reason = "Early Hints",
+                     .headers = hints,
+                     .n_headers = 1,
                      .method = ""};
+  flt_head_t i100 = {
+      .http_major = 1, .http_minor = 1, .status = 100, .reason = "Continue", .method = ""};
   const flt_head_t *interim[] = {&i103, &i100};
   flt_flow_t f;
 
@@ -43,8 +49,13 @@ static void run_edited_flow(flt_chain_t *ch, flt_conn_t *c, int edit_resp) {
   f.conn = c;
   snprintf(f.scheme, sizeof(f.scheme), "http");
   f.url = (char *)"http://example.test/x";
-  f.req = (flt_head_t){.http_major = 1, .http_minor = 1, .method = "GET", .url = "/x",
-                       .headers = req_got, .n_headers = 2, .head_bytes = 50};
+  f.req = (flt_head_t){.http_major = 1,
+                       .http_minor = 1,
+                       .method = "GET",
+                       .url = "/x",
+                       .headers = req_got,
+                       .n_headers = 2,
+                       .head_bytes = 50};
   sent_req = f.req;
   sent_req.headers = req_sent;
   sent_req.head_bytes = 48;
@@ -55,8 +66,13 @@ static void run_edited_flow(flt_chain_t *ch, flt_conn_t *c, int edit_resp) {
   f.interim = interim;
   f.n_interim = 2;
   f.has_response = 1;
-  f.resp = (flt_head_t){.http_major = 1, .http_minor = 1, .status = 200, .reason = "OK",
-                        .headers = resp_got, .n_headers = 2, .method = ""};
+  f.resp = (flt_head_t){.http_major = 1,
+                        .http_minor = 1,
+                        .status = 200,
+                        .reason = "OK",
+                        .headers = resp_got,
+                        .n_headers = 2,
+                        .method = ""};
   if (edit_resp) {
     sent_resp = f.resp;
     sent_resp.headers = resp_sent;
@@ -128,8 +144,7 @@ static void test_forwarded_received_and_interim(void **state) {
     assert_string_equal(field(cJSON_GetArrayItem(in, 0), "reason")->valuestring, "Early Hints");
     check_headers(field(cJSON_GetArrayItem(in, 0), "headers"), hints, 1);
     assert_int_equal((int)field(cJSON_GetArrayItem(in, 1), "status")->valuedouble, 100);
-    assert_string_equal(field(cJSON_GetArrayItem(in, 1), "httpVersion")->valuestring,
-                        "HTTP/1.1");
+    assert_string_equal(field(cJSON_GetArrayItem(in, 1), "httpVersion")->valuestring, "HTTP/1.1");
     cJSON_Delete(o);
   }
   free(text);

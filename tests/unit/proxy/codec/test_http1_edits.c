@@ -17,8 +17,8 @@ flt_head_t *px_http_copy_head(px_http_t *h);
 
 typedef struct built {
   px_head_edit_t edit;
-  flt_strbuf_t sent;   /* px_http_head_build's bytes */
-  flt_head_t *edited;  /* px_head_edited of the parsed head */
+  flt_strbuf_t sent;  /* px_http_head_build's bytes */
+  flt_head_t *edited; /* px_head_edited of the parsed head */
 } built_t;
 
 static int on_head(void *ud, px_http_t *h, const char *raw, size_t len) {
@@ -33,9 +33,15 @@ static int on_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   free(copy);
   return 0;
 }
-static void on_forward(void *ud, const char *d, size_t n) { (void)ud, (void)d, (void)n; }
-static void on_body(void *ud, const char *d, size_t n) { (void)ud, (void)d, (void)n; }
-static void on_end(void *ud, px_http_t *h) { (void)ud, (void)h; }
+static void on_forward(void *ud, const char *d, size_t n) {
+  (void)ud, (void)d, (void)n;
+}
+static void on_body(void *ud, const char *d, size_t n) {
+  (void)ud, (void)d, (void)n;
+}
+static void on_end(void *ud, px_http_t *h) {
+  (void)ud, (void)h;
+}
 static const px_http_cbs_t cbs = {on_head, on_forward, on_body, on_end};
 
 /* The edited head serialised as HTTP/1.1, as the proxy would send it. */
@@ -43,8 +49,7 @@ static char *serialise(const flt_head_t *h) {
   flt_strbuf_t b;
   flt_strbuf_init(&b, 0);
   if (h->method && h->method[0])
-    flt_strbuf_appendf(&b, "%s %s HTTP/%d.%d\r\n", h->method, h->url, h->http_major,
-                       h->http_minor);
+    flt_strbuf_appendf(&b, "%s %s HTTP/%d.%d\r\n", h->method, h->url, h->http_major, h->http_minor);
   else
     flt_strbuf_appendf(&b, "HTTP/%d.%d %d %s\r\n", h->http_major, h->http_minor, h->status,
                        h->reason);
@@ -84,8 +89,7 @@ static void test_request_remove_and_set(void **state) {
   check(HTTP_REQUEST,
         "PUT /up HTTP/1.1\r\nHost: a\r\nCookie: x=1\r\nx-debug: 0\r\nCOOKIE: y\r\n"
         "X-Debug: 2\r\nContent-Length: 0\r\n\r\n",
-        &b,
-        "PUT /up HTTP/1.1\r\nHost: a\r\nx-debug: 1\r\nContent-Length: 0\r\nX-New: n\r\n\r\n");
+        &b, "PUT /up HTTP/1.1\r\nHost: a\r\nx-debug: 1\r\nContent-Length: 0\r\nX-New: n\r\n\r\n");
 }
 
 /* Removing and setting one name: the old fields go, the new one comes last. */
@@ -96,8 +100,7 @@ static void test_response_remove_then_set_same_name(void **state) {
   b.edit.remove[b.edit.n_remove++] = "Server";
   b.edit.set_name[b.edit.n_set] = "Server";
   b.edit.set_value[b.edit.n_set++] = "tlspeek";
-  check(HTTP_RESPONSE,
-        "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 0\r\n\r\n", &b,
+  check(HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 0\r\n\r\n", &b,
         "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nServer: tlspeek\r\n\r\n");
 }
 
