@@ -60,6 +60,9 @@ typedef struct flt_console_opts {
   int color;         /* -1: auto (fd is a tty and NO_COLOR unset), 0 never,
                         1 always (an explicit choice beats NO_COLOR) */
   int fd;            /* where to write (1 = stdout); not closed */
+  int filtered;      /* an expression (-f) chooses the flows shown: each is
+                        decided at its end, so at detail >= 2 its request
+                        part waits for it too */
 } flt_console_opts_t;
 
 extern const flt_ops_t flt_console_ops;

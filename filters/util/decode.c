@@ -43,6 +43,7 @@ struct flt_decoder {
   dec_stage_t *stages[DEC_MAX_STAGES];
   int full;            /* `out` reached its cap: decoding stopped */
   uint64_t fed;        /* encoded bytes fed */
+  uint64_t produced;   /* decoded bytes, kept or not */
   char coding[32];     /* coding that failed (or is unsupported) */
   char err[128];       /* NULL-able through flt_decoder_error */
 };
@@ -135,7 +136,8 @@ static int dec_emit(flt_decoder_t *d, int stage, const uint8_t *data,
                     size_t len) {
   if (len == 0) return 0;
   if (stage + 1 < d->n) return dec_push(d, stage + 1, data, len);
-  if (flt_strbuf_append(d->out, data, len) < 0) d->full = 1;
+  d->produced += len;
+  if (d->out && flt_strbuf_append(d->out, data, len) < 0) d->full = 1;
   return 0;
 }
 
@@ -303,7 +305,8 @@ int flt_decoder_feed(flt_decoder_t *d, const uint8_t *data, size_t len) {
   if (d->full || len == 0) return 0;
   d->fed += len;
   if (d->n == 0) {
-    if (flt_strbuf_append(d->out, data, len) < 0) d->full = 1;
+    d->produced += len;
+    if (d->out && flt_strbuf_append(d->out, data, len) < 0) d->full = 1;
     return 0;
   }
   return dec_push(d, 0, data, len);
@@ -330,6 +333,8 @@ const char *flt_decoder_error_coding(const flt_decoder_t *d) {
 }
 
 int flt_decoder_stopped(const flt_decoder_t *d) { return d->full; }
+
+uint64_t flt_decoder_produced(const flt_decoder_t *d) { return d->produced; }
 
 void flt_decoder_free(flt_decoder_t *d) {
   if (d == NULL) return;
