@@ -262,11 +262,17 @@ static int dec_zstd(flt_decoder_t *d, int stage, const uint8_t *data,
   }
   while (!d->full) {
     ZSTD_outBuffer out = {s->buf, sizeof(s->buf), 0};
+    size_t in_before = in.pos;
     size_t r = ZSTD_decompressStream(s->zs, &out, &in);
     if (ZSTD_isError(r)) return dec_fail(d, s->name, ZSTD_getErrorName(r));
     if (dec_emit(d, stage, s->buf, out.pos) < 0) return -1;
-    /* 0 means a frame ended; more input may start another frame. */
-    s->done = r == 0;
+    /* 0 means a frame ended; more input may start another frame. A call
+     * that moved nothing (the frame's end filled the buffer exactly, and
+     * zstd now waits for a next frame) changes nothing. */
+    if (r == 0)
+      s->done = 1;
+    else if (out.pos > 0 || in.pos > in_before)
+      s->done = 0;
     /* A full output buffer may hide more output: go round again. */
     if (in.pos == in.size && out.pos < out.size) break;
   }
