@@ -199,10 +199,7 @@ static void con_flow_free(con_flow_t *cf) {
 /* Records a head: rendered at detail >= 2, body state at detail >= 3. */
 static void con_flow_head(flt_console_t *con, con_flow_t *cf,
                           const flt_head_t *h, flt_dir_t dir) {
-  if (con->detail >= 2) {
-    flt_strbuf_reset(&cf->heads[dir]); /* a second response head */
-    con_render_head(con, &cf->heads[dir], h, dir);
-  }
+  if (con->detail >= 2) con_render_head(con, &cf->heads[dir], h, dir);
   if (con->detail < 3) return;
   /* A second response head (after a 1xx) starts a new body. */
   if (cf->has_body[dir]) flt_con_body_free(&cf->bodies[dir]);
