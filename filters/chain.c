@@ -171,10 +171,14 @@ void flt_emit_raw(const flt_chain_t *ch, flt_conn_t *c, flt_dir_t dir,
                   const uint8_t *data, size_t len) {
   EMIT_CONN(ch, c, on_raw, c, dir, data, len);
 }
+/* Errors and the close reach every filter; c->hidden is decided first (when
+ * the target is known) so that views can hide those of other hosts. */
 void flt_emit_error(const flt_chain_t *ch, flt_conn_t *c, const char *msg) {
+  if (c) decide_conn(ch, c);
   EMIT(ch, on_error, c, msg);
 }
 void flt_emit_conn_close(const flt_chain_t *ch, flt_conn_t *c) {
+  decide_conn(ch, c);
   EMIT(ch, on_conn_close, c);
 }
 void flt_emit_data(const flt_chain_t *ch, flt_conn_t *c, flt_dir_t dir,

@@ -83,10 +83,22 @@ typedef struct flt_conn {
   void *fctx[FLT_MAX_FILTERS]; /* per-filter connection context */
   /* Bit i set: filter slot i's expression does not match this connection
    * (decided by host-level terms when its first bytes flow); the chain then
-   * skips that filter's on_data/on_raw/on_keylog/on_wire/on_tls_message. */
+   * skips that filter's on_data/on_raw/on_keylog/on_wire/on_tls_message.
+   * Also decided (when it can be) before on_error and on_conn_close, which
+   * every filter gets: a view hides what `hidden` says is not its own. */
   uint32_t hidden;
   int hidden_decided;
   int match_ready;         /* set by the core once host and SNI are known */
+  /* The client's side of the connection (wall clock, microseconds; 0 = not
+   * so). client_eof_us: its FIN, close_notify or reset arrived (it may
+   * still read: an HTTP/1 client may half-close after its request).
+   * client_gone_us: it is known to be gone, since that moment — it reset
+   * the connection, a write to it failed, or it did not take the answers
+   * sent after its EOF (a closed socket answers data with a reset); then
+   * client_gone_us is its EOF's time. Set before the flow_end of a flow it
+   * abandoned, or at the latest before on_conn_close. */
+  uint64_t client_eof_us;
+  uint64_t client_gone_us;
 } flt_conn_t;
 
 typedef struct flt_header {

@@ -104,6 +104,10 @@ static void on_timer(uv_timer_t *t) {
       px_session_upstream_failed(s);
       return;
     }
+    if (strcmp(what, "delivery") == 0) {
+      px_maybe_finish(s);
+      return;
+    }
     if (strcmp(what, "linger") == 0) {
       px_session_close(s, "done");
       return;
@@ -223,7 +227,8 @@ void px_maybe_finish(px_session_t *s) {
   if (!s->close_when_flushed || s->client_writes != 0 || s->batching[0] ||
       s->state == PX_S_CLOSING || s->shutdown_sent)
     return;
-  if (s->ctls.ssl && SSL_is_init_finished(s->ctls.ssl)) {
+  if (s->ctls.ssl && SSL_is_init_finished(s->ctls.ssl) &&
+      !(SSL_get_shutdown(s->ctls.ssl) & SSL_SENT_SHUTDOWN)) {
     SSL_shutdown(s->ctls.ssl);
     flush_client_tls(s);
     if (s->client_writes != 0) return; /* back here when close_notify is out */
@@ -231,6 +236,8 @@ void px_maybe_finish(px_session_t *s) {
   uv_shutdown_t *req = malloc(sizeof(*req));
   if (req == NULL || s->client_eof) {
     free(req);
+    /* Answers sent after the client's EOF: did it take them? */
+    if (s->client_eof && px_client_delivery_pending(s)) return;
     px_session_close(s, "done");
     return;
   }
@@ -256,6 +263,7 @@ static void on_write(uv_write_t *req, int status) {
   else
     s->upstream_writes--;
   free(wr);
+  if (to_client && status < 0 && status != UV_ECANCELED) px_client_gone(s);
   if (s->state == PX_S_CLOSING) {
     px_session_close(s, NULL);
     return;
@@ -571,6 +579,7 @@ static void upstream_half_close(px_session_t *s) {
 static void client_eof(px_session_t *s) {
   if (s->client_eof) return;
   s->client_eof = 1;
+  px_client_left(s);
   px_passthrough_note_early_close(s, 0); /* checked the certificate, and left? */
   if (relaying(s) && upstream_alive(s)) {
     /* Not connected yet: px_session_upstream_ready passes it on. */
@@ -689,9 +698,16 @@ static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
   px_session_t *s = stream->data;
   if (nread == 0) return;
   if (nread < 0) {
-    if (nread != UV_EOF)
+    if (nread != UV_EOF) {
       flt_log_debug("session %llu: client read: %s", (unsigned long long)s->conn.id,
                     uv_strerror((int)nread));
+      /* A reset: the client reads nothing more; its flows end now. */
+      px_client_left(s);
+      px_client_gone(s);
+      px_passthrough_note_early_close(s, 0); /* checked the certificate, and left? */
+      if (s->state != PX_S_CLOSING) px_session_close(s, "the client reset the connection");
+      return;
+    }
     client_eof(s);
     return;
   }
@@ -898,6 +914,7 @@ void px_session_close(px_session_t *s, const char *why) {
     px_upstream_tls_close(s);
     s->state = PX_S_CLOSING;
     px_upstream_count_idle(s, 0);
+    px_client_check_gone(s);
     px_flows_fail_all(s, why && strcmp(why, "done") != 0 ? why : "connection closed");
     flt_emit_conn_close(&s->w->shared->chain, &s->conn);
     px_dns_cancel(&s->dnsq); /* its callback never runs */

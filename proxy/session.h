@@ -151,6 +151,9 @@ typedef struct px_session {
   uint64_t client_deadline;    /* uv_now by which it must have sent it */
   uint64_t last_activity;      /* uv_now of the last byte moved */
   uint64_t deadline;           /* uv_now when the current phase times out */
+  int answered_after_eof;      /* a flow ended after the client's EOF */
+  uint64_t delivery_until;     /* uv_now until which delivery.c waits to
+                                  learn whether the client took them */
   const char *deadline_what;   /* what times out ("TLS handshake", ...) */
 
   struct px_session *prev, *next; /* worker's list of live sessions */
@@ -202,6 +205,23 @@ void px_maybe_finish(px_session_t *s);
 
 /* Restarts the session timer for the soonest of its deadlines. */
 void px_session_timer_restart(px_session_t *s);
+
+/* delivery.c: whether the client is still there (flt_conn_t's
+ * client_eof_us and client_gone_us). px_client_left(): its EOF (FIN,
+ * close_notify or reset) arrived. px_client_gone(): it is known to be gone
+ * (reset, failed write). px_client_delivery_pending(): called before the
+ * close that follows the answers sent after the client's EOF; returns 1
+ * while its kernel has neither acknowledged them nor reset the connection
+ * (then the "delivery" deadline calls px_maybe_finish again, for at most
+ * PX_DELIVERY_WAIT_MS; not known by then counts as taken), 0 when that is
+ * decided. px_client_check_gone(): at close, a client that reset after
+ * its EOF is gone. */
+#define PX_DELIVERY_WAIT_MS 2000
+#define PX_DELIVERY_POLL_MS 5
+void px_client_left(px_session_t *s);
+void px_client_gone(px_session_t *s);
+int px_client_delivery_pending(px_session_t *s);
+void px_client_check_gone(px_session_t *s);
 
 /* deadline.c: client deadlines. px_client_deadline_update() looks at the
  * session's state and framer and arms (from now) what the client must send

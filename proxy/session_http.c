@@ -152,6 +152,7 @@ static void flow_finish(px_session_t *s, const char *error) {
   if (s->req_flow == n) s->req_flow = NULL;
   n->flow.t_end_us = flt_now_us();
   n->flow.error = error;
+  if (s->conn.client_eof_us) s->answered_after_eof = 1;
   flt_emit_flow_end(chain_of(s), &n->flow);
   flow_free(n);
   if (s->flows_head == NULL) {

@@ -516,7 +516,8 @@ static int setup_shared(px_runtime_t *rt, const px_config_t *cfg) {
   if (cfg->detail > 0 || tls_view) {
     /* At detail 0 with a TLS view, the console only lends it its writer. */
     flt_console_opts_t co = {.detail = cfg->detail > 3 ? 3 : cfg->detail,
-                             .body_limit = cfg->body_limit, .color = -1, .fd = 1};
+                             .body_limit = cfg->body_limit, .color = -1, .fd = 1,
+                             .filtered = cfg->console_expr != NULL};
     rt->console = flt_console_new(&co);
     if (rt->console == NULL ||
         add_sink(rt, rt->console, &flt_console_ops, flt_console_set_slot, "console view",

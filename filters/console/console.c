@@ -2,9 +2,11 @@
  *
  * Per flow, everything the view needs is collected in a con_flow_t hung on
  * f->fctx[slot]: heads are rendered when they arrive (their header arrays
- * are only borrowed for the call), bodies are decoded as they stream in,
- * and the whole block is assembled and queued in one piece at flow end.
- * Per-conn state (raw stream counters) lives on c->fctx[slot]. Both are
+ * are only borrowed for the call), bodies are decoded as they stream in.
+ * At detail >= 2 the request part is queued when its head goes upstream;
+ * the rest (or, with -f, everything) is assembled and queued in one piece
+ * at flow end. Per-conn state (raw stream counters, connection errors and
+ * flows waiting for the client's verdict) lives on c->fctx[slot]. Both are
  * touched only by the connection's own worker thread; the only shared
  * object is the output, which is thread-safe.
  */
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "filters/console/console_internal.h"
@@ -28,6 +31,9 @@
  * or 8x (pretty JSON) their size. Reaching it is a bug worth a warning. */
 #define CON_BLOCK_BASE (4u * 1024 * 1024)
 #define CON_BLOCK_PER_BODY_BYTE 16
+/* Decoded bytes counted per response for its size, at most: past it (a
+ * decompression bomb, or just a big download) the decoded size is "?". */
+#define CON_COUNT_MAX (256ull * 1024 * 1024)
 
 #define ARROW " \xe2\x86\x92 " /* " → " */
 #define RAW_MARK " \xe2\x87\x84 raw " /* " ⇄ raw " */
@@ -39,6 +45,7 @@ typedef struct flt_console {
   size_t body_limit;
   int color;          /* resolved: 0 or 1 */
   int slot;           /* index into fctx[]; -1 until set */
+  int filtered;       /* -f is set: flows are shown at their end */
   size_t block_cap;
   flt_output_t *out;
 } flt_console_t;
@@ -46,15 +53,34 @@ typedef struct flt_console {
 typedef struct con_flow {
   char method[64];
   char media[128];          /* response media type, for the summary line */
+  char coding[64];          /* response Content-Encoding (made safe), or "" */
+  flt_decoder_t *counter;   /* counts the decoded response bytes */
+  int count_failed;         /* decoding failed, or passed CON_COUNT_MAX */
+  int req_shown;            /* the request part was queued at its head */
   flt_strbuf_t heads[2];    /* rendered heads (detail >= 2), by flt_dir_t */
   flt_con_body_t bodies[2]; /* detail >= 3, by flt_dir_t */
   int has_body[2];          /* bodies[dir] is initialised */
   size_t interim_shown;     /* f->interim heads rendered into heads[1] */
 } con_flow_t;
 
+/* A flow that ended after the client's EOF: whether the client took the
+ * answer is known when the connection closes (flt_conn_t.client_gone_us). */
+typedef struct con_held_flow {
+  char *line[2];            /* summary: [0] answered, [1] aborted */
+  size_t line_len[2];
+  char *rest;               /* the rest of its block (detail >= 2) */
+  size_t rest_len;
+  uint64_t t_end_us;
+  struct con_held_flow *next;
+} con_held_flow_t;
+
 typedef struct con_conn {
   uint64_t raw_bytes[2];    /* by flt_dir_t */
   uint64_t shown;           /* raw bytes hexdumped so far (detail 3) */
+  int raw;                  /* raw bytes passed: a close line is due */
+  flt_strbuf_t errors;      /* connection errors, shown at close unless a
+                               failed flow's line said it */
+  con_held_flow_t *held, *held_tail;
 } con_conn_t;
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -162,6 +188,26 @@ static void con_render_interims(const flt_console_t *con, con_flow_t *cf,
                     f->interim[cf->interim_shown], FLT_DIR_RESPONSE);
 }
 
+/* ---- per-connection state ------------------------------------------- */
+
+/* The connection's console state, made on first use; NULL when out of
+ * memory. */
+static con_conn_t *con_conn_get(flt_console_t *con, flt_conn_t *c) {
+  con_conn_t *cc = con_ctx(con, c->fctx);
+
+  if (cc || con->slot < 0) return cc;
+  cc = calloc(1, sizeof(*cc));
+  if (cc == NULL) return NULL;
+  flt_strbuf_init(&cc->errors, CON_HEAD_CAP);
+  c->fctx[con->slot] = cc;
+  return cc;
+}
+
+/* -f hides the connection (its host-level terms do not match). */
+static int con_conn_hidden(const flt_console_t *con, const flt_conn_t *c) {
+  return c && con->slot >= 0 && c->hidden_decided && (c->hidden & (1u << con->slot));
+}
+
 /* ---- flows ------------------------------------------------------------- */
 
 static void con_flow_free(con_flow_t *cf) {
@@ -169,6 +215,7 @@ static void con_flow_free(con_flow_t *cf) {
     flt_strbuf_free(&cf->heads[d]);
     if (cf->has_body[d]) flt_con_body_free(&cf->bodies[d]);
   }
+  flt_decoder_free(cf->counter);
   free(cf);
 }
 
@@ -182,6 +229,34 @@ static void con_flow_head(flt_console_t *con, con_flow_t *cf,
   if (cf->has_body[dir]) flt_con_body_free(&cf->bodies[dir]);
   flt_con_body_init(&cf->bodies[dir], h, con->body_limit);
   cf->has_body[dir] = 1;
+}
+
+/* "client → METHOD url": the start of every flow line. */
+static int con_put_flow_prefix(const flt_console_t *con, const flt_flow_t *f,
+                               const con_flow_t *cf, flt_strbuf_t *b) {
+  int r = con_put_safe(b, f->conn ? f->conn->client : NULL);
+  r |= con_put(b, ARROW);
+  r |= flt_con_paint(b, con->color, FLT_CON_BOLD, cf->method, strlen(cf->method));
+  r |= con_put(b, " ");
+  r |= con_put_safe(b, f->url ? f->url : f->req.url);
+  return r;
+}
+
+/* Detail >= 2 without -f: the request line and head, queued as the
+ * request goes upstream; the flow's end repeats the prefix. */
+static void con_show_request(flt_console_t *con, const flt_flow_t *f,
+                             con_flow_t *cf) {
+  flt_strbuf_t b;
+
+  if (con->detail < 2 || con->filtered) return;
+  flt_strbuf_init(&b, con->block_cap);
+  con_put_flow_prefix(con, f, cf, &b);
+  con_put(&b, "\n");
+  flt_strbuf_append(&b, cf->heads[FLT_DIR_REQUEST].data,
+                    cf->heads[FLT_DIR_REQUEST].len);
+  con_emit(con, &b);
+  flt_strbuf_free(&cf->heads[FLT_DIR_REQUEST]);
+  cf->req_shown = 1;
 }
 
 static void on_request_head(void *self, flt_flow_t *f) {
@@ -201,6 +276,26 @@ static void on_request_head(void *self, flt_flow_t *f) {
   flt_strbuf_init(&cf->heads[1], CON_HEAD_CAP);
   con_flow_head(con, cf, &f->req, f->req_sent, FLT_DIR_REQUEST);
   f->fctx[con->slot] = cf;
+  con_show_request(con, f, cf);
+}
+
+/* The response's Content-Encoding, made safe to show; "" for none. */
+static void con_flow_coding(con_flow_t *cf, const flt_head_t *h) {
+  char cenc[FLT_CON_MAX_HEADER_VALUE];
+  flt_strbuf_t safe;
+
+  cf->coding[0] = '\0';
+  cf->count_failed = 0;
+  flt_decoder_free(cf->counter);
+  cf->counter = NULL;
+  flt_con_header_value(h, "Content-Encoding", cenc, sizeof(cenc));
+  if (cenc[0] == '\0' || strcasecmp(cenc, "identity") == 0) return;
+  flt_strbuf_init(&safe, sizeof(cf->coding) - 1);
+  flt_con_append_safe(&safe, cenc, strlen(cenc), 0);
+  snprintf(cf->coding, sizeof(cf->coding), "%s", safe.data ? safe.data : "");
+  flt_strbuf_free(&safe);
+  cf->counter = flt_decoder_new(cenc, strlen(cenc), NULL);
+  if (cf->counter == NULL) cf->count_failed = 1;
 }
 
 static void on_response_head(void *self, flt_flow_t *f) {
@@ -212,13 +307,24 @@ static void on_response_head(void *self, flt_flow_t *f) {
   flt_con_header_value(&f->resp, "Content-Type", ctype, sizeof(ctype));
   flt_con_media_type(ctype, cf->media, sizeof(cf->media));
   con_render_interims(con, cf, f);
+  con_flow_coding(cf, &f->resp);
   con_flow_head(con, cf, &f->resp, f->resp_sent, FLT_DIR_RESPONSE);
+}
+
+/* Counts the decoded size of an encoded response, within CON_COUNT_MAX. */
+static void con_count_decoded(con_flow_t *cf, const uint8_t *data, size_t len) {
+  if (cf->counter == NULL || cf->count_failed) return;
+  if (flt_decoder_feed(cf->counter, data, len) != 0 ||
+      flt_decoder_produced(cf->counter) > CON_COUNT_MAX)
+    cf->count_failed = 1;
 }
 
 static void con_on_body(flt_console_t *con, flt_flow_t *f, flt_dir_t dir,
                         const uint8_t *data, size_t len) {
   con_flow_t *cf = con_ctx(con, f->fctx);
-  if (cf && cf->has_body[dir]) flt_con_body_feed(&cf->bodies[dir], data, len);
+  if (cf == NULL) return;
+  if (dir == FLT_DIR_RESPONSE) con_count_decoded(cf, data, len);
+  if (cf->has_body[dir]) flt_con_body_feed(&cf->bodies[dir], data, len);
 }
 
 static void on_request_body(void *self, flt_flow_t *f, const uint8_t *data,
@@ -231,35 +337,32 @@ static void on_response_body(void *self, flt_flow_t *f, const uint8_t *data,
   con_on_body(self, f, FLT_DIR_RESPONSE, data, len);
 }
 
-/* The detail-1 line:
- *   client → METHOD url → status media size N ms
- *   client → METHOD url → ERROR reason */
-static int con_flow_line(const flt_console_t *con, const flt_flow_t *f,
-                         const con_flow_t *cf, flt_strbuf_t *b) {
-  int r = 0;
+/* ---- the flow's summary line ------------------------------------------ */
 
-  r |= con_put_safe(b, f->conn ? f->conn->client : NULL);
-  r |= con_put(b, ARROW);
-  r |= flt_con_paint(b, con->color, FLT_CON_BOLD, cf->method, strlen(cf->method));
-  r |= con_put(b, " ");
-  r |= con_put_safe(b, f->url ? f->url : f->req.url);
-  r |= con_put(b, ARROW);
-  if (f->error || !f->has_response) {
-    const char *why = f->error ? f->error : "no response";
-    r |= flt_con_paint(b, con->color, FLT_CON_RED, "ERROR ", 6);
-    r |= flt_con_paint(b, con->color, FLT_CON_RED, why, strlen(why));
-    return r | con_put(b, "\n");
-  }
-  char status[16], size[32];
-  uint64_t end = f->t_end_us ? f->t_end_us : flt_now_us();
-  uint64_t ms = end > f->t_start_us ? (end - f->t_start_us) / 1000 : 0;
+static uint64_t con_flow_end_us(const flt_flow_t *f) {
+  return f->t_end_us ? f->t_end_us : flt_now_us();
+}
+
+/* "client → METHOD url → status media size duration [tags]" */
+static int con_line_answered(const flt_console_t *con, const flt_flow_t *f,
+                             con_flow_t *cf, flt_strbuf_t *b) {
+  char status[16], size[96], dur[32];
+  uint64_t end = con_flow_end_us(f);
+  int known = cf->counter && !cf->count_failed;
+  int r = con_put_flow_prefix(con, f, cf, b);
+
+  if (known && flt_decoder_finish(cf->counter) != 0) known = 0;
+  flt_con_body_size(size, sizeof(size),
+                    known ? flt_decoder_produced(cf->counter) : 0, known,
+                    f->resp_body_bytes, cf->coding);
+  flt_con_duration(dur, sizeof(dur), end > f->t_start_us ? end - f->t_start_us : 0);
   int n = snprintf(status, sizeof(status), "%d", f->resp.status);
-  flt_con_human_size(size, sizeof(size), f->resp_body_bytes);
+  r |= con_put(b, ARROW);
   r |= flt_con_paint(b, con->color, con_status_sgr(f->resp.status), status,
                      (size_t)n);
   r |= con_put(b, " ");
   r |= con_put_safe(b, cf->media[0] ? cf->media : "-"); /* from the wire */
-  r |= flt_strbuf_appendf(b, " %s %llu ms", size, (unsigned long long)ms);
+  r |= flt_strbuf_appendf(b, " %s %s", size, dur);
   if (f->tags[0]) { /* set by plugins and actions */
     r |= con_put(b, " [");
     r |= con_put_safe(b, f->tags);
@@ -268,43 +371,147 @@ static int con_flow_line(const flt_console_t *con, const flt_flow_t *f,
   return r | con_put(b, "\n");
 }
 
+/* "client → METHOD url → ERROR reason" */
+static int con_line_failed(const flt_console_t *con, const flt_flow_t *f,
+                           const con_flow_t *cf, flt_strbuf_t *b) {
+  const char *why = f->error ? f->error : "no response";
+  int r = con_put_flow_prefix(con, f, cf, b);
+  r |= con_put(b, ARROW);
+  r |= flt_con_paint(b, con->color, FLT_CON_RED, "ERROR ", 6);
+  r |= flt_con_paint(b, con->color, FLT_CON_RED, why, strlen(why));
+  return r | con_put(b, "\n");
+}
+
+/* "client → METHOD url → aborted by client after 1.02 s": the client left
+ * (at `left_us`) before the response reached it. */
+static int con_line_aborted(const flt_console_t *con, const flt_flow_t *f,
+                            const con_flow_t *cf, uint64_t left_us,
+                            flt_strbuf_t *b) {
+  char text[96], dur[32];
+  flt_con_duration(dur, sizeof(dur),
+                   left_us > f->t_start_us ? left_us - f->t_start_us : 0);
+  int n = snprintf(text, sizeof(text), "aborted by client after %s", dur);
+  int r = con_put_flow_prefix(con, f, cf, b);
+  r |= con_put(b, ARROW);
+  r |= flt_con_paint(b, con->color, FLT_CON_YELLOW, text, (size_t)n);
+  return r | con_put(b, "\n");
+}
+
+/* Detail >= 2: what follows the summary line. The request head only when
+ * it was not shown at its start; the request body (detail 3) before the
+ * response. */
+static void con_block_rest(const flt_console_t *con, const flt_flow_t *f,
+                           con_flow_t *cf, flt_strbuf_t *b) {
+  for (int d = 0; d < 2 && con->detail >= 2; d++) {
+    if (d == FLT_DIR_RESPONSE || !cf->req_shown)
+      flt_strbuf_append(b, cf->heads[d].data, cf->heads[d].len);
+    if (cf->has_body[d] && (d == FLT_DIR_REQUEST || f->has_response))
+      flt_con_body_render(&cf->bodies[d], b, con->color);
+  }
+}
+
+/* ---- the flow's end ------------------------------------------------------ */
+
+/* Holds a flow that ended after the client's EOF until the connection
+ * closes: both summaries are ready, the client's verdict picks one. */
+static int con_hold_flow(flt_console_t *con, flt_flow_t *f, con_flow_t *cf) {
+  con_conn_t *cc = f->conn ? con_conn_get(con, f->conn) : NULL;
+  con_held_flow_t *h = cc ? calloc(1, sizeof(*h)) : NULL;
+  flt_strbuf_t b[3];
+
+  if (h == NULL) return -1;
+  for (int i = 0; i < 3; i++) flt_strbuf_init(&b[i], con->block_cap);
+  con_line_answered(con, f, cf, &b[0]);
+  con_line_aborted(con, f, cf, f->conn->client_eof_us, &b[1]);
+  con_block_rest(con, f, cf, &b[2]);
+  h->line[0] = flt_strbuf_detach(&b[0], &h->line_len[0]);
+  h->line[1] = flt_strbuf_detach(&b[1], &h->line_len[1]);
+  h->rest = flt_strbuf_detach(&b[2], &h->rest_len);
+  h->t_end_us = con_flow_end_us(f);
+  if (cc->held_tail)
+    cc->held_tail->next = h;
+  else
+    cc->held = h;
+  cc->held_tail = h;
+  return 0;
+}
+
+/* The flow's connection errors were about it: its line says them. */
+static void con_drop_conn_errors(flt_console_t *con, flt_conn_t *c) {
+  con_conn_t *cc = c ? con_ctx(con, c->fctx) : NULL;
+  if (cc) flt_strbuf_reset(&cc->errors);
+}
+
 static void on_flow_end(void *self, flt_flow_t *f) {
   flt_console_t *con = self;
   con_flow_t *cf = con_ctx(con, f->fctx);
+  const flt_conn_t *c = f->conn;
+  uint64_t end = con_flow_end_us(f);
+  int aborted = c && c->client_gone_us && c->client_gone_us <= end;
+  int failed = !aborted && (f->error || !f->has_response);
   flt_strbuf_t b;
 
   if (cf == NULL) return;
   f->fctx[con->slot] = NULL;
+  if (aborted || failed) con_drop_conn_errors(con, f->conn);
   if (f->hidden & (1u << con->slot)) { /* -f did not match */
     con_flow_free(cf);
     return;
   }
   con_render_interims(con, cf, f); /* of a flow without a final response */
-  flt_strbuf_init(&b, con->block_cap);
-  con_flow_line(con, f, cf, &b);
-  for (int d = 0; d < 2 && con->detail >= 2; d++) {
-    flt_strbuf_append(&b, cf->heads[d].data, cf->heads[d].len);
-    if (cf->has_body[d] && (d == FLT_DIR_REQUEST || f->has_response))
-      flt_con_body_render(&cf->bodies[d], &b, con->color);
+  /* Answered after the client's EOF: taken, or was it gone? */
+  if (!aborted && !failed && c && c->client_eof_us && c->client_eof_us < end &&
+      con_hold_flow(con, f, cf) == 0) {
+    con_flow_free(cf);
+    return;
   }
+  flt_strbuf_init(&b, con->block_cap);
+  if (aborted)
+    con_line_aborted(con, f, cf, c->client_gone_us, &b);
+  else if (failed)
+    con_line_failed(con, f, cf, &b);
+  else
+    con_line_answered(con, f, cf, &b);
+  con_block_rest(con, f, cf, &b);
   con_emit(con, &b);
   con_flow_free(cf);
 }
 
-/* ---- raw streams and errors ------------------------------------------ */
+/* At close: the held flows, each with the summary the client's verdict
+ * chose, in the order they ended. */
+static void con_release_held(flt_console_t *con, const flt_conn_t *c,
+                             con_conn_t *cc) {
+  con_held_flow_t *h = cc->held;
+
+  cc->held = cc->held_tail = NULL;
+  while (h) {
+    con_held_flow_t *next = h->next;
+    int gone = c->client_gone_us && c->client_gone_us <= h->t_end_us;
+    flt_strbuf_t b;
+    flt_strbuf_init(&b, con->block_cap);
+    flt_strbuf_append(&b, h->line[gone], h->line_len[gone]);
+    flt_strbuf_append(&b, h->rest, h->rest_len);
+    con_emit(con, &b);
+    free(h->line[0]);
+    free(h->line[1]);
+    free(h->rest);
+    free(h);
+    h = next;
+  }
+}
+
+/* ---- raw streams, errors and the connection's close ------------------- */
 
 static void on_raw(void *self, flt_conn_t *c, flt_dir_t dir,
                    const uint8_t *data, size_t len) {
   flt_console_t *con = self;
-  con_conn_t *cc = con_ctx(con, c->fctx);
+  con_conn_t *cc;
   uint64_t offset;
 
   if (con->detail < 1 || con->slot < 0 || (dir != 0 && dir != 1)) return;
-  if (cc == NULL) {
-    cc = calloc(1, sizeof(*cc));
-    if (cc == NULL) return;
-    c->fctx[con->slot] = cc;
-  }
+  cc = con_conn_get(con, c);
+  if (cc == NULL) return;
+  cc->raw = 1;
   offset = cc->raw_bytes[dir];
   cc->raw_bytes[dir] += len;
   if (con->detail < 3 || cc->shown >= con->body_limit || len == 0) return;
@@ -323,19 +530,13 @@ static void on_raw(void *self, flt_conn_t *c, flt_dir_t dir,
   con_emit(con, &b);
 }
 
-static void on_conn_close(void *self, flt_conn_t *c) {
-  flt_console_t *con = self;
-  con_conn_t *cc = con_ctx(con, c->fctx);
+/* "client ⇄ raw host:port N B in, M B out", and the cut note. */
+static void con_show_raw_close(flt_console_t *con, const flt_conn_t *c,
+                               const con_conn_t *cc) {
   uint64_t in = cc ? cc->raw_bytes[FLT_DIR_REQUEST] : 0;
   uint64_t out = cc ? cc->raw_bytes[FLT_DIR_RESPONSE] : 0;
   flt_strbuf_t b;
 
-  if (cc) c->fctx[con->slot] = NULL;
-  if (con->detail < 1 ||
-      !(cc || c->kind == FLT_CONN_RAW || c->kind == FLT_CONN_RAW_TLS)) {
-    free(cc);
-    return;
-  }
   flt_strbuf_init(&b, con->block_cap);
   con_put_safe(&b, c->client);
   con_put(&b, RAW_MARK);
@@ -354,21 +555,49 @@ static void on_conn_close(void *self, flt_conn_t *c) {
     con_put(&b, "\n");
   }
   con_emit(con, &b);
+}
+
+static void on_conn_close(void *self, flt_conn_t *c) {
+  flt_console_t *con = self;
+  con_conn_t *cc = con_ctx(con, c->fctx);
+  int hidden = con_conn_hidden(con, c);
+
+  if (cc) c->fctx[con->slot] = NULL;
+  if (cc) con_release_held(con, c, cc);
+  if (cc && cc->errors.len > 0 && !hidden) {
+    con_emit(con, &cc->errors);
+    flt_strbuf_init(&cc->errors, 0);
+  }
+  if (con->detail >= 1 && !hidden &&
+      ((cc && cc->raw) || c->kind == FLT_CONN_RAW || c->kind == FLT_CONN_RAW_TLS))
+    con_show_raw_close(con, c, cc);
+  if (cc) flt_strbuf_free(&cc->errors);
   free(cc);
 }
 
+/* "client ✗ message": shown when the connection closes, unless a failed
+ * flow's line (which carries the reason) came first. */
 static void on_error(void *self, flt_conn_t *c, const char *msg) {
   flt_console_t *con = self;
-  flt_strbuf_t b;
+  con_conn_t *cc;
+  flt_strbuf_t line;
 
   if (con->detail < 1) return;
-  flt_strbuf_init(&b, CON_HEAD_CAP);
-  con_put_safe(&b, c ? c->client : NULL);
-  con_put(&b, ERR_MARK);
-  flt_con_paint(&b, con->color, FLT_CON_RED, msg ? msg : "error",
+  cc = c ? con_conn_get(con, c) : NULL;
+  flt_strbuf_init(&line, CON_HEAD_CAP);
+  con_put_safe(&line, c ? c->client : NULL);
+  con_put(&line, ERR_MARK);
+  flt_con_paint(&line, con->color, FLT_CON_RED, msg ? msg : "error",
                 strlen(msg ? msg : "error"));
-  con_put(&b, "\n");
-  con_emit(con, &b);
+  con_put(&line, "\n");
+  if (cc) {
+    flt_strbuf_append(&cc->errors, line.data, line.len);
+    flt_strbuf_free(&line);
+  } else if (!con_conn_hidden(con, c)) {
+    con_emit(con, &line);
+  } else {
+    flt_strbuf_free(&line);
+  }
 }
 
 static void on_shutdown(void *self) {
@@ -399,6 +628,7 @@ void *flt_console_new(const flt_console_opts_t *opts) {
   con->body_limit = limit;
   con->color = con_resolve_color(opts->color, opts->fd);
   con->slot = -1;
+  con->filtered = opts->filtered;
   con->block_cap = CON_BLOCK_BASE;
   if (limit <= (SIZE_MAX - CON_BLOCK_BASE) / CON_BLOCK_PER_BODY_BYTE)
     con->block_cap += limit * CON_BLOCK_PER_BODY_BYTE;

@@ -7,13 +7,44 @@
  *        127.0.0.1:51234 → GET https://example.test/path → 200 application/json 1.2 kB 35 ms
  *      i.e. client, method, flow URL, status, the Content-Type's media type
  *      (lower-case, no parameters; "-" when absent), the response body size
- *      as received (decimal units: "0 B", "512 B", "1.2 kB", "50.0 MB")
- *      and the time from request head to response end in whole ms.
- *      A flow that ended in an error (or without a response):
+ *      and the flow's duration.
+ *      Size (decimal units: "0 B", "512 B", "1.2 kB", "50.0 MB"): the body
+ *      as received when it has no Content-Encoding; when it has one, the
+ *      decoded size, then the size on the wire with the coding as sent:
+ *        266 B (235 B gzip)          1.4 MB (212.9 kB gzip, br)
+ *      and "? (235 B gzip)" when the decoded size is not known (the body
+ *      does not decode, or passes 256 MiB decoded). An empty body is "0 B".
+ *      Duration: from the request head's arrival (f->t_start_us) to the
+ *      response's end — the HAR's send + wait + receive of the flow (the
+ *      HAR's "time" adds the first flow's DNS and connect). Shown as
+ *      "0.42 ms" below 1 ms, "3.1 ms" below 10 ms, "35 ms" below 1 s,
+ *      "1.02 s" below 10 s, "12.3 s" below 100 s, then "250 s".
+ *      A flow whose client left before the response reached it (a reset, a
+ *      failed write, or a close before the answer: flt_conn_t's
+ *      client_gone_us), with the time from the request head to the moment
+ *      it left:
+ *        127.0.0.1:51234 → GET https://example.test/slow → aborted by client after 1.02 s
+ *      A flow that ended in an error (or without a response) — one line,
+ *      the connection error that caused it is not shown again:
  *        127.0.0.1:51234 → GET https://example.test/path → ERROR <f->error>
- *   2  + the heads, after the line, header names and order as on the wire:
- *        "  > GET /path HTTP/1.1", "  > Name: value" ...
- *        "  < HTTP/1.1 200 OK",    "  < Name: value" ...
+ *      A flow answered after the client's EOF (an HTTP/1 client may
+ *      half-close and still read) is shown when its connection closes,
+ *      once the core knows whether the client took the answer; a flow that
+ *      never finishes ends, and is shown, when its connection does.
+ *   2  + the heads, header names and order as on the wire. The request part
+ *      is written when the request goes upstream, before any answer; the
+ *      rest when the flow ends, after the flow's line repeated in full
+ *      (client, method and URL tie it to its request):
+ *        127.0.0.1:51234 → GET https://example.test/path
+ *          > GET /path HTTP/1.1
+ *          > Name: value ...
+ *        ... (other flows' blocks) ...
+ *        127.0.0.1:51234 → GET https://example.test/path → 200 text/html 1.2 kB 35 ms
+ *          < HTTP/1.1 200 OK
+ *          < Name: value ...
+ *      With -f (opts.filtered) a flow is decided at its end, so its request
+ *      part waits and the flow is one block: the line, "  > " lines, then
+ *      "  < " lines.
  *      Interim (1xx) responses relayed before the final one (100 Continue,
  *      103 Early Hints) come first, in order, each a head of its own:
  *        "  < HTTP/1.1 100 Continue"
@@ -29,7 +60,9 @@
  *      The rewrites every proxy makes (hop-by-hop fields such as
  *      Proxy-Connection, an absolute-form target, Host) are not shown as
  *      changes. Detail 1 shows neither interim heads nor changes.
- *   3  + each body after its head, every line indented by four spaces:
+ *   3  + each body, every line indented by four spaces, the request body
+ *      after the flow's line (or after the request head, with -f), the
+ *      response body after its head:
  *      content-decoded (gzip, x-gzip, deflate, br, zstd, stacked); text
  *      (text/..., JSON, JavaScript, XML, form data, or clean UTF-8; charset
  *      ISO-8859-1 is converted) as lines; JSON re-indented two spaces per
@@ -48,14 +81,16 @@
  *        127.0.0.1:51234 ⇄ raw db.test:5432 > 6 B
  *            00000000: 4845 4c4c 4f00                           HELLO.
  *            … raw data cut at 4096 of 10000 bytes (--body-limit)
- * Connection errors (on_error), at level >= 1:
+ * Connection errors (on_error), at level >= 1, when the connection closes,
+ * unless a failed flow's line said it first; hidden when -f does not match
+ * the connection (its host-level terms, flt_conn_t.hidden):
  *        127.0.0.1:51234 ✗ <message>
  * Bytes from the wire never reach the terminal raw: control characters and
  * invalid UTF-8 are shown as \xNN.
  *
- * A flow's block is assembled in memory and written in one piece when the
- * flow ends, so output of concurrent flows never interleaves inside a
- * block. Writing happens on a writer thread (filters/util/output.h): the event
+ * Every block (a request part, a flow's end, a raw chunk, an error line)
+ * is assembled in memory and written in one piece, so output of
+ * concurrent flows never interleaves inside a block. Writing happens on a writer thread (filters/util/output.h): the event
  * loop never blocks on stdout. Callbacks may run on several workers at
  * once: per-flow and per-connection state lives in fctx[slot], and the
  * instance itself is read-only after flt_console_set_slot().
@@ -75,6 +110,9 @@ typedef struct flt_console_opts {
   int color;         /* -1: auto (fd is a tty and NO_COLOR unset), 0 never,
                         1 always (an explicit choice beats NO_COLOR) */
   int fd;            /* where to write (1 = stdout); not closed */
+  int filtered;      /* an expression (-f) chooses the flows shown: each is
+                        decided at its end, so at detail >= 2 its request
+                        part waits for it too */
 } flt_console_opts_t;
 
 extern const flt_ops_t flt_console_ops;

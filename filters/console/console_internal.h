@@ -46,6 +46,18 @@ int flt_con_append_safe(flt_strbuf_t *out, const char *s, size_t len,
 /* "0 B", "999 B", "1.2 kB", "50.0 MB", "3.1 GB" (decimal units). */
 void flt_con_human_size(char *buf, size_t size, uint64_t bytes);
 
+/* A flow's duration: "0.42 ms" below 1 ms, "3.1 ms" below 10 ms, "35 ms"
+ * below 1 s, "1.02 s" below 10 s, "12.3 s" below 100 s, then "250 s"
+ * (each step where rounding would reach the next one). */
+void flt_con_duration(char *buf, size_t size, uint64_t us);
+/* A response body's size: "266 B" as received; when it came
+ * content-encoded (`coding` is the Content-Encoding, shown as given)
+ * "266 B (235 B gzip)": decoded size, then the size on the wire with its
+ * coding; "? (235 B gzip)" when the decoded size is not known. An empty
+ * body is "0 B" whatever its coding. */
+void flt_con_body_size(char *buf, size_t size, uint64_t decoded, int decoded_known,
+                       uint64_t wire, const char *coding);
+
 /* Content-Type helpers: the media type (lower-case, without parameters)
  * and the charset parameter (lower-case, "" when absent). */
 void flt_con_media_type(const char *ctype, char *buf, size_t size);

@@ -123,6 +123,41 @@ void flt_con_human_size(char *buf, size_t size, uint64_t bytes) {
   snprintf(buf, size, "%.1f %s", v, units[u]);
 }
 
+void flt_con_duration(char *buf, size_t size, uint64_t us) {
+  double ms = (double)us / 1000.0;
+
+  /* Thresholds sit where rounding would carry into the next format. */
+  if (us < 995)
+    snprintf(buf, size, "%.2f ms", ms);
+  else if (us < 9950)
+    snprintf(buf, size, "%.1f ms", ms);
+  else if (us < 999500)
+    snprintf(buf, size, "%.0f ms", ms);
+  else if (us < 9995000)
+    snprintf(buf, size, "%.2f s", ms / 1000.0);
+  else if (us < 99950000)
+    snprintf(buf, size, "%.1f s", ms / 1000.0);
+  else
+    snprintf(buf, size, "%.0f s", ms / 1000.0);
+}
+
+void flt_con_body_size(char *buf, size_t size, uint64_t decoded, int decoded_known,
+                       uint64_t wire, const char *coding) {
+  char d[32], w[32];
+
+  flt_con_human_size(w, sizeof(w), wire);
+  if (coding == NULL || coding[0] == '\0' || wire == 0) {
+    snprintf(buf, size, "%s", w);
+    return;
+  }
+  if (!decoded_known) {
+    snprintf(buf, size, "? (%s %s)", w, coding);
+    return;
+  }
+  flt_con_human_size(d, sizeof(d), decoded);
+  snprintf(buf, size, "%s (%s %s)", d, w, coding);
+}
+
 void flt_con_media_type(const char *ctype, char *buf, size_t size) {
   size_t n = 0;
 

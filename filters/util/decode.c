@@ -43,6 +43,7 @@ struct flt_decoder {
   dec_stage_t *stages[DEC_MAX_STAGES];
   int full;            /* `out` reached its cap: decoding stopped */
   uint64_t fed;        /* encoded bytes fed */
+  uint64_t produced;   /* decoded bytes, kept or not */
   char coding[32];     /* coding that failed (or is unsupported) */
   char err[128];       /* NULL-able through flt_decoder_error */
 };
@@ -135,7 +136,8 @@ static int dec_emit(flt_decoder_t *d, int stage, const uint8_t *data,
                     size_t len) {
   if (len == 0) return 0;
   if (stage + 1 < d->n) return dec_push(d, stage + 1, data, len);
-  if (flt_strbuf_append(d->out, data, len) < 0) d->full = 1;
+  d->produced += len;
+  if (d->out && flt_strbuf_append(d->out, data, len) < 0) d->full = 1;
   return 0;
 }
 
@@ -260,11 +262,17 @@ static int dec_zstd(flt_decoder_t *d, int stage, const uint8_t *data,
   }
   while (!d->full) {
     ZSTD_outBuffer out = {s->buf, sizeof(s->buf), 0};
+    size_t in_before = in.pos;
     size_t r = ZSTD_decompressStream(s->zs, &out, &in);
     if (ZSTD_isError(r)) return dec_fail(d, s->name, ZSTD_getErrorName(r));
     if (dec_emit(d, stage, s->buf, out.pos) < 0) return -1;
-    /* 0 means a frame ended; more input may start another frame. */
-    s->done = r == 0;
+    /* 0 means a frame ended; more input may start another frame. A call
+     * that moved nothing (the frame's end filled the buffer exactly, and
+     * zstd now waits for a next frame) changes nothing. */
+    if (r == 0)
+      s->done = 1;
+    else if (out.pos > 0 || in.pos > in_before)
+      s->done = 0;
     /* A full output buffer may hide more output: go round again. */
     if (in.pos == in.size && out.pos < out.size) break;
   }
@@ -303,7 +311,8 @@ int flt_decoder_feed(flt_decoder_t *d, const uint8_t *data, size_t len) {
   if (d->full || len == 0) return 0;
   d->fed += len;
   if (d->n == 0) {
-    if (flt_strbuf_append(d->out, data, len) < 0) d->full = 1;
+    d->produced += len;
+    if (d->out && flt_strbuf_append(d->out, data, len) < 0) d->full = 1;
     return 0;
   }
   return dec_push(d, 0, data, len);
@@ -330,6 +339,8 @@ const char *flt_decoder_error_coding(const flt_decoder_t *d) {
 }
 
 int flt_decoder_stopped(const flt_decoder_t *d) { return d->full; }
+
+uint64_t flt_decoder_produced(const flt_decoder_t *d) { return d->produced; }
 
 void flt_decoder_free(flt_decoder_t *d) {
   if (d == NULL) return;

@@ -17,7 +17,8 @@
 typedef struct flt_decoder flt_decoder_t;
 
 /* `encoding` is the Content-Encoding header value (NULL or "" = identity).
- * Decoded bytes are appended to `out` (whose own cap bounds the output).
+ * Decoded bytes are appended to `out` (whose own cap bounds the output);
+ * with `out` NULL they are only counted (flt_decoder_produced).
  * Returns NULL only on out-of-memory; an unsupported coding yields a
  * decoder whose flt_decoder_error() says so. */
 flt_decoder_t *flt_decoder_new(const char *encoding, size_t enc_len,
@@ -36,6 +37,9 @@ const char *flt_decoder_error(const flt_decoder_t *d);
 const char *flt_decoder_error_coding(const flt_decoder_t *d);
 /* Non-zero once `out` hit its cap: the rest of the input was not decoded. */
 int flt_decoder_stopped(const flt_decoder_t *d);
+/* Decoded bytes produced so far (those past the cap of `out` included,
+ * until it stopped). */
+uint64_t flt_decoder_produced(const flt_decoder_t *d);
 void flt_decoder_free(flt_decoder_t *d);
 
 #endif

@@ -85,11 +85,20 @@ def flow_blocks(out):
 
 
 def block_for(out, needle):
-    """The block whose flow line contains `needle` (exactly one expected)."""
-    found = [b for b in flow_blocks(out) if needle in b[0]]
+    """The block whose flow line contains `needle` (exactly one expected). At
+    detail >= 2 the request part ("client → METHOD url" and the request head)
+    is a block of its own, written when the request went upstream: it is put
+    back after the flow line, which gives the order of the flow's story."""
+    blocks = flow_blocks(out)
+    found = [i for i, b in enumerate(blocks) if needle in b[0]]
     assert len(found) == 1, "expected one flow line with %r, got %d in:\n%s" % (
         needle, len(found), out[-4000:])
-    return found[0]
+    block = blocks[found[0]]
+    prefix = " \u2192 ".join(block[0].split(" \u2192 ")[:2])
+    for earlier in reversed(blocks[:found[0]]):
+        if earlier[0] == prefix:
+            return block[:1] + earlier[1:] + block[1:]
+    return block
 
 
 def contains_run(lines, run_):

@@ -218,6 +218,39 @@ static void test_truncates_at_cap(void **state) {
   free(zeros);
 }
 
+/* Without an output buffer the decoder only counts: the whole decoded size,
+ * for every coding, identity and stacks included. */
+static void test_counts_without_output(void **state) {
+  static const char *const encs[] = {"gzip", "deflate", "br", "zstd", "", "gzip, zstd"};
+  char *zeros = calloc(1, 1 << 20);
+  blob_t gz = zlib_compress(zeros, 1 << 20, 31);
+  blob_t blobs[6];
+  uint64_t sizes[6] = {1 << 20, 1 << 20, 100000, 1 << 20, 1 << 20, 1 << 20};
+  (void)state;
+
+  blobs[0] = gz;
+  blobs[1] = zlib_compress(zeros, 1 << 20, -15);
+  blobs[2] = (blob_t){(uint8_t *)br_100k_a, sizeof(br_100k_a)};
+  blobs[3] = zstd_compress(zeros, 1 << 20);
+  blobs[4] = (blob_t){(uint8_t *)zeros, 1 << 20};
+  blobs[5] = zstd_compress(gz.p, gz.len);
+  for (int i = 0; i < 6; i++) {
+    flt_decoder_t *d = flt_decoder_new(encs[i], strlen(encs[i]), NULL);
+    assert_non_null(d);
+    for (size_t off = 0; off < blobs[i].len; off += 1000) {
+      size_t n = blobs[i].len - off < 1000 ? blobs[i].len - off : 1000;
+      assert_int_equal(flt_decoder_feed(d, blobs[i].p + off, n), 0);
+    }
+    if (flt_decoder_finish(d) != 0) fail_msg("%s: %s", encs[i], flt_decoder_error(d));
+    assert_false(flt_decoder_stopped(d));
+    assert_true(flt_decoder_produced(d) == sizes[i]);
+    flt_decoder_free(d);
+  }
+  for (int i = 0; i < 6; i++)
+    if (i != 2 && i != 4) free(blobs[i].p);
+  free(zeros);
+}
+
 static void assert_error(const char *enc, const uint8_t *in, size_t len,
                          const char *coding, const char *reason) {
   flt_strbuf_t out;
@@ -295,6 +328,7 @@ int main(void) {
       cmocka_unit_test(test_stacked_codings),
       cmocka_unit_test(test_gzip_multi_member),
       cmocka_unit_test(test_truncates_at_cap),
+      cmocka_unit_test(test_counts_without_output),
       cmocka_unit_test(test_corrupt_input),
       cmocka_unit_test(test_unsupported_coding),
       cmocka_unit_test(test_empty_body_is_fine),
