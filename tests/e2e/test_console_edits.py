@@ -27,18 +27,28 @@ def read_jsonl(path):
         return [json.loads(l) for l in f if l.strip()]
 
 
+def _indented_after(lines, i):
+    block = []
+    for l in lines[i + 1:]:
+        if not l.startswith(" "):
+            break
+        block.append(l)
+    return block
+
+
 def flow_block(out, needle):
-    """The console block (flow line and its indented lines) whose flow line
-    contains `needle`."""
+    """The flow whose flow line contains `needle` ("METHOD url → status"), as
+    one list: the flow line, then the request part (written at -v when the
+    request went upstream, under "client → METHOD url"), then the lines that
+    followed the flow line."""
     lines = out.splitlines()
+    start = needle.split(" → ")[0]
     for i, line in enumerate(lines):
         if not line.startswith(" ") and needle in line:
-            block = [line]
-            for l in lines[i + 1:]:
-                if not l.startswith(" "):
-                    break
-                block.append(l)
-            return block
+            head = line[:line.index(start) + len(start)]
+            req = next((j for j in range(i - 1, -1, -1) if lines[j] == head), None)
+            assert req is not None, "no request part %r in:\n%s" % (head, out[-4000:])
+            return [line] + _indented_after(lines, req) + _indented_after(lines, i)
     raise AssertionError("no flow line with %r in:\n%s" % (needle, out[-4000:]))
 
 
