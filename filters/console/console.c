@@ -327,6 +327,21 @@ static void con_on_body(flt_console_t *con, flt_flow_t *f, flt_dir_t dir,
   if (cf->has_body[dir]) flt_con_body_feed(&cf->bodies[dir], data, len);
 }
 
+void flt_console_body_recorded(void *self, flt_flow_t *f, flt_dir_t dir, uint64_t wire_bytes,
+                               int recorded_cut) {
+  flt_console_t *con = self;
+  con_flow_t *cf = con_ctx(con, f->fctx);
+
+  if (cf == NULL || (dir != FLT_DIR_REQUEST && dir != FLT_DIR_RESPONSE)) return;
+  /* An encoded response's decoded size: the bytes that follow, counted. */
+  if (dir == FLT_DIR_RESPONSE && cf->coding[0]) {
+    flt_decoder_free(cf->counter);
+    cf->counter = recorded_cut ? NULL : flt_decoder_new("", 0, NULL);
+    cf->count_failed = cf->counter == NULL;
+  }
+  if (cf->has_body[dir]) flt_con_body_recorded(&cf->bodies[dir], wire_bytes, recorded_cut);
+}
+
 static void on_request_body(void *self, flt_flow_t *f, const uint8_t *data,
                             size_t len) {
   con_on_body(self, f, FLT_DIR_REQUEST, data, len);

@@ -99,6 +99,7 @@
 #define TLSPEEK_CONSOLE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "filters/filter.h"
 #include "filters/util/output.h"
@@ -125,6 +126,20 @@ void *flt_console_new(const flt_console_opts_t *opts);
 void flt_console_set_slot(void *self, int slot);
 /* Frees it; call after the chain's shutdown event. */
 void flt_console_free(void *self);
+/* Reading a transcript back (tlspeek show, proxy/cli/show.h): the body
+ * bytes of `dir` that follow for flow `f` are the body as HAR and JSONL
+ * keep it, its Content-Encoding already removed. The flow is shown as the
+ * live view showed it: the body as decoded, the cut and the size line
+ * counted against `wire_bytes`, the body's size as received. With
+ * `recorded_cut`, the transcript kept only the bytes that follow
+ * (--body-cap): an encoded response's decoded size is then "?", and a
+ * body not already cut by --body-limit ends with
+ *   "    … body cut at 100 of 5000 bytes (--body-cap, when recorded)"
+ * (or "… body cut at N decoded bytes of M bytes gzip (--body-cap, when
+ * recorded)"). Call after the head event of `dir`, before its body. */
+void flt_console_body_recorded(void *console, flt_flow_t *f, flt_dir_t dir, uint64_t wire_bytes,
+                               int recorded_cut);
+
 /* The console's writer and its resolved colour choice (0 or 1), for other
  * views that write to the same stdout without interleaving blocks (the
  * TLS view). Valid at any detail level, 0 included, until

@@ -41,6 +41,10 @@ void flt_con_body_feed(flt_con_body_t *b, const uint8_t *p, size_t len) {
   uint64_t room = b->wire_bytes < max_in ? max_in - b->wire_bytes : 0;
 
   if (len == 0) return;
+  if (b->recorded) { /* decoded already: kept up to the limit */
+    flt_strbuf_append(&b->decoded, p, len);
+    return;
+  }
   if (!body_is_encoded(b)) room = UINT64_MAX;
   b->wire_bytes += len;
   if (b->oom || b->input_capped) return;
@@ -129,9 +133,35 @@ static int body_render_decoded(const flt_con_body_t *b, flt_strbuf_t *out,
   return flt_con_render_text(out, p, len, latin1);
 }
 
+void flt_con_body_recorded(flt_con_body_t *b, uint64_t wire, int cut) {
+  b->recorded = 1;
+  b->recorded_wire = wire;
+  b->recorded_cut = cut;
+}
+
+/* A body read back from a transcript: as a decoded one, with the cut
+ * counted against its size as received. */
+static int body_render_recorded(const flt_con_body_t *b, flt_strbuf_t *out, int color) {
+  int limit_cut = b->decoded.truncated;
+  int cut = limit_cut || b->recorded_cut;
+  const char *why = limit_cut ? "--body-limit" : "--body-cap, when recorded";
+  char coding[64];
+
+  if (b->decoded.len == 0 && !cut) return 0;
+  if (b->decoded.len > 0 && body_render_decoded(b, out, cut) < 0) return -1;
+  if (!cut) return 0;
+  if (!body_is_encoded(b))
+    return body_note(out, color, "… body cut at %zu of %llu bytes (%s)", b->decoded.len,
+                     (unsigned long long)b->recorded_wire, why);
+  flt_con_media_type(b->cenc, coding, sizeof(coding));
+  return body_note(out, color, "… body cut at %zu decoded bytes of %llu bytes %s (%s)",
+                   b->decoded.len, (unsigned long long)b->recorded_wire, coding, why);
+}
+
 int flt_con_body_render(flt_con_body_t *b, flt_strbuf_t *out, int color) {
   int cut;
 
+  if (b->recorded) return body_render_recorded(b, out, color);
   if (b->wire_bytes == 0) return 0;
   if (b->oom) return body_note(out, color, "(body not kept: out of memory)");
   if (!b->input_capped) flt_decoder_finish(b->dec);

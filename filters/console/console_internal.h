@@ -117,11 +117,20 @@ typedef struct flt_con_body {
   uint64_t wire_bytes;   /* body bytes received (still encoded) */
   int input_capped;      /* stopped feeding at FLT_CON_MAX_ENCODED */
   int oom;               /* no decoder could be made */
+  /* A body read back from a transcript (flt_con_body_recorded): fed
+   * decoded, with the size as received and the recording's cut given. */
+  int recorded;
+  uint64_t recorded_wire;
+  int recorded_cut;
 } flt_con_body_t;
 
 /* Takes Content-Type and Content-Encoding from `h` (copied). */
 void flt_con_body_init(flt_con_body_t *b, const flt_head_t *h, size_t limit);
 void flt_con_body_feed(flt_con_body_t *b, const uint8_t *p, size_t len);
+/* The bytes fed from now on are already decoded (a transcript's body):
+ * `wire` is the body's size as received, `cut` says the transcript kept
+ * only part of it (console.h, flt_console_body_recorded). */
+void flt_con_body_recorded(flt_con_body_t *b, uint64_t wire, int cut);
 /* Appends the body as the console shows it (see console.h); an empty body
  * adds nothing. */
 int flt_con_body_render(flt_con_body_t *b, flt_strbuf_t *out, int color);

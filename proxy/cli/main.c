@@ -1,6 +1,7 @@
 /* main.c — the command line. proxy/options.c parses the options into a
  * px_config_t; main() hands it to px_run() (the proxy, or `tlspeek run --
- * CMD`) or px_ca_command() (`tlspeek ca ...`). */
+ * CMD`) or px_ca_command() (`tlspeek ca ...`); `tlspeek show FILE` goes to
+ * px_show_command() (show.h), which takes its own few options. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "filters/util/log.h"
 #include "proxy/config.h"
 #include "proxy/cli/options.h"
+#include "proxy/cli/show.h"
 #include "proxy/tlsopts.h"
 
 /* Modes without @HOST:PORT listen on --listen; two on one address clash. */
@@ -43,14 +45,21 @@ static int takes_next(const char *arg) {
   return 0;
 }
 
+/* The index of the first word that is neither an option nor an option's
+ * value (a subcommand: run, show, ca), or argc when there is none. */
+static int first_word(int argc, char **argv) {
+  int r = 1;
+  while (r < argc && argv[r][0] == '-' && argv[r][1] != '\0' && strcmp(argv[r], "--") != 0)
+    r += takes_next(argv[r]) ? 2 : 1;
+  return r;
+}
+
 /* `tlspeek [options] run [options] -- CMD ARGS...`: the options go to opts[]
  * (with argv[0] first; *nopts words), the command is returned (NULL-
  * terminated, as argv is). NULL when the first word that is neither an
  * option nor an option's value is not "run". */
 static char **split_run(int argc, char **argv, char **opts, int *nopts) {
-  int r = 1;
-  while (r < argc && argv[r][0] == '-' && argv[r][1] != '\0' && strcmp(argv[r], "--") != 0)
-    r += takes_next(argv[r]) ? 2 : 1;
+  int r = first_word(argc, argv);
   if (r >= argc || strcmp(argv[r], "run") != 0) return NULL;
   int dd = r + 1;
   while (dd < argc && strcmp(argv[dd], "--") != 0) dd++;
@@ -84,6 +93,8 @@ int main(int argc, char **argv) {
   char **rest;
   int nrest = 0;
 
+  int word = first_word(argc, argv);
+  if (word < argc && strcmp(argv[word], "show") == 0) return px_show_command(argc, argv, word);
   px_config_defaults(&cfg);
   rest = calloc((size_t)argc + 1, sizeof(*rest));
   char **opts = calloc((size_t)argc + 1, sizeof(*opts));
