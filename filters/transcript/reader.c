@@ -196,6 +196,13 @@ static int rd_decide(flt_reader_t *r, char *err, size_t errlen) {
     goto fail;
   }
   cJSON *first = rd_parse(s + skip, r->line.len - skip, r->lineno, parse_err, sizeof(parse_err));
+  if (first && !cJSON_HasObjectItem(first, "log") && !cJSON_HasObjectItem(first, "url") &&
+      !cJSON_HasObjectItem(first, "method")) {
+    snprintf(err, errlen, "line %llu: not a HAR or JSONL transcript: a JSON object without "
+             "\"log\" (HAR) or \"url\" (JSONL)", (unsigned long long)r->lineno);
+    cJSON_Delete(first);
+    goto fail;
+  }
   if (first && !cJSON_HasObjectItem(first, "log")) {
     r->format = FLT_READER_JSONL;
     r->pending = first;
