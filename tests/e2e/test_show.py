@@ -50,6 +50,8 @@ def run_flows(p, pki, https_upstream, http_upstream, tmp_path):
         [hs + "/gzip"],
         ["--data-binary", "@" + str(gz), "-H", "Content-Encoding: gzip",
          "-H", "Content-Type: application/json", hs + "/echo"],
+        ["--data-binary", "not gzip at all", "-H", "Content-Encoding: gzip",
+         "-H", "Content-Type: text/plain", hs + "/echo?undecodable"],
         [hs + "/bin/600"],
         [hs + "/png"],
         ["-T", str(up), hs + "/echo"],  # 100 Continue
@@ -132,7 +134,8 @@ def test_the_flows_are_what_was_asked_for(recorded):
     for needle in ("→ GET https://localhost:", "/gzip → 200 text/plain 67 B (88 B gzip) ",
                    "/echo → 200 application/json 67 B ", '      "items": [',
                    "    00000000: ", "  < HTTP/1.1 100 Continue", "  ~ removed: X-Drop",
-                   "/status/404 → 404 ", " → ERROR ", "  > GET http://127.0.0.1:"):
+                   "/status/404 → 404 ", " → ERROR ", "  > GET http://127.0.0.1:",
+                   "    (gzip: could not decode: "):
         assert needle in text, (needle, text)
 
 
@@ -170,10 +173,36 @@ def test_filter_narrows_like_the_live_filter(pki, https_upstream, http_upstream,
     got = r.stdout.decode().splitlines()
     assert got == live, "\n".join(["--- live"] + live + ["--- show"] + got)
     flow_lines = [l for l in got if not l.startswith(" ")]
-    assert len(flow_lines) == 5, flow_lines  # /text, /gzip, the POST, the PUT, the end
-    assert len(open(jsonl).read().splitlines()) == 11
+    assert len(flow_lines) == 6, flow_lines  # /text, /gzip, two POSTs, the PUT, the end
+    assert len(open(jsonl).read().splitlines()) == 12
     r = show("-f", "~d nomatch.example", jsonl)
     assert (r.returncode, r.stdout) == (0, b"")
+
+
+def test_bodies_cut_when_recorded(proxy_factory, pki, https_upstream, tmp_path):
+    """--body-cap cut the bodies kept: show says so, and where; the live
+    console (cut at --body-limit only) showed more."""
+    jsonl, har = str(tmp_path / "cap.jsonl"), str(tmp_path / "cap.har")
+    p = proxy_factory("-vv", "--body-cap", "100", "--jsonl", jsonl, "--har", har)
+    hs = "https://localhost:%d" % https_upstream.port
+    for path in ("/bin/600", "/gzip"):
+        r = curl("--cacert", pki.proxy_ca, "-x", p.url, "-o", os.devnull, hs + path)
+        assert r.returncode == 0, r.stderr
+    p.wait_stdout("/gzip → 200")
+    assert p.stop() == 0
+    live = p.stdout()
+    assert "(--body-cap" not in live and "    00000250: " in live  # all 600 bytes
+    for path in (jsonl, har):
+        r = show("-vv", path)
+        assert r.returncode == 0, r.stderr.decode()
+        out = r.stdout.decode()
+        assert "    … body cut at 100 of 600 bytes (--body-cap, when recorded)" in out, out
+        assert "    00000060: " in out and "    00000070: " not in out, out
+        # 67 decoded bytes of /gzip fit in 100: it was not cut, and decodes as live
+        assert "/gzip → 200 text/plain 67 B (88 B gzip) " in out, out
+        assert "    Hello from the upstream server. Grüße! 🙂" in out, out
+    r = show("-vv", "--body-limit", "16", jsonl)
+    assert "    … body cut at 16 of 600 bytes (--body-limit)" in r.stdout.decode()
 
 
 def test_bad_expression_shows_the_caret(recorded):
