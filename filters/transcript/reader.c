@@ -20,15 +20,15 @@ struct flt_reader {
   flt_reader_format_t format;
   FILE *fp;
   int own_fp;
-  char *mem;          /* the copy behind open_mem's stream */
-  int jsonl_by_name;  /* the name ends in .jsonl / .ndjson */
+  char *mem;         /* the copy behind open_mem's stream */
+  int jsonl_by_name; /* the name ends in .jsonl / .ndjson */
   /* lines */
   char chunk[RD_CHUNK];
   size_t pos, have;
   int eof;
-  flt_strbuf_t line;  /* the current line, without its '\n' */
+  flt_strbuf_t line; /* the current line, without its '\n' */
   uint64_t lineno;
-  cJSON *pending;     /* JSONL: the first object, parsed while deciding */
+  cJSON *pending; /* JSONL: the first object, parsed while deciding */
   uint64_t pending_line;
   /* HAR */
   cJSON *doc;
@@ -94,8 +94,7 @@ static void rd_position(const char *text, size_t off, uint64_t first, char *buf,
       col++;
     }
   }
-  snprintf(buf, size, "line %llu, column %llu", (unsigned long long)line,
-           (unsigned long long)col);
+  snprintf(buf, size, "line %llu, column %llu", (unsigned long long)line, (unsigned long long)col);
 }
 
 /* Parses text[0..len) (NUL-terminated) as one JSON value; NULL with a
@@ -114,8 +113,7 @@ static cJSON *rd_parse(const char *text, size_t len, uint64_t first_line, char *
   if (v) return v;
   size_t off = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
   rd_position(text, off, first_line, where, sizeof(where));
-  snprintf(err, errlen, "%s: malformed JSON%s", where,
-           off >= len ? " (it ends too early)" : "");
+  snprintf(err, errlen, "%s: malformed JSON%s", where, off >= len ? " (it ends too early)" : "");
   return NULL;
 }
 
@@ -144,8 +142,9 @@ static int rd_open_har(flt_reader_t *r, flt_strbuf_t *text, char *err, size_t er
     }
   }
   if (text->truncated) {
-    snprintf(err, errlen, "larger than 1 GiB, the cap of a HAR file (JSONL files stream, "
-                          "whatever their size)");
+    snprintf(err, errlen,
+             "larger than 1 GiB, the cap of a HAR file (JSONL files stream, "
+             "whatever their size)");
     return -1;
   }
   r->doc = rd_parse(text->data ? text->data : "", text->len, 1, err, errlen);
@@ -198,8 +197,10 @@ static int rd_decide(flt_reader_t *r, char *err, size_t errlen) {
   cJSON *first = rd_parse(s + skip, r->line.len - skip, r->lineno, parse_err, sizeof(parse_err));
   if (first && !cJSON_HasObjectItem(first, "log") && !cJSON_HasObjectItem(first, "url") &&
       !cJSON_HasObjectItem(first, "method")) {
-    snprintf(err, errlen, "line %llu: not a HAR or JSONL transcript: a JSON object without "
-             "\"log\" (HAR) or \"url\" (JSONL)", (unsigned long long)r->lineno);
+    snprintf(err, errlen,
+             "line %llu: not a HAR or JSONL transcript: a JSON object without "
+             "\"log\" (HAR) or \"url\" (JSONL)",
+             (unsigned long long)r->lineno);
     cJSON_Delete(first);
     goto fail;
   }
@@ -343,7 +344,8 @@ int flt_reader_next(flt_reader_t *r, flt_rec_flow_t **out, char *err, size_t err
   cJSON_Delete(r->cur);
   r->cur = NULL;
   rd_arena_reset(&r->arena);
-  int rc = r->format == FLT_READER_HAR ? rd_next_har(r, err, errlen) : rd_next_jsonl(r, err, errlen);
+  int rc =
+      r->format == FLT_READER_HAR ? rd_next_har(r, err, errlen) : rd_next_jsonl(r, err, errlen);
   if (rc < 0) r->failed = 1;
   if (rc == 1) *out = &r->flow.rec;
   return rc;

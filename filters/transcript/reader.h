@@ -52,16 +52,13 @@
 #define FLT_READER_MAX_HAR (1024u * 1024 * 1024)
 #define FLT_READER_MAX_LINE (1024u * 1024 * 1024)
 
-typedef enum flt_reader_format {
-  FLT_READER_JSONL = 1,
-  FLT_READER_HAR = 2
-} flt_reader_format_t;
+typedef enum flt_reader_format { FLT_READER_JSONL = 1, FLT_READER_HAR = 2 } flt_reader_format_t;
 
 /* One message body as the transcript kept it. */
 typedef struct flt_rec_body {
-  int present;              /* the transcript holds a body for it */
-  const uint8_t *data;      /* the body: decoded, or as received when
-                               decode_error is set */
+  int present;         /* the transcript holds a body for it */
+  const uint8_t *data; /* the body: decoded, or as received when
+                          decode_error is set */
   size_t len;
   int truncated;            /* the recording cut it (--body-cap) */
   const char *decode_error; /* "gzip: incorrect header check", or NULL */

@@ -416,8 +416,7 @@ static int rd_har_body(rd_ctx_t *c, rd_arena_t *a, const cJSON *msg, const char 
             rd_string(c, o, "encoding", RD_OPTIONAL, &enc) < 0 ||
             rd_string(c, o, "_decodeError", RD_OPTIONAL, &derr) < 0))
     return -1;
-  if (rd_body(c, a, "text", text, enc && strcasecmp(enc, "base64") == 0, known ? wire : -1, b) <
-      0)
+  if (rd_body(c, a, "text", text, enc && strcasecmp(enc, "base64") == 0, known ? wire : -1, b) < 0)
     return -1;
   rd_pop(c, here);
   b->decode_error = derr;
@@ -463,8 +462,8 @@ static int rd_har_response(rd_ctx_t *c, rd_arena_t *a, const cJSON *e, rd_flow_t
 /* serverIPAddress and the URL's port: "ip:port" as the core has it. */
 static void rd_har_server(flt_conn_t *conn, const char *ip) {
   if (ip == NULL || ip[0] == '\0') return;
-  snprintf(conn->server_addr, sizeof(conn->server_addr), strchr(ip, ':') ? "[%s]:%u" : "%s:%u",
-           ip, (unsigned)conn->server_port);
+  snprintf(conn->server_addr, sizeof(conn->server_addr), strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip,
+           (unsigned)conn->server_port);
 }
 
 int rd_flow_from_har(rd_flow_t *f, rd_arena_t *a, const cJSON *e, int tlspeek_har, rd_ctx_t *c) {
@@ -477,8 +476,8 @@ int rd_flow_from_har(rd_flow_t *f, rd_arena_t *a, const cJSON *e, int tlspeek_ha
       rd_string(c, e, "connection", RD_OPTIONAL, &conn_id) < 0 ||
       rd_string(c, e, "_error", RD_OPTIONAL, &error) < 0 ||
       rd_string(c, e, "_tags", RD_OPTIONAL, &tags) < 0 ||
-      rd_har_request(c, a, e, tlspeek_har, f) < 0 ||
-      rd_har_response(c, a, e, f, &resp_error) < 0 || rd_tls(c, e, "_tls", &f->rec.conn) < 0)
+      rd_har_request(c, a, e, tlspeek_har, f) < 0 || rd_har_response(c, a, e, f, &resp_error) < 0 ||
+      rd_tls(c, e, "_tls", &f->rec.conn) < 0)
     return -1;
   rd_copy(f->rec.conn.client, sizeof(f->rec.conn.client), "-"); /* not in a HAR */
   rd_har_server(&f->rec.conn, ip);

@@ -60,8 +60,8 @@ int rd_base64(rd_arena_t *a, const char *s, uint8_t **out, size_t *len);
 /* The current flow and the storage its pointers lead to. */
 typedef struct rd_flow {
   flt_rec_flow_t rec;
-  flt_head_t fwd[2];  /* heads as forwarded, by flt_dir_t */
-  flt_head_t rcv[2];  /* as received, when recorded apart */
+  flt_head_t fwd[2]; /* heads as forwarded, by flt_dir_t */
+  flt_head_t rcv[2]; /* as received, when recorded apart */
   flt_head_t interim[FLT_MAX_INTERIM];
   const flt_head_t *interim_ptr[FLT_MAX_INTERIM];
 } rd_flow_t;
@@ -70,7 +70,6 @@ typedef struct rd_flow {
  * `tlspeek_har`: the HAR's creator is tlspeek (request targets of http://
  * flows were absolute-form). 0, or -1 with the message in c->err. */
 int rd_flow_from_jsonl(rd_flow_t *f, rd_arena_t *a, const cJSON *obj, rd_ctx_t *c);
-int rd_flow_from_har(rd_flow_t *f, rd_arena_t *a, const cJSON *entry, int tlspeek_har,
-                     rd_ctx_t *c);
+int rd_flow_from_har(rd_flow_t *f, rd_arena_t *a, const cJSON *entry, int tlspeek_har, rd_ctx_t *c);
 
 #endif

@@ -31,7 +31,8 @@ char *rd_strdup(rd_arena_t *a, const char *s) {
 }
 
 void rd_arena_reset(rd_arena_t *a) {
-  for (size_t i = 0; i < a->n; i++) free(a->blocks[i]);
+  for (size_t i = 0; i < a->n; i++)
+    free(a->blocks[i]);
   a->n = 0;
 }
 
@@ -65,8 +66,8 @@ void rd_pop(rd_ctx_t *c, size_t len) {
 }
 
 int rd_fail(rd_ctx_t *c, const char *key, const char *what) {
-  snprintf(c->err, c->errlen, "%s%s%s%s: %s", c->prefix, c->path,
-           key && c->len ? "." : "", key ? key : "", what);
+  snprintf(c->err, c->errlen, "%s%s%s%s: %s", c->prefix, c->path, key && c->len ? "." : "",
+           key ? key : "", what);
   return -1;
 }
 
@@ -129,8 +130,8 @@ int rd_number(rd_ctx_t *c, const cJSON *obj, const char *key, int required, doub
   if (!cJSON_IsNumber(item)) return rd_fail(c, key, "expected a number");
   double v = item->valuedouble;
   if (!isfinite(v) || v < lo || v > hi || (integral && v != (double)(int64_t)v)) {
-    snprintf(what, sizeof(what), "expected %s from %.0f to %.0f", integral ? "an integer" : "a number",
-             lo, hi);
+    snprintf(what, sizeof(what), "expected %s from %.0f to %.0f",
+             integral ? "an integer" : "a number", lo, hi);
     return rd_fail(c, key, what);
   }
   *out = v;

@@ -24,7 +24,8 @@
 #define SHOW_USAGE "tlspeek show [-q|-v|-vv] [-f EXPR] [--body-limit SIZE] FILE.har|FILE.jsonl|-"
 
 static const char show_help[] =
-    "Usage: " SHOW_USAGE "\n"
+    "Usage: " SHOW_USAGE
+    "\n"
     "\n"
     "Reads a transcript back and prints its flows as the live console shows them:\n"
     "a HAR or JSON lines file tlspeek wrote (--har, --jsonl), or a HAR from a\n"
@@ -58,8 +59,8 @@ typedef struct show_args {
 /* The row of the option table for `name` ("--detail") or short `c`, when
  * tlspeek show takes it; NULL otherwise. */
 static const px_option_t *show_row(const char *name, size_t len, char c) {
-  static const char *const taken[] = {"--quiet", "--detail", "--body-limit", "--filter",
-                                      "--log-level", NULL};
+  static const char *const taken[] = {"--quiet",  "--detail",    "--body-limit",
+                                      "--filter", "--log-level", NULL};
   size_t n;
   const px_option_t *o = px_options(&n);
   for (size_t i = 0; i < n; i++) {
@@ -94,8 +95,9 @@ static int show_option(int argc, char **argv, int i, px_config_t *cfg, show_args
   if (o == NULL) show_refuse(arg);
   char spelt[3] = {'-', arg[1], '\0'};
   const char *name = arg[1] == '-' ? o->lng : spelt; /* as written, for messages */
-  if (o->meta == NULL) { /* -q, --quiet, -v, -vvv */
-    if (eq || (arg[1] != '-' && arg[2] && (o->shrt != 'v' || strspn(arg + 1, "v") != strlen(arg + 1))))
+  if (o->meta == NULL) {                             /* -q, --quiet, -v, -vvv */
+    if (eq ||
+        (arg[1] != '-' && arg[2] && (o->shrt != 'v' || strspn(arg + 1, "v") != strlen(arg + 1))))
       show_refuse(arg);
     o->set(cfg, o, name, arg[1] != '-' && arg[2] ? arg + 1 : NULL);
     return 1;
@@ -134,7 +136,8 @@ static void show_body(const flt_chain_t *ch, void *console, flt_rec_flow_t *rf, 
   const flt_rec_body_t *b = &rf->body[dir];
   flt_flow_t *f = &rf->flow;
   if (!b->present && !b->truncated) return;
-  if (b->decode_error == NULL) flt_console_body_recorded(console, f, dir, b->wire_bytes, b->truncated);
+  if (b->decode_error == NULL)
+    flt_console_body_recorded(console, f, dir, b->wire_bytes, b->truncated);
   if (b->len == 0) return;
   if (dir == FLT_DIR_REQUEST)
     flt_emit_request_body(ch, f, b->data, b->len);

@@ -41,8 +41,8 @@ static view_t views[2][2]; /* [detail 3][filtered] */
 static flt_expr_t *expr;
 
 static void make_view(view_t *v, int detail, int filtered, int fd) {
-  flt_console_opts_t o = {.detail = detail, .body_limit = 256, .color = 1, .fd = fd,
-                          .filtered = filtered};
+  flt_console_opts_t o = {
+      .detail = detail, .body_limit = 256, .color = 1, .fd = fd, .filtered = filtered};
   v->console = flt_console_new(&o);
   if (v->console == NULL) abort();
   flt_console_set_slot(v->console, flt_chain_add(&v->chain, &flt_console_ops, v->console));
@@ -53,9 +53,10 @@ static void init(void) {
   int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
   if (fd < 0) abort();
   for (int d = 0; d < 2; d++)
-    for (int f = 0; f < 2; f++) make_view(&views[d][f], d ? 3 : 2, f, fd);
-  expr = flt_expr_compile("~bs 'a.c' | ~m GET & !~e | ~tls 1.3 | ~h gzip", FLT_EXPR_ALL_TERMS,
-                          err, sizeof(err));
+    for (int f = 0; f < 2; f++)
+      make_view(&views[d][f], d ? 3 : 2, f, fd);
+  expr = flt_expr_compile("~bs 'a.c' | ~m GET & !~e | ~tls 1.3 | ~h gzip", FLT_EXPR_ALL_TERMS, err,
+                          sizeof(err));
   if (expr == NULL) abort();
 }
 

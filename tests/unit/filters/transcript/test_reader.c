@@ -245,7 +245,8 @@ static const bad_case_t bad_cases[] = {
     {"{\"url\":\"http://a/\",\"method\":\"GET\",\"request\":{}}\n{\"url\":1}", NULL, 1,
      "line 2: url: expected a string"},
     {"{\"url\":\"http://a/\",\"method\":\"GET\",\"request\":{}}\n{\"url\":\"x\",\"method\":\"GET\","
-     "\"request\":{}}\0", NULL, 1, "line 2, column 40: a NUL byte: not JSON text"},
+     "\"request\":{}}\0",
+     NULL, 1, "line 2, column 40: a NUL byte: not JSON text"},
     {"{\"url\":\"http://a/\",\"method\":\"GET\"}", NULL, 0, "line 1: request: missing"},
     {"{\"url\":\"http://a/\",\"method\":\"GET\",\"request\":{},\"status\":1000}", NULL, 0,
      "line 1: status: expected an integer from 0 to 999"},
@@ -256,27 +257,30 @@ static const bad_case_t bad_cases[] = {
     {"{\"url\":\"http://a/\",\"method\":\"GET\",\"request\":{\"headers\":[7]}}", NULL, 0,
      "line 1: request.headers[0]: expected an object"},
     {"{\"url\":\"http://a/\",\"method\":\"GET\",\"request\":{\"body\":\"a*\",\"bodyEncoding\":"
-     "\"base64\"}}", NULL, 0, "line 1: request.body: invalid base64"},
+     "\"base64\"}}",
+     NULL, 0, "line 1: request.body: invalid base64"},
     {"{\"url\":\"http://a/\",\"method\":\"GET\",\"request\":{\"bodyEncoding\":\"hex\"}}", NULL, 0,
      "line 1: request.bodyEncoding: expected \"utf8\" or \"base64\""},
     {"{\"url\":\"http://a/\",\"method\":\"GET\",\"request\":{},\"interim\":[{\"status\":100,"
-     "\"headers\":{}}]}", NULL, 0, "line 1: interim[0].headers: expected an array"},
-    {"{\"url\":\"http://a/\",\"method\":\"GET\",\"request\":{},\"timings\":{\"wait\":\"3\"}}",
-     NULL, 0, "line 1: timings.wait: expected a number"},
+     "\"headers\":{}}]}",
+     NULL, 0, "line 1: interim[0].headers: expected an array"},
+    {"{\"url\":\"http://a/\",\"method\":\"GET\",\"request\":{},\"timings\":{\"wait\":\"3\"}}", NULL,
+     0, "line 1: timings.wait: expected a number"},
     {"{\"url\":\"http://a/\",\"method\":\"GET\",\"request\":{},\"tls\":{\"upstream\":{\"alpn\":"
-     "false}}}", NULL, 0, "line 1: tls.upstream.alpn: expected a string"},
+     "false}}}",
+     NULL, 0, "line 1: tls.upstream.alpn: expected a string"},
     {"{\"url\":\"http://a/\",\"method\":\"GET\",\"request\":{\"bodyTruncated\":1}}", NULL, 0,
      "line 1: request.bodyTruncated: expected true or false"},
     {"{\n\"log\": 5}", NULL, 0, "log: expected an object"},
     {"{\"log\":{}}", NULL, 0, "log.entries: missing"},
     {"{\"log\":{\"entries\":[{\"request\":{\"method\":\"GET\",\"url\":\"http://a/\"},"
      "\"response\":{\"status\":200}},{\"request\":{\"method\":\"GET\",\"url\":\"http://a/\"},"
-     "\"response\":{\"status\":\"200\"}}]}}", NULL, 1,
-     "log.entries[1].response.status: expected a number"},
+     "\"response\":{\"status\":\"200\"}}]}}",
+     NULL, 1, "log.entries[1].response.status: expected a number"},
     {"{\"log\":{\"entries\":[1]}}", NULL, 0, "log.entries[0]: expected an object (one entry)"},
     {"{\"log\":{\"entries\":[{\"request\":{\"method\":\"GET\",\"url\":\"http://a/\",\"postData\":"
-     "{\"text\":\"%%\",\"encoding\":\"base64\"}},\"response\":{\"status\":200}}]}}", NULL, 0,
-     "log.entries[0].request.postData.text: invalid base64"},
+     "{\"text\":\"%%\",\"encoding\":\"base64\"}},\"response\":{\"status\":200}}]}}",
+     NULL, 0, "log.entries[0].request.postData.text: invalid base64"},
     {"{\n  \"log\": {\n    \"entries\": [\n  }", NULL, 0, "line 4, column 3: malformed JSON"},
     {"{ \"id\": ", "a.jsonl", 0, "line 1, column 9: malformed JSON (it ends too early)"},
 };
@@ -291,10 +295,11 @@ static void test_bad_input(void **state) {
     err[0] = '\0';
     flt_reader_t *r = flt_reader_open_mem(c->text, len, c->name, err, sizeof(err));
     int rc = 1, n = 0;
-    while (r && (rc = flt_reader_next(r, &rf, err, sizeof(err))) == 1) n++;
+    while (r && (rc = flt_reader_next(r, &rf, err, sizeof(err))) == 1)
+      n++;
     if (strcmp(err, c->message) != 0 || n != c->flows_before)
-      fail_msg("case %zu: got \"%s\" after %d flows, want \"%s\" after %d", i, err, n,
-               c->message, c->flows_before);
+      fail_msg("case %zu: got \"%s\" after %d flows, want \"%s\" after %d", i, err, n, c->message,
+               c->flows_before);
     if (r) {
       assert_int_equal(rc, -1);
       assert_int_equal(flt_reader_next(r, &rf, err, sizeof(err)), -1); /* stays failed */
