@@ -10,11 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "filters/transcript/reader_internal.h"
 #include "filters/util/strbuf.h"
 
 #define RD_CHUNK 65536
+#define RD_HAR_TOO_BIG \
+  "larger than 1 GiB, the cap of a HAR file (JSONL files stream, whatever their size)"
 
 struct flt_reader {
   flt_reader_format_t format;
@@ -125,6 +128,13 @@ static int rd_open_har(flt_reader_t *r, flt_strbuf_t *text, char *err, size_t er
   const cJSON *log, *entries, *creator;
   const char *name = NULL;
 
+  struct stat st;
+  int fd = fileno(r->fp);
+  if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+      (uint64_t)st.st_size > FLT_READER_MAX_HAR) { /* said before reading it */
+    snprintf(err, errlen, "%s", RD_HAR_TOO_BIG);
+    return -1;
+  }
   if (r->pos < r->have) flt_strbuf_append(text, r->chunk + r->pos, r->have - r->pos);
   r->pos = r->have;
   while (!r->eof && !text->truncated) {
@@ -142,9 +152,7 @@ static int rd_open_har(flt_reader_t *r, flt_strbuf_t *text, char *err, size_t er
     }
   }
   if (text->truncated) {
-    snprintf(err, errlen,
-             "larger than 1 GiB, the cap of a HAR file (JSONL files stream, "
-             "whatever their size)");
+    snprintf(err, errlen, "%s", RD_HAR_TOO_BIG);
     return -1;
   }
   r->doc = rd_parse(text->data ? text->data : "", text->len, 1, err, errlen);

@@ -305,6 +305,42 @@ def test_files_that_are_not_transcripts(tmp_path):
     assert err.endswith("missing.har: cannot open it: No such file or directory"), err
 
 
+def test_har_over_the_cap_is_refused_before_reading(tmp_path):
+    big = tmp_path / "big.har"
+    with open(big, "wb") as f:
+        f.write(b'{\n  "log": {"entries": [\n')
+        f.truncate(1024 * 1024 * 1024 + 1)  # sparse: nothing to write
+    _, err = refused(big)
+    assert err.endswith(": larger than 1 GiB, the cap of a HAR file (JSONL files stream, "
+                        "whatever their size)"), err
+
+
+# Runs tlspeek show in a child and prints that child's peak RSS (KiB) alone.
+PEAK_RSS = """
+import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.stderr.decode())
+"""
+
+
+def test_jsonl_streams_in_bounded_memory(recorded, tmp_path):
+    """A JSONL of 100 MB is read a line at a time: tlspeek's peak memory
+    stays far below the file's size."""
+    _, _, jsonl, _ = recorded[1]
+    lines = open(jsonl, "rb").read().splitlines(keepends=True)
+    chunk = b"".join(lines) * 64
+    big = tmp_path / "big.jsonl"
+    with open(big, "wb") as f:
+        while f.tell() < 100 * 1000 * 1000:
+            f.write(chunk)
+    for detail in ("-q", "-vv"):
+        r = subprocess.run(["/usr/bin/python3", "-c", PEAK_RSS, BIN, "show", detail, str(big)],
+                           capture_output=True, timeout=600)
+        rc, peak_kib, err = r.stdout.decode().split(" ", 2)
+        assert (rc, err.strip()) == ("0", ""), r.stdout
+        assert int(peak_kib) < 60 * 1024, (detail, peak_kib)
+
+
 def test_usage_errors():
     for args, needle in ((["--har", "x.har", "a.jsonl"], "'--har' is not an option of tlspeek show"),
                          ([], "tlspeek show needs a file"),
