@@ -58,8 +58,12 @@ static int rd_read_line(flt_reader_t *r, char *err, size_t errlen) {
       r->pos = 0;
       if (r->have == 0) {
         if (ferror(r->fp)) {
-          snprintf(err, errlen, "read error after line %llu: %s", (unsigned long long)r->lineno,
-                   strerror(errno ? errno : EIO));
+          int e = errno ? errno : EIO;
+          if (r->lineno == 0)
+            snprintf(err, errlen, "cannot read it: %s", strerror(e));
+          else
+            snprintf(err, errlen, "read error after line %llu: %s", (unsigned long long)r->lineno,
+                     strerror(e));
           return -1;
         }
         r->eof = 1;

@@ -303,6 +303,8 @@ def test_files_that_are_not_transcripts(tmp_path):
         assert err == "tlspeek: error: %s: %s" % (path, message), err
     _, err = refused(tmp_path / "missing.har")
     assert err.endswith("missing.har: cannot open it: No such file or directory"), err
+    _, err = refused(tmp_path)
+    assert err.endswith(": cannot read it: Is a directory"), err
 
 
 def test_har_over_the_cap_is_refused_before_reading(tmp_path):
