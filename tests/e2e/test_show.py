@@ -25,6 +25,7 @@ TEXT = "Hello from the upstream server. Grüße! 🙂\nSecond line of text.\n".e
 JSON_DOC = json.dumps({"name": "tlspeek", "items": [1, 2, 3], "ok": True}).encode()
 UPLOAD = bytes(range(256)) * 12  # curl -T asks for 100-continue above 1 KiB
 
+ASAN = os.environ.get("TLSPEEK_ASAN") == "1"
 CLIENT = re.compile(r"^(?:\d+\.\d+\.\d+\.\d+|\[[0-9a-f:]+\]):\d+ (?=→ )")
 
 
@@ -340,7 +341,8 @@ def test_jsonl_streams_in_bounded_memory(recorded, tmp_path):
                            capture_output=True, timeout=600)
         rc, peak_kib, err = r.stdout.decode().split(" ", 2)
         assert (rc, err.strip()) == ("0", ""), r.stdout
-        assert int(peak_kib) < 60 * 1024, (detail, peak_kib)
+        # ASan keeps freed memory in quarantine (256 MB): no bound to check there.
+        assert ASAN or int(peak_kib) < 60 * 1024, (detail, peak_kib)
 
 
 def test_usage_errors():
