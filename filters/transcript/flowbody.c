@@ -3,14 +3,10 @@
  * else base64; prepared once per record, whichever writer asks first, and
  * written into the entries from where they are.
  *
- * Why bodies bypass cJSON: a body can be body_cap bytes (10 MiB by
- * default). Printed by cJSON it would be scanned for escapes, copied into
- * a buffer that grows by doubling, copied again when that buffer is
- * trimmed, and measured with strlen() — once for HAR and once more for
- * JSON lines. Instead the entry holds a marker (tr_json_body_ref), and the
- * writer hands the printed entry and the body to one writev(2)
- * (tr_json_splice). The text written is the same: tr_json_escape escapes
- * exactly as cJSON's string printer does.
+ * A body can be body_cap bytes (10 MiB by default): it is checked for
+ * UTF-8, base64-encoded or escaped for JSON once, here, for both HAR and
+ * JSON lines, and large ones are written from where they are (tr_jw_body).
+ * tr_json_escape escapes exactly as the JSON writer (and cJSON) do.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -213,34 +209,4 @@ int tr_flow_bodies(tr_flow_t *r, const tr_body_t **bodies) {
 void tr_flow_bodies_free(tr_flow_t *r) {
   body_free(&r->bodies[0]);
   body_free(&r->bodies[1]);
-}
-
-/* ---- splicing ------------------------------------------------------------- */
-
-/* The marker: a byte cJSON never prints unescaped (every string it prints
- * has control characters escaped), then the body's index. */
-#define BODY_MARK '\x01'
-
-cJSON *tr_json_body_ref(int index) {
-  char mark[3] = {BODY_MARK, index ? '1' : '0', '\0'};
-  return cJSON_CreateRaw(mark);
-}
-
-int tr_json_splice(const char *text, size_t len, const tr_body_t bodies[2], struct iovec *iov) {
-  static const char quote[] = "\"";
-  const char *p = text, *end = text + len;
-  int n = 0;
-
-  while (n + 4 <= TR_SPLICE_IOV) {
-    const char *m = memchr(p, BODY_MARK, (size_t)(end - p));
-    if (m == NULL || end - m < 2) break;
-    const tr_body_t *b = &bodies[m[1] == '1'];
-    iov[n++] = (struct iovec){.iov_base = (void *)p, .iov_len = (size_t)(m - p)};
-    iov[n++] = (struct iovec){.iov_base = (void *)quote, .iov_len = 1};
-    iov[n++] = (struct iovec){.iov_base = (void *)b->json, .iov_len = b->json_len};
-    iov[n++] = (struct iovec){.iov_base = (void *)quote, .iov_len = 1};
-    p = m + 2;
-  }
-  iov[n++] = (struct iovec){.iov_base = (void *)p, .iov_len = (size_t)(end - p)};
-  return n;
 }

@@ -626,60 +626,6 @@ void tr_rec_on_shutdown(void *self) {
 
 /* ---- JSON helpers ------------------------------------------------------- */
 
-static cJSON *json_bytes(const char *s, size_t len) {
-  const uint8_t *p = (const uint8_t *)s;
-  flt_strbuf_t b;
-  cJSON *item;
-
-  flt_strbuf_init(&b, 0);
-  for (size_t i = 0; i < len;) {
-    size_t n = p[i] ? flt_utf8_seq_len(p + i, len - i) : 0;
-    if (n) {
-      flt_strbuf_append(&b, p + i, n);
-      i += n;
-      continue;
-    }
-    if (p[i] == 0) {
-      flt_strbuf_append(&b, "\xef\xbf\xbd", 3); /* U+FFFD */
-    } else { /* ISO-8859-1 maps byte for byte onto U+0080..U+00FF */
-      uint8_t u[2] = {(uint8_t)(0xc0 | (p[i] >> 6)), (uint8_t)(0x80 | (p[i] & 0x3f))};
-      flt_strbuf_append(&b, u, 2);
-    }
-    i++;
-  }
-  item = b.truncated ? NULL : cJSON_CreateString(b.data ? b.data : "");
-  flt_strbuf_free(&b);
-  return item;
-}
-
-cJSON *tr_json_add_bytes(cJSON *obj, const char *key, const char *s, size_t len) {
-  cJSON *item = json_bytes(s ? s : "", s ? len : 0);
-  if (item && !cJSON_AddItemToObject(obj, key, item)) {
-    cJSON_Delete(item);
-    item = NULL;
-  }
-  return item;
-}
-
-cJSON *tr_json_add_str(cJSON *obj, const char *key, const char *s) {
-  return tr_json_add_bytes(obj, key, s, s ? strlen(s) : 0);
-}
-
-cJSON *tr_json_headers(const flt_head_t *h) {
-  cJSON *arr = cJSON_CreateArray();
-
-  for (size_t i = 0; arr && h && i < h->n_headers; i++) {
-    cJSON *o = cJSON_CreateObject();
-    if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
-      cJSON_Delete(o);
-      break;
-    }
-    tr_json_add_bytes(o, "name", h->headers[i].name, h->headers[i].name_len);
-    tr_json_add_bytes(o, "value", h->headers[i].value, h->headers[i].value_len);
-  }
-  return arr;
-}
-
 void tr_http_version(const flt_head_t *h, char *buf, size_t size) {
   if (h == NULL || (h->http_major == 0 && h->http_minor == 0))
     snprintf(buf, size, "%s", "");

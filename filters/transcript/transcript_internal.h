@@ -14,20 +14,19 @@
  *    common (collect a tr_flow_t per flow, queue it at flow end). Two
  *    recorders can share their records (tr_rec_share): each flow is then
  *    copied once, and its bodies encoded once, for both files.
- *  - tr_body_t: a body as both formats store it (text or base64), and the
- *    way it gets into an entry: written from where it is, next to the
- *    entry cJSON printed without it (tr_json_splice).
- *  - JSON helpers both formats use.
+ *  - tr_body_t: a body as both formats store it (text or base64), escaped
+ *    for JSON once for both.
+ *  - tr_jw_t: the JSON writer both formats print entries with (jsonw.c).
  */
 #ifndef TLSPEEK_TRANSCRIPT_INTERNAL_H
 #define TLSPEEK_TRANSCRIPT_INTERNAL_H
 
-#include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "filters/util/decode.h"
 #include "filters/filter.h"
@@ -224,15 +223,8 @@ typedef struct tr_flow_job {
 } tr_flow_job_t;
 void tr_flow_job_free(tr_job_t *job);
 
-/* ---- JSON helpers ------------------------------------------------------- */
+/* ---- JSON ---------------------------------------------------------------- */
 
-/* Adds `s[0..len)` as a string, made valid UTF-8: invalid bytes are read as
- * ISO-8859-1 (what obs-text in headers usually is), NUL becomes U+FFFD.
- * Returns the item or NULL (out of memory). */
-cJSON *tr_json_add_bytes(cJSON *obj, const char *key, const char *s, size_t len);
-cJSON *tr_json_add_str(cJSON *obj, const char *key, const char *s);
-/* [{"name": ..., "value": ...}] in wire order. */
-cJSON *tr_json_headers(const flt_head_t *h);
 /* "HTTP/1.1" (or "HTTP/2"); "" for a missing head. */
 void tr_http_version(const flt_head_t *h, char *buf, size_t size);
 /* "2024-01-31T23:59:59.123Z" */
@@ -242,18 +234,71 @@ int tr_utf8_valid(const uint8_t *p, size_t len);
 /* Standard base64 with padding; NULL when out of memory. */
 char *tr_base64(const uint8_t *p, size_t len);
 
-/* A body's place in an entry: a cJSON item that prints as a marker, which
- * tr_json_splice replaces by bodies[index] as a JSON string. Bodies reach
- * body_cap (10 MiB by default): they are never copied into the printed
- * entry, nor escaped or scanned by cJSON. */
-cJSON *tr_json_body_ref(int index);
-/* Cuts `text` (cJSON's print of an entry with body refs) at the markers
- * into iov[]: text, then for each marker "\"", the body's json, "\"", and
- * the text after it. Returns the number of iovecs (at most TR_SPLICE_IOV);
- * they point into `text`, `bodies` and static strings. */
-#define TR_SPLICE_IOV 9
-struct iovec;
-int tr_json_splice(const char *text, size_t len, const tr_body_t bodies[2], struct iovec *iov);
+/* tr_jw_t (jsonw.c): JSON text appended to one growing buffer, which a
+ * sink keeps from batch to batch, for the entries of one write. Each value
+ * takes the key it has in its object, or NULL in an array; commas are
+ * placed by the writer. Out of memory sets `oom` and the rest of the
+ * calls do nothing: check it once after an entry (tr_jw_mark/tr_jw_rewind
+ * take the failed entry back out). Bodies (tr_jw_body) up to
+ * TR_JW_INLINE_MAX bytes are copied in; larger ones stay where they are,
+ * and the buffer keeps a hole for them that tr_jw_iov fills: a body of
+ * body_cap bytes (10 MiB by default) is never copied or scanned again. */
+#define TR_JW_INLINE_MAX (64u * 1024)
+typedef struct tr_jw_hole {
+  size_t off; /* in buf: the body goes before this byte */
+  const char *data;
+  size_t len;
+} tr_jw_hole_t;
+typedef struct tr_jw {
+  char *buf;
+  size_t len, alloc;
+  tr_jw_hole_t *holes;
+  size_t n_holes, holes_alloc;
+  size_t hole_bytes; /* bytes of the bodies in holes */
+  struct iovec *iov; /* tr_jw_iov's array, kept */
+  size_t iov_alloc;
+  int oom;
+} tr_jw_t;
+typedef struct tr_jw_mark {
+  size_t len, n_holes, hole_bytes;
+} tr_jw_mark_t;
+
+void tr_jw_init(tr_jw_t *w);
+/* Empties it for the next batch (keeps the memory unless it grew large). */
+void tr_jw_reset(tr_jw_t *w);
+void tr_jw_free(tr_jw_t *w);
+/* Text as it is (no comma, no escaping). */
+void tr_jw_raw(tr_jw_t *w, const char *s, size_t n);
+/* Opens ('{' or '[') and closes a container. */
+void tr_jw_open(tr_jw_t *w, const char *key, char bracket);
+void tr_jw_close(tr_jw_t *w, char bracket);
+/* s[0..len) as a string, made valid UTF-8: invalid bytes are read as
+ * ISO-8859-1 (what obs-text in headers usually is), NUL becomes U+FFFD.
+ * NULL is "". */
+void tr_jw_bytes(tr_jw_t *w, const char *key, const char *s, size_t len);
+void tr_jw_str(tr_jw_t *w, const char *key, const char *s);
+void tr_jw_str_or_null(tr_jw_t *w, const char *key, const char *s);
+/* A literal value: "null", "true", "{}". */
+void tr_jw_lit(tr_jw_t *w, const char *key, const char *literal);
+void tr_jw_num(tr_jw_t *w, const char *key, double d);
+void tr_jw_bool(tr_jw_t *w, const char *key, int v);
+/* The body's text as a string (it is escaped already: b->json). */
+void tr_jw_body(tr_jw_t *w, const char *key, const tr_body_t *b);
+void tr_jw_mark(const tr_jw_t *w, tr_jw_mark_t *m);
+void tr_jw_rewind(tr_jw_t *w, const tr_jw_mark_t *m);
+/* The whole text as iovecs: the buffer cut at the holes, the bodies
+ * between; room for `extra` more after them. Valid until the next call
+ * or reset. Returns the count, or -1 when out of memory. */
+int tr_jw_iov(tr_jw_t *w, int extra, struct iovec **iov);
+
+/* A batch is written once it holds this much (text and bodies) or this
+ * many large bodies (each takes two iovecs; a write takes IOV_MAX). */
+#define TR_BATCH_MAX ((size_t)8 << 20)
+#define TR_BATCH_HOLES 128
+int tr_jw_full(const tr_jw_t *w);
+
+/* [{"name": ..., "value": ...}] in wire order. */
+void tr_jw_headers(tr_jw_t *w, const char *key, const flt_head_t *h);
 
 /* Timings in milliseconds, as HAR defines them: -1 = not applicable; the
  * set-up times only for the flow that paid for them. `connect` includes
