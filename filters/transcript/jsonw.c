@@ -48,13 +48,12 @@ void tr_jw_free(tr_jw_t *w) {
   memset(w, 0, sizeof(*w));
 }
 
-/* Room for `n` more bytes; 0, or -1 (and oom set) when out of memory. */
-static int jw_room(tr_jw_t *w, size_t n) {
+/* Grows the buffer for `n` more bytes; 0, or -1 (and oom set). */
+static int jw_grow(tr_jw_t *w, size_t n) {
   size_t need, a;
   char *p;
 
   if (w->oom) return -1;
-  if (w->alloc - w->len >= n) return 0;
   if (n > SIZE_MAX / 2 - w->len) goto oom;
   need = w->len + n;
   a = w->alloc ? w->alloc : 4096;
@@ -68,6 +67,12 @@ static int jw_room(tr_jw_t *w, size_t n) {
 oom:
   w->oom = 1;
   return -1;
+}
+
+/* Room for `n` more bytes; 0, or -1 (and oom set) when out of memory. */
+static inline int jw_room(tr_jw_t *w, size_t n) {
+  if (w->alloc - w->len >= n && !w->oom) return 0;
+  return jw_grow(w, n);
 }
 
 void tr_jw_raw(tr_jw_t *w, const char *s, size_t n) {

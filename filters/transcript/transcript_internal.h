@@ -38,6 +38,9 @@
 /* Encoded body bytes fed to a decoder, as a multiple of body_cap: a body
  * that decodes to (almost) nothing must not keep a worker busy forever. */
 #define TR_MAX_ENCODED_RATIO 2
+/* How long a writer thread that was woken up waits for more jobs before it
+ * runs them: a file is at most this much behind its last flow. */
+#define TR_GATHER_NS (5 * 1000000L)
 /* Longest ISO 8601 time we print: "2024-01-31T23:59:59.123Z". */
 #define TR_ISO_LEN 32
 
@@ -149,6 +152,14 @@ typedef struct tr_body {
 } tr_body_t;
 
 struct tr_recorder;
+struct tr_flow;
+
+/* The job a recorder queues: the frozen flow. It lives in the record (one
+ * per recorder sharing it), so queueing a flow allocates nothing. */
+typedef struct tr_flow_job {
+  tr_job_t job;
+  struct tr_flow *rec;
+} tr_flow_job_t;
 
 typedef struct tr_flow {
   size_t body_cap;
@@ -167,6 +178,8 @@ typedef struct tr_flow {
   const struct tr_recorder *owner;
   int sharers;
   atomic_int refs;
+  tr_flow_job_t jobs[2]; /* one per sharer; n_jobs used (event thread) */
+  int n_jobs;
   /* The bodies, prepared once by the first writer that asks (any thread). */
   pthread_mutex_t body_mu;
   int bodies_state; /* 0 not yet, 1 ready, -1 out of memory */
@@ -216,11 +229,7 @@ void tr_rec_on_flow_end(void *self, flt_flow_t *f);
 void tr_rec_on_conn_close(void *self, flt_conn_t *c);
 void tr_rec_on_shutdown(void *self);
 void tr_rec_set_slot(tr_recorder_t *rec, int slot);
-/* The job a recorder queues: the frozen flow. */
-typedef struct tr_flow_job {
-  tr_job_t job;
-  tr_flow_t *rec;
-} tr_flow_job_t;
+/* Drops the job's reference to its record. */
 void tr_flow_job_free(tr_job_t *job);
 
 /* ---- JSON ---------------------------------------------------------------- */
