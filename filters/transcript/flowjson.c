@@ -384,9 +384,10 @@ int tr_flow_head(tr_flow_t *r, flt_dir_t dir, const flt_head_t *h) {
 
   for (size_t i = 0; i < h->n_headers; i++)
     size += h->headers[i].name_len + h->headers[i].value_len + 2;
-  p = malloc(size);
+  if (m->store != m->inline_store) free(m->store);
+  m->store = NULL;
+  p = size <= sizeof(m->inline_store) ? m->inline_store : malloc(size);
   if (p == NULL) return -1;
-  free(m->store);
   m->store = p;
   m->head = *h;
   hv = (flt_header_t *)(void *)p;
@@ -469,7 +470,8 @@ int tr_flow_freeze(tr_flow_t *r, const flt_flow_t *f) {
   r->flow = *f;
   memset(r->flow.fctx, 0, sizeof(r->flow.fctx));
   r->flow.conn = &r->conn;
-  r->url = strdup(url ? url : "");
+  if (url == NULL) url = "";
+  r->url = strlen(url) < sizeof(r->url_inline) ? strcpy(r->url_inline, url) : strdup(url);
   r->error = f->error ? strdup(f->error) : NULL;
   if (r->url == NULL || (f->error && r->error == NULL)) return -1;
   r->flow.url = r->url;
@@ -492,11 +494,11 @@ void tr_flow_release(tr_flow_t *r) {
   if (r == NULL || atomic_fetch_sub(&r->refs, 1) > 1) return;
   for (int d = 0; d < 2; d++) {
     msg_reset_body(&r->msg[d]);
-    free(r->msg[d].store);
+    if (r->msg[d].store != r->msg[d].inline_store) free(r->msg[d].store);
   }
   tr_flow_bodies_free(r);
   pthread_mutex_destroy(&r->body_mu);
-  free(r->url);
+  if (r->url != r->url_inline) free(r->url);
   free(r->error);
   free(r);
 }

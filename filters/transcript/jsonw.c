@@ -198,12 +198,20 @@ static char *jw_digits(char *end, unsigned long long v) {
   return end;
 }
 
+/* cJSON's compare_double: equal within a relative DBL_EPSILON. */
+static int jw_same(double a, double b) {
+  double max = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
+  return fabs(a - b) <= max * 2.2204460492503131e-16;
+}
+
 /* cJSON prints a number that equals its int conversion with "%d", others
  * with "%1.15g", or "%1.17g" when that does not read back as the same
- * value. The common cases are done without printf: integers, and
- * milliseconds with microsecond precision (k / 1000.0) — for those "%1.15g"
- * prints exactly the decimal k/1000 (it has at most 15 significant digits
- * and k / 1000.0 is the double nearest to it), which reads back exactly. */
+ * value (within cJSON's tolerance). The common cases are done without
+ * printf: integers, and milliseconds with microsecond precision, or sums of
+ * them: a d within that tolerance of k / 1000.0, the double nearest to the
+ * decimal k/1000 — for those "%1.15g" prints exactly k/1000 (at most 15
+ * significant digits, and d is much closer to it than half a unit in the
+ * 15th), which reads back as k / 1000.0, close enough for cJSON. */
 void tr_jw_num(tr_jw_t *w, const char *key, double d) {
   char buf[40], *e = buf + sizeof(buf), *b;
   long long k;
@@ -220,7 +228,8 @@ void tr_jw_num(tr_jw_t *w, const char *key, double d) {
     tr_jw_raw(w, b, (size_t)(e - b));
     return;
   }
-  if (fabs(d) < 1e12 && (k = (long long)(d * 1000.0 + (d < 0 ? -0.5 : 0.5)), (double)k / 1000.0 == d)) {
+  if (fabs(d) < 1e12 && (k = (long long)(d * 1000.0 + (d < 0 ? -0.5 : 0.5)),
+                         jw_same(d, (double)k / 1000.0))) {
     unsigned long long a = k < 0 ? 0ull - (unsigned long long)k : (unsigned long long)k;
     unsigned frac = (unsigned)(a % 1000);
     int nf = 3;
@@ -239,10 +248,7 @@ void tr_jw_num(tr_jw_t *w, const char *key, double d) {
     return;
   }
   int n = snprintf(buf, sizeof(buf), "%1.15g", d);
-  double back = strtod(buf, NULL);
-  double max = fabs(back) > fabs(d) ? fabs(back) : fabs(d);
-  if (!(fabs(back - d) <= max * 2.2204460492503131e-16)) /* cJSON's compare_double */
-    n = snprintf(buf, sizeof(buf), "%1.17g", d);
+  if (!jw_same(strtod(buf, NULL), d)) n = snprintf(buf, sizeof(buf), "%1.17g", d);
   tr_jw_raw(w, buf, (size_t)n);
 }
 

@@ -41,6 +41,10 @@
 /* How long a writer thread that was woken up waits for more jobs before it
  * runs them: a file is at most this much behind its last flow. */
 #define TR_GATHER_NS (5 * 1000000L)
+/* Bytes of a head copy (its header array and strings), and of a URL, that a
+ * flow's record holds without an allocation. */
+#define TR_INLINE_HEAD 1024
+#define TR_INLINE_URL 256
 /* Longest ISO 8601 time we print: "2024-01-31T23:59:59.123Z". */
 #define TR_ISO_LEN 32
 
@@ -123,7 +127,10 @@ int tr_open(const char *label, const char *path, int flags, int mode, char *err,
 typedef struct tr_msg {
   int present;     /* a head was seen */
   flt_head_t head; /* deep copy; strings live in `store` */
-  char *store;
+  char *store;     /* `inline_store`, or malloc'd when the head is larger */
+  /* Most heads fit: a flow's record then takes no allocation of its own
+   * for them (nor for its URL, url_inline). */
+  _Alignas(flt_header_t) char inline_store[TR_INLINE_HEAD];
   char cenc[128];         /* Content-Encoding ("" = identity) */
   flt_decoder_t *dec;     /* created with the first body byte */
   flt_strbuf_t decoded;   /* cap: body_cap */
@@ -169,7 +176,8 @@ typedef struct tr_flow {
    * flow.conn points at conn; flow.req/resp at msg[].head. */
   flt_conn_t conn;
   flt_flow_t flow;
-  char *url;
+  char *url; /* url_inline, or malloc'd */
+  char url_inline[TR_INLINE_URL];
   char *error;
   int frozen; /* 1 after tr_flow_freeze, -1 when it ran out of memory */
   /* Sharing (tr_rec_share): the recorder that made the record feeds it;

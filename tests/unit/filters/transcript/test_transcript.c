@@ -94,7 +94,8 @@ static void test_json_numbers(void **state) {
   static const double nums[] = {0, -1, 1, 42, 2147483647.0, -2147483648.0, 3e9, 1e15, 1e17,
                                 0.001, 0.5, 1.5, 2.25, 123.456, 34.001, 0.1 + 0.2, 1.0 / 3,
                                 -0.25, 1e-7, 999999999.999, 1e12 + 0.5, 4294967296.0,
-                                (double)1700000000123456ull / 1000.0};
+                                (double)1700000000123456ull / 1000.0, 0.05 + 0.123 + 0.2,
+                                1.001 + 2.002 + 0.3 + 25.017, 0.1 + 0.7, 999999999.998 + 0.001};
   (void)state;
 
   for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
@@ -110,11 +111,13 @@ static void test_json_numbers(void **state) {
     cJSON_Delete(n);
     tr_jw_free(&w);
   }
-  /* Every microsecond count as milliseconds, in a range. */
+  /* Every microsecond count as milliseconds, in a range, and sums of them
+   * (a flow's total time). */
   for (uint64_t us = 0; us < 200000; us += 7) {
     char got[40], want[40];
     tr_jw_t w;
     double d = (double)us / 1000.0;
+    if (us % 2) d += (double)(us / 3) / 1000.0 + (double)(us % 1000) / 1000.0;
     tr_jw_init(&w);
     tr_jw_num(&w, NULL, d);
     char *t = jw_text(&w);
