@@ -98,8 +98,7 @@ static void *wr_main(void *arg) {
       if (w->head && !w->stopping) {
         /* Gather a burst: one wake-up and one write for many flows, not
          * one each. Each wake-up costs the event loop that queued the
-         * job a futex call and, on a busy machine, a context switch:
-         * at 1 ms they were a tenth of what recording a flow cost. */
+         * job a futex call and both threads a context switch. */
         pthread_mutex_unlock(&w->mu);
         struct timespec gather = {0, TR_GATHER_NS};
         nanosleep(&gather, NULL);

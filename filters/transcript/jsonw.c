@@ -127,12 +127,15 @@ void tr_jw_bytes(tr_jw_t *w, const char *key, const char *s, size_t len) {
   end = p + len;
   *o++ = '"';
   while (p < end) {
-    uint8_t c = *p;
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-      *o++ = (char)c;
+    const uint8_t *run = p;
+    while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
       p++;
-      continue;
+    if (p > run) { /* printable ASCII: most of every string */
+      memcpy(o, run, (size_t)(p - run));
+      o += p - run;
+      if (p == end) break;
     }
+    uint8_t c = *p;
     if (c >= 0x80) {
       size_t n = flt_utf8_seq_len(p, (size_t)(end - p));
       if (n) { /* valid UTF-8: as it is */

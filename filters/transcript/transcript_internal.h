@@ -39,8 +39,8 @@
  * that decodes to (almost) nothing must not keep a worker busy forever. */
 #define TR_MAX_ENCODED_RATIO 2
 /* How long a writer thread that was woken up waits for more jobs before it
- * runs them: a file is at most this much behind its last flow. */
-#define TR_GATHER_NS (5 * 1000000L)
+ * runs them: a file is about this much behind its last flow at most. */
+#define TR_GATHER_NS (20 * 1000000L)
 /* Bytes of a head copy (its header array and strings), and of a URL, that a
  * flow's record holds without an allocation. */
 #define TR_INLINE_HEAD 1024
