@@ -61,13 +61,14 @@ static void b64_init(void) {
   }
 }
 
-char *tr_base64(const uint8_t *p, size_t len) {
-  size_t i = 0;
+char *tr_base64(const uint8_t *p, size_t len, size_t *size) {
+  size_t i = 0, got;
   char *out, *o;
 
   if (len > (SIZE_MAX - 1) / 4 * 3 - 3) return NULL;
-  out = malloc((len + 2) / 3 * 4 + 1);
+  out = size ? tr_big_get((len + 2) / 3 * 4 + 1, &got) : malloc((len + 2) / 3 * 4 + 1);
   if (out == NULL) return NULL;
+  if (size) *size = got;
   pthread_once(&b64_once, b64_init);
   o = out;
   for (; i + 3 <= len; i += 3) {
@@ -177,7 +178,7 @@ static int body_prepare(tr_flow_t *r, flt_dir_t dir, tr_body_t *out) {
     out->json = out->json_alloc ? out->json_alloc : out->text;
     return 0;
   }
-  out->alloc = tr_base64(p, b->len);
+  out->alloc = tr_base64(p, b->len, &out->alloc_size);
   if (out->alloc == NULL) return -1;
   out->text = out->json = out->alloc;
   out->len = out->json_len = (b->len + 2) / 3 * 4;
@@ -186,7 +187,7 @@ static int body_prepare(tr_flow_t *r, flt_dir_t dir, tr_body_t *out) {
 }
 
 static void body_free(tr_body_t *b) {
-  free(b->alloc);
+  if (b->alloc) tr_big_put(b->alloc, b->alloc_size);
   free(b->json_alloc);
   memset(b, 0, sizeof(*b));
 }
@@ -209,4 +210,45 @@ int tr_flow_bodies(tr_flow_t *r, const tr_body_t **bodies) {
 void tr_flow_bodies_free(tr_flow_t *r) {
   body_free(&r->bodies[0]);
   body_free(&r->bodies[1]);
+}
+
+/* ---- large buffers -------------------------------------------------------- */
+
+static pthread_mutex_t big_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  char *p;
+  size_t size;
+} big[TR_BIG_KEEP];
+
+char *tr_big_get(size_t size, size_t *got) {
+  char *p = NULL;
+
+  *got = size;
+  if (size >= TR_BIG_MIN && size <= TR_BIG_MAX) {
+    pthread_mutex_lock(&big_mu);
+    for (int i = 0; i < TR_BIG_KEEP && p == NULL; i++) {
+      if (big[i].p && big[i].size >= size) {
+        p = big[i].p;
+        *got = big[i].size;
+        big[i].p = NULL;
+      }
+    }
+    pthread_mutex_unlock(&big_mu);
+  }
+  return p ? p : malloc(size);
+}
+
+void tr_big_put(char *p, size_t size) {
+  if (p && size >= TR_BIG_MIN && size <= TR_BIG_MAX) {
+    pthread_mutex_lock(&big_mu);
+    for (int i = 0; i < TR_BIG_KEEP && p; i++) {
+      if (big[i].p == NULL) {
+        big[i].p = p;
+        big[i].size = size;
+        p = NULL;
+      }
+    }
+    pthread_mutex_unlock(&big_mu);
+  }
+  free(p);
 }

@@ -363,11 +363,26 @@ static void msg_set_size_hint(tr_msg_t *m) {
 static void msg_reset_body(tr_msg_t *m) {
   flt_decoder_free(m->dec);
   m->dec = NULL;
+  tr_big_put(m->decoded.data, m->decoded.alloc);
+  m->decoded.data = NULL;
   flt_strbuf_free(&m->decoded);
   flt_strbuf_free(&m->raw);
   m->fed = 0;
   m->truncated = 0;
   m->decode_error[0] = '\0';
+}
+
+/* Room for the whole body (`n` bytes) in one allocation, a kept one when it
+ * is large (tr_big_get). */
+static void msg_reserve(tr_msg_t *m, size_t n) {
+  size_t got;
+  char *p = n < SIZE_MAX ? tr_big_get(n + 1, &got) : NULL;
+
+  if (p == NULL) return; /* the appends will try again */
+  p[0] = '\0';
+  m->decoded.data = p;
+  m->decoded.alloc = got;
+  m->decoded.len = 0;
 }
 
 /* One allocation: [headers[]][strings], like the core's own head copies. */
@@ -427,8 +442,8 @@ void tr_flow_body(tr_flow_t *r, flt_dir_t dir, const uint8_t *p, size_t n) {
     return;
   }
   if (!encoded) { /* kept as it is: no decoder needed */
-    if (m->decoded.data == NULL && m->size_hint) /* capped at body_cap by the buffer */
-      flt_strbuf_reserve(&m->decoded, m->size_hint < SIZE_MAX ? (size_t)m->size_hint : SIZE_MAX);
+    if (m->decoded.data == NULL && m->size_hint) /* at most body_cap */
+      msg_reserve(m, m->size_hint < r->body_cap ? (size_t)m->size_hint : r->body_cap);
     if (flt_strbuf_append(&m->decoded, p, n) < 0) m->truncated = 1;
     return;
   }

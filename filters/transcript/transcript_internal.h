@@ -122,6 +122,20 @@ void tr_behind_advance(tr_behind_t *b, int fd, off_t end);
  * and "cannot open <label> <path>: <strerror>" in err. */
 int tr_open(const char *label, const char *path, int flags, int mode, char *err, size_t errlen);
 
+/* Large buffers (bodies near body_cap, and their base64) kept for the next
+ * flow instead of freed: malloc serves blocks this large from fresh pages
+ * (mmap, or a heap it trims), and in a bulk download touching those pages
+ * (a fault and a zeroed page every 4 KiB) cost more than encoding them.
+ * Blocks from TR_BIG_MIN to TR_BIG_MAX bytes; at most TR_BIG_KEEP are kept
+ * (so at most 48 MiB stay allocated after a burst of large bodies). */
+#define TR_BIG_MIN ((size_t)1 << 20)
+#define TR_BIG_MAX ((size_t)16 << 20)
+#define TR_BIG_KEEP 3
+/* A block of at least `size` bytes (its size in *got), or NULL. Any thread. */
+char *tr_big_get(size_t size, size_t *got);
+/* Frees `p` (of `size` bytes, from malloc or tr_big_get), or keeps it. */
+void tr_big_put(char *p, size_t size);
+
 /* ---- one recorded flow -------------------------------------------------- */
 
 typedef struct tr_msg {
@@ -145,7 +159,8 @@ typedef struct tr_msg {
 typedef struct tr_body {
   const char *text; /* UTF-8 text, or base64 when `base64`; NUL-terminated */
   size_t len;       /* of text */
-  char *alloc;      /* free() this (text, when it is not the record's) */
+  char *alloc;      /* tr_big_put this (text, when it is not the record's) */
+  size_t alloc_size;
   int base64;
   uint64_t size; /* decoded size (lower bound when truncated) */
   int decoded;   /* a Content-Encoding was removed */
@@ -248,8 +263,9 @@ void tr_http_version(const flt_head_t *h, char *buf, size_t size);
 void tr_iso_time(uint64_t us, char *buf, size_t size);
 /* Non-zero when `p` is valid UTF-8 without NUL bytes. */
 int tr_utf8_valid(const uint8_t *p, size_t len);
-/* Standard base64 with padding; NULL when out of memory. */
-char *tr_base64(const uint8_t *p, size_t len);
+/* Standard base64 with padding; NULL when out of memory. The buffer is
+ * from tr_big_get: its size is in *size (may be NULL: then free() it). */
+char *tr_base64(const uint8_t *p, size_t len, size_t *size);
 
 /* tr_jw_t (jsonw.c): JSON text appended to one growing buffer, which a
  * sink keeps from batch to batch, for the entries of one write. Each value

@@ -60,13 +60,13 @@ static void test_base64_and_utf8(void **state) {
   for (size_t i = 0; i < sizeof(in); i++)
     in[i] = (uint8_t)(i * 37 + 11);
   for (size_t len = 0; len < 10; len++) {
-    char *b = tr_base64(in, len);
+    char *b = tr_base64(in, len, NULL);
     assert_int_equal(strlen(b), (len + 2) / 3 * 4);
     assert_int_equal(b64_decode(b, out), len);
     assert_memory_equal(in, out, len);
     free(b);
   }
-  char *b = tr_base64((const uint8_t *)"foobar", 6);
+  char *b = tr_base64((const uint8_t *)"foobar", 6, NULL);
   assert_string_equal(b, "Zm9vYmFy");
   free(b);
   assert_true(tr_utf8_valid((const uint8_t *)"h\xc3\xa9llo \xe2\x9c\x93", 10));
