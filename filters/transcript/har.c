@@ -1,11 +1,12 @@
 /* har.c — the HAR 1.2 transcript (transcript.h; README.md, "Transcripts").
  *
- * Crash safety: the file always ends with the tail "\n]}}\n". An entry is
- * one pwritev(2) at the tail's offset of ",\n" (nothing before the first
- * entry), the entry, and the tail again, so after every completed write
+ * Crash safety: the file always ends with the tail "\n]}}\n". A write is
+ * one pwritev(2) at the tail's offset of the entries of every flow the
+ * writer thread found queued (each after ",\n", nothing before the first
+ * entry of the file), then the tail again, so after every completed write
  * the file is a whole HAR document, even if the process is then killed.
- * The write is done on the writer thread (one per file), as soon as the
- * flow ends: nothing waits in user space.
+ * The writer thread (one per file) runs within TR_GATHER_NS of a flow's
+ * end; batches stay under TR_BATCH_MAX and TR_BATCH_HOLES.
  *
  * Order: entries are written in the order flows *complete*. Across
  * concurrent connections that may differ from the order requests started
