@@ -267,12 +267,13 @@ void tr_behind_init(tr_behind_t *b, int fd, off_t start) {
   b->queued = b->dropped = start;
 }
 
-/* One window at a time, so that a write of many windows at once (a batch
- * of flows) drops the ones before it like many small writes would. */
+/* One whole window at a time (the rest waits for the next call), so that
+ * where the windows fall does not depend on how much each write held: a
+ * write of many windows at once (a batch of flows) drops the ones before it
+ * as many small writes would. */
 void tr_behind_advance(tr_behind_t *b, int fd, off_t end) {
   while (b->on && end - b->queued >= TR_BEHIND_WINDOW) {
     off_t upto = b->queued + TR_BEHIND_WINDOW;
-    if (end - upto < TR_BEHIND_WINDOW) upto = end; /* the last step takes the rest */
     if (sync_file_range(fd, b->queued, upto - b->queued, SYNC_FILE_RANGE_WRITE) != 0) {
       b->on = 0;
       return;
