@@ -404,10 +404,9 @@ int tr_flow_head(tr_flow_t *r, flt_dir_t dir, const flt_head_t *h) {
 
   for (size_t i = 0; i < h->n_headers; i++)
     size += h->headers[i].name_len + h->headers[i].value_len + 2;
-  if (m->store != m->inline_store) free(m->store);
-  m->store = NULL;
   p = size <= sizeof(m->inline_store) ? m->inline_store : malloc(size);
-  if (p == NULL) return -1;
+  if (p == NULL) return -1; /* the head before it (after a 1xx) stays */
+  if (m->store != m->inline_store) free(m->store);
   m->store = p;
   m->head = *h;
   hv = (flt_header_t *)(void *)p;

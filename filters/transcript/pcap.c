@@ -14,14 +14,14 @@
  * on close. Timestamps are when the data was seen.
  *
  * Checksums: the IPv4 header checksum is computed (20 bytes); the TCP
- * checksum is left 0. It is a sum over every payload byte, which made the
- * PCAP the costliest part of recording a bulk download, and no reader needs
- * it: Wireshark and tshark do not verify TCP (or IP) checksums unless
- * asked to (tcp.check_checksum, off by default since 1.2, because captures
- * taken with checksum offload are full of "wrong" ones), and reassembly,
- * "Follow TCP stream" and TLS decryption with the key log work the same.
- * With validation switched on, Wireshark marks our segments "[incorrect]",
- * as it does for any capture of locally sent traffic.
+ * checksum is left 0. It is a sum over every payload byte recorded, the
+ * only pass over the data besides copying it, and no reader needs it:
+ * Wireshark and tshark do not verify TCP checksums unless asked to
+ * (tcp.check_checksum is off by default, because captures taken where the
+ * NIC computes checksums are full of "wrong" ones), and reassembly, "Follow
+ * TCP stream" and TLS decryption with the key log work the same (the tests
+ * decrypt our captures with tshark). With validation switched on, Wireshark
+ * marks our segments as it marks any capture of locally sent traffic.
  *
  * Data that arrives before the upstream address is known (a plain-HTTP
  * request is read before the proxy connects) waits in a bounded per-conn
