@@ -52,8 +52,8 @@ void *flt_pcap_new(const char *path, char *err, size_t errlen);
 void flt_pcap_set_slot(void *self, int slot);
 void flt_pcap_free(void *self);
 
-/* NSS key log, both legs; file created 0600, appended, one write(2) per
- * line (within about 20 ms of the handshake). */
+/* NSS key log, both legs; file created 0600, appended, whole lines (within
+ * about 20 ms of the handshake). */
 extern const flt_ops_t flt_keylog_ops;
 void *flt_keylog_new(const char *path, char *err, size_t errlen);
 void flt_keylog_free(void *self);
