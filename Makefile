@@ -148,8 +148,9 @@ test: check-debs
 asan:
 	@$(MAKE) --no-print-directory test SANITIZER=address,undefined OPT="-O1 -g"
 
-# bench: tlspeek next to nginx direct, haproxy, sslsplit and mitmdump, every column
-# (about 8-10 minutes; table also in tests/bench/out/latest.md). bench-quick: tlspeek -q
+# bench: tlspeek next to nginx direct, haproxy, sslsplit and mitmdump, every column,
+# and each transcript sink alone (about 9-11 minutes; table also in tests/bench/out/latest.md).
+# bench-quick: tlspeek -q
 # and direct only, 3 s per measurement (about 1 minute). BENCH_ARGS passes options to
 # tests/bench/bench.py, e.g. BENCH_ARGS="--only haproxy,tlspeek --seconds 5".
 # hsload: the full-handshake load generator (tests/bench/hsload.c), against the system OpenSSL.

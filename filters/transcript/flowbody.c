@@ -3,14 +3,10 @@
  * else base64; prepared once per record, whichever writer asks first, and
  * written into the entries from where they are.
  *
- * Why bodies bypass cJSON: a body can be body_cap bytes (10 MiB by
- * default). Printed by cJSON it would be scanned for escapes, copied into
- * a buffer that grows by doubling, copied again when that buffer is
- * trimmed, and measured with strlen() — once for HAR and once more for
- * JSON lines. Instead the entry holds a marker (tr_json_body_ref), and the
- * writer hands the printed entry and the body to one writev(2)
- * (tr_json_splice). The text written is the same: tr_json_escape escapes
- * exactly as cJSON's string printer does.
+ * A body can be body_cap bytes (10 MiB by default): it is checked for
+ * UTF-8, base64-encoded or escaped for JSON once, here, for both HAR and
+ * JSON lines, and large ones are written from where they are (tr_jw_body).
+ * tr_json_escape escapes exactly as the JSON writer (and cJSON) do.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -65,13 +61,14 @@ static void b64_init(void) {
   }
 }
 
-char *tr_base64(const uint8_t *p, size_t len) {
-  size_t i = 0;
+char *tr_base64(const uint8_t *p, size_t len, size_t *size) {
+  size_t i = 0, got;
   char *out, *o;
 
   if (len > (SIZE_MAX - 1) / 4 * 3 - 3) return NULL;
-  out = malloc((len + 2) / 3 * 4 + 1);
+  out = size ? tr_big_get((len + 2) / 3 * 4 + 1, &got) : malloc((len + 2) / 3 * 4 + 1);
   if (out == NULL) return NULL;
+  if (size) *size = got;
   pthread_once(&b64_once, b64_init);
   o = out;
   for (; i + 3 <= len; i += 3) {
@@ -181,7 +178,7 @@ static int body_prepare(tr_flow_t *r, flt_dir_t dir, tr_body_t *out) {
     out->json = out->json_alloc ? out->json_alloc : out->text;
     return 0;
   }
-  out->alloc = tr_base64(p, b->len);
+  out->alloc = tr_base64(p, b->len, &out->alloc_size);
   if (out->alloc == NULL) return -1;
   out->text = out->json = out->alloc;
   out->len = out->json_len = (b->len + 2) / 3 * 4;
@@ -190,7 +187,7 @@ static int body_prepare(tr_flow_t *r, flt_dir_t dir, tr_body_t *out) {
 }
 
 static void body_free(tr_body_t *b) {
-  free(b->alloc);
+  if (b->alloc) tr_big_put(b->alloc, b->alloc_size);
   free(b->json_alloc);
   memset(b, 0, sizeof(*b));
 }
@@ -215,32 +212,43 @@ void tr_flow_bodies_free(tr_flow_t *r) {
   body_free(&r->bodies[1]);
 }
 
-/* ---- splicing ------------------------------------------------------------- */
+/* ---- large buffers -------------------------------------------------------- */
 
-/* The marker: a byte cJSON never prints unescaped (every string it prints
- * has control characters escaped), then the body's index. */
-#define BODY_MARK '\x01'
+static pthread_mutex_t big_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  char *p;
+  size_t size;
+} big[TR_BIG_KEEP];
 
-cJSON *tr_json_body_ref(int index) {
-  char mark[3] = {BODY_MARK, index ? '1' : '0', '\0'};
-  return cJSON_CreateRaw(mark);
+char *tr_big_get(size_t size, size_t *got) {
+  char *p = NULL;
+
+  *got = size;
+  if (size >= TR_BIG_MIN && size <= TR_BIG_MAX) {
+    pthread_mutex_lock(&big_mu);
+    for (int i = 0; i < TR_BIG_KEEP && p == NULL; i++) {
+      if (big[i].p && big[i].size >= size) {
+        p = big[i].p;
+        *got = big[i].size;
+        big[i].p = NULL;
+      }
+    }
+    pthread_mutex_unlock(&big_mu);
+  }
+  return p ? p : malloc(size);
 }
 
-int tr_json_splice(const char *text, size_t len, const tr_body_t bodies[2], struct iovec *iov) {
-  static const char quote[] = "\"";
-  const char *p = text, *end = text + len;
-  int n = 0;
-
-  while (n + 4 <= TR_SPLICE_IOV) {
-    const char *m = memchr(p, BODY_MARK, (size_t)(end - p));
-    if (m == NULL || end - m < 2) break;
-    const tr_body_t *b = &bodies[m[1] == '1'];
-    iov[n++] = (struct iovec){.iov_base = (void *)p, .iov_len = (size_t)(m - p)};
-    iov[n++] = (struct iovec){.iov_base = (void *)quote, .iov_len = 1};
-    iov[n++] = (struct iovec){.iov_base = (void *)b->json, .iov_len = b->json_len};
-    iov[n++] = (struct iovec){.iov_base = (void *)quote, .iov_len = 1};
-    p = m + 2;
+void tr_big_put(char *p, size_t size) {
+  if (p && size >= TR_BIG_MIN && size <= TR_BIG_MAX) {
+    pthread_mutex_lock(&big_mu);
+    for (int i = 0; i < TR_BIG_KEEP && p; i++) {
+      if (big[i].p == NULL) {
+        big[i].p = p;
+        big[i].size = size;
+        p = NULL;
+      }
+    }
+    pthread_mutex_unlock(&big_mu);
   }
-  iov[n++] = (struct iovec){.iov_base = (void *)p, .iov_len = (size_t)(end - p)};
-  return n;
+  free(p);
 }

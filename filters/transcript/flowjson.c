@@ -96,9 +96,11 @@ static void *wr_main(void *arg) {
       pthread_cond_wait(&w->has_work, &w->mu);
       w->idle = 0;
       if (w->head && !w->stopping) {
-        /* Gather a burst: one wake-up for many flows, not one each. */
+        /* Gather a burst: one wake-up and one write for many flows, not
+         * one each. Each wake-up costs the event loop that queued the
+         * job a futex call and both threads a context switch. */
         pthread_mutex_unlock(&w->mu);
-        struct timespec gather = {0, 1000000}; /* 1 ms */
+        struct timespec gather = {0, TR_GATHER_NS};
         nanosleep(&gather, NULL);
         pthread_mutex_lock(&w->mu);
       }
@@ -270,6 +272,8 @@ static void msg_set_size_hint(tr_msg_t *m) {
 static void msg_reset_body(tr_msg_t *m) {
   flt_decoder_free(m->dec);
   m->dec = NULL;
+  tr_big_put(m->decoded.data, m->decoded.alloc);
+  m->decoded.data = NULL;
   flt_strbuf_free(&m->decoded);
   flt_strbuf_free(&m->raw);
   m->fed = 0;
@@ -277,8 +281,22 @@ static void msg_reset_body(tr_msg_t *m) {
   m->decode_error[0] = '\0';
 }
 
+/* Room for the whole body (`n` bytes) in one allocation, a kept one when it
+ * is large (tr_big_get). */
+static void msg_reserve(tr_msg_t *m, size_t n) {
+  size_t got;
+  char *p = n < SIZE_MAX ? tr_big_get(n + 1, &got) : NULL;
+
+  if (p == NULL) return; /* the appends will try again */
+  p[0] = '\0';
+  m->decoded.data = p;
+  m->decoded.alloc = got;
+  m->decoded.len = 0;
+}
+
 /* One allocation: [headers[]][strings], like the core's own head copies. */
-int tr_head_copy(const flt_head_t *h, flt_head_t *out, char **store) {
+int tr_head_copy(const flt_head_t *h, flt_head_t *out, char **store, char *inl,
+                 size_t inl_size) {
   const char *method = h->method ? h->method : "";
   const char *url = h->url ? h->url : "";
   const char *reason = h->reason ? h->reason : "";
@@ -289,9 +307,9 @@ int tr_head_copy(const flt_head_t *h, flt_head_t *out, char **store) {
 
   for (size_t i = 0; i < h->n_headers; i++)
     size += h->headers[i].name_len + h->headers[i].value_len + 2;
-  p = malloc(size);
-  if (p == NULL) return -1;
-  free(*store);
+  p = inl && size <= inl_size ? inl : malloc(size);
+  if (p == NULL) return -1; /* the head before it (after a 1xx) stays */
+  if (*store != inl) free(*store);
   *store = p;
   *out = *h;
   hv = (flt_header_t *)(void *)p;
@@ -319,7 +337,8 @@ int tr_head_copy(const flt_head_t *h, flt_head_t *out, char **store) {
 
 int tr_flow_head(tr_flow_t *r, flt_dir_t dir, const flt_head_t *h) {
   tr_msg_t *m = &r->msg[dir];
-  if (tr_head_copy(h, &m->head, &m->store) < 0) return -1;
+  if (tr_head_copy(h, &m->head, &m->store, m->inline_store, sizeof(m->inline_store)) < 0)
+    return -1;
   m->present = 1;
   msg_set_coding(m);
   msg_reset_body(m);
@@ -337,21 +356,23 @@ void tr_flow_body(tr_flow_t *r, flt_dir_t dir, const uint8_t *p, size_t n) {
     m->truncated = 1;
     return;
   }
+  if (!encoded) { /* kept as it is: no decoder needed */
+    if (m->decoded.data == NULL && m->size_hint) /* at most body_cap */
+      msg_reserve(m, m->size_hint < r->body_cap ? (size_t)m->size_hint : r->body_cap);
+    if (flt_strbuf_append(&m->decoded, p, n) < 0) m->truncated = 1;
+    return;
+  }
   if (m->dec == NULL) {
     m->dec = flt_decoder_new(m->cenc, strlen(m->cenc), &m->decoded);
     if (m->dec == NULL) {
       m->truncated = 1;
       return;
     }
-    if (m->size_hint) /* capped at body_cap by the buffer */
-      flt_strbuf_reserve(&m->decoded, m->size_hint < SIZE_MAX ? (size_t)m->size_hint : SIZE_MAX);
   }
   /* The encoded bytes are only needed when decoding fails. */
-  if (encoded) {
-    flt_strbuf_append(&m->raw, p, n);
-    if (r->body_cap <= UINT64_MAX / TR_MAX_ENCODED_RATIO)
-      max_in = (uint64_t)r->body_cap * TR_MAX_ENCODED_RATIO;
-  }
+  flt_strbuf_append(&m->raw, p, n);
+  if (r->body_cap <= UINT64_MAX / TR_MAX_ENCODED_RATIO)
+    max_in = (uint64_t)r->body_cap * TR_MAX_ENCODED_RATIO;
   if (n > max_in - m->fed) {
     n = (size_t)(max_in - m->fed);
     m->truncated = 1;
@@ -368,11 +389,11 @@ static int tr_flow_freeze_heads(tr_flow_t *r, const flt_flow_t *f) {
   const flt_head_t *got[2] = {&f->req, &f->resp};
   for (int d = 0; d < 2; d++) {
     if (sent[d] == NULL || !r->msg[d].present) continue;
-    if (tr_head_copy(got[d], &r->received[d], &r->received_store[d]) < 0) return -1;
+    if (tr_head_copy(got[d], &r->received[d], &r->received_store[d], NULL, 0) < 0) return -1;
     r->has_received[d] = 1;
   }
   for (size_t i = 0; i < f->n_interim && i < FLT_MAX_INTERIM; i++) {
-    if (tr_head_copy(f->interim[i], &r->interim[i], &r->interim_store[i]) < 0) return -1;
+    if (tr_head_copy(f->interim[i], &r->interim[i], &r->interim_store[i], NULL, 0) < 0) return -1;
     r->n_interim = i + 1;
   }
   /* The frozen copy must not point into the core's flow. */
@@ -399,7 +420,8 @@ int tr_flow_freeze(tr_flow_t *r, const flt_flow_t *f) {
   r->flow = *f;
   memset(r->flow.fctx, 0, sizeof(r->flow.fctx));
   r->flow.conn = &r->conn;
-  r->url = strdup(url ? url : "");
+  if (url == NULL) url = "";
+  r->url = strlen(url) < sizeof(r->url_inline) ? strcpy(r->url_inline, url) : strdup(url);
   r->error = f->error ? strdup(f->error) : NULL;
   if (r->url == NULL || (f->error && r->error == NULL)) return -1;
   r->flow.url = r->url;
@@ -425,13 +447,13 @@ void tr_flow_release(tr_flow_t *r) {
   if (r == NULL || atomic_fetch_sub(&r->refs, 1) > 1) return;
   for (int d = 0; d < 2; d++) {
     msg_reset_body(&r->msg[d]);
-    free(r->msg[d].store);
+    if (r->msg[d].store != r->msg[d].inline_store) free(r->msg[d].store);
     free(r->received_store[d]);
   }
   for (size_t i = 0; i < FLT_MAX_INTERIM; i++) free(r->interim_store[i]);
   tr_flow_bodies_free(r);
   pthread_mutex_destroy(&r->body_mu);
-  free(r->url);
+  if (r->url != r->url_inline) free(r->url);
   free(r->error);
   free(r);
 }
@@ -525,9 +547,7 @@ void tr_rec_on_response_body(void *self, flt_flow_t *f, const uint8_t *data, siz
 }
 
 void tr_flow_job_free(tr_job_t *job) {
-  tr_flow_job_t *j = (tr_flow_job_t *)job;
-  tr_flow_release(j->rec);
-  free(j);
+  tr_flow_release(((tr_flow_job_t *)job)->rec); /* the job is part of it */
 }
 
 void tr_rec_on_flow_end(void *self, flt_flow_t *f) {
@@ -543,13 +563,12 @@ void tr_rec_on_flow_end(void *self, flt_flow_t *f) {
   }
   /* Whichever sharer comes first freezes the record, before any queues it. */
   if (r->frozen == 0) r->frozen = tr_flow_freeze(r, f) < 0 ? -1 : 1;
-  j = malloc(sizeof(*j));
-  if (j == NULL || r->frozen < 0) {
+  if (r->frozen < 0 || r->n_jobs >= 2) {
     flt_log_error("transcript: out of memory; flow %llu not recorded", (unsigned long long)f->id);
-    free(j);
     tr_flow_release(r);
     return;
   }
+  j = &r->jobs[r->n_jobs++];
   j->rec = r;
   /* The record's memory, split between the queues of those sharing it. */
   j->job.cost = tr_flow_cost(r) / (size_t)r->sharers;
@@ -568,80 +587,6 @@ void tr_rec_on_shutdown(void *self) {
 
 /* ---- JSON helpers ------------------------------------------------------- */
 
-static cJSON *json_bytes(const char *s, size_t len) {
-  const uint8_t *p = (const uint8_t *)s;
-  flt_strbuf_t b;
-  cJSON *item;
-
-  flt_strbuf_init(&b, 0);
-  for (size_t i = 0; i < len;) {
-    size_t n = p[i] ? flt_utf8_seq_len(p + i, len - i) : 0;
-    if (n) {
-      flt_strbuf_append(&b, p + i, n);
-      i += n;
-      continue;
-    }
-    if (p[i] == 0) {
-      flt_strbuf_append(&b, "\xef\xbf\xbd", 3); /* U+FFFD */
-    } else { /* ISO-8859-1 maps byte for byte onto U+0080..U+00FF */
-      uint8_t u[2] = {(uint8_t)(0xc0 | (p[i] >> 6)), (uint8_t)(0x80 | (p[i] & 0x3f))};
-      flt_strbuf_append(&b, u, 2);
-    }
-    i++;
-  }
-  item = b.truncated ? NULL : cJSON_CreateString(b.data ? b.data : "");
-  flt_strbuf_free(&b);
-  return item;
-}
-
-cJSON *tr_json_add_bytes(cJSON *obj, const char *key, const char *s, size_t len) {
-  cJSON *item = json_bytes(s ? s : "", s ? len : 0);
-  if (item && !cJSON_AddItemToObject(obj, key, item)) {
-    cJSON_Delete(item);
-    item = NULL;
-  }
-  return item;
-}
-
-cJSON *tr_json_add_str(cJSON *obj, const char *key, const char *s) {
-  return tr_json_add_bytes(obj, key, s, s ? strlen(s) : 0);
-}
-
-cJSON *tr_json_headers(const flt_head_t *h) {
-  cJSON *arr = cJSON_CreateArray();
-
-  for (size_t i = 0; arr && h && i < h->n_headers; i++) {
-    cJSON *o = cJSON_CreateObject();
-    if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
-      cJSON_Delete(o);
-      break;
-    }
-    tr_json_add_bytes(o, "name", h->headers[i].name, h->headers[i].name_len);
-    tr_json_add_bytes(o, "value", h->headers[i].value, h->headers[i].value_len);
-  }
-  return arr;
-}
-
-cJSON *tr_json_interim(const tr_flow_t *r) {
-  cJSON *arr = cJSON_CreateArray();
-  char ver[16];
-
-  for (size_t i = 0; arr && i < r->n_interim; i++) {
-    const flt_head_t *h = &r->interim[i];
-    cJSON *o = cJSON_CreateObject();
-    if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
-      cJSON_Delete(o);
-      break;
-    }
-    tr_http_version(h, ver, sizeof(ver));
-    cJSON_AddNumberToObject(o, "status", h->status);
-    tr_json_add_str(o, "reason", h->reason ? h->reason : "");
-    cJSON_AddStringToObject(o, "httpVersion", ver);
-    cJSON_AddItemToObject(o, "headers", tr_json_headers(h));
-  }
-  return arr;
-}
-
 void tr_http_version(const flt_head_t *h, char *buf, size_t size) {
   if (h == NULL || (h->http_major == 0 && h->http_minor == 0))
     snprintf(buf, size, "%s", "");
@@ -651,13 +596,35 @@ void tr_http_version(const flt_head_t *h, char *buf, size_t size) {
     snprintf(buf, size, "HTTP/%d.%d", h->http_major, h->http_minor);
 }
 
+/* Each writer formats a flow's start time; flows of one second share the
+ * date and time, formatted once per thread. */
 void tr_iso_time(uint64_t us, char *buf, size_t size) {
+  static _Thread_local time_t last_sec = -1;
+  static _Thread_local char last[64]; /* "2024-01-31T23:59:59" */
+  static _Thread_local size_t last_len;
   time_t sec = (time_t)(us / 1000000u);
-  struct tm tm;
+  unsigned ms = (unsigned)(us % 1000000u / 1000u);
 
-  gmtime_r(&sec, &tm);
-  snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
-           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(us % 1000000u / 1000u));
+  if (sec != last_sec) {
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    snprintf(last, sizeof(last), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    last_len = strlen(last);
+    last_sec = sec;
+  }
+  if (size < last_len + 6) {
+    snprintf(buf, size, "%s", "");
+    return;
+  }
+  memcpy(buf, last, last_len);
+  buf += last_len;
+  buf[0] = '.';
+  buf[1] = (char)('0' + ms / 100);
+  buf[2] = (char)('0' + ms / 10 % 10);
+  buf[3] = (char)('0' + ms % 10);
+  buf[4] = 'Z';
+  buf[5] = '\0';
 }
 
 static double us_to_ms(uint64_t us) {

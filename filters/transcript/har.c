@@ -1,11 +1,12 @@
 /* har.c — the HAR 1.2 transcript (transcript.h; README.md, "Transcripts").
  *
- * Crash safety: the file always ends with the tail "\n]}}\n". An entry is
- * one pwritev(2) at the tail's offset of ",\n" (nothing before the first
- * entry), the entry, and the tail again, so after every completed write
+ * Crash safety: the file always ends with the tail "\n]}}\n". A write is
+ * one pwritev(2) at the tail's offset of the entries of every flow the
+ * writer thread found queued (each after ",\n", nothing before the first
+ * entry of the file), then the tail again, so after every completed write
  * the file is a whole HAR document, even if the process is then killed.
- * The write is done on the writer thread (one per file), as soon as the
- * flow ends: nothing waits in user space.
+ * The writer thread (one per file) runs within TR_GATHER_NS of a flow's
+ * end; batches stay under TR_BATCH_MAX and TR_BATCH_HOLES.
  *
  * Order: entries are written in the order flows *complete*. Across
  * concurrent connections that may differ from the order requests started
@@ -60,6 +61,7 @@ typedef struct flt_har {
   off_t tail_off; /* where HAR_TAIL starts */
   int n_entries;
   tr_behind_t behind; /* never past tail_off: the tail is rewritten */
+  tr_jw_t jw;         /* the batch being written */
 } flt_har_t;
 
 /* ---- small parsers ------------------------------------------------------ */
@@ -86,8 +88,8 @@ static void form_decode(const char *s, size_t n, flt_strbuf_t *out) {
   }
 }
 
-/* Adds {"name","value"} pairs of "a=1&b=2" (decoded) to arr. */
-static void add_form_pairs(cJSON *arr, const char *s, size_t n) {
+/* {"name","value"} pairs of "a=1&b=2" (decoded), as array elements. */
+static void add_form_pairs(tr_jw_t *w, const char *s, size_t n) {
   flt_strbuf_t name, value;
   size_t i = 0;
 
@@ -100,15 +102,13 @@ static void add_form_pairs(cJSON *arr, const char *s, size_t n) {
     for (eq = start; eq < i && s[eq] != '='; eq++) {
     }
     if (i > start) {
-      cJSON *o = cJSON_CreateObject();
       form_decode(s + start, eq - start, &name);
       form_decode(s + eq + (eq < i), i - eq - (eq < i), &value);
-      if (o && cJSON_AddItemToArray(arr, o)) {
-        tr_json_add_bytes(o, "name", name.data, name.len);
-        tr_json_add_bytes(o, "value", value.data, value.len);
-      } else {
-        cJSON_Delete(o);
-      }
+      if (name.truncated || value.truncated) w->oom = 1;
+      tr_jw_open(w, NULL, '{');
+      tr_jw_bytes(w, "name", name.data, name.len);
+      tr_jw_bytes(w, "value", value.data, value.len);
+      tr_jw_close(w, '}');
     }
     i++; /* past '&' */
   }
@@ -116,15 +116,15 @@ static void add_form_pairs(cJSON *arr, const char *s, size_t n) {
   flt_strbuf_free(&value);
 }
 
-static cJSON *query_string(const char *url) {
-  cJSON *arr = cJSON_CreateArray();
+static void query_string(tr_jw_t *w, const char *url) {
   const char *q = url ? strchr(url, '?') : NULL;
 
-  if (arr && q) {
+  tr_jw_open(w, "queryString", '[');
+  if (q) {
     q++;
-    add_form_pairs(arr, q, strcspn(q, "#"));
+    add_form_pairs(w, q, strcspn(q, "#"));
   }
-  return arr;
+  tr_jw_close(w, ']');
 }
 
 static int is_ows(char c) {
@@ -148,34 +148,30 @@ static int next_part(const char **p, const char *end, const char **s, size_t *n)
   return 1;
 }
 
-/* {"name","value"} from "name=value"; NULL for an empty part. */
-static cJSON *cookie_pair(const char *s, size_t n) {
+/* Opens {"name","value"} from "name=value" (the caller closes it); 0 and
+ * nothing for an empty part. */
+static int cookie_pair(tr_jw_t *w, const char *s, size_t n) {
   const char *eq = memchr(s, '=', n);
   size_t nlen = eq ? (size_t)(eq - s) : n;
-  cJSON *o;
 
-  if (n == 0 || (o = cJSON_CreateObject()) == NULL) return NULL;
-  tr_json_add_bytes(o, "name", s, nlen);
-  tr_json_add_bytes(o, "value", eq ? eq + 1 : "", eq ? n - nlen - 1 : 0);
-  return o;
+  if (n == 0) return 0;
+  tr_jw_open(w, NULL, '{');
+  tr_jw_bytes(w, "name", s, nlen);
+  tr_jw_bytes(w, "value", eq ? eq + 1 : "", eq ? n - nlen - 1 : 0);
+  return 1;
 }
 
-static void add_item(cJSON *arr, cJSON *item) {
-  if (item && !cJSON_AddItemToArray(arr, item)) cJSON_Delete(item);
-}
-
-static cJSON *request_cookies(const flt_head_t *h) {
-  cJSON *arr = cJSON_CreateArray();
-
-  for (size_t i = 0; arr && i < h->n_headers; i++) {
+static void request_cookies(tr_jw_t *w, const flt_head_t *h) {
+  tr_jw_open(w, "cookies", '[');
+  for (size_t i = 0; i < h->n_headers; i++) {
     const flt_header_t *hd = &h->headers[i];
     const char *p = hd->value, *end = hd->value + hd->value_len, *s;
     size_t n;
     if (hd->name_len != 6 || strncasecmp(hd->name, "Cookie", 6) != 0) continue;
     while (next_part(&p, end, &s, &n))
-      add_item(arr, cookie_pair(s, n));
+      if (cookie_pair(w, s, n)) tr_jw_close(w, '}');
   }
-  return arr;
+  tr_jw_close(w, ']');
 }
 
 /* "Wed, 21 Oct 2015 07:28:00 GMT" as ISO 8601; 0 when it does not parse. */
@@ -196,48 +192,46 @@ static int cookie_expires(const char *s, size_t n, char *buf, size_t size) {
 }
 
 /* One Set-Cookie value: name=value, then attributes. */
-static cJSON *set_cookie(const char *v, size_t len) {
+static void set_cookie(tr_jw_t *w, const char *v, size_t len) {
   const char *p = v, *end = v + len, *s;
   size_t n;
-  cJSON *o;
 
-  if (!next_part(&p, end, &s, &n) || (o = cookie_pair(s, n)) == NULL) return NULL;
+  if (!next_part(&p, end, &s, &n) || !cookie_pair(w, s, n)) return;
   while (next_part(&p, end, &s, &n)) {
     const char *eq = memchr(s, '=', n);
     size_t klen = eq ? (size_t)(eq - s) : n, vlen = eq ? n - klen - 1 : 0;
     const char *val = eq ? eq + 1 : "";
     char iso[TR_ISO_LEN];
     if (klen == 4 && strncasecmp(s, "path", 4) == 0) {
-      tr_json_add_bytes(o, "path", val, vlen);
+      tr_jw_bytes(w, "path", val, vlen);
     } else if (klen == 6 && strncasecmp(s, "domain", 6) == 0) {
-      tr_json_add_bytes(o, "domain", val, vlen);
+      tr_jw_bytes(w, "domain", val, vlen);
     } else if (klen == 7 && strncasecmp(s, "expires", 7) == 0) {
-      if (cookie_expires(val, vlen, iso, sizeof(iso))) tr_json_add_str(o, "expires", iso);
+      if (cookie_expires(val, vlen, iso, sizeof(iso))) tr_jw_str(w, "expires", iso);
     } else if (klen == 8 && strncasecmp(s, "httponly", 8) == 0) {
-      cJSON_AddTrueToObject(o, "httpOnly");
+      tr_jw_bool(w, "httpOnly", 1);
     } else if (klen == 6 && strncasecmp(s, "secure", 6) == 0) {
-      cJSON_AddTrueToObject(o, "secure");
+      tr_jw_bool(w, "secure", 1);
     } else if (klen == 8 && strncasecmp(s, "samesite", 8) == 0) {
-      tr_json_add_bytes(o, "sameSite", val, vlen);
+      tr_jw_bytes(w, "sameSite", val, vlen);
     }
   }
-  return o;
+  tr_jw_close(w, '}');
 }
 
-static cJSON *response_cookies(const flt_head_t *h) {
-  cJSON *arr = cJSON_CreateArray();
-
-  for (size_t i = 0; arr && i < h->n_headers; i++) {
+static void response_cookies(tr_jw_t *w, const flt_head_t *h) {
+  tr_jw_open(w, "cookies", '[');
+  for (size_t i = 0; i < h->n_headers; i++) {
     const flt_header_t *hd = &h->headers[i];
     if (hd->name_len == 10 && strncasecmp(hd->name, "Set-Cookie", 10) == 0)
-      add_item(arr, set_cookie(hd->value, hd->value_len));
+      set_cookie(w, hd->value, hd->value_len);
   }
-  return arr;
+  tr_jw_close(w, ']');
 }
 
-static void add_header_value(cJSON *o, const char *key, const flt_head_t *h, const char *name) {
+static void add_header_value(tr_jw_t *w, const char *key, const flt_head_t *h, const char *name) {
   const flt_header_t *hd = flt_head_find(h, name);
-  tr_json_add_bytes(o, key, hd ? hd->value : "", hd ? hd->value_len : 0);
+  tr_jw_bytes(w, key, hd ? hd->value : "", hd ? hd->value_len : 0);
 }
 
 static double size_or_unknown(size_t n) {
@@ -246,11 +240,10 @@ static double size_or_unknown(size_t n) {
 
 /* ---- the entry ---------------------------------------------------------- */
 
-/* The body text itself is spliced in when the entry is written. */
-static void add_body_text(cJSON *o, const tr_body_t *b, flt_dir_t dir) {
-  cJSON_AddItemToObject(o, "text", tr_json_body_ref(dir));
-  if (b->base64) cJSON_AddStringToObject(o, "encoding", "base64");
-  if (b->decode_error) tr_json_add_str(o, "_decodeError", b->decode_error);
+static void add_body_text(tr_jw_t *w, const tr_body_t *b) {
+  tr_jw_body(w, "text", b);
+  if (b->base64) tr_jw_str(w, "encoding", "base64");
+  if (b->decode_error) tr_jw_str(w, "_decodeError", b->decode_error);
 }
 
 static int is_form(const flt_head_t *h) {
@@ -260,162 +253,150 @@ static int is_form(const flt_head_t *h) {
          strncasecmp(ct->value, form, sizeof(form) - 1) == 0;
 }
 
-static cJSON *har_request(tr_flow_t *r, const tr_body_t *body) {
+static void har_request(tr_jw_t *w, tr_flow_t *r, const tr_body_t *body) {
   const flt_flow_t *f = &r->flow;
-  cJSON *o = cJSON_CreateObject();
   char ver[16];
 
-  if (o == NULL) return NULL;
   tr_http_version(&f->req, ver, sizeof(ver));
-  tr_json_add_str(o, "method", f->req.method);
-  tr_json_add_str(o, "url", f->url);
-  cJSON_AddStringToObject(o, "httpVersion", ver);
-  cJSON_AddItemToObject(o, "cookies", request_cookies(&f->req));
-  cJSON_AddItemToObject(o, "headers", tr_json_headers(&f->req));
-  cJSON_AddItemToObject(o, "queryString", query_string(f->url));
+  tr_jw_open(w, "request", '{');
+  tr_jw_str(w, "method", f->req.method);
+  tr_jw_str(w, "url", f->url);
+  tr_jw_str(w, "httpVersion", ver);
+  request_cookies(w, &f->req);
+  tr_jw_headers(w, "headers", &f->req);
+  query_string(w, f->url);
   if (f->req_body_bytes > 0 || body->truncated) {
-    cJSON *pd = cJSON_AddObjectToObject(o, "postData");
-    if (pd) {
-      add_header_value(pd, "mimeType", &f->req, "Content-Type");
-      add_body_text(pd, body, FLT_DIR_REQUEST);
-      if (is_form(&f->req) && !body->base64 && !body->decode_error) {
-        cJSON *params = cJSON_AddArrayToObject(pd, "params");
-        if (params) add_form_pairs(params, body->text, body->len);
-      }
+    tr_jw_open(w, "postData", '{');
+    add_header_value(w, "mimeType", &f->req, "Content-Type");
+    add_body_text(w, body);
+    if (is_form(&f->req) && !body->base64 && !body->decode_error) {
+      tr_jw_open(w, "params", '[');
+      add_form_pairs(w, body->text, body->len);
+      tr_jw_close(w, ']');
     }
+    tr_jw_close(w, '}');
   }
-  cJSON_AddNumberToObject(o, "headersSize", size_or_unknown(f->req.head_bytes));
-  cJSON_AddNumberToObject(o, "bodySize", (double)f->req_body_bytes);
-  if (body->truncated) cJSON_AddTrueToObject(o, "_bodyTruncated");
-  return o;
+  tr_jw_num(w, "headersSize", size_or_unknown(f->req.head_bytes));
+  tr_jw_num(w, "bodySize", (double)f->req_body_bytes);
+  if (body->truncated) tr_jw_bool(w, "_bodyTruncated", 1);
+  tr_jw_close(w, '}');
 }
 
-static cJSON *har_content(const flt_flow_t *f, const tr_body_t *body) {
-  cJSON *c = cJSON_CreateObject();
-
-  if (c == NULL) return NULL;
-  cJSON_AddNumberToObject(c, "size", (double)body->size);
+static void har_content(tr_jw_t *w, const flt_flow_t *f, const tr_body_t *body) {
+  tr_jw_open(w, "content", '{');
+  tr_jw_num(w, "size", (double)body->size);
   if (body->decoded && !body->truncated && body->size >= f->resp_body_bytes)
-    cJSON_AddNumberToObject(c, "compression", (double)(body->size - f->resp_body_bytes));
-  add_header_value(c, "mimeType", &f->resp, "Content-Type");
-  if (f->has_response) add_body_text(c, body, FLT_DIR_RESPONSE);
-  return c;
+    tr_jw_num(w, "compression", (double)(body->size - f->resp_body_bytes));
+  add_header_value(w, "mimeType", &f->resp, "Content-Type");
+  if (f->has_response) add_body_text(w, body);
+  tr_jw_close(w, '}');
 }
 
-static cJSON *har_response(tr_flow_t *r, const tr_body_t *body) {
+static void har_response(tr_jw_t *w, tr_flow_t *r, const tr_body_t *body) {
   const flt_flow_t *f = &r->flow;
   flt_head_t none = {0};
   const flt_head_t *h = f->has_response ? &f->resp : &none;
-  cJSON *o = cJSON_CreateObject();
   char ver[16];
 
-  if (o == NULL) return NULL;
   tr_http_version(h, ver, sizeof(ver));
-  cJSON_AddNumberToObject(o, "status", f->has_response ? h->status : 0);
-  tr_json_add_str(o, "statusText", h->reason ? h->reason : "");
-  cJSON_AddStringToObject(o, "httpVersion", ver);
-  cJSON_AddItemToObject(o, "cookies", response_cookies(h));
-  cJSON_AddItemToObject(o, "headers", tr_json_headers(h));
-  cJSON_AddItemToObject(o, "content", har_content(f, body));
-  add_header_value(o, "redirectURL", h, "Location");
-  cJSON_AddNumberToObject(o, "headersSize", size_or_unknown(h->head_bytes));
-  cJSON_AddNumberToObject(o, "bodySize", f->has_response ? (double)f->resp_body_bytes : -1);
-  if (f->has_response && body->truncated) cJSON_AddTrueToObject(o, "_bodyTruncated");
-  if (r->n_interim > 0) cJSON_AddItemToObject(o, "_interimResponses", tr_json_interim(r));
-  return o;
+  tr_jw_open(w, "response", '{');
+  tr_jw_num(w, "status", f->has_response ? h->status : 0);
+  tr_jw_str(w, "statusText", h->reason ? h->reason : "");
+  tr_jw_str(w, "httpVersion", ver);
+  response_cookies(w, h);
+  tr_jw_headers(w, "headers", h);
+  har_content(w, f, body);
+  add_header_value(w, "redirectURL", h, "Location");
+  tr_jw_num(w, "headersSize", size_or_unknown(h->head_bytes));
+  tr_jw_num(w, "bodySize", f->has_response ? (double)f->resp_body_bytes : -1);
+  if (f->has_response && body->truncated) tr_jw_bool(w, "_bodyTruncated", 1);
+  if (r->n_interim > 0) tr_jw_interim(w, "_interimResponses", r);
+  tr_jw_close(w, '}');
 }
 
-static void har_timings(cJSON *entry, const tr_timings_t *t) {
-  cJSON *o = cJSON_AddObjectToObject(entry, "timings");
-
-  if (o == NULL) return;
-  cJSON_AddNumberToObject(o, "blocked", -1);
-  cJSON_AddNumberToObject(o, "dns", t->dns);
-  cJSON_AddNumberToObject(o, "connect", t->connect);
-  cJSON_AddNumberToObject(o, "ssl", t->ssl);
-  cJSON_AddNumberToObject(o, "send", t->send);
-  cJSON_AddNumberToObject(o, "wait", t->wait);
-  cJSON_AddNumberToObject(o, "receive", t->receive);
+static void har_timings(tr_jw_t *w, const tr_timings_t *t) {
+  tr_jw_open(w, "timings", '{');
+  tr_jw_num(w, "blocked", -1);
+  tr_jw_num(w, "dns", t->dns);
+  tr_jw_num(w, "connect", t->connect);
+  tr_jw_num(w, "ssl", t->ssl);
+  tr_jw_num(w, "send", t->send);
+  tr_jw_num(w, "wait", t->wait);
+  tr_jw_num(w, "receive", t->receive);
+  tr_jw_close(w, '}');
 }
 
 /* "1.2.3.4" of "1.2.3.4:443", "::1" of "[::1]:443". */
-static void add_server_ip(cJSON *entry, const char *addr) {
+static void add_server_ip(tr_jw_t *w, const char *addr) {
   const char *colon = strrchr(addr, ':');
 
   if (addr[0] == '[') {
     const char *close = strchr(addr, ']');
-    if (close) tr_json_add_bytes(entry, "serverIPAddress", addr + 1, (size_t)(close - addr - 1));
+    if (close) tr_jw_bytes(w, "serverIPAddress", addr + 1, (size_t)(close - addr - 1));
   } else if (colon) {
-    tr_json_add_bytes(entry, "serverIPAddress", addr, (size_t)(colon - addr));
+    tr_jw_bytes(w, "serverIPAddress", addr, (size_t)(colon - addr));
   }
 }
 
-static void add_tls(cJSON *entry, const flt_flow_t *f) {
+static void add_tls(tr_jw_t *w, const flt_flow_t *f) {
   const flt_conn_t *c = f->conn;
-  cJSON *o;
 
   if (!c->client_tls && strcmp(f->scheme, "https") != 0) return;
-  o = cJSON_AddObjectToObject(entry, "_tls");
-  if (o == NULL) return;
-  tr_json_add_str(o, "version", c->tls_version);
-  tr_json_add_str(o, "cipher", c->cipher);
-  tr_json_add_str(o, "sni", c->sni);
-  tr_json_add_str(o, "alpn", c->alpn);
-  tr_json_add_str(o, "ja3", c->ja3);
-  tr_json_add_str(o, "ja4", c->ja4);
+  tr_jw_open(w, "_tls", '{');
+  tr_jw_str(w, "version", c->tls_version);
+  tr_jw_str(w, "cipher", c->cipher);
+  tr_jw_str(w, "sni", c->sni);
+  tr_jw_str(w, "alpn", c->alpn);
+  tr_jw_str(w, "ja3", c->ja3);
+  tr_jw_str(w, "ja4", c->ja4);
   if (c->up_tls_version[0]) {
-    cJSON *up = cJSON_AddObjectToObject(o, "upstream");
-    if (up == NULL) return;
-    tr_json_add_str(up, "version", c->up_tls_version);
-    tr_json_add_str(up, "cipher", c->up_cipher);
-    tr_json_add_str(up, "alpn", c->up_alpn);
-    tr_json_add_str(up, "verify", c->up_verify);
+    tr_jw_open(w, "upstream", '{');
+    tr_jw_str(w, "version", c->up_tls_version);
+    tr_jw_str(w, "cipher", c->up_cipher);
+    tr_jw_str(w, "alpn", c->up_alpn);
+    tr_jw_str(w, "verify", c->up_verify);
+    tr_jw_close(w, '}');
   }
+  tr_jw_close(w, '}');
 }
 
-/* Builds one entry, without the bodies' text (tr_json_splice adds it). */
-static cJSON *har_entry(tr_flow_t *r, const tr_body_t bodies[2]) {
+/* Appends one entry. */
+static void har_entry(tr_jw_t *w, tr_flow_t *r, const tr_body_t bodies[2]) {
   const flt_flow_t *f = &r->flow;
-  cJSON *e = cJSON_CreateObject();
   tr_timings_t t;
   char iso[TR_ISO_LEN], id[24];
 
-  if (e == NULL) return NULL;
   tr_timings_of(r, &t);
   tr_iso_time(f->t_start_us, iso, sizeof(iso));
-  cJSON_AddStringToObject(e, "startedDateTime", iso);
-  cJSON_AddNumberToObject(e, "time", t.total);
-  cJSON_AddItemToObject(e, "request", har_request(r, &bodies[0]));
-  cJSON_AddItemToObject(e, "response", har_response(r, &bodies[1]));
-  cJSON_AddObjectToObject(e, "cache");
-  har_timings(e, &t);
-  add_server_ip(e, f->conn->server_addr);
+  tr_jw_open(w, NULL, '{');
+  tr_jw_str(w, "startedDateTime", iso);
+  tr_jw_num(w, "time", t.total);
+  har_request(w, r, &bodies[0]);
+  har_response(w, r, &bodies[1]);
+  tr_jw_lit(w, "cache", "{}");
+  har_timings(w, &t);
+  add_server_ip(w, f->conn->server_addr);
   snprintf(id, sizeof(id), "%llu", (unsigned long long)f->conn->id);
-  cJSON_AddStringToObject(e, "connection", id);
-  add_tls(e, f);
-  if (f->error) tr_json_add_str(e, "_error", f->error);
-  if (f->tags[0]) tr_json_add_str(e, "_tags", f->tags);
-  return e;
+  tr_jw_str(w, "connection", id);
+  add_tls(w, f);
+  if (f->error) tr_jw_str(w, "_error", f->error);
+  if (f->tags[0]) tr_jw_str(w, "_tags", f->tags);
+  tr_jw_close(w, '}');
 }
 
 /* ---- the file ------------------------------------------------------------ */
 
-/* Appends an entry given as iovecs (tr_json_splice) in one pwritev(2). */
-static int har_append(flt_har_t *har, const struct iovec *entry, int n) {
-  struct iovec iov[TR_SPLICE_IOV + 2];
-  size_t step;
-  int rc;
+/* Appends what w holds (entries, each after its ",\n") and the tail in one
+ * pwritev(2) at the tail's offset: after it the file is a whole HAR again. */
+static int har_append(flt_har_t *har, int entries) {
+  struct iovec *iov;
+  size_t step = har->jw.len + har->jw.hole_bytes;
+  int n = tr_jw_iov(&har->jw, 1, &iov), rc;
 
-  iov[0].iov_base = (void *)(har->n_entries ? ",\n" : "\n");
-  iov[0].iov_len = har->n_entries ? 2 : 1;
-  step = iov[0].iov_len;
-  for (int i = 0; i < n; i++) {
-    iov[1 + i] = entry[i];
-    step += entry[i].iov_len;
-  }
-  iov[1 + n].iov_base = (void *)HAR_TAIL;
-  iov[1 + n].iov_len = HAR_TAIL_LEN;
-  rc = tr_writev_all(har->fd, iov, n + 2, har->tail_off);
+  if (n < 0) return ENOMEM;
+  iov[n].iov_base = (void *)HAR_TAIL;
+  iov[n].iov_len = HAR_TAIL_LEN;
+  rc = tr_writev_all(har->fd, iov, n + 1, har->tail_off);
   if (rc) {
     /* Best effort: put the tail back so the file stays a valid HAR. */
     if (pwrite(har->fd, HAR_TAIL, HAR_TAIL_LEN, har->tail_off) == (ssize_t)HAR_TAIL_LEN &&
@@ -425,58 +406,73 @@ static int har_append(flt_har_t *har, const struct iovec *entry, int n) {
     return rc;
   }
   har->tail_off += (off_t)step;
-  har->n_entries++;
+  har->n_entries += entries;
   tr_behind_advance(&har->behind, har->fd, har->tail_off);
   return 0;
 }
 
-static int har_write(void *sink, tr_job_t *job) {
+/* Every flow the writer found queued, as one write (or a few, for batches
+ * past TR_BATCH_MAX): a syscall per batch rather than per flow. */
+static int har_write_list(void *sink, tr_job_t *list) {
   flt_har_t *har = sink;
-  tr_flow_t *r = ((tr_flow_job_t *)job)->rec;
-  const tr_body_t *bodies;
-  struct iovec iov[TR_SPLICE_IOV];
-  cJSON *entry = NULL;
-  char *text = NULL;
-  int rc = 0;
+  tr_jw_t *w = &har->jw;
+  int entries = 0, rc = 0;
 
-  if (tr_flow_bodies(r, &bodies) == 0 && (entry = har_entry(r, bodies)) != NULL)
-    text = cJSON_PrintUnformatted(entry);
-  if (text)
-    rc = har_append(har, iov, tr_json_splice(text, strlen(text), bodies, iov));
-  else
-    flt_log_error("HAR file %s: out of memory; flow %llu not recorded", har->path,
-                  (unsigned long long)r->flow.id);
-  free(text);
-  cJSON_Delete(entry);
+  tr_jw_reset(w);
+  for (; list; list = list->next) {
+    tr_flow_t *r = ((tr_flow_job_t *)list)->rec;
+    const tr_body_t *bodies;
+    tr_jw_mark_t m;
+    tr_jw_mark(w, &m);
+    if (har->n_entries + entries)
+      tr_jw_raw(w, ",\n", 2);
+    else
+      tr_jw_raw(w, "\n", 1);
+    int ok = tr_flow_bodies(r, &bodies) == 0;
+    if (ok) har_entry(w, r, bodies);
+    if (!ok || w->oom) {
+      tr_jw_rewind(w, &m);
+      flt_log_error("HAR file %s: out of memory; flow %llu not recorded", har->path,
+                    (unsigned long long)r->flow.id);
+      continue;
+    }
+    entries++;
+    if (tr_jw_full(w)) {
+      if ((rc = har_append(har, entries)) != 0) return rc;
+      entries = 0;
+      tr_jw_reset(w);
+    }
+  }
+  if (entries) rc = har_append(har, entries);
+  tr_jw_reset(w);
   return rc;
 }
 
 static const tr_sink_ops_t har_sink = {
-    .write = har_write,
+    .write_list = har_write_list,
     .free_job = tr_flow_job_free,
 };
 
 /* {"log":{"version":"1.2","creator":{...},"_bodyCap":N,"entries":[ */
 static char *har_head(const char *creator_version, size_t body_cap) {
-  cJSON *log = cJSON_CreateObject(), *creator;
-  char *text = NULL, *out = NULL;
-  size_t len;
+  tr_jw_t w;
+  char *out;
 
-  if (log == NULL) return NULL;
-  cJSON_AddStringToObject(log, "version", "1.2");
-  creator = cJSON_AddObjectToObject(log, "creator");
-  if (creator) {
-    cJSON_AddStringToObject(creator, "name", "tlspeek");
-    tr_json_add_str(creator, "version", creator_version ? creator_version : "");
-  }
-  cJSON_AddNumberToObject(log, "_bodyCap", (double)body_cap);
-  text = cJSON_PrintUnformatted(log);
-  cJSON_Delete(log);
-  if (text == NULL) return NULL;
-  len = strlen(text); /* "{...}": drop the '}' and open "entries" */
-  out = malloc(len + 32);
-  if (out) snprintf(out, len + 32, "{\"log\":%.*s,\"entries\":[", (int)(len - 1), text);
-  free(text);
+  tr_jw_init(&w);
+  tr_jw_open(&w, NULL, '{');
+  tr_jw_open(&w, "log", '{');
+  tr_jw_str(&w, "version", "1.2");
+  tr_jw_open(&w, "creator", '{');
+  tr_jw_str(&w, "name", "tlspeek");
+  tr_jw_str(&w, "version", creator_version ? creator_version : "");
+  tr_jw_close(&w, '}');
+  tr_jw_num(&w, "_bodyCap", (double)body_cap);
+  tr_jw_open(&w, "entries", '[');
+  tr_jw_raw(&w, "", 1); /* the NUL */
+  out = w.oom ? NULL : w.buf;
+  if (out == NULL) free(w.buf);
+  free(w.holes);
+  free(w.iov);
   return out;
 }
 
@@ -529,6 +525,7 @@ void flt_har_free(void *self) {
 
   if (har == NULL) return;
   tr_writer_free(har->rec.w);
+  tr_jw_free(&har->jw);
   if (close(har->fd) < 0) flt_log_warn("HAR file %s: close: %s", har->path, strerror(errno));
   free(har);
 }

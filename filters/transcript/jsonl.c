@@ -1,7 +1,7 @@
 /* jsonl.c — one JSON object per completed flow, one line each
- * (transcript.h), written with one writev(2) per flow on the writer thread so
- * that `tail -f FILE | jq` sees whole lines as flows finish. Lines come in
- * the order flows complete.
+ * (transcript.h), written on the writer thread with one writev(2) for all the
+ * flows it found queued, so that `tail -f FILE | jq` sees whole lines as
+ * flows finish. Lines come in the order flows complete.
  *
  * The shape (every key always present; null where it does not apply):
  *   {"id": 7, "conn": 3, "client": "127.0.0.1:51234",
@@ -53,174 +53,182 @@ typedef struct flt_jsonl {
   char path[512];
   off_t size; /* bytes written (writer thread) */
   tr_behind_t behind;
+  tr_jw_t jw; /* the batch being written */
 } flt_jsonl_t;
 
-static void add_str_or_null(cJSON *o, const char *key, const char *s) {
-  if (s)
-    tr_json_add_str(o, key, s);
-  else
-    cJSON_AddNullToObject(o, key);
-}
-
-/* The body text itself is spliced in when the line is written. */
-static cJSON *jsonl_message(const flt_head_t *h, uint64_t body_bytes, const tr_body_t *b,
-                            flt_dir_t dir) {
-  cJSON *o = cJSON_CreateObject();
+/* The body text is written from where it is (tr_jw_body). */
+static void jsonl_message(tr_jw_t *w, const char *key, const flt_head_t *h, uint64_t body_bytes,
+                          const tr_body_t *b) {
   char ver[16];
 
-  if (o == NULL) return NULL;
   tr_http_version(h, ver, sizeof(ver));
-  cJSON_AddStringToObject(o, "httpVersion", ver);
-  cJSON_AddItemToObject(o, "headers", tr_json_headers(h));
-  cJSON_AddNumberToObject(o, "headersSize", h->head_bytes ? (double)h->head_bytes : -1);
-  cJSON_AddNumberToObject(o, "bodySize", (double)body_bytes);
-  cJSON_AddItemToObject(o, "body", tr_json_body_ref(dir));
-  cJSON_AddStringToObject(o, "bodyEncoding", b->base64 ? "base64" : "utf8");
-  cJSON_AddBoolToObject(o, "bodyTruncated", b->truncated);
-  add_str_or_null(o, "decodeError", b->decode_error);
-  return o;
+  tr_jw_open(w, key, '{');
+  tr_jw_str(w, "httpVersion", ver);
+  tr_jw_headers(w, "headers", h);
+  tr_jw_num(w, "headersSize", h->head_bytes ? (double)h->head_bytes : -1);
+  tr_jw_num(w, "bodySize", (double)body_bytes);
+  tr_jw_body(w, "body", b);
+  tr_jw_str(w, "bodyEncoding", b->base64 ? "base64" : "utf8");
+  tr_jw_bool(w, "bodyTruncated", b->truncated);
+  tr_jw_str_or_null(w, "decodeError", b->decode_error);
+  tr_jw_close(w, '}');
 }
 
 /* The head as received, when an action changed it before it was passed
  * on ("request"/"response" are as forwarded); null otherwise. */
-static void jsonl_received(cJSON *obj, const char *key, const tr_flow_t *r, flt_dir_t dir) {
+static void jsonl_received(tr_jw_t *w, const char *key, const tr_flow_t *r, flt_dir_t dir) {
   const flt_head_t *h = &r->received[dir];
-  cJSON *o;
   char ver[16];
 
   if (!r->has_received[dir]) {
-    cJSON_AddNullToObject(obj, key);
+    tr_jw_lit(w, key, "null");
     return;
   }
-  o = cJSON_AddObjectToObject(obj, key);
-  if (o == NULL) return;
   tr_http_version(h, ver, sizeof(ver));
-  cJSON_AddStringToObject(o, "httpVersion", ver);
-  cJSON_AddItemToObject(o, "headers", tr_json_headers(h));
-  cJSON_AddNumberToObject(o, "headersSize", h->head_bytes ? (double)h->head_bytes : -1);
+  tr_jw_open(w, key, '{');
+  tr_jw_str(w, "httpVersion", ver);
+  tr_jw_headers(w, "headers", h);
+  tr_jw_num(w, "headersSize", h->head_bytes ? (double)h->head_bytes : -1);
+  tr_jw_close(w, '}');
 }
 
-static void jsonl_timings(cJSON *obj, const tr_flow_t *r) {
-  cJSON *o = cJSON_AddObjectToObject(obj, "timings");
+static void jsonl_timings(tr_jw_t *w, const tr_flow_t *r) {
   tr_timings_t t;
 
-  if (o == NULL) return;
   tr_timings_of(r, &t);
-  cJSON_AddNumberToObject(o, "dns", t.dns);
-  cJSON_AddNumberToObject(o, "connect", t.connect);
-  cJSON_AddNumberToObject(o, "ssl", t.ssl);
-  cJSON_AddNumberToObject(o, "send", t.send);
-  cJSON_AddNumberToObject(o, "wait", t.wait);
-  cJSON_AddNumberToObject(o, "receive", t.receive);
-  cJSON_AddNumberToObject(o, "total", t.total);
+  tr_jw_open(w, "timings", '{');
+  tr_jw_num(w, "dns", t.dns);
+  tr_jw_num(w, "connect", t.connect);
+  tr_jw_num(w, "ssl", t.ssl);
+  tr_jw_num(w, "send", t.send);
+  tr_jw_num(w, "wait", t.wait);
+  tr_jw_num(w, "receive", t.receive);
+  tr_jw_num(w, "total", t.total);
+  tr_jw_close(w, '}');
 }
 
-static void jsonl_tls(cJSON *obj, const flt_flow_t *f) {
+static void jsonl_tls(tr_jw_t *w, const flt_flow_t *f) {
   const flt_conn_t *c = f->conn;
-  cJSON *o, *up;
 
   if (!c->client_tls && strcmp(f->scheme, "https") != 0) {
-    cJSON_AddNullToObject(obj, "tls");
+    tr_jw_lit(w, "tls", "null");
     return;
   }
-  o = cJSON_AddObjectToObject(obj, "tls");
-  if (o == NULL) return;
-  tr_json_add_str(o, "version", c->tls_version);
-  tr_json_add_str(o, "cipher", c->cipher);
-  tr_json_add_str(o, "sni", c->sni);
-  tr_json_add_str(o, "alpn", c->alpn);
-  tr_json_add_str(o, "ja3", c->ja3);
-  tr_json_add_str(o, "ja4", c->ja4);
+  tr_jw_open(w, "tls", '{');
+  tr_jw_str(w, "version", c->tls_version);
+  tr_jw_str(w, "cipher", c->cipher);
+  tr_jw_str(w, "sni", c->sni);
+  tr_jw_str(w, "alpn", c->alpn);
+  tr_jw_str(w, "ja3", c->ja3);
+  tr_jw_str(w, "ja4", c->ja4);
   if (c->up_tls_version[0] == '\0') {
-    cJSON_AddNullToObject(o, "upstream");
-    return;
+    tr_jw_lit(w, "upstream", "null");
+  } else {
+    tr_jw_open(w, "upstream", '{');
+    tr_jw_str(w, "version", c->up_tls_version);
+    tr_jw_str(w, "cipher", c->up_cipher);
+    tr_jw_str(w, "alpn", c->up_alpn);
+    tr_jw_close(w, '}');
   }
-  up = cJSON_AddObjectToObject(o, "upstream");
-  if (up == NULL) return;
-  tr_json_add_str(up, "version", c->up_tls_version);
-  tr_json_add_str(up, "cipher", c->up_cipher);
-  tr_json_add_str(up, "alpn", c->up_alpn);
+  tr_jw_close(w, '}');
 }
 
 /* "ip:port" of the upstream, or the "host:port" the client asked for. */
-static void jsonl_server(cJSON *obj, const flt_conn_t *c) {
+static void jsonl_server(tr_jw_t *w, const flt_conn_t *c) {
   char buf[300];
   int v6 = strchr(c->server_host, ':') != NULL && c->server_host[0] != '[';
 
   if (c->server_addr[0]) {
-    tr_json_add_str(obj, "server", c->server_addr);
+    tr_jw_str(w, "server", c->server_addr);
     return;
   }
   snprintf(buf, sizeof(buf), "%s%s%s:%u", v6 ? "[" : "", c->server_host, v6 ? "]" : "",
            (unsigned)c->server_port);
-  tr_json_add_str(obj, "server", buf);
+  tr_jw_str(w, "server", buf);
 }
 
-static cJSON *jsonl_object(tr_flow_t *r, const tr_body_t bodies[2]) {
+/* Appends one line. */
+static void jsonl_object(tr_jw_t *w, tr_flow_t *r, const tr_body_t bodies[2]) {
   const flt_flow_t *f = &r->flow;
-  cJSON *o = cJSON_CreateObject();
   char iso[TR_ISO_LEN];
 
-  if (o == NULL) return NULL;
-  cJSON_AddNumberToObject(o, "id", (double)f->id);
-  cJSON_AddNumberToObject(o, "conn", (double)f->conn->id);
-  tr_json_add_str(o, "client", f->conn->client);
-  jsonl_server(o, f->conn);
   tr_iso_time(f->t_start_us, iso, sizeof(iso));
-  cJSON_AddStringToObject(o, "started", iso);
-  tr_json_add_str(o, "url", f->url);
-  tr_json_add_str(o, "method", f->req.method);
-  cJSON_AddNumberToObject(o, "status", f->has_response ? f->resp.status : 0);
-  tr_json_add_str(o, "reason", f->has_response ? f->resp.reason : "");
-  cJSON_AddItemToObject(o, "request",
-                        jsonl_message(&f->req, f->req_body_bytes, &bodies[0], FLT_DIR_REQUEST));
+  tr_jw_open(w, NULL, '{');
+  tr_jw_num(w, "id", (double)f->id);
+  tr_jw_num(w, "conn", (double)f->conn->id);
+  tr_jw_str(w, "client", f->conn->client);
+  jsonl_server(w, f->conn);
+  tr_jw_str(w, "started", iso);
+  tr_jw_str(w, "url", f->url);
+  tr_jw_str(w, "method", f->req.method);
+  tr_jw_num(w, "status", f->has_response ? f->resp.status : 0);
+  tr_jw_str(w, "reason", f->has_response ? f->resp.reason : "");
+  jsonl_message(w, "request", &f->req, f->req_body_bytes, &bodies[0]);
   if (f->has_response)
-    cJSON_AddItemToObject(o, "response", jsonl_message(&f->resp, f->resp_body_bytes, &bodies[1],
-                                                       FLT_DIR_RESPONSE));
+    jsonl_message(w, "response", &f->resp, f->resp_body_bytes, &bodies[1]);
   else
-    cJSON_AddNullToObject(o, "response");
-  cJSON_AddItemToObject(o, "interim", tr_json_interim(r));
-  jsonl_received(o, "requestReceived", r, FLT_DIR_REQUEST);
-  jsonl_received(o, "responseReceived", r, FLT_DIR_RESPONSE);
-  jsonl_timings(o, r);
-  jsonl_tls(o, f);
-  add_str_or_null(o, "error", f->error);
-  add_str_or_null(o, "tags", f->tags[0] ? f->tags : NULL);
-  return o;
+    tr_jw_lit(w, "response", "null");
+  tr_jw_interim(w, "interim", r);
+  jsonl_received(w, "requestReceived", r, FLT_DIR_REQUEST);
+  jsonl_received(w, "responseReceived", r, FLT_DIR_RESPONSE);
+  jsonl_timings(w, r);
+  jsonl_tls(w, f);
+  tr_jw_str_or_null(w, "error", f->error);
+  tr_jw_str_or_null(w, "tags", f->tags[0] ? f->tags : NULL);
+  tr_jw_close(w, '}');
+  /* Every newline inside strings is escaped: this is one line. */
+  tr_jw_raw(w, "\n", 1);
 }
 
-static int jsonl_write(void *sink, tr_job_t *job) {
-  flt_jsonl_t *jl = sink;
-  tr_flow_t *r = ((tr_flow_job_t *)job)->rec;
-  const tr_body_t *bodies;
-  struct iovec iov[TR_SPLICE_IOV + 1];
-  cJSON *obj = NULL;
-  char *text = NULL;
-  int rc = 0;
+/* Appends what w holds with one writev(2). */
+static int jsonl_append(flt_jsonl_t *jl) {
+  struct iovec *iov;
+  off_t bytes = (off_t)(jl->jw.len + jl->jw.hole_bytes);
+  int n = tr_jw_iov(&jl->jw, 0, &iov), rc;
 
-  if (tr_flow_bodies(r, &bodies) == 0 && (obj = jsonl_object(r, bodies)) != NULL)
-    text = cJSON_PrintUnformatted(obj);
-  if (text) {
-    /* cJSON escapes every newline inside strings, and so does the body
-     * splice: this is one line, written with one writev(2). */
-    int n = tr_json_splice(text, strlen(text), bodies, iov);
-    iov[n].iov_base = (void *)"\n";
-    iov[n].iov_len = 1;
-    for (int i = 0; i <= n; i++)
-      jl->size += (off_t)iov[i].iov_len;
-    rc = tr_writev_all(jl->fd, iov, n + 1, -1);
-    if (rc == 0) tr_behind_advance(&jl->behind, jl->fd, jl->size);
-  } else {
-    flt_log_error("JSONL file %s: out of memory; flow %llu not recorded", jl->path,
-                  (unsigned long long)r->flow.id);
+  if (n < 0) return ENOMEM;
+  rc = tr_writev_all(jl->fd, iov, n, -1);
+  if (rc) return rc;
+  jl->size += bytes;
+  tr_behind_advance(&jl->behind, jl->fd, jl->size);
+  return 0;
+}
+
+/* Every flow the writer found queued, as one write (or a few, for batches
+ * past TR_BATCH_MAX): whole lines, a syscall per batch rather than per flow. */
+static int jsonl_write_list(void *sink, tr_job_t *list) {
+  flt_jsonl_t *jl = sink;
+  tr_jw_t *w = &jl->jw;
+  int pending = 0, rc = 0;
+
+  tr_jw_reset(w);
+  for (; list; list = list->next) {
+    tr_flow_t *r = ((tr_flow_job_t *)list)->rec;
+    const tr_body_t *bodies;
+    tr_jw_mark_t m;
+    tr_jw_mark(w, &m);
+    int ok = tr_flow_bodies(r, &bodies) == 0;
+    if (ok) jsonl_object(w, r, bodies);
+    if (!ok || w->oom) {
+      tr_jw_rewind(w, &m);
+      flt_log_error("JSONL file %s: out of memory; flow %llu not recorded", jl->path,
+                    (unsigned long long)r->flow.id);
+      continue;
+    }
+    pending = 1;
+    if (tr_jw_full(w)) {
+      if ((rc = jsonl_append(jl)) != 0) return rc;
+      pending = 0;
+      tr_jw_reset(w);
+    }
   }
-  free(text);
-  cJSON_Delete(obj);
+  if (pending) rc = jsonl_append(jl);
+  tr_jw_reset(w);
   return rc;
 }
 
 static const tr_sink_ops_t jsonl_sink = {
-    .write = jsonl_write,
+    .write_list = jsonl_write_list,
     .free_job = tr_flow_job_free,
 };
 
@@ -259,6 +267,7 @@ void flt_jsonl_free(void *self) {
 
   if (jl == NULL) return;
   tr_writer_free(jl->rec.w);
+  tr_jw_free(&jl->jw);
   if (close(jl->fd) < 0) flt_log_warn("JSONL file %s: close: %s", jl->path, strerror(errno));
   free(jl);
 }

@@ -4,9 +4,9 @@
  * The file holds the secrets of every session: it is created 0600 and a
  * pre-existing file that others may read is made 0600 (tr_open). Lines are appended
  * (O_APPEND, so another writer of the same file, e.g. the client's own
- * SSLKEYLOGFILE, never overwrites ours), one write(2) each on the writer
- * thread, so a line is in the kernel moments after the handshake that
- * produced it.
+ * SSLKEYLOGFILE, never overwrites ours), every line the writer thread found
+ * queued with one writev(2), so a line is in the kernel within about
+ * TR_GATHER_NS of the handshake that produced it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "filters/util/log.h"
@@ -23,6 +24,8 @@
 /* An NSS line is a label and two hex strings (< 300 bytes); anything much
  * longer is not a key log line. */
 #define KEYLOG_MAX_LINE 4096
+/* Lines handed to one writev(2). */
+#define KEYLOG_IOV_BATCH 256
 
 typedef struct flt_keylog {
   int fd;
@@ -36,10 +39,22 @@ typedef struct keylog_job {
   char line[]; /* with its '\n' */
 } keylog_job_t;
 
-static int keylog_write(void *sink, tr_job_t *job) {
+/* Every line the writer found queued, with one writev(2) (IOV_MAX lines at
+ * most each). */
+static int keylog_write_list(void *sink, tr_job_t *list) {
   flt_keylog_t *kl = sink;
-  keylog_job_t *j = (keylog_job_t *)job;
-  return tr_write_all(kl->fd, j->line, j->len);
+  struct iovec iov[KEYLOG_IOV_BATCH];
+
+  while (list) {
+    int n = 0;
+    for (; list && n < KEYLOG_IOV_BATCH; list = list->next, n++) {
+      keylog_job_t *j = (keylog_job_t *)list;
+      iov[n] = (struct iovec){.iov_base = j->line, .iov_len = j->len};
+    }
+    int rc = tr_writev_all(kl->fd, iov, n, -1);
+    if (rc) return rc;
+  }
+  return 0;
 }
 
 static void keylog_job_free(tr_job_t *job) {
@@ -47,7 +62,7 @@ static void keylog_job_free(tr_job_t *job) {
 }
 
 static const tr_sink_ops_t keylog_sink = {
-    .write = keylog_write,
+    .write_list = keylog_write_list,
     .free_job = keylog_job_free,
 };
 

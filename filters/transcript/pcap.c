@@ -10,8 +10,18 @@
  * several, when it is larger than an IP packet can carry: 65495 bytes of
  * TCP payload over IPv4, 65515 over IPv6; a capture taken with
  * segmentation offload looks the same) with correct sequence and
- * acknowledgement numbers and checksums, and ends with FIN-ACK both ways
- * and a last ACK on close. Timestamps are when the data was seen.
+ * acknowledgement numbers, and ends with FIN-ACK both ways and a last ACK
+ * on close. Timestamps are when the data was seen.
+ *
+ * Checksums: the IPv4 header checksum is computed (20 bytes); the TCP
+ * checksum is left 0. It is a sum over every payload byte recorded, the
+ * only pass over the data besides copying it, and no reader needs it:
+ * Wireshark and tshark do not verify TCP checksums unless asked to
+ * (tcp.check_checksum is off by default, because captures taken where the
+ * NIC computes checksums are full of "wrong" ones), and reassembly, "Follow
+ * TCP stream" and TLS decryption with the key log work the same (the tests
+ * decrypt our captures with tshark). With validation switched on, Wireshark
+ * marks our segments as it marks any capture of locally sent traffic.
  *
  * Data that arrives before the upstream address is known (a plain-HTTP
  * request is read before the proxy connects) waits in a bounded per-conn
@@ -91,10 +101,11 @@ typedef struct pc_pending {
   uint8_t dir;
 } pc_pending_t;
 
+/* One event's records, in one allocation with the job. */
 typedef struct pc_job {
   tr_job_t job;
-  size_t len;
-  char *data; /* records: [pc_rec_hdr_t][frame] ... */
+  size_t len, size; /* bytes in data; room */
+  char data[];      /* records: [pc_rec_hdr_t][frame] ... */
 } pc_job_t;
 
 /* ---- addresses ----------------------------------------------------------- */
@@ -200,31 +211,10 @@ static void put32(uint8_t *p, uint32_t v) {
   put16(p + 2, v & 0xffff);
 }
 
-/* RFC 1071 sum of the big-endian 16-bit words of p[0..n), added to `sum`,
- * not yet folded and complemented; `p` must start at an even offset of
- * what is summed. The bulk is added as native 32-bit words into 64 bits,
- * folded to 16 and byte-swapped once (the sum does not depend on byte
- * order, RFC 1071 §2(B)): every payload byte goes through here. */
+/* RFC 1071 sum of the big-endian 16-bit words of p[0..n), n even. */
 static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t n) {
-  uint64_t acc = 0;
-  size_t i = 0;
-
-  for (; i + 32 <= n; i += 32) {
-    uint32_t w[8];
-    memcpy(w, p + i, sizeof(w));
-    acc += (uint64_t)w[0] + w[1] + w[2] + w[3] + w[4] + w[5] + w[6] + w[7];
-  }
-  for (; i + 4 <= n; i += 4) {
-    uint32_t w;
-    memcpy(&w, p + i, sizeof(w));
-    acc += w;
-  }
-  while (acc >> 16)
-    acc = (acc & 0xffff) + (acc >> 16);
-  sum += ntohs((uint16_t)acc);
-  for (; i + 1 < n; i += 2)
+  for (size_t i = 0; i + 1 < n; i += 2)
     sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-  if (n & 1) sum += (uint32_t)p[n - 1] << 8;
   return sum;
 }
 
@@ -234,14 +224,10 @@ static uint16_t csum_fold(uint32_t sum) {
   return (uint16_t)~sum;
 }
 
-/* Writes the IP header for `tcp_len` bytes of TCP at p; returns its size
- * and the pseudo-header sum for the TCP checksum. */
-static size_t pc_ip_header(pc_conn_t *pc, flt_dir_t dir, uint8_t *p, size_t tcp_len,
-                           uint32_t *pseudo) {
+/* Writes the IP header for `tcp_len` bytes of TCP at p; returns its size. */
+static size_t pc_ip_header(pc_conn_t *pc, flt_dir_t dir, uint8_t *p, size_t tcp_len) {
   const uint8_t *src = pc->ip[dir], *dst = pc->ip[!dir];
-  size_t alen = pc->v6 ? 16 : 4;
 
-  *pseudo = csum_add(csum_add(0, src, alen), dst, alen) + 6 + (uint32_t)tcp_len;
   if (pc->v6) {
     put32(p, 0x60000000u);
     put16(p + 4, (uint32_t)tcp_len);
@@ -268,11 +254,10 @@ static size_t pc_ip_header(pc_conn_t *pc, flt_dir_t dir, uint8_t *p, size_t tcp_
 /* Appends one segment from side `dir` to the batch, as a record of the
  * file, and advances its sequence number. The payload is copied once,
  * from `data` straight into the batch. */
-static void pc_segment(pc_conn_t *pc, flt_strbuf_t *batch, flt_dir_t dir, uint8_t flags,
+static void pc_segment(pc_conn_t *pc, pc_job_t *batch, flt_dir_t dir, uint8_t flags,
                        const uint8_t *data, size_t len, uint64_t ts) {
   uint8_t pkt[PCAP_MAX_HEADERS];
   pc_rec_hdr_t rec;
-  uint32_t pseudo;
   size_t ip_len, n;
   uint8_t *tcp;
 
@@ -282,7 +267,7 @@ static void pc_segment(pc_conn_t *pc, flt_strbuf_t *batch, flt_dir_t dir, uint8_
   pkt[5] = dir == FLT_DIR_REQUEST ? 2 : 1;
   pkt[11] = dir == FLT_DIR_REQUEST ? 1 : 2;
   put16(pkt + 12, pc->v6 ? 0x86dd : 0x0800);
-  ip_len = pc_ip_header(pc, dir, pkt + 14, 20 + len, &pseudo);
+  ip_len = pc_ip_header(pc, dir, pkt + 14, 20 + len);
   tcp = pkt + 14 + ip_len;
   put16(tcp, pc->port[dir]);
   put16(tcp + 2, pc->port[!dir]);
@@ -291,18 +276,19 @@ static void pc_segment(pc_conn_t *pc, flt_strbuf_t *batch, flt_dir_t dir, uint8_
   tcp[12] = 5 << 4; /* 20-byte header, no options */
   tcp[13] = flags;
   put16(tcp + 14, 65535); /* window */
-  put16(tcp + 16, 0);
+  put16(tcp + 16, 0);     /* checksum: not computed, see the top of the file */
   put16(tcp + 18, 0);
-  put16(tcp + 16, csum_fold(csum_add(csum_add(pseudo, tcp, 20), data, len)));
   n = 14 + ip_len + 20;
 
   pc->next_seq[dir] += (uint32_t)len + ((flags & (TCP_SYN | TCP_FIN)) ? 1 : 0);
   rec.ts_sec = (int32_t)(ts / 1000000u); /* what pcap_dump() does with a time_t */
   rec.ts_usec = (int32_t)(ts % 1000000u);
   rec.caplen = rec.len = (uint32_t)(n + len);
-  flt_strbuf_append(batch, &rec, sizeof(rec));
-  flt_strbuf_append(batch, pkt, n);
-  if (len) flt_strbuf_append(batch, data, len);
+  if (batch->size - batch->len < sizeof(rec) + n + len) return; /* cannot be: pc_batch_size */
+  memcpy(batch->data + batch->len, &rec, sizeof(rec));
+  memcpy(batch->data + batch->len + sizeof(rec), pkt, n);
+  if (len) memcpy(batch->data + batch->len + sizeof(rec) + n, data, len);
+  batch->len += sizeof(rec) + n + len;
 }
 
 static size_t pc_seg_max(const pc_conn_t *pc) {
@@ -315,7 +301,19 @@ static size_t pc_batch_size(size_t len) {
   return len + segs * (sizeof(pc_rec_hdr_t) + PCAP_MAX_HEADERS);
 }
 
-static void pc_data(pc_conn_t *pc, flt_strbuf_t *batch, flt_dir_t dir, const uint8_t *data,
+/* Room for the handshake (or the closing segments) and everything pending.
+ * Each pending chunk is its data after a pc_pending_t, and becomes one
+ * segment per PCAP_SEG_MAX_V4 bytes or less: the headers of one segment
+ * per sizeof(pc_pending_t) pending bytes are more than enough. */
+static size_t pc_setup_size(const pc_conn_t *pc) {
+  size_t n = 3 * (sizeof(pc_rec_hdr_t) + PCAP_MAX_HEADERS);
+  if (!pc->started)
+    n += pc->pending.len + (pc->pending.len / sizeof(pc_pending_t) + 1) *
+                               (sizeof(pc_rec_hdr_t) + PCAP_MAX_HEADERS);
+  return n;
+}
+
+static void pc_data(pc_conn_t *pc, pc_job_t *batch, flt_dir_t dir, const uint8_t *data,
                     size_t len, uint64_t ts) {
   size_t max = pc_seg_max(pc);
 
@@ -328,7 +326,7 @@ static void pc_data(pc_conn_t *pc, flt_strbuf_t *batch, flt_dir_t dir, const uin
 }
 
 /* SYN, SYN-ACK, ACK, then whatever waited for the address. */
-static void pc_start(pc_conn_t *pc, const flt_conn_t *c, flt_strbuf_t *batch, uint64_t ts) {
+static void pc_start(pc_conn_t *pc, const flt_conn_t *c, pc_job_t *batch, uint64_t ts) {
   /* Deterministic initial sequence numbers: reruns give equal files. */
   uint32_t isn = (uint32_t)(c->id * 2654435761u) ^ 0x1000u;
   const char *p = pc->pending.data;
@@ -392,9 +390,7 @@ static int pcap_sink_write_list(void *sink, tr_job_t *list) {
 }
 
 static void pcap_job_free(tr_job_t *job) {
-  pc_job_t *j = (pc_job_t *)job;
-  free(j->data);
-  free(j);
+  free(job);
 }
 
 static const tr_sink_ops_t pcap_sink = {
@@ -402,19 +398,25 @@ static const tr_sink_ops_t pcap_sink = {
     .free_job = pcap_job_free,
 };
 
-static void pc_submit(flt_pcap_t *pcap, flt_strbuf_t *batch) {
-  pc_job_t *j;
+/* A job with room for `size` bytes of records; NULL when out of memory. */
+static pc_job_t *pc_job_new(flt_pcap_t *pcap, size_t size) {
+  pc_job_t *j = size <= SIZE_MAX - sizeof(*j) ? malloc(sizeof(*j) + size) : NULL;
 
-  if (batch->len == 0) return;
-  j = malloc(sizeof(*j));
-  if (j == NULL || batch->truncated) {
+  if (j == NULL) {
     flt_log_error("PCAP file %s: out of memory; packets lost", pcap->path);
+    return NULL;
+  }
+  j->len = 0;
+  j->size = size;
+  return j;
+}
+
+static void pc_submit(flt_pcap_t *pcap, pc_job_t *j) {
+  if (j->len == 0) {
     free(j);
-    flt_strbuf_free(batch);
     return;
   }
-  j->data = flt_strbuf_detach(batch, &j->len);
-  j->job.cost = sizeof(*j) + j->len;
+  j->job.cost = sizeof(*j) + j->size;
   tr_writer_put(pcap->w, &j->job);
 }
 
@@ -438,12 +440,11 @@ static void on_data(void *self, flt_conn_t *c, flt_dir_t dir, const uint8_t *dat
   flt_pcap_t *pcap = self;
   uint64_t ts = flt_now_us();
   pc_conn_t *pc;
-  flt_strbuf_t batch;
+  pc_job_t *j;
 
   if (len == 0 || (dir != FLT_DIR_REQUEST && dir != FLT_DIR_RESPONSE) ||
       tr_writer_failed(pcap->w) || (pc = pc_conn_of(pcap, c, 1)) == NULL)
     return;
-  flt_strbuf_init(&batch, 0);
   if (!pc->started && pc_resolve(pc, c, 0) < 0) {
     pc_pending_t rec = {.ts = ts, .len = (uint32_t)len, .dir = (uint8_t)dir};
     if (len <= UINT32_MAX && PCAP_MAX_PENDING - pc->pending.len >= sizeof(rec) + len) {
@@ -453,31 +454,33 @@ static void on_data(void *self, flt_conn_t *c, flt_dir_t dir, const uint8_t *dat
     }
     pc_resolve(pc, c, 1); /* waited long enough: use the fallback */
   }
-  /* One allocation for the whole batch: the handshake and pending data
-   * grow it further when they are there. */
-  flt_strbuf_reserve(&batch, pc_batch_size(len));
-  if (!pc->started) pc_start(pc, c, &batch, ts);
-  pc_data(pc, &batch, dir, data, len, ts);
-  pc_submit(pcap, &batch);
+  /* One allocation for the job and all its records. */
+  j = pc_job_new(pcap, pc_batch_size(len) + (pc->started ? 0 : pc_setup_size(pc)));
+  if (j == NULL) return;
+  if (!pc->started) pc_start(pc, c, j, ts);
+  pc_data(pc, j, dir, data, len, ts);
+  pc_submit(pcap, j);
 }
 
 static void on_conn_close(void *self, flt_conn_t *c) {
   flt_pcap_t *pcap = self;
   pc_conn_t *pc = pc_conn_of(pcap, c, 0);
   uint64_t ts = flt_now_us();
-  flt_strbuf_t batch;
+  pc_job_t *j;
 
   if (pc == NULL) return;
   c->fctx[pcap->slot] = NULL;
-  flt_strbuf_init(&batch, 0);
-  if (!pc->started && pc->pending.len > 0 && pc_resolve(pc, c, 1) == 0) pc_start(pc, c, &batch, ts);
-  if (pc->started && !tr_writer_failed(pcap->w)) {
-    pc_segment(pc, &batch, FLT_DIR_REQUEST, TCP_FIN | TCP_ACK, NULL, 0, ts);
-    pc_segment(pc, &batch, FLT_DIR_RESPONSE, TCP_FIN | TCP_ACK, NULL, 0, ts);
-    pc_segment(pc, &batch, FLT_DIR_REQUEST, TCP_ACK, NULL, 0, ts);
-    pc_submit(pcap, &batch);
+  if (!tr_writer_failed(pcap->w) && (pc->started || pc->pending.len > 0) &&
+      (j = pc_job_new(pcap, pc_setup_size(pc) + 3 * (sizeof(pc_rec_hdr_t) + PCAP_MAX_HEADERS))) !=
+          NULL) {
+    if (!pc->started && pc_resolve(pc, c, 1) == 0) pc_start(pc, c, j, ts);
+    if (pc->started) {
+      pc_segment(pc, j, FLT_DIR_REQUEST, TCP_FIN | TCP_ACK, NULL, 0, ts);
+      pc_segment(pc, j, FLT_DIR_RESPONSE, TCP_FIN | TCP_ACK, NULL, 0, ts);
+      pc_segment(pc, j, FLT_DIR_REQUEST, TCP_ACK, NULL, 0, ts);
+    }
+    pc_submit(pcap, j);
   }
-  flt_strbuf_free(&batch);
   flt_strbuf_free(&pc->pending);
   free(pc);
 }

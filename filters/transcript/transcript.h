@@ -18,8 +18,9 @@
 
 #include "filters/filter.h"
 
-/* HAR 1.2. The file is valid JSON after every completed flow, even if the
- * process is then killed. Entries are in the order flows complete, which
+/* HAR 1.2. The file is valid JSON after every write, even if the process
+ * is then killed; a write holds the flows that ended since the last one
+ * (TR_GATHER_NS, about 20 ms). Entries are in the order flows complete, which
  * for a client sending one request after another is the order they
  * started (har.c says why). Bodies kept: at most `body_cap` decoded bytes
  * per message (recorded as _bodyTruncated; 0 keeps none). `creator_version`
@@ -30,8 +31,9 @@ void *flt_har_new(const char *path, size_t body_cap, const char *creator_version
 void flt_har_set_slot(void *self, int slot);
 void flt_har_free(void *self);
 
-/* One JSON object per completed flow, one line each, flushed per flow;
- * the shape is documented in jsonl.c. `body_cap` as for HAR. */
+/* One JSON object per completed flow, one line each, written in whole
+ * lines like HAR's entries; the shape is documented in jsonl.c. `body_cap`
+ * as for HAR. */
 extern const flt_ops_t flt_jsonl_ops;
 void *flt_jsonl_new(const char *path, size_t body_cap, char *err, size_t errlen);
 void flt_jsonl_set_slot(void *self, int slot);
@@ -43,13 +45,15 @@ void flt_jsonl_free(void *self);
  * body_caps differ. Each file is written as without sharing. */
 void flt_har_jsonl_share(void *har, void *jsonl);
 
-/* Decrypted traffic as synthetic Ethernet/IP/TCP packets (libpcap). */
+/* Decrypted traffic as synthetic Ethernet/IP/TCP packets (libpcap); TCP
+ * checksums are 0 (pcap.c says why). */
 extern const flt_ops_t flt_pcap_ops;
 void *flt_pcap_new(const char *path, char *err, size_t errlen);
 void flt_pcap_set_slot(void *self, int slot);
 void flt_pcap_free(void *self);
 
-/* NSS key log, both legs; file created 0600, appended, flushed per line. */
+/* NSS key log, both legs; file created 0600, appended, whole lines (within
+ * about 20 ms of the handshake). */
 extern const flt_ops_t flt_keylog_ops;
 void *flt_keylog_new(const char *path, char *err, size_t errlen);
 void flt_keylog_free(void *self);

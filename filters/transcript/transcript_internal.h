@@ -14,20 +14,19 @@
  *    common (collect a tr_flow_t per flow, queue it at flow end). Two
  *    recorders can share their records (tr_rec_share): each flow is then
  *    copied once, and its bodies encoded once, for both files.
- *  - tr_body_t: a body as both formats store it (text or base64), and the
- *    way it gets into an entry: written from where it is, next to the
- *    entry cJSON printed without it (tr_json_splice).
- *  - JSON helpers both formats use.
+ *  - tr_body_t: a body as both formats store it (text or base64), escaped
+ *    for JSON once for both.
+ *  - tr_jw_t: the JSON writer both formats print entries with (jsonw.c).
  */
 #ifndef TLSPEEK_TRANSCRIPT_INTERNAL_H
 #define TLSPEEK_TRANSCRIPT_INTERNAL_H
 
-#include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "filters/util/decode.h"
 #include "filters/filter.h"
@@ -39,6 +38,13 @@
 /* Encoded body bytes fed to a decoder, as a multiple of body_cap: a body
  * that decodes to (almost) nothing must not keep a worker busy forever. */
 #define TR_MAX_ENCODED_RATIO 2
+/* How long a writer thread that was woken up waits for more jobs before it
+ * runs them: a file is about this much behind its last flow at most. */
+#define TR_GATHER_NS (20 * 1000000L)
+/* Bytes of a head copy (its header array and strings), and of a URL, that a
+ * flow's record holds without an allocation. */
+#define TR_INLINE_HEAD 1024
+#define TR_INLINE_URL 256
 /* Longest ISO 8601 time we print: "2024-01-31T23:59:59.123Z". */
 #define TR_ISO_LEN 32
 
@@ -119,12 +125,29 @@ void tr_behind_advance(tr_behind_t *b, int fd, off_t end);
  * line "<label> <path> exists (<size> B): appending to it". */
 int tr_open(const char *label, const char *path, int flags, int mode, char *err, size_t errlen);
 
+/* Large buffers (bodies near body_cap, and their base64) kept for the next
+ * flow instead of freed: malloc serves blocks this large from fresh pages
+ * (mmap, or a heap it trims), and in a bulk download touching those pages
+ * (a fault and a zeroed page every 4 KiB) cost more than encoding them.
+ * Blocks from TR_BIG_MIN to TR_BIG_MAX bytes; at most TR_BIG_KEEP are kept
+ * (so at most 48 MiB stay allocated after a burst of large bodies). */
+#define TR_BIG_MIN ((size_t)1 << 20)
+#define TR_BIG_MAX ((size_t)16 << 20)
+#define TR_BIG_KEEP 3
+/* A block of at least `size` bytes (its size in *got), or NULL. Any thread. */
+char *tr_big_get(size_t size, size_t *got);
+/* Frees `p` (of `size` bytes, from malloc or tr_big_get), or keeps it. */
+void tr_big_put(char *p, size_t size);
+
 /* ---- one recorded flow -------------------------------------------------- */
 
 typedef struct tr_msg {
   int present;     /* a head was seen */
   flt_head_t head; /* deep copy; strings live in `store` */
-  char *store;
+  char *store;     /* `inline_store`, or malloc'd when the head is larger */
+  /* Most heads fit: a flow's record then takes no allocation of its own
+   * for them (nor for its URL, url_inline). */
+  _Alignas(flt_header_t) char inline_store[TR_INLINE_HEAD];
   char cenc[128];         /* Content-Encoding ("" = identity) */
   flt_decoder_t *dec;     /* created with the first body byte */
   flt_strbuf_t decoded;   /* cap: body_cap */
@@ -139,7 +162,8 @@ typedef struct tr_msg {
 typedef struct tr_body {
   const char *text; /* UTF-8 text, or base64 when `base64`; NUL-terminated */
   size_t len;       /* of text */
-  char *alloc;      /* free() this (text, when it is not the record's) */
+  char *alloc;      /* tr_big_put this (text, when it is not the record's) */
+  size_t alloc_size;
   int base64;
   uint64_t size; /* decoded size (lower bound when truncated) */
   int decoded;   /* a Content-Encoding was removed */
@@ -153,6 +177,14 @@ typedef struct tr_body {
 } tr_body_t;
 
 struct tr_recorder;
+struct tr_flow;
+
+/* The job a recorder queues: the frozen flow. It lives in the record (one
+ * per recorder sharing it), so queueing a flow allocates nothing. */
+typedef struct tr_flow_job {
+  tr_job_t job;
+  struct tr_flow *rec;
+} tr_flow_job_t;
 
 typedef struct tr_flow {
   size_t body_cap;
@@ -162,7 +194,8 @@ typedef struct tr_flow {
    * flow.conn points at conn; flow.req/resp at msg[].head. */
   flt_conn_t conn;
   flt_flow_t flow;
-  char *url;
+  char *url; /* url_inline, or malloc'd */
+  char url_inline[TR_INLINE_URL];
   char *error;
   int frozen; /* 1 after tr_flow_freeze, -1 when it ran out of memory */
   /* Also filled by tr_flow_freeze(): msg[].head is the head as forwarded;
@@ -181,6 +214,8 @@ typedef struct tr_flow {
   const struct tr_recorder *owner;
   int sharers;
   atomic_int refs;
+  tr_flow_job_t jobs[2]; /* one per sharer; n_jobs used (event thread) */
+  int n_jobs;
   /* The bodies, prepared once by the first writer that asks (any thread). */
   pthread_mutex_t body_mu;
   int bodies_state; /* 0 not yet, 1 ready, -1 out of memory */
@@ -189,9 +224,12 @@ typedef struct tr_flow {
 
 /* A record with one reference. */
 tr_flow_t *tr_flow_new(size_t body_cap);
-/* A deep copy of `h` into *out, its arrays and strings in one allocation
- * that replaces *store (free() it). 0, or -1 when out of memory. */
-int tr_head_copy(const flt_head_t *h, flt_head_t *out, char **store);
+/* A deep copy of `h` into *out, its arrays and strings in one block that
+ * replaces *store: `inl` (inl_size bytes, aligned for flt_header_t) when
+ * the copy fits there, else malloc()ed (free() it when it is not `inl`).
+ * `inl` may be NULL. 0, or -1 when out of memory (*out stays as it was). */
+int tr_head_copy(const flt_head_t *h, flt_head_t *out, char **store, char *inl,
+                 size_t inl_size);
 /* Copies a head (its arrays are only borrowed for the event). A second
  * head in the same direction (after a 1xx) replaces the first. */
 int tr_flow_head(tr_flow_t *r, flt_dir_t dir, const flt_head_t *h);
@@ -233,46 +271,89 @@ void tr_rec_on_flow_end(void *self, flt_flow_t *f);
 void tr_rec_on_conn_close(void *self, flt_conn_t *c);
 void tr_rec_on_shutdown(void *self);
 void tr_rec_set_slot(tr_recorder_t *rec, int slot);
-/* The job a recorder queues: the frozen flow. */
-typedef struct tr_flow_job {
-  tr_job_t job;
-  tr_flow_t *rec;
-} tr_flow_job_t;
+/* Drops the job's reference to its record. */
 void tr_flow_job_free(tr_job_t *job);
 
-/* ---- JSON helpers ------------------------------------------------------- */
+/* ---- JSON ---------------------------------------------------------------- */
 
-/* Adds `s[0..len)` as a string, made valid UTF-8: invalid bytes are read as
- * ISO-8859-1 (what obs-text in headers usually is), NUL becomes U+FFFD.
- * Returns the item or NULL (out of memory). */
-cJSON *tr_json_add_bytes(cJSON *obj, const char *key, const char *s, size_t len);
-cJSON *tr_json_add_str(cJSON *obj, const char *key, const char *s);
-/* [{"name": ..., "value": ...}] in wire order. */
-cJSON *tr_json_headers(const flt_head_t *h);
-/* The interim responses of a frozen record: [{"status", "reason",
- * "httpVersion", "headers"}], in order; [] when none. */
-cJSON *tr_json_interim(const tr_flow_t *r);
 /* "HTTP/1.1" (or "HTTP/2"); "" for a missing head. */
 void tr_http_version(const flt_head_t *h, char *buf, size_t size);
 /* "2024-01-31T23:59:59.123Z" */
 void tr_iso_time(uint64_t us, char *buf, size_t size);
 /* Non-zero when `p` is valid UTF-8 without NUL bytes. */
 int tr_utf8_valid(const uint8_t *p, size_t len);
-/* Standard base64 with padding; NULL when out of memory. */
-char *tr_base64(const uint8_t *p, size_t len);
+/* Standard base64 with padding; NULL when out of memory. The buffer is
+ * from tr_big_get: its size is in *size (may be NULL: then free() it). */
+char *tr_base64(const uint8_t *p, size_t len, size_t *size);
 
-/* A body's place in an entry: a cJSON item that prints as a marker, which
- * tr_json_splice replaces by bodies[index] as a JSON string. Bodies reach
- * body_cap (10 MiB by default): they are never copied into the printed
- * entry, nor escaped or scanned by cJSON. */
-cJSON *tr_json_body_ref(int index);
-/* Cuts `text` (cJSON's print of an entry with body refs) at the markers
- * into iov[]: text, then for each marker "\"", the body's json, "\"", and
- * the text after it. Returns the number of iovecs (at most TR_SPLICE_IOV);
- * they point into `text`, `bodies` and static strings. */
-#define TR_SPLICE_IOV 9
-struct iovec;
-int tr_json_splice(const char *text, size_t len, const tr_body_t bodies[2], struct iovec *iov);
+/* tr_jw_t (jsonw.c): JSON text appended to one growing buffer, which a
+ * sink keeps from batch to batch, for the entries of one write. Each value
+ * takes the key it has in its object, or NULL in an array; commas are
+ * placed by the writer. Out of memory sets `oom` and the rest of the
+ * calls do nothing: check it once after an entry (tr_jw_mark/tr_jw_rewind
+ * take the failed entry back out). Bodies (tr_jw_body) up to
+ * TR_JW_INLINE_MAX bytes are copied in; larger ones stay where they are,
+ * and the buffer keeps a hole for them that tr_jw_iov fills: a body of
+ * body_cap bytes (10 MiB by default) is never copied or scanned again. */
+#define TR_JW_INLINE_MAX (64u * 1024)
+typedef struct tr_jw_hole {
+  size_t off; /* in buf: the body goes before this byte */
+  const char *data;
+  size_t len;
+} tr_jw_hole_t;
+typedef struct tr_jw {
+  char *buf;
+  size_t len, alloc;
+  tr_jw_hole_t *holes;
+  size_t n_holes, holes_alloc;
+  size_t hole_bytes; /* bytes of the bodies in holes */
+  struct iovec *iov; /* tr_jw_iov's array, kept */
+  size_t iov_alloc;
+  int oom;
+} tr_jw_t;
+typedef struct tr_jw_mark {
+  size_t len, n_holes, hole_bytes;
+} tr_jw_mark_t;
+
+void tr_jw_init(tr_jw_t *w);
+/* Empties it for the next batch (keeps the memory unless it grew large). */
+void tr_jw_reset(tr_jw_t *w);
+void tr_jw_free(tr_jw_t *w);
+/* Text as it is (no comma, no escaping). */
+void tr_jw_raw(tr_jw_t *w, const char *s, size_t n);
+/* Opens ('{' or '[') and closes a container. */
+void tr_jw_open(tr_jw_t *w, const char *key, char bracket);
+void tr_jw_close(tr_jw_t *w, char bracket);
+/* s[0..len) as a string, made valid UTF-8: invalid bytes are read as
+ * ISO-8859-1 (what obs-text in headers usually is), NUL becomes U+FFFD.
+ * NULL is "". */
+void tr_jw_bytes(tr_jw_t *w, const char *key, const char *s, size_t len);
+void tr_jw_str(tr_jw_t *w, const char *key, const char *s);
+void tr_jw_str_or_null(tr_jw_t *w, const char *key, const char *s);
+/* A literal value: "null", "true", "{}". */
+void tr_jw_lit(tr_jw_t *w, const char *key, const char *literal);
+void tr_jw_num(tr_jw_t *w, const char *key, double d);
+void tr_jw_bool(tr_jw_t *w, const char *key, int v);
+/* The body's text as a string (it is escaped already: b->json). */
+void tr_jw_body(tr_jw_t *w, const char *key, const tr_body_t *b);
+void tr_jw_mark(const tr_jw_t *w, tr_jw_mark_t *m);
+void tr_jw_rewind(tr_jw_t *w, const tr_jw_mark_t *m);
+/* The whole text as iovecs: the buffer cut at the holes, the bodies
+ * between; room for `extra` more after them. Valid until the next call
+ * or reset. Returns the count, or -1 when out of memory. */
+int tr_jw_iov(tr_jw_t *w, int extra, struct iovec **iov);
+
+/* A batch is written once it holds this much (text and bodies) or this
+ * many large bodies (each takes two iovecs; a write takes IOV_MAX). */
+#define TR_BATCH_MAX ((size_t)8 << 20)
+#define TR_BATCH_HOLES 128
+int tr_jw_full(const tr_jw_t *w);
+
+/* [{"name": ..., "value": ...}] in wire order. */
+void tr_jw_headers(tr_jw_t *w, const char *key, const flt_head_t *h);
+/* The interim responses of a frozen record: [{"status", "reason",
+ * "httpVersion", "headers"}], in order; [] when none. */
+void tr_jw_interim(tr_jw_t *w, const char *key, const tr_flow_t *r);
 
 /* Timings in milliseconds, as HAR defines them: -1 = not applicable; the
  * set-up times only for the flow that paid for them. `connect` includes

@@ -59,24 +59,30 @@ void tr_behind_init(tr_behind_t *b, int fd, off_t start) {
   b->queued = b->dropped = start;
 }
 
+/* One whole window at a time (the rest waits for the next call), so that
+ * where the windows fall does not depend on how much each write held: a
+ * write of many windows at once (a batch of flows) drops the ones before it
+ * as many small writes would. */
 void tr_behind_advance(tr_behind_t *b, int fd, off_t end) {
-  if (!b->on || end - b->queued < TR_BEHIND_WINDOW) return;
-  if (sync_file_range(fd, b->queued, end - b->queued, SYNC_FILE_RANGE_WRITE) != 0) {
-    b->on = 0;
-    return;
-  }
-  if (b->queued - b->dropped >= TR_BEHIND_WINDOW) {
-    off_t n = b->queued - b->dropped;
-    if (sync_file_range(fd, b->dropped, n,
-                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                            SYNC_FILE_RANGE_WAIT_AFTER) != 0 ||
-        posix_fadvise(fd, b->dropped, n, POSIX_FADV_DONTNEED) != 0) {
+  while (b->on && end - b->queued >= TR_BEHIND_WINDOW) {
+    off_t upto = b->queued + TR_BEHIND_WINDOW;
+    if (sync_file_range(fd, b->queued, upto - b->queued, SYNC_FILE_RANGE_WRITE) != 0) {
       b->on = 0;
       return;
     }
-    b->dropped = b->queued;
+    if (b->queued - b->dropped >= TR_BEHIND_WINDOW) {
+      off_t n = b->queued - b->dropped;
+      if (sync_file_range(fd, b->dropped, n,
+                          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                              SYNC_FILE_RANGE_WAIT_AFTER) != 0 ||
+          posix_fadvise(fd, b->dropped, n, POSIX_FADV_DONTNEED) != 0) {
+        b->on = 0;
+        return;
+      }
+      b->dropped = b->queued;
+    }
+    b->queued = upto;
   }
-  b->queued = end;
 }
 
 /* A transcript path that names a file with something in it: overwritten

@@ -3,7 +3,7 @@
 mitmdump doing the same job, and next to the upstream served directly, all
 measured in one run on this machine.
 
-  make bench        every peer, 10 s per measurement (about 8-10 minutes)
+  make bench        every peer, 10 s per measurement (about 9-11 minutes)
   make bench-quick  tlspeek -q and direct only, 3 s per measurement (about 1 minute)
   bench.py --bin ./tlspeek --hsload build/bench/hsload [--quick] [--seconds N]
            [--only slug,slug] [--idle N]
@@ -19,8 +19,10 @@ Setup (everything on 127.0.0.1; every load is bounded in time):
             sslsplit (RSA-2048 CA and leaf key; connect log, or connect +
             content log), mitmdump -q (its RSA-2048 CA), and tlspeek: -q;
             console at detail 1 with stdout to a file; -q with --har, --jsonl,
-            --pcap and --keylog; -q --leaf-key rsa2048 (like for like with the
-            peers' certificates: tlspeek's default leaf is P-256).
+            --pcap and --keylog; -q with each of those four alone (keep-alive
+            and bulk only, measured for half the time, at least 2 s); -q
+            --leaf-key rsa2048 (like for like with the peers' certificates:
+            tlspeek's default leaf is P-256).
             "direct" is the same clients straight to nginx: one TLS leg, the
             upper limit.
 
@@ -65,6 +67,11 @@ its workers (2, or less when one worker carried more than half of the work:
 It shows whether the per-request cost stays flat and both workers share the
 load; it cannot see lock waits. Both raw and projected ratios are printed.
 
+Recording: a table puts each transcript sink alone, all four, and sslsplit's
+content log next to tlspeek -q (keep-alive CPU per request and bulk MB/s, as
+ratios); the files they wrote are listed in the notes. The body of /1k and
+/64m is random bytes, so HAR and JSON lines store it as base64.
+
 The table is printed at the end and written to tests/bench/out/latest.md
 (latest-quick.md for --quick, latest-only.md for --only). Absolute numbers
 move with machine load (this is a shared 2-core machine): compare ratios from
@@ -94,6 +101,14 @@ SCEN_NAME = {"keepalive": "keep-alive", "newconn": "new-conn", "fullhs": "full h
              "bulk": "bulk", "idle": "idle RSS"}
 FULLHS_CLIENTS = 16
 IDLE_CONNS = 2000
+SINKS = ("har", "jsonl", "pcap", "keylog")
+TX_SLUGS = ["tlspeek-" + sink for sink in SINKS] + ["tlspeek-tx"]
+
+
+def sink_seconds(seconds):
+    """Measurement length of the one-sink rows (keep-alive and bulk only): half the run's
+    (at least 2 s), so that the four rows add about a minute to a full run."""
+    return max(2, seconds // 2)
 
 
 class Env:
@@ -134,7 +149,12 @@ def make_peers(env, quick, only):
         P.Tlspeek(env, "tlspeek", "tlspeek -q (defaults: P-256 leaf, a thread per core)", ["-q"]),
         P.Tlspeek(env, "tlspeek-d1", "tlspeek, console detail 1 → file", [], console_file=True),
         P.Tlspeek(env, "tlspeek-tx", "tlspeek -q --har --jsonl --pcap --keylog", ["-q"],
-                  transcripts=True),
+                  sinks=SINKS),
+    ] + [
+        P.Tlspeek(env, "tlspeek-" + sink, "tlspeek -q --" + sink, ["-q"], sinks=(sink,),
+                  scenarios=("keepalive", "bulk"), seconds=sink_seconds(env.seconds))
+        for sink in SINKS
+    ] + [
         P.Tlspeek(env, "tlspeek-rsa", "tlspeek -q --leaf-key rsa2048", ["-q", "--leaf-key",
                                                                         "rsa2048"]),
         P.Tlspeek(env, "tlspeek-t1", "tlspeek -q -t 1 (on CPU 1; wrk + nginx on CPU 0)",
@@ -206,7 +226,7 @@ def run_one(env, peer, scen, notes):
         started = True
         if peer.loadgen_cpus:
             set_tree_affinity(nginx_pid, peer.loadgen_cpus)
-        T = env.seconds
+        T = peer.seconds or env.seconds
         if scen == "idle":
             time.sleep(0.5)
             rss0 = tree_rss_kib(pid)
@@ -388,6 +408,32 @@ def ratio_table(peers, results):
     return lines
 
 
+def transcript_table(peers, results):
+    """Each transcript sink alone, all four, and sslsplit's content log, next to tlspeek -q:
+    keep-alive CPU per request and bulk MB/s, with the ratios the targets use."""
+    slugs = [p.slug for p in peers]
+    rows = [s for s in TX_SLUGS + ["sslsplit-content"] if s in slugs]
+    if not rows or "tlspeek" not in slugs:
+        return []
+    label = {p.slug: p.label for p in peers}
+    lines = ["| recording (keep-alive 1 KiB, bulk 64 MiB) | proxy CPU ms per 1k keep-alive req "
+             "| ÷ tlspeek -q | ÷ sslsplit content log | bulk MB/s | ÷ tlspeek -q bulk |",
+             "|---|---|---|---|---|---|"]
+    for slug in ["tlspeek"] + rows:
+        cpu = val(results, slug, "keepalive", "cpu_ms_per_1k")
+        mbps = val(results, slug, "bulk", "mbps")
+        cells = [cell(results, slug, "keepalive", "cpu_ms_per_1k")]
+        for ref, key, v in (("tlspeek", "cpu_ms_per_1k", cpu),
+                            ("sslsplit-content", "cpu_ms_per_1k", cpu)):
+            b = val(results, ref, "keepalive", key)
+            cells.append(fratio(v / b) if v is not None and b else "—")
+        cells.append(cell(results, slug, "bulk", "mbps"))
+        b = val(results, "tlspeek", "bulk", "mbps")
+        cells.append(fratio(mbps / b) if mbps is not None and b else "—")
+        lines.append("| %s | %s |" % (label[slug], " | ".join(cells)))
+    return lines
+
+
 def scaling(results):
     """(projected, raw, detail) for -t 2 over -t 1, keep-alive; see the module docstring."""
     r1 = results.get("tlspeek-t1", {}).get("keepalive")
@@ -443,8 +489,19 @@ def targets_table(results):
           ("tlspeek", "fullhs"), ("haproxy", "fullhs"), "rate", 2, False)
     ratio("Bulk: MB/s ≥ 0.8× haproxy's", ("tlspeek", "bulk"), ("haproxy", "bulk"), "mbps", 0.8,
           False)
+    for sink in SINKS:
+        ratio("Recording, --%s alone: keep-alive CPU per 1k req ≤ 1.4× tlspeek -q's" % sink,
+              ("tlspeek-" + sink, "keepalive"), ("tlspeek", "keepalive"), "cpu_ms_per_1k", 1.4,
+              True)
+    ratio("Recording, all four transcripts: keep-alive CPU per 1k req ≤ 2× tlspeek -q's",
+          ("tlspeek-tx", "keepalive"), ("tlspeek", "keepalive"), "cpu_ms_per_1k", 2, True)
+    ratio("Recording, all four transcripts: keep-alive CPU per 1k req ≤ 1.0× sslsplit's "
+          "(content log)", ("tlspeek-tx", "keepalive"), ("sslsplit-content", "keepalive"),
+          "cpu_ms_per_1k", 1.0, True)
     ratio("Bulk, all transcripts on: ≥ 0.8× tlspeek's own bulk without them",
           ("tlspeek-tx", "bulk"), ("tlspeek", "bulk"), "mbps", 0.8, False)
+    ratio("Memory: RSS per idle intercepted connection ≤ 1.1× haproxy's",
+          ("tlspeek", "idle"), ("haproxy", "idle"), "rss_per_conn", 1.1, True)
     kib = val(results, "tlspeek", "idle", "rss_per_conn")
     if kib is None:
         t.append(("Memory: ≤ 16 KiB RSS per idle intercepted connection",
@@ -504,7 +561,8 @@ def main():
     ap.add_argument("--seconds", type=int, help="seconds per measurement (default 10; quick 3)")
     ap.add_argument("--only", help="comma-separated peer slugs (direct, haproxy, "
                     "sslsplit-connect, sslsplit-content, mitmdump, tlspeek, tlspeek-d1, "
-                    "tlspeek-tx, tlspeek-rsa, tlspeek-t1, tlspeek-t2)")
+                    "tlspeek-tx, tlspeek-har, tlspeek-jsonl, tlspeek-pcap, tlspeek-keylog, tlspeek-rsa, "
+                    "tlspeek-t1, tlspeek-t2)")
     ap.add_argument("--idle", type=int, default=IDLE_CONNS, help="idle connections held")
     args = ap.parse_args()
     for tool in ("wrk", "nginx", "openssl"):
@@ -580,7 +638,7 @@ def main():
         if fb:
             notes.append("%s, bulk: %s." % (p.label, fb))
     # transcripts written (a sanity check that the options did something)
-    for slug in ("tlspeek-tx", "tlspeek-d1"):
+    for slug in TX_SLUGS + ["tlspeek-d1"]:
         for scen in ("keepalive", "bulk"):
             r = results.get(slug, {}).get(scen, {})
             out = r.get("outputs")
@@ -602,13 +660,18 @@ def main():
     if rt:
         out += rt
         out.append("")
+    tx = transcript_table(plist, results)
+    if tx:
+        out += tx
+        out.append("")
     tt, scale_detail = targets_table(results)
     if args.quick or only:  # only the targets that the peers measured can be held to
         tt = tt[:2] + [row for row in tt[2:] if "| n/a |" not in row]
     if len(tt) > 2:
         out += tt
         out.append("")
-    out.append("Setup: %d s per measurement; %d cores; everything on 127.0.0.1; nginx upstream "
+    out.append("Setup: %d s per measurement (%d s for the one-sink transcript rows); %d cores; "
+               "everything on 127.0.0.1; nginx upstream "
                "(worker_processes 1, RSA-2048, TLS 1.2 at most); every proxy in reverse mode "
                "presenting an RSA-2048 certificate except tlspeek's default P-256 leaf. new-conn: "
                "wrk -t1 -c16 'Connection: close' /1k (resumed handshakes: TLS 1.3 to the proxies, "
@@ -616,7 +679,8 @@ def main():
                "per connection); keep-alive: wrk -t1 -c32 /1k; bulk: wrk -t1 -c4 /64m; idle: %d "
                "TLS connections after one request each. Proxy CPU = utime+stime of the proxy's "
                "process tree (nginx's own for direct). RLIMIT_NOFILE %d."
-               % (seconds, os.cpu_count(), FULLHS_CLIENTS, env.idle_conns, nofile))
+               % (seconds, sink_seconds(seconds), os.cpu_count(), FULLHS_CLIENTS, env.idle_conns,
+                  nofile))
     out.append("Binary: %s (%s)." % (os.path.abspath(args.bin), env.version))
     out.append("Background load on this machine (other processes) before the run: %.0f%% of all "
                "cores (%.0f%% niced); after: %.0f%% (%.0f%% niced)."

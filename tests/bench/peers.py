@@ -87,6 +87,7 @@ class Peer:
     cpus = None            # CPU affinity of the proxy (None: all)
     loadgen_cpus = None    # affinity of wrk and the nginx upstream while this peer is measured
     scenarios = ("keepalive", "newconn", "fullhs", "bulk", "idle")
+    seconds = None         # measurement length, when shorter than the run's
     is_proxy = True
     kind = "peer"
 
@@ -179,13 +180,18 @@ class Mitmdump(Peer):
 class Tlspeek(Peer):
     kind = "tlspeek"
 
-    def __init__(self, env, slug, label, extra=(), console_file=False, transcripts=False,
-                 cpus=None, loadgen_cpus=None, scenarios=None):
+    # --har etc. and the file each writes, by sink.
+    SINK_FILES = {"har": ("--har", "flows.har"), "jsonl": ("--jsonl", "flows.jsonl"),
+                  "pcap": ("--pcap", "flows.pcap"), "keylog": ("--keylog", "keys.log")}
+
+    def __init__(self, env, slug, label, extra=(), console_file=False, sinks=(),
+                 cpus=None, loadgen_cpus=None, scenarios=None, seconds=None):
         super().__init__(env)
         self.slug, self.label = slug, label
         self.extra = list(extra)
         self.console_file = console_file
-        self.transcripts = transcripts
+        self.sinks = tuple(sinks)
+        self.seconds = seconds  # measurement length, when shorter than the run's
         self.cpus, self.loadgen_cpus = cpus, loadgen_cpus
         if scenarios:
             self.scenarios = scenarios
@@ -195,11 +201,9 @@ class Tlspeek(Peer):
         args = [env.bin, "--ca-dir", env.dir + "/proxy-ca", "-l", "127.0.0.1:%d" % port,
                 "-m", "reverse:https://127.0.0.1:%d" % env.upstream.tls_port,
                 "--upstream-ca", env.dir + "/upstream-ca.pem"] + self.extra
-        if self.transcripts:
-            args += ["--har", os.path.join(workdir, "flows.har"),
-                     "--jsonl", os.path.join(workdir, "flows.jsonl"),
-                     "--pcap", os.path.join(workdir, "flows.pcap"),
-                     "--keylog", os.path.join(workdir, "keys.log")]
+        for sink in self.sinks:
+            opt, name = self.SINK_FILES[sink]
+            args += [opt, os.path.join(workdir, name)]
         stdout = os.path.join(workdir, "console.txt") if self.console_file else None
         self.proc = env.procs.start(args, os.path.join(workdir, "stderr.log"),
                                     stdout_path=stdout, cpus=self.cpus)
@@ -209,8 +213,7 @@ class Tlspeek(Peer):
     def outputs(self, workdir):
         """Sizes of the transcript / console files this run wrote (bytes)."""
         names = []
-        if self.transcripts:
-            names += ["flows.har", "flows.jsonl", "flows.pcap", "keys.log"]
+        names += [self.SINK_FILES[sink][1] for sink in self.sinks]
         if self.console_file:
             names.append("console.txt")
         out = {}

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -59,19 +60,128 @@ static void test_base64_and_utf8(void **state) {
   for (size_t i = 0; i < sizeof(in); i++)
     in[i] = (uint8_t)(i * 37 + 11);
   for (size_t len = 0; len < 10; len++) {
-    char *b = tr_base64(in, len);
+    char *b = tr_base64(in, len, NULL);
     assert_int_equal(strlen(b), (len + 2) / 3 * 4);
     assert_int_equal(b64_decode(b, out), len);
     assert_memory_equal(in, out, len);
     free(b);
   }
-  char *b = tr_base64((const uint8_t *)"foobar", 6);
+  char *b = tr_base64((const uint8_t *)"foobar", 6, NULL);
   assert_string_equal(b, "Zm9vYmFy");
   free(b);
   assert_true(tr_utf8_valid((const uint8_t *)"h\xc3\xa9llo \xe2\x9c\x93", 10));
   assert_false(tr_utf8_valid((const uint8_t *)"a\0b", 3));
   assert_false(tr_utf8_valid((const uint8_t *)"\xc3(", 2));
   assert_false(tr_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3)); /* surrogate */
+}
+
+/* ---- the JSON writer ---------------------------------------------------------- */
+
+static char *jw_text(tr_jw_t *w) {
+  struct iovec *iov;
+  int n = tr_jw_iov(w, 0, &iov);
+  flt_strbuf_t b;
+
+  assert_true(n > 0);
+  flt_strbuf_init(&b, 0);
+  for (int i = 0; i < n; i++)
+    flt_strbuf_append(&b, iov[i].iov_base, iov[i].iov_len);
+  return b.data;
+}
+
+/* Numbers print as cJSON prints them (the files used to be cJSON's). */
+static void test_json_numbers(void **state) {
+  static const double nums[] = {0, -1, 1, 42, 2147483647.0, -2147483648.0, 3e9, 1e15, 1e17,
+                                0.001, 0.5, 1.5, 2.25, 123.456, 34.001, 0.1 + 0.2, 1.0 / 3,
+                                -0.25, 1e-7, 999999999.999, 1e12 + 0.5, 4294967296.0,
+                                (double)1700000000123456ull / 1000.0, 0.05 + 0.123 + 0.2,
+                                1.001 + 2.002 + 0.3 + 25.017, 0.1 + 0.7, 999999999.998 + 0.001};
+  (void)state;
+
+  for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+    tr_jw_t w;
+    cJSON *n = cJSON_CreateNumber(nums[i]);
+    char *want = cJSON_PrintUnformatted(n);
+    tr_jw_init(&w);
+    tr_jw_num(&w, NULL, nums[i]);
+    char *got = jw_text(&w);
+    if (strcmp(got, want) != 0) fail_msg("%.17g: %s, cJSON %s", nums[i], got, want);
+    free(got);
+    free(want);
+    cJSON_Delete(n);
+    tr_jw_free(&w);
+  }
+  /* Every microsecond count as milliseconds, in a range, and sums of them
+   * (a flow's total time). */
+  for (uint64_t us = 0; us < 200000; us += 7) {
+    char got[40], want[40];
+    tr_jw_t w;
+    double d = (double)us / 1000.0;
+    if (us % 2) d += (double)(us / 3) / 1000.0 + (double)(us % 1000) / 1000.0;
+    tr_jw_init(&w);
+    tr_jw_num(&w, NULL, d);
+    char *t = jw_text(&w);
+    snprintf(got, sizeof(got), "%s", t);
+    free(t);
+    tr_jw_free(&w);
+    cJSON *n = cJSON_CreateNumber(d);
+    t = cJSON_PrintUnformatted(n);
+    snprintf(want, sizeof(want), "%s", t);
+    free(t);
+    cJSON_Delete(n);
+    assert_string_equal(got, want);
+  }
+}
+
+/* Strings: escaped as cJSON escapes, made valid UTF-8 (invalid bytes as
+ * ISO-8859-1, NUL as U+FFFD); commas; bodies in holes read as inline. */
+static void test_json_writer(void **state) {
+  static const char in[] = "a\"b\\c\b\f\n\r\t\x01\x1f\x7f \xc3\xa9 \xff\xfe \xe2\x9c";
+  static const char want_val[] =
+      "a\"b\\c\b\f\n\r\t\x01\x1f\x7f \xc3\xa9 \xc3\xbf\xc3\xbe \xc3\xa2\xc2\x9c\xef\xbf\xbd";
+  char big[TR_JW_INLINE_MAX + 100];
+  tr_jw_t w;
+  (void)state;
+
+  tr_jw_init(&w);
+  tr_jw_open(&w, NULL, '{');
+  tr_jw_bytes(&w, "s", in, sizeof(in)); /* with its NUL */
+  tr_jw_open(&w, "a", '[');
+  tr_jw_num(&w, NULL, 1);
+  tr_jw_lit(&w, NULL, "null");
+  tr_jw_bool(&w, NULL, 0);
+  tr_jw_close(&w, ']');
+  tr_jw_open(&w, "e", '{');
+  tr_jw_close(&w, '}');
+  memset(big, 'x', sizeof(big));
+  tr_body_t small = {.json = "tiny", .json_len = 4};
+  tr_body_t large = {.json = big, .json_len = sizeof(big)};
+  tr_jw_body(&w, "b1", &large);
+  tr_jw_body(&w, "b2", &small);
+  tr_jw_close(&w, '}');
+  tr_jw_raw(&w, "\n", 1);
+  tr_jw_open(&w, NULL, '[');
+  tr_jw_close(&w, ']');
+  assert_false(w.oom);
+  assert_int_equal(w.n_holes, 1);
+  char *text = jw_text(&w);
+  char *nl = strchr(text, '\n');
+  assert_non_null(nl);
+  assert_string_equal(nl, "\n[]");
+  *nl = '\0';
+  cJSON *o = cJSON_Parse(text);
+  assert_non_null(o);
+  char *again = cJSON_PrintUnformatted(o);
+  assert_string_equal(again, text);
+  const cJSON *s = cJSON_GetObjectItem(o, "s");
+  assert_int_equal(strlen(s->valuestring), sizeof(want_val) - 1);
+  assert_memory_equal(s->valuestring, want_val, sizeof(want_val) - 1);
+  assert_int_equal(strlen(cJSON_GetObjectItem(o, "b1")->valuestring), sizeof(big));
+  assert_string_equal(cJSON_GetObjectItem(o, "b2")->valuestring, "tiny");
+  free(again);
+  free(text);
+  cJSON_Delete(o);
+  tr_jw_free(&w);
 }
 
 /* ---- crash safety ---------------------------------------------------------- */
@@ -221,6 +331,26 @@ static int check_jsonl_reprints(const char *path) {
   return n;
 }
 
+/* The same for every HAR entry (one per line between the head and the tail). */
+static int check_har_reprints(const char *path) {
+  char *text = slurp(path, NULL), *line = strchr(text, '\n') + 1;
+  int n = 0;
+
+  for (char *end; (end = strchr(line, '\n')) != NULL && line[0] == '{'; line = end + 1, n++) {
+    *end = '\0';
+    if (end[-1] == ',') end[-1] = '\0';
+    cJSON *o = cJSON_Parse(line);
+    assert_non_null(o);
+    char *again = cJSON_PrintUnformatted(o);
+    assert_string_equal(again, line);
+    free(again);
+    cJSON_Delete(o);
+  }
+  assert_string_equal(line, "]}}\n");
+  free(text);
+  return n;
+}
+
 static void test_har_jsonl_share_records(void **state) {
   char har[4][128], jl[4][128];
   (void)state;
@@ -239,6 +369,8 @@ static void test_har_jsonl_share_records(void **state) {
 
   assert_int_equal(check_jsonl_reprints(jl[1]), N_FLOWS + 1);
   assert_int_equal(check_jsonl_reprints(jl[3]), N_FLOWS + 1 - 2); /* two POSTs */
+  assert_int_equal(check_har_reprints(har[1]), N_FLOWS + 1);
+  assert_int_equal(check_har_reprints(har[3]), N_FLOWS + 1 - 1);
   cJSON *doc = load_har(har[3], N_FLOWS + 1 - 1);                /* no /bin */
   cJSON_Delete(doc);
   doc = load_har(har[1], N_FLOWS + 1);
@@ -397,6 +529,8 @@ static void test_write_errors(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_base64_and_utf8),
+      cmocka_unit_test(test_json_numbers),
+      cmocka_unit_test(test_json_writer),
       cmocka_unit_test(test_har_survives_sigkill),
       cmocka_unit_test(test_har_jsonl_share_records),
       cmocka_unit_test(test_body_cap),

@@ -113,8 +113,7 @@ static void check_packet(stream_t *streams, int *n_streams, const uint8_t *p, si
   assert_true(v6 || rd16(p + 12) == 0x0800);
   if (!v6) assert_int_equal(sum16(0, ip, 20), 0xffff); /* header checksum */
   assert_int_equal(v6 ? rd16(ip + 4) : rd16(ip + 2) - 20u, tcp_len);
-  uint32_t pseudo = sum16(sum16(0, src, alen), dst, alen) + 6 + (uint32_t)tcp_len;
-  assert_int_equal(sum16(pseudo, tcp, tcp_len), 0xffff); /* TCP checksum */
+  assert_int_equal(rd16(tcp + 16), 0); /* TCP checksum: not computed (pcap.c says why) */
   /* As large as an IP packet allows (the IPv4 total length and the IPv6
    * payload length are 16 bits), never larger. */
   assert_true(payload <= (v6 ? SEG_MAX_V6 : SEG_MAX_V4));
@@ -283,7 +282,7 @@ static void check_pcap(const char *path, sent_t sent[3]) {
 }
 
 /* Chunks larger than one IP packet: split into segments of the largest
- * size, each with a valid checksum, and the streams still reassemble byte
+ * size, and the streams still reassemble byte
  * for byte (libpcap, and tshark's Follow TCP stream when installed). */
 static void test_pcap_large_segments(void **state) {
   static const size_t sizes[] = {1, SEG_MAX_V4 - 1, SEG_MAX_V4, SEG_MAX_V4 + 1, SEG_MAX_V6,
