@@ -110,7 +110,7 @@ void px_client_deadline_expired(px_session_t *s) {
   px_client_wait_t what = s->client_wait;
   double secs = (double)timeout_of(cfg, what) / 1000.0;
   char text[200];
-  if (s->client_paused) {
+  if (s->client.paused) {
     /* tlspeek stopped reading (backpressure): the client is not to blame. */
     px_client_deadline_start(s, what);
     return;
@@ -128,7 +128,7 @@ void px_client_deadline_expired(px_session_t *s) {
   }
   if (what == PX_WAIT_HEAD) {
     /* Nothing of a response has begun: the client can be told why. */
-    int answer = s->flows_head == NULL && s->client_writes == 0;
+    int answer = s->flows_head == NULL && s->client.writes == 0;
     snprintf(text, sizeof(text), "request head not complete after %.1f s (--request-timeout)%s",
              secs, answer ? "; answered 408" : ", closing");
     px_log_client_limited(s, text);
@@ -144,7 +144,7 @@ void px_client_deadline_expired(px_session_t *s) {
     return;
   }
   snprintf(text, sizeof(text), "%s after %.1f s (--client-hello-timeout), closing",
-           s->ctls.ssl              ? "ClientHello not complete"
+           s->client.tls.ssl              ? "ClientHello not complete"
            : s->state == PX_S_SOCKS ? "SOCKS5 set-up not complete"
            : s->conn.bytes_in == 0  ? "nothing received"
                                     : "first bytes not complete",

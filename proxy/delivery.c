@@ -33,7 +33,7 @@ static int client_socket_verdict(px_session_t *s) {
   socklen_t len = sizeof(ti);
   int unacked = 0;
 
-  if (uv_fileno((uv_handle_t *)&s->client, &fd) != 0) return 1;
+  if (uv_fileno((uv_handle_t *)&s->client.tcp, &fd) != 0) return 1;
   if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return 1;
   if (ti.tcpi_state == TCP_CLOSE) return 0;
   if (ioctl(fd, TIOCOUTQ, &unacked) != 0) return 1; /* sent or not, unacknowledged */

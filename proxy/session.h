@@ -1,9 +1,10 @@
 /* session.h — one client connection and the upstream connection it pairs
  * with (proxy/README.md).
  *
- * A session lives on one worker loop from accept to close. It owns both
- * sockets, both TLS engines and both HTTP framers, and turns what passes
- * through into flow events for the filter chain. Its life is driven by one
+ * A session lives on one worker loop from accept to close. It owns its two
+ * legs (leg.h: the client's and the upstream's socket and TLS, one type for
+ * both) and both HTTP framers, and turns what passes through into flow
+ * events for the filter chain. The legs call back through their ops. Its life is driven by one
  * state variable, changed only by px_session_set_state().
  */
 #ifndef TLSPEEK_SESSION_H
@@ -17,6 +18,7 @@
 #include "filters/util/strbuf.h"
 #include "proxy/config.h"
 #include "proxy/dns.h"
+#include "proxy/leg.h"
 #include "proxy/codec/http1.h"
 #include "proxy/tls.h"
 
@@ -74,11 +76,10 @@ typedef struct px_session {
   px_state_t state;
   flt_conn_t conn;
 
-  uv_tcp_t client;
-  uv_tcp_t upstream;
+  px_leg_t client;             /* the two sides (leg.h) */
+  px_leg_t upstream;
   uv_timer_t timer;
   int handles_open;            /* close callbacks still to come */
-  int upstream_tcp_init;
   int loopguard_registered;    /* upstream's local address is in loopguard */
   int leaf_set;                /* our certificate is on ctls */
   int client_app_data;         /* the client sent data over its TLS */
@@ -86,20 +87,15 @@ typedef struct px_session {
   int socks_step;              /* socks.c: which message comes next */
   int up_tunnel;               /* upstream mode: CONNECT through the next proxy */
 
-  /* client leg */
-  px_tls_t ctls;
-  int client_eof;
-  int client_paused;           /* reads stopped for backpressure */
-  int client_writes;           /* uv_write requests in flight */
+  /* client side */
   flt_strbuf_t peek;           /* first bytes, until the protocol is known */
   flt_strbuf_t hello_raw;      /* TLS bytes until we decide to intercept:
                                   replayed upstream for a passthrough */
   char alpn_offer[64];         /* client's ALPN list (wire format), filtered */
   size_t alpn_offer_len;
 
-  /* upstream leg */
+  /* upstream side */
   px_up_state_t up;
-  px_tls_t utls;
   char up_host[256];           /* where to connect */
   uint16_t up_port;
   char up_name[256];           /* name to verify (and send as SNI) */
@@ -108,10 +104,6 @@ typedef struct px_session {
   px_dns_addrs_t addrs;        /* where the upstream may be reached */
   int addr_next;               /* the next of `addrs` to try */
   uv_connect_t connect_req;
-  int upstream_eof;
-  int upstream_paused;
-  int upstream_writes;
-  flt_strbuf_t up_pending;     /* bytes for upstream before it is ready */
   flt_strbuf_t up_proxy_resp;  /* upstream mode: the next proxy's answer */
   char up_error[512];          /* why the upstream leg failed */
   char up_last_err[128];       /* the last address's connect error */
@@ -140,9 +132,6 @@ typedef struct px_session {
                                   reads stopped, until this origin's flows
                                   are done and the leg is reconnected */
 
-  flt_strbuf_t batch[2];       /* output gathered while one input is handled:
-                                  [0] to the client, [1] to upstream */
-  int batching[2];
   int close_when_flushed;      /* close once the client has everything */
   int backlog_paused;          /* reads stopped until writers catch up */
   int draining;                /* shutting down: close after the last flow */
@@ -183,11 +172,12 @@ void px_session_set_state(px_session_t *s, px_state_t next);
 /* ---- between session.c, session_http.c and upstream.c ----------------- */
 
 void px_send_client(px_session_t *s, const void *data, size_t len);
-/* Writes bytes to a socket of the session; takes ownership of `buf`
- * (malloc'd) and frees it when the write completes. */
-void px_write_owned(px_session_t *s, uv_tcp_t *to, void *buf, size_t len);
-void px_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-void px_on_upstream_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+/* Writes bytes to a leg of the session; takes ownership of `buf`
+ * (malloc'd) and frees it when the write completes. A failure closes the
+ * session. */
+void px_write_owned(px_session_t *s, px_leg_t *to, void *buf, size_t len);
+/* Writes out what the leg's TLS wants to send (px_write_owned). */
+void px_flush_tls(px_session_t *s, px_leg_t *leg);
 uint64_t px_session_now(px_session_t *s);
 void px_send_upstream(px_session_t *s, const void *data, size_t len);
 /* Between begin and end, sends to that side are gathered and go out as one
@@ -246,7 +236,6 @@ void px_upstream_start(px_session_t *s);
  * says so. Names that need DNS are checked after resolution instead. */
 int px_upstream_targets_us(const char *host, uint16_t port, char *why, size_t len);
 void px_upstream_on_read(px_session_t *s, const char *data, size_t len);
-void px_upstream_flush_tls(px_session_t *s);
 /* Between requests with nothing in flight: may the upstream leg be closed
  * (and reopened by the next request)? */
 int px_upstream_releasable(const px_session_t *s);

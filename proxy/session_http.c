@@ -157,8 +157,8 @@ static void flow_finish(px_session_t *s, const char *error) {
   flow_free(n);
   if (s->flows_head == NULL) {
     /* Idle from here on (keep-alive): give back the grown TLS buffers. */
-    px_tls_trim(&s->ctls);
-    px_tls_trim(&s->utls);
+    px_tls_trim(&s->client.tls);
+    px_tls_trim(&s->upstream.tls);
     px_session_rearm_timer(s); /* --upstream-idle counts from here */
     px_client_deadline_update(s); /* --keepalive-timeout too */
   }
@@ -370,7 +370,7 @@ static void switch_when_idle(px_session_t *s) {
   if (!s->switch_pending || s->flows_head != NULL || s->close_when_flushed ||
       s->state == PX_S_CLOSING || s->up == PX_UP_CLOSED)
     return;
-  if (!s->upstream_tcp_init || uv_is_closing((uv_handle_t *)&s->upstream)) {
+  if (!s->upstream.tcp_open || uv_is_closing((uv_handle_t *)&s->upstream.tcp)) {
     /* Every flow has its answer, so the leg was connected; be safe anyway. */
     px_session_close(s, "no upstream connection to switch from");
     return;
@@ -378,7 +378,7 @@ static void switch_when_idle(px_session_t *s) {
   px_upstream_tls_close(s); /* keeps its session resumable */
   s->up = PX_UP_CLOSED;      /* until on_switch_closed */
   px_upstream_forget(s);
-  uv_close((uv_handle_t *)&s->upstream, on_switch_closed);
+  uv_close((uv_handle_t *)&s->upstream.tcp, on_switch_closed);
 }
 
 /* A request whose target is one of our own listeners would make tlspeek
@@ -706,7 +706,7 @@ static int on_resp_head(void *ud, px_http_t *h, const char *raw, size_t len) {
     px_http_set_raw(h);
     px_http_set_raw(&s->req);
   }
-  s->resp_head_mark = s->batching[0] ? s->batch[0].len : SIZE_MAX;
+  s->resp_head_mark = s->client.batching ? s->client.batch.len : SIZE_MAX;
   px_head_edit_t edit;
   memset(&edit, 0, sizeof(edit));
   send_head(s, h, &n->flow, &edit, raw, len, 1);
@@ -814,10 +814,10 @@ static void upstream_broke(px_session_t *s, const char *text) {
   px_flow_node_t *n = s->flows_head;
   flt_log_warn("session %llu: %s", (unsigned long long)s->conn.id, text);
   flt_emit_error(chain_of(s), &s->conn, text);
-  if (n && n->flow.has_response && s->resp_head_mark != SIZE_MAX && s->batching[0] &&
-      s->resp_head_mark <= s->batch[0].len) {
-    s->batch[0].len = s->resp_head_mark; /* unsend the head and body so far */
-    if (s->batch[0].data) s->batch[0].data[s->batch[0].len] = '\0';
+  if (n && n->flow.has_response && s->resp_head_mark != SIZE_MAX && s->client.batching &&
+      s->resp_head_mark <= s->client.batch.len) {
+    s->client.batch.len = s->resp_head_mark; /* unsend the head and body so far */
+    if (s->client.batch.data) s->client.batch.data[s->client.batch.len] = '\0';
     n->flow.has_response = 0;
   }
   s->resp_head_mark = SIZE_MAX;
@@ -858,7 +858,7 @@ static void upstream_plaintext(px_session_t *s, const char *data, size_t len) {
 }
 
 void px_upstream_closed(px_session_t *s) {
-  s->upstream_eof = 1;
+  s->upstream.eof = 1;
   if (s->state == PX_S_CLOSING) return;
   if (s->state != PX_S_RAW && px_http_eof(&s->resp) != 0) {
     if (s->flows_head && !s->flows_head->flow.has_response) { /* cut in its head */

@@ -131,7 +131,7 @@ static void start_tls(px_session_t *s);
 
 void px_upstream_forget(px_session_t *s) {
   uv_os_fd_t fd;
-  if (s->loopguard_registered && uv_fileno((uv_handle_t *)&s->upstream, &fd) == 0)
+  if (s->loopguard_registered && uv_fileno((uv_handle_t *)&s->upstream.tcp, &fd) == 0)
     px_loopguard_remove(fd);
   s->loopguard_registered = 0;
 }
@@ -191,7 +191,7 @@ static void on_connected(uv_connect_t *req, int status) {
   struct sockaddr_storage ss;
   int sl = sizeof(ss);
   char ip[INET6_ADDRSTRLEN] = "?";
-  if (uv_tcp_getpeername(&s->upstream, (struct sockaddr *)&ss, &sl) == 0) {
+  if (uv_tcp_getpeername(&s->upstream.tcp, (struct sockaddr *)&ss, &sl) == 0) {
     if (ss.ss_family == AF_INET6) {
       uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
       snprintf(s->conn.server_addr, sizeof(s->conn.server_addr), "[%s]:%u", ip,
@@ -204,8 +204,8 @@ static void on_connected(uv_connect_t *req, int status) {
   }
   s->conn.connect_us = (int64_t)((uv_hrtime() - s->t_phase) / 1000);
   s->t_phase = uv_hrtime();
-  uv_tcp_nodelay(&s->upstream, 1);
-  uv_read_start((uv_stream_t *)&s->upstream, px_alloc_cb, px_on_upstream_read);
+  uv_tcp_nodelay(&s->upstream.tcp, 1);
+  px_leg_read_start(&s->upstream);
   if (s->up_tunnel) {
     proxy_connect_send(s);
   } else if (s->up_tls_wanted) {
@@ -219,7 +219,7 @@ static void on_connected(uv_connect_t *req, int status) {
 px_session_t *px_upstream_handle_closed(uv_handle_t *h) {
   px_session_t *s = h->data;
   s->handles_open--;
-  s->upstream_tcp_init = 0;
+  px_leg_closed(&s->upstream);
   if (s->state == PX_S_CLOSING) {
     px_session_close(s, NULL); /* finish a close that waited for us */
     return NULL;
@@ -233,12 +233,12 @@ static void on_retry_closed(uv_handle_t *h) {
 }
 
 static void try_next_address(px_session_t *s) {
-  if (s->upstream_tcp_init) {
+  if (s->upstream.tcp_open) {
     /* A released leg still closing: on_release_closed comes back here. */
-    if (uv_is_closing((uv_handle_t *)&s->upstream)) return;
+    if (uv_is_closing((uv_handle_t *)&s->upstream.tcp)) return;
     /* A failed connect leaves the handle unusable: close, then retry. */
     px_upstream_forget(s);
-    uv_close((uv_handle_t *)&s->upstream, on_retry_closed);
+    uv_close((uv_handle_t *)&s->upstream.tcp, on_retry_closed);
     return;
   }
   if (s->addr_next >= s->addrs.n) {
@@ -249,7 +249,7 @@ static void try_next_address(px_session_t *s) {
     return;
   }
   const struct sockaddr_storage *addr = &s->addrs.a[s->addr_next++];
-  int irc = uv_tcp_init_ex(&s->w->loop, &s->upstream, (unsigned)addr->ss_family);
+  int irc = px_leg_open(&s->upstream, &s->w->loop, (unsigned)addr->ss_family);
   if (irc < 0) {
     /* No socket: the handle was never linked, so it must not be closed;
      * try the next address. */
@@ -265,17 +265,15 @@ static void try_next_address(px_session_t *s) {
     /* Lets an iptables rule exempt our own upstream traffic from REDIRECT. */
     uv_os_fd_t fd;
     int mark = s->w->shared->cfg->mark;
-    if (uv_fileno((uv_handle_t *)&s->upstream, &fd) == 0 &&
+    if (uv_fileno((uv_handle_t *)&s->upstream.tcp, &fd) == 0 &&
         setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0)
       flt_log_warn("cannot set SO_MARK %d on an upstream socket: %s (needs CAP_NET_ADMIN)", mark,
                    strerror(errno));
   }
-  s->upstream.data = s;
-  s->upstream_tcp_init = 1;
   s->handles_open++;
   s->up = PX_UP_CONNECTING;
   s->connect_req.data = s;
-  int rc = uv_tcp_connect(&s->connect_req, &s->upstream, (const struct sockaddr *)addr,
+  int rc = uv_tcp_connect(&s->connect_req, &s->upstream.tcp, (const struct sockaddr *)addr,
                           on_connected);
   if (rc < 0) {
     snprintf(s->up_last_err, sizeof(s->up_last_err), "%s", uv_strerror(rc));
@@ -286,7 +284,7 @@ static void try_next_address(px_session_t *s) {
    * once connected, so that a connection that comes back into one of our
    * listeners is recognised however soon it is accepted. */
   uv_os_fd_t ufd;
-  if (uv_fileno((uv_handle_t *)&s->upstream, &ufd) == 0) {
+  if (uv_fileno((uv_handle_t *)&s->upstream.tcp, &ufd) == 0) {
     px_loopguard_add(ufd);
     s->loopguard_registered = 1;
   }
@@ -298,37 +296,30 @@ static void start_tls(px_session_t *s) {
   char key[280];
   const char *name = s->up_name[0] ? s->up_name : s->up_host;
 
-  if (px_tls_init(&s->utls, s->w->client_ctx, 0) != 0) {
+  if (px_tls_init(&s->upstream.tls, s->w->client_ctx, 0) != 0) {
     char buf[256];
     up_fail(s, 502, "cannot start TLS to %s: %s", name,
             px_tls_error_text(buf, sizeof(buf), "SSL_new failed"));
     return;
   }
-  SSL_set_ex_data(s->utls.ssl, px_tls_session_index(), s);
-  s->up_cert_file = px_tlsopts_use_client_cert(s->utls.ssl, name);
+  SSL_set_ex_data(s->upstream.tls.ssl, px_tls_session_index(), s);
+  s->up_cert_file = px_tlsopts_use_client_cert(s->upstream.tls.ssl, name);
   s->up_cert_requested = 0;
   if (is_ip_literal(name)) {
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->utls.ssl), name);
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->upstream.tls.ssl), name);
   } else {
-    SSL_set_tlsext_host_name(s->utls.ssl, name);
-    SSL_set1_host(s->utls.ssl, name);
+    SSL_set_tlsext_host_name(s->upstream.tls.ssl, name);
+    SSL_set1_host(s->upstream.tls.ssl, name);
   }
   if (s->alpn_offer_len > 0)
-    SSL_set_alpn_protos(s->utls.ssl, (const unsigned char *)s->alpn_offer,
+    SSL_set_alpn_protos(s->upstream.tls.ssl, (const unsigned char *)s->alpn_offer,
                         (unsigned)s->alpn_offer_len);
   snprintf(key, sizeof(key), "%s:%u", name, (unsigned)s->up_port);
   SSL_SESSION *cached = px_upsess_get(s->w, key);
-  if (cached) SSL_set_session(s->utls.ssl, cached);
+  if (cached) SSL_set_session(s->upstream.tls.ssl, cached);
   s->up = PX_UP_TLS;
   px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, "upstream TLS handshake");
   upstream_handshake(s);
-}
-
-void px_upstream_flush_tls(px_session_t *s) {
-  size_t len;
-  void *out;
-  while ((out = px_tls_take_output(&s->utls, &len)) != NULL)
-    px_write_owned(s, &s->upstream, out, len);
 }
 
 /* The server's alert (OpenSSL's reason codes for a received alert are
@@ -376,36 +367,36 @@ static int client_cert_error(px_session_t *s, char *text, size_t len) {
 
 static void upstream_handshake(px_session_t *s) {
   const char *name = s->up_name[0] ? s->up_name : s->up_host;
-  int rc = SSL_do_handshake(s->utls.ssl);
-  px_upstream_flush_tls(s);
+  int rc = SSL_do_handshake(s->upstream.tls.ssl);
+  px_flush_tls(s, &s->upstream);
   if (rc == 1) {
     const unsigned char *alpn = NULL;
     unsigned alpn_len = 0;
     s->conn.ssl_us = (int64_t)((uv_hrtime() - s->t_phase) / 1000);
     snprintf(s->conn.up_tls_version, sizeof(s->conn.up_tls_version), "%s",
-             SSL_get_version(s->utls.ssl));
+             SSL_get_version(s->upstream.tls.ssl));
     snprintf(s->conn.up_cipher, sizeof(s->conn.up_cipher), "%s",
-             SSL_get_cipher_name(s->utls.ssl));
-    SSL_get0_alpn_selected(s->utls.ssl, &alpn, &alpn_len);
+             SSL_get_cipher_name(s->upstream.tls.ssl));
+    SSL_get0_alpn_selected(s->upstream.tls.ssl, &alpn, &alpn_len);
     if (alpn && alpn_len < sizeof(s->conn.up_alpn)) {
       memcpy(s->conn.up_alpn, alpn, alpn_len);
       s->conn.up_alpn[alpn_len] = '\0';
     }
-    long vr = SSL_get_verify_result(s->utls.ssl);
+    long vr = SSL_get_verify_result(s->upstream.tls.ssl);
     snprintf(s->conn.up_verify, sizeof(s->conn.up_verify), "%s",
              vr == X509_V_OK ? "ok" : X509_verify_cert_error_string(vr));
-    s->up_cert = SSL_get1_peer_certificate(s->utls.ssl);
+    s->up_cert = SSL_get1_peer_certificate(s->upstream.tls.ssl);
     s->up = PX_UP_READY;
     flt_log_debug("session %llu: upstream %s TLS up (%s, %s%s)",
                   (unsigned long long)s->conn.id, s->conn.server_addr,
-                  SSL_get_version(s->utls.ssl), SSL_get_cipher_name(s->utls.ssl),
-                  SSL_session_reused(s->utls.ssl) ? ", resumed" : "");
+                  SSL_get_version(s->upstream.tls.ssl), SSL_get_cipher_name(s->upstream.tls.ssl),
+                  SSL_session_reused(s->upstream.tls.ssl) ? ", resumed" : "");
     px_session_upstream_ready(s);
     return;
   }
-  int e = SSL_get_error(s->utls.ssl, rc);
+  int e = SSL_get_error(s->upstream.tls.ssl, rc);
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
-  long vr = SSL_get_verify_result(s->utls.ssl);
+  long vr = SSL_get_verify_result(s->upstream.tls.ssl);
   snprintf(s->conn.up_verify, sizeof(s->conn.up_verify), "%s",
            vr == X509_V_OK ? "handshake failed before verification"
                            : X509_verify_cert_error_string(vr));
@@ -436,24 +427,7 @@ static void upstream_handshake(px_session_t *s) {
  * handshake state after one) says goodbye properly. The alert goes out
  * with uv_try_write: best effort, no write request outlives the call. */
 void px_upstream_tls_close(px_session_t *s) {
-  SSL *ssl = s->utls.ssl;
-  if (ssl == NULL || s->up != PX_UP_READY || !SSL_is_init_finished(ssl) ||
-      (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) != 0)
-    return;
-  if (SSL_shutdown(ssl) < 0) {
-    ERR_clear_error();
-    return;
-  }
-  size_t len;
-  void *out = px_tls_take_output(&s->utls, &len);
-  if (out == NULL) return;
-  if (s->upstream_tcp_init && !uv_is_closing((uv_handle_t *)&s->upstream)) {
-    uv_buf_t b = uv_buf_init(out, (unsigned)len);
-    int n = uv_try_write((uv_stream_t *)&s->upstream, &b, 1);
-    if (n > 0 && s->w->shared->want_wire)
-      flt_emit_wire(&s->w->shared->chain, &s->conn, FLT_LEG_UPSTREAM, 1, out, (size_t)n);
-  }
-  free(out);
+  if (s->up == PX_UP_READY) px_leg_tls_close_now(&s->upstream);
 }
 
 /* TLS 1.3: the server judges our client certificate after our side of the
@@ -469,7 +443,7 @@ static void refused_after_handshake(px_session_t *s, const char *text) {
   snprintf(s->up_error, sizeof(s->up_error), "%.*s", (int)sizeof(s->up_error) - 1, text);
   s->up_error_status = 502;
   s->up = PX_UP_FAILED;
-  s->upstream_eof = 1;
+  s->upstream.eof = 1;
   if (waiting) {
     px_session_upstream_failed(s); /* replies now (PX_S_HTTP) */
     return;
@@ -487,8 +461,8 @@ void px_upstream_on_read(px_session_t *s, const char *data, size_t len) {
     data += used; /* the server spoke first: its bytes follow the 200 */
     len -= (size_t)used;
   }
-  if (s->up == PX_UP_TLS || (s->up == PX_UP_READY && s->utls.ssl)) {
-    if (px_tls_feed(&s->utls, data, len) != 0) {
+  if (s->up == PX_UP_TLS || (s->up == PX_UP_READY && s->upstream.tls.ssl)) {
+    if (px_tls_feed(&s->upstream.tls, data, len) != 0) {
       px_session_close(s, "out of memory");
       return;
     }
@@ -498,41 +472,32 @@ void px_upstream_on_read(px_session_t *s, const char *data, size_t len) {
     if (s->up != PX_UP_READY) return;
   }
   if (s->up != PX_UP_READY) return;
-  if (s->utls.ssl == NULL) {
+  if (s->upstream.tls.ssl == NULL) {
     px_upstream_plaintext(s, data, len);
     return;
   }
-  char *buf = s->w->readbuf; /* the raw bytes were already fed to OpenSSL */
-  for (;;) {
-    size_t n = 0;
-    if (s->state == PX_S_CLOSING) return;
-    if (SSL_read_ex(s->utls.ssl, buf, PX_READ_BUF, &n)) {
-      px_upstream_plaintext(s, buf, n);
-      continue;
-    }
-    int e = SSL_get_error(s->utls.ssl, 0);
-    px_upstream_flush_tls(s); /* alerts, key updates */
-    if (e == SSL_ERROR_WANT_READ) return;
-    if (e == SSL_ERROR_ZERO_RETURN) {
-      px_upstream_closed(s);
-      return;
-    }
-    char eb[1024];
-    if (client_cert_error(s, eb, sizeof(eb))) {
-      refused_after_handshake(s, eb);
-      return;
-    }
-    flt_log_info("session %llu: upstream TLS error: %s", (unsigned long long)s->conn.id,
-                 px_tls_error_text(eb, sizeof(eb), "connection reset"));
+  px_leg_read_t r = px_leg_tls_read(&s->upstream);
+  if (r == PX_LEG_READ_STOPPED) return;
+  px_flush_tls(s, &s->upstream); /* alerts, key updates */
+  if (r == PX_LEG_READ_AGAIN) return;
+  if (r == PX_LEG_READ_CLOSED) {
     px_upstream_closed(s);
     return;
   }
+  char eb[1024];
+  if (client_cert_error(s, eb, sizeof(eb))) {
+    refused_after_handshake(s, eb);
+    return;
+  }
+  flt_log_info("session %llu: upstream TLS error: %s", (unsigned long long)s->conn.id,
+               px_tls_error_text(eb, sizeof(eb), "connection reset"));
+  px_upstream_closed(s);
 }
 
 /* ---- releasing an idle upstream (--upstream-idle) ------------------------ */
 
 void px_upstream_reset(px_session_t *s) {
-  px_tls_free(&s->utls);
+  px_tls_free(&s->upstream.tls);
   if (s->up_cert) X509_free(s->up_cert);
   s->up_cert = NULL;
   s->up_cert_file = NULL;
@@ -540,8 +505,8 @@ void px_upstream_reset(px_session_t *s) {
   s->addrs.n = 0;
   s->addr_next = 0;
   s->up = PX_UP_IDLE;
-  s->upstream_eof = 0;
-  s->upstream_paused = 0;
+  s->upstream.eof = 0;
+  s->upstream.paused = 0;
   /* A fresh framer, which also gives back the header tables it grew. */
   px_http_free(&s->resp);
   px_http_init(&s->resp, HTTP_RESPONSE, &px_resp_cbs, s);
@@ -554,8 +519,8 @@ int px_upstream_releasable(const px_session_t *s) {
          (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP) && s->flows_head == NULL &&
          s->req_flow == NULL && s->req.state == PX_HTTP_HEAD && s->req.raw.len == 0 &&
          s->resp.state == PX_HTTP_HEAD && s->resp.raw.len == 0 && !s->switch_pending &&
-         s->up_pending.len == 0 && s->batch[1].len == 0 && s->upstream_writes == 0 &&
-         !s->upstream_eof && !s->client_eof && !s->draining && !s->close_when_flushed;
+         s->upstream.pending.len == 0 && s->upstream.batch.len == 0 && s->upstream.writes == 0 &&
+         !s->upstream.eof && !s->client.eof && !s->draining && !s->close_when_flushed;
 }
 
 /* Idle upstreams a worker keeps for the full --upstream-idle; beyond that
@@ -591,12 +556,12 @@ void px_upstream_release(px_session_t *s) {
   px_upstream_tls_close(s); /* a clean end: the session stays resumable */
   px_upstream_count_idle(s, 0);
   px_upstream_forget(s);
-  uv_close((uv_handle_t *)&s->upstream, on_release_closed);
+  uv_close((uv_handle_t *)&s->upstream.tcp, on_release_closed);
   px_upstream_reset(s);
   /* The next flow pays for a new set-up (transcripts' timings). */
   s->conn.dns_us = s->conn.connect_us = s->conn.ssl_us = -1;
   px_http_trim(&s->req);
-  px_tls_trim_all(&s->ctls);
+  px_tls_trim_all(&s->client.tls);
   s->up_released = 1;
 }
 

@@ -25,7 +25,7 @@ int px_transparent_destination(px_session_t *s) {
   char ip[INET6_ADDRSTRLEN] = "";
   int rc;
 
-  uv_fileno((uv_handle_t *)&s->client, &fd);
+  uv_fileno((uv_handle_t *)&s->client.tcp, &fd);
   getsockname(fd, (struct sockaddr *)&local, &ll);
   struct sockaddr_storage peer;
   socklen_t pl = sizeof(peer);
