@@ -53,7 +53,7 @@ static void clear(px_session_t *s) {
 
 /* What the client must send next, judged from the session as it is now. */
 static px_client_wait_t awaited(const px_session_t *s) {
-  if (s->close_when_flushed || s->shutdown_sent || s->draining)
+  if (s->end != PX_END_OPEN)
     return PX_WAIT_NONE; /* answered or ending: the linger deadline takes over */
   switch (s->state) {
     case PX_S_SOCKS:
@@ -98,10 +98,10 @@ void px_log_client_limited(px_session_t *s, const char *text) {
   }
   if (log_in_window < PX_DEADLINE_LOG_BURST) {
     log_in_window++;
-    flt_log_info("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, text);
+    px_session_log(s, FLT_LOG_INFO, "%s: %s", s->conn.client, text);
   } else {
     log_suppressed++;
-    flt_log_debug("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, text);
+    px_session_log(s, FLT_LOG_DEBUG, "%s: %s", s->conn.client, text);
   }
 }
 
@@ -122,7 +122,7 @@ void px_client_deadline_expired(px_session_t *s) {
   clear(s);
   if (what == PX_WAIT_NEXT) {
     snprintf(text, sizeof(text), "no new request for %.1f s on a keep-alive connection", secs);
-    flt_log_debug("session %llu: %s, closing", (unsigned long long)s->conn.id, text);
+    px_session_log(s, FLT_LOG_DEBUG, "%s, closing", text);
     px_session_close(s, text);
     return;
   }

@@ -48,7 +48,7 @@ int px_client_delivery_pending(px_session_t *s) {
   uint64_t now = px_session_now(s);
   if (s->delivery_until == 0) s->delivery_until = now + PX_DELIVERY_WAIT_MS;
   if (now >= s->delivery_until) return 0; /* not known: taken */
-  px_set_deadline(s, PX_DELIVERY_POLL_MS, "delivery");
+  px_set_deadline(s, PX_DELIVERY_POLL_MS, PX_T_DELIVERY);
   return 1;
 }
 

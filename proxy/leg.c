@@ -15,10 +15,12 @@ typedef struct px_leg_wreq {
   void *buf;
 } px_leg_wreq_t;
 
-static px_leg_t *leg_of(void *handle) { return (px_leg_t *)handle; /* tcp is the first member */ }
+static px_leg_t *leg_of(void *handle) {
+  return (px_leg_t *)handle; /* tcp is the first member */
+}
 
-void px_leg_init(px_leg_t *leg, flt_leg_t side, const px_leg_ops_t *ops, void *owner,
-                 char *readbuf, size_t pending_cap) {
+void px_leg_init(px_leg_t *leg, flt_leg_t side, const px_leg_ops_t *ops, void *owner, char *readbuf,
+                 size_t pending_cap) {
   memset(leg, 0, sizeof(*leg));
   leg->side = side;
   leg->ops = ops;
@@ -49,7 +51,9 @@ int px_leg_close(px_leg_t *leg, uv_close_cb cb) {
   return 1;
 }
 
-void px_leg_closed(px_leg_t *leg) { leg->tcp_open = 0; }
+void px_leg_closed(px_leg_t *leg) {
+  leg->tcp_open = 0;
+}
 
 /* ---- reading ------------------------------------------------------------- */
 

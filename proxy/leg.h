@@ -42,27 +42,27 @@ typedef struct px_leg_ops {
 } px_leg_ops_t;
 
 struct px_leg {
-  uv_tcp_t tcp;          /* first: a stream's address is its leg's; tcp.data is the owner */
-  px_tls_t tls;          /* tls.ssl is NULL on a plain leg */
+  uv_tcp_t tcp; /* first: a stream's address is its leg's; tcp.data is the owner */
+  px_tls_t tls; /* tls.ssl is NULL on a plain leg */
   const px_leg_ops_t *ops;
   void *owner;
-  flt_leg_t side;        /* FLT_LEG_CLIENT or FLT_LEG_UPSTREAM */
-  char *readbuf;         /* the loop's read buffer, PX_LEG_READ_BUF bytes */
-  int tcp_open;          /* tcp is initialised (a close callback is to come) */
-  int eof;               /* the peer is done sending (FIN or close_notify) */
-  int paused;            /* reads stopped for backpressure */
-  int writes;            /* write and shutdown requests in flight */
-  int batching;          /* sends are gathered in `batch` (px_leg_batch_*) */
-  flt_strbuf_t batch;    /* output gathered while one input is handled */
-  flt_strbuf_t pending;  /* bytes for the peer before the leg is ready */
+  flt_leg_t side;       /* FLT_LEG_CLIENT or FLT_LEG_UPSTREAM */
+  char *readbuf;        /* the loop's read buffer, PX_LEG_READ_BUF bytes */
+  int tcp_open;         /* tcp is initialised (a close callback is to come) */
+  int eof;              /* the peer is done sending (FIN or close_notify) */
+  int paused;           /* reads stopped for backpressure */
+  int writes;           /* write and shutdown requests in flight */
+  int batching;         /* sends are gathered in `batch` (px_leg_batch_*) */
+  flt_strbuf_t batch;   /* output gathered while one input is handled */
+  flt_strbuf_t pending; /* bytes for the peer before the leg is ready */
 };
 
 #define PX_LEG_READ_BUF (64 * 1024)
 
 /* Sets the leg up (no socket yet): tcp is not initialised. `pending_cap` is
  * the cap of `pending`, what may wait before the leg is ready. */
-void px_leg_init(px_leg_t *leg, flt_leg_t side, const px_leg_ops_t *ops, void *owner,
-                 char *readbuf, size_t pending_cap);
+void px_leg_init(px_leg_t *leg, flt_leg_t side, const px_leg_ops_t *ops, void *owner, char *readbuf,
+                 size_t pending_cap);
 /* Frees what px_leg_init and the TLS set-up allocated (the handle is
  * closed apart, by px_leg_close). */
 void px_leg_free(px_leg_t *leg);
@@ -121,7 +121,9 @@ px_leg_read_t px_leg_tls_read(px_leg_t *leg);
 
 /* Output gathering: between begin and end, px_leg_gather() keeps the bytes;
  * px_leg_batch_take() hands the gathered bytes over (and ends gathering). */
-static inline void px_leg_batch_begin(px_leg_t *leg) { leg->batching = 1; }
+static inline void px_leg_batch_begin(px_leg_t *leg) {
+  leg->batching = 1;
+}
 flt_strbuf_t px_leg_batch_take(px_leg_t *leg);
 
 #endif

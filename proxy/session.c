@@ -25,124 +25,6 @@
 #include "proxy/modes/proxyauth.h"
 #include "proxy/worker.h"
 
-static const char *const state_names[] = {
-    "proxy-http", "socks", "peek", "client-hello", "client-tls", "http", "raw", "error-reply",
-    "closing"};
-
-uint64_t px_session_now(px_session_t *s) { return uv_now(&s->w->loop); }
-
-void px_session_set_state(px_session_t *s, px_state_t next) {
-  if (s->state == next) return;
-  flt_log_trace("session %llu: %s -> %s", (unsigned long long)s->conn.id,
-                state_names[s->state], state_names[next]);
-  s->state = next;
-  if (next == PX_S_PEEK)
-    px_client_deadline_start(s, PX_WAIT_FIRST); /* a new tunnel: its first bytes */
-  else if (next != PX_S_CLOSING)
-    px_client_deadline_update(s);
-}
-
-/* ---- timers -------------------------------------------------------------- */
-
-/* When the timer must next look at the session: the idle timeout, the
- * phase deadline, or the moment an idle upstream may be released. */
-static uint64_t next_wakeup(px_session_t *s) {
-  const px_config_t *cfg = s->w->shared->cfg;
-  uint64_t next = s->last_activity + cfg->idle_timeout_ms;
-  if (s->deadline_what && s->deadline < next) next = s->deadline;
-  if (s->client_wait != PX_WAIT_NONE && s->client_deadline < next) next = s->client_deadline;
-  if (cfg->upstream_idle_ms && px_upstream_releasable(s) &&
-      s->last_activity + px_upstream_release_delay(s) < next)
-    next = s->last_activity + px_upstream_release_delay(s);
-  return next;
-}
-
-static void on_timer(uv_timer_t *t) {
-  px_session_t *s = t->data;
-  uint64_t now = px_session_now(s);
-  const px_config_t *cfg = s->w->shared->cfg;
-  char msg[300];
-
-  if (s->state == PX_S_CLOSING) return;
-  if (s->client_wait != PX_WAIT_NONE && now >= s->client_deadline) {
-    px_client_deadline_expired(s);
-    if (s->state == PX_S_CLOSING) return;
-  }
-  if (s->deadline_what && now >= s->deadline) {
-    const char *what = s->deadline_what;
-    s->deadline_what = NULL;
-    if (strcmp(what, "connect") == 0 && (s->up == PX_UP_RESOLVING || s->up == PX_UP_CONNECTING)) {
-      snprintf(s->up_error, sizeof(s->up_error), "connect to %s:%u timed out after %.1f s",
-               s->up_host, (unsigned)s->up_port, (double)cfg->connect_timeout_ms / 1000.0);
-      s->up_error_status = 504;
-      s->up = PX_UP_FAILED;
-      px_dns_cancel(&s->dnsq);
-      px_session_upstream_failed(s);
-      return;
-    }
-    if (strcmp(what, "upstream TLS handshake") == 0 && s->up == PX_UP_TLS) {
-      snprintf(s->up_error, sizeof(s->up_error),
-               "TLS handshake with %s:%u timed out after %.1f s", s->up_host,
-               (unsigned)s->up_port, (double)cfg->handshake_timeout_ms / 1000.0);
-      s->up_error_status = 504;
-      s->up = PX_UP_FAILED;
-      px_session_upstream_failed(s);
-      return;
-    }
-    if (strcmp(what, "delivery") == 0) {
-      px_maybe_finish(s);
-      return;
-    }
-    if (strcmp(what, "linger") == 0) {
-      px_session_close(s, "done");
-      return;
-    }
-    if (strcmp(what, "idle") != 0) {
-      snprintf(msg, sizeof(msg), "%s timed out", what);
-      flt_log_info("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, msg);
-      flt_emit_error(&s->w->shared->chain, &s->conn, msg);
-      px_session_close(s, msg);
-      return;
-    }
-  }
-  /* Idle check: measured from the last byte moved. */
-  if (now - s->last_activity >= cfg->idle_timeout_ms) {
-    snprintf(msg, sizeof(msg), "idle for %.0f s, closing", (double)cfg->idle_timeout_ms / 1000.0);
-    flt_log_debug("session %llu: %s", (unsigned long long)s->conn.id, msg);
-    px_session_close(s, msg);
-    return;
-  }
-  if (cfg->upstream_idle_ms) {
-    int idle = px_upstream_releasable(s);
-    if (idle && now - s->last_activity >= px_upstream_release_delay(s))
-      px_upstream_release(s);
-    else
-      px_upstream_count_idle(s, idle);
-  }
-  uint64_t next = next_wakeup(s);
-  uv_timer_start(&s->timer, on_timer, next > now ? next - now : 1, 0);
-}
-
-void px_session_rearm_timer(px_session_t *s) {
-  if (s->state == PX_S_CLOSING || !px_upstream_releasable(s)) return;
-  px_upstream_count_idle(s, 1);
-  uint64_t now = px_session_now(s), next = next_wakeup(s);
-  uint64_t in = next > now ? next - now : 1;
-  if (uv_timer_get_due_in(&s->timer) > in) uv_timer_start(&s->timer, on_timer, in, 0);
-}
-
-void px_session_timer_restart(px_session_t *s) {
-  uint64_t now = px_session_now(s), next = next_wakeup(s);
-  if (s->state != PX_S_CLOSING)
-    uv_timer_start(&s->timer, on_timer, next > now ? next - now : 1, 0);
-}
-
-/* Arms the phase deadline (`what` times out after `ms`); NULL clears it. */
-void px_set_deadline(px_session_t *s, uint64_t ms, const char *what) {
-  s->deadline_what = what;
-  s->deadline = px_session_now(s) + ms;
-  px_session_timer_restart(s);
-}
 
 /* ---- writing and backpressure -------------------------------------------- */
 
@@ -167,8 +49,8 @@ void px_update_reading(px_session_t *s) {
   /* Once our FIN is out (linger), reads only look for the client's EOF and
    * drop the rest, whatever the request was waiting for. */
   int want_client = !s->client.eof && !backlog &&
-                    (s->shutdown_sent ||
-                     (!s->switch_pending && !s->req.await_verdict && !s->close_when_flushed &&
+                    (s->end >= PX_END_LINGER ||
+                     (!s->switch_pending && !s->req.await_verdict && s->end < PX_END_FLUSHING &&
                       px_leg_room(&s->client, to_up, PX_LOW_WATER, PX_HIGH_WATER)));
   px_leg_want_read(&s->client, want_client);
   if (s->up != PX_UP_READY && s->up != PX_UP_TLS && s->up != PX_UP_PROXY_CONNECT) return;
@@ -183,8 +65,8 @@ void px_update_reading(px_session_t *s) {
 void px_maybe_finish(px_session_t *s) {
   /* Output still being gathered (batching) is not written yet either:
    * px_batch_end comes back here. */
-  if (!s->close_when_flushed || s->client.writes != 0 || s->client.batching ||
-      s->state == PX_S_CLOSING || s->shutdown_sent)
+  if (s->end < PX_END_FLUSHING || s->client.writes != 0 || s->client.batching ||
+      s->state == PX_S_CLOSING || s->end >= PX_END_LINGER)
     return;
   if (s->client.tls.ssl && SSL_is_init_finished(s->client.tls.ssl) &&
       !(SSL_get_shutdown(s->client.tls.ssl) & SSL_SENT_SHUTDOWN)) {
@@ -202,9 +84,9 @@ void px_maybe_finish(px_session_t *s) {
     px_session_close(s, "done");
     return;
   }
-  s->shutdown_sent = 1;
+  px_session_set_end(s, PX_END_LINGER);
   px_update_reading(s);
-  px_set_deadline(s, 2000, "linger");
+  px_set_deadline(s, 2000, PX_T_LINGER);
 }
 
 /* A write or shutdown of either leg completed (leg.h ops). */
@@ -334,7 +216,7 @@ static void client_tls_established(px_session_t *s) {
     s->conn.alpn[alpn_len] = '\0';
   }
   flt_emit_tls_established(&s->w->shared->chain, &s->conn);
-  px_set_deadline(s, 0, NULL);
+  px_set_deadline(s, 0, PX_T_NONE);
   if (s->state == PX_S_CLIENT_TLS) px_session_set_state(s, PX_S_HTTP);
 }
 
@@ -353,7 +235,7 @@ static int client_handshake(px_session_t *s) {
     if (s->state == PX_S_PEEK) {
       /* First ClientHello: connect upstream before answering it. */
       px_session_set_state(s, PX_S_CLIENT_HELLO);
-      px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, "TLS handshake");
+      px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, PX_T_CLIENT_TLS);
       /* Upstream, offer (and verify) the name the client asked for. */
       if (s->lc->mode != PX_MODE_REVERSE && s->conn.sni[0])
         snprintf(s->up_name, sizeof(s->up_name), "%s", s->conn.sni);
@@ -370,9 +252,7 @@ static int client_handshake(px_session_t *s) {
            px_tls_error_text(buf, sizeof(buf), e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN
                                                    ? "the client closed the connection"
                                                    : "handshake error"));
-  flt_log_info("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, msg);
-  flt_emit_error(&s->w->shared->chain, &s->conn, msg);
-  px_session_close(s, msg);
+  px_session_fail(s, FLT_LOG_INFO, NULL, msg, PX_FAIL_CLOSE);
   return -1;
 }
 
@@ -429,8 +309,7 @@ static int set_leaf(px_session_t *s) {
   }
   req.upstream = s->up_cert;
   if (ca_mint_leaf(s->w->shared->minter, &req, &leaf, err, sizeof(err)) != 0) {
-    flt_log_error("session %llu: cannot mint a certificate for %s: %s",
-                  (unsigned long long)s->conn.id, req.sni, err);
+    px_session_log(s, FLT_LOG_ERROR, "cannot mint a certificate for %s: %s", req.sni, err);
     return -1;
   }
   int ok = SSL_use_certificate(s->client.tls.ssl, leaf) == 1 &&
@@ -438,8 +317,8 @@ static int set_leaf(px_session_t *s) {
   X509_free(leaf);
   if (!ok) {
     char buf[200];
-    flt_log_error("session %llu: cannot use the minted certificate: %s",
-                  (unsigned long long)s->conn.id, px_tls_error_text(buf, sizeof(buf), "?"));
+    px_session_log(s, FLT_LOG_ERROR, "cannot use the minted certificate: %s",
+                   px_tls_error_text(buf, sizeof(buf), "?"));
     return -1;
   }
   s->leaf_set = 1;
@@ -500,7 +379,7 @@ static void client_eof(px_session_t *s) {
   }
   if (s->flows_head && (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP)) {
     /* The client half-closed after its request: answer it first. */
-    s->draining = 1;
+    px_session_set_end(s, PX_END_DRAINING);
     px_update_reading(s);
     return;
   }
@@ -509,8 +388,8 @@ static void client_eof(px_session_t *s) {
    * in after the last response had reached it): it may still be reading,
    * and a bare FIN reads as a truncation. */
   int tls_up = s->client.tls.ssl && SSL_is_init_finished(s->client.tls.ssl);
-  if ((s->client.writes > 0 || tls_up) && !s->shutdown_sent) {
-    s->close_when_flushed = 1;
+  if ((s->client.writes > 0 || tls_up) && s->end < PX_END_LINGER) {
+    px_session_set_end(s, PX_END_FLUSHING);
     px_update_reading(s);
     px_maybe_finish(s);
     return;
@@ -521,13 +400,13 @@ static void client_eof(px_session_t *s) {
 /* ---- the upstream's verdict ----------------------------------------------- */
 
 void px_session_upstream_ready(px_session_t *s) {
-  px_set_deadline(s, 0, NULL);
+  px_set_deadline(s, 0, PX_T_NONE);
   if (s->state == PX_S_CLIENT_HELLO) {
     resume_client_handshake(s, PX_S_CLIENT_TLS);
     if (s->state == PX_S_CLOSING) return;
     /* The client still has to finish its handshake: keep it timed. */
     if (s->client.tls.ssl && !SSL_is_init_finished(s->client.tls.ssl))
-      px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, "TLS handshake");
+      px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, PX_T_CLIENT_TLS);
   }
   if (s->upstream.pending.len > 0) {
     flt_strbuf_t pending = s->upstream.pending;
@@ -540,25 +419,54 @@ void px_session_upstream_ready(px_session_t *s) {
   px_update_reading(s);
 }
 
+const char *px_status_reason(int status) {
+  switch (status) {
+    case 400:
+      return "Bad Request";
+    case 407:
+      return "Proxy Authentication Required";
+    case 408:
+      return "Request Timeout";
+    case 504:
+      return "Gateway Timeout";
+    case 508:
+      return "Loop Detected";
+    default:
+      return "Bad Gateway";
+  }
+}
+
+void px_session_fail(px_session_t *s, int level, const char *about, const char *text, int then) {
+  if (about)
+    flt_log(level, "session %llu: %s: %s: %s", (unsigned long long)s->conn.id, s->conn.client,
+            about, text);
+  else
+    flt_log(level, "session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, text);
+  flt_emit_error(&s->w->shared->chain, &s->conn, text);
+  if (then == PX_FAIL_CLOSE)
+    px_session_close(s, text);
+  else if (then > 0)
+    px_reply_error(s, then, px_status_reason(then), text);
+}
+
+/* "upstream HOST:PORT", what an upstream failure is about in the log. */
+static const char *upstream_about(const px_session_t *s, char *buf, size_t len) {
+  snprintf(buf, len, "upstream %s:%u", s->up_host, (unsigned)s->up_port);
+  return buf;
+}
+
 void px_session_upstream_failed(px_session_t *s) {
-  flt_log_warn("session %llu: %s: upstream %s:%u: %s", (unsigned long long)s->conn.id,
-               s->conn.client, s->up_host, (unsigned)s->up_port, s->up_error);
-  flt_emit_error(&s->w->shared->chain, &s->conn, s->up_error);
-  px_set_deadline(s, 0, NULL);
-  if (s->state == PX_S_CLIENT_HELLO) {
+  char about[300];
+  int then = PX_FAIL_CLOSE;
+  if (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP) then = s->up_error_status;
+  if (s->state == PX_S_CLIENT_HELLO) then = PX_FAIL_KEEP;
+  px_set_deadline(s, 0, PX_T_NONE);
+  px_session_fail(s, FLT_LOG_WARN, upstream_about(s, about, sizeof(about)), s->up_error, then);
+  if (then == PX_FAIL_KEEP) {
     /* Finish the client's handshake so the 502 can be read inside TLS. */
-    px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, "TLS handshake");
+    px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, PX_T_CLIENT_TLS);
     resume_client_handshake(s, PX_S_ERROR_REPLY);
-    return;
   }
-  if (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP) {
-    int st = s->up_error_status;
-    px_reply_error(s, st,
-                   st == 504 ? "Gateway Timeout" : st == 508 ? "Loop Detected" : "Bad Gateway",
-                   s->up_error);
-    return;
-  }
-  px_session_close(s, s->up_error);
 }
 
 /* ---- reading from the client ---------------------------------------------- */
@@ -597,7 +505,7 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
   flt_strbuf_init(&s->peek, 0);
   s->conn.kind = http ? FLT_CONN_HTTP : FLT_CONN_RAW;
   px_session_set_state(s, http ? PX_S_HTTP : PX_S_RAW);
-  px_set_deadline(s, 0, NULL);
+  px_set_deadline(s, 0, PX_T_NONE);
   /* Raw bytes go upstream now. HTTP connects once its first request head is
    * complete (on_req_head): a client dribbling a head holds no upstream. */
   if (s->up == PX_UP_IDLE && !http) px_upstream_start(s);
@@ -609,8 +517,7 @@ static void on_client_read(px_leg_t *leg, ssize_t nread, const char *data) {
   px_session_t *s = leg->owner;
   if (nread < 0) {
     if (nread != UV_EOF) {
-      flt_log_debug("session %llu: client read: %s", (unsigned long long)s->conn.id,
-                    uv_strerror((int)nread));
+      px_session_log(s, FLT_LOG_DEBUG, "client read: %s", uv_strerror((int)nread));
       /* A reset: the client reads nothing more; its flows end now. */
       px_client_left(s);
       px_client_gone(s);
@@ -623,7 +530,7 @@ static void on_client_read(px_leg_t *leg, ssize_t nread, const char *data) {
   }
   s->conn.bytes_in += (uint64_t)nread;
   s->last_activity = px_session_now(s);
-  if (s->shutdown_sent) return; /* answered already: drop the rest */
+  if (s->end >= PX_END_LINGER) return; /* answered already: drop the rest */
   if (s->w->shared->want_wire) px_proxyauth_emit_wire(s, data, (size_t)nread);
   if (s->client.tls.ssl) {
     client_tls_input(s, data, (size_t)nread);
@@ -658,20 +565,15 @@ static void on_upstream_read(px_leg_t *leg, ssize_t nread, const char *data) {
   px_session_t *s = leg->owner;
   if (nread < 0) {
     if (nread != UV_EOF)
-      flt_log_debug("session %llu: upstream read: %s", (unsigned long long)s->conn.id,
-                    uv_strerror((int)nread));
+      px_session_log(s, FLT_LOG_DEBUG, "upstream read: %s", uv_strerror((int)nread));
     if (s->up == PX_UP_FAILED) {
       /* Already reported; the 502 to the client must not be cut short. */
       uv_read_stop((uv_stream_t *)&leg->tcp);
       return;
     }
     if (s->up == PX_UP_TLS) {
-      snprintf(s->up_error, sizeof(s->up_error),
-               "%s:%u closed the connection during the TLS handshake", s->up_host,
-               (unsigned)s->up_port);
-      s->up_error_status = 502;
-      s->up = PX_UP_FAILED;
-      px_session_upstream_failed(s);
+      px_upstream_fail(s, 502, "%s:%u closed the connection during the TLS handshake",
+                       s->up_host, (unsigned)s->up_port);
       return;
     }
     px_upstream_closed(s);
@@ -769,17 +671,17 @@ void px_session_start(px_session_t *s) {
     s->conn.upstream_tls = lc->target_tls;
     snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", lc->target_host);
     s->conn.server_port = lc->target_port;
-    s->state = PX_S_PEEK;
   } else if (lc->mode == PX_MODE_TRANSPARENT) {
     if (px_transparent_destination(s) != 0) return;
-    s->state = PX_S_PEEK;
-  } else if (lc->mode == PX_MODE_SOCKS5) {
-    s->state = PX_S_SOCKS;
-  } else {
-    s->state = PX_S_PROXY_HTTP;
   }
+  if (lc->mode == PX_MODE_REVERSE || lc->mode == PX_MODE_TRANSPARENT)
+    px_session_set_state(s, PX_S_PEEK);
+  else if (lc->mode == PX_MODE_SOCKS5)
+    px_session_set_state(s, PX_S_SOCKS);
+  else
+    px_session_set_state(s, PX_S_PROXY_HTTP);
   flt_emit_conn_open(&w->shared->chain, &s->conn);
-  px_set_deadline(s, 0, NULL);
+  px_set_deadline(s, 0, PX_T_NONE);
   px_client_deadline_start(s, PX_WAIT_FIRST);
   px_leg_read_start(&s->client);
 }
@@ -805,7 +707,7 @@ void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, int fd) {
     /* Transparent mode explains its redirect loops itself. */
     const char *msg = "this connection comes from one of tlspeek's own upstream sockets: "
                       "tlspeek was made to connect to itself; refusing the loop";
-    flt_log_warn("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, msg);
+    px_session_log(s, FLT_LOG_WARN, "%s: %s", s->conn.client, msg);
     px_session_close(s, msg);
     return;
   }
@@ -844,9 +746,9 @@ static void on_handle_closed(uv_handle_t *h) {
 
 void px_session_close(px_session_t *s, const char *why) {
   if (s->state != PX_S_CLOSING) {
-    if (why) flt_log_debug("session %llu: closing: %s", (unsigned long long)s->conn.id, why);
+    if (why) px_session_log(s, FLT_LOG_DEBUG, "closing: %s", why);
     px_upstream_tls_close(s);
-    s->state = PX_S_CLOSING;
+    px_session_set_state(s, PX_S_CLOSING);
     px_upstream_count_idle(s, 0);
     px_client_check_gone(s);
     px_flows_fail_all(s, why && strcmp(why, "done") != 0 ? why : "connection closed");
@@ -868,5 +770,6 @@ void px_session_drain(px_session_t *s) {
   if (s->flows_head == NULL && s->req_flow == NULL && s->client.writes == 0)
     px_session_close(s, "shutting down");
   else
-    s->draining = 1; /* finish the flows in progress first (session_http.c) */
+    /* Finish the flows in progress first (session_http.c). */
+    px_session_set_end(s, PX_END_DRAINING);
 }

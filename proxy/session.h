@@ -15,27 +15,55 @@
 #include <uv.h>
 
 #include "filters/filter.h"
+#include "filters/util/log.h"
 #include "filters/util/strbuf.h"
 #include "proxy/config.h"
 #include "proxy/dns.h"
+#include "proxy/fsm.h"
 #include "proxy/leg.h"
 #include "proxy/codec/http1.h"
 #include "proxy/tls.h"
 
 struct px_worker;
 
-/* The client side's state: what the next bytes from the client mean. */
+/* The client side's state: what the next bytes from the client mean.
+ * Changed by px_session_set_state() only, along px_session_fsm. */
 typedef enum px_state {
-  PX_S_PROXY_HTTP = 0, /* explicit mode: CONNECT or absolute-form requests */
-  PX_S_SOCKS,          /* SOCKS5 greeting, authentication and request */
-  PX_S_PEEK,           /* waiting for the first bytes: TLS, HTTP or raw? */
-  PX_S_CLIENT_HELLO,   /* ClientHello seen; handshake paused for upstream */
-  PX_S_CLIENT_TLS,     /* our certificate is set; handshake finishing */
-  PX_S_HTTP,           /* HTTP over the tunnel / TLS / reverse listener */
-  PX_S_RAW,            /* not HTTP: bytes relayed as they are */
-  PX_S_ERROR_REPLY,    /* upstream failed: answer the next request, close */
-  PX_S_CLOSING
+  PX_S_NEW = 0,      /* allocated, not started */
+  PX_S_PROXY_HTTP,   /* explicit mode: CONNECT or absolute-form requests */
+  PX_S_SOCKS,        /* SOCKS5 greeting, authentication and request */
+  PX_S_PEEK,         /* waiting for the first bytes: TLS, HTTP or raw? */
+  PX_S_CLIENT_HELLO, /* ClientHello seen; handshake paused for upstream */
+  PX_S_CLIENT_TLS,   /* our certificate is set; handshake finishing */
+  PX_S_HTTP,         /* HTTP over the tunnel / TLS / reverse listener */
+  PX_S_RAW,          /* not HTTP: bytes relayed as they are */
+  PX_S_ERROR_REPLY,  /* upstream failed: answer the next request, close */
+  PX_S_CLOSING,
+  PX_S_COUNT
 } px_state_t;
+
+/* How the client connection ends, apart from what its bytes mean: it only
+ * moves forward (px_session_set_end, along px_end_fsm). */
+typedef enum px_end {
+  PX_END_OPEN = 0, /* serving */
+  PX_END_DRAINING, /* shutting down or the client half-closed: close after the last flow */
+  PX_END_FLUSHING, /* close once the client has everything (close_notify, FIN) */
+  PX_END_LINGER,   /* FIN sent; reading (and dropping) until the client's EOF */
+  PX_END_COUNT
+} px_end_t;
+
+/* The session timer's phase deadlines: what times out. Each has a name
+ * (for "... timed out") and a handler, in the table of session_timer.c. */
+typedef enum px_timer {
+  PX_T_NONE = 0,
+  PX_T_CLIENT_TLS,   /* "TLS handshake": the client's */
+  PX_T_DNS,          /* "DNS lookup" (a backstop: the resolver has its own) */
+  PX_T_CONNECT,      /* "connect" */
+  PX_T_UPSTREAM_TLS, /* "upstream TLS handshake" */
+  PX_T_DELIVERY,     /* "delivery": did the client take the answers? (delivery.c) */
+  PX_T_LINGER,       /* "linger": after our FIN, the client's EOF */
+  PX_T_COUNT
+} px_timer_t;
 
 /* What tlspeek waits for from the client, against a deadline (deadline.c):
  * slow clients (slowloris) are cut off, whatever the upstream does. */
@@ -51,12 +79,29 @@ typedef enum px_up_state {
   PX_UP_IDLE = 0,
   PX_UP_RESOLVING,
   PX_UP_CONNECTING,
-  PX_UP_PROXY_CONNECT,  /* upstream mode: waiting for the next proxy's 200 */
+  PX_UP_PROXY_CONNECT, /* upstream mode: waiting for the next proxy's 200 */
   PX_UP_TLS,
   PX_UP_READY,
   PX_UP_FAILED,
-  PX_UP_CLOSED          /* closing, to reconnect to another origin */
+  PX_UP_CLOSED, /* closing, to reconnect to another origin */
+  PX_UP_COUNT
 } px_up_state_t;
+
+/* SOCKS5 set-up (socks.c): which message comes next, then how it ended. */
+typedef enum px_socks_step {
+  PX_SOCKS_GREETING = 0,
+  PX_SOCKS_AUTH,    /* username/password (--proxyauth) */
+  PX_SOCKS_REQUEST, /* CONNECT */
+  PX_SOCKS_DONE,    /* answered "succeeded": the tunnel's bytes follow */
+  PX_SOCKS_REFUSED,
+  PX_SOCKS_COUNT
+} px_socks_step_t;
+
+/* The tables (session_state.c, upstream.c, socks.c). */
+extern const px_fsm_t px_session_fsm;
+extern const px_fsm_t px_end_fsm;
+extern const px_fsm_t px_up_fsm;
+extern const px_fsm_t px_socks_fsm;
 
 typedef struct px_flow_node {
   flt_flow_t flow;
@@ -84,7 +129,7 @@ typedef struct px_session {
   int leaf_set;                /* our certificate is on ctls */
   int client_app_data;         /* the client sent data over its TLS */
   int rejection_noted;         /* passthrough.c reported this session */
-  int socks_step;              /* socks.c: which message comes next */
+  px_socks_step_t socks_step;  /* socks.c, along px_socks_fsm */
   int up_tunnel;               /* upstream mode: CONNECT through the next proxy */
 
   /* client side */
@@ -95,7 +140,7 @@ typedef struct px_session {
   size_t alpn_offer_len;
 
   /* upstream side */
-  px_up_state_t up;
+  px_up_state_t up;            /* changed by px_upstream_set_state() only */
   char up_host[256];           /* where to connect */
   uint16_t up_port;
   char up_name[256];           /* name to verify (and send as SNI) */
@@ -132,10 +177,8 @@ typedef struct px_session {
                                   reads stopped, until this origin's flows
                                   are done and the leg is reconnected */
 
-  int close_when_flushed;      /* close once the client has everything */
+  px_end_t end;                /* how the client connection ends (px_session_set_end) */
   int backlog_paused;          /* reads stopped until writers catch up */
-  int draining;                /* shutting down: close after the last flow */
-  int shutdown_sent;           /* FIN sent; reading until the client's EOF */
   px_client_wait_t client_wait; /* deadline.c: what the client must send */
   uint64_t client_deadline;    /* uv_now by which it must have sent it */
   uint64_t last_activity;      /* uv_now of the last byte moved */
@@ -143,7 +186,7 @@ typedef struct px_session {
   int answered_after_eof;      /* a flow ended after the client's EOF */
   uint64_t delivery_until;     /* uv_now until which delivery.c waits to
                                   learn whether the client took them */
-  const char *deadline_what;   /* what times out ("TLS handshake", ...) */
+  px_timer_t deadline_what;    /* what times out at `deadline`, PX_T_NONE for nothing */
 
   struct px_session *prev, *next; /* worker's list of live sessions */
 } px_session_t;
@@ -161,13 +204,36 @@ void px_session_accept(struct px_worker *w, const px_listen_cfg_t *lc, int fd);
  * mode, announces the connection and starts reading s->client. */
 px_session_t *px_session_new(struct px_worker *w, const px_listen_cfg_t *lc);
 void px_session_start(px_session_t *s);
+/* A log line about the session: "session N: " and the rest (`fmt` must be a
+ * string literal). Formats nothing when `level` is not logged. */
+#define px_session_log(s, level, fmt, ...)                                                     \
+  do {                                                                                         \
+    if (flt_log_level() >= (level))                                                            \
+      flt_log((level), "session %llu: " fmt, (unsigned long long)(s)->conn.id, ##__VA_ARGS__); \
+  } while (0)
+
+/* The one failure path of a session: one log line at `level` ("session N:
+ * CLIENT: ABOUT: TEXT", ABOUT left out when NULL), the error event with
+ * TEXT, then `then`: PX_FAIL_CLOSE closes, an HTTP status (400, 502, 504,
+ * 508 ...) answers the client with it and closes once it is sent
+ * (px_reply_error), PX_FAIL_KEEP leaves the rest to the caller. */
+#define PX_FAIL_CLOSE 0
+#define PX_FAIL_KEEP (-1)
+void px_session_fail(px_session_t *s, int level, const char *about, const char *text, int then);
+/* The reason phrase tlspeek answers `status` with ("Bad Gateway"). */
+const char *px_status_reason(int status);
 /* Closes the session (idempotent). `why` is logged at debug level. */
 void px_session_close(px_session_t *s, const char *why);
 /* Stop reading new requests; close when idle (used at shutdown). */
 void px_session_drain(px_session_t *s);
 
-/* Changes the state (the only place that does), tracing the transition. */
+/* Changes the state (the only place that does) when px_session_fsm allows
+ * it, tracing the transition; refuses (an error line) otherwise. */
 void px_session_set_state(px_session_t *s, px_state_t next);
+/* Moves the end forward to `next` (nothing when it is there or beyond). */
+void px_session_set_end(px_session_t *s, px_end_t next);
+/* The upstream side's state (upstream.c), the same way along px_up_fsm. */
+void px_upstream_set_state(px_session_t *s, px_up_state_t next);
 
 /* ---- between session.c, session_http.c and upstream.c ----------------- */
 
@@ -178,7 +244,8 @@ void px_send_client(px_session_t *s, const void *data, size_t len);
 void px_write_owned(px_session_t *s, px_leg_t *to, void *buf, size_t len);
 /* Writes out what the leg's TLS wants to send (px_write_owned). */
 void px_flush_tls(px_session_t *s, px_leg_t *leg);
-uint64_t px_session_now(px_session_t *s);
+/* The loop's clock (uv_now) of the session's worker, in ms. */
+static inline uint64_t px_session_now(const px_session_t *s) { return uv_now(s->timer.loop); }
 void px_send_upstream(px_session_t *s, const void *data, size_t len);
 /* Between begin and end, sends to that side are gathered and go out as one
  * write (one TLS record run) at the end. The events of the input (e.g. a
@@ -188,11 +255,14 @@ void px_send_upstream(px_session_t *s, const void *data, size_t len);
 void px_batch_begin(px_session_t *s, int to_upstream);
 void px_batch_end(px_session_t *s, int to_upstream);
 void px_update_reading(px_session_t *s);
-void px_set_deadline(px_session_t *s, uint64_t ms, const char *what);
-/* With close_when_flushed set: once every write is out (a batch for the
+/* Arms the phase deadline: `what` times out after `ms`; PX_T_NONE clears it. */
+void px_set_deadline(px_session_t *s, uint64_t ms, px_timer_t what);
+/* Once the end is PX_END_FLUSHING: once every write is out (a batch for the
  * client included), close_notify, FIN and close. */
 void px_maybe_finish(px_session_t *s);
 
+/* session_timer.c: the name of a phase deadline ("TLS handshake"). */
+const char *px_timer_name(px_timer_t what);
 /* Restarts the session timer for the soonest of its deadlines. */
 void px_session_timer_restart(px_session_t *s);
 
@@ -231,6 +301,11 @@ void px_log_client_limited(px_session_t *s, const char *text);
 
 /* upstream.c */
 void px_upstream_start(px_session_t *s);
+/* The upstream side failed: `status` (502, 504, 508) and the text for the
+ * client and the log go to up_error*, the state to FAILED, then
+ * px_session_upstream_failed() answers or closes. */
+void px_upstream_fail(px_session_t *s, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* 1 when `host`:`port` names one of tlspeek's own listeners without a
  * lookup (a numeric address in any spelling, or localhost); `why` then
  * says so. Names that need DNS are checked after resolution instead. */

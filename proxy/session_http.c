@@ -162,8 +162,8 @@ static void flow_finish(px_session_t *s, const char *error) {
     px_session_rearm_timer(s); /* --upstream-idle counts from here */
     px_client_deadline_update(s); /* --keepalive-timeout too */
   }
-  if (s->draining && s->flows_head == NULL && s->state != PX_S_CLOSING) {
-    s->close_when_flushed = 1;
+  if (s->end >= PX_END_DRAINING && s->flows_head == NULL && s->state != PX_S_CLOSING) {
+    px_session_set_end(s, PX_END_FLUSHING);
     px_update_reading(s);
     px_maybe_finish(s);
   }
@@ -183,7 +183,7 @@ void px_reply_error_hdr(px_session_t *s, int status, const char *reason, const c
                         const char *text) {
   char head[512];
   size_t body_len = strlen(text) + 1;
-  if (s->close_when_flushed || s->state == PX_S_CLOSING) return;
+  if (s->end >= PX_END_FLUSHING || s->state == PX_S_CLOSING) return;
   /* The flow waiting for this answer ends with the error. */
   if (s->flows_head && !s->flows_head->flow.has_response) flow_finish(s, text);
   px_flows_fail_all(s, text);
@@ -195,16 +195,14 @@ void px_reply_error_hdr(px_session_t *s, int status, const char *reason, const c
   px_send_client(s, head, (size_t)n);
   px_send_client(s, text, body_len - 1);
   px_send_client(s, "\n", 1);
-  s->close_when_flushed = 1;
+  px_session_set_end(s, PX_END_FLUSHING);
   px_update_reading(s);
 }
 
 static void bad_request(px_session_t *s, const char *why) {
   char text[400];
   snprintf(text, sizeof(text), "tlspeek: malformed HTTP request: %s", why);
-  flt_log_warn("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, text);
-  flt_emit_error(chain_of(s), &s->conn, text);
-  px_reply_error(s, 400, "Bad Request", text);
+  px_session_fail(s, FLT_LOG_WARN, NULL, text, 400);
 }
 
 /* ---- actions: --block, --set-header, --remove-header ------------------------- */
@@ -262,7 +260,7 @@ static void reply_blocked(px_session_t *s, px_flow_node_t *n, int status) {
   px_send_client(s, body, sizeof(body) - 1);
   while (s->flows_head && s->flows_head != n) flow_finish(s, "closed: a later request was blocked");
   flow_finish(s, NULL);
-  s->close_when_flushed = 1;
+  px_session_set_end(s, PX_END_FLUSHING);
   px_update_reading(s);
 }
 
@@ -367,7 +365,7 @@ static void on_switch_closed(uv_handle_t *h) {
  * has answered every request before it, close that upstream connection and
  * go on with the held one. Called wherever that may have become true. */
 static void switch_when_idle(px_session_t *s) {
-  if (!s->switch_pending || s->flows_head != NULL || s->close_when_flushed ||
+  if (!s->switch_pending || s->flows_head != NULL || s->end >= PX_END_FLUSHING ||
       s->state == PX_S_CLOSING || s->up == PX_UP_CLOSED)
     return;
   if (!s->upstream.tcp_open || uv_is_closing((uv_handle_t *)&s->upstream.tcp)) {
@@ -376,7 +374,7 @@ static void switch_when_idle(px_session_t *s) {
     return;
   }
   px_upstream_tls_close(s); /* keeps its session resumable */
-  s->up = PX_UP_CLOSED;      /* until on_switch_closed */
+  px_upstream_set_state(s, PX_UP_CLOSED); /* until on_switch_closed */
   px_upstream_forget(s);
   uv_close((uv_handle_t *)&s->upstream.tcp, on_switch_closed);
 }
@@ -389,9 +387,7 @@ static int targets_us(px_session_t *s, const char *host, uint16_t port) {
   char why[400], text[450];
   if (!px_upstream_targets_us(host, port, why, sizeof(why))) return 0;
   snprintf(text, sizeof(text), "tlspeek: %s", why);
-  flt_log_warn("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, text);
-  flt_emit_error(chain_of(s), &s->conn, text);
-  px_reply_error(s, 508, "Loop Detected", text);
+  px_session_fail(s, FLT_LOG_WARN, NULL, text, 508);
   return 1;
 }
 
@@ -566,7 +562,7 @@ static int on_req_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   px_session_t *s = ud;
   flt_head_t view;
   px_http_head_view(h, &view);
-  if (s->close_when_flushed) return 0;
+  if (s->end >= PX_END_FLUSHING) return 0;
   if (binds_connection(&view, "authorization")) s->up_pinned = 1;
   const char *s_url = h->store.data ? h->store.data + h->url_off : "";
   char url[PX_HTTP_MAX_HEAD];
@@ -627,7 +623,7 @@ static void on_req_forward(void *ud, const char *data, size_t len) {
     px_session_peek(s, data, len);
     return;
   }
-  if (s->close_when_flushed) return;
+  if (s->end >= PX_END_FLUSHING) return;
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
   if (s->req.upgraded) flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
   px_send_upstream(s, data, len);
@@ -773,7 +769,7 @@ static void release_held_requests(px_session_t *s) {
 }
 
 static void client_plaintext(px_session_t *s, const char *data, size_t len) {
-  if (s->close_when_flushed || s->state == PX_S_CLOSING) return;
+  if (s->end >= PX_END_FLUSHING || s->state == PX_S_CLOSING) return;
   if (s->state == PX_S_HTTP && s->conn.kind == FLT_CONN_HTTPS && !s->tls_sniffed) {
     /* The first decrypted bytes: HTTP (empty lines allowed before it) or
      * another protocol, relayed as it is. */
@@ -812,8 +808,7 @@ static void upstream_plaintext(px_session_t *s, const char *data, size_t len);
  * truncated answer; otherwise the connection is closed. One log line. */
 static void upstream_broke(px_session_t *s, const char *text) {
   px_flow_node_t *n = s->flows_head;
-  flt_log_warn("session %llu: %s", (unsigned long long)s->conn.id, text);
-  flt_emit_error(chain_of(s), &s->conn, text);
+  px_session_fail(s, FLT_LOG_WARN, NULL, text, PX_FAIL_KEEP);
   if (n && n->flow.has_response && s->resp_head_mark != SIZE_MAX && s->client.batching &&
       s->resp_head_mark <= s->client.batch.len) {
     s->client.batch.len = s->resp_head_mark; /* unsend the head and body so far */
@@ -826,7 +821,7 @@ static void upstream_broke(px_session_t *s, const char *text) {
   } else if (n == NULL) {
     /* Every answer the client waited for is out (or in this batch): it
      * gets them, then the connection closes. */
-    s->close_when_flushed = 1;
+    px_session_set_end(s, PX_END_FLUSHING);
     px_update_reading(s);
     px_maybe_finish(s);
   } else {
@@ -848,7 +843,7 @@ static void upstream_plaintext(px_session_t *s, const char *data, size_t len) {
     px_send_client(s, data, len);
     return;
   }
-  if (s->resp.state == PX_HTTP_FAILED && s->close_when_flushed) return; /* reported once */
+  if (s->resp.state == PX_HTTP_FAILED && s->end >= PX_END_FLUSHING) return; /* reported once */
   s->resp_head_mark = SIZE_MAX;
   if (px_http_feed(&s->resp, data, len) == 0 || s->state == PX_S_CLOSING) return;
   char text[800];
@@ -868,8 +863,7 @@ void px_upstream_closed(px_session_t *s) {
       upstream_broke(s, text);
       return;
     }
-    flt_log_info("session %llu: upstream %s: %s", (unsigned long long)s->conn.id,
-                 s->conn.server_addr, s->resp.error);
+    px_session_log(s, FLT_LOG_INFO, "upstream %s: %s", s->conn.server_addr, s->resp.error);
     if (s->flows_head) flow_finish(s, "upstream closed the connection in the middle of the response");
   }
   if (s->flows_head && !s->flows_head->flow.has_response && s->state != PX_S_RAW) {
@@ -879,7 +873,7 @@ void px_upstream_closed(px_session_t *s) {
     px_reply_error(s, 502, "Bad Gateway", text);
     return;
   }
-  if (s->switch_pending && s->flows_head == NULL && !s->close_when_flushed) {
+  if (s->switch_pending && s->flows_head == NULL && s->end < PX_END_FLUSHING) {
     /* Done with this origin; a request to the next one is waiting. */
     switch_when_idle(s);
     return;
@@ -888,7 +882,7 @@ void px_upstream_closed(px_session_t *s) {
    * close_notify and FIN (px_maybe_finish), also when every write is already
    * done: a bare FIN reads as a truncation, and clients drop the session
    * they would have resumed. */
-  s->close_when_flushed = 1;
+  px_session_set_end(s, PX_END_FLUSHING);
   px_update_reading(s);
   px_maybe_finish(s);
 }

@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "filters/util/log.h"
+#include "proxy/fsm.h"
 #include "proxy/loopguard.h"
 #include "proxy/tlsopts.h"
 #include "proxy/session.h"
@@ -22,15 +23,41 @@
 
 static void try_next_address(px_session_t *s);
 
-static void up_fail(px_session_t *s, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void up_fail(px_session_t *s, int status, const char *fmt, ...) {
+#define B PX_FSM_BIT
+
+static const char *const up_names[PX_UP_COUNT] = {
+    "idle", "resolving", "connecting", "proxy-connect", "tls", "ready", "failed", "closed"};
+
+/* Set-up runs forward (a CONNECT to the next proxy and TLS each optional)
+ * and may fail at every step; a ready leg may still fail (a client
+ * certificate refused after the handshake), be released when idle (back to
+ * IDLE) or closed to switch origins (CLOSED, then IDLE). A failed leg stays
+ * failed: its session answers and closes. */
+static const uint32_t up_allowed[PX_UP_COUNT] = {
+    [PX_UP_IDLE] = B(PX_UP_RESOLVING),
+    [PX_UP_RESOLVING] = B(PX_UP_CONNECTING) | B(PX_UP_FAILED),
+    [PX_UP_CONNECTING] = B(PX_UP_PROXY_CONNECT) | B(PX_UP_TLS) | B(PX_UP_READY) | B(PX_UP_FAILED),
+    [PX_UP_PROXY_CONNECT] = B(PX_UP_TLS) | B(PX_UP_READY) | B(PX_UP_FAILED),
+    [PX_UP_TLS] = B(PX_UP_READY) | B(PX_UP_FAILED),
+    [PX_UP_READY] = B(PX_UP_FAILED) | B(PX_UP_IDLE) | B(PX_UP_CLOSED),
+    [PX_UP_FAILED] = 0,
+    [PX_UP_CLOSED] = B(PX_UP_IDLE),
+};
+
+const px_fsm_t px_up_fsm = {"upstream", up_names, PX_UP_COUNT, up_allowed};
+
+void px_upstream_set_state(px_session_t *s, px_up_state_t next) {
+  if (s->up == next || px_fsm_check(&px_up_fsm, s->conn.id, s->up, next) != 0) return;
+  s->up = next;
+}
+
+void px_upstream_fail(px_session_t *s, int status, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(s->up_error, sizeof(s->up_error), fmt, ap);
   va_end(ap);
   s->up_error_status = status;
-  s->up = PX_UP_FAILED;
+  px_upstream_set_state(s, PX_UP_FAILED);
   px_session_upstream_failed(s);
 }
 
@@ -87,19 +114,19 @@ static void on_resolved(void *arg, int status, const char *why, const px_dns_add
   s->conn.dns_us = (int64_t)((uv_hrtime() - s->t_phase) / 1000);
   s->t_phase = uv_hrtime();
   if (status != 0) {
-    up_fail(s, status, "%s", why);
+    px_upstream_fail(s, status, "%s", why);
     return;
   }
   uint16_t port;
   const char *host = connect_host(s, &port);
   char loop[512];
   if (addrs_target_us(host, port, addrs, loop, sizeof(loop))) {
-    up_fail(s, 508, "%s", loop);
+    px_upstream_fail(s, 508, "%s", loop);
     return;
   }
   s->addrs = *addrs;
   s->addr_next = 0;
-  px_set_deadline(s, s->w->shared->cfg->connect_timeout_ms, "connect");
+  px_set_deadline(s, s->w->shared->cfg->connect_timeout_ms, PX_T_CONNECT);
   try_next_address(s);
 }
 
@@ -107,7 +134,7 @@ void px_upstream_start(px_session_t *s) {
   uint16_t port;
   snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", s->up_host);
   s->conn.server_port = s->up_port;
-  s->up = PX_UP_RESOLVING;
+  px_upstream_set_state(s, PX_UP_RESOLVING);
   s->up_released = 0;
   s->addrs.n = 0;
   s->addr_next = 0;
@@ -123,7 +150,7 @@ void px_upstream_start(px_session_t *s) {
     return;
   }
   /* The resolver answers within --dns-timeout; this is only a backstop. */
-  px_set_deadline(s, s->w->shared->cfg->dns_timeout_ms + 2000, "DNS lookup");
+  px_set_deadline(s, s->w->shared->cfg->dns_timeout_ms + 2000, PX_T_DNS);
   px_dns_lookup(s->w->dns, host, port, on_resolved, s, &s->dnsq);
 }
 
@@ -144,7 +171,7 @@ static void proxy_connect_send(px_session_t *s) {
   else
     snprintf(hp, sizeof(hp), "%s:%u", s->up_host, (unsigned)s->up_port);
   int n = snprintf(req, sizeof(req), "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", hp, hp);
-  s->up = PX_UP_PROXY_CONNECT;
+  px_upstream_set_state(s, PX_UP_PROXY_CONNECT);
   px_write_owned(s, &s->upstream, strdup(req), (size_t)n);
 }
 
@@ -153,8 +180,8 @@ static void proxy_connect_send(px_session_t *s) {
 static long proxy_connect_reply(px_session_t *s, const char *data, size_t len) {
   size_t before = s->up_proxy_resp.len;
   if (flt_strbuf_append(&s->up_proxy_resp, data, len) != 0) {
-    up_fail(s, 502, "the upstream proxy %s:%u sent an over-long answer to CONNECT",
-            s->lc->target_host, (unsigned)s->lc->target_port);
+    px_upstream_fail(s, 502, "the upstream proxy %s:%u sent an over-long answer to CONNECT",
+                     s->lc->target_host, (unsigned)s->lc->target_port);
     return -1;
   }
   const char *end = strstr(s->up_proxy_resp.data, "\r\n\r\n");
@@ -164,16 +191,16 @@ static long proxy_connect_reply(px_session_t *s, const char *data, size_t len) {
   if (sscanf(s->up_proxy_resp.data, "HTTP/%d.%d %d", &major, &minor, &status) != 3 ||
       status < 200 || status > 299) {
     size_t line = strcspn(s->up_proxy_resp.data, "\r\n");
-    up_fail(s, 502, "the upstream proxy %s:%u refused CONNECT %s:%u: %.*s", s->lc->target_host,
-            (unsigned)s->lc->target_port, s->up_host, (unsigned)s->up_port,
-            (int)(line > 200 ? 200 : line), s->up_proxy_resp.data);
+    px_upstream_fail(s, 502, "the upstream proxy %s:%u refused CONNECT %s:%u: %.*s",
+                     s->lc->target_host, (unsigned)s->lc->target_port, s->up_host,
+                     (unsigned)s->up_port, (int)(line > 200 ? 200 : line), s->up_proxy_resp.data);
     return -1;
   }
   flt_strbuf_free(&s->up_proxy_resp);
   if (s->up_tls_wanted) {
     start_tls(s);
   } else {
-    s->up = PX_UP_READY;
+    px_upstream_set_state(s, PX_UP_READY);
     px_session_upstream_ready(s);
   }
   return (long)(head - before);
@@ -211,7 +238,7 @@ static void on_connected(uv_connect_t *req, int status) {
   } else if (s->up_tls_wanted) {
     start_tls(s);
   } else {
-    s->up = PX_UP_READY;
+    px_upstream_set_state(s, PX_UP_READY);
     px_session_upstream_ready(s);
   }
 }
@@ -244,8 +271,8 @@ static void try_next_address(px_session_t *s) {
   if (s->addr_next >= s->addrs.n) {
     uint16_t port;
     const char *host = connect_host(s, &port);
-    up_fail(s, 502, "cannot connect to %s:%u: %s", host, (unsigned)port,
-            s->up_last_err[0] ? s->up_last_err : "no usable address");
+    px_upstream_fail(s, 502, "cannot connect to %s:%u: %s", host, (unsigned)port,
+                     s->up_last_err[0] ? s->up_last_err : "no usable address");
     return;
   }
   const struct sockaddr_storage *addr = &s->addrs.a[s->addr_next++];
@@ -271,7 +298,7 @@ static void try_next_address(px_session_t *s) {
                    strerror(errno));
   }
   s->handles_open++;
-  s->up = PX_UP_CONNECTING;
+  px_upstream_set_state(s, PX_UP_CONNECTING);
   s->connect_req.data = s;
   int rc = uv_tcp_connect(&s->connect_req, &s->upstream.tcp, (const struct sockaddr *)addr,
                           on_connected);
@@ -298,8 +325,8 @@ static void start_tls(px_session_t *s) {
 
   if (px_tls_init(&s->upstream.tls, s->w->client_ctx, 0) != 0) {
     char buf[256];
-    up_fail(s, 502, "cannot start TLS to %s: %s", name,
-            px_tls_error_text(buf, sizeof(buf), "SSL_new failed"));
+    px_upstream_fail(s, 502, "cannot start TLS to %s: %s", name,
+                     px_tls_error_text(buf, sizeof(buf), "SSL_new failed"));
     return;
   }
   SSL_set_ex_data(s->upstream.tls.ssl, px_tls_session_index(), s);
@@ -317,8 +344,8 @@ static void start_tls(px_session_t *s) {
   snprintf(key, sizeof(key), "%s:%u", name, (unsigned)s->up_port);
   SSL_SESSION *cached = px_upsess_get(s->w, key);
   if (cached) SSL_set_session(s->upstream.tls.ssl, cached);
-  s->up = PX_UP_TLS;
-  px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, "upstream TLS handshake");
+  px_upstream_set_state(s, PX_UP_TLS);
+  px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, PX_T_UPSTREAM_TLS);
   upstream_handshake(s);
 }
 
@@ -386,11 +413,10 @@ static void upstream_handshake(px_session_t *s) {
     snprintf(s->conn.up_verify, sizeof(s->conn.up_verify), "%s",
              vr == X509_V_OK ? "ok" : X509_verify_cert_error_string(vr));
     s->up_cert = SSL_get1_peer_certificate(s->upstream.tls.ssl);
-    s->up = PX_UP_READY;
-    flt_log_debug("session %llu: upstream %s TLS up (%s, %s%s)",
-                  (unsigned long long)s->conn.id, s->conn.server_addr,
-                  SSL_get_version(s->upstream.tls.ssl), SSL_get_cipher_name(s->upstream.tls.ssl),
-                  SSL_session_reused(s->upstream.tls.ssl) ? ", resumed" : "");
+    px_upstream_set_state(s, PX_UP_READY);
+    px_session_log(s, FLT_LOG_DEBUG, "upstream %s TLS up (%s, %s%s)", s->conn.server_addr,
+                   SSL_get_version(s->upstream.tls.ssl), SSL_get_cipher_name(s->upstream.tls.ssl),
+                   SSL_session_reused(s->upstream.tls.ssl) ? ", resumed" : "");
     px_session_upstream_ready(s);
     return;
   }
@@ -402,22 +428,22 @@ static void upstream_handshake(px_session_t *s) {
                            : X509_verify_cert_error_string(vr));
   if (vr != X509_V_OK && !s->w->shared->cfg->insecure) {
     ERR_clear_error();
-    up_fail(s, 502,
-            "certificate for %s failed verification: %s — pass --upstream-ca FILE "
-            "(to trust its CA) or -k (to skip verification)",
-            name, X509_verify_cert_error_string(vr));
+    px_upstream_fail(s, 502,
+                     "certificate for %s failed verification: %s — pass --upstream-ca FILE "
+                     "(to trust its CA) or -k (to skip verification)",
+                     name, X509_verify_cert_error_string(vr));
     return;
   }
   char buf[256], cert_text[1024];
   if (client_cert_error(s, cert_text, sizeof(cert_text))) {
-    up_fail(s, 502, "%s", cert_text);
+    px_upstream_fail(s, 502, "%s", cert_text);
     return;
   }
-  up_fail(s, 502, "TLS handshake with %s:%u failed: %s", name, (unsigned)s->up_port,
-          px_tls_error_text(buf, sizeof(buf),
-                            e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL
-                                ? "the server closed the connection"
-                                : "handshake error"));
+  px_upstream_fail(s, 502, "TLS handshake with %s:%u failed: %s", name, (unsigned)s->up_port,
+                   px_tls_error_text(buf, sizeof(buf),
+                                     e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL
+                                         ? "the server closed the connection"
+                                         : "handshake error"));
 }
 
 /* SSL_free() marks the session of a connection that ended without our
@@ -436,21 +462,21 @@ void px_upstream_tls_close(px_session_t *s) {
 static void refused_after_handshake(px_session_t *s, const char *text) {
   int waiting = s->flows_head && !s->flows_head->flow.has_response;
   if (!waiting && s->state != PX_S_CLIENT_TLS && s->state != PX_S_HTTP) {
-    flt_log_warn("session %llu: %s", (unsigned long long)s->conn.id, text);
+    px_session_log(s, FLT_LOG_WARN, "%s", text);
     px_upstream_closed(s);
     return;
   }
   snprintf(s->up_error, sizeof(s->up_error), "%.*s", (int)sizeof(s->up_error) - 1, text);
   s->up_error_status = 502;
-  s->up = PX_UP_FAILED;
+  px_upstream_set_state(s, PX_UP_FAILED);
   s->upstream.eof = 1;
   if (waiting) {
     px_session_upstream_failed(s); /* replies now (PX_S_HTTP) */
     return;
   }
-  flt_log_warn("session %llu: %s: upstream %s:%u: %s", (unsigned long long)s->conn.id,
-               s->conn.client, s->up_host, (unsigned)s->up_port, text);
-  flt_emit_error(&s->w->shared->chain, &s->conn, text);
+  char about[300];
+  snprintf(about, sizeof(about), "upstream %s:%u", s->up_host, (unsigned)s->up_port);
+  px_session_fail(s, FLT_LOG_WARN, about, text, PX_FAIL_KEEP);
   px_session_set_state(s, PX_S_ERROR_REPLY);
 }
 
@@ -489,8 +515,8 @@ void px_upstream_on_read(px_session_t *s, const char *data, size_t len) {
     refused_after_handshake(s, eb);
     return;
   }
-  flt_log_info("session %llu: upstream TLS error: %s", (unsigned long long)s->conn.id,
-               px_tls_error_text(eb, sizeof(eb), "connection reset"));
+  px_session_log(s, FLT_LOG_INFO, "upstream TLS error: %s",
+                 px_tls_error_text(eb, sizeof(eb), "connection reset"));
   px_upstream_closed(s);
 }
 
@@ -504,7 +530,7 @@ void px_upstream_reset(px_session_t *s) {
   s->up_cert_requested = 0;
   s->addrs.n = 0;
   s->addr_next = 0;
-  s->up = PX_UP_IDLE;
+  px_upstream_set_state(s, PX_UP_IDLE);
   s->upstream.eof = 0;
   s->upstream.paused = 0;
   /* A fresh framer, which also gives back the header tables it grew. */
@@ -520,7 +546,7 @@ int px_upstream_releasable(const px_session_t *s) {
          s->req_flow == NULL && s->req.state == PX_HTTP_HEAD && s->req.raw.len == 0 &&
          s->resp.state == PX_HTTP_HEAD && s->resp.raw.len == 0 && !s->switch_pending &&
          s->upstream.pending.len == 0 && s->upstream.batch.len == 0 && s->upstream.writes == 0 &&
-         !s->upstream.eof && !s->client.eof && !s->draining && !s->close_when_flushed;
+         !s->upstream.eof && !s->client.eof && s->end == PX_END_OPEN;
 }
 
 /* Idle upstreams a worker keeps for the full --upstream-idle; beyond that
@@ -550,9 +576,8 @@ static void on_release_closed(uv_handle_t *h) {
 }
 
 void px_upstream_release(px_session_t *s) {
-  flt_log_debug("session %llu: upstream %s:%u idle for %.1f s: closed until the next request",
-                (unsigned long long)s->conn.id, s->up_host, (unsigned)s->up_port,
-                (double)px_upstream_release_delay(s) / 1000.0);
+  px_session_log(s, FLT_LOG_DEBUG, "upstream %s:%u idle for %.1f s: closed until the next request",
+                 s->up_host, (unsigned)s->up_port, (double)px_upstream_release_delay(s) / 1000.0);
   px_upstream_tls_close(s); /* a clean end: the session stays resumable */
   px_upstream_count_idle(s, 0);
   px_upstream_forget(s);
@@ -566,7 +591,6 @@ void px_upstream_release(px_session_t *s) {
 }
 
 void px_upstream_reconnect(px_session_t *s) {
-  flt_log_debug("session %llu: reconnecting upstream %s:%u", (unsigned long long)s->conn.id,
-                s->up_host, (unsigned)s->up_port);
+  px_session_log(s, FLT_LOG_DEBUG, "reconnecting upstream %s:%u", s->up_host, (unsigned)s->up_port);
   px_upstream_start(s);
 }

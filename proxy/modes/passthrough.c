@@ -320,7 +320,7 @@ static void pass_through(px_session_t *s) {
   s->up_tls_wanted = 0;
   s->conn.upstream_tls = 0;
   px_tls_free(&s->client.tls);
-  px_set_deadline(s, 0, NULL);
+  px_set_deadline(s, 0, PX_T_NONE);
   px_session_set_state(s, PX_S_RAW);
   flt_strbuf_t hello = s->hello_raw;
   flt_strbuf_init(&s->hello_raw, 0);
@@ -351,8 +351,7 @@ int px_passthrough_maybe(px_session_t *s) {
   } else {
     return 0;
   }
-  flt_log_info("session %llu: passing %s through: %s", (unsigned long long)s->conn.id, p.host,
-               why);
+  px_session_log(s, FLT_LOG_INFO, "passing %s through: %s", p.host, why);
   pass_through(s);
   return 1;
 }

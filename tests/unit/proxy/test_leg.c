@@ -18,11 +18,11 @@
 
 /* What one leg told its owner. */
 typedef struct rec {
-  flt_strbuf_t got;       /* bytes read (ciphertext on a TLS leg) */
-  flt_strbuf_t plain;     /* plaintext from px_leg_tls_read */
-  flt_strbuf_t wire;      /* bytes seen by on_wire_out */
+  flt_strbuf_t got;   /* bytes read (ciphertext on a TLS leg) */
+  flt_strbuf_t plain; /* plaintext from px_leg_tls_read */
+  flt_strbuf_t wire;  /* bytes seen by on_wire_out */
   int eof, written, shutdowns, last_status;
-  int tls;                /* feed reads to TLS and decrypt them */
+  int tls; /* feed reads to TLS and decrypt them */
   px_leg_read_t last_read;
   px_leg_t *leg;
 } rec_t;
@@ -62,7 +62,9 @@ static void on_plaintext(px_leg_t *leg, const char *data, size_t len) {
   flt_strbuf_append(&r->plain, data, len);
 }
 
-static int may_read(px_leg_t *leg) { return !leg->eof; }
+static int may_read(px_leg_t *leg) {
+  return !leg->eof;
+}
 
 static void on_wire_out(px_leg_t *leg, const void *data, size_t len) {
   rec_t *r = leg->owner;
@@ -96,10 +98,13 @@ static void pair_open(pair_t *p) {
 }
 
 static void run(pair_t *p) {
-  for (int i = 0; i < 20; i++) uv_run(&p->loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < 20; i++)
+    uv_run(&p->loop, UV_RUN_NOWAIT);
 }
 
-static void on_closed(uv_handle_t *h) { px_leg_closed((px_leg_t *)h); }
+static void on_closed(uv_handle_t *h) {
+  px_leg_closed((px_leg_t *)h);
+}
 
 static void pair_close(pair_t *p) {
   assert_int_equal(px_leg_close(&p->a, on_closed), 1);
