@@ -23,14 +23,17 @@
 #include "proxy/modes/passthrough.h"
 #include "proxy/codec/peek.h"
 #include "proxy/modes/proxyauth.h"
+#include "proxy/session_internal.h"
 #include "proxy/worker.h"
+
+static const px_session_ops_t session_ops; /* at the end of the file */
 
 
 /* ---- writing and backpressure -------------------------------------------- */
 
 /* Reads stop on the side whose peer has too much queued, and start again
  * once it drained below the low-water mark. */
-void px_update_reading(px_session_t *s) {
+static void update_reading(px_session_t *s) {
   if (s->state == PX_S_CLOSING) return;
   /* Writers behind (slow disk or terminal): take no new traffic until they
    * catch up; the worker's backlog timer calls us again. Nothing is lost. */
@@ -62,7 +65,7 @@ void px_update_reading(px_session_t *s) {
 /* Everything for the client is written: send FIN, then read (and drop)
  * until the client closes too, so that unread request bytes cannot turn
  * our close into a reset that destroys the response in flight. */
-void px_maybe_finish(px_session_t *s) {
+static void maybe_finish(px_session_t *s) {
   /* Output still being gathered (batching) is not written yet either:
    * px_batch_end comes back here. */
   if (s->end < PX_END_FLUSHING || s->client.writes != 0 || s->client.batching ||
@@ -120,7 +123,7 @@ static void on_leg_wire_out(px_leg_t *leg, const void *data, size_t len) {
     flt_emit_wire(&s->w->shared->chain, &s->conn, leg->side, 1, data, len);
 }
 
-void px_write_owned(px_session_t *s, px_leg_t *to, void *buf, size_t len) {
+static void write_owned(px_session_t *s, px_leg_t *to, void *buf, size_t len) {
   if (len == 0 || s->state == PX_S_CLOSING) {
     free(buf);
     return;
@@ -133,17 +136,17 @@ void px_write_owned(px_session_t *s, px_leg_t *to, void *buf, size_t len) {
   px_update_reading(s);
 }
 
-void px_flush_tls(px_session_t *s, px_leg_t *leg) {
+static void flush_tls(px_session_t *s, px_leg_t *leg) {
   size_t len;
   void *out;
   while ((out = px_tls_take_output(&leg->tls, &len)) != NULL) px_write_owned(s, leg, out, len);
 }
 
-void px_batch_begin(px_session_t *s, int to_upstream) {
+static void batch_begin(px_session_t *s, int to_upstream) {
   px_leg_batch_begin(to_upstream ? &s->upstream : &s->client);
 }
 
-void px_batch_end(px_session_t *s, int to_upstream) {
+static void batch_end(px_session_t *s, int to_upstream) {
   px_leg_t *leg = to_upstream ? &s->upstream : &s->client;
   if (leg->batch.len == 0) {
     leg->batching = 0;
@@ -178,13 +181,13 @@ static void send_on(px_session_t *s, px_leg_t *leg, const void *data, size_t len
   }
 }
 
-void px_send_client(px_session_t *s, const void *data, size_t len) {
+static void send_client(px_session_t *s, const void *data, size_t len) {
   if (len == 0 || s->state == PX_S_CLOSING) return;
   if (batched(s, &s->client, data, len)) return;
   send_on(s, &s->client, data, len, "TLS write to client failed");
 }
 
-void px_send_upstream(px_session_t *s, const void *data, size_t len) {
+static void send_upstream(px_session_t *s, const void *data, size_t len) {
   if (len == 0 || s->state == PX_S_CLOSING) return;
   if (batched(s, &s->upstream, data, len)) return;
   if (s->up != PX_UP_READY) {
@@ -399,7 +402,7 @@ static void client_eof(px_session_t *s) {
 
 /* ---- the upstream's verdict ----------------------------------------------- */
 
-void px_session_upstream_ready(px_session_t *s) {
+static void upstream_ready(px_session_t *s) {
   px_set_deadline(s, 0, PX_T_NONE);
   if (s->state == PX_S_CLIENT_HELLO) {
     resume_client_handshake(s, PX_S_CLIENT_TLS);
@@ -419,43 +422,13 @@ void px_session_upstream_ready(px_session_t *s) {
   px_update_reading(s);
 }
 
-const char *px_status_reason(int status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 407:
-      return "Proxy Authentication Required";
-    case 408:
-      return "Request Timeout";
-    case 504:
-      return "Gateway Timeout";
-    case 508:
-      return "Loop Detected";
-    default:
-      return "Bad Gateway";
-  }
-}
-
-void px_session_fail(px_session_t *s, int level, const char *about, const char *text, int then) {
-  if (about)
-    flt_log(level, "session %llu: %s: %s: %s", (unsigned long long)s->conn.id, s->conn.client,
-            about, text);
-  else
-    flt_log(level, "session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, text);
-  flt_emit_error(&s->w->shared->chain, &s->conn, text);
-  if (then == PX_FAIL_CLOSE)
-    px_session_close(s, text);
-  else if (then > 0)
-    px_reply_error(s, then, px_status_reason(then), text);
-}
-
 /* "upstream HOST:PORT", what an upstream failure is about in the log. */
 static const char *upstream_about(const px_session_t *s, char *buf, size_t len) {
   snprintf(buf, len, "upstream %s:%u", s->up_host, (unsigned)s->up_port);
   return buf;
 }
 
-void px_session_upstream_failed(px_session_t *s) {
+static void upstream_failed(px_session_t *s) {
   char about[300];
   int then = PX_FAIL_CLOSE;
   if (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP) then = s->up_error_status;
@@ -543,7 +516,7 @@ static void on_client_read(px_leg_t *leg, ssize_t nread, const char *data) {
   }
 }
 
-void px_session_set_target(px_session_t *s, const char *host, uint16_t port) {
+static void set_target(px_session_t *s, const char *host, uint16_t port) {
   snprintf(s->up_host, sizeof(s->up_host), "%s", host);
   snprintf(s->up_name, sizeof(s->up_name), "%s", host);
   s->up_port = port;
@@ -557,7 +530,7 @@ void px_session_set_target(px_session_t *s, const char *host, uint16_t port) {
     snprintf(s->conn.server_addr, sizeof(s->conn.server_addr), "[%s]:%u", host, (unsigned)port);
 }
 
-void px_session_peek(px_session_t *s, const char *data, size_t len) {
+static void session_peek(px_session_t *s, const char *data, size_t len) {
   peek_input(s, data, len);
 }
 
@@ -631,6 +604,7 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t len
 px_session_t *px_session_new(px_worker_t *w, const px_listen_cfg_t *lc) {
   px_session_t *s = calloc(1, sizeof(*s));
   if (s == NULL) return NULL;
+  s->ops = &session_ops;
   s->w = w;
   s->lc = lc;
   px_leg_init(&s->client, FLT_LEG_CLIENT, &client_ops, s, w->readbuf, 0);
@@ -744,7 +718,7 @@ static void on_handle_closed(uv_handle_t *h) {
   px_session_close(s, NULL);
 }
 
-void px_session_close(px_session_t *s, const char *why) {
+static void session_close(px_session_t *s, const char *why) {
   if (s->state != PX_S_CLOSING) {
     if (why) px_session_log(s, FLT_LOG_DEBUG, "closing: %s", why);
     px_upstream_tls_close(s);
@@ -765,7 +739,7 @@ void px_session_close(px_session_t *s, const char *why) {
     session_free(s);
 }
 
-void px_session_drain(px_session_t *s) {
+static void session_drain(px_session_t *s) {
   if (s->state == PX_S_CLOSING) return;
   if (s->flows_head == NULL && s->req_flow == NULL && s->client.writes == 0)
     px_session_close(s, "shutting down");
@@ -773,3 +747,37 @@ void px_session_drain(px_session_t *s) {
     /* Finish the flows in progress first (session_http.c). */
     px_session_set_end(s, PX_END_DRAINING);
 }
+
+static void send_to(px_session_t *s, int to_upstream, const void *data, size_t len) {
+  if (to_upstream)
+    send_upstream(s, data, len);
+  else
+    send_client(s, data, len);
+}
+
+static void batch(px_session_t *s, int to_upstream, int begin) {
+  if (begin)
+    batch_begin(s, to_upstream);
+  else
+    batch_end(s, to_upstream);
+}
+
+static const px_session_ops_t session_ops = {
+    .close = session_close,
+    .fail_with = px_session_state_fail,
+    .drain = session_drain,
+    .maybe_finish = maybe_finish,
+    .update_reading = update_reading,
+    .send = send_to,
+    .batch = batch,
+    .write_owned = write_owned,
+    .flush_tls = flush_tls,
+    .set_target = set_target,
+    .peek = session_peek,
+    .upstream_ready = upstream_ready,
+    .upstream_failed = upstream_failed,
+    .upstream_plaintext = px_session_http_upstream_plaintext,
+    .upstream_closed = px_session_http_upstream_closed,
+    .reply_error = px_session_http_reply_error,
+    .set_deadline = px_session_timer_set_deadline,
+};

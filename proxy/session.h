@@ -65,7 +65,7 @@ typedef enum px_timer {
   PX_T_COUNT
 } px_timer_t;
 
-/* What tlspeek waits for from the client, against a deadline (deadline.c):
+/* What tlspeek waits for from the client, against a deadline (session_timer.c):
  * slow clients (slowloris) are cut off, whatever the upstream does. */
 typedef enum px_client_wait {
   PX_WAIT_NONE = 0,
@@ -115,7 +115,38 @@ typedef struct px_flow_node {
   int upgrade_asked; /* request had Upgrade (with Connection: upgrade) or was CONNECT */
 } px_flow_node_t;
 
-typedef struct px_session {
+typedef struct px_session px_session_t;
+
+/* How the files below the session reach it. session.c fills one table
+ * (with the functions of session.c, session_http.c and session_timer.c) and
+ * every session points at it; the legs' owners, the upstream set-up, the
+ * modes, the deadlines and the worker call the session back through it (the
+ * static inline px_* functions below), not by linking to those files: the
+ * session owns and calls down, the rest calls back (tests/check_calls.py
+ * finds no two files of the core calling each other both ways). */
+typedef struct px_session_ops {
+  void (*close)(px_session_t *s, const char *why);
+  void (*fail_with)(px_session_t *s, int level, const char *about, const char *text, int then);
+  void (*drain)(px_session_t *s);
+  void (*maybe_finish)(px_session_t *s);
+  void (*update_reading)(px_session_t *s);
+  void (*send)(px_session_t *s, int to_upstream, const void *data, size_t len);
+  void (*batch)(px_session_t *s, int to_upstream, int begin);
+  void (*write_owned)(px_session_t *s, px_leg_t *to, void *buf, size_t len);
+  void (*flush_tls)(px_session_t *s, px_leg_t *leg);
+  void (*set_target)(px_session_t *s, const char *host, uint16_t port);
+  void (*peek)(px_session_t *s, const char *data, size_t len);
+  void (*upstream_ready)(px_session_t *s);
+  void (*upstream_failed)(px_session_t *s);
+  void (*upstream_plaintext)(px_session_t *s, const char *data, size_t len);
+  void (*upstream_closed)(px_session_t *s);
+  void (*reply_error)(px_session_t *s, int status, const char *reason, const char *extra,
+                      const char *text);
+  void (*set_deadline)(px_session_t *s, uint64_t ms, px_timer_t what);
+} px_session_ops_t;
+
+struct px_session {
+  const px_session_ops_t *ops; /* session.c's table, set by px_session_new */
   struct px_worker *w;
   const px_listen_cfg_t *lc;   /* the listener's mode */
   px_state_t state;
@@ -179,7 +210,7 @@ typedef struct px_session {
 
   px_end_t end;                /* how the client connection ends (px_session_set_end) */
   int backlog_paused;          /* reads stopped until writers catch up */
-  px_client_wait_t client_wait; /* deadline.c: what the client must send */
+  px_client_wait_t client_wait; /* session_timer.c: what the client must send */
   uint64_t client_deadline;    /* uv_now by which it must have sent it */
   uint64_t last_activity;      /* uv_now of the last byte moved */
   uint64_t deadline;           /* uv_now when the current phase times out */
@@ -189,7 +220,7 @@ typedef struct px_session {
   px_timer_t deadline_what;    /* what times out at `deadline`, PX_T_NONE for nothing */
 
   struct px_session *prev, *next; /* worker's list of live sessions */
-} px_session_t;
+};
 
 /* Starts a session for `fd`, a client connection just accepted on one of
  * `w`'s listeners (non-blocking): px_session_new, the fd into s->client, the
@@ -219,13 +250,16 @@ void px_session_start(px_session_t *s);
  * (px_reply_error), PX_FAIL_KEEP leaves the rest to the caller. */
 #define PX_FAIL_CLOSE 0
 #define PX_FAIL_KEEP (-1)
-void px_session_fail(px_session_t *s, int level, const char *about, const char *text, int then);
+static inline void px_session_fail(px_session_t *s, int level, const char *about, const char *text,
+                                   int then) {
+  s->ops->fail_with(s, level, about, text, then);
+}
 /* The reason phrase tlspeek answers `status` with ("Bad Gateway"). */
 const char *px_status_reason(int status);
 /* Closes the session (idempotent). `why` is logged at debug level. */
-void px_session_close(px_session_t *s, const char *why);
+static inline void px_session_close(px_session_t *s, const char *why) { s->ops->close(s, why); }
 /* Stop reading new requests; close when idle (used at shutdown). */
-void px_session_drain(px_session_t *s);
+static inline void px_session_drain(px_session_t *s) { s->ops->drain(s); }
 
 /* Changes the state (the only place that does) when px_session_fsm allows
  * it, tracing the transition; refuses (an error line) otherwise. */
@@ -237,29 +271,37 @@ void px_upstream_set_state(px_session_t *s, px_up_state_t next);
 
 /* ---- between session.c, session_http.c and upstream.c ----------------- */
 
-void px_send_client(px_session_t *s, const void *data, size_t len);
+static inline void px_send_client(px_session_t *s, const void *data, size_t len) {
+  s->ops->send(s, 0, data, len);
+}
 /* Writes bytes to a leg of the session; takes ownership of `buf`
  * (malloc'd) and frees it when the write completes. A failure closes the
  * session. */
-void px_write_owned(px_session_t *s, px_leg_t *to, void *buf, size_t len);
+static inline void px_write_owned(px_session_t *s, px_leg_t *to, void *buf, size_t len) {
+  s->ops->write_owned(s, to, buf, len);
+}
 /* Writes out what the leg's TLS wants to send (px_write_owned). */
-void px_flush_tls(px_session_t *s, px_leg_t *leg);
+static inline void px_flush_tls(px_session_t *s, px_leg_t *leg) { s->ops->flush_tls(s, leg); }
 /* The loop's clock (uv_now) of the session's worker, in ms. */
 static inline uint64_t px_session_now(const px_session_t *s) { return uv_now(s->timer.loop); }
-void px_send_upstream(px_session_t *s, const void *data, size_t len);
+static inline void px_send_upstream(px_session_t *s, const void *data, size_t len) {
+  s->ops->send(s, 1, data, len);
+}
 /* Between begin and end, sends to that side are gathered and go out as one
  * write (one TLS record run) at the end. The events of the input (e.g. a
  * flow's end, and so its transcript entry) thereby come before its bytes
  * reach the peer. A close waiting for the client's output (px_maybe_finish)
  * waits for the gathered bytes too; ending a client batch checks again. */
-void px_batch_begin(px_session_t *s, int to_upstream);
-void px_batch_end(px_session_t *s, int to_upstream);
-void px_update_reading(px_session_t *s);
+static inline void px_batch_begin(px_session_t *s, int to_upstream) { s->ops->batch(s, to_upstream, 1); }
+static inline void px_batch_end(px_session_t *s, int to_upstream) { s->ops->batch(s, to_upstream, 0); }
+static inline void px_update_reading(px_session_t *s) { s->ops->update_reading(s); }
 /* Arms the phase deadline: `what` times out after `ms`; PX_T_NONE clears it. */
-void px_set_deadline(px_session_t *s, uint64_t ms, px_timer_t what);
+static inline void px_set_deadline(px_session_t *s, uint64_t ms, px_timer_t what) {
+  s->ops->set_deadline(s, ms, what);
+}
 /* Once the end is PX_END_FLUSHING: once every write is out (a batch for the
  * client included), close_notify, FIN and close. */
-void px_maybe_finish(px_session_t *s);
+static inline void px_maybe_finish(px_session_t *s) { s->ops->maybe_finish(s); }
 
 /* session_timer.c: the name of a phase deadline ("TLS handshake"). */
 const char *px_timer_name(px_timer_t what);
@@ -283,7 +325,7 @@ void px_client_gone(px_session_t *s);
 int px_client_delivery_pending(px_session_t *s);
 void px_client_check_gone(px_session_t *s);
 
-/* deadline.c: client deadlines. px_client_deadline_update() looks at the
+/* session_timer.c: client deadlines. px_client_deadline_update() looks at the
  * session's state and framer and arms (from now) what the client must send
  * next, keeps a deadline already running for the same thing, or clears it;
  * call it whenever that may have changed. px_client_deadline_start() arms
@@ -337,10 +379,12 @@ px_session_t *px_upstream_handle_closed(uv_handle_t *h);
 /* The upstream socket is about to close: drop it from the loop guard. */
 void px_upstream_forget(px_session_t *s);
 /* Called by upstream.c when the leg is usable or has failed. */
-void px_session_upstream_ready(px_session_t *s);
-void px_session_upstream_failed(px_session_t *s);
+static inline void px_session_upstream_ready(px_session_t *s) { s->ops->upstream_ready(s); }
+static inline void px_session_upstream_failed(px_session_t *s) { s->ops->upstream_failed(s); }
 /* Sets where the upstream leg goes (and what the conn shows). */
-void px_session_set_target(px_session_t *s, const char *host, uint16_t port);
+static inline void px_session_set_target(px_session_t *s, const char *host, uint16_t port) {
+  s->ops->set_target(s, host, port);
+}
 /* transparent.c: the original destination (SO_ORIGINAL_DST or TPROXY) as
  * the target; refuses (and closes, returning -1) loops. */
 int px_transparent_destination(px_session_t *s);
@@ -362,20 +406,26 @@ void px_passthrough_note_early_close(px_session_t *s, unsigned long err);
 /* socks.c: SOCKS5 bytes from the client. */
 void px_socks_input(px_session_t *s, const char *data, size_t len);
 /* Bytes that arrived after CONNECT's 200: decide TLS, HTTP or raw. */
-void px_session_peek(px_session_t *s, const char *data, size_t len);
+static inline void px_session_peek(px_session_t *s, const char *data, size_t len) {
+  s->ops->peek(s, data, len);
+}
 
 /* session_http.c: HTTP framing callbacks and error replies */
-extern const px_http_cbs_t px_req_cbs;
-extern const px_http_cbs_t px_resp_cbs;
 void px_client_plaintext(px_session_t *s, const char *data, size_t len);
-void px_upstream_plaintext(px_session_t *s, const char *data, size_t len);
-void px_upstream_closed(px_session_t *s);
+static inline void px_upstream_plaintext(px_session_t *s, const char *data, size_t len) {
+  s->ops->upstream_plaintext(s, data, len);
+}
+static inline void px_upstream_closed(px_session_t *s) { s->ops->upstream_closed(s); }
 /* Answers the client with an error response and closes after it is sent. */
-void px_reply_error(px_session_t *s, int status, const char *reason,
-                    const char *text);
+static inline void px_reply_error(px_session_t *s, int status, const char *reason,
+                                  const char *text) {
+  s->ops->reply_error(s, status, reason, "", text);
+}
 /* The same with `extra` header lines ("Name: value\r\n" each, or ""). */
-void px_reply_error_hdr(px_session_t *s, int status, const char *reason, const char *extra,
-                        const char *text);
+static inline void px_reply_error_hdr(px_session_t *s, int status, const char *reason,
+                                      const char *extra, const char *text) {
+  s->ops->reply_error(s, status, reason, extra, text);
+}
 void px_flows_fail_all(px_session_t *s, const char *why);
 
 #endif

@@ -1,8 +1,12 @@
 /* session_state.c — the session's two state variables and their tables
  * (session.h, fsm.h): what the client's next bytes mean (`state`) and how
  * the client connection ends (`end`). The setters here are the only places
- * that change them. */
+ * that change them. And the one failure path (px_session_fail). */
+#include <stdio.h>
+
 #include "proxy/session.h"
+#include "proxy/session_internal.h"
+#include "proxy/worker.h"
 
 #define B PX_FSM_BIT
 
@@ -59,4 +63,37 @@ void px_session_set_state(px_session_t *s, px_state_t next) {
 void px_session_set_end(px_session_t *s, px_end_t next) {
   if (next <= s->end || px_fsm_check(&px_end_fsm, s->conn.id, s->end, next) != 0) return;
   s->end = next;
+}
+
+/* ---- the one failure path ---------------------------------------------------- */
+
+const char *px_status_reason(int status) {
+  switch (status) {
+    case 400:
+      return "Bad Request";
+    case 407:
+      return "Proxy Authentication Required";
+    case 408:
+      return "Request Timeout";
+    case 504:
+      return "Gateway Timeout";
+    case 508:
+      return "Loop Detected";
+    default:
+      return "Bad Gateway";
+  }
+}
+
+void px_session_state_fail(px_session_t *s, int level, const char *about, const char *text,
+                           int then) {
+  if (about)
+    flt_log(level, "session %llu: %s: %s: %s", (unsigned long long)s->conn.id, s->conn.client,
+            about, text);
+  else
+    flt_log(level, "session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, text);
+  flt_emit_error(&s->w->shared->chain, &s->conn, text);
+  if (then == PX_FAIL_CLOSE)
+    px_session_close(s, text);
+  else if (then > 0)
+    px_reply_error(s, then, px_status_reason(then), text);
 }

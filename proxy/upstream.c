@@ -533,9 +533,11 @@ void px_upstream_reset(px_session_t *s) {
   px_upstream_set_state(s, PX_UP_IDLE);
   s->upstream.eof = 0;
   s->upstream.paused = 0;
-  /* A fresh framer, which also gives back the header tables it grew. */
+  /* A fresh framer, which also gives back the header tables it grew; the
+   * same callbacks (session_http.c's, set by px_session_new). */
+  const px_http_cbs_t *cbs = s->resp.cbs;
   px_http_free(&s->resp);
-  px_http_init(&s->resp, HTTP_RESPONSE, &px_resp_cbs, s);
+  px_http_init(&s->resp, HTTP_RESPONSE, cbs, s);
 }
 
 int px_upstream_releasable(const px_session_t *s) {
