@@ -28,6 +28,9 @@
 
 static const px_session_ops_t session_ops; /* at the end of the file */
 
+/* Both legs read into the worker's one buffer. */
+_Static_assert(PX_READ_BUF >= PX_LEG_READ_BUF,
+               "the worker's read buffer is smaller than a leg's read");
 
 /* ---- writing and backpressure -------------------------------------------- */
 

@@ -157,7 +157,7 @@ struct px_session {
   uv_timer_t timer;
   int handles_open;            /* close callbacks still to come */
   int loopguard_registered;    /* upstream's local address is in loopguard */
-  int leaf_set;                /* our certificate is on ctls */
+  int leaf_set;                /* our certificate is on client.tls */
   int client_app_data;         /* the client sent data over its TLS */
   int rejection_noted;         /* passthrough.c reported this session */
   px_socks_step_t socks_step;  /* socks.c, along px_socks_fsm */
@@ -199,7 +199,7 @@ struct px_session {
   px_flow_node_t *flows_head;  /* flows waiting for a response, in order */
   px_flow_node_t *flows_tail;
   px_flow_node_t *req_flow;    /* flow whose request is still arriving */
-  size_t resp_head_mark;       /* batch[0].len before the current response's
+  size_t resp_head_mark;       /* client.batch.len before the current response's
                                   head, SIZE_MAX when not in this batch */
   int tls_sniffed;             /* the first decrypted bytes were classified */
   int auth_mask;               /* px_proxyauth_mask_stream state of client reads */
