@@ -74,7 +74,8 @@ endif
 
 DEPS_OK := build/.deps-ok
 
-.PHONY: all run test unit e2e asan bench bench-quick deps test-deps check-debs format clean fuzz \
+.PHONY: all run test unit e2e asan bench bench-quick deps test-deps check-debs check-calls format \
+        clean fuzz \
         examples
 all: $(BIN)
 
@@ -141,7 +142,14 @@ e2e: test-deps
 	cd tests/e2e && TLSPEEK_BIN=$(abspath $(BIN)) TLSPEEK_ASAN=$(if $(SANITIZER),1,) \
 	  /usr/bin/python3 -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# Fails, naming each, on two proxy/ files that call each other both ways, a .c
+# over 800 lines or a function over 80 (tests/check_calls.py; the findings still
+# to fix are listed in tests/check_calls_allowed.txt, which may only shrink).
+check-calls: $(BIN)
+	@/usr/bin/python3 tests/check_calls.py --build $(BUILD) --allow tests/check_calls_allowed.txt
+
 test: check-debs
+	@$(MAKE) --no-print-directory check-calls
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 

@@ -33,7 +33,7 @@ static int client_socket_verdict(px_session_t *s) {
   socklen_t len = sizeof(ti);
   int unacked = 0;
 
-  if (uv_fileno((uv_handle_t *)&s->client, &fd) != 0) return 1;
+  if (uv_fileno((uv_handle_t *)&s->client.tcp, &fd) != 0) return 1;
   if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return 1;
   if (ti.tcpi_state == TCP_CLOSE) return 0;
   if (ioctl(fd, TIOCOUTQ, &unacked) != 0) return 1; /* sent or not, unacknowledged */
@@ -48,7 +48,7 @@ int px_client_delivery_pending(px_session_t *s) {
   uint64_t now = px_session_now(s);
   if (s->delivery_until == 0) s->delivery_until = now + PX_DELIVERY_WAIT_MS;
   if (now >= s->delivery_until) return 0; /* not known: taken */
-  px_set_deadline(s, PX_DELIVERY_POLL_MS, "delivery");
+  px_set_deadline(s, PX_DELIVERY_POLL_MS, PX_T_DELIVERY);
   return 1;
 }
 

@@ -23,151 +23,20 @@
 #include "proxy/modes/passthrough.h"
 #include "proxy/codec/peek.h"
 #include "proxy/modes/proxyauth.h"
+#include "proxy/session_internal.h"
 #include "proxy/worker.h"
 
-static const char *const state_names[] = {
-    "proxy-http", "socks", "peek", "client-hello", "client-tls", "http", "raw", "error-reply",
-    "closing"};
+static const px_session_ops_t session_ops; /* at the end of the file */
 
-typedef struct px_wreq {
-  uv_write_t req;
-  px_session_t *s;
-  void *buf;
-  int to_client;
-} px_wreq_t;
-
-uint64_t px_session_now(px_session_t *s) { return uv_now(&s->w->loop); }
-
-void px_session_set_state(px_session_t *s, px_state_t next) {
-  if (s->state == next) return;
-  flt_log_trace("session %llu: %s -> %s", (unsigned long long)s->conn.id,
-                state_names[s->state], state_names[next]);
-  s->state = next;
-  if (next == PX_S_PEEK)
-    px_client_deadline_start(s, PX_WAIT_FIRST); /* a new tunnel: its first bytes */
-  else if (next != PX_S_CLOSING)
-    px_client_deadline_update(s);
-}
-
-void px_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  px_session_t *s = h->data;
-  (void)suggested;
-  /* One buffer per loop: every read is consumed before the next one. */
-  buf->base = s->w->readbuf;
-  buf->len = PX_READ_BUF;
-}
-
-/* ---- timers -------------------------------------------------------------- */
-
-/* When the timer must next look at the session: the idle timeout, the
- * phase deadline, or the moment an idle upstream may be released. */
-static uint64_t next_wakeup(px_session_t *s) {
-  const px_config_t *cfg = s->w->shared->cfg;
-  uint64_t next = s->last_activity + cfg->idle_timeout_ms;
-  if (s->deadline_what && s->deadline < next) next = s->deadline;
-  if (s->client_wait != PX_WAIT_NONE && s->client_deadline < next) next = s->client_deadline;
-  if (cfg->upstream_idle_ms && px_upstream_releasable(s) &&
-      s->last_activity + px_upstream_release_delay(s) < next)
-    next = s->last_activity + px_upstream_release_delay(s);
-  return next;
-}
-
-static void on_timer(uv_timer_t *t) {
-  px_session_t *s = t->data;
-  uint64_t now = px_session_now(s);
-  const px_config_t *cfg = s->w->shared->cfg;
-  char msg[300];
-
-  if (s->state == PX_S_CLOSING) return;
-  if (s->client_wait != PX_WAIT_NONE && now >= s->client_deadline) {
-    px_client_deadline_expired(s);
-    if (s->state == PX_S_CLOSING) return;
-  }
-  if (s->deadline_what && now >= s->deadline) {
-    const char *what = s->deadline_what;
-    s->deadline_what = NULL;
-    if (strcmp(what, "connect") == 0 && (s->up == PX_UP_RESOLVING || s->up == PX_UP_CONNECTING)) {
-      snprintf(s->up_error, sizeof(s->up_error), "connect to %s:%u timed out after %.1f s",
-               s->up_host, (unsigned)s->up_port, (double)cfg->connect_timeout_ms / 1000.0);
-      s->up_error_status = 504;
-      s->up = PX_UP_FAILED;
-      px_dns_cancel(&s->dnsq);
-      px_session_upstream_failed(s);
-      return;
-    }
-    if (strcmp(what, "upstream TLS handshake") == 0 && s->up == PX_UP_TLS) {
-      snprintf(s->up_error, sizeof(s->up_error),
-               "TLS handshake with %s:%u timed out after %.1f s", s->up_host,
-               (unsigned)s->up_port, (double)cfg->handshake_timeout_ms / 1000.0);
-      s->up_error_status = 504;
-      s->up = PX_UP_FAILED;
-      px_session_upstream_failed(s);
-      return;
-    }
-    if (strcmp(what, "delivery") == 0) {
-      px_maybe_finish(s);
-      return;
-    }
-    if (strcmp(what, "linger") == 0) {
-      px_session_close(s, "done");
-      return;
-    }
-    if (strcmp(what, "idle") != 0) {
-      snprintf(msg, sizeof(msg), "%s timed out", what);
-      flt_log_info("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, msg);
-      flt_emit_error(&s->w->shared->chain, &s->conn, msg);
-      px_session_close(s, msg);
-      return;
-    }
-  }
-  /* Idle check: measured from the last byte moved. */
-  if (now - s->last_activity >= cfg->idle_timeout_ms) {
-    snprintf(msg, sizeof(msg), "idle for %.0f s, closing", (double)cfg->idle_timeout_ms / 1000.0);
-    flt_log_debug("session %llu: %s", (unsigned long long)s->conn.id, msg);
-    px_session_close(s, msg);
-    return;
-  }
-  if (cfg->upstream_idle_ms) {
-    int idle = px_upstream_releasable(s);
-    if (idle && now - s->last_activity >= px_upstream_release_delay(s))
-      px_upstream_release(s);
-    else
-      px_upstream_count_idle(s, idle);
-  }
-  uint64_t next = next_wakeup(s);
-  uv_timer_start(&s->timer, on_timer, next > now ? next - now : 1, 0);
-}
-
-void px_session_rearm_timer(px_session_t *s) {
-  if (s->state == PX_S_CLOSING || !px_upstream_releasable(s)) return;
-  px_upstream_count_idle(s, 1);
-  uint64_t now = px_session_now(s), next = next_wakeup(s);
-  uint64_t in = next > now ? next - now : 1;
-  if (uv_timer_get_due_in(&s->timer) > in) uv_timer_start(&s->timer, on_timer, in, 0);
-}
-
-void px_session_timer_restart(px_session_t *s) {
-  uint64_t now = px_session_now(s), next = next_wakeup(s);
-  if (s->state != PX_S_CLOSING)
-    uv_timer_start(&s->timer, on_timer, next > now ? next - now : 1, 0);
-}
-
-/* Arms the phase deadline (`what` times out after `ms`); NULL clears it. */
-void px_set_deadline(px_session_t *s, uint64_t ms, const char *what) {
-  s->deadline_what = what;
-  s->deadline = px_session_now(s) + ms;
-  px_session_timer_restart(s);
-}
+/* Both legs read into the worker's one buffer. */
+_Static_assert(PX_READ_BUF >= PX_LEG_READ_BUF,
+               "the worker's read buffer is smaller than a leg's read");
 
 /* ---- writing and backpressure -------------------------------------------- */
 
-static size_t queued(uv_tcp_t *t) { return uv_stream_get_write_queue_size((uv_stream_t *)t); }
-
-static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-
 /* Reads stop on the side whose peer has too much queued, and start again
  * once it drained below the low-water mark. */
-void px_update_reading(px_session_t *s) {
+static void update_reading(px_session_t *s) {
   if (s->state == PX_S_CLOSING) return;
   /* Writers behind (slow disk or terminal): take no new traffic until they
    * catch up; the worker's backlog timer calls us again. Nothing is lost. */
@@ -179,90 +48,61 @@ void px_update_reading(px_session_t *s) {
     else s->w->backlog_waiters--;
     if (backlog) px_worker_watch_backlog(s->w);
   }
-  size_t to_up = s->up_pending.len + (s->upstream_tcp_init ? queued(&s->upstream) : 0);
-  size_t to_client = queued(&s->client);
+  size_t to_up = s->upstream.pending.len + px_leg_queued(&s->upstream);
+  size_t to_client = px_leg_queued(&s->client);
   /* A request with Upgrade waits for its answer before what follows it is
    * read on (px_http_resume_http / px_http_set_raw). */
   /* Once our FIN is out (linger), reads only look for the client's EOF and
    * drop the rest, whatever the request was waiting for. */
-  int want_client = !s->client_eof && !backlog &&
-                    (s->shutdown_sent ||
-                     (!s->switch_pending && !s->req.await_verdict && !s->close_when_flushed &&
-                      (s->client_paused ? to_up < PX_LOW_WATER : to_up < PX_HIGH_WATER)));
-  if (want_client && s->client_paused) {
-    s->client_paused = 0;
-    uv_read_start((uv_stream_t *)&s->client, px_alloc_cb, on_client_read);
-  } else if (!want_client && !s->client_paused) {
-    s->client_paused = 1;
-    uv_read_stop((uv_stream_t *)&s->client);
-  }
+  int want_client = !s->client.eof && !backlog &&
+                    (s->end >= PX_END_LINGER ||
+                     (!s->switch_pending && !s->req.await_verdict && s->end < PX_END_FLUSHING &&
+                      px_leg_room(&s->client, to_up, PX_LOW_WATER, PX_HIGH_WATER)));
+  px_leg_want_read(&s->client, want_client);
   if (s->up != PX_UP_READY && s->up != PX_UP_TLS && s->up != PX_UP_PROXY_CONNECT) return;
-  int want_up = !s->upstream_eof && !backlog &&
-                (s->upstream_paused ? to_client < PX_LOW_WATER : to_client < PX_HIGH_WATER);
-  if (want_up && s->upstream_paused) {
-    s->upstream_paused = 0;
-    uv_read_start((uv_stream_t *)&s->upstream, px_alloc_cb, px_on_upstream_read);
-  } else if (!want_up && !s->upstream_paused) {
-    s->upstream_paused = 1;
-    uv_read_stop((uv_stream_t *)&s->upstream);
-  }
-}
-
-static void flush_client_tls(px_session_t *s);
-
-static void on_shutdown(uv_shutdown_t *req, int status) {
-  px_session_t *s = req->data;
-  (void)status;
-  free(req);
-  s->client_writes--;
-  if (s->state == PX_S_CLOSING) px_session_close(s, NULL);
+  int want_up = !s->upstream.eof && !backlog &&
+                px_leg_room(&s->upstream, to_client, PX_LOW_WATER, PX_HIGH_WATER);
+  px_leg_want_read(&s->upstream, want_up);
 }
 
 /* Everything for the client is written: send FIN, then read (and drop)
  * until the client closes too, so that unread request bytes cannot turn
  * our close into a reset that destroys the response in flight. */
-void px_maybe_finish(px_session_t *s) {
+static void maybe_finish(px_session_t *s) {
   /* Output still being gathered (batching) is not written yet either:
    * px_batch_end comes back here. */
-  if (!s->close_when_flushed || s->client_writes != 0 || s->batching[0] ||
-      s->state == PX_S_CLOSING || s->shutdown_sent)
+  if (s->end < PX_END_FLUSHING || s->client.writes != 0 || s->client.batching ||
+      s->state == PX_S_CLOSING || s->end >= PX_END_LINGER)
     return;
-  if (s->ctls.ssl && SSL_is_init_finished(s->ctls.ssl) &&
-      !(SSL_get_shutdown(s->ctls.ssl) & SSL_SENT_SHUTDOWN)) {
-    SSL_shutdown(s->ctls.ssl);
-    flush_client_tls(s);
-    if (s->client_writes != 0) return; /* back here when close_notify is out */
+  if (s->client.tls.ssl && SSL_is_init_finished(s->client.tls.ssl) &&
+      !(SSL_get_shutdown(s->client.tls.ssl) & SSL_SENT_SHUTDOWN)) {
+    SSL_shutdown(s->client.tls.ssl);
+    px_flush_tls(s, &s->client);
+    if (s->client.writes != 0) return; /* back here when close_notify is out */
   }
-  uv_shutdown_t *req = malloc(sizeof(*req));
-  if (req == NULL || s->client_eof) {
-    free(req);
+  if (s->client.eof) {
     /* Answers sent after the client's EOF: did it take them? */
-    if (s->client_eof && px_client_delivery_pending(s)) return;
+    if (px_client_delivery_pending(s)) return;
     px_session_close(s, "done");
     return;
   }
-  req->data = s;
-  if (uv_shutdown(req, (uv_stream_t *)&s->client, on_shutdown) != 0) {
-    free(req);
+  if (px_leg_shutdown(&s->client, 0) != 0) {
     px_session_close(s, "done");
     return;
   }
-  s->client_writes++;
-  s->shutdown_sent = 1;
+  px_session_set_end(s, PX_END_LINGER);
   px_update_reading(s);
-  px_set_deadline(s, 2000, "linger");
+  px_set_deadline(s, 2000, PX_T_LINGER);
 }
 
-static void on_write(uv_write_t *req, int status) {
-  px_wreq_t *wr = (px_wreq_t *)req;
-  px_session_t *s = wr->s;
-  int to_client = wr->to_client;
-  free(wr->buf);
-  if (to_client)
-    s->client_writes--;
-  else
-    s->upstream_writes--;
-  free(wr);
+/* A write or shutdown of either leg completed (leg.h ops). */
+static void on_leg_written(px_leg_t *leg, int status, int shutdown) {
+  px_session_t *s = leg->owner;
+  int to_client = leg == &s->client;
+  if (shutdown) {
+    if (s->state == PX_S_CLOSING) px_session_close(s, NULL);
+    return;
+  }
   if (to_client && status < 0 && status != UV_ECANCELED) px_client_gone(s);
   if (s->state == PX_S_CLOSING) {
     px_session_close(s, NULL);
@@ -280,59 +120,41 @@ static void on_write(uv_write_t *req, int status) {
   px_maybe_finish(s);
 }
 
-void px_write_owned(px_session_t *s, uv_tcp_t *to, void *buf, size_t len) {
-  px_wreq_t *wr;
-  uv_buf_t b;
+static void on_leg_wire_out(px_leg_t *leg, const void *data, size_t len) {
+  px_session_t *s = leg->owner;
+  if (s->w->shared->want_wire)
+    flt_emit_wire(&s->w->shared->chain, &s->conn, leg->side, 1, data, len);
+}
+
+static void write_owned(px_session_t *s, px_leg_t *to, void *buf, size_t len) {
   if (len == 0 || s->state == PX_S_CLOSING) {
     free(buf);
     return;
   }
-  wr = malloc(sizeof(*wr));
-  if (wr == NULL) {
-    free(buf);
-    px_session_close(s, "out of memory");
-    return;
-  }
-  wr->s = s;
-  wr->buf = buf;
-  wr->to_client = to == &s->client;
-  if (s->w->shared->want_wire)
-    flt_emit_wire(&s->w->shared->chain, &s->conn, wr->to_client ? FLT_LEG_CLIENT : FLT_LEG_UPSTREAM,
-                  1, buf, len);
-  b = uv_buf_init(buf, (unsigned)len);
-  int rc = uv_write(&wr->req, (uv_stream_t *)to, &b, 1, on_write);
+  int rc = px_leg_write_owned(to, buf, len);
   if (rc < 0) {
-    free(buf);
-    free(wr);
-    px_session_close(s, uv_strerror(rc));
+    px_session_close(s, rc == UV_ENOMEM ? "out of memory" : uv_strerror(rc));
     return;
   }
-  if (wr->to_client)
-    s->client_writes++;
-  else
-    s->upstream_writes++;
   px_update_reading(s);
 }
 
-static void *copy_of(const void *data, size_t len) {
-  void *p = malloc(len ? len : 1);
-  if (p) memcpy(p, data, len);
-  return p;
-}
-
-static void flush_client_tls(px_session_t *s) {
+static void flush_tls(px_session_t *s, px_leg_t *leg) {
   size_t len;
   void *out;
-  while ((out = px_tls_take_output(&s->ctls, &len)) != NULL) px_write_owned(s, &s->client, out, len);
+  while ((out = px_tls_take_output(&leg->tls, &len)) != NULL) px_write_owned(s, leg, out, len);
 }
 
-void px_batch_begin(px_session_t *s, int to_upstream) { s->batching[to_upstream] = 1; }
+static void batch_begin(px_session_t *s, int to_upstream) {
+  px_leg_batch_begin(to_upstream ? &s->upstream : &s->client);
+}
 
-void px_batch_end(px_session_t *s, int to_upstream) {
-  flt_strbuf_t b = s->batch[to_upstream];
-  s->batching[to_upstream] = 0;
-  if (b.len > 0) {
-    flt_strbuf_init(&s->batch[to_upstream], 0);
+static void batch_end(px_session_t *s, int to_upstream) {
+  px_leg_t *leg = to_upstream ? &s->upstream : &s->client;
+  if (leg->batch.len == 0) {
+    leg->batching = 0;
+  } else {
+    flt_strbuf_t b = px_leg_batch_take(leg);
     if (to_upstream)
       px_send_upstream(s, b.data, b.len);
     else
@@ -342,52 +164,45 @@ void px_batch_end(px_session_t *s, int to_upstream) {
   if (!to_upstream) px_maybe_finish(s); /* it waited for this batch */
 }
 
-static int batched(px_session_t *s, int to_upstream, const void *data, size_t len) {
-  if (!s->batching[to_upstream]) return 0;
-  if (flt_strbuf_append(&s->batch[to_upstream], data, len) != 0)
-    px_session_close(s, "out of memory");
+static int batched(px_session_t *s, px_leg_t *leg, const void *data, size_t len) {
+  if (!leg->batching) return 0;
+  if (flt_strbuf_append(&leg->batch, data, len) != 0) px_session_close(s, "out of memory");
   return 1;
 }
 
-void px_send_client(px_session_t *s, const void *data, size_t len) {
-  if (len == 0 || s->state == PX_S_CLOSING) return;
-  if (batched(s, 0, data, len)) return;
-  if (s->ctls.ssl) {
-    size_t done = 0;
-    if (!SSL_write_ex(s->ctls.ssl, data, len, &done) || done != len) {
-      char buf[200];
-      px_session_close(s, px_tls_error_text(buf, sizeof(buf), "TLS write to client failed"));
-      return;
-    }
-    flush_client_tls(s);
+/* Sends on a leg that is ready; `what` names the failure of its TLS. */
+static void send_on(px_session_t *s, px_leg_t *leg, const void *data, size_t len,
+                    const char *what) {
+  int rc = px_leg_send(leg, data, len);
+  if (rc == 0) {
+    px_update_reading(s);
+  } else if (rc == -1) {
+    char buf[200];
+    px_session_close(s, px_tls_error_text(buf, sizeof(buf), what));
   } else {
-    px_write_owned(s, &s->client, copy_of(data, len), len);
+    px_session_close(s, rc == UV_ENOMEM ? "out of memory" : uv_strerror(rc));
   }
 }
 
-void px_send_upstream(px_session_t *s, const void *data, size_t len) {
+static void send_client(px_session_t *s, const void *data, size_t len) {
   if (len == 0 || s->state == PX_S_CLOSING) return;
-  if (batched(s, 1, data, len)) return;
+  if (batched(s, &s->client, data, len)) return;
+  send_on(s, &s->client, data, len, "TLS write to client failed");
+}
+
+static void send_upstream(px_session_t *s, const void *data, size_t len) {
+  if (len == 0 || s->state == PX_S_CLOSING) return;
+  if (batched(s, &s->upstream, data, len)) return;
   if (s->up != PX_UP_READY) {
     /* Not connected yet: keep the bytes (bounded by backpressure). */
-    if (flt_strbuf_append(&s->up_pending, data, len) != 0) {
+    if (flt_strbuf_append(&s->upstream.pending, data, len) != 0) {
       px_session_close(s, "too much data before the upstream connection was ready");
       return;
     }
     px_update_reading(s);
     return;
   }
-  if (s->utls.ssl) {
-    size_t done = 0;
-    if (!SSL_write_ex(s->utls.ssl, data, len, &done) || done != len) {
-      char buf[200];
-      px_session_close(s, px_tls_error_text(buf, sizeof(buf), "TLS write upstream failed"));
-      return;
-    }
-    px_upstream_flush_tls(s);
-  } else {
-    px_write_owned(s, &s->upstream, copy_of(data, len), len);
-  }
+  send_on(s, &s->upstream, data, len, "TLS write upstream failed");
 }
 
 /* ---- the client's TLS ---------------------------------------------------- */
@@ -396,7 +211,7 @@ static void client_tls_read(px_session_t *s);
 static void client_eof(px_session_t *s);
 
 static void client_tls_established(px_session_t *s) {
-  SSL *ssl = s->ctls.ssl;
+  SSL *ssl = s->client.tls.ssl;
   const unsigned char *alpn = NULL;
   unsigned alpn_len = 0;
   snprintf(s->conn.tls_version, sizeof(s->conn.tls_version), "%s", SSL_get_version(ssl));
@@ -407,26 +222,26 @@ static void client_tls_established(px_session_t *s) {
     s->conn.alpn[alpn_len] = '\0';
   }
   flt_emit_tls_established(&s->w->shared->chain, &s->conn);
-  px_set_deadline(s, 0, NULL);
+  px_set_deadline(s, 0, PX_T_NONE);
   if (s->state == PX_S_CLIENT_TLS) px_session_set_state(s, PX_S_HTTP);
 }
 
 /* Drives the client handshake; returns 0 to go on, -1 when the session
  * closed or waits. */
 static int client_handshake(px_session_t *s) {
-  int rc = SSL_do_handshake(s->ctls.ssl);
-  flush_client_tls(s);
+  int rc = SSL_do_handshake(s->client.tls.ssl);
+  px_flush_tls(s, &s->client);
   if (rc == 1) {
     client_tls_established(s);
     return 0;
   }
-  int e = SSL_get_error(s->ctls.ssl, rc);
+  int e = SSL_get_error(s->client.tls.ssl, rc);
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return -1;
   if (e == SSL_ERROR_WANT_CLIENT_HELLO_CB) {
     if (s->state == PX_S_PEEK) {
       /* First ClientHello: connect upstream before answering it. */
       px_session_set_state(s, PX_S_CLIENT_HELLO);
-      px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, "TLS handshake");
+      px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, PX_T_CLIENT_TLS);
       /* Upstream, offer (and verify) the name the client asked for. */
       if (s->lc->mode != PX_MODE_REVERSE && s->conn.sni[0])
         snprintf(s->up_name, sizeof(s->up_name), "%s", s->conn.sni);
@@ -443,37 +258,25 @@ static int client_handshake(px_session_t *s) {
            px_tls_error_text(buf, sizeof(buf), e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN
                                                    ? "the client closed the connection"
                                                    : "handshake error"));
-  flt_log_info("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, msg);
-  flt_emit_error(&s->w->shared->chain, &s->conn, msg);
-  px_session_close(s, msg);
+  px_session_fail(s, FLT_LOG_INFO, NULL, msg, PX_FAIL_CLOSE);
   return -1;
 }
 
 static void client_tls_read(px_session_t *s) {
-  char *buf = s->w->readbuf; /* its ciphertext already went to OpenSSL */
-  for (;;) {
-    size_t n = 0;
-    if (s->state == PX_S_CLOSING || s->client_eof) return;
-    if (SSL_read_ex(s->ctls.ssl, buf, PX_READ_BUF, &n)) {
-      s->client_app_data = 1;
-      px_client_plaintext(s, buf, n);
-      continue;
-    }
-    int e = SSL_get_error(s->ctls.ssl, 0);
-    flush_client_tls(s);
-    if (e == SSL_ERROR_WANT_READ) return;
-    if (e == SSL_ERROR_ZERO_RETURN) {
-      /* close_notify: the client is done sending, but may still read. */
-      client_eof(s);
-      return;
-    }
-    px_passthrough_note_early_close(s, ERR_peek_error());
-    char eb[256], msg[300];
-    snprintf(msg, sizeof(msg), "client TLS: %s",
-             px_tls_error_text(eb, sizeof(eb), "connection reset"));
-    px_session_close(s, msg);
+  px_leg_read_t r = px_leg_tls_read(&s->client);
+  if (r == PX_LEG_READ_STOPPED) return;
+  px_flush_tls(s, &s->client);
+  if (r == PX_LEG_READ_AGAIN) return;
+  if (r == PX_LEG_READ_CLOSED) {
+    /* close_notify: the client is done sending, but may still read. */
+    client_eof(s);
     return;
   }
+  px_passthrough_note_early_close(s, ERR_peek_error());
+  char eb[256], msg[300];
+  snprintf(msg, sizeof(msg), "client TLS: %s",
+           px_tls_error_text(eb, sizeof(eb), "connection reset"));
+  px_session_close(s, msg);
 }
 
 static void client_tls_input(px_session_t *s, const char *data, size_t len) {
@@ -481,12 +284,12 @@ static void client_tls_input(px_session_t *s, const char *data, size_t len) {
     px_session_close(s, "ClientHello larger than 256 KiB");
     return;
   }
-  if (px_tls_feed(&s->ctls, data, len) != 0) {
+  if (px_tls_feed(&s->client.tls, data, len) != 0) {
     px_session_close(s, "out of memory");
     return;
   }
   if (s->state == PX_S_CLIENT_HELLO) return; /* paused: upstream first */
-  if (!SSL_is_init_finished(s->ctls.ssl) && client_handshake(s) != 0) return;
+  if (!SSL_is_init_finished(s->client.tls.ssl) && client_handshake(s) != 0) return;
   client_tls_read(s);
 }
 
@@ -512,17 +315,16 @@ static int set_leaf(px_session_t *s) {
   }
   req.upstream = s->up_cert;
   if (ca_mint_leaf(s->w->shared->minter, &req, &leaf, err, sizeof(err)) != 0) {
-    flt_log_error("session %llu: cannot mint a certificate for %s: %s",
-                  (unsigned long long)s->conn.id, req.sni, err);
+    px_session_log(s, FLT_LOG_ERROR, "cannot mint a certificate for %s: %s", req.sni, err);
     return -1;
   }
-  int ok = SSL_use_certificate(s->ctls.ssl, leaf) == 1 &&
-           SSL_use_PrivateKey(s->ctls.ssl, ca_minter_key(s->w->shared->minter)) == 1;
+  int ok = SSL_use_certificate(s->client.tls.ssl, leaf) == 1 &&
+           SSL_use_PrivateKey(s->client.tls.ssl, ca_minter_key(s->w->shared->minter)) == 1;
   X509_free(leaf);
   if (!ok) {
     char buf[200];
-    flt_log_error("session %llu: cannot use the minted certificate: %s",
-                  (unsigned long long)s->conn.id, px_tls_error_text(buf, sizeof(buf), "?"));
+    px_session_log(s, FLT_LOG_ERROR, "cannot use the minted certificate: %s",
+                   px_tls_error_text(buf, sizeof(buf), "?"));
     return -1;
   }
   s->leaf_set = 1;
@@ -552,33 +354,27 @@ static int relaying(const px_session_t *s) {
 
 /* The upstream leg is connected or on its way. */
 static int upstream_alive(const px_session_t *s) {
-  return !s->upstream_eof &&
+  return !s->upstream.eof &&
          (s->up == PX_UP_RESOLVING || s->up == PX_UP_CONNECTING ||
           s->up == PX_UP_PROXY_CONNECT || s->up == PX_UP_TLS || s->up == PX_UP_READY);
-}
-
-static void on_upstream_shutdown(uv_shutdown_t *req, int status) {
-  (void)status;
-  free(req);
 }
 
 /* The client of a relay is done sending: pass its EOF on (close_notify
  * first on a TLS leg; libuv sends the FIN after the queued writes). */
 static void upstream_half_close(px_session_t *s) {
-  if (s->utls.ssl) {
-    SSL_shutdown(s->utls.ssl);
-    px_upstream_flush_tls(s);
+  if (s->upstream.tls.ssl) {
+    SSL_shutdown(s->upstream.tls.ssl);
+    px_flush_tls(s, &s->upstream);
   }
-  uv_shutdown_t *req = malloc(sizeof(*req));
-  if (req && uv_shutdown(req, (uv_stream_t *)&s->upstream, on_upstream_shutdown) != 0) free(req);
+  px_leg_shutdown(&s->upstream, 0);
 }
 
 /* The client sent FIN (or close_notify). A relay passes it on and goes on
  * relaying the answer; HTTP answers the requests it has; what is already
  * on its way to the client is let out before the close. */
 static void client_eof(px_session_t *s) {
-  if (s->client_eof) return;
-  s->client_eof = 1;
+  if (s->client.eof) return;
+  s->client.eof = 1;
   px_client_left(s);
   px_passthrough_note_early_close(s, 0); /* checked the certificate, and left? */
   if (relaying(s) && upstream_alive(s)) {
@@ -589,7 +385,7 @@ static void client_eof(px_session_t *s) {
   }
   if (s->flows_head && (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP)) {
     /* The client half-closed after its request: answer it first. */
-    s->draining = 1;
+    px_session_set_end(s, PX_END_DRAINING);
     px_update_reading(s);
     return;
   }
@@ -597,9 +393,9 @@ static void client_eof(px_session_t *s) {
    * before the close, also when every write is already done (its EOF came
    * in after the last response had reached it): it may still be reading,
    * and a bare FIN reads as a truncation. */
-  int tls_up = s->ctls.ssl && SSL_is_init_finished(s->ctls.ssl);
-  if ((s->client_writes > 0 || tls_up) && !s->shutdown_sent) {
-    s->close_when_flushed = 1;
+  int tls_up = s->client.tls.ssl && SSL_is_init_finished(s->client.tls.ssl);
+  if ((s->client.writes > 0 || tls_up) && s->end < PX_END_LINGER) {
+    px_session_set_end(s, PX_END_FLUSHING);
     px_update_reading(s);
     px_maybe_finish(s);
     return;
@@ -609,45 +405,44 @@ static void client_eof(px_session_t *s) {
 
 /* ---- the upstream's verdict ----------------------------------------------- */
 
-void px_session_upstream_ready(px_session_t *s) {
-  px_set_deadline(s, 0, NULL);
+static void upstream_ready(px_session_t *s) {
+  px_set_deadline(s, 0, PX_T_NONE);
   if (s->state == PX_S_CLIENT_HELLO) {
     resume_client_handshake(s, PX_S_CLIENT_TLS);
     if (s->state == PX_S_CLOSING) return;
     /* The client still has to finish its handshake: keep it timed. */
-    if (s->ctls.ssl && !SSL_is_init_finished(s->ctls.ssl))
-      px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, "TLS handshake");
+    if (s->client.tls.ssl && !SSL_is_init_finished(s->client.tls.ssl))
+      px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, PX_T_CLIENT_TLS);
   }
-  if (s->up_pending.len > 0) {
-    flt_strbuf_t pending = s->up_pending;
-    flt_strbuf_init(&s->up_pending, pending.cap);
+  if (s->upstream.pending.len > 0) {
+    flt_strbuf_t pending = s->upstream.pending;
+    flt_strbuf_init(&s->upstream.pending, pending.cap);
     px_send_upstream(s, pending.data, pending.len);
     flt_strbuf_free(&pending);
   }
   /* The client of a relay half-closed while we were connecting. */
-  if (s->client_eof && relaying(s) && s->state != PX_S_CLOSING) upstream_half_close(s);
+  if (s->client.eof && relaying(s) && s->state != PX_S_CLOSING) upstream_half_close(s);
   px_update_reading(s);
 }
 
-void px_session_upstream_failed(px_session_t *s) {
-  flt_log_warn("session %llu: %s: upstream %s:%u: %s", (unsigned long long)s->conn.id,
-               s->conn.client, s->up_host, (unsigned)s->up_port, s->up_error);
-  flt_emit_error(&s->w->shared->chain, &s->conn, s->up_error);
-  px_set_deadline(s, 0, NULL);
-  if (s->state == PX_S_CLIENT_HELLO) {
+/* "upstream HOST:PORT", what an upstream failure is about in the log. */
+static const char *upstream_about(const px_session_t *s, char *buf, size_t len) {
+  snprintf(buf, len, "upstream %s:%u", s->up_host, (unsigned)s->up_port);
+  return buf;
+}
+
+static void upstream_failed(px_session_t *s) {
+  char about[300];
+  int then = PX_FAIL_CLOSE;
+  if (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP) then = s->up_error_status;
+  if (s->state == PX_S_CLIENT_HELLO) then = PX_FAIL_KEEP;
+  px_set_deadline(s, 0, PX_T_NONE);
+  px_session_fail(s, FLT_LOG_WARN, upstream_about(s, about, sizeof(about)), s->up_error, then);
+  if (then == PX_FAIL_KEEP) {
     /* Finish the client's handshake so the 502 can be read inside TLS. */
-    px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, "TLS handshake");
+    px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, PX_T_CLIENT_TLS);
     resume_client_handshake(s, PX_S_ERROR_REPLY);
-    return;
   }
-  if (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP) {
-    int st = s->up_error_status;
-    px_reply_error(s, st,
-                   st == 504 ? "Gateway Timeout" : st == 508 ? "Loop Detected" : "Bad Gateway",
-                   s->up_error);
-    return;
-  }
-  px_session_close(s, s->up_error);
 }
 
 /* ---- reading from the client ---------------------------------------------- */
@@ -669,11 +464,11 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
       s->up_tls_wanted = 1; /* TLS inside CONNECT: TLS upstream too */
       s->conn.upstream_tls = 1;
     }
-    if (px_tls_init(&s->ctls, s->w->server_ctx, 1) != 0) {
+    if (px_tls_init(&s->client.tls, s->w->server_ctx, 1) != 0) {
       px_session_close(s, "cannot create a TLS session");
       return;
     }
-    SSL_set_ex_data(s->ctls.ssl, px_tls_session_index(), s);
+    SSL_set_ex_data(s->client.tls.ssl, px_tls_session_index(), s);
     flt_strbuf_t peeked = s->peek;
     flt_strbuf_init(&s->peek, 0);
     client_tls_input(s, peeked.data, peeked.len);
@@ -686,7 +481,7 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
   flt_strbuf_init(&s->peek, 0);
   s->conn.kind = http ? FLT_CONN_HTTP : FLT_CONN_RAW;
   px_session_set_state(s, http ? PX_S_HTTP : PX_S_RAW);
-  px_set_deadline(s, 0, NULL);
+  px_set_deadline(s, 0, PX_T_NONE);
   /* Raw bytes go upstream now. HTTP connects once its first request head is
    * complete (on_req_head): a client dribbling a head holds no upstream. */
   if (s->up == PX_UP_IDLE && !http) px_upstream_start(s);
@@ -694,13 +489,11 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
   flt_strbuf_free(&peeked);
 }
 
-static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  px_session_t *s = stream->data;
-  if (nread == 0) return;
+static void on_client_read(px_leg_t *leg, ssize_t nread, const char *data) {
+  px_session_t *s = leg->owner;
   if (nread < 0) {
     if (nread != UV_EOF) {
-      flt_log_debug("session %llu: client read: %s", (unsigned long long)s->conn.id,
-                    uv_strerror((int)nread));
+      px_session_log(s, FLT_LOG_DEBUG, "client read: %s", uv_strerror((int)nread));
       /* A reset: the client reads nothing more; its flows end now. */
       px_client_left(s);
       px_client_gone(s);
@@ -713,20 +506,20 @@ static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
   }
   s->conn.bytes_in += (uint64_t)nread;
   s->last_activity = px_session_now(s);
-  if (s->shutdown_sent) return; /* answered already: drop the rest */
-  if (s->w->shared->want_wire) px_proxyauth_emit_wire(s, buf->base, (size_t)nread);
-  if (s->ctls.ssl) {
-    client_tls_input(s, buf->base, (size_t)nread);
+  if (s->end >= PX_END_LINGER) return; /* answered already: drop the rest */
+  if (s->w->shared->want_wire) px_proxyauth_emit_wire(s, data, (size_t)nread);
+  if (s->client.tls.ssl) {
+    client_tls_input(s, data, (size_t)nread);
   } else if (s->state == PX_S_PEEK) {
-    peek_input(s, buf->base, (size_t)nread);
+    peek_input(s, data, (size_t)nread);
   } else if (s->state == PX_S_SOCKS) {
-    px_socks_input(s, buf->base, (size_t)nread);
+    px_socks_input(s, data, (size_t)nread);
   } else {
-    px_client_plaintext(s, buf->base, (size_t)nread);
+    px_client_plaintext(s, data, (size_t)nread);
   }
 }
 
-void px_session_set_target(px_session_t *s, const char *host, uint16_t port) {
+static void set_target(px_session_t *s, const char *host, uint16_t port) {
   snprintf(s->up_host, sizeof(s->up_host), "%s", host);
   snprintf(s->up_name, sizeof(s->up_name), "%s", host);
   s->up_port = port;
@@ -740,29 +533,23 @@ void px_session_set_target(px_session_t *s, const char *host, uint16_t port) {
     snprintf(s->conn.server_addr, sizeof(s->conn.server_addr), "[%s]:%u", host, (unsigned)port);
 }
 
-void px_session_peek(px_session_t *s, const char *data, size_t len) {
+static void session_peek(px_session_t *s, const char *data, size_t len) {
   peek_input(s, data, len);
 }
 
-void px_on_upstream_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  px_session_t *s = stream->data;
-  if (nread == 0) return;
+static void on_upstream_read(px_leg_t *leg, ssize_t nread, const char *data) {
+  px_session_t *s = leg->owner;
   if (nread < 0) {
     if (nread != UV_EOF)
-      flt_log_debug("session %llu: upstream read: %s", (unsigned long long)s->conn.id,
-                    uv_strerror((int)nread));
+      px_session_log(s, FLT_LOG_DEBUG, "upstream read: %s", uv_strerror((int)nread));
     if (s->up == PX_UP_FAILED) {
       /* Already reported; the 502 to the client must not be cut short. */
-      uv_read_stop(stream);
+      uv_read_stop((uv_stream_t *)&leg->tcp);
       return;
     }
     if (s->up == PX_UP_TLS) {
-      snprintf(s->up_error, sizeof(s->up_error),
-               "%s:%u closed the connection during the TLS handshake", s->up_host,
-               (unsigned)s->up_port);
-      s->up_error_status = 502;
-      s->up = PX_UP_FAILED;
-      px_session_upstream_failed(s);
+      px_upstream_fail(s, 502, "%s:%u closed the connection during the TLS handshake",
+                       s->up_host, (unsigned)s->up_port);
       return;
     }
     px_upstream_closed(s);
@@ -771,10 +558,36 @@ void px_on_upstream_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
   s->conn.bytes_out += (uint64_t)nread;
   s->last_activity = px_session_now(s);
   if (s->w->shared->want_wire)
-    flt_emit_wire(&s->w->shared->chain, &s->conn, FLT_LEG_UPSTREAM, 0, (const uint8_t *)buf->base,
+    flt_emit_wire(&s->w->shared->chain, &s->conn, FLT_LEG_UPSTREAM, 0, (const uint8_t *)data,
                   (size_t)nread);
-  px_upstream_on_read(s, buf->base, (size_t)nread);
+  px_upstream_on_read(s, data, (size_t)nread);
 }
+
+static void on_client_plaintext(px_leg_t *leg, const char *data, size_t len) {
+  px_session_t *s = leg->owner;
+  s->client_app_data = 1;
+  px_client_plaintext(s, data, len);
+}
+
+static void on_upstream_plaintext(px_leg_t *leg, const char *data, size_t len) {
+  px_upstream_plaintext(leg->owner, data, len);
+}
+
+static int client_may_read(px_leg_t *leg) {
+  px_session_t *s = leg->owner;
+  return s->state != PX_S_CLOSING && !s->client.eof;
+}
+
+static int upstream_may_read(px_leg_t *leg) {
+  px_session_t *s = leg->owner;
+  return s->state != PX_S_CLOSING;
+}
+
+static const px_leg_ops_t client_ops = {on_client_read, on_leg_written, on_client_plaintext,
+                                        client_may_read, on_leg_wire_out};
+static const px_leg_ops_t upstream_ops = {on_upstream_read, on_leg_written,
+                                          on_upstream_plaintext, upstream_may_read,
+                                          on_leg_wire_out};
 
 /* ---- accept and close ------------------------------------------------------ */
 
@@ -794,10 +607,13 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t len
 px_session_t *px_session_new(px_worker_t *w, const px_listen_cfg_t *lc) {
   px_session_t *s = calloc(1, sizeof(*s));
   if (s == NULL) return NULL;
+  s->ops = &session_ops;
   s->w = w;
   s->lc = lc;
-  uv_tcp_init(&w->loop, &s->client);
-  s->client.data = s;
+  px_leg_init(&s->client, FLT_LEG_CLIENT, &client_ops, s, w->readbuf, 0);
+  px_leg_init(&s->upstream, FLT_LEG_UPSTREAM, &upstream_ops, s, w->readbuf,
+              PX_HIGH_WATER + PX_READ_BUF + PX_HTTP_MAX_HEAD);
+  px_leg_open(&s->client, &w->loop, AF_UNSPEC);
   s->handles_open = 1;
   uv_timer_init(&w->loop, &s->timer);
   s->timer.data = s;
@@ -810,7 +626,6 @@ px_session_t *px_session_new(px_worker_t *w, const px_listen_cfg_t *lc) {
   atomic_fetch_add(&w->shared->live_sessions, 1);
   flt_strbuf_init(&s->peek, 64 * 1024);
   flt_strbuf_init(&s->hello_raw, 256 * 1024);
-  flt_strbuf_init(&s->up_pending, PX_HIGH_WATER + PX_READ_BUF + PX_HTTP_MAX_HEAD);
   flt_strbuf_init(&s->up_proxy_resp, 16 * 1024);
   px_http_init(&s->req, HTTP_REQUEST, &px_req_cbs, s);
   px_http_init(&s->resp, HTTP_RESPONSE, &px_resp_cbs, s);
@@ -833,19 +648,19 @@ void px_session_start(px_session_t *s) {
     s->conn.upstream_tls = lc->target_tls;
     snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", lc->target_host);
     s->conn.server_port = lc->target_port;
-    s->state = PX_S_PEEK;
   } else if (lc->mode == PX_MODE_TRANSPARENT) {
     if (px_transparent_destination(s) != 0) return;
-    s->state = PX_S_PEEK;
-  } else if (lc->mode == PX_MODE_SOCKS5) {
-    s->state = PX_S_SOCKS;
-  } else {
-    s->state = PX_S_PROXY_HTTP;
   }
+  if (lc->mode == PX_MODE_REVERSE || lc->mode == PX_MODE_TRANSPARENT)
+    px_session_set_state(s, PX_S_PEEK);
+  else if (lc->mode == PX_MODE_SOCKS5)
+    px_session_set_state(s, PX_S_SOCKS);
+  else
+    px_session_set_state(s, PX_S_PROXY_HTTP);
   flt_emit_conn_open(&w->shared->chain, &s->conn);
-  px_set_deadline(s, 0, NULL);
+  px_set_deadline(s, 0, PX_T_NONE);
   px_client_deadline_start(s, PX_WAIT_FIRST);
-  uv_read_start((uv_stream_t *)&s->client, px_alloc_cb, on_client_read);
+  px_leg_read_start(&s->client);
 }
 
 void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, int fd) {
@@ -854,7 +669,7 @@ void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, int fd) {
     close(fd);
     return;
   }
-  if (uv_tcp_open(&s->client, fd) != 0) {
+  if (uv_tcp_open(&s->client.tcp, fd) != 0) {
     close(fd); /* the handle did not take it */
     px_session_close(s, "accept failed");
     return;
@@ -862,14 +677,14 @@ void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, int fd) {
   struct sockaddr_storage ss;
   int sl = sizeof(ss);
   memset(&ss, 0, sizeof(ss));
-  if (uv_tcp_getpeername(&s->client, (struct sockaddr *)&ss, &sl) == 0)
+  if (uv_tcp_getpeername(&s->client.tcp, (struct sockaddr *)&ss, &sl) == 0)
     format_addr(&ss, s->conn.client, sizeof(s->conn.client));
-  uv_tcp_nodelay(&s->client, 1);
+  uv_tcp_nodelay(&s->client.tcp, 1);
   if (lc->mode != PX_MODE_TRANSPARENT && px_loopguard_is_ours(&ss)) {
     /* Transparent mode explains its redirect loops itself. */
     const char *msg = "this connection comes from one of tlspeek's own upstream sockets: "
                       "tlspeek was made to connect to itself; refusing the loop";
-    flt_log_warn("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, msg);
+    px_session_log(s, FLT_LOG_WARN, "%s: %s", s->conn.client, msg);
     px_session_close(s, msg);
     return;
   }
@@ -886,17 +701,14 @@ static void session_free(px_session_t *s) {
   if (s->next) s->next->prev = s->prev;
   w->n_sessions--;
   atomic_fetch_sub(&w->shared->live_sessions, 1);
-  px_tls_free(&s->ctls);
-  px_tls_free(&s->utls);
+  px_leg_free(&s->client);
+  px_leg_free(&s->upstream);
   if (s->up_cert) X509_free(s->up_cert);
   px_http_free(&s->req);
   px_http_free(&s->resp);
   flt_strbuf_free(&s->peek);
   flt_strbuf_free(&s->hello_raw);
-  flt_strbuf_free(&s->up_pending);
   flt_strbuf_free(&s->up_proxy_resp);
-  flt_strbuf_free(&s->batch[0]);
-  flt_strbuf_free(&s->batch[1]);
   free(s);
   px_worker_session_gone(w);
 }
@@ -904,36 +716,71 @@ static void session_free(px_session_t *s) {
 static void on_handle_closed(uv_handle_t *h) {
   px_session_t *s = h->data;
   s->handles_open--;
-  if (h == (uv_handle_t *)&s->upstream) s->upstream_tcp_init = 0;
+  if (h == (uv_handle_t *)&s->client.tcp) px_leg_closed(&s->client);
+  if (h == (uv_handle_t *)&s->upstream.tcp) px_leg_closed(&s->upstream);
   px_session_close(s, NULL);
 }
 
-void px_session_close(px_session_t *s, const char *why) {
+static void session_close(px_session_t *s, const char *why) {
   if (s->state != PX_S_CLOSING) {
-    if (why) flt_log_debug("session %llu: closing: %s", (unsigned long long)s->conn.id, why);
+    if (why) px_session_log(s, FLT_LOG_DEBUG, "closing: %s", why);
     px_upstream_tls_close(s);
-    s->state = PX_S_CLOSING;
+    px_session_set_state(s, PX_S_CLOSING);
     px_upstream_count_idle(s, 0);
     px_client_check_gone(s);
     px_flows_fail_all(s, why && strcmp(why, "done") != 0 ? why : "connection closed");
     flt_emit_conn_close(&s->w->shared->chain, &s->conn);
     px_dns_cancel(&s->dnsq); /* its callback never runs */
-    uv_close((uv_handle_t *)&s->client, on_handle_closed);
+    px_leg_close(&s->client, on_handle_closed);
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
     px_upstream_forget(s);
-    if (s->upstream_tcp_init && !uv_is_closing((uv_handle_t *)&s->upstream))
-      uv_close((uv_handle_t *)&s->upstream, on_handle_closed);
+    px_leg_close(&s->upstream, on_handle_closed);
     return;
   }
   /* Already closing: free once every handle, request and write is done. */
-  if (s->handles_open == 0 && s->client_writes == 0 && s->upstream_writes == 0)
+  if (s->handles_open == 0 && s->client.writes == 0 && s->upstream.writes == 0)
     session_free(s);
 }
 
-void px_session_drain(px_session_t *s) {
+static void session_drain(px_session_t *s) {
   if (s->state == PX_S_CLOSING) return;
-  if (s->flows_head == NULL && s->req_flow == NULL && s->client_writes == 0)
+  if (s->flows_head == NULL && s->req_flow == NULL && s->client.writes == 0)
     px_session_close(s, "shutting down");
   else
-    s->draining = 1; /* finish the flows in progress first (session_http.c) */
+    /* Finish the flows in progress first (session_http.c). */
+    px_session_set_end(s, PX_END_DRAINING);
 }
+
+static void send_to(px_session_t *s, int to_upstream, const void *data, size_t len) {
+  if (to_upstream)
+    send_upstream(s, data, len);
+  else
+    send_client(s, data, len);
+}
+
+static void batch(px_session_t *s, int to_upstream, int begin) {
+  if (begin)
+    batch_begin(s, to_upstream);
+  else
+    batch_end(s, to_upstream);
+}
+
+static const px_session_ops_t session_ops = {
+    .close = session_close,
+    .fail_with = px_session_state_fail,
+    .drain = session_drain,
+    .maybe_finish = maybe_finish,
+    .update_reading = update_reading,
+    .send = send_to,
+    .batch = batch,
+    .write_owned = write_owned,
+    .flush_tls = flush_tls,
+    .set_target = set_target,
+    .peek = session_peek,
+    .upstream_ready = upstream_ready,
+    .upstream_failed = upstream_failed,
+    .upstream_plaintext = px_session_http_upstream_plaintext,
+    .upstream_closed = px_session_http_upstream_closed,
+    .reply_error = px_session_http_reply_error,
+    .set_deadline = px_session_timer_set_deadline,
+};

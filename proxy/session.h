@@ -1,9 +1,10 @@
 /* session.h — one client connection and the upstream connection it pairs
  * with (proxy/README.md).
  *
- * A session lives on one worker loop from accept to close. It owns both
- * sockets, both TLS engines and both HTTP framers, and turns what passes
- * through into flow events for the filter chain. Its life is driven by one
+ * A session lives on one worker loop from accept to close. It owns its two
+ * legs (leg.h: the client's and the upstream's socket and TLS, one type for
+ * both) and both HTTP framers, and turns what passes through into flow
+ * events for the filter chain. The legs call back through their ops. Its life is driven by one
  * state variable, changed only by px_session_set_state().
  */
 #ifndef TLSPEEK_SESSION_H
@@ -14,28 +15,57 @@
 #include <uv.h>
 
 #include "filters/filter.h"
+#include "filters/util/log.h"
 #include "filters/util/strbuf.h"
 #include "proxy/config.h"
 #include "proxy/dns.h"
+#include "proxy/fsm.h"
+#include "proxy/leg.h"
 #include "proxy/codec/http1.h"
 #include "proxy/tls.h"
 
 struct px_worker;
 
-/* The client side's state: what the next bytes from the client mean. */
+/* The client side's state: what the next bytes from the client mean.
+ * Changed by px_session_set_state() only, along px_session_fsm. */
 typedef enum px_state {
-  PX_S_PROXY_HTTP = 0, /* explicit mode: CONNECT or absolute-form requests */
-  PX_S_SOCKS,          /* SOCKS5 greeting, authentication and request */
-  PX_S_PEEK,           /* waiting for the first bytes: TLS, HTTP or raw? */
-  PX_S_CLIENT_HELLO,   /* ClientHello seen; handshake paused for upstream */
-  PX_S_CLIENT_TLS,     /* our certificate is set; handshake finishing */
-  PX_S_HTTP,           /* HTTP over the tunnel / TLS / reverse listener */
-  PX_S_RAW,            /* not HTTP: bytes relayed as they are */
-  PX_S_ERROR_REPLY,    /* upstream failed: answer the next request, close */
-  PX_S_CLOSING
+  PX_S_NEW = 0,      /* allocated, not started */
+  PX_S_PROXY_HTTP,   /* explicit mode: CONNECT or absolute-form requests */
+  PX_S_SOCKS,        /* SOCKS5 greeting, authentication and request */
+  PX_S_PEEK,         /* waiting for the first bytes: TLS, HTTP or raw? */
+  PX_S_CLIENT_HELLO, /* ClientHello seen; handshake paused for upstream */
+  PX_S_CLIENT_TLS,   /* our certificate is set; handshake finishing */
+  PX_S_HTTP,         /* HTTP over the tunnel / TLS / reverse listener */
+  PX_S_RAW,          /* not HTTP: bytes relayed as they are */
+  PX_S_ERROR_REPLY,  /* upstream failed: answer the next request, close */
+  PX_S_CLOSING,
+  PX_S_COUNT
 } px_state_t;
 
-/* What tlspeek waits for from the client, against a deadline (deadline.c):
+/* How the client connection ends, apart from what its bytes mean: it only
+ * moves forward (px_session_set_end, along px_end_fsm). */
+typedef enum px_end {
+  PX_END_OPEN = 0, /* serving */
+  PX_END_DRAINING, /* shutting down or the client half-closed: close after the last flow */
+  PX_END_FLUSHING, /* close once the client has everything (close_notify, FIN) */
+  PX_END_LINGER,   /* FIN sent; reading (and dropping) until the client's EOF */
+  PX_END_COUNT
+} px_end_t;
+
+/* The session timer's phase deadlines: what times out. Each has a name
+ * (for "... timed out") and a handler, in the table of session_timer.c. */
+typedef enum px_timer {
+  PX_T_NONE = 0,
+  PX_T_CLIENT_TLS,   /* "TLS handshake": the client's */
+  PX_T_DNS,          /* "DNS lookup" (a backstop: the resolver has its own) */
+  PX_T_CONNECT,      /* "connect" */
+  PX_T_UPSTREAM_TLS, /* "upstream TLS handshake" */
+  PX_T_DELIVERY,     /* "delivery": did the client take the answers? (delivery.c) */
+  PX_T_LINGER,       /* "linger": after our FIN, the client's EOF */
+  PX_T_COUNT
+} px_timer_t;
+
+/* What tlspeek waits for from the client, against a deadline (session_timer.c):
  * slow clients (slowloris) are cut off, whatever the upstream does. */
 typedef enum px_client_wait {
   PX_WAIT_NONE = 0,
@@ -49,12 +79,29 @@ typedef enum px_up_state {
   PX_UP_IDLE = 0,
   PX_UP_RESOLVING,
   PX_UP_CONNECTING,
-  PX_UP_PROXY_CONNECT,  /* upstream mode: waiting for the next proxy's 200 */
+  PX_UP_PROXY_CONNECT, /* upstream mode: waiting for the next proxy's 200 */
   PX_UP_TLS,
   PX_UP_READY,
   PX_UP_FAILED,
-  PX_UP_CLOSED          /* closing, to reconnect to another origin */
+  PX_UP_CLOSED, /* closing, to reconnect to another origin */
+  PX_UP_COUNT
 } px_up_state_t;
+
+/* SOCKS5 set-up (socks.c): which message comes next, then how it ended. */
+typedef enum px_socks_step {
+  PX_SOCKS_GREETING = 0,
+  PX_SOCKS_AUTH,    /* username/password (--proxyauth) */
+  PX_SOCKS_REQUEST, /* CONNECT */
+  PX_SOCKS_DONE,    /* answered "succeeded": the tunnel's bytes follow */
+  PX_SOCKS_REFUSED,
+  PX_SOCKS_COUNT
+} px_socks_step_t;
+
+/* The tables (session_state.c, upstream.c, socks.c). */
+extern const px_fsm_t px_session_fsm;
+extern const px_fsm_t px_end_fsm;
+extern const px_fsm_t px_up_fsm;
+extern const px_fsm_t px_socks_fsm;
 
 typedef struct px_flow_node {
   flt_flow_t flow;
@@ -68,38 +115,63 @@ typedef struct px_flow_node {
   int upgrade_asked; /* request had Upgrade (with Connection: upgrade) or was CONNECT */
 } px_flow_node_t;
 
-typedef struct px_session {
+typedef struct px_session px_session_t;
+
+/* How the files below the session reach it. session.c fills one table
+ * (with the functions of session.c, session_http.c and session_timer.c) and
+ * every session points at it; the legs' owners, the upstream set-up, the
+ * modes, the deadlines and the worker call the session back through it (the
+ * static inline px_* functions below), not by linking to those files: the
+ * session owns and calls down, the rest calls back (tests/check_calls.py
+ * finds no two files of the core calling each other both ways). */
+typedef struct px_session_ops {
+  void (*close)(px_session_t *s, const char *why);
+  void (*fail_with)(px_session_t *s, int level, const char *about, const char *text, int then);
+  void (*drain)(px_session_t *s);
+  void (*maybe_finish)(px_session_t *s);
+  void (*update_reading)(px_session_t *s);
+  void (*send)(px_session_t *s, int to_upstream, const void *data, size_t len);
+  void (*batch)(px_session_t *s, int to_upstream, int begin);
+  void (*write_owned)(px_session_t *s, px_leg_t *to, void *buf, size_t len);
+  void (*flush_tls)(px_session_t *s, px_leg_t *leg);
+  void (*set_target)(px_session_t *s, const char *host, uint16_t port);
+  void (*peek)(px_session_t *s, const char *data, size_t len);
+  void (*upstream_ready)(px_session_t *s);
+  void (*upstream_failed)(px_session_t *s);
+  void (*upstream_plaintext)(px_session_t *s, const char *data, size_t len);
+  void (*upstream_closed)(px_session_t *s);
+  void (*reply_error)(px_session_t *s, int status, const char *reason, const char *extra,
+                      const char *text);
+  void (*set_deadline)(px_session_t *s, uint64_t ms, px_timer_t what);
+} px_session_ops_t;
+
+struct px_session {
+  const px_session_ops_t *ops; /* session.c's table, set by px_session_new */
   struct px_worker *w;
   const px_listen_cfg_t *lc;   /* the listener's mode */
   px_state_t state;
   flt_conn_t conn;
 
-  uv_tcp_t client;
-  uv_tcp_t upstream;
+  px_leg_t client;             /* the two sides (leg.h) */
+  px_leg_t upstream;
   uv_timer_t timer;
   int handles_open;            /* close callbacks still to come */
-  int upstream_tcp_init;
   int loopguard_registered;    /* upstream's local address is in loopguard */
-  int leaf_set;                /* our certificate is on ctls */
+  int leaf_set;                /* our certificate is on client.tls */
   int client_app_data;         /* the client sent data over its TLS */
   int rejection_noted;         /* passthrough.c reported this session */
-  int socks_step;              /* socks.c: which message comes next */
+  px_socks_step_t socks_step;  /* socks.c, along px_socks_fsm */
   int up_tunnel;               /* upstream mode: CONNECT through the next proxy */
 
-  /* client leg */
-  px_tls_t ctls;
-  int client_eof;
-  int client_paused;           /* reads stopped for backpressure */
-  int client_writes;           /* uv_write requests in flight */
+  /* client side */
   flt_strbuf_t peek;           /* first bytes, until the protocol is known */
   flt_strbuf_t hello_raw;      /* TLS bytes until we decide to intercept:
                                   replayed upstream for a passthrough */
   char alpn_offer[64];         /* client's ALPN list (wire format), filtered */
   size_t alpn_offer_len;
 
-  /* upstream leg */
-  px_up_state_t up;
-  px_tls_t utls;
+  /* upstream side */
+  px_up_state_t up;            /* changed by px_upstream_set_state() only */
   char up_host[256];           /* where to connect */
   uint16_t up_port;
   char up_name[256];           /* name to verify (and send as SNI) */
@@ -108,10 +180,6 @@ typedef struct px_session {
   px_dns_addrs_t addrs;        /* where the upstream may be reached */
   int addr_next;               /* the next of `addrs` to try */
   uv_connect_t connect_req;
-  int upstream_eof;
-  int upstream_paused;
-  int upstream_writes;
-  flt_strbuf_t up_pending;     /* bytes for upstream before it is ready */
   flt_strbuf_t up_proxy_resp;  /* upstream mode: the next proxy's answer */
   char up_error[512];          /* why the upstream leg failed */
   char up_last_err[128];       /* the last address's connect error */
@@ -131,7 +199,7 @@ typedef struct px_session {
   px_flow_node_t *flows_head;  /* flows waiting for a response, in order */
   px_flow_node_t *flows_tail;
   px_flow_node_t *req_flow;    /* flow whose request is still arriving */
-  size_t resp_head_mark;       /* batch[0].len before the current response's
+  size_t resp_head_mark;       /* client.batch.len before the current response's
                                   head, SIZE_MAX when not in this batch */
   int tls_sniffed;             /* the first decrypted bytes were classified */
   int auth_mask;               /* px_proxyauth_mask_stream state of client reads */
@@ -140,24 +208,19 @@ typedef struct px_session {
                                   reads stopped, until this origin's flows
                                   are done and the leg is reconnected */
 
-  flt_strbuf_t batch[2];       /* output gathered while one input is handled:
-                                  [0] to the client, [1] to upstream */
-  int batching[2];
-  int close_when_flushed;      /* close once the client has everything */
+  px_end_t end;                /* how the client connection ends (px_session_set_end) */
   int backlog_paused;          /* reads stopped until writers catch up */
-  int draining;                /* shutting down: close after the last flow */
-  int shutdown_sent;           /* FIN sent; reading until the client's EOF */
-  px_client_wait_t client_wait; /* deadline.c: what the client must send */
+  px_client_wait_t client_wait; /* session_timer.c: what the client must send */
   uint64_t client_deadline;    /* uv_now by which it must have sent it */
   uint64_t last_activity;      /* uv_now of the last byte moved */
   uint64_t deadline;           /* uv_now when the current phase times out */
   int answered_after_eof;      /* a flow ended after the client's EOF */
   uint64_t delivery_until;     /* uv_now until which delivery.c waits to
                                   learn whether the client took them */
-  const char *deadline_what;   /* what times out ("TLS handshake", ...) */
+  px_timer_t deadline_what;    /* what times out at `deadline`, PX_T_NONE for nothing */
 
   struct px_session *prev, *next; /* worker's list of live sessions */
-} px_session_t;
+};
 
 /* Starts a session for `fd`, a client connection just accepted on one of
  * `w`'s listeners (non-blocking): px_session_new, the fd into s->client, the
@@ -172,37 +235,76 @@ void px_session_accept(struct px_worker *w, const px_listen_cfg_t *lc, int fd);
  * mode, announces the connection and starts reading s->client. */
 px_session_t *px_session_new(struct px_worker *w, const px_listen_cfg_t *lc);
 void px_session_start(px_session_t *s);
-/* Closes the session (idempotent). `why` is logged at debug level. */
-void px_session_close(px_session_t *s, const char *why);
-/* Stop reading new requests; close when idle (used at shutdown). */
-void px_session_drain(px_session_t *s);
+/* A log line about the session: "session N: " and the rest (`fmt` must be a
+ * string literal). Formats nothing when `level` is not logged. */
+#define px_session_log(s, level, fmt, ...)                                                     \
+  do {                                                                                         \
+    if (flt_log_level() >= (level))                                                            \
+      flt_log((level), "session %llu: " fmt, (unsigned long long)(s)->conn.id, ##__VA_ARGS__); \
+  } while (0)
 
-/* Changes the state (the only place that does), tracing the transition. */
+/* The one failure path of a session: one log line at `level` ("session N:
+ * CLIENT: ABOUT: TEXT", ABOUT left out when NULL), the error event with
+ * TEXT, then `then`: PX_FAIL_CLOSE closes, an HTTP status (400, 502, 504,
+ * 508 ...) answers the client with it and closes once it is sent
+ * (px_reply_error), PX_FAIL_KEEP leaves the rest to the caller. */
+#define PX_FAIL_CLOSE 0
+#define PX_FAIL_KEEP (-1)
+static inline void px_session_fail(px_session_t *s, int level, const char *about, const char *text,
+                                   int then) {
+  s->ops->fail_with(s, level, about, text, then);
+}
+/* The reason phrase tlspeek answers `status` with ("Bad Gateway"). */
+const char *px_status_reason(int status);
+/* Closes the session (idempotent). `why` is logged at debug level. */
+static inline void px_session_close(px_session_t *s, const char *why) { s->ops->close(s, why); }
+/* Stop reading new requests; close when idle (used at shutdown). */
+static inline void px_session_drain(px_session_t *s) { s->ops->drain(s); }
+
+/* Changes the state (the only place that does) when px_session_fsm allows
+ * it, tracing the transition; refuses (an error line) otherwise. */
 void px_session_set_state(px_session_t *s, px_state_t next);
+/* Moves the end forward to `next` (nothing when it is there or beyond). */
+void px_session_set_end(px_session_t *s, px_end_t next);
+/* The upstream side's state (upstream.c), the same way along px_up_fsm. */
+void px_upstream_set_state(px_session_t *s, px_up_state_t next);
 
 /* ---- between session.c, session_http.c and upstream.c ----------------- */
 
-void px_send_client(px_session_t *s, const void *data, size_t len);
-/* Writes bytes to a socket of the session; takes ownership of `buf`
- * (malloc'd) and frees it when the write completes. */
-void px_write_owned(px_session_t *s, uv_tcp_t *to, void *buf, size_t len);
-void px_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-void px_on_upstream_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-uint64_t px_session_now(px_session_t *s);
-void px_send_upstream(px_session_t *s, const void *data, size_t len);
+static inline void px_send_client(px_session_t *s, const void *data, size_t len) {
+  s->ops->send(s, 0, data, len);
+}
+/* Writes bytes to a leg of the session; takes ownership of `buf`
+ * (malloc'd) and frees it when the write completes. A failure closes the
+ * session. */
+static inline void px_write_owned(px_session_t *s, px_leg_t *to, void *buf, size_t len) {
+  s->ops->write_owned(s, to, buf, len);
+}
+/* Writes out what the leg's TLS wants to send (px_write_owned). */
+static inline void px_flush_tls(px_session_t *s, px_leg_t *leg) { s->ops->flush_tls(s, leg); }
+/* The loop's clock (uv_now) of the session's worker, in ms. */
+static inline uint64_t px_session_now(const px_session_t *s) { return uv_now(s->timer.loop); }
+static inline void px_send_upstream(px_session_t *s, const void *data, size_t len) {
+  s->ops->send(s, 1, data, len);
+}
 /* Between begin and end, sends to that side are gathered and go out as one
  * write (one TLS record run) at the end. The events of the input (e.g. a
  * flow's end, and so its transcript entry) thereby come before its bytes
  * reach the peer. A close waiting for the client's output (px_maybe_finish)
  * waits for the gathered bytes too; ending a client batch checks again. */
-void px_batch_begin(px_session_t *s, int to_upstream);
-void px_batch_end(px_session_t *s, int to_upstream);
-void px_update_reading(px_session_t *s);
-void px_set_deadline(px_session_t *s, uint64_t ms, const char *what);
-/* With close_when_flushed set: once every write is out (a batch for the
+static inline void px_batch_begin(px_session_t *s, int to_upstream) { s->ops->batch(s, to_upstream, 1); }
+static inline void px_batch_end(px_session_t *s, int to_upstream) { s->ops->batch(s, to_upstream, 0); }
+static inline void px_update_reading(px_session_t *s) { s->ops->update_reading(s); }
+/* Arms the phase deadline: `what` times out after `ms`; PX_T_NONE clears it. */
+static inline void px_set_deadline(px_session_t *s, uint64_t ms, px_timer_t what) {
+  s->ops->set_deadline(s, ms, what);
+}
+/* Once the end is PX_END_FLUSHING: once every write is out (a batch for the
  * client included), close_notify, FIN and close. */
-void px_maybe_finish(px_session_t *s);
+static inline void px_maybe_finish(px_session_t *s) { s->ops->maybe_finish(s); }
 
+/* session_timer.c: the name of a phase deadline ("TLS handshake"). */
+const char *px_timer_name(px_timer_t what);
 /* Restarts the session timer for the soonest of its deadlines. */
 void px_session_timer_restart(px_session_t *s);
 
@@ -223,7 +325,7 @@ void px_client_gone(px_session_t *s);
 int px_client_delivery_pending(px_session_t *s);
 void px_client_check_gone(px_session_t *s);
 
-/* deadline.c: client deadlines. px_client_deadline_update() looks at the
+/* session_timer.c: client deadlines. px_client_deadline_update() looks at the
  * session's state and framer and arms (from now) what the client must send
  * next, keeps a deadline already running for the same thing, or clears it;
  * call it whenever that may have changed. px_client_deadline_start() arms
@@ -241,12 +343,16 @@ void px_log_client_limited(px_session_t *s, const char *text);
 
 /* upstream.c */
 void px_upstream_start(px_session_t *s);
+/* The upstream side failed: `status` (502, 504, 508) and the text for the
+ * client and the log go to up_error*, the state to FAILED, then
+ * px_session_upstream_failed() answers or closes. */
+void px_upstream_fail(px_session_t *s, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* 1 when `host`:`port` names one of tlspeek's own listeners without a
  * lookup (a numeric address in any spelling, or localhost); `why` then
  * says so. Names that need DNS are checked after resolution instead. */
 int px_upstream_targets_us(const char *host, uint16_t port, char *why, size_t len);
 void px_upstream_on_read(px_session_t *s, const char *data, size_t len);
-void px_upstream_flush_tls(px_session_t *s);
 /* Between requests with nothing in flight: may the upstream leg be closed
  * (and reopened by the next request)? */
 int px_upstream_releasable(const px_session_t *s);
@@ -273,10 +379,12 @@ px_session_t *px_upstream_handle_closed(uv_handle_t *h);
 /* The upstream socket is about to close: drop it from the loop guard. */
 void px_upstream_forget(px_session_t *s);
 /* Called by upstream.c when the leg is usable or has failed. */
-void px_session_upstream_ready(px_session_t *s);
-void px_session_upstream_failed(px_session_t *s);
+static inline void px_session_upstream_ready(px_session_t *s) { s->ops->upstream_ready(s); }
+static inline void px_session_upstream_failed(px_session_t *s) { s->ops->upstream_failed(s); }
 /* Sets where the upstream leg goes (and what the conn shows). */
-void px_session_set_target(px_session_t *s, const char *host, uint16_t port);
+static inline void px_session_set_target(px_session_t *s, const char *host, uint16_t port) {
+  s->ops->set_target(s, host, port);
+}
 /* transparent.c: the original destination (SO_ORIGINAL_DST or TPROXY) as
  * the target; refuses (and closes, returning -1) loops. */
 int px_transparent_destination(px_session_t *s);
@@ -298,20 +406,26 @@ void px_passthrough_note_early_close(px_session_t *s, unsigned long err);
 /* socks.c: SOCKS5 bytes from the client. */
 void px_socks_input(px_session_t *s, const char *data, size_t len);
 /* Bytes that arrived after CONNECT's 200: decide TLS, HTTP or raw. */
-void px_session_peek(px_session_t *s, const char *data, size_t len);
+static inline void px_session_peek(px_session_t *s, const char *data, size_t len) {
+  s->ops->peek(s, data, len);
+}
 
 /* session_http.c: HTTP framing callbacks and error replies */
-extern const px_http_cbs_t px_req_cbs;
-extern const px_http_cbs_t px_resp_cbs;
 void px_client_plaintext(px_session_t *s, const char *data, size_t len);
-void px_upstream_plaintext(px_session_t *s, const char *data, size_t len);
-void px_upstream_closed(px_session_t *s);
+static inline void px_upstream_plaintext(px_session_t *s, const char *data, size_t len) {
+  s->ops->upstream_plaintext(s, data, len);
+}
+static inline void px_upstream_closed(px_session_t *s) { s->ops->upstream_closed(s); }
 /* Answers the client with an error response and closes after it is sent. */
-void px_reply_error(px_session_t *s, int status, const char *reason,
-                    const char *text);
+static inline void px_reply_error(px_session_t *s, int status, const char *reason,
+                                  const char *text) {
+  s->ops->reply_error(s, status, reason, "", text);
+}
 /* The same with `extra` header lines ("Name: value\r\n" each, or ""). */
-void px_reply_error_hdr(px_session_t *s, int status, const char *reason, const char *extra,
-                        const char *text);
+static inline void px_reply_error_hdr(px_session_t *s, int status, const char *reason,
+                                      const char *extra, const char *text) {
+  s->ops->reply_error(s, status, reason, extra, text);
+}
 void px_flows_fail_all(px_session_t *s, const char *why);
 
 #endif

@@ -10,6 +10,7 @@
 #include "filters/util/log.h"
 #include "proxy/modes/proxyauth.h"
 #include "proxy/session.h"
+#include "proxy/session_internal.h"
 #include "proxy/worker.h"
 
 flt_head_t *px_http_copy_head(px_http_t *h);
@@ -28,56 +29,10 @@ static void flow_free(px_flow_node_t *n) {
   free(n);
 }
 
-/* The flow's absolute URL: as sent in absolute-form, else scheme + Host
- * (or the upstream's name) + target. */
-static char *absolute_url(px_session_t *s, const flt_head_t *h) {
-  const char *target = h->url ? h->url : "/";
-  const char *scheme = s->conn.client_tls ? "https" : "http";
-  char authority[300];
-  size_t len;
-  char *url;
-
-  if (strncasecmp(target, "http://", 7) == 0 || strncasecmp(target, "https://", 8) == 0)
-    return strdup(target);
-  const flt_header_t *host = flt_head_find(h, "host");
-  if (host && host->value_len > 0 && host->value_len < sizeof(authority)) {
-    memcpy(authority, host->value, host->value_len);
-    authority[host->value_len] = '\0';
-  } else {
-    unsigned port = s->conn.server_port;
-    int deflt = (s->conn.client_tls && port == 443) || (!s->conn.client_tls && port == 80);
-    const char *hn = s->conn.sni[0] ? s->conn.sni : s->conn.server_host;
-    if (strchr(hn, ':'))
-      snprintf(authority, sizeof(authority), deflt ? "[%s]" : "[%s]:%u", hn, port);
-    else
-      snprintf(authority, sizeof(authority), deflt ? "%s" : "%s:%u", hn, port);
-  }
-  if (strcmp(target, "*") == 0) target = "";
-  len = strlen(scheme) + 3 + strlen(authority) + strlen(target) + 1;
-  url = malloc(len);
-  if (url) snprintf(url, len, "%s://%s%s", scheme, authority, target);
-  return url;
-}
-
-/* --redact: the copy that views and transcripts see shows <redacted>. The
- * bytes on the wire are not touched. */
-static void redact_head(const px_config_t *cfg, flt_head_t *h) {
-  flt_header_t *hv = (flt_header_t *)h->headers;
-  for (size_t i = 0; i < h->n_headers; i++) {
-    /* tlspeek's own credentials (--proxyauth) are never shown. */
-    if (cfg->proxyauth && hv[i].name_len == 19 &&
-        strncasecmp(hv[i].name, "Proxy-Authorization", 19) == 0) {
-      hv[i].value = "<redacted>";
-      hv[i].value_len = 10;
-    }
-    for (int k = 0; k < cfg->n_redact; k++) {
-      if (strlen(cfg->redact[k]) == hv[i].name_len &&
-          strncasecmp(cfg->redact[k], hv[i].name, hv[i].name_len) == 0) {
-        hv[i].value = "<redacted>";
-        hv[i].value_len = 10;
-      }
-    }
-  }
+/* --redact: the copy that views and transcripts see shows <redacted>. */
+static void redact(px_session_t *s, flt_head_t *h) {
+  const px_config_t *cfg = s->w->shared->cfg;
+  px_http_redact_head(cfg->redact, cfg->n_redact, cfg->proxyauth != NULL, h);
 }
 
 static const px_action_t *blocking_action(px_session_t *s, const flt_flow_t *f);
@@ -93,7 +48,7 @@ static void flow_set_sent(px_session_t *s, px_flow_node_t *n, int response_side)
   if (!collect_edits(s, &n->flow, response_side, &e)) return;
   flt_head_t *sent = px_head_edited(response_side ? &n->flow.resp : &n->flow.req, &e);
   if (sent == NULL) return;
-  redact_head(s->w->shared->cfg, sent); /* a value set by an action, too */
+  redact(s, sent); /* a value set by an action, too */
   if (response_side) {
     n->resp_sent = sent;
     n->flow.resp_sent = sent;
@@ -108,7 +63,7 @@ static void flow_add_interim(px_session_t *s, px_flow_node_t *n, px_http_t *h) {
   if (n->flow.n_interim >= FLT_MAX_INTERIM) return;
   flt_head_t *copy = px_http_copy_head(h);
   if (copy == NULL) return;
-  redact_head(s->w->shared->cfg, copy);
+  redact(s, copy);
   n->interim[n->flow.n_interim++] = copy;
   n->flow.interim = n->interim;
 }
@@ -122,12 +77,12 @@ static px_flow_node_t *flow_start(px_session_t *s, px_http_t *h) {
     free(n);
     return NULL;
   }
-  redact_head(s->w->shared->cfg, n->req_copy);
+  redact(s, n->req_copy);
   n->flow.id = atomic_fetch_add(&s->w->shared->next_flow_id, 1) + 1;
   n->flow.conn = &s->conn;
   snprintf(n->flow.scheme, sizeof(n->flow.scheme), "%s", s->conn.client_tls ? "https" : "http");
   n->flow.req = *n->req_copy;
-  n->flow.url = absolute_url(s, &n->flow.req);
+  n->flow.url = px_http_absolute_url(&s->conn, &n->flow.req);
   n->flow.t_start_us = flt_now_us();
   n->head_only = strcmp(n->flow.req.method, "HEAD") == 0;
   n->upgrade_asked = h->parser.upgrade;
@@ -157,13 +112,13 @@ static void flow_finish(px_session_t *s, const char *error) {
   flow_free(n);
   if (s->flows_head == NULL) {
     /* Idle from here on (keep-alive): give back the grown TLS buffers. */
-    px_tls_trim(&s->ctls);
-    px_tls_trim(&s->utls);
+    px_tls_trim(&s->client.tls);
+    px_tls_trim(&s->upstream.tls);
     px_session_rearm_timer(s); /* --upstream-idle counts from here */
     px_client_deadline_update(s); /* --keepalive-timeout too */
   }
-  if (s->draining && s->flows_head == NULL && s->state != PX_S_CLOSING) {
-    s->close_when_flushed = 1;
+  if (s->end >= PX_END_DRAINING && s->flows_head == NULL && s->state != PX_S_CLOSING) {
+    px_session_set_end(s, PX_END_FLUSHING);
     px_update_reading(s);
     px_maybe_finish(s);
   }
@@ -175,15 +130,11 @@ void px_flows_fail_all(px_session_t *s, const char *why) {
 
 /* ---- tlspeek's own answers -------------------------------------------------- */
 
-void px_reply_error(px_session_t *s, int status, const char *reason, const char *text) {
-  px_reply_error_hdr(s, status, reason, "", text);
-}
-
-void px_reply_error_hdr(px_session_t *s, int status, const char *reason, const char *extra,
-                        const char *text) {
+void px_session_http_reply_error(px_session_t *s, int status, const char *reason,
+                                 const char *extra, const char *text) {
   char head[512];
   size_t body_len = strlen(text) + 1;
-  if (s->close_when_flushed || s->state == PX_S_CLOSING) return;
+  if (s->end >= PX_END_FLUSHING || s->state == PX_S_CLOSING) return;
   /* The flow waiting for this answer ends with the error. */
   if (s->flows_head && !s->flows_head->flow.has_response) flow_finish(s, text);
   px_flows_fail_all(s, text);
@@ -195,16 +146,14 @@ void px_reply_error_hdr(px_session_t *s, int status, const char *reason, const c
   px_send_client(s, head, (size_t)n);
   px_send_client(s, text, body_len - 1);
   px_send_client(s, "\n", 1);
-  s->close_when_flushed = 1;
+  px_session_set_end(s, PX_END_FLUSHING);
   px_update_reading(s);
 }
 
 static void bad_request(px_session_t *s, const char *why) {
   char text[400];
   snprintf(text, sizeof(text), "tlspeek: malformed HTTP request: %s", why);
-  flt_log_warn("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, text);
-  flt_emit_error(chain_of(s), &s->conn, text);
-  px_reply_error(s, 400, "Bad Request", text);
+  px_session_fail(s, FLT_LOG_WARN, NULL, text, 400);
 }
 
 /* ---- actions: --block, --set-header, --remove-header ------------------------- */
@@ -262,7 +211,7 @@ static void reply_blocked(px_session_t *s, px_flow_node_t *n, int status) {
   px_send_client(s, body, sizeof(body) - 1);
   while (s->flows_head && s->flows_head != n) flow_finish(s, "closed: a later request was blocked");
   flow_finish(s, NULL);
-  s->close_when_flushed = 1;
+  px_session_set_end(s, PX_END_FLUSHING);
   px_update_reading(s);
 }
 
@@ -315,39 +264,6 @@ static void send_head(px_session_t *s, px_http_t *h, const flt_flow_t *f, px_hea
 
 /* ---- explicit proxy requests -------------------------------------------------- */
 
-/* "host:port", "[v6]:port" or "host" (then `default_port`). */
-static int split_authority(const char *a, char *host, size_t hostlen, uint16_t *port,
-                           uint16_t default_port) {
-  const char *hs = a, *he, *ps = NULL;
-  if (a[0] == '[') {
-    he = strchr(a, ']');
-    if (he == NULL) return -1;
-    hs = a + 1;
-    if (he[1] == ':')
-      ps = he + 2;
-    else if (he[1] != '\0')
-      return -1;
-  } else {
-    he = strrchr(a, ':');
-    if (he)
-      ps = he + 1;
-    else
-      he = a + strlen(a);
-  }
-  size_t hl = (size_t)(he - hs);
-  if (hl == 0 || hl >= hostlen) return -1;
-  memcpy(host, hs, hl);
-  host[hl] = '\0';
-  *port = default_port;
-  if (ps) {
-    char *end;
-    long p = strtol(ps, &end, 10);
-    if (*ps == '\0' || *end != '\0' || p < 1 || p > 65535) return -1;
-    *port = (uint16_t)p;
-  }
-  return 0;
-}
-
 static void release_held_requests(px_session_t *s);
 
 /* The old upstream connection is gone: start afresh with the held request,
@@ -367,18 +283,18 @@ static void on_switch_closed(uv_handle_t *h) {
  * has answered every request before it, close that upstream connection and
  * go on with the held one. Called wherever that may have become true. */
 static void switch_when_idle(px_session_t *s) {
-  if (!s->switch_pending || s->flows_head != NULL || s->close_when_flushed ||
+  if (!s->switch_pending || s->flows_head != NULL || s->end >= PX_END_FLUSHING ||
       s->state == PX_S_CLOSING || s->up == PX_UP_CLOSED)
     return;
-  if (!s->upstream_tcp_init || uv_is_closing((uv_handle_t *)&s->upstream)) {
+  if (!s->upstream.tcp_open || uv_is_closing((uv_handle_t *)&s->upstream.tcp)) {
     /* Every flow has its answer, so the leg was connected; be safe anyway. */
     px_session_close(s, "no upstream connection to switch from");
     return;
   }
   px_upstream_tls_close(s); /* keeps its session resumable */
-  s->up = PX_UP_CLOSED;      /* until on_switch_closed */
+  px_upstream_set_state(s, PX_UP_CLOSED); /* until on_switch_closed */
   px_upstream_forget(s);
-  uv_close((uv_handle_t *)&s->upstream, on_switch_closed);
+  uv_close((uv_handle_t *)&s->upstream.tcp, on_switch_closed);
 }
 
 /* A request whose target is one of our own listeners would make tlspeek
@@ -389,9 +305,7 @@ static int targets_us(px_session_t *s, const char *host, uint16_t port) {
   char why[400], text[450];
   if (!px_upstream_targets_us(host, port, why, sizeof(why))) return 0;
   snprintf(text, sizeof(text), "tlspeek: %s", why);
-  flt_log_warn("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, text);
-  flt_emit_error(chain_of(s), &s->conn, text);
-  px_reply_error(s, 508, "Loop Detected", text);
+  px_session_fail(s, FLT_LOG_WARN, NULL, text, 508);
   return 1;
 }
 
@@ -404,7 +318,7 @@ static int proxy_connect(px_session_t *s, px_http_t *h, const char *url) {
                    "in it (RFC 9112 §3.2.3)");
     return 0;
   }
-  if (strpbrk(url, "/?#") || split_authority(url, host, sizeof(host), &port, 443) != 0 ||
+  if (strpbrk(url, "/?#") || px_http_split_authority(url, host, sizeof(host), &port, 443) != 0 ||
       strchr(url, ':') == NULL) {
     bad_request(s, "CONNECT needs HOST:PORT (authority-form, RFC 9112 §3.2.3)");
     return 0;
@@ -524,19 +438,6 @@ static int proxy_request(px_session_t *s, px_http_t *h, const char *url, const c
 
 /* ---- request direction ------------------------------------------------------ */
 
-/* NTLM and Negotiate authenticate the connection, not the request: such a
- * connection must keep its upstream (no --upstream-idle release). */
-static int binds_connection(const flt_head_t *head, const char *name) {
-  for (size_t i = 0; i < head->n_headers; i++) {
-    const flt_header_t *hd = &head->headers[i];
-    if (hd->name_len != strlen(name) || strncasecmp(hd->name, name, hd->name_len) != 0) continue;
-    if ((hd->value_len >= 4 && strncasecmp(hd->value, "NTLM", 4) == 0) ||
-        (hd->value_len >= 9 && strncasecmp(hd->value, "Negotiate", 9) == 0))
-      return 1;
-  }
-  return 0;
-}
-
 /* --proxyauth: every request to the proxy itself (CONNECT, absolute-form)
  * carries Proxy-Authorization: Basic; otherwise 407 and close. Returns 1 to
  * go on, 0 when answered, PX_HTTP_HOLD when requests before this one (with
@@ -566,8 +467,8 @@ static int on_req_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   px_session_t *s = ud;
   flt_head_t view;
   px_http_head_view(h, &view);
-  if (s->close_when_flushed) return 0;
-  if (binds_connection(&view, "authorization")) s->up_pinned = 1;
+  if (s->end >= PX_END_FLUSHING) return 0;
+  if (px_http_binds_connection(&view, "authorization")) s->up_pinned = 1;
   const char *s_url = h->store.data ? h->store.data + h->url_off : "";
   char url[PX_HTTP_MAX_HEAD];
   snprintf(url, sizeof(url), "%.*s", (int)h->url_len, s_url);
@@ -627,7 +528,7 @@ static void on_req_forward(void *ud, const char *data, size_t len) {
     px_session_peek(s, data, len);
     return;
   }
-  if (s->close_when_flushed) return;
+  if (s->end >= PX_END_FLUSHING) return;
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
   if (s->req.upgraded) flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
   px_send_upstream(s, data, len);
@@ -685,13 +586,13 @@ static int on_resp_head(void *ud, px_http_t *h, const char *raw, size_t len) {
   if (status == 401 || status == 407) {
     flt_head_t view;
     px_http_head_view(h, &view);
-    if (binds_connection(&view, "www-authenticate") ||
-        binds_connection(&view, "proxy-authenticate"))
+    if (px_http_binds_connection(&view, "www-authenticate") ||
+        px_http_binds_connection(&view, "proxy-authenticate"))
       s->up_pinned = 1;
   }
   n->resp_copy = px_http_copy_head(h);
   if (n->resp_copy) {
-    redact_head(s->w->shared->cfg, n->resp_copy);
+    redact(s, n->resp_copy);
     n->flow.resp = *n->resp_copy;
     n->flow.has_response = 1;
     n->flow.t_resp_head_us = flt_now_us();
@@ -706,7 +607,7 @@ static int on_resp_head(void *ud, px_http_t *h, const char *raw, size_t len) {
     px_http_set_raw(h);
     px_http_set_raw(&s->req);
   }
-  s->resp_head_mark = s->batching[0] ? s->batch[0].len : SIZE_MAX;
+  s->resp_head_mark = s->client.batching ? s->client.batch.len : SIZE_MAX;
   px_head_edit_t edit;
   memset(&edit, 0, sizeof(edit));
   send_head(s, h, &n->flow, &edit, raw, len, 1);
@@ -773,7 +674,7 @@ static void release_held_requests(px_session_t *s) {
 }
 
 static void client_plaintext(px_session_t *s, const char *data, size_t len) {
-  if (s->close_when_flushed || s->state == PX_S_CLOSING) return;
+  if (s->end >= PX_END_FLUSHING || s->state == PX_S_CLOSING) return;
   if (s->state == PX_S_HTTP && s->conn.kind == FLT_CONN_HTTPS && !s->tls_sniffed) {
     /* The first decrypted bytes: HTTP (empty lines allowed before it) or
      * another protocol, relayed as it is. */
@@ -812,12 +713,11 @@ static void upstream_plaintext(px_session_t *s, const char *data, size_t len);
  * truncated answer; otherwise the connection is closed. One log line. */
 static void upstream_broke(px_session_t *s, const char *text) {
   px_flow_node_t *n = s->flows_head;
-  flt_log_warn("session %llu: %s", (unsigned long long)s->conn.id, text);
-  flt_emit_error(chain_of(s), &s->conn, text);
-  if (n && n->flow.has_response && s->resp_head_mark != SIZE_MAX && s->batching[0] &&
-      s->resp_head_mark <= s->batch[0].len) {
-    s->batch[0].len = s->resp_head_mark; /* unsend the head and body so far */
-    if (s->batch[0].data) s->batch[0].data[s->batch[0].len] = '\0';
+  px_session_fail(s, FLT_LOG_WARN, NULL, text, PX_FAIL_KEEP);
+  if (n && n->flow.has_response && s->resp_head_mark != SIZE_MAX && s->client.batching &&
+      s->resp_head_mark <= s->client.batch.len) {
+    s->client.batch.len = s->resp_head_mark; /* unsend the head and body so far */
+    if (s->client.batch.data) s->client.batch.data[s->client.batch.len] = '\0';
     n->flow.has_response = 0;
   }
   s->resp_head_mark = SIZE_MAX;
@@ -826,7 +726,7 @@ static void upstream_broke(px_session_t *s, const char *text) {
   } else if (n == NULL) {
     /* Every answer the client waited for is out (or in this batch): it
      * gets them, then the connection closes. */
-    s->close_when_flushed = 1;
+    px_session_set_end(s, PX_END_FLUSHING);
     px_update_reading(s);
     px_maybe_finish(s);
   } else {
@@ -834,7 +734,7 @@ static void upstream_broke(px_session_t *s, const char *text) {
   }
 }
 
-void px_upstream_plaintext(px_session_t *s, const char *data, size_t len) {
+void px_session_http_upstream_plaintext(px_session_t *s, const char *data, size_t len) {
   px_batch_begin(s, 0);
   upstream_plaintext(s, data, len);
   px_batch_end(s, 0);
@@ -848,7 +748,7 @@ static void upstream_plaintext(px_session_t *s, const char *data, size_t len) {
     px_send_client(s, data, len);
     return;
   }
-  if (s->resp.state == PX_HTTP_FAILED && s->close_when_flushed) return; /* reported once */
+  if (s->resp.state == PX_HTTP_FAILED && s->end >= PX_END_FLUSHING) return; /* reported once */
   s->resp_head_mark = SIZE_MAX;
   if (px_http_feed(&s->resp, data, len) == 0 || s->state == PX_S_CLOSING) return;
   char text[800];
@@ -857,8 +757,8 @@ static void upstream_plaintext(px_session_t *s, const char *data, size_t len) {
   upstream_broke(s, text);
 }
 
-void px_upstream_closed(px_session_t *s) {
-  s->upstream_eof = 1;
+void px_session_http_upstream_closed(px_session_t *s) {
+  s->upstream.eof = 1;
   if (s->state == PX_S_CLOSING) return;
   if (s->state != PX_S_RAW && px_http_eof(&s->resp) != 0) {
     if (s->flows_head && !s->flows_head->flow.has_response) { /* cut in its head */
@@ -868,8 +768,7 @@ void px_upstream_closed(px_session_t *s) {
       upstream_broke(s, text);
       return;
     }
-    flt_log_info("session %llu: upstream %s: %s", (unsigned long long)s->conn.id,
-                 s->conn.server_addr, s->resp.error);
+    px_session_log(s, FLT_LOG_INFO, "upstream %s: %s", s->conn.server_addr, s->resp.error);
     if (s->flows_head) flow_finish(s, "upstream closed the connection in the middle of the response");
   }
   if (s->flows_head && !s->flows_head->flow.has_response && s->state != PX_S_RAW) {
@@ -879,7 +778,7 @@ void px_upstream_closed(px_session_t *s) {
     px_reply_error(s, 502, "Bad Gateway", text);
     return;
   }
-  if (s->switch_pending && s->flows_head == NULL && !s->close_when_flushed) {
+  if (s->switch_pending && s->flows_head == NULL && s->end < PX_END_FLUSHING) {
     /* Done with this origin; a request to the next one is waiting. */
     switch_when_idle(s);
     return;
@@ -888,7 +787,7 @@ void px_upstream_closed(px_session_t *s) {
    * close_notify and FIN (px_maybe_finish), also when every write is already
    * done: a bare FIN reads as a truncation, and clients drop the session
    * they would have resumed. */
-  s->close_when_flushed = 1;
+  px_session_set_end(s, PX_END_FLUSHING);
   px_update_reading(s);
   px_maybe_finish(s);
 }

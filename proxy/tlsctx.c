@@ -96,7 +96,7 @@ static void on_tls_msg(int write_p, int version, int content_type, const void *b
   if (s == NULL || (content_type != SSL3_RT_HANDSHAKE && content_type != SSL3_RT_ALERT &&
                     content_type != SSL3_RT_CHANGE_CIPHER_SPEC))
     return;
-  int client_leg = ssl == s->ctls.ssl;
+  int client_leg = ssl == s->client.tls.ssl;
   const unsigned char *msg = buf;
   if (client_leg && !write_p && content_type == SSL3_RT_HANDSHAKE && len > 4 && msg[0] == 1 &&
       s->conn.ja3[0] == '\0') {

@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "filters/util/log.h"
+#include "proxy/fsm.h"
 #include "proxy/loopguard.h"
 #include "proxy/tlsopts.h"
 #include "proxy/session.h"
@@ -22,15 +23,41 @@
 
 static void try_next_address(px_session_t *s);
 
-static void up_fail(px_session_t *s, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void up_fail(px_session_t *s, int status, const char *fmt, ...) {
+#define B PX_FSM_BIT
+
+static const char *const up_names[PX_UP_COUNT] = {
+    "idle", "resolving", "connecting", "proxy-connect", "tls", "ready", "failed", "closed"};
+
+/* Set-up runs forward (a CONNECT to the next proxy and TLS each optional)
+ * and may fail at every step; a ready leg may still fail (a client
+ * certificate refused after the handshake), be released when idle (back to
+ * IDLE) or closed to switch origins (CLOSED, then IDLE). A failed leg stays
+ * failed: its session answers and closes. */
+static const uint32_t up_allowed[PX_UP_COUNT] = {
+    [PX_UP_IDLE] = B(PX_UP_RESOLVING),
+    [PX_UP_RESOLVING] = B(PX_UP_CONNECTING) | B(PX_UP_FAILED),
+    [PX_UP_CONNECTING] = B(PX_UP_PROXY_CONNECT) | B(PX_UP_TLS) | B(PX_UP_READY) | B(PX_UP_FAILED),
+    [PX_UP_PROXY_CONNECT] = B(PX_UP_TLS) | B(PX_UP_READY) | B(PX_UP_FAILED),
+    [PX_UP_TLS] = B(PX_UP_READY) | B(PX_UP_FAILED),
+    [PX_UP_READY] = B(PX_UP_FAILED) | B(PX_UP_IDLE) | B(PX_UP_CLOSED),
+    [PX_UP_FAILED] = 0,
+    [PX_UP_CLOSED] = B(PX_UP_IDLE),
+};
+
+const px_fsm_t px_up_fsm = {"upstream", up_names, PX_UP_COUNT, up_allowed};
+
+void px_upstream_set_state(px_session_t *s, px_up_state_t next) {
+  if (s->up == next || px_fsm_check(&px_up_fsm, s->conn.id, s->up, next) != 0) return;
+  s->up = next;
+}
+
+void px_upstream_fail(px_session_t *s, int status, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(s->up_error, sizeof(s->up_error), fmt, ap);
   va_end(ap);
   s->up_error_status = status;
-  s->up = PX_UP_FAILED;
+  px_upstream_set_state(s, PX_UP_FAILED);
   px_session_upstream_failed(s);
 }
 
@@ -87,19 +114,19 @@ static void on_resolved(void *arg, int status, const char *why, const px_dns_add
   s->conn.dns_us = (int64_t)((uv_hrtime() - s->t_phase) / 1000);
   s->t_phase = uv_hrtime();
   if (status != 0) {
-    up_fail(s, status, "%s", why);
+    px_upstream_fail(s, status, "%s", why);
     return;
   }
   uint16_t port;
   const char *host = connect_host(s, &port);
   char loop[512];
   if (addrs_target_us(host, port, addrs, loop, sizeof(loop))) {
-    up_fail(s, 508, "%s", loop);
+    px_upstream_fail(s, 508, "%s", loop);
     return;
   }
   s->addrs = *addrs;
   s->addr_next = 0;
-  px_set_deadline(s, s->w->shared->cfg->connect_timeout_ms, "connect");
+  px_set_deadline(s, s->w->shared->cfg->connect_timeout_ms, PX_T_CONNECT);
   try_next_address(s);
 }
 
@@ -107,7 +134,7 @@ void px_upstream_start(px_session_t *s) {
   uint16_t port;
   snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", s->up_host);
   s->conn.server_port = s->up_port;
-  s->up = PX_UP_RESOLVING;
+  px_upstream_set_state(s, PX_UP_RESOLVING);
   s->up_released = 0;
   s->addrs.n = 0;
   s->addr_next = 0;
@@ -123,7 +150,7 @@ void px_upstream_start(px_session_t *s) {
     return;
   }
   /* The resolver answers within --dns-timeout; this is only a backstop. */
-  px_set_deadline(s, s->w->shared->cfg->dns_timeout_ms + 2000, "DNS lookup");
+  px_set_deadline(s, s->w->shared->cfg->dns_timeout_ms + 2000, PX_T_DNS);
   px_dns_lookup(s->w->dns, host, port, on_resolved, s, &s->dnsq);
 }
 
@@ -131,7 +158,7 @@ static void start_tls(px_session_t *s);
 
 void px_upstream_forget(px_session_t *s) {
   uv_os_fd_t fd;
-  if (s->loopguard_registered && uv_fileno((uv_handle_t *)&s->upstream, &fd) == 0)
+  if (s->loopguard_registered && uv_fileno((uv_handle_t *)&s->upstream.tcp, &fd) == 0)
     px_loopguard_remove(fd);
   s->loopguard_registered = 0;
 }
@@ -144,7 +171,7 @@ static void proxy_connect_send(px_session_t *s) {
   else
     snprintf(hp, sizeof(hp), "%s:%u", s->up_host, (unsigned)s->up_port);
   int n = snprintf(req, sizeof(req), "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", hp, hp);
-  s->up = PX_UP_PROXY_CONNECT;
+  px_upstream_set_state(s, PX_UP_PROXY_CONNECT);
   px_write_owned(s, &s->upstream, strdup(req), (size_t)n);
 }
 
@@ -153,8 +180,8 @@ static void proxy_connect_send(px_session_t *s) {
 static long proxy_connect_reply(px_session_t *s, const char *data, size_t len) {
   size_t before = s->up_proxy_resp.len;
   if (flt_strbuf_append(&s->up_proxy_resp, data, len) != 0) {
-    up_fail(s, 502, "the upstream proxy %s:%u sent an over-long answer to CONNECT",
-            s->lc->target_host, (unsigned)s->lc->target_port);
+    px_upstream_fail(s, 502, "the upstream proxy %s:%u sent an over-long answer to CONNECT",
+                     s->lc->target_host, (unsigned)s->lc->target_port);
     return -1;
   }
   const char *end = strstr(s->up_proxy_resp.data, "\r\n\r\n");
@@ -164,16 +191,16 @@ static long proxy_connect_reply(px_session_t *s, const char *data, size_t len) {
   if (sscanf(s->up_proxy_resp.data, "HTTP/%d.%d %d", &major, &minor, &status) != 3 ||
       status < 200 || status > 299) {
     size_t line = strcspn(s->up_proxy_resp.data, "\r\n");
-    up_fail(s, 502, "the upstream proxy %s:%u refused CONNECT %s:%u: %.*s", s->lc->target_host,
-            (unsigned)s->lc->target_port, s->up_host, (unsigned)s->up_port,
-            (int)(line > 200 ? 200 : line), s->up_proxy_resp.data);
+    px_upstream_fail(s, 502, "the upstream proxy %s:%u refused CONNECT %s:%u: %.*s",
+                     s->lc->target_host, (unsigned)s->lc->target_port, s->up_host,
+                     (unsigned)s->up_port, (int)(line > 200 ? 200 : line), s->up_proxy_resp.data);
     return -1;
   }
   flt_strbuf_free(&s->up_proxy_resp);
   if (s->up_tls_wanted) {
     start_tls(s);
   } else {
-    s->up = PX_UP_READY;
+    px_upstream_set_state(s, PX_UP_READY);
     px_session_upstream_ready(s);
   }
   return (long)(head - before);
@@ -191,7 +218,7 @@ static void on_connected(uv_connect_t *req, int status) {
   struct sockaddr_storage ss;
   int sl = sizeof(ss);
   char ip[INET6_ADDRSTRLEN] = "?";
-  if (uv_tcp_getpeername(&s->upstream, (struct sockaddr *)&ss, &sl) == 0) {
+  if (uv_tcp_getpeername(&s->upstream.tcp, (struct sockaddr *)&ss, &sl) == 0) {
     if (ss.ss_family == AF_INET6) {
       uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
       snprintf(s->conn.server_addr, sizeof(s->conn.server_addr), "[%s]:%u", ip,
@@ -204,14 +231,14 @@ static void on_connected(uv_connect_t *req, int status) {
   }
   s->conn.connect_us = (int64_t)((uv_hrtime() - s->t_phase) / 1000);
   s->t_phase = uv_hrtime();
-  uv_tcp_nodelay(&s->upstream, 1);
-  uv_read_start((uv_stream_t *)&s->upstream, px_alloc_cb, px_on_upstream_read);
+  uv_tcp_nodelay(&s->upstream.tcp, 1);
+  px_leg_read_start(&s->upstream);
   if (s->up_tunnel) {
     proxy_connect_send(s);
   } else if (s->up_tls_wanted) {
     start_tls(s);
   } else {
-    s->up = PX_UP_READY;
+    px_upstream_set_state(s, PX_UP_READY);
     px_session_upstream_ready(s);
   }
 }
@@ -219,7 +246,7 @@ static void on_connected(uv_connect_t *req, int status) {
 px_session_t *px_upstream_handle_closed(uv_handle_t *h) {
   px_session_t *s = h->data;
   s->handles_open--;
-  s->upstream_tcp_init = 0;
+  px_leg_closed(&s->upstream);
   if (s->state == PX_S_CLOSING) {
     px_session_close(s, NULL); /* finish a close that waited for us */
     return NULL;
@@ -233,23 +260,23 @@ static void on_retry_closed(uv_handle_t *h) {
 }
 
 static void try_next_address(px_session_t *s) {
-  if (s->upstream_tcp_init) {
+  if (s->upstream.tcp_open) {
     /* A released leg still closing: on_release_closed comes back here. */
-    if (uv_is_closing((uv_handle_t *)&s->upstream)) return;
+    if (uv_is_closing((uv_handle_t *)&s->upstream.tcp)) return;
     /* A failed connect leaves the handle unusable: close, then retry. */
     px_upstream_forget(s);
-    uv_close((uv_handle_t *)&s->upstream, on_retry_closed);
+    uv_close((uv_handle_t *)&s->upstream.tcp, on_retry_closed);
     return;
   }
   if (s->addr_next >= s->addrs.n) {
     uint16_t port;
     const char *host = connect_host(s, &port);
-    up_fail(s, 502, "cannot connect to %s:%u: %s", host, (unsigned)port,
-            s->up_last_err[0] ? s->up_last_err : "no usable address");
+    px_upstream_fail(s, 502, "cannot connect to %s:%u: %s", host, (unsigned)port,
+                     s->up_last_err[0] ? s->up_last_err : "no usable address");
     return;
   }
   const struct sockaddr_storage *addr = &s->addrs.a[s->addr_next++];
-  int irc = uv_tcp_init_ex(&s->w->loop, &s->upstream, (unsigned)addr->ss_family);
+  int irc = px_leg_open(&s->upstream, &s->w->loop, (unsigned)addr->ss_family);
   if (irc < 0) {
     /* No socket: the handle was never linked, so it must not be closed;
      * try the next address. */
@@ -265,17 +292,15 @@ static void try_next_address(px_session_t *s) {
     /* Lets an iptables rule exempt our own upstream traffic from REDIRECT. */
     uv_os_fd_t fd;
     int mark = s->w->shared->cfg->mark;
-    if (uv_fileno((uv_handle_t *)&s->upstream, &fd) == 0 &&
+    if (uv_fileno((uv_handle_t *)&s->upstream.tcp, &fd) == 0 &&
         setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0)
       flt_log_warn("cannot set SO_MARK %d on an upstream socket: %s (needs CAP_NET_ADMIN)", mark,
                    strerror(errno));
   }
-  s->upstream.data = s;
-  s->upstream_tcp_init = 1;
   s->handles_open++;
-  s->up = PX_UP_CONNECTING;
+  px_upstream_set_state(s, PX_UP_CONNECTING);
   s->connect_req.data = s;
-  int rc = uv_tcp_connect(&s->connect_req, &s->upstream, (const struct sockaddr *)addr,
+  int rc = uv_tcp_connect(&s->connect_req, &s->upstream.tcp, (const struct sockaddr *)addr,
                           on_connected);
   if (rc < 0) {
     snprintf(s->up_last_err, sizeof(s->up_last_err), "%s", uv_strerror(rc));
@@ -286,7 +311,7 @@ static void try_next_address(px_session_t *s) {
    * once connected, so that a connection that comes back into one of our
    * listeners is recognised however soon it is accepted. */
   uv_os_fd_t ufd;
-  if (uv_fileno((uv_handle_t *)&s->upstream, &ufd) == 0) {
+  if (uv_fileno((uv_handle_t *)&s->upstream.tcp, &ufd) == 0) {
     px_loopguard_add(ufd);
     s->loopguard_registered = 1;
   }
@@ -298,37 +323,30 @@ static void start_tls(px_session_t *s) {
   char key[280];
   const char *name = s->up_name[0] ? s->up_name : s->up_host;
 
-  if (px_tls_init(&s->utls, s->w->client_ctx, 0) != 0) {
+  if (px_tls_init(&s->upstream.tls, s->w->client_ctx, 0) != 0) {
     char buf[256];
-    up_fail(s, 502, "cannot start TLS to %s: %s", name,
-            px_tls_error_text(buf, sizeof(buf), "SSL_new failed"));
+    px_upstream_fail(s, 502, "cannot start TLS to %s: %s", name,
+                     px_tls_error_text(buf, sizeof(buf), "SSL_new failed"));
     return;
   }
-  SSL_set_ex_data(s->utls.ssl, px_tls_session_index(), s);
-  s->up_cert_file = px_tlsopts_use_client_cert(s->utls.ssl, name);
+  SSL_set_ex_data(s->upstream.tls.ssl, px_tls_session_index(), s);
+  s->up_cert_file = px_tlsopts_use_client_cert(s->upstream.tls.ssl, name);
   s->up_cert_requested = 0;
   if (is_ip_literal(name)) {
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->utls.ssl), name);
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->upstream.tls.ssl), name);
   } else {
-    SSL_set_tlsext_host_name(s->utls.ssl, name);
-    SSL_set1_host(s->utls.ssl, name);
+    SSL_set_tlsext_host_name(s->upstream.tls.ssl, name);
+    SSL_set1_host(s->upstream.tls.ssl, name);
   }
   if (s->alpn_offer_len > 0)
-    SSL_set_alpn_protos(s->utls.ssl, (const unsigned char *)s->alpn_offer,
+    SSL_set_alpn_protos(s->upstream.tls.ssl, (const unsigned char *)s->alpn_offer,
                         (unsigned)s->alpn_offer_len);
   snprintf(key, sizeof(key), "%s:%u", name, (unsigned)s->up_port);
   SSL_SESSION *cached = px_upsess_get(s->w, key);
-  if (cached) SSL_set_session(s->utls.ssl, cached);
-  s->up = PX_UP_TLS;
-  px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, "upstream TLS handshake");
+  if (cached) SSL_set_session(s->upstream.tls.ssl, cached);
+  px_upstream_set_state(s, PX_UP_TLS);
+  px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, PX_T_UPSTREAM_TLS);
   upstream_handshake(s);
-}
-
-void px_upstream_flush_tls(px_session_t *s) {
-  size_t len;
-  void *out;
-  while ((out = px_tls_take_output(&s->utls, &len)) != NULL)
-    px_write_owned(s, &s->upstream, out, len);
 }
 
 /* The server's alert (OpenSSL's reason codes for a received alert are
@@ -376,57 +394,56 @@ static int client_cert_error(px_session_t *s, char *text, size_t len) {
 
 static void upstream_handshake(px_session_t *s) {
   const char *name = s->up_name[0] ? s->up_name : s->up_host;
-  int rc = SSL_do_handshake(s->utls.ssl);
-  px_upstream_flush_tls(s);
+  int rc = SSL_do_handshake(s->upstream.tls.ssl);
+  px_flush_tls(s, &s->upstream);
   if (rc == 1) {
     const unsigned char *alpn = NULL;
     unsigned alpn_len = 0;
     s->conn.ssl_us = (int64_t)((uv_hrtime() - s->t_phase) / 1000);
     snprintf(s->conn.up_tls_version, sizeof(s->conn.up_tls_version), "%s",
-             SSL_get_version(s->utls.ssl));
+             SSL_get_version(s->upstream.tls.ssl));
     snprintf(s->conn.up_cipher, sizeof(s->conn.up_cipher), "%s",
-             SSL_get_cipher_name(s->utls.ssl));
-    SSL_get0_alpn_selected(s->utls.ssl, &alpn, &alpn_len);
+             SSL_get_cipher_name(s->upstream.tls.ssl));
+    SSL_get0_alpn_selected(s->upstream.tls.ssl, &alpn, &alpn_len);
     if (alpn && alpn_len < sizeof(s->conn.up_alpn)) {
       memcpy(s->conn.up_alpn, alpn, alpn_len);
       s->conn.up_alpn[alpn_len] = '\0';
     }
-    long vr = SSL_get_verify_result(s->utls.ssl);
+    long vr = SSL_get_verify_result(s->upstream.tls.ssl);
     snprintf(s->conn.up_verify, sizeof(s->conn.up_verify), "%s",
              vr == X509_V_OK ? "ok" : X509_verify_cert_error_string(vr));
-    s->up_cert = SSL_get1_peer_certificate(s->utls.ssl);
-    s->up = PX_UP_READY;
-    flt_log_debug("session %llu: upstream %s TLS up (%s, %s%s)",
-                  (unsigned long long)s->conn.id, s->conn.server_addr,
-                  SSL_get_version(s->utls.ssl), SSL_get_cipher_name(s->utls.ssl),
-                  SSL_session_reused(s->utls.ssl) ? ", resumed" : "");
+    s->up_cert = SSL_get1_peer_certificate(s->upstream.tls.ssl);
+    px_upstream_set_state(s, PX_UP_READY);
+    px_session_log(s, FLT_LOG_DEBUG, "upstream %s TLS up (%s, %s%s)", s->conn.server_addr,
+                   SSL_get_version(s->upstream.tls.ssl), SSL_get_cipher_name(s->upstream.tls.ssl),
+                   SSL_session_reused(s->upstream.tls.ssl) ? ", resumed" : "");
     px_session_upstream_ready(s);
     return;
   }
-  int e = SSL_get_error(s->utls.ssl, rc);
+  int e = SSL_get_error(s->upstream.tls.ssl, rc);
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
-  long vr = SSL_get_verify_result(s->utls.ssl);
+  long vr = SSL_get_verify_result(s->upstream.tls.ssl);
   snprintf(s->conn.up_verify, sizeof(s->conn.up_verify), "%s",
            vr == X509_V_OK ? "handshake failed before verification"
                            : X509_verify_cert_error_string(vr));
   if (vr != X509_V_OK && !s->w->shared->cfg->insecure) {
     ERR_clear_error();
-    up_fail(s, 502,
-            "certificate for %s failed verification: %s — pass --upstream-ca FILE "
-            "(to trust its CA) or -k (to skip verification)",
-            name, X509_verify_cert_error_string(vr));
+    px_upstream_fail(s, 502,
+                     "certificate for %s failed verification: %s — pass --upstream-ca FILE "
+                     "(to trust its CA) or -k (to skip verification)",
+                     name, X509_verify_cert_error_string(vr));
     return;
   }
   char buf[256], cert_text[1024];
   if (client_cert_error(s, cert_text, sizeof(cert_text))) {
-    up_fail(s, 502, "%s", cert_text);
+    px_upstream_fail(s, 502, "%s", cert_text);
     return;
   }
-  up_fail(s, 502, "TLS handshake with %s:%u failed: %s", name, (unsigned)s->up_port,
-          px_tls_error_text(buf, sizeof(buf),
-                            e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL
-                                ? "the server closed the connection"
-                                : "handshake error"));
+  px_upstream_fail(s, 502, "TLS handshake with %s:%u failed: %s", name, (unsigned)s->up_port,
+                   px_tls_error_text(buf, sizeof(buf),
+                                     e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL
+                                         ? "the server closed the connection"
+                                         : "handshake error"));
 }
 
 /* SSL_free() marks the session of a connection that ended without our
@@ -436,24 +453,7 @@ static void upstream_handshake(px_session_t *s) {
  * handshake state after one) says goodbye properly. The alert goes out
  * with uv_try_write: best effort, no write request outlives the call. */
 void px_upstream_tls_close(px_session_t *s) {
-  SSL *ssl = s->utls.ssl;
-  if (ssl == NULL || s->up != PX_UP_READY || !SSL_is_init_finished(ssl) ||
-      (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) != 0)
-    return;
-  if (SSL_shutdown(ssl) < 0) {
-    ERR_clear_error();
-    return;
-  }
-  size_t len;
-  void *out = px_tls_take_output(&s->utls, &len);
-  if (out == NULL) return;
-  if (s->upstream_tcp_init && !uv_is_closing((uv_handle_t *)&s->upstream)) {
-    uv_buf_t b = uv_buf_init(out, (unsigned)len);
-    int n = uv_try_write((uv_stream_t *)&s->upstream, &b, 1);
-    if (n > 0 && s->w->shared->want_wire)
-      flt_emit_wire(&s->w->shared->chain, &s->conn, FLT_LEG_UPSTREAM, 1, out, (size_t)n);
-  }
-  free(out);
+  if (s->up == PX_UP_READY) px_leg_tls_close_now(&s->upstream);
 }
 
 /* TLS 1.3: the server judges our client certificate after our side of the
@@ -462,21 +462,21 @@ void px_upstream_tls_close(px_session_t *s) {
 static void refused_after_handshake(px_session_t *s, const char *text) {
   int waiting = s->flows_head && !s->flows_head->flow.has_response;
   if (!waiting && s->state != PX_S_CLIENT_TLS && s->state != PX_S_HTTP) {
-    flt_log_warn("session %llu: %s", (unsigned long long)s->conn.id, text);
+    px_session_log(s, FLT_LOG_WARN, "%s", text);
     px_upstream_closed(s);
     return;
   }
   snprintf(s->up_error, sizeof(s->up_error), "%.*s", (int)sizeof(s->up_error) - 1, text);
   s->up_error_status = 502;
-  s->up = PX_UP_FAILED;
-  s->upstream_eof = 1;
+  px_upstream_set_state(s, PX_UP_FAILED);
+  s->upstream.eof = 1;
   if (waiting) {
     px_session_upstream_failed(s); /* replies now (PX_S_HTTP) */
     return;
   }
-  flt_log_warn("session %llu: %s: upstream %s:%u: %s", (unsigned long long)s->conn.id,
-               s->conn.client, s->up_host, (unsigned)s->up_port, text);
-  flt_emit_error(&s->w->shared->chain, &s->conn, text);
+  char about[300];
+  snprintf(about, sizeof(about), "upstream %s:%u", s->up_host, (unsigned)s->up_port);
+  px_session_fail(s, FLT_LOG_WARN, about, text, PX_FAIL_KEEP);
   px_session_set_state(s, PX_S_ERROR_REPLY);
 }
 
@@ -487,8 +487,8 @@ void px_upstream_on_read(px_session_t *s, const char *data, size_t len) {
     data += used; /* the server spoke first: its bytes follow the 200 */
     len -= (size_t)used;
   }
-  if (s->up == PX_UP_TLS || (s->up == PX_UP_READY && s->utls.ssl)) {
-    if (px_tls_feed(&s->utls, data, len) != 0) {
+  if (s->up == PX_UP_TLS || (s->up == PX_UP_READY && s->upstream.tls.ssl)) {
+    if (px_tls_feed(&s->upstream.tls, data, len) != 0) {
       px_session_close(s, "out of memory");
       return;
     }
@@ -498,53 +498,46 @@ void px_upstream_on_read(px_session_t *s, const char *data, size_t len) {
     if (s->up != PX_UP_READY) return;
   }
   if (s->up != PX_UP_READY) return;
-  if (s->utls.ssl == NULL) {
+  if (s->upstream.tls.ssl == NULL) {
     px_upstream_plaintext(s, data, len);
     return;
   }
-  char *buf = s->w->readbuf; /* the raw bytes were already fed to OpenSSL */
-  for (;;) {
-    size_t n = 0;
-    if (s->state == PX_S_CLOSING) return;
-    if (SSL_read_ex(s->utls.ssl, buf, PX_READ_BUF, &n)) {
-      px_upstream_plaintext(s, buf, n);
-      continue;
-    }
-    int e = SSL_get_error(s->utls.ssl, 0);
-    px_upstream_flush_tls(s); /* alerts, key updates */
-    if (e == SSL_ERROR_WANT_READ) return;
-    if (e == SSL_ERROR_ZERO_RETURN) {
-      px_upstream_closed(s);
-      return;
-    }
-    char eb[1024];
-    if (client_cert_error(s, eb, sizeof(eb))) {
-      refused_after_handshake(s, eb);
-      return;
-    }
-    flt_log_info("session %llu: upstream TLS error: %s", (unsigned long long)s->conn.id,
-                 px_tls_error_text(eb, sizeof(eb), "connection reset"));
+  px_leg_read_t r = px_leg_tls_read(&s->upstream);
+  if (r == PX_LEG_READ_STOPPED) return;
+  px_flush_tls(s, &s->upstream); /* alerts, key updates */
+  if (r == PX_LEG_READ_AGAIN) return;
+  if (r == PX_LEG_READ_CLOSED) {
     px_upstream_closed(s);
     return;
   }
+  char eb[1024];
+  if (client_cert_error(s, eb, sizeof(eb))) {
+    refused_after_handshake(s, eb);
+    return;
+  }
+  px_session_log(s, FLT_LOG_INFO, "upstream TLS error: %s",
+                 px_tls_error_text(eb, sizeof(eb), "connection reset"));
+  px_upstream_closed(s);
 }
 
 /* ---- releasing an idle upstream (--upstream-idle) ------------------------ */
 
 void px_upstream_reset(px_session_t *s) {
-  px_tls_free(&s->utls);
+  px_tls_free(&s->upstream.tls);
   if (s->up_cert) X509_free(s->up_cert);
   s->up_cert = NULL;
   s->up_cert_file = NULL;
   s->up_cert_requested = 0;
   s->addrs.n = 0;
   s->addr_next = 0;
-  s->up = PX_UP_IDLE;
-  s->upstream_eof = 0;
-  s->upstream_paused = 0;
-  /* A fresh framer, which also gives back the header tables it grew. */
+  px_upstream_set_state(s, PX_UP_IDLE);
+  s->upstream.eof = 0;
+  s->upstream.paused = 0;
+  /* A fresh framer, which also gives back the header tables it grew; the
+   * same callbacks (session_http.c's, set by px_session_new). */
+  const px_http_cbs_t *cbs = s->resp.cbs;
   px_http_free(&s->resp);
-  px_http_init(&s->resp, HTTP_RESPONSE, &px_resp_cbs, s);
+  px_http_init(&s->resp, HTTP_RESPONSE, cbs, s);
 }
 
 int px_upstream_releasable(const px_session_t *s) {
@@ -554,8 +547,8 @@ int px_upstream_releasable(const px_session_t *s) {
          (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP) && s->flows_head == NULL &&
          s->req_flow == NULL && s->req.state == PX_HTTP_HEAD && s->req.raw.len == 0 &&
          s->resp.state == PX_HTTP_HEAD && s->resp.raw.len == 0 && !s->switch_pending &&
-         s->up_pending.len == 0 && s->batch[1].len == 0 && s->upstream_writes == 0 &&
-         !s->upstream_eof && !s->client_eof && !s->draining && !s->close_when_flushed;
+         s->upstream.pending.len == 0 && s->upstream.batch.len == 0 && s->upstream.writes == 0 &&
+         !s->upstream.eof && !s->client.eof && s->end == PX_END_OPEN;
 }
 
 /* Idle upstreams a worker keeps for the full --upstream-idle; beyond that
@@ -585,23 +578,21 @@ static void on_release_closed(uv_handle_t *h) {
 }
 
 void px_upstream_release(px_session_t *s) {
-  flt_log_debug("session %llu: upstream %s:%u idle for %.1f s: closed until the next request",
-                (unsigned long long)s->conn.id, s->up_host, (unsigned)s->up_port,
-                (double)px_upstream_release_delay(s) / 1000.0);
+  px_session_log(s, FLT_LOG_DEBUG, "upstream %s:%u idle for %.1f s: closed until the next request",
+                 s->up_host, (unsigned)s->up_port, (double)px_upstream_release_delay(s) / 1000.0);
   px_upstream_tls_close(s); /* a clean end: the session stays resumable */
   px_upstream_count_idle(s, 0);
   px_upstream_forget(s);
-  uv_close((uv_handle_t *)&s->upstream, on_release_closed);
+  uv_close((uv_handle_t *)&s->upstream.tcp, on_release_closed);
   px_upstream_reset(s);
   /* The next flow pays for a new set-up (transcripts' timings). */
   s->conn.dns_us = s->conn.connect_us = s->conn.ssl_us = -1;
   px_http_trim(&s->req);
-  px_tls_trim_all(&s->ctls);
+  px_tls_trim_all(&s->client.tls);
   s->up_released = 1;
 }
 
 void px_upstream_reconnect(px_session_t *s) {
-  flt_log_debug("session %llu: reconnecting upstream %s:%u", (unsigned long long)s->conn.id,
-                s->up_host, (unsigned)s->up_port);
+  px_session_log(s, FLT_LOG_DEBUG, "reconnecting upstream %s:%u", s->up_host, (unsigned)s->up_port);
   px_upstream_start(s);
 }

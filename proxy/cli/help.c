@@ -1,6 +1,10 @@
 /* help.c — the --help text, written from the option table (options.c), so
- * that no option is accepted without being documented. */
+ * that no option is accepted without being documented, and the one way a
+ * bad command line ends. It calls nothing of options.c: the table comes in
+ * as an argument. */
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proxy/cli/options.h"
@@ -28,10 +32,18 @@ static void write_option(FILE *out, const px_option_t *o) {
   }
 }
 
-void px_opt_write_help(FILE *out) {
+void px_usage_error(const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "tlspeek: error: ");
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nTry 'tlspeek --help'.\n");
+  exit(2);
+}
+
+void px_opt_write_help(FILE *out, const px_option_t *options, size_t n) {
   int joining = 0;
-  size_t n;
-  const px_option_t *options = px_options(&n);
   for (size_t i = 0; i < n; i++) {
     const px_option_t *o = &options[i];
     if (o->set == NULL) {

@@ -21,16 +21,6 @@
 #include "proxy/cli/tls_options.h"
 #include "proxy/dns.h"
 
-void px_usage_error(const char *fmt, ...) {
-  va_list ap;
-  fprintf(stderr, "tlspeek: error: ");
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "\nTry 'tlspeek --help'.\n");
-  exit(2);
-}
-
 /* Parses "123", "4k", "4KiB", "10M" into bytes. */
 static int parse_size(const char *s, size_t *out) {
   char *end;
@@ -427,7 +417,9 @@ SETTER(set_dns_server) {
 }
 
 SETTER(show_help) {
-  px_opt_write_help(stdout);
+  size_t n;
+  const px_option_t *options = px_options(&n);
+  px_opt_write_help(stdout, options, n);
   exit(0);
 }
 

@@ -47,8 +47,9 @@ struct px_option {
 /* The table, in --help order; *n receives the number of rows. */
 const px_option_t *px_options(size_t *n);
 
-/* Writes the --help text, generated from the table, to `out`. */
-void px_opt_write_help(FILE *out);
+/* help.c: writes the --help text, generated from `options` (the table of
+ * px_options(), `n` rows), to `out`. */
+void px_opt_write_help(FILE *out, const px_option_t *options, size_t n);
 
 /* The defaults every option starts from. */
 void px_config_defaults(px_config_t *cfg);
@@ -61,7 +62,8 @@ void px_config_defaults(px_config_t *cfg);
  * status 2; --help and --version end it with status 0. */
 int px_opt_parse(int argc, char **argv, px_config_t *cfg, char **rest, int *nrest);
 
-/* Prints "tlspeek: error: ..." and the --help hint to stderr; exits 2. */
+/* help.c: prints "tlspeek: error: ..." and the --help hint to stderr;
+ * exits 2. */
 void px_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 #endif

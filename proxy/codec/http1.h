@@ -163,6 +163,23 @@ int px_http_has_hop_by_hop(px_http_t *h);
  * still apply to the next hop (close, keep-alive, upgrade, te). */
 int px_http_head_build(px_http_t *h, const px_head_edit_t *edit, flt_strbuf_t *out);
 
+/* http1_msg.c. The flow's absolute URL (malloc'd, NULL when out of
+ * memory): the target when it is in absolute-form, else the scheme of the
+ * client's connection, the Host header (or the SNI or server of `c`) and
+ * the target. */
+char *px_http_absolute_url(const flt_conn_t *c, const flt_head_t *h);
+/* Shows <redacted> (in a head copy, never on the wire) for every header
+ * named in `names`, and for Proxy-Authorization when `proxy_auth` (tlspeek's
+ * own credentials, --proxyauth). */
+void px_http_redact_head(const char *const *names, int n_names, int proxy_auth, flt_head_t *h);
+/* "host:port", "[v6]:port" or "host" (then `default_port`) into `host`
+ * (brackets removed) and `port`; 0, or -1 when malformed or too long. */
+int px_http_split_authority(const char *a, char *host, size_t hostlen, uint16_t *port,
+                            uint16_t default_port);
+/* 1 when header `name` of `head` carries NTLM or Negotiate, which
+ * authenticate the connection rather than the request. */
+int px_http_binds_connection(const flt_head_t *head, const char *name);
+
 /* A deep copy of a head (one allocation; free() it). */
 flt_head_t *px_head_copy(const flt_head_t *src);
 

@@ -301,8 +301,8 @@ void px_passthrough_note_rejection(px_session_t *s, unsigned long err, int close
 void px_passthrough_note_early_close(px_session_t *s, unsigned long err) {
   char cause[128];
   const char *alert = cert_alert_name(err);
-  if (!s->leaf_set || s->client_app_data || s->state != PX_S_HTTP || s->ctls.ssl == NULL ||
-      !SSL_is_init_finished(s->ctls.ssl))
+  if (!s->leaf_set || s->client_app_data || s->state != PX_S_HTTP || s->client.tls.ssl == NULL ||
+      !SSL_is_init_finished(s->client.tls.ssl))
     return;
   if (alert)
     snprintf(cause, sizeof(cause), "alert %s after the handshake", alert);
@@ -319,8 +319,8 @@ static void pass_through(px_session_t *s) {
   s->conn.kind = FLT_CONN_RAW_TLS;
   s->up_tls_wanted = 0;
   s->conn.upstream_tls = 0;
-  px_tls_free(&s->ctls);
-  px_set_deadline(s, 0, NULL);
+  px_tls_free(&s->client.tls);
+  px_set_deadline(s, 0, PX_T_NONE);
   px_session_set_state(s, PX_S_RAW);
   flt_strbuf_t hello = s->hello_raw;
   flt_strbuf_init(&s->hello_raw, 0);
@@ -351,8 +351,7 @@ int px_passthrough_maybe(px_session_t *s) {
   } else {
     return 0;
   }
-  flt_log_info("session %llu: passing %s through: %s", (unsigned long long)s->conn.id, p.host,
-               why);
+  px_session_log(s, FLT_LOG_INFO, "passing %s through: %s", p.host, why);
   pass_through(s);
   return 1;
 }

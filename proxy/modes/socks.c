@@ -15,7 +15,27 @@
 #include "proxy/modes/socks5.h"
 #include "proxy/worker.h"
 
-enum { STEP_GREETING = 0, STEP_AUTH, STEP_REQUEST };
+#define B PX_FSM_BIT
+
+static const char *const step_names[PX_SOCKS_COUNT] = {"greeting", "auth", "request", "done",
+                                                       "refused"};
+
+/* Authentication only with --proxyauth; a refusal can come at every step. */
+static const uint32_t step_allowed[PX_SOCKS_COUNT] = {
+    [PX_SOCKS_GREETING] = B(PX_SOCKS_AUTH) | B(PX_SOCKS_REQUEST) | B(PX_SOCKS_REFUSED),
+    [PX_SOCKS_AUTH] = B(PX_SOCKS_REQUEST) | B(PX_SOCKS_REFUSED),
+    [PX_SOCKS_REQUEST] = B(PX_SOCKS_DONE) | B(PX_SOCKS_REFUSED),
+    [PX_SOCKS_DONE] = 0,
+    [PX_SOCKS_REFUSED] = 0,
+};
+
+const px_fsm_t px_socks_fsm = {"socks", step_names, PX_SOCKS_COUNT, step_allowed};
+
+static void set_step(px_session_t *s, px_socks_step_t next) {
+  if (s->socks_step == next || px_fsm_check(&px_socks_fsm, s->conn.id, s->socks_step, next) != 0)
+    return;
+  s->socks_step = next;
+}
 
 static void reply(px_session_t *s, uint8_t code) {
   /* VER REP RSV ATYP=IPv4 BND.ADDR=0.0.0.0 BND.PORT=0 */
@@ -24,10 +44,9 @@ static void reply(px_session_t *s, uint8_t code) {
 }
 
 static void refuse(px_session_t *s, const char *why) {
-  flt_log_info("session %llu: %s: SOCKS5: %s", (unsigned long long)s->conn.id, s->conn.client,
-               why);
-  flt_emit_error(&s->w->shared->chain, &s->conn, why);
-  s->close_when_flushed = 1;
+  px_session_fail(s, FLT_LOG_INFO, "SOCKS5", why, PX_FAIL_KEEP);
+  set_step(s, PX_SOCKS_REFUSED);
+  px_session_set_end(s, PX_END_FLUSHING);
   px_update_reading(s);
   px_maybe_finish(s);
 }
@@ -47,7 +66,7 @@ static int on_greeting(px_session_t *s, const uint8_t *p, size_t len) {
   if (px_socks5_greeting_offers(&g, want)) {
     const uint8_t ok[2] = {PX_SOCKS5_VERSION, want};
     px_send_client(s, ok, 2);
-    s->socks_step = want == PX_SOCKS5_METHOD_USERPASS ? STEP_AUTH : STEP_REQUEST;
+    set_step(s, want == PX_SOCKS5_METHOD_USERPASS ? PX_SOCKS_AUTH : PX_SOCKS_REQUEST);
     return used;
   }
   const uint8_t no[2] = {PX_SOCKS5_VERSION, PX_SOCKS5_METHOD_REFUSED};
@@ -69,7 +88,7 @@ static int on_auth(px_session_t *s, const uint8_t *p, size_t len) {
     refuse(s, used < 0 ? px_socks5_strerror(used) : "wrong username or password");
     return -1;
   }
-  s->socks_step = STEP_REQUEST;
+  set_step(s, PX_SOCKS_REQUEST);
   return used;
 }
 
@@ -82,8 +101,8 @@ static int on_request(px_session_t *s, const uint8_t *p, size_t len) {
     return -1;
   }
   if (used == 0) return 0;
-  flt_log_debug("session %llu: %s: SOCKS5 CONNECT %s:%u", (unsigned long long)s->conn.id,
-                s->conn.client, r.host, (unsigned)r.port);
+  px_session_log(s, FLT_LOG_DEBUG, "%s: SOCKS5 CONNECT %s:%u", s->conn.client, r.host,
+                 (unsigned)r.port);
   char why[400];
   if (px_upstream_targets_us(r.host, r.port, why, sizeof(why))) {
     reply(s, 2); /* connection not allowed by ruleset */
@@ -92,6 +111,7 @@ static int on_request(px_session_t *s, const uint8_t *p, size_t len) {
   }
   px_session_set_target(s, r.host, r.port);
   reply(s, 0);
+  set_step(s, PX_SOCKS_DONE);
   px_session_set_state(s, PX_S_PEEK);
   return used;
 }
@@ -104,9 +124,9 @@ void px_socks_input(px_session_t *s, const char *data, size_t len) {
   while (s->state == PX_S_SOCKS && s->peek.len > 0) {
     const uint8_t *p = (const uint8_t *)s->peek.data;
     size_t n = s->peek.len;
-    int used = s->socks_step == STEP_GREETING ? on_greeting(s, p, n)
-               : s->socks_step == STEP_AUTH   ? on_auth(s, p, n)
-                                              : on_request(s, p, n);
+    int used = s->socks_step == PX_SOCKS_GREETING ? on_greeting(s, p, n)
+               : s->socks_step == PX_SOCKS_AUTH   ? on_auth(s, p, n)
+                                                  : on_request(s, p, n);
     if (used <= 0) return; /* incomplete, or refused */
     /* Whatever follows the request is the tunnel's first bytes. */
     size_t rest = s->peek.len - (size_t)used;

@@ -25,7 +25,7 @@ int px_transparent_destination(px_session_t *s) {
   char ip[INET6_ADDRSTRLEN] = "";
   int rc;
 
-  uv_fileno((uv_handle_t *)&s->client, &fd);
+  uv_fileno((uv_handle_t *)&s->client.tcp, &fd);
   getsockname(fd, (struct sockaddr *)&local, &ll);
   struct sockaddr_storage peer;
   socklen_t pl = sizeof(peer);
@@ -35,9 +35,7 @@ int px_transparent_destination(px_session_t *s) {
                       "redirected back into it — a redirect loop; exempt tlspeek's upstream "
                       "traffic from the rule (-m owner ! --uid-owner USER, or --mark N with "
                       "-m mark ! --mark N); refusing";
-    flt_log_error("session %llu: %s", (unsigned long long)s->conn.id, msg);
-    flt_emit_error(&s->w->shared->chain, &s->conn, msg);
-    px_session_close(s, msg);
+    px_session_fail(s, FLT_LOG_ERROR, NULL, msg, PX_FAIL_CLOSE);
     return -1;
   }
   if (s->w->shared->cfg->tproxy) {
@@ -52,7 +50,7 @@ int px_transparent_destination(px_session_t *s) {
     char msg[200];
     snprintf(msg, sizeof(msg), "transparent mode: no original destination (%s); was the "
              "connection redirected by iptables REDIRECT/TPROXY?", strerror(errno));
-    flt_log_warn("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, msg);
+    px_session_log(s, FLT_LOG_WARN, "%s: %s", s->conn.client, msg);
     px_session_close(s, msg);
     return -1;
   }
@@ -81,9 +79,7 @@ int px_transparent_destination(px_session_t *s) {
              "e.g. -m owner ! --uid-owner tlspeek, or --mark N with a matching rule); refusing",
              dst.ss_family == AF_INET6 ? "[" : "", ip, dst.ss_family == AF_INET6 ? "]" : "",
              (unsigned)port);
-    flt_log_error("session %llu: %s: %s", (unsigned long long)s->conn.id, s->conn.client, msg);
-    flt_emit_error(&s->w->shared->chain, &s->conn, msg);
-    px_session_close(s, msg);
+    px_session_fail(s, FLT_LOG_ERROR, NULL, msg, PX_FAIL_CLOSE);
     return -1;
   }
   px_session_set_target(s, ip, port);

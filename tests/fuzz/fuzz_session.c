@@ -12,7 +12,7 @@
  * need a copy of that glue, so each fuzz iteration runs one real session on
  * one real loop instead:
  *   - px_session_new + px_session_start (the two halves of accept) with
- *     s->client opened on one end of a socketpair, in reverse (or SOCKS5) mode;
+ *     s->client.tcp opened on one end of a socketpair, in reverse (or SOCKS5) mode;
  *   - the upstream leg opened on a second socketpair and marked connected
  *     the way upstream.c's on_connected leaves a plain-HTTP origin (reads
  *     started, PX_UP_READY, px_session_upstream_ready). This is the one
@@ -191,16 +191,14 @@ static void turn(int client_peer, int origin_peer) {
 static int open_session(const px_listen_cfg_t *lc, int client_fd, int origin_fd) {
   px_session_t *s = px_session_new(worker, lc);
   if (s == NULL) return -1;
-  if (uv_tcp_open(&s->client, client_fd) != 0) abort();
+  if (uv_tcp_open(&s->client.tcp, client_fd) != 0) abort();
   snprintf(s->conn.client, sizeof(s->conn.client), "127.0.0.1:40000");
   px_session_start(s);
-  uv_tcp_init(&worker->loop, &s->upstream);
-  s->upstream.data = s;
-  s->upstream_tcp_init = 1;
+  if (px_leg_open(&s->upstream, &worker->loop, AF_UNSPEC) != 0) abort();
   s->handles_open++;
-  if (uv_tcp_open(&s->upstream, origin_fd) != 0) abort();
+  if (uv_tcp_open(&s->upstream.tcp, origin_fd) != 0) abort();
   snprintf(s->conn.server_addr, sizeof(s->conn.server_addr), "127.0.0.1:8080");
-  uv_read_start((uv_stream_t *)&s->upstream, px_alloc_cb, px_on_upstream_read);
+  px_leg_read_start(&s->upstream);
   s->up = PX_UP_READY;
   px_session_upstream_ready(s);
   return 0;

@@ -23,7 +23,9 @@ static char *help_text(void) {
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
   assert_non_null(f);
-  px_opt_write_help(f);
+  size_t n;
+  const px_option_t *options = px_options(&n);
+  px_opt_write_help(f, options, n);
   fclose(f);
   return buf;
 }
