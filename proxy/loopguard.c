@@ -1,6 +1,8 @@
 #include "proxy/loopguard.h"
 
 #include <arpa/inet.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -9,14 +11,22 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Local addresses of our upstream sockets, as an open-addressing set. A full
- * table only means that a loop is caught one connection later (by the
- * redirected connection's own upstream), never a wrong refusal. */
+/* Our upstream sockets, as an open-addressing set keyed by local address.
+ * A local address alone does not name a connection: Linux gives the same
+ * ephemeral port to connections to different destinations, so a client of
+ * ours may well come from 127.0.0.1:41514 while our own upstream socket to
+ * nginx uses 127.0.0.1:41514 too. An entry therefore also holds where the
+ * socket connects to, and a new client is ours only when both ends match.
+ * A full table only means that a loop is caught one connection later (by
+ * the redirected connection's own upstream), never a wrong refusal. */
 #define SLOTS 16384
+#define MAX_SAME_LOCAL 8 /* our sockets sharing one local address, compared */
 
 typedef struct entry {
   int used;
-  struct sockaddr_storage addr;
+  int fd; /* tells apart entries with the same local address */
+  struct sockaddr_storage addr;   /* local */
+  struct sockaddr_storage remote; /* the destination connect() was given */
 } entry_t;
 
 static atomic_int enabled;
@@ -60,14 +70,18 @@ static int local_addr(int fd, struct sockaddr_storage *out) {
   return getsockname(fd, (struct sockaddr *)out, &len);
 }
 
-void px_loopguard_add(int fd) {
+void px_loopguard_add(int fd, const struct sockaddr *dst) {
   struct sockaddr_storage a;
   if (!atomic_load(&enabled) || local_addr(fd, &a) != 0) return;
   pthread_mutex_lock(&lock);
   for (size_t i = 0, h = hash(&a); i < SLOTS / 8; i++, h = (h + 1) % SLOTS) {
     if (!table[h].used) {
       table[h].used = 1;
+      table[h].fd = fd;
       table[h].addr = a;
+      memset(&table[h].remote, 0, sizeof(table[h].remote));
+      memcpy(&table[h].remote, dst,
+             dst->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
       break;
     }
   }
@@ -78,8 +92,8 @@ void px_loopguard_remove(int fd) {
   struct sockaddr_storage a;
   if (!atomic_load(&enabled) || local_addr(fd, &a) != 0) return;
   pthread_mutex_lock(&lock);
-  for (size_t i = 0, h = hash(&a); i < SLOTS / 8; i++, h = (h + 1) % SLOTS) {
-    if (table[h].used && same(&table[h].addr, &a)) {
+  for (size_t i = 0, h = hash(&a); i < SLOTS / 8 && table[h].used; i++, h = (h + 1) % SLOTS) {
+    if (table[h].fd == fd && same(&table[h].addr, &a)) {
       table[h].used = 0;
       /* Re-insert the rest of the probe run so lookups stay correct. */
       for (size_t j = (h + 1) % SLOTS; table[j].used; j = (j + 1) % SLOTS) {
@@ -95,18 +109,35 @@ void px_loopguard_remove(int fd) {
   pthread_mutex_unlock(&lock);
 }
 
-int px_loopguard_is_ours(const struct sockaddr_storage *peer) {
-  int found = 0;
+/* Where the accepted connection `fd` was headed before a REDIRECT rule
+ * sent it to us; 0 when it was not redirected (or the rule is unknown). */
+static int original_dst(int fd, int family, struct sockaddr_storage *out) {
+  socklen_t len = sizeof(*out);
+  memset(out, 0, sizeof(*out));
+  if (family == AF_INET6) return getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, out, &len) == 0;
+  return getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, out, &len) == 0;
+}
+
+int px_loopguard_is_ours(int fd) {
+  struct sockaddr_storage peer, local, orig, remotes[MAX_SAME_LOCAL];
+  socklen_t pl = sizeof(peer);
+  size_t n = 0;
+
   if (!atomic_load(&enabled)) return 0;
+  memset(&peer, 0, sizeof(peer));
+  if (getpeername(fd, (struct sockaddr *)&peer, &pl) != 0) return 0;
   pthread_mutex_lock(&lock);
-  for (size_t i = 0, h = hash(peer); i < SLOTS && table[h].used; i++, h = (h + 1) % SLOTS) {
-    if (same(&table[h].addr, peer)) {
-      found = 1;
-      break;
-    }
-  }
+  for (size_t i = 0, h = hash(&peer); i < SLOTS && table[h].used && n < MAX_SAME_LOCAL;
+       i++, h = (h + 1) % SLOTS)
+    if (same(&table[h].addr, &peer)) remotes[n++] = table[h].remote;
   pthread_mutex_unlock(&lock);
-  return found;
+  if (n == 0 || local_addr(fd, &local) != 0) return 0;
+  /* Straight in (our socket connected to this listener), or through a
+   * REDIRECT rule (it connected to where the rule caught it). */
+  int redirected = original_dst(fd, local.ss_family, &orig);
+  for (size_t i = 0; i < n; i++)
+    if (same(&remotes[i], &local) || (redirected && same(&remotes[i], &orig))) return 1;
+  return 0;
 }
 
 /* ---- our listeners ----------------------------------------------------------- */

@@ -24,10 +24,15 @@ void px_loopguard_add_listener(int fd);
  * addresses count as the IPv4 address. When it is 1 and `listener` is
  * not NULL, it receives the listener's address as text. */
 int px_loopguard_targets_us(const struct sockaddr_storage *dst, char *listener, size_t len);
-/* Our upstream socket `fd` is connected / about to close. */
-void px_loopguard_add(int fd);
+/* Our upstream socket `fd` is connecting to `dst` (its local address is
+ * chosen) / is about to close. */
+void px_loopguard_add(int fd, const struct sockaddr *dst);
 void px_loopguard_remove(int fd);
-/* 1 when `peer` (a new client's address) is one of our upstream sockets. */
-int px_loopguard_is_ours(const struct sockaddr_storage *peer);
+/* 1 when the accepted connection `fd` is one of our upstream sockets come
+ * back: its peer is our socket's local address, and its local address (or,
+ * after a REDIRECT rule, its original destination) is where our socket
+ * connects to. A client that merely shares a local port with one of our
+ * sockets (Linux reuses ephemeral ports across destinations) is not. */
+int px_loopguard_is_ours(int fd);
 
 #endif

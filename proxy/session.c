@@ -680,7 +680,7 @@ void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, int fd) {
   if (uv_tcp_getpeername(&s->client.tcp, (struct sockaddr *)&ss, &sl) == 0)
     format_addr(&ss, s->conn.client, sizeof(s->conn.client));
   uv_tcp_nodelay(&s->client.tcp, 1);
-  if (lc->mode != PX_MODE_TRANSPARENT && px_loopguard_is_ours(&ss)) {
+  if (lc->mode != PX_MODE_TRANSPARENT && px_loopguard_is_ours(fd)) {
     /* Transparent mode explains its redirect loops itself. */
     const char *msg = "this connection comes from one of tlspeek's own upstream sockets: "
                       "tlspeek was made to connect to itself; refusing the loop";

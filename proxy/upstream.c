@@ -312,7 +312,7 @@ static void try_next_address(px_session_t *s) {
    * listeners is recognised however soon it is accepted. */
   uv_os_fd_t ufd;
   if (uv_fileno((uv_handle_t *)&s->upstream.tcp, &ufd) == 0) {
-    px_loopguard_add(ufd);
+    px_loopguard_add(ufd, (const struct sockaddr *)addr);
     s->loopguard_registered = 1;
   }
 }

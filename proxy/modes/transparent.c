@@ -27,10 +27,7 @@ int px_transparent_destination(px_session_t *s) {
 
   uv_fileno((uv_handle_t *)&s->client.tcp, &fd);
   getsockname(fd, (struct sockaddr *)&local, &ll);
-  struct sockaddr_storage peer;
-  socklen_t pl = sizeof(peer);
-  memset(&peer, 0, sizeof(peer));
-  if (getpeername(fd, (struct sockaddr *)&peer, &pl) == 0 && px_loopguard_is_ours(&peer)) {
+  if (px_loopguard_is_ours(fd)) {
     const char *msg = "transparent mode: this connection is tlspeek's own upstream connection, "
                       "redirected back into it — a redirect loop; exempt tlspeek's upstream "
                       "traffic from the rule (-m owner ! --uid-owner USER, or --mark N with "
