@@ -121,20 +121,7 @@ static char *tr_json_escape(const char *s, size_t len, size_t *out_len) {
       *o++ = (char)c;
       continue;
     }
-    *o++ = '\\';
-    switch (c) {
-    case '"': *o++ = '"'; break;
-    case '\\': *o++ = '\\'; break;
-    case '\b': *o++ = 'b'; break;
-    case '\f': *o++ = 'f'; break;
-    case '\n': *o++ = 'n'; break;
-    case '\r': *o++ = 'r'; break;
-    case '\t': *o++ = 't'; break;
-    default:
-      snprintf(o, 6, "u%04x", c);
-      o += 5;
-      break;
-    }
+    o = tr_json_escape_byte(o, c);
   }
   *o = '\0';
   *out_len = (size_t)(o - out);

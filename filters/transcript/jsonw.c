@@ -110,7 +110,6 @@ void tr_jw_close(tr_jw_t *w, char bracket) {
   tr_jw_raw(w, &bracket, 1);
 }
 
-static const char jw_hex[] = "0123456789abcdef";
 
 void tr_jw_bytes(tr_jw_t *w, const char *key, const char *s, size_t len) {
   const uint8_t *p = (const uint8_t *)(s ? s : ""), *end;
@@ -155,22 +154,7 @@ void tr_jw_bytes(tr_jw_t *w, const char *key, const char *s, size_t len) {
       o += 3;
       continue;
     }
-    *o++ = '\\';
-    switch (c) {
-    case '"': *o++ = '"'; break;
-    case '\\': *o++ = '\\'; break;
-    case '\b': *o++ = 'b'; break;
-    case '\f': *o++ = 'f'; break;
-    case '\n': *o++ = 'n'; break;
-    case '\r': *o++ = 'r'; break;
-    case '\t': *o++ = 't'; break;
-    default:
-      memcpy(o, "u00", 3);
-      o[3] = jw_hex[c >> 4];
-      o[4] = jw_hex[c & 15];
-      o += 5;
-      break;
-    }
+    o = tr_json_escape_byte(o, c);
   }
   *o++ = '"';
   w->len = (size_t)(o - w->buf);

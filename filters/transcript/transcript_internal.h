@@ -25,6 +25,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -285,6 +286,31 @@ int tr_utf8_valid(const uint8_t *p, size_t len);
 /* Standard base64 with padding; NULL when out of memory. The buffer is
  * from tr_big_get: its size is in *size (may be NULL: then free() it). */
 char *tr_base64(const uint8_t *p, size_t len, size_t *size);
+
+/* Writes the JSON escape of `c` (a quote, a backslash or a control byte)
+ * at `o`: two bytes ("\\n") or six ("\\u001b"); returns the byte after it.
+ * One table for the JSON writer and the body texts, so both print what
+ * cJSON printed. */
+static inline char *tr_json_escape_byte(char *o, unsigned char c) {
+  static const char hex[] = "0123456789abcdef";
+  *o++ = '\\';
+  switch (c) {
+  case '"': *o++ = '"'; break;
+  case '\\': *o++ = '\\'; break;
+  case '\b': *o++ = 'b'; break;
+  case '\f': *o++ = 'f'; break;
+  case '\n': *o++ = 'n'; break;
+  case '\r': *o++ = 'r'; break;
+  case '\t': *o++ = 't'; break;
+  default:
+    memcpy(o, "u00", 3);
+    o[3] = hex[c >> 4];
+    o[4] = hex[c & 15];
+    o += 5;
+    break;
+  }
+  return o;
+}
 
 /* tr_jw_t (jsonw.c): JSON text appended to one growing buffer, which a
  * sink keeps from batch to batch, for the entries of one write. Each value
