@@ -17,62 +17,20 @@
 
 #include "filters/console/console.h"
 #include "filters/console/console_internal.h"
+#include "tests/unit/filters/console/fixtures/consoleharness.h"
 
 /* ---- harness ------------------------------------------------------------ */
-
-typedef struct harness {
-  FILE *tmp;
-  void *con;
-  flt_chain_t chain;
-} harness_t;
-
-/* A filter before the console, so that the console's slot is not 0 and a
- * mix-up of slots would show. */
-static void noop_flow(void *self, flt_flow_t *f) {
-  (void)self;
-  (void)f;
-}
-static const flt_ops_t noop_ops = {.abi_version = FLT_ABI_VERSION,
-                                   .name = "noop",
-                                   .on_request_head = noop_flow};
 
 static void harness_open_filtered(harness_t *h, int detail, size_t limit,
                                   int color, int filtered) {
   flt_console_opts_t o = {.detail = detail, .body_limit = limit,
                           .color = color, .filtered = filtered};
-  memset(h, 0, sizeof(*h));
-  h->tmp = tmpfile();
-  assert_non_null(h->tmp);
-  o.fd = fileno(h->tmp);
-  h->con = flt_console_new(&o);
-  assert_non_null(h->con);
-  assert_int_equal(flt_chain_add(&h->chain, &noop_ops, NULL), 0);
-  int slot = flt_chain_add(&h->chain, &flt_console_ops, h->con);
-  assert_int_equal(slot, 1);
-  flt_console_set_slot(h->con, slot);
+  harness_start(h, o, 1);
 }
 
 static void harness_open(harness_t *h, int detail, size_t limit, int color) {
   harness_open_filtered(h, detail, limit, color, 0);
 }
-
-/* Shuts the chain down (which flushes) and returns what was written; the
- * caller frees it. */
-static char *harness_close(harness_t *h) {
-  static const size_t max = 1 << 22;
-  char *buf = malloc(max);
-  ssize_t n;
-
-  flt_emit_shutdown(&h->chain);
-  n = pread(fileno(h->tmp), buf, max - 1, 0);
-  assert_true(n >= 0);
-  buf[n] = '\0';
-  flt_console_free(h->con);
-  fclose(h->tmp);
-  return buf;
-}
-
-#define HDR(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
 
 static flt_conn_t test_conn = {
     .id = 1,

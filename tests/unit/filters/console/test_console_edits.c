@@ -15,39 +15,11 @@
 
 #include "filters/console/console.h"
 #include "filters/console/console_internal.h"
-
-#define HDR(n, v) \
-  { n, sizeof(n) - 1, v, sizeof(v) - 1 }
-
-typedef struct harness {
-  FILE *tmp;
-  void *con;
-  flt_chain_t chain;
-} harness_t;
+#include "tests/unit/filters/console/fixtures/consoleharness.h"
 
 static void harness_open(harness_t *h, int detail) {
   flt_console_opts_t o = {.detail = detail, .color = 0};
-  memset(h, 0, sizeof(*h));
-  h->tmp = tmpfile();
-  assert_non_null(h->tmp);
-  o.fd = fileno(h->tmp);
-  h->con = flt_console_new(&o);
-  assert_non_null(h->con);
-  int slot = flt_chain_add(&h->chain, &flt_console_ops, h->con);
-  assert_int_equal(slot, 0);
-  flt_console_set_slot(h->con, slot);
-}
-
-static char *harness_close(harness_t *h) {
-  static const size_t max = 1 << 20;
-  char *buf = malloc(max);
-  flt_emit_shutdown(&h->chain);
-  ssize_t n = pread(fileno(h->tmp), buf, max - 1, 0);
-  assert_true(n >= 0);
-  buf[n] = '\0';
-  flt_console_free(h->con);
-  fclose(h->tmp);
-  return buf;
+  harness_start(h, o, 0);
 }
 
 static flt_conn_t test_conn = {

@@ -19,44 +19,16 @@
 
 #include "filters/console/console.h"
 #include "filters/console/console_internal.h"
+#include "tests/unit/filters/console/fixtures/consoleharness.h"
 
 /* ---- harness ------------------------------------------------------------ */
-
-typedef struct harness {
-  FILE *tmp;
-  void *con;
-  flt_chain_t chain;
-} harness_t;
 
 #define SLOT 0
 
 static void harness_open(harness_t *h, int detail, int filtered) {
   flt_console_opts_t o = {.detail = detail, .filtered = filtered};
-  memset(h, 0, sizeof(*h));
-  h->tmp = tmpfile();
-  assert_non_null(h->tmp);
-  o.fd = fileno(h->tmp);
-  h->con = flt_console_new(&o);
-  assert_non_null(h->con);
-  assert_int_equal(flt_chain_add(&h->chain, &flt_console_ops, h->con), SLOT);
-  flt_console_set_slot(h->con, SLOT);
+  harness_start(h, o, 0);
 }
-
-static char *harness_close(harness_t *h) {
-  static const size_t max = 1 << 20;
-  char *buf = malloc(max);
-  ssize_t n;
-
-  flt_emit_shutdown(&h->chain);
-  n = pread(fileno(h->tmp), buf, max - 1, 0);
-  assert_true(n >= 0);
-  buf[n] = '\0';
-  flt_console_free(h->con);
-  fclose(h->tmp);
-  return buf;
-}
-
-#define HDR(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
 
 static const flt_conn_t conn_template = {
     .id = 1,
