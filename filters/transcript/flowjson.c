@@ -550,6 +550,36 @@ void tr_flow_job_free(tr_job_t *job) {
   tr_flow_release(((tr_flow_job_t *)job)->rec); /* the job is part of it */
 }
 
+int tr_jw_write_list(void *sink, tr_jw_t *w, tr_job_t *list, const char *path,
+                     const tr_batch_ops_t *ops) {
+  int n = 0, rc = 0;
+
+  tr_jw_reset(w);
+  for (; list; list = list->next) {
+    tr_flow_t *r = ((tr_flow_job_t *)list)->rec;
+    const tr_body_t *bodies;
+    tr_jw_mark_t m;
+    tr_jw_mark(w, &m);
+    int ok = tr_flow_bodies(r, &bodies) == 0;
+    if (ok) ops->entry(sink, w, r, bodies, n);
+    if (!ok || w->oom) {
+      tr_jw_rewind(w, &m);
+      flt_log_error("%s %s: out of memory; flow %llu not recorded", ops->label, path,
+                    (unsigned long long)r->flow.id);
+      continue;
+    }
+    n++;
+    if (tr_jw_full(w)) {
+      if ((rc = ops->append(sink, n)) != 0) return rc;
+      n = 0;
+      tr_jw_reset(w);
+    }
+  }
+  if (n) rc = ops->append(sink, n);
+  tr_jw_reset(w);
+  return rc;
+}
+
 void tr_rec_on_flow_end(void *self, flt_flow_t *f) {
   tr_recorder_t *rec = self;
   tr_flow_t *r = rec_flow(rec, f);

@@ -411,41 +411,25 @@ static int har_append(flt_har_t *har, int entries) {
   return 0;
 }
 
-/* Every flow the writer found queued, as one write (or a few, for batches
- * past TR_BATCH_MAX): a syscall per batch rather than per flow. */
+/* Entry `n` of a batch: after the entries already in the file and the n
+ * before it in this batch. */
+static void har_batch_entry(void *sink, tr_jw_t *w, tr_flow_t *r, const tr_body_t *bodies,
+                            int n) {
+  flt_har_t *har = sink;
+  if (har->n_entries + n)
+    tr_jw_raw(w, ",\n", 2);
+  else
+    tr_jw_raw(w, "\n", 1);
+  har_entry(w, r, bodies);
+}
+
+static int har_batch_append(void *sink, int n) { return har_append(sink, n); }
+
+static const tr_batch_ops_t har_batch = {har_batch_entry, har_batch_append, "HAR file"};
+
 static int har_write_list(void *sink, tr_job_t *list) {
   flt_har_t *har = sink;
-  tr_jw_t *w = &har->jw;
-  int entries = 0, rc = 0;
-
-  tr_jw_reset(w);
-  for (; list; list = list->next) {
-    tr_flow_t *r = ((tr_flow_job_t *)list)->rec;
-    const tr_body_t *bodies;
-    tr_jw_mark_t m;
-    tr_jw_mark(w, &m);
-    if (har->n_entries + entries)
-      tr_jw_raw(w, ",\n", 2);
-    else
-      tr_jw_raw(w, "\n", 1);
-    int ok = tr_flow_bodies(r, &bodies) == 0;
-    if (ok) har_entry(w, r, bodies);
-    if (!ok || w->oom) {
-      tr_jw_rewind(w, &m);
-      flt_log_error("HAR file %s: out of memory; flow %llu not recorded", har->path,
-                    (unsigned long long)r->flow.id);
-      continue;
-    }
-    entries++;
-    if (tr_jw_full(w)) {
-      if ((rc = har_append(har, entries)) != 0) return rc;
-      entries = 0;
-      tr_jw_reset(w);
-    }
-  }
-  if (entries) rc = har_append(har, entries);
-  tr_jw_reset(w);
-  return rc;
+  return tr_jw_write_list(har, &har->jw, list, har->path, &har_batch);
 }
 
 static const tr_sink_ops_t har_sink = {

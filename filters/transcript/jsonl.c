@@ -194,37 +194,24 @@ static int jsonl_append(flt_jsonl_t *jl) {
   return 0;
 }
 
-/* Every flow the writer found queued, as one write (or a few, for batches
- * past TR_BATCH_MAX): whole lines, a syscall per batch rather than per flow. */
+static void jsonl_batch_entry(void *sink, tr_jw_t *w, tr_flow_t *r, const tr_body_t *bodies,
+                              int n) {
+  (void)sink;
+  (void)n;
+  jsonl_object(w, r, bodies);
+}
+
+static int jsonl_batch_append(void *sink, int n) {
+  (void)n;
+  return jsonl_append(sink);
+}
+
+static const tr_batch_ops_t jsonl_batch = {jsonl_batch_entry, jsonl_batch_append, "JSONL file"};
+
+/* Whole lines, one write per batch. */
 static int jsonl_write_list(void *sink, tr_job_t *list) {
   flt_jsonl_t *jl = sink;
-  tr_jw_t *w = &jl->jw;
-  int pending = 0, rc = 0;
-
-  tr_jw_reset(w);
-  for (; list; list = list->next) {
-    tr_flow_t *r = ((tr_flow_job_t *)list)->rec;
-    const tr_body_t *bodies;
-    tr_jw_mark_t m;
-    tr_jw_mark(w, &m);
-    int ok = tr_flow_bodies(r, &bodies) == 0;
-    if (ok) jsonl_object(w, r, bodies);
-    if (!ok || w->oom) {
-      tr_jw_rewind(w, &m);
-      flt_log_error("JSONL file %s: out of memory; flow %llu not recorded", jl->path,
-                    (unsigned long long)r->flow.id);
-      continue;
-    }
-    pending = 1;
-    if (tr_jw_full(w)) {
-      if ((rc = jsonl_append(jl)) != 0) return rc;
-      pending = 0;
-      tr_jw_reset(w);
-    }
-  }
-  if (pending) rc = jsonl_append(jl);
-  tr_jw_reset(w);
-  return rc;
+  return tr_jw_write_list(jl, &jl->jw, list, jl->path, &jsonl_batch);
 }
 
 static const tr_sink_ops_t jsonl_sink = {

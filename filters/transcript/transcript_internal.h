@@ -375,6 +375,21 @@ int tr_jw_iov(tr_jw_t *w, int extra, struct iovec **iov);
 #define TR_BATCH_HOLES 128
 int tr_jw_full(const tr_jw_t *w);
 
+/* How one format writes its flows: `entry` appends flow `r` (the n-th of
+ * the batch, from 0) to w; `append` writes what w holds, `n` flows, to the
+ * file (0 or an errno). `label` and `path` name the file in messages. */
+typedef struct tr_batch_ops {
+  void (*entry)(void *sink, tr_jw_t *w, tr_flow_t *r, const tr_body_t *bodies, int n);
+  int (*append)(void *sink, int n);
+  const char *label;
+} tr_batch_ops_t;
+/* The sinks' write_list for HAR and JSONL: every queued flow formatted into
+ * w and written in one go (or a few, for batches past TR_BATCH_MAX), a
+ * syscall per batch rather than per flow. A flow that runs out of memory
+ * while formatted is taken back out and named on stderr. */
+int tr_jw_write_list(void *sink, tr_jw_t *w, tr_job_t *list, const char *path,
+                     const tr_batch_ops_t *ops);
+
 /* [{"name": ..., "value": ...}] in wire order. */
 void tr_jw_headers(tr_jw_t *w, const char *key, const flt_head_t *h);
 /* The interim responses of a frozen record: [{"status", "reason",
