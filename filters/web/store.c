@@ -450,7 +450,8 @@ flt_web_store_t *flt_web_store_new(size_t max_flows, size_t body_cap) {
   return s;
 }
 
-void flt_web_store_set_slot(flt_web_store_t *s, int slot) {
+void flt_web_store_set_slot(void *self, int slot) {
+  flt_web_store_t *s = self;
   s->slot = slot >= 0 && slot < FLT_MAX_FILTERS ? slot : -1;
 }
 

@@ -43,7 +43,7 @@ extern const flt_ops_t flt_web_ops;
 
 /* `max_flows` 0 means FLT_WEB_DEFAULT_FLOWS. NULL when out of memory. */
 flt_web_store_t *flt_web_store_new(size_t max_flows, size_t body_cap);
-void flt_web_store_set_slot(flt_web_store_t *s, int slot);
+void flt_web_store_set_slot(void *self, int slot);
 /* After the chain's on_shutdown and the server's stop. */
 void flt_web_store_free(flt_web_store_t *s);
 

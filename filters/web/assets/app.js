@@ -1,0 +1,2 @@
+// Placeholder: the flow browser's script replaces this file.
+"use strict";
