@@ -26,8 +26,6 @@ void web_flow_unref(web_flow_t *f) {
   if (f == NULL || atomic_fetch_sub(&f->refs, 1) > 1) return;
   tr_flow_release(f->rec);
   web_conn_unref(f->conn);
-  free(f->url);
-  free(f->host);
   free(f);
 }
 
@@ -283,14 +281,22 @@ static const char *url_path(const char *url) {
   return p ? p : "/";
 }
 
+/* One allocation holds the flow and its URL and host strings. */
 static web_flow_t *flow_new(flt_web_store_t *s, flt_flow_t *f, web_conn_t *wc) {
-  web_flow_t *wf = calloc(1, sizeof(*wf));
   const flt_head_t *req = f->req_sent ? f->req_sent : &f->req;
+  const char *url = f->url ? f->url : f->req.url ? f->req.url : "";
+  const char *host = f->conn ? f->conn->server_host : "";
+  size_t ul = strlen(url), hl = strnlen(host, sizeof(f->conn->server_host));
+  web_flow_t *wf = malloc(sizeof(*wf) + ul + hl + 2);
+
   if (wf == NULL) return NULL;
+  memset(wf, 0, sizeof(*wf));
   atomic_init(&wf->refs, 1);
+  wf->url = memcpy(wf->strings, url, ul + 1);
+  wf->host = memcpy(wf->strings + ul + 1, host, hl);
+  wf->host[hl] = '\0';
   wf->rec = tr_flow_new(s->body_cap);
-  wf->url = strdup(f->url ? f->url : f->req.url ? f->req.url : "");
-  if (wf->rec == NULL || wf->url == NULL || tr_flow_head(wf->rec, FLT_DIR_REQUEST, req) < 0) {
+  if (wf->rec == NULL || tr_flow_head(wf->rec, FLT_DIR_REQUEST, req) < 0) {
     web_flow_unref(wf);
     return NULL;
   }
@@ -298,12 +304,7 @@ static web_flow_t *flow_new(flt_web_store_t *s, flt_flow_t *f, web_conn_t *wc) {
   memcpy(wf->scheme, f->scheme, sizeof(wf->scheme));
   wf->scheme[sizeof(wf->scheme) - 1] = '\0';
   wf->core_id = f->id;
-  wf->host = strdup(f->conn ? f->conn->server_host : "");
   wf->port = f->conn ? f->conn->server_port : 0;
-  if (wf->host == NULL) {
-    web_flow_unref(wf);
-    return NULL;
-  }
   wf->started_us = f->t_start_us ? f->t_start_us : flt_now_us();
   if (wc) atomic_fetch_add(&wc->refs, 1);
   wf->conn = wc;

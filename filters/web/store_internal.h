@@ -91,13 +91,14 @@ typedef struct web_flow {
    * kept for the page is small on purpose: 10,000 of them are recycled
    * cold, and each byte written per flow costs the workers. */
   uint64_t core_id;
-  char *host;
+  char *host; /* in strings[] */
   uint16_t port;
   char scheme[8];
-  char *url;      /* (immutable) */
+  char *url;      /* (immutable), in strings[] */
   const char *path; /* into url */
   uint64_t started_us;
   web_state_t st; /* (lock) */
+  char strings[]; /* url, then host */
 } web_flow_t;
 
 struct flt_web_store {
