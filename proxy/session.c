@@ -76,6 +76,7 @@ static void maybe_finish(px_session_t *s) {
     return;
   if (s->client.tls.ssl && SSL_is_init_finished(s->client.tls.ssl) &&
       !(SSL_get_shutdown(s->client.tls.ssl) & SSL_SENT_SHUTDOWN)) {
+    px_tls_wake(&s->client.tls); /* a quiet connection's BIOs */
     SSL_shutdown(s->client.tls.ssl);
     px_flush_tls(s, &s->client);
     if (s->client.writes != 0) return; /* back here when close_notify is out */
@@ -364,6 +365,7 @@ static int upstream_alive(const px_session_t *s) {
  * first on a TLS leg; libuv sends the FIN after the queued writes). */
 static void upstream_half_close(px_session_t *s) {
   if (s->upstream.tls.ssl) {
+    px_tls_wake(&s->upstream.tls);
     SSL_shutdown(s->upstream.tls.ssl);
     px_flush_tls(s, &s->upstream);
   }
