@@ -152,6 +152,7 @@ int px_leg_flush_tls(px_leg_t *leg) {
 int px_leg_send(px_leg_t *leg, const void *data, size_t len) {
   if (leg->tls.ssl) {
     size_t done = 0;
+    if (px_tls_wake(&leg->tls) != 0) return UV_ENOMEM;
     if (!SSL_write_ex(leg->tls.ssl, data, len, &done) || done != len) return -1;
     return px_leg_flush_tls(leg);
   }
@@ -171,6 +172,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 int px_leg_shutdown(px_leg_t *leg, int notify) {
   if (notify && leg->tls.ssl && SSL_is_init_finished(leg->tls.ssl) &&
       !(SSL_get_shutdown(leg->tls.ssl) & SSL_SENT_SHUTDOWN)) {
+    if (px_tls_wake(&leg->tls) != 0) return UV_ENOMEM;
     SSL_shutdown(leg->tls.ssl);
     int rc = px_leg_flush_tls(leg);
     if (rc < 0) return rc;
@@ -191,7 +193,7 @@ int px_leg_tls_close_now(px_leg_t *leg) {
   SSL *ssl = leg->tls.ssl;
   if (ssl == NULL || !SSL_is_init_finished(ssl) || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
     return 0;
-  if (SSL_shutdown(ssl) < 0) {
+  if (px_tls_wake(&leg->tls) != 0 || SSL_shutdown(ssl) < 0) {
     ERR_clear_error();
     return 0;
   }

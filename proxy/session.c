@@ -76,6 +76,7 @@ static void maybe_finish(px_session_t *s) {
     return;
   if (s->client.tls.ssl && SSL_is_init_finished(s->client.tls.ssl) &&
       !(SSL_get_shutdown(s->client.tls.ssl) & SSL_SENT_SHUTDOWN)) {
+    px_tls_wake(&s->client.tls); /* a quiet connection's BIOs */
     SSL_shutdown(s->client.tls.ssl);
     px_flush_tls(s, &s->client);
     if (s->client.writes != 0) return; /* back here when close_notify is out */
@@ -243,8 +244,9 @@ static int client_handshake(px_session_t *s) {
       px_session_set_state(s, PX_S_CLIENT_HELLO);
       px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, PX_T_CLIENT_TLS);
       /* Upstream, offer (and verify) the name the client asked for. */
-      if (s->lc->mode != PX_MODE_REVERSE && s->conn.sni[0])
-        snprintf(s->up_name, sizeof(s->up_name), "%s", s->conn.sni);
+      if (s->lc->mode != PX_MODE_REVERSE && s->conn.sni[0] &&
+          px_upstream_set_names(s, NULL, s->conn.sni) != 0)
+        return -1;
       if (px_passthrough_maybe(s)) return -1;
       if (s->up == PX_UP_IDLE) px_upstream_start(s);
     }
@@ -363,6 +365,7 @@ static int upstream_alive(const px_session_t *s) {
  * first on a TLS leg; libuv sends the FIN after the queued writes). */
 static void upstream_half_close(px_session_t *s) {
   if (s->upstream.tls.ssl) {
+    px_tls_wake(&s->upstream.tls);
     SSL_shutdown(s->upstream.tls.ssl);
     px_flush_tls(s, &s->upstream);
   }
@@ -520,8 +523,7 @@ static void on_client_read(px_leg_t *leg, ssize_t nread, const char *data) {
 }
 
 static void set_target(px_session_t *s, const char *host, uint16_t port) {
-  snprintf(s->up_host, sizeof(s->up_host), "%s", host);
-  snprintf(s->up_name, sizeof(s->up_name), "%s", host);
+  if (px_upstream_set_names(s, host, host) != 0) return;
   s->up_port = port;
   snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", host);
   s->conn.server_port = port;
@@ -626,7 +628,7 @@ px_session_t *px_session_new(px_worker_t *w, const px_listen_cfg_t *lc) {
   atomic_fetch_add(&w->shared->live_sessions, 1);
   flt_strbuf_init(&s->peek, 64 * 1024);
   flt_strbuf_init(&s->hello_raw, 256 * 1024);
-  flt_strbuf_init(&s->up_proxy_resp, 16 * 1024);
+  px_upstream_set_names(s, NULL, NULL);
   px_http_init(&s->req, HTTP_REQUEST, &px_req_cbs, s);
   px_http_init(&s->resp, HTTP_RESPONSE, &px_resp_cbs, s);
   s->conn.id = atomic_fetch_add(&w->shared->next_session_id, 1) + 1;
@@ -641,8 +643,7 @@ void px_session_start(px_session_t *s) {
   px_worker_t *w = s->w;
   const px_listen_cfg_t *lc = s->lc;
   if (lc->mode == PX_MODE_REVERSE) {
-    snprintf(s->up_host, sizeof(s->up_host), "%s", lc->target_host);
-    snprintf(s->up_name, sizeof(s->up_name), "%s", lc->target_host);
+    if (px_upstream_set_names(s, lc->target_host, lc->target_host) != 0) return;
     s->up_port = lc->target_port;
     s->up_tls_wanted = lc->target_tls;
     s->conn.upstream_tls = lc->target_tls;
@@ -704,11 +705,11 @@ static void session_free(px_session_t *s) {
   px_leg_free(&s->client);
   px_leg_free(&s->upstream);
   if (s->up_cert) X509_free(s->up_cert);
+  px_upstream_free(s);
   px_http_free(&s->req);
   px_http_free(&s->resp);
   flt_strbuf_free(&s->peek);
   flt_strbuf_free(&s->hello_raw);
-  flt_strbuf_free(&s->up_proxy_resp);
   free(s);
   px_worker_session_gone(w);
 }
@@ -730,7 +731,7 @@ static void session_close(px_session_t *s, const char *why) {
     px_client_check_gone(s);
     px_flows_fail_all(s, why && strcmp(why, "done") != 0 ? why : "connection closed");
     flt_emit_conn_close(&s->w->shared->chain, &s->conn);
-    px_dns_cancel(&s->dnsq); /* its callback never runs */
+    px_upstream_cancel_lookup(s); /* its callback never runs */
     px_leg_close(&s->client, on_handle_closed);
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
     px_upstream_forget(s);

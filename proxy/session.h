@@ -117,6 +117,20 @@ typedef struct px_flow_node {
 
 typedef struct px_session px_session_t;
 
+/* What setting up the upstream leg needs and an idle connection does not
+ * (upstream.c): allocated when a connect starts (px_upstream_start), freed
+ * once the leg is ready, or with the session when it failed (the failure's
+ * text stays in the session's up_error). */
+typedef struct px_up_setup {
+  px_dns_query_t *dnsq;        /* the pending lookup, or NULL */
+  px_dns_addrs_t addrs;        /* where the upstream may be reached */
+  int addr_next;               /* the next of `addrs` to try */
+  uv_connect_t connect_req;
+  flt_strbuf_t proxy_resp;     /* upstream mode: the next proxy's answer */
+  char last_err[128];          /* the last address's connect error */
+  uint64_t t_phase;            /* uv_hrtime() when the current set-up phase began */
+} px_up_setup_t;
+
 /* How the files below the session reach it. session.c fills one table
  * (with the functions of session.c, session_http.c and session_timer.c) and
  * every session points at it; the legs' owners, the upstream set-up, the
@@ -167,23 +181,18 @@ struct px_session {
   flt_strbuf_t peek;           /* first bytes, until the protocol is known */
   flt_strbuf_t hello_raw;      /* TLS bytes until we decide to intercept:
                                   replayed upstream for a passthrough */
-  char alpn_offer[64];         /* client's ALPN list (wire format), filtered */
+  const unsigned char *alpn_offer; /* client's ALPN list (wire format) filtered
+                                  to what we speak: a constant, or NULL */
   size_t alpn_offer_len;
 
   /* upstream side */
   px_up_state_t up;            /* changed by px_upstream_set_state() only */
-  char up_host[256];           /* where to connect */
+  char *up_host;               /* where to connect (exact size; "" until set) */
   uint16_t up_port;
-  char up_name[256];           /* name to verify (and send as SNI) */
+  char *up_name;               /* name to verify (and send as SNI), the same way */
   int up_tls_wanted;
-  px_dns_query_t *dnsq;        /* the pending lookup, or NULL */
-  px_dns_addrs_t addrs;        /* where the upstream may be reached */
-  int addr_next;               /* the next of `addrs` to try */
-  uv_connect_t connect_req;
-  flt_strbuf_t up_proxy_resp;  /* upstream mode: the next proxy's answer */
-  char up_error[512];          /* why the upstream leg failed */
-  char up_last_err[128];       /* the last address's connect error */
-  uint64_t t_phase;            /* uv_hrtime() when the current set-up phase began */
+  px_up_setup_t *up_setup;     /* while the leg is being set up, else NULL */
+  char *up_error;              /* why the upstream leg failed (exact size), or NULL */
   int up_error_status;         /* 502, 504 ... */
   X509 *up_cert;               /* upstream leaf certificate (ref held) */
   const char *up_cert_file;    /* --client-cert file offered upstream, or NULL */
@@ -342,10 +351,22 @@ void px_client_deadline_expired(px_session_t *s);
 void px_log_client_limited(px_session_t *s, const char *text);
 
 /* upstream.c */
+/* Starts setting the upstream leg up (allocating s->up_setup): resolve,
+ * connect, CONNECT through the next proxy, TLS. Nothing when closing. */
 void px_upstream_start(px_session_t *s);
+/* Sets up_host (unless `host` is NULL) and up_name to exact-size copies of
+ * `host` and `name`; (NULL, NULL) sets both to "" (a new session). 0, or -1
+ * when out of memory: the session is closed, the name is "". */
+int px_upstream_set_names(px_session_t *s, const char *host, const char *name);
+/* Cancels a lookup in progress (its callback never runs). */
+void px_upstream_cancel_lookup(px_session_t *s);
+/* Frees what the session's upstream side holds (the set-up, the failure's
+ * text, up_host and up_name): at the end of the session. */
+void px_upstream_free(px_session_t *s);
 /* The upstream side failed: `status` (502, 504, 508) and the text for the
  * client and the log go to up_error*, the state to FAILED, then
- * px_session_upstream_failed() answers or closes. */
+ * px_session_upstream_failed() answers or closes. The text is kept at its
+ * length ("out of memory" when even that fails). */
 void px_upstream_fail(px_session_t *s, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* 1 when `host`:`port` names one of tlspeek's own listeners without a

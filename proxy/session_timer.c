@@ -32,7 +32,7 @@ static void connect_due(px_session_t *s, px_timer_t what) {
     timed_out(s, what);
     return;
   }
-  px_dns_cancel(&s->dnsq);
+  px_upstream_cancel_lookup(s);
   px_upstream_fail(s, 504, "connect to %s:%u timed out after %.1f s", s->up_host,
                    (unsigned)s->up_port, (double)cfg->connect_timeout_ms / 1000.0);
 }

@@ -39,6 +39,7 @@ void px_tls_free(px_tls_t *t) {
 
 int px_tls_feed(px_tls_t *t, const void *data, size_t len) {
   size_t done = 0;
+  if (px_tls_wake(t) != 0) return -1;
   while (done < len) {
     size_t n = 0;
     if (!BIO_write_ex(t->rbio, (const char *)data + done, len - done, &n))
@@ -67,6 +68,12 @@ void *px_tls_take_output(px_tls_t *t, size_t *len) {
   return buf;
 }
 
+static BIO *mem_bio(void) {
+  BIO *b = BIO_new(BIO_s_mem());
+  if (b) BIO_set_mem_eof_return(b, -1);
+  return b;
+}
+
 #define PX_TLS_BIO_KEEP 512 /* an empty BIO larger than this is replaced */
 
 static BIO *fresh_if_big(BIO *b, size_t keep) {
@@ -74,9 +81,7 @@ static BIO *fresh_if_big(BIO *b, size_t keep) {
   if (b == NULL || BIO_ctrl_pending(b) != 0) return NULL;
   BIO_get_mem_ptr(b, &bm);
   if (bm == NULL || bm->max <= keep) return NULL;
-  BIO *nb = BIO_new(BIO_s_mem());
-  if (nb) BIO_set_mem_eof_return(nb, -1);
-  return nb;
+  return mem_bio();
 }
 
 static void trim(px_tls_t *t, size_t keep) {
@@ -95,7 +100,29 @@ static void trim(px_tls_t *t, size_t keep) {
 
 void px_tls_trim(px_tls_t *t) { trim(t, PX_TLS_BIO_KEEP); }
 
-void px_tls_trim_all(px_tls_t *t) { trim(t, 0); }
+/* An idle connection has no use for its BIOs: an empty memory BIO still
+ * holds the BIO, its lock and two BUF_MEMs. SSL_set0_*bio(NULL) frees them. */
+void px_tls_trim_all(px_tls_t *t) {
+  if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL || BIO_ctrl_pending(t->rbio) != 0 ||
+      BIO_ctrl_pending(t->wbio) != 0)
+    return;
+  SSL_set0_rbio(t->ssl, NULL);
+  SSL_set0_wbio(t->ssl, NULL);
+  t->rbio = t->wbio = NULL;
+}
+
+int px_tls_wake(px_tls_t *t) {
+  if (t->ssl == NULL) return 0;
+  if (t->rbio == NULL) {
+    if ((t->rbio = mem_bio()) == NULL) return -1;
+    SSL_set0_rbio(t->ssl, t->rbio);
+  }
+  if (t->wbio == NULL) {
+    if ((t->wbio = mem_bio()) == NULL) return -1;
+    SSL_set0_wbio(t->ssl, t->wbio);
+  }
+  return 0;
+}
 
 const char *px_tls_error_text(char *buf, size_t len, const char *fallback) {
   unsigned long e = ERR_get_error();

@@ -15,8 +15,8 @@
 
 typedef struct px_tls {
   SSL *ssl;
-  BIO *rbio; /* network -> OpenSSL (owned by ssl) */
-  BIO *wbio; /* OpenSSL -> network (owned by ssl) */
+  BIO *rbio; /* network -> OpenSSL (owned by ssl); NULL while asleep */
+  BIO *wbio; /* OpenSSL -> network (owned by ssl); NULL while asleep */
 } px_tls_t;
 
 /* Creates the SSL from `ctx` with a fresh pair of memory BIOs. Returns 0 or
@@ -25,7 +25,7 @@ typedef struct px_tls {
 int px_tls_init(px_tls_t *t, SSL_CTX *ctx, int server);
 void px_tls_free(px_tls_t *t);
 
-/* Hands ciphertext received from the peer to OpenSSL. */
+/* Hands ciphertext received from the peer to OpenSSL (waking the BIOs). */
 int px_tls_feed(px_tls_t *t, const void *data, size_t len);
 
 /* Returns a malloc'd buffer with everything OpenSSL wants to send (NULL and
@@ -37,8 +37,13 @@ size_t px_tls_pending_output(const px_tls_t *t);
  * past a few KiB (a big flight or record leaves them large): keeps idle
  * connections small. */
 void px_tls_trim(px_tls_t *t);
-/* The same for any size: for a connection that has gone quiet. */
+/* For a connection that has gone quiet: both BIOs, when empty, are freed
+ * (about 0.7 KiB with their buffers) until px_tls_wake makes them again. */
 void px_tls_trim_all(px_tls_t *t);
+/* Makes the BIOs that px_tls_trim_all freed again: call before any SSL
+ * call that may read or write (px_tls_feed does it). 0, or -1 when out of
+ * memory. */
+int px_tls_wake(px_tls_t *t);
 
 /* Text of the first error in OpenSSL's queue (and clears the queue), or
  * `fallback` when empty. */

@@ -50,6 +50,7 @@ static int on_client_hello(SSL *ssl, int *alert, void *arg) {
   }
   s->conn.match_ready = 1; /* host and SNI known: sinks' expressions can decide */
   /* ALPN: keep only the protocols we speak (http/1.1 for now). */
+  s->alpn_offer = NULL;
   s->alpn_offer_len = 0;
   if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation,
                                 &p, &len) && len >= 2) {
@@ -58,8 +59,8 @@ static int on_client_hello(SSL *ssl, int *alert, void *arg) {
       size_t n = p[i];
       if (i + 1 + n > len) break;
       if (n == 8 && memcmp(p + i + 1, "http/1.1", 8) == 0) {
-        memcpy(s->alpn_offer, alpn_http11, 9);
-        s->alpn_offer_len = 9;
+        s->alpn_offer = alpn_http11;
+        s->alpn_offer_len = sizeof(alpn_http11) - 1;
       }
       i += 1 + n;
     }

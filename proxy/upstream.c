@@ -46,19 +46,73 @@ static const uint32_t up_allowed[PX_UP_COUNT] = {
 
 const px_fsm_t px_up_fsm = {"upstream", up_names, PX_UP_COUNT, up_allowed};
 
+/* The set-up state goes once the leg is ready: an idle connection does not
+ * carry it. A failed leg keeps it until the session ends. */
+static void setup_free(px_session_t *s) {
+  px_up_setup_t *u = s->up_setup;
+  if (u == NULL) return;
+  px_dns_cancel(&u->dnsq);
+  flt_strbuf_free(&u->proxy_resp);
+  free(u);
+  s->up_setup = NULL;
+}
+
 void px_upstream_set_state(px_session_t *s, px_up_state_t next) {
   if (s->up == next || px_fsm_check(&px_up_fsm, s->conn.id, s->up, next) != 0) return;
   s->up = next;
+  if (next == PX_UP_READY) setup_free(s);
+}
+
+static char up_error_oom[] = "out of memory";
+
+/* The failure's text, at its length. */
+static void set_error(px_session_t *s, int status, const char *fmt, va_list ap) {
+  char *text = NULL;
+  if (s->up_error != up_error_oom) free(s->up_error);
+  s->up_error = vasprintf(&text, fmt, ap) < 0 ? up_error_oom : text;
+  s->up_error_status = status;
 }
 
 void px_upstream_fail(px_session_t *s, int status, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(s->up_error, sizeof(s->up_error), fmt, ap);
+  set_error(s, status, fmt, ap);
   va_end(ap);
-  s->up_error_status = status;
   px_upstream_set_state(s, PX_UP_FAILED);
   px_session_upstream_failed(s);
+}
+
+/* up_host and up_name until they are set: "" (never freed). */
+static char no_name[1];
+
+static int set_name(px_session_t *s, char **dst, const char *src) {
+  char *copy = src ? strdup(src) : NULL;
+  if (*dst != no_name) free(*dst);
+  *dst = copy ? copy : no_name;
+  if (copy != NULL || src == NULL) return 0;
+  px_session_close(s, "out of memory");
+  return -1;
+}
+
+int px_upstream_set_names(px_session_t *s, const char *host, const char *name) {
+  if (s->up_host == NULL) s->up_host = no_name; /* a new session */
+  if (s->up_name == NULL) s->up_name = no_name;
+  if (host && set_name(s, &s->up_host, host) != 0) return -1;
+  if (name || host == NULL) return set_name(s, &s->up_name, name);
+  return 0;
+}
+
+void px_upstream_free(px_session_t *s) {
+  setup_free(s);
+  if (s->up_error != up_error_oom) free(s->up_error);
+  s->up_error = NULL;
+  if (s->up_host != no_name) free(s->up_host);
+  if (s->up_name != no_name) free(s->up_name);
+  s->up_host = s->up_name = no_name;
+}
+
+void px_upstream_cancel_lookup(px_session_t *s) {
+  if (s->up_setup) px_dns_cancel(&s->up_setup->dnsq);
 }
 
 static int is_ip_literal(const char *host) {
@@ -110,9 +164,11 @@ static const char *connect_host(const px_session_t *s, uint16_t *port) {
 
 static void on_resolved(void *arg, int status, const char *why, const px_dns_addrs_t *addrs) {
   px_session_t *s = arg;
-  if (s->up != PX_UP_RESOLVING || s->state == PX_S_CLOSING) return; /* cannot happen: cancelled */
-  s->conn.dns_us = (int64_t)((uv_hrtime() - s->t_phase) / 1000);
-  s->t_phase = uv_hrtime();
+  px_up_setup_t *u = s->up_setup;
+  /* cannot happen: cancelled */
+  if (s->up != PX_UP_RESOLVING || s->state == PX_S_CLOSING || u == NULL) return;
+  s->conn.dns_us = (int64_t)((uv_hrtime() - u->t_phase) / 1000);
+  u->t_phase = uv_hrtime();
   if (status != 0) {
     px_upstream_fail(s, status, "%s", why);
     return;
@@ -124,22 +180,27 @@ static void on_resolved(void *arg, int status, const char *why, const px_dns_add
     px_upstream_fail(s, 508, "%s", loop);
     return;
   }
-  s->addrs = *addrs;
-  s->addr_next = 0;
+  u->addrs = *addrs;
+  u->addr_next = 0;
   px_set_deadline(s, s->w->shared->cfg->connect_timeout_ms, PX_T_CONNECT);
   try_next_address(s);
 }
 
 void px_upstream_start(px_session_t *s) {
   uint16_t port;
+  if (s->state == PX_S_CLOSING) return;
   snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", s->up_host);
   s->conn.server_port = s->up_port;
   px_upstream_set_state(s, PX_UP_RESOLVING);
   s->up_released = 0;
-  s->addrs.n = 0;
-  s->addr_next = 0;
-  s->up_last_err[0] = '\0';
-  s->t_phase = uv_hrtime();
+  setup_free(s); /* a reconnect starts afresh */
+  px_up_setup_t *u = s->up_setup = calloc(1, sizeof(*u));
+  if (u == NULL) {
+    px_upstream_fail(s, 502, "out of memory");
+    return;
+  }
+  flt_strbuf_init(&u->proxy_resp, 16 * 1024);
+  u->t_phase = uv_hrtime();
   /* Through the next proxy: plain HTTP requests go to it as they are
    * (absolute-form); everything else through a CONNECT tunnel. */
   if (s->lc->mode == PX_MODE_UPSTREAM) s->up_tunnel = s->state != PX_S_PROXY_HTTP;
@@ -151,7 +212,7 @@ void px_upstream_start(px_session_t *s) {
   }
   /* The resolver answers within --dns-timeout; this is only a backstop. */
   px_set_deadline(s, s->w->shared->cfg->dns_timeout_ms + 2000, PX_T_DNS);
-  px_dns_lookup(s->w->dns, host, port, on_resolved, s, &s->dnsq);
+  px_dns_lookup(s->w->dns, host, port, on_resolved, s, &u->dnsq);
 }
 
 static void start_tls(px_session_t *s);
@@ -178,25 +239,26 @@ static void proxy_connect_send(px_session_t *s) {
 /* The tunnel is up (or refused); returns the bytes of `data` consumed, or
  * -1 when the session failed. */
 static long proxy_connect_reply(px_session_t *s, const char *data, size_t len) {
-  size_t before = s->up_proxy_resp.len;
-  if (flt_strbuf_append(&s->up_proxy_resp, data, len) != 0) {
+  flt_strbuf_t *resp = &s->up_setup->proxy_resp;
+  size_t before = resp->len;
+  if (flt_strbuf_append(resp, data, len) != 0) {
     px_upstream_fail(s, 502, "the upstream proxy %s:%u sent an over-long answer to CONNECT",
                      s->lc->target_host, (unsigned)s->lc->target_port);
     return -1;
   }
-  const char *end = strstr(s->up_proxy_resp.data, "\r\n\r\n");
+  const char *end = strstr(resp->data, "\r\n\r\n");
   if (end == NULL) return (long)len;
-  size_t head = (size_t)(end + 4 - s->up_proxy_resp.data);
+  size_t head = (size_t)(end + 4 - resp->data);
   int major, minor, status = 0;
-  if (sscanf(s->up_proxy_resp.data, "HTTP/%d.%d %d", &major, &minor, &status) != 3 ||
+  if (sscanf(resp->data, "HTTP/%d.%d %d", &major, &minor, &status) != 3 ||
       status < 200 || status > 299) {
-    size_t line = strcspn(s->up_proxy_resp.data, "\r\n");
+    size_t line = strcspn(resp->data, "\r\n");
     px_upstream_fail(s, 502, "the upstream proxy %s:%u refused CONNECT %s:%u: %.*s",
                      s->lc->target_host, (unsigned)s->lc->target_port, s->up_host,
-                     (unsigned)s->up_port, (int)(line > 200 ? 200 : line), s->up_proxy_resp.data);
+                     (unsigned)s->up_port, (int)(line > 200 ? 200 : line), resp->data);
     return -1;
   }
-  flt_strbuf_free(&s->up_proxy_resp);
+  flt_strbuf_free(resp);
   if (s->up_tls_wanted) {
     start_tls(s);
   } else {
@@ -210,8 +272,9 @@ static void on_connected(uv_connect_t *req, int status) {
   px_session_t *s = req->data;
   if (status == UV_ECANCELED || s->state == PX_S_CLOSING) return;
   if (s->up != PX_UP_CONNECTING) return; /* timed out meanwhile: stay failed */
+  px_up_setup_t *u = s->up_setup;
   if (status < 0) {
-    snprintf(s->up_last_err, sizeof(s->up_last_err), "%s", uv_strerror(status));
+    snprintf(u->last_err, sizeof(u->last_err), "%s", uv_strerror(status));
     try_next_address(s);
     return;
   }
@@ -229,8 +292,8 @@ static void on_connected(uv_connect_t *req, int status) {
                (unsigned)s->up_port);
     }
   }
-  s->conn.connect_us = (int64_t)((uv_hrtime() - s->t_phase) / 1000);
-  s->t_phase = uv_hrtime();
+  s->conn.connect_us = (int64_t)((uv_hrtime() - u->t_phase) / 1000);
+  u->t_phase = uv_hrtime();
   uv_tcp_nodelay(&s->upstream.tcp, 1);
   px_leg_read_start(&s->upstream);
   if (s->up_tunnel) {
@@ -260,6 +323,7 @@ static void on_retry_closed(uv_handle_t *h) {
 }
 
 static void try_next_address(px_session_t *s) {
+  px_up_setup_t *u = s->up_setup;
   if (s->upstream.tcp_open) {
     /* A released leg still closing: on_release_closed comes back here. */
     if (uv_is_closing((uv_handle_t *)&s->upstream.tcp)) return;
@@ -268,19 +332,19 @@ static void try_next_address(px_session_t *s) {
     uv_close((uv_handle_t *)&s->upstream.tcp, on_retry_closed);
     return;
   }
-  if (s->addr_next >= s->addrs.n) {
+  if (u->addr_next >= u->addrs.n) {
     uint16_t port;
     const char *host = connect_host(s, &port);
     px_upstream_fail(s, 502, "cannot connect to %s:%u: %s", host, (unsigned)port,
-                     s->up_last_err[0] ? s->up_last_err : "no usable address");
+                     u->last_err[0] ? u->last_err : "no usable address");
     return;
   }
-  const struct sockaddr_storage *addr = &s->addrs.a[s->addr_next++];
+  const struct sockaddr_storage *addr = &u->addrs.a[u->addr_next++];
   int irc = px_leg_open(&s->upstream, &s->w->loop, (unsigned)addr->ss_family);
   if (irc < 0) {
     /* No socket: the handle was never linked, so it must not be closed;
      * try the next address. */
-    snprintf(s->up_last_err, sizeof(s->up_last_err), "%s",
+    snprintf(u->last_err, sizeof(u->last_err), "%s",
              irc == UV_EMFILE || irc == UV_ENFILE
                  ? "no file descriptor left for the upstream socket (the open-file limit, "
                    "ulimit -n, is reached)"
@@ -299,11 +363,11 @@ static void try_next_address(px_session_t *s) {
   }
   s->handles_open++;
   px_upstream_set_state(s, PX_UP_CONNECTING);
-  s->connect_req.data = s;
-  int rc = uv_tcp_connect(&s->connect_req, &s->upstream.tcp, (const struct sockaddr *)addr,
+  u->connect_req.data = s;
+  int rc = uv_tcp_connect(&u->connect_req, &s->upstream.tcp, (const struct sockaddr *)addr,
                           on_connected);
   if (rc < 0) {
-    snprintf(s->up_last_err, sizeof(s->up_last_err), "%s", uv_strerror(rc));
+    snprintf(u->last_err, sizeof(u->last_err), "%s", uv_strerror(rc));
     try_next_address(s);
     return;
   }
@@ -339,8 +403,7 @@ static void start_tls(px_session_t *s) {
     SSL_set1_host(s->upstream.tls.ssl, name);
   }
   if (s->alpn_offer_len > 0)
-    SSL_set_alpn_protos(s->upstream.tls.ssl, (const unsigned char *)s->alpn_offer,
-                        (unsigned)s->alpn_offer_len);
+    SSL_set_alpn_protos(s->upstream.tls.ssl, s->alpn_offer, (unsigned)s->alpn_offer_len);
   snprintf(key, sizeof(key), "%s:%u", name, (unsigned)s->up_port);
   SSL_SESSION *cached = px_upsess_get(s->w, key);
   if (cached) SSL_set_session(s->upstream.tls.ssl, cached);
@@ -399,7 +462,7 @@ static void upstream_handshake(px_session_t *s) {
   if (rc == 1) {
     const unsigned char *alpn = NULL;
     unsigned alpn_len = 0;
-    s->conn.ssl_us = (int64_t)((uv_hrtime() - s->t_phase) / 1000);
+    s->conn.ssl_us = (int64_t)((uv_hrtime() - s->up_setup->t_phase) / 1000);
     snprintf(s->conn.up_tls_version, sizeof(s->conn.up_tls_version), "%s",
              SSL_get_version(s->upstream.tls.ssl));
     snprintf(s->conn.up_cipher, sizeof(s->conn.up_cipher), "%s",
@@ -466,7 +529,9 @@ static void refused_after_handshake(px_session_t *s, const char *text) {
     px_upstream_closed(s);
     return;
   }
-  snprintf(s->up_error, sizeof(s->up_error), "%.*s", (int)sizeof(s->up_error) - 1, text);
+  if (s->up_error != up_error_oom) free(s->up_error);
+  s->up_error = strdup(text);
+  if (s->up_error == NULL) s->up_error = up_error_oom;
   s->up_error_status = 502;
   px_upstream_set_state(s, PX_UP_FAILED);
   s->upstream.eof = 1;
@@ -528,8 +593,7 @@ void px_upstream_reset(px_session_t *s) {
   s->up_cert = NULL;
   s->up_cert_file = NULL;
   s->up_cert_requested = 0;
-  s->addrs.n = 0;
-  s->addr_next = 0;
+  setup_free(s);
   px_upstream_set_state(s, PX_UP_IDLE);
   s->upstream.eof = 0;
   s->upstream.paused = 0;
@@ -574,7 +638,8 @@ void px_upstream_count_idle(px_session_t *s, int idle) {
 static void on_release_closed(uv_handle_t *h) {
   px_session_t *s = px_upstream_handle_closed(h);
   /* A reconnect resolved its address while this close was under way. */
-  if (s && s->up == PX_UP_RESOLVING && s->addrs.n > 0) try_next_address(s);
+  if (s && s->up == PX_UP_RESOLVING && s->up_setup && s->up_setup->addrs.n > 0)
+    try_next_address(s);
 }
 
 void px_upstream_release(px_session_t *s) {

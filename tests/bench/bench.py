@@ -6,7 +6,7 @@ measured in one run on this machine.
   make bench        every peer, 10 s per measurement (about 9-11 minutes)
   make bench-quick  tlspeek -q, tlspeek -q --web and direct only, 3 s per measurement
   bench.py --bin ./tlspeek --hsload build/bench/hsload [--quick] [--seconds N]
-           [--only slug,slug] [--idle N]
+           [--only slug,slug] [--scenarios scen,scen] [--idle N]
 
 Setup (everything on 127.0.0.1; every load is bounded in time):
   upstream  nginx, worker_processes 1, TLS with an RSA-2048 certificate (and
@@ -75,7 +75,7 @@ ratios); the files they wrote are listed in the notes. The body of /1k and
 /64m is random bytes, so HAR and JSON lines store it as base64.
 
 The table is printed at the end and written to tests/bench/out/latest.md
-(latest-quick.md for --quick, latest-only.md for --only). Absolute numbers
+(latest-quick.md for --quick, latest-only.md for --only or --scenarios). Absolute numbers
 move with machine load (this is a shared 2-core machine): compare ratios from
 one run, and CPU per request rather than rates.
 """
@@ -572,8 +572,17 @@ def main():
                     "sslsplit-connect, sslsplit-content, mitmdump, tlspeek, tlspeek-d1, "
                     "tlspeek-web, tlspeek-tx, tlspeek-har, tlspeek-jsonl, tlspeek-pcap, tlspeek-keylog, tlspeek-rsa, "
                     "tlspeek-t1, tlspeek-t2)")
+    ap.add_argument("--scenarios", help="comma-separated scenarios to run (keepalive, newconn, "
+                    "fullhs, bulk, idle; default all), e.g. idle alone for memory work")
     ap.add_argument("--idle", type=int, default=IDLE_CONNS, help="idle connections held")
     args = ap.parse_args()
+    scenarios = SCENARIOS
+    if args.scenarios:
+        scenarios = tuple(x for x in SCENARIOS if x in args.scenarios.split(","))
+        unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
+        if unknown or not scenarios:
+            sys.exit("bench: unknown scenario %s (known: %s)"
+                     % (",".join(sorted(unknown)) or args.scenarios, ", ".join(SCENARIOS)))
     for tool in ("wrk", "nginx", "openssl"):
         if shutil.which(tool) is None:
             sys.exit("bench: %s is missing (make bench installs it)" % tool)
@@ -596,7 +605,7 @@ def main():
     try:
         env.upstream = P.Upstream(env)
         P.prepare_peer_material(env)
-        if any("idle" in p.scenarios for p in plist):
+        if "idle" in scenarios and any("idle" in p.scenarios for p in plist):
             pem = os.path.join(env.dir, "floor-leaf.pem")
             env.tlspeek_ca(os.path.join(env.dir, "floor-ca"), ["ca", "mint", "localhost",
                                                               "--out", pem])
@@ -615,7 +624,7 @@ def main():
             why = P.missing_tool(p)
             if why:
                 results[p.slug] = {s: {"na": why} for s in p.scenarios}
-        for scen in SCENARIOS:
+        for scen in scenarios:
             for p in plist:
                 if scen not in p.scenarios or p.slug in results and scen in results[p.slug]:
                     continue
@@ -720,7 +729,7 @@ def main():
     print(text)
     os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
     # Partial runs (--only) do not overwrite the last full table.
-    name = "latest-only.md" if only else "latest-quick.md" if args.quick else "latest.md"
+    name = "latest-only.md" if only or args.scenarios else "latest-quick.md" if args.quick else "latest.md"
     with open(os.path.join(HERE, "out", name), "w") as f:
         f.write(text + "\n")
 

@@ -263,6 +263,64 @@ static void test_tls_over_two_legs(void **state) {
   SSL_CTX_free(cctx);
 }
 
+/* A quiet leg frees its memory BIOs (px_tls_trim_all); reads, writes and
+ * close_notify make them again (px_tls_wake) and nothing is lost. */
+static void test_quiet_tls_legs_free_their_bios(void **state) {
+  (void)state;
+  SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+  SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+  EVP_PKEY *key = EVP_EC_gen("P-256");
+  X509 *cert = self_signed(key);
+  SSL_CTX_use_certificate(sctx, cert);
+  SSL_CTX_use_PrivateKey(sctx, key);
+  pair_t p;
+  pair_open(&p);
+  p.ra.tls = p.rb.tls = 1;
+  assert_int_equal(px_tls_init(&p.a.tls, sctx, 1), 0);
+  assert_int_equal(px_tls_init(&p.b.tls, cctx, 0), 0);
+  SSL_do_handshake(p.b.tls.ssl);
+  assert_int_equal(px_leg_flush_tls(&p.b), 0);
+  run(&p);
+  assert_true(SSL_is_init_finished(p.a.tls.ssl));
+
+  px_tls_trim_all(&p.a.tls);
+  px_tls_trim_all(&p.b.tls);
+  assert_null(p.a.tls.rbio);
+  assert_null(p.a.tls.wbio);
+  assert_null(p.b.tls.wbio);
+  assert_int_equal(px_tls_pending_output(&p.a.tls), 0);
+  assert_int_equal(px_leg_send(&p.b, "ping", 4), 0); /* wakes b's BIOs */
+  assert_non_null(p.b.tls.wbio);
+  run(&p); /* a's read wakes its BIOs */
+  assert_non_null(p.a.tls.rbio);
+  assert_int_equal(p.ra.plain.len, 4);
+  assert_memory_equal(p.ra.plain.data, "ping", 4);
+
+  px_tls_trim_all(&p.a.tls);
+  px_tls_trim_all(&p.b.tls);
+  assert_null(p.a.tls.wbio);
+  assert_int_equal(px_leg_send(&p.a, "pong", 4), 0);
+  run(&p);
+  assert_string_equal(p.rb.plain.data, "pong");
+
+  /* close_notify from sleeping legs, both ways. */
+  px_tls_trim_all(&p.a.tls);
+  px_tls_trim_all(&p.b.tls);
+  assert_int_equal(px_leg_shutdown(&p.b, 1), 0);
+  run(&p);
+  assert_int_equal(p.ra.last_read, PX_LEG_READ_CLOSED);
+  px_tls_trim_all(&p.a.tls);
+  assert_null(p.a.tls.wbio);
+  assert_true(px_leg_tls_close_now(&p.a) > 0);
+  run(&p);
+  assert_int_equal(p.rb.last_read, PX_LEG_READ_CLOSED);
+  pair_close(&p);
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_plain_bytes_both_ways),
@@ -270,6 +328,7 @@ int main(void) {
       cmocka_unit_test(test_shutdown_is_the_peers_eof),
       cmocka_unit_test(test_batch_gathers_until_taken),
       cmocka_unit_test(test_tls_over_two_legs),
+      cmocka_unit_test(test_quiet_tls_legs_free_their_bios),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
