@@ -512,6 +512,10 @@ def main():
 
     problems, unchecked, ok = {}, [], []
     for name in sorted(uses):
+        if name not in sure and name.isupper():
+            # A list head in capitals is an HTTP method (["GET", "/", ...]),
+            # not a program, even where libwww-perl puts GET and HEAD on PATH.
+            continue
         path = located[name]
         for scope, where in sorted(uses[name].items()):
             listed = [p for lst in scope for p in lists[lst]]
