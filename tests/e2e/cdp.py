@@ -123,9 +123,12 @@ class Page:
 
     def type_into(self, selector, text, submit=True):
         """Replaces the value of an input and, with submit, presses Enter."""
-        self.eval("(() => { const e = document.querySelector(%s); e.focus(); e.select(); })()"
-                  % json.dumps(selector))
-        self.conn.call("Input.insertText", text=text)
+        found = self.eval("(() => { const e = document.querySelector(%s); if (!e) return false;"
+                          " e.focus(); e.value = ''; return true; })()" % json.dumps(selector))
+        if not found:
+            raise AssertionError("no input at %s" % selector)
+        if text:
+            self.conn.call("Input.insertText", text=text)
         if submit:
             for kind in ("keyDown", "keyUp"):
                 self.conn.call("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter",
@@ -165,12 +168,12 @@ class Page:
 
 
 class Browser:
-    def __init__(self, binary="chromium", width=1280, height=860):
+    def __init__(self, binary="chromium", width=1280, height=860, env=None):
         self.profile = tempfile.mkdtemp(prefix="tlspeek-chromium-")
         self.proc = subprocess.Popen(
             [binary] + CHROMIUM_FLAGS + ["--user-data-dir=" + self.profile,
                                          "--window-size=%d,%d" % (width, height), "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         self.width, self.height = width, height
         port_file = os.path.join(self.profile, "DevToolsActivePort")
         deadline = time.time() + 30

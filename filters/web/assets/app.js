@@ -810,6 +810,8 @@ function ladderOrder(legs) {
   if (all.length && all.every((m) => typeof m.t === 'number')) {
     return all.sort((a, b) => a.t - b.t || (a.leg === b.leg ? a.i - b.i : 0));
   }
+  /* "i" numbers the connection's messages across both legs when no two share one */
+  if (new Set(all.map((m) => m.i)).size === all.length) return all.sort((a, b) => a.i - b.i);
   let cut = c.findIndex((m) => m.dir === 'in');
   cut = cut < 0 ? 0 : cut + 1;
   return c.slice(0, cut).concat(u, c.slice(cut));
@@ -861,6 +863,7 @@ function renderLadder(parent, conn) {
         (m.step ? ' · step ' + m.step : '')));
       if (m.explain) explain.appendChild(el('p', null, m.explain));
       if (m.summary) explain.appendChild(el('p', 'mono', m.summary));
+      if (m.detail) explain.appendChild(el('pre', 'msg-detail', m.detail));
     };
     row.addEventListener('click', show);
     row.addEventListener('mouseenter', show);
@@ -894,8 +897,11 @@ function renderTls(pane, d) {
   const conn = d.conn;
   const fileMode = state.info && state.info.mode === 'file';
   const tls = (d.record && d.record.tls) || null;
-  if (!conn || !conn.legs || (!conn.legs.client && !conn.legs.upstream)) {
-    pane.appendChild(el('p', 'muted notrec', fileMode ? 'Handshakes: not recorded in this transcript.'
+  const recorded = conn && conn.recorded !== false && conn.legs &&
+                   (conn.legs.client || conn.legs.upstream);
+  if (!recorded) {
+    pane.appendChild(el('p', 'muted notrec', fileMode || (conn && conn.recorded === false)
+      ? 'Handshakes: not recorded in this transcript.'
       : d.summary.tls ? 'Handshakes: not recorded for this connection.'
       : 'No TLS on this connection: it travelled as plain ' + (d.summary.scheme || 'text') +
         ', readable by anyone on the path.'));
@@ -942,8 +948,9 @@ function spacedHex(hex) {
 function renderWire(pane, d) {
   clear(pane);
   const conn = d.conn;
-  if (!conn || !conn.wire) {
-    pane.appendChild(el('p', 'muted notrec', state.info && state.info.mode === 'file'
+  if (!conn || !conn.wire || conn.recorded === false) {
+    pane.appendChild(el('p', 'muted notrec', (state.info && state.info.mode === 'file') ||
+                                             (conn && conn.recorded === false)
       ? 'Wire records: not recorded in this transcript.' : 'No wire records for this connection.'));
     return;
   }
