@@ -49,13 +49,16 @@ function clear(node) {
   while (node.firstChild) node.removeChild(node.firstChild);
 }
 
+/* Percent-encoded (a space as %20, never '+'), so that any query decoder
+ * reads the filter expression back as it was typed. */
 function apiUrl(path, params) {
-  const q = new URLSearchParams();
-  q.set('token', token);
+  const q = ['token=' + encodeURIComponent(token)];
   for (const [k, v] of Object.entries(params || {})) {
-    if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+    if (v !== undefined && v !== null && v !== '') {
+      q.push(k + '=' + encodeURIComponent(String(v)));
+    }
   }
-  return path + '?' + q.toString();
+  return path + '?' + q.join('&');
 }
 
 /* fetch() of an /api path with the token; resolves to {status, json} or
