@@ -130,7 +130,12 @@ void px_web_req_reset(px_web_req_t *r) {
   r->head_bytes = 0;
   r->why = NULL;
   r->method = NULL;
-  http_parser_pause(&r->parser, 0);
+  if (HTTP_PARSER_ERRNO(&r->parser) == HPE_PAUSED) {
+    http_parser_pause(&r->parser, 0);
+  } else if (HTTP_PARSER_ERRNO(&r->parser) != HPE_OK) {
+    http_parser_init(&r->parser, HTTP_REQUEST);
+    r->parser.data = r;
+  }
 }
 
 size_t px_web_req_feed(px_web_req_t *r, const char *data, size_t len) {

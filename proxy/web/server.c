@@ -26,6 +26,8 @@
 
 #define BATCH_MS 200
 #define PING_MS 15000
+/* Bytes read and dropped after a final answer before the connection is cut. */
+#define DRAIN_MAX (4u << 20)
 
 typedef struct client {
   uv_tcp_t tcp;
@@ -38,6 +40,8 @@ typedef struct client {
   px_web_sse_pos_t pos;
   px_web_resend_job_t *waiting;
   int closing, close_after_write;
+  uv_shutdown_t shutdown;
+  size_t drained; /* bytes read and dropped after the last answer */
 } client_t;
 
 struct px_web {
@@ -86,14 +90,26 @@ static void client_close(client_t *cl) {
   uv_close((uv_handle_t *)&cl->tcp, on_client_closed);
 }
 
+static void on_shutdown(uv_shutdown_t *sh, int status) {
+  client_t *cl = sh->data;
+  if (status < 0) client_close(cl);
+}
+
+/* After the last answer: FIN, then the client's remaining bytes are read
+ * and dropped until it closes (closing at once with unread bytes would
+ * reset the connection before the client read the answer). */
 static void on_written(uv_write_t *w, int status) {
   write_req_t *wr = (write_req_t *)w;
   client_t *cl = wr->cl;
   free(wr->data);
   free(wr);
-  if (status < 0 || (cl->close_after_write && !cl->closing &&
-                     uv_stream_get_write_queue_size((uv_stream_t *)&cl->tcp) == 0))
+  if (status < 0) {
     client_close(cl);
+  } else if (cl->close_after_write && !cl->closing &&
+             uv_stream_get_write_queue_size((uv_stream_t *)&cl->tcp) == 0) {
+    cl->shutdown.data = cl;
+    if (uv_shutdown(&cl->shutdown, (uv_stream_t *)&cl->tcp, on_shutdown) < 0) client_close(cl);
+  }
 }
 
 /* Takes `data` (malloc()ed). */
@@ -287,8 +303,14 @@ static void client_feed(client_t *cl, const char *data, size_t len) {
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   client_t *cl = s->data;
-  if (nread > 0) client_feed(cl, buf->base, (size_t)nread);
-  else if (nread < 0) client_close(cl);
+  if (nread > 0 && cl->close_after_write) {
+    cl->drained += (size_t)nread;
+    if (cl->drained > DRAIN_MAX) client_close(cl);
+  } else if (nread > 0) {
+    client_feed(cl, buf->base, (size_t)nread);
+  } else if (nread < 0) {
+    client_close(cl);
+  }
   free(buf->base);
 }
 
