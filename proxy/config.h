@@ -105,6 +105,8 @@ typedef struct px_config {
   const char *jsonl_path;
   const char *pcap_path;
   const char *keylog_path;     /* --keylog, else $SSLKEYLOGFILE */
+  const char *web;             /* --web [HOST:]PORT: the flow browser, or NULL */
+  size_t web_flows;            /* --web-flows: flows it keeps */
   int log_level;
   int threads;
 

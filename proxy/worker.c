@@ -24,6 +24,7 @@
 #include "filters/expr/expr.h"
 #include "filters/tls/tlsview.h"
 #include "filters/transcript/transcript.h"
+#include "filters/web/store.h"
 #include "filters/util/log.h"
 #include "filters/util/output.h"
 #include "proxy/loopguard.h"
@@ -31,6 +32,7 @@
 #include "proxy/modes/proxyauth.h"
 #include "proxy/runcmd.h"
 #include "proxy/session.h"
+#include "proxy/web/web.h"
 
 typedef struct px_runtime {
   px_shared_t shared;
@@ -45,6 +47,9 @@ typedef struct px_runtime {
   void *console;
   void *tlsview;
   void *har, *jsonl, *pcap, *keylog;
+  flt_web_store_t *web_store; /* --web: the flows the page shows */
+  px_web_t *web;
+  char web_proxy[300];        /* the first explicit listener, for the page's resend and curl */
   struct {
     void *dl;
     const flt_plugin_t *plugin;
@@ -537,12 +542,48 @@ static int setup_shared(px_runtime_t *rt, const px_config_t *cfg) {
     sh->want_wire = 1;
   }
   sh->want_tls_messages = 1; /* JA3/JA4 for every connection (HAR, ~ja3) */
+  if (cfg->web) {
+    rt->web_store = flt_web_store_new(cfg->web_flows, cfg->body_cap);
+    if (rt->web_store == NULL ||
+        add_sink(rt, rt->web_store, &flt_web_ops, flt_web_store_set_slot,
+                 "flow browser", NULL) != 0)
+      return -1;
+    sh->want_wire = 1; /* the page's wire view */
+  }
   return setup_transcripts(rt, cfg);
+}
+
+/* --web: the page's server, once the listeners' ports are known. */
+static int start_web(px_runtime_t *rt, const px_config_t *cfg) {
+  char err[600];
+  px_web_opts_t o;
+  memset(&o, 0, sizeof(o));
+  if (px_web_parse_addr(cfg->web, &o, err, sizeof(err)) < 0) goto Fail;
+  o.store = rt->web_store;
+  snprintf(o.proxy, sizeof(o.proxy), "%s", rt->web_proxy);
+  o.ca = ca_cert_pem_path(rt->shared.ca);
+  o.proxyauth = cfg->proxyauth;
+  o.version = PX_VERSION;
+  if ((rt->web = px_web_start(&o, err, sizeof(err))) != NULL) return 0;
+Fail:
+  flt_log_error("%s", err);
+  return -1;
+}
+
+/* "127.0.0.1:PORT" of the first explicit (or upstream) listener. */
+static void note_web_proxy(px_runtime_t *rt, const px_listen_cfg_t *lc, uint16_t port) {
+  const char *h = lc->host;
+  if (rt->web_proxy[0] || (lc->mode != PX_MODE_EXPLICIT && lc->mode != PX_MODE_UPSTREAM)) return;
+  if (strcmp(h, "0.0.0.0") == 0 || h[0] == '\0') h = "127.0.0.1";
+  if (strcmp(h, "::") == 0) h = "::1";
+  snprintf(rt->web_proxy, sizeof(rt->web_proxy), "%s%s%s:%u", strchr(h, ':') ? "[" : "", h,
+           strchr(h, ':') ? "]" : "", (unsigned)port);
 }
 
 static void teardown(px_runtime_t *rt) {
   for (int i = 0; i < rt->n_workers; i++) worker_free(rt->workers[i]);
   free(rt->workers);
+  px_web_stop(rt->web);
   flt_emit_shutdown(&rt->shared.chain);
   if (rt->tlsview) flt_tlsview_free(rt->tlsview);
   if (rt->console) flt_console_free(rt->console);
@@ -566,6 +607,7 @@ static void teardown(px_runtime_t *rt) {
   if (rt->jsonl) flt_jsonl_free(rt->jsonl);
   if (rt->pcap) flt_pcap_free(rt->pcap);
   if (rt->keylog) flt_keylog_free(rt->keylog);
+  flt_web_store_free(rt->web_store);
   px_passthrough_free();
   ca_minter_free(rt->shared.minter);
   ca_free(rt->shared.ca);
@@ -620,7 +662,9 @@ int px_run(const px_config_t *cfg) {
     flt_log_info("listening on %s:%u (%s, %d thread%s)", cfg->listens[li].host, (unsigned)port,
                  mode_text(&cfg->listens[li], mode, sizeof(mode)), rt.n_workers,
                  rt.n_workers == 1 ? "" : "s");
+    note_web_proxy(&rt, &cfg->listens[li], port);
   }
+  if (cfg->web && start_web(&rt, cfg) != 0) goto Exit;
   if (init_main_loop(&rt, port) != 0) goto Exit;
 
   px_fd_limit_report();

@@ -189,3 +189,47 @@ int flt_tls_certs_describe(flt_strbuf_t *out, const char *indent, const uint8_t 
                             i, CERT_MAX_SHOWN);
   return r;
 }
+
+/* A strbuf's text into a fixed field (cut when longer). */
+static void cert_field(char *dst, size_t size, flt_strbuf_t *b) {
+  snprintf(dst, size, "%s", b->data ? b->data : "");
+  flt_strbuf_reset(b);
+}
+
+static void cert_sans(flt_strbuf_t *b, X509 *x) {
+  GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+  int n = names ? sk_GENERAL_NAME_num(names) : 0;
+
+  for (int i = 0; i < n && i < CERT_MAX_SANS; i++) {
+    if (i) flt_strbuf_append(b, "\n", 1);
+    put_san(b, sk_GENERAL_NAME_value(names, i));
+  }
+  GENERAL_NAMES_free(names);
+}
+
+int flt_tls_cert_info(const uint8_t *der, size_t len, flt_tls_cert_info_t *ci) {
+  const unsigned char *p = der;
+  X509 *x = len <= LONG_MAX ? d2i_X509(NULL, &p, (long)len) : NULL;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  flt_strbuf_t b;
+
+  memset(ci, 0, sizeof(*ci));
+  if (x == NULL) return -1;
+  flt_strbuf_init(&b, sizeof(ci->sans) - 1);
+  put_name(&b, X509_get_subject_name(x));
+  cert_field(ci->subject, sizeof(ci->subject), &b);
+  put_name(&b, X509_get_issuer_name(x));
+  cert_field(ci->issuer, sizeof(ci->issuer), &b);
+  put_time(&b, X509_get0_notBefore(x));
+  cert_field(ci->not_before, sizeof(ci->not_before), &b);
+  put_time(&b, X509_get0_notAfter(x));
+  cert_field(ci->not_after, sizeof(ci->not_after), &b);
+  cert_sans(&b, x);
+  cert_field(ci->sans, sizeof(ci->sans), &b);
+  flt_strbuf_free(&b);
+  if (X509_digest(x, EVP_sha256(), md, &n) == 1)
+    for (unsigned int i = 0; i < n && i < 32; i++) snprintf(ci->sha256 + 2 * i, 3, "%02x", md[i]);
+  X509_free(x);
+  return 0;
+}

@@ -45,7 +45,7 @@ static int msg_type(const flt_tls_msg_t *m) {
   return m->content_type == FLT_TLS_CT_HANDSHAKE && m->len >= 1 && m->data ? m->data[0] : -1;
 }
 
-static int step_of(const flt_tls_msg_t *m) {
+int flt_tls_msg_step(const flt_tls_msg_t *m) {
   if (m->content_type == FLT_TLS_CT_CHANGE_CIPHER_SPEC) return 7;
   switch (msg_type(m)) {
     case FLT_TLS_HS_CLIENT_HELLO:
@@ -129,8 +129,13 @@ static const char *step_name(int step) {
   return step >= 1 && step <= 9 ? names[step] : "";
 }
 
+const char *flt_tls_explain_text(int step, int tls13) {
+  if (step < 1 || step > 9) return NULL;
+  return explain_text[step][tls13 && explain_text[step][1] ? 1 : 0];
+}
+
 static int explain(flt_strbuf_t *out, const char *indent, int step, int tls13) {
-  const char *text = explain_text[step][tls13 && explain_text[step][1] ? 1 : 0];
+  const char *text = flt_tls_explain_text(step, tls13);
   if (text == NULL) return 0;
   return flt_strbuf_appendf(out, "%s\xc2\xb7 step %d, %s: %s\n", indent, step, step_name(step),
                             text);
@@ -208,13 +213,18 @@ static int render_body(flt_strbuf_t *out, const flt_tls_msg_t *m, int tls13, uin
   return flt_tls_msg_describe(out, IND, m->data, m->len, tls13);
 }
 
+const char *flt_tls_msg_name(const flt_tls_msg_t *m) {
+  int type = msg_type(m);
+  return m->content_type == FLT_TLS_CT_CHANGE_CIPHER_SPEC ? "ChangeCipherSpec"
+         : m->content_type == FLT_TLS_CT_ALERT            ? "Alert"
+         : type >= 0 ? flt_tls_handshake_name((unsigned)type)
+                     : "handshake message";
+}
+
 int flt_tls_message_render(flt_strbuf_t *out, const flt_tls_msg_t *m, int tls13,
                            uint16_t record_version) {
-  int step = step_of(m), type = msg_type(m);
-  const char *name = m->content_type == FLT_TLS_CT_CHANGE_CIPHER_SPEC ? "ChangeCipherSpec"
-                     : m->content_type == FLT_TLS_CT_ALERT            ? "Alert"
-                     : type >= 0 ? flt_tls_handshake_name((unsigned)type)
-                                 : "handshake message";
+  int step = flt_tls_msg_step(m), type = msg_type(m);
+  const char *name = flt_tls_msg_name(m);
   char num[8];
   int r;
 
@@ -228,6 +238,11 @@ int flt_tls_message_render(flt_strbuf_t *out, const flt_tls_msg_t *m, int tls13,
   else if (!tls13 && type == FLT_TLS_HS_FINISHED)
     r |= put(out, IND "[" ENC12_NOTE "]\n");
   return r | render_body(out, m, tls13, record_version);
+}
+
+int flt_tls_message_body_render(flt_strbuf_t *out, const flt_tls_msg_t *m, int tls13,
+                                uint16_t record_version) {
+  return render_body(out, m, tls13, record_version);
 }
 
 /* "TLSv1.3, TLS_AES_256_GCM_SHA384, key exchange x25519" from the leg's
@@ -270,7 +285,7 @@ static int render_leg(flt_strbuf_t *out, hs_ctx_t *cx, int leg) {
   r |= leg_summary(out, v, leg);
   for (size_t i = 0; i < v->n_msgs; i++) {
     const flt_tls_msg_t *m = &v->msgs[i];
-    int step = step_of(m), type = msg_type(m);
+    int step = flt_tls_msg_step(m), type = msg_type(m);
     if (m->leg != leg) continue;
     unsigned bit = 1u << (step * 2 + tls13);
     if (v->explain && step && !(cx->explained & bit)) {
@@ -364,4 +379,49 @@ int flt_tls_handshake_render(flt_strbuf_t *out, const flt_tls_hs_view_t *v) {
                             v->n_dropped);
   if (v->explain && v->complete) r |= explain(out, "  ", 9, 0);
   return r;
+}
+
+/* ServerHello: "TLSv1.3, TLS_AES_128_GCM_SHA256"; ClientHello: the version,
+ * SNI, ALPN and how many suites it offers. */
+static int hello_summary(flt_strbuf_t *out, const flt_tls_hello_t *h) {
+  flt_tls_ext_t e;
+  int r = put(out, flt_tls_version_name(flt_tls_hello_version(h)));
+
+  if (!h->client) {
+    const char *sn = flt_tls_suite_name(flt_tls_hello_suite(h));
+    return r | flt_strbuf_appendf(out, ", %s%s", sn ? sn : "unknown suite",
+                                  h->hello_retry ? " (HelloRetryRequest)" : "");
+  }
+  if (flt_tls_hello_find_ext(h, FLT_TLS_EXT_SERVER_NAME, &e)) {
+    r |= put(out, ", SNI ");
+    r |= flt_tls_ext_describe(out, FLT_TLS_HS_CLIENT_HELLO, &e);
+  }
+  if (flt_tls_hello_find_ext(h, FLT_TLS_EXT_ALPN, &e)) {
+    r |= put(out, ", ALPN ");
+    r |= flt_tls_ext_describe(out, FLT_TLS_HS_CLIENT_HELLO, &e);
+  }
+  return r | flt_strbuf_appendf(out, ", %zu cipher suites", h->suites_len / 2);
+}
+
+int flt_tls_msg_summary(flt_strbuf_t *out, const flt_tls_msg_t *m, int tls13) {
+  flt_tls_hello_t h;
+  flt_tls_cur_t list;
+  const uint8_t *der;
+  size_t der_len, n = 0;
+  int type = msg_type(m);
+
+  if (m->data == NULL) return flt_strbuf_appendf(out, "%zu bytes (not dissected)", m->len);
+  if (m->content_type == FLT_TLS_CT_ALERT && m->len >= 2)
+    return flt_strbuf_appendf(out, "%s (%u), level %s", flt_tls_alert_name(m->data[1]), m->data[1],
+                              m->data[0] == 2 ? "fatal" : "warning");
+  if ((type == FLT_TLS_HS_CLIENT_HELLO || type == FLT_TLS_HS_SERVER_HELLO) &&
+      flt_tls_hello_parse(m->data, m->len, &h) == 0)
+    return hello_summary(out, &h);
+  if (type == FLT_TLS_HS_CERTIFICATE) {
+    int f13 = flt_tls_cert_list(m->data, m->len, tls13, &list) == 0 ? tls13 : !tls13;
+    if (flt_tls_cert_list(m->data, m->len, f13, &list) == 0)
+      while (flt_tls_cert_next(&list, f13, &der, &der_len) == 1) n++;
+    return flt_strbuf_appendf(out, "%zu certificate%s, %zu bytes", n, n == 1 ? "" : "s", m->len);
+  }
+  return flt_strbuf_appendf(out, "%zu bytes", m->len);
 }

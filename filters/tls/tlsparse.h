@@ -290,6 +290,34 @@ int flt_tls_handshake_render(flt_strbuf_t *out, const flt_tls_hs_view_t *v);
  * as NewSessionTicket and alerts). `tls13` as in flt_tls_msg_describe. */
 int flt_tls_message_render(flt_strbuf_t *out, const flt_tls_msg_t *m, int tls13,
                            uint16_t record_version);
+/* The pieces of the block above, for views other than the console (the
+ * web page, filters/web/): a message's step (1..9, 0 when no step covers
+ * it), its name ("ClientHello", "ChangeCipherSpec", "Alert"), --explain's
+ * note for a step (NULL when there is none), a one-line summary (hellos:
+ * version, SNI, ALPN, suites; alerts; certificate counts) and the fields
+ * of the message as flt_tls_message_render shows them, without its
+ * first line. */
+int flt_tls_msg_step(const flt_tls_msg_t *m);
+const char *flt_tls_msg_name(const flt_tls_msg_t *m);
+const char *flt_tls_explain_text(int step, int tls13);
+int flt_tls_msg_summary(flt_strbuf_t *out, const flt_tls_msg_t *m, int tls13);
+int flt_tls_message_body_render(flt_strbuf_t *out, const flt_tls_msg_t *m, int tls13,
+                                uint16_t record_version);
+
+/* One certificate's facts as the view shows them, as text (names escaped
+ * as flt_tls_put_escaped does; times "2024-05-01 12:00:00 UTC"; SANs
+ * "DNS:h", one per line; sha256 lower-case hex). 0, or -1 when the DER
+ * does not parse. */
+typedef struct flt_tls_cert_info {
+  char subject[512];
+  char issuer[512];
+  char not_before[40];
+  char not_after[40];
+  char sans[2048];
+  char sha256[65];
+} flt_tls_cert_info_t;
+int flt_tls_cert_info(const uint8_t *der, size_t len, flt_tls_cert_info_t *ci);
+
 /* --explain's note on what an application_data record tells a sniffer
  * (the wire view gives it with the first one; step 9 itself ends the
  * handshake block). */

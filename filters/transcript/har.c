@@ -361,7 +361,7 @@ static void add_tls(tr_jw_t *w, const flt_flow_t *f) {
 }
 
 /* Appends one entry. */
-static void har_entry(tr_jw_t *w, tr_flow_t *r, const tr_body_t bodies[2]) {
+void tr_har_entry(tr_jw_t *w, tr_flow_t *r, const tr_body_t bodies[2]) {
   const flt_flow_t *f = &r->flow;
   tr_timings_t t;
   char iso[TR_ISO_LEN], id[24];
@@ -420,7 +420,7 @@ static void har_batch_entry(void *sink, tr_jw_t *w, tr_flow_t *r, const tr_body_
     tr_jw_raw(w, ",\n", 2);
   else
     tr_jw_raw(w, "\n", 1);
-  har_entry(w, r, bodies);
+  tr_har_entry(w, r, bodies);
 }
 
 static int har_batch_append(void *sink, int n) { return har_append(sink, n); }
@@ -438,7 +438,7 @@ static const tr_sink_ops_t har_sink = {
 };
 
 /* {"log":{"version":"1.2","creator":{...},"_bodyCap":N,"entries":[ */
-static char *har_head(const char *creator_version, size_t body_cap) {
+char *tr_har_head(const char *creator_version, size_t body_cap) {
   tr_jw_t w;
   char *out;
 
@@ -466,7 +466,7 @@ void *flt_har_new(const char *path, size_t body_cap, const char *creator_version
   char *head = NULL;
   int rc;
 
-  if (har == NULL || (head = har_head(creator_version, body_cap)) == NULL) {
+  if (har == NULL || (head = tr_har_head(creator_version, body_cap)) == NULL) {
     snprintf(err, errlen, "HAR file %s: out of memory", path);
     goto fail;
   }

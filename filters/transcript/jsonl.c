@@ -147,13 +147,12 @@ static void jsonl_server(tr_jw_t *w, const flt_conn_t *c) {
   tr_jw_str(w, "server", buf);
 }
 
-/* Appends one line. */
-static void jsonl_object(tr_jw_t *w, tr_flow_t *r, const tr_body_t bodies[2]) {
+void tr_jsonl_object(tr_jw_t *w, const char *key, tr_flow_t *r, const tr_body_t bodies[2]) {
   const flt_flow_t *f = &r->flow;
   char iso[TR_ISO_LEN];
 
   tr_iso_time(f->t_start_us, iso, sizeof(iso));
-  tr_jw_open(w, NULL, '{');
+  tr_jw_open(w, key, '{');
   tr_jw_num(w, "id", (double)f->id);
   tr_jw_num(w, "conn", (double)f->conn->id);
   tr_jw_str(w, "client", f->conn->client);
@@ -176,8 +175,6 @@ static void jsonl_object(tr_jw_t *w, tr_flow_t *r, const tr_body_t bodies[2]) {
   tr_jw_str_or_null(w, "error", f->error);
   tr_jw_str_or_null(w, "tags", f->tags[0] ? f->tags : NULL);
   tr_jw_close(w, '}');
-  /* Every newline inside strings is escaped: this is one line. */
-  tr_jw_raw(w, "\n", 1);
 }
 
 /* Appends what w holds with one writev(2). */
@@ -198,7 +195,9 @@ static void jsonl_batch_entry(void *sink, tr_jw_t *w, tr_flow_t *r, const tr_bod
                               int n) {
   (void)sink;
   (void)n;
-  jsonl_object(w, r, bodies);
+  tr_jsonl_object(w, NULL, r, bodies);
+  /* Every newline inside strings is escaped: this is one line. */
+  tr_jw_raw(w, "\n", 1);
 }
 
 static int jsonl_batch_append(void *sink, int n) {

@@ -390,6 +390,15 @@ typedef struct tr_batch_ops {
 int tr_jw_write_list(void *sink, tr_jw_t *w, tr_job_t *list, const char *path,
                      const tr_batch_ops_t *ops);
 
+/* The formats' own printers, for other views of a frozen record (the web
+ * page, filters/web/): one HAR entry (har.c), the start of a HAR document
+ * up to and including `"entries":[` (NUL-terminated, malloc()ed; NULL when
+ * out of memory), and one JSONL object without its newline, under `key`
+ * (NULL in an array or at the top) (jsonl.c). */
+void tr_har_entry(tr_jw_t *w, tr_flow_t *r, const tr_body_t bodies[2]);
+char *tr_har_head(const char *creator_version, size_t body_cap);
+void tr_jsonl_object(tr_jw_t *w, const char *key, tr_flow_t *r, const tr_body_t bodies[2]);
+
 /* [{"name": ..., "value": ...}] in wire order. */
 void tr_jw_headers(tr_jw_t *w, const char *key, const flt_head_t *h);
 /* The interim responses of a frozen record: [{"status", "reason",

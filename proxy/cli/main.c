@@ -10,7 +10,9 @@
 #include "proxy/config.h"
 #include "proxy/cli/options.h"
 #include "proxy/cli/show.h"
+#include "proxy/cli/webcmd.h"
 #include "proxy/tlsopts.h"
+#include "proxy/web/web.h"
 
 /* Modes without @HOST:PORT listen on --listen; two on one address clash. */
 static void finish_listens(px_config_t *cfg) {
@@ -95,6 +97,7 @@ int main(int argc, char **argv) {
 
   int word = first_word(argc, argv);
   if (word < argc && strcmp(argv[word], "show") == 0) return px_show_command(argc, argv, word);
+  if (word < argc && strcmp(argv[word], "web") == 0) return px_web_command(argc, argv, word);
   px_config_defaults(&cfg);
   rest = calloc((size_t)argc + 1, sizeof(*rest));
   char **opts = calloc((size_t)argc + 1, sizeof(*opts));
@@ -115,6 +118,9 @@ int main(int argc, char **argv) {
   flt_log_set_level(cfg.log_level);
   char err[1024];
   if (!ca_cmd && px_tlsopts_check(&cfg, err, sizeof(err)) != 0) px_usage_error("%s", err);
+  px_web_opts_t web;
+  if (!ca_cmd && cfg.web && px_web_parse_addr(cfg.web, &web, err, sizeof(err)) != 0)
+    px_usage_error("%s", err);
 
   int rc = ca_cmd ? px_ca_command(nrest, rest, &cfg) : px_run(&cfg);
   for (int i = 0; i < cfg.n_redact; i++) free((char *)cfg.redact[i]);

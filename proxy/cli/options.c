@@ -238,6 +238,7 @@ void px_config_defaults(px_config_t *cfg) {
   cfg->detail = 1;
   cfg->body_limit = 4096;
   cfg->body_cap = 10 * 1024 * 1024;
+  cfg->web_flows = 10000;
   cfg->wire_limit = 64;
   cfg->log_level = FLT_LOG_INFO;
   cfg->threads = 0; /* = number of cores */
@@ -612,6 +613,15 @@ static const px_option_t options[] = {
      "record only matching flows (PCAP and key log decide\n"
      "per connection, with host-level terms)",
      set_expr, F(keylog_expr)},
+    TEXT("\nFlow browser (README.md, \"Flow browser\"):\n"),
+    {"--web", 0, "[HOST:]PORT",
+     "serve the flow browser page on HOST:PORT (HOST default\n"
+     "127.0.0.1; the URL with its token is printed at start)",
+     set_string, F(web), 0, 0, "option %s needs [HOST:]PORT, e.g. 8081"},
+    {"--web-flows", 0, "N",
+     "flows the page keeps (default 10000; older ones are\n"
+     "dropped and counted); bodies up to --body-cap each",
+     set_count, F(web_flows), 1, 10000000, "--web-flows takes 1 to 10000000, not '%s'"},
     TEXT("\nActions:\n"),
     {"--block", 0, "EXPR[:STATUS]",
      "answer matching requests with STATUS (default 403)\n"

@@ -1,0 +1,489 @@
+/* store.c — the flow store's filter and list (store.h): flows in a ring of
+ * max_flows references, connections with their TLS messages and wire
+ * records. The JSON is in store_json.c, the questions in store_query.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "filters/util/log.h"
+#include "filters/web/store_internal.h"
+
+/* ---- references ---------------------------------------------------------- */
+
+void web_conn_unref(web_conn_t *c) {
+  if (c == NULL || atomic_fetch_sub(&c->refs, 1) > 1) return;
+  for (size_t i = 0; i < c->n_msgs; i++) free((void *)c->msgs[i].data);
+  for (size_t k = 0; k < WEB_WIRE_CHUNKS; k++) {
+    if (c->wire[k] == NULL) continue;
+    for (size_t i = 0; i < WEB_WIRE_CHUNK; i++) free(atomic_load(&c->wire[k][i].plain));
+    free(c->wire[k]);
+  }
+  free(c);
+}
+
+void web_flow_unref(web_flow_t *f) {
+  if (f == NULL || atomic_fetch_sub(&f->refs, 1) > 1) return;
+  tr_flow_release(f->rec);
+  web_conn_unref(f->conn);
+  free(f->url);
+  free(f);
+}
+
+static void store_changed(flt_web_store_t *s) {
+  if (atomic_load_explicit(&s->watchers, memory_order_relaxed) > 0 && s->notify)
+    s->notify(s->notify_ud);
+}
+
+/* ---- connections ------------------------------------------------------------ */
+
+/* Facts of the connection that appear as it goes (lock held). */
+static void conn_facts(web_conn_t *wc, const flt_conn_t *c) {
+  int v6 = strchr(c->server_host, ':') != NULL;
+  snprintf(wc->client, sizeof(wc->client), "%s", c->client);
+  if (c->server_addr[0])
+    snprintf(wc->server, sizeof(wc->server), "%s", c->server_addr);
+  else
+    snprintf(wc->server, sizeof(wc->server), "%s%s%s:%u", v6 ? "[" : "", c->server_host,
+             v6 ? "]" : "", (unsigned)c->server_port);
+  snprintf(wc->sni, sizeof(wc->sni), "%s", c->sni);
+  if (c->ja3[0]) snprintf(wc->ja3, sizeof(wc->ja3), "%s", c->ja3);
+  if (c->ja4[0]) snprintf(wc->ja4, sizeof(wc->ja4), "%s", c->ja4);
+  wc->tls[0] = c->client_tls;
+  wc->tls[1] = c->upstream_tls;
+  snprintf(wc->version[0], sizeof(wc->version[0]), "%s", c->tls_version);
+  snprintf(wc->cipher[0], sizeof(wc->cipher[0]), "%s", c->cipher);
+  snprintf(wc->alpn[0], sizeof(wc->alpn[0]), "%s", c->alpn);
+  snprintf(wc->version[1], sizeof(wc->version[1]), "%s", c->up_tls_version);
+  snprintf(wc->cipher[1], sizeof(wc->cipher[1]), "%s", c->up_cipher);
+  snprintf(wc->alpn[1], sizeof(wc->alpn[1]), "%s", c->up_alpn);
+}
+
+static web_conn_t *conn_new(uint64_t id, uint64_t start_us) {
+  web_conn_t *wc = calloc(1, sizeof(*wc));
+  if (wc == NULL) return NULL;
+  atomic_init(&wc->refs, 1);
+  atomic_init(&wc->wire_dropped, 0);
+  wc->id = id;
+  wc->start_us = start_us;
+  return wc;
+}
+
+/* The connection's record, made on first use (worker thread). */
+static web_conn_t *conn_get(flt_web_store_t *s, flt_conn_t *c) {
+  web_conn_t *wc;
+  if (s->slot < 0) return NULL;
+  if ((wc = c->fctx[s->slot]) != NULL) return wc;
+  if ((wc = conn_new(c->id, c->start_us ? c->start_us : flt_now_us())) == NULL) return NULL;
+  pthread_mutex_lock(&s->mu);
+  conn_facts(wc, c);
+  pthread_mutex_unlock(&s->mu);
+  c->fctx[s->slot] = wc;
+  return wc;
+}
+
+static void on_conn_open(void *self, flt_conn_t *c) {
+  conn_get(self, c);
+}
+
+static void on_tls_established(void *self, flt_conn_t *c) {
+  flt_web_store_t *s = self;
+  web_conn_t *wc = conn_get(s, c);
+  if (wc == NULL) return;
+  pthread_mutex_lock(&s->mu);
+  conn_facts(wc, c);
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* JA3S of the upstream's ServerHello (lock held). */
+static void conn_ja3s(web_conn_t *wc, const flt_tls_msg_t *m) {
+  flt_tls_hello_t h;
+  flt_strbuf_t str;
+  if (m->leg != 1 || m->sent || m->data == NULL || m->len < 1 ||
+      m->data[0] != FLT_TLS_HS_SERVER_HELLO || flt_tls_hello_parse(m->data, m->len, &h) < 0)
+    return;
+  flt_strbuf_init(&str, FLT_TLS_MAX_JA3);
+  if (flt_tls_ja3s(&h, &str, wc->ja3s) < 0) wc->ja3s[0] = '\0';
+  flt_strbuf_free(&str);
+}
+
+static void on_tls_message(void *self, flt_conn_t *c, flt_leg_t leg, int sent, int content_type,
+                           int version, const uint8_t *data, size_t len) {
+  flt_web_store_t *s = self;
+  web_conn_t *wc = conn_get(s, c);
+  uint8_t *copy = NULL;
+  (void)version;
+
+  if (wc == NULL || wc->n_msgs == FLT_WEB_MAX_MSGS || wc->msg_bytes + len > FLT_WEB_MAX_MSG_BYTES) {
+    if (wc) wc->msgs_dropped++;
+    return;
+  }
+  if (len > 0 && len <= FLT_TLS_MAX_HANDSHAKE && (copy = malloc(len)) != NULL)
+    memcpy(copy, data, len);
+  flt_tls_msg_t m = {.leg = leg == FLT_LEG_UPSTREAM, .sent = sent != 0,
+                     .content_type = content_type, .data = copy, .len = len};
+  pthread_mutex_lock(&s->mu);
+  wc->msgs[wc->n_msgs] = m;
+  wc->msg_bytes += len;
+  wc->n_msgs++;
+  conn_ja3s(wc, &m);
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* Escaped plaintext is made when asked; here the bytes are kept. */
+static char *plain_copy(const uint8_t *p, size_t len, uint16_t *out_len) {
+  size_t n = len < FLT_WEB_WIRE_PLAIN ? len : FLT_WEB_WIRE_PLAIN;
+  char *copy = malloc(n ? n : 1);
+  if (copy) memcpy(copy, p, n);
+  *out_len = (uint16_t)n;
+  return copy;
+}
+
+static web_wire_t *wire_at(web_conn_t *wc, size_t i) {
+  return &wc->wire[i / WEB_WIRE_CHUNK][i % WEB_WIRE_CHUNK];
+}
+
+/* Gives record i+1 (if any) its plaintext, once. */
+static void wire_attach(flt_web_store_t *s, web_conn_t *wc, size_t idx1, const uint8_t *p,
+                        size_t len) {
+  uint16_t n;
+  char *copy, *none = NULL;
+  if (idx1 == 0 || len == 0 || (copy = plain_copy(p, len, &n)) == NULL) return;
+  web_wire_t *r = wire_at(wc, idx1 - 1);
+  pthread_mutex_lock(&s->mu);
+  r->plain_len = n;
+  if (!atomic_compare_exchange_strong(&r->plain, &none, copy)) free(copy);
+  pthread_mutex_unlock(&s->mu);
+}
+
+static void on_wire(void *self, flt_conn_t *c, flt_leg_t leg, int sent, const uint8_t *data,
+                    size_t len) {
+  flt_web_store_t *s = self;
+  web_conn_t *wc = conn_get(s, c);
+  int l = leg == FLT_LEG_UPSTREAM, tls = l ? c->upstream_tls : c->client_tls;
+  uint8_t type = 0;
+  uint16_t ver;
+  size_t body;
+
+  if (wc == NULL || len == 0) return;
+  if (wc->n_wire == FLT_WEB_MAX_WIRE) {
+    atomic_fetch_add_explicit(&wc->wire_dropped, 1, memory_order_relaxed);
+    return;
+  }
+  size_t k = wc->n_wire / WEB_WIRE_CHUNK;
+  if (wc->wire[k] == NULL && (wc->wire[k] = calloc(WEB_WIRE_CHUNK, sizeof(web_wire_t))) == NULL)
+    return;
+  web_wire_t *r = wire_at(wc, wc->n_wire);
+  if (flt_tls_record_header(data, len, &type, &ver, &body) != 1) type = tls ? 23 : 0;
+  r->t_us = flt_now_us() - wc->start_us;
+  r->leg = (uint8_t)l;
+  r->sent = sent != 0;
+  r->kind = type;
+  r->len = (uint32_t)len;
+  r->head_len = (uint8_t)(len < FLT_WEB_WIRE_HEX ? len : FLT_WEB_WIRE_HEX);
+  memcpy(r->head, data, r->head_len);
+  if (type == 0 || !tls) { /* a plain leg: the bytes are the plaintext */
+    uint16_t n;
+    atomic_init(&r->plain, plain_copy(data, len, &n));
+    r->plain_len = n;
+  } else if (sent) { /* forwards what came in on the other leg */
+    int dir = l == 0 ? FLT_DIR_RESPONSE : FLT_DIR_REQUEST;
+    if (wc->last_plain_len[dir]) {
+      uint16_t n;
+      atomic_init(&r->plain, plain_copy(wc->last_plain[dir], wc->last_plain_len[dir], &n));
+      r->plain_len = n;
+      wc->last_plain_len[dir] = 0;
+    }
+  }
+  pthread_mutex_lock(&s->mu);
+  wc->n_wire++;
+  pthread_mutex_unlock(&s->mu);
+  if (tls && type && !sent) wc->pending_plain[l] = wc->n_wire;
+}
+
+static void on_data(void *self, flt_conn_t *c, flt_dir_t dir, const uint8_t *data, size_t len) {
+  flt_web_store_t *s = self;
+  web_conn_t *wc = s->slot >= 0 ? c->fctx[s->slot] : NULL;
+  int l = dir == FLT_DIR_RESPONSE;
+
+  if (wc == NULL || len == 0 || wc->n_wire == 0 || !(l ? c->upstream_tls : c->client_tls)) return;
+  size_t n = len < FLT_WEB_WIRE_PLAIN ? len : FLT_WEB_WIRE_PLAIN;
+  memcpy(wc->last_plain[dir], data, n);
+  wc->last_plain_len[dir] = n;
+  wire_attach(s, wc, wc->pending_plain[l], data, len);
+  wc->pending_plain[l] = 0;
+}
+
+static void on_conn_close(void *self, flt_conn_t *c) {
+  flt_web_store_t *s = self;
+  web_conn_t *wc = s->slot >= 0 ? c->fctx[s->slot] : NULL;
+  if (wc == NULL) return;
+  pthread_mutex_lock(&s->mu);
+  conn_facts(wc, c);
+  pthread_mutex_unlock(&s->mu);
+  c->fctx[s->slot] = NULL;
+  web_conn_unref(wc);
+}
+
+/* ---- flows ------------------------------------------------------------------ */
+
+/* Puts f in the list (its reference), dropping the oldest when full; the
+ * dropped one is returned for the caller to release outside the lock. */
+static web_flow_t *store_insert(flt_web_store_t *s, web_flow_t *f) {
+  web_flow_t *old = NULL;
+  pthread_mutex_lock(&s->mu);
+  if (s->next_id - s->first == s->max) {
+    old = s->ring[s->first % s->max];
+    s->ring[s->first % s->max] = NULL;
+    s->first++;
+    s->dropped++;
+  }
+  f->id = s->next_id++;
+  f->st.seq = ++s->seq;
+  s->ring[f->id % s->max] = f;
+  pthread_mutex_unlock(&s->mu);
+  return old;
+}
+
+static const char *url_path(const char *url) {
+  const char *p = strstr(url, "://");
+  p = p ? strchr(p + 3, '/') : NULL;
+  return p ? p : "/";
+}
+
+static web_flow_t *flow_new(flt_web_store_t *s, flt_flow_t *f, web_conn_t *wc) {
+  web_flow_t *wf = calloc(1, sizeof(*wf));
+  const flt_head_t *req = f->req_sent ? f->req_sent : &f->req;
+  if (wf == NULL) return NULL;
+  atomic_init(&wf->refs, 1);
+  wf->rec = tr_flow_new(s->body_cap);
+  wf->url = strdup(f->url ? f->url : f->req.url ? f->req.url : "");
+  if (wf->rec == NULL || wf->url == NULL || tr_flow_head(wf->rec, FLT_DIR_REQUEST, req) < 0) {
+    web_flow_unref(wf);
+    return NULL;
+  }
+  wf->path = url_path(wf->url);
+  snprintf(wf->scheme, sizeof(wf->scheme), "%s", f->scheme);
+  if (f->conn) wf->snap = *f->conn;
+  memset(wf->snap.fctx, 0, sizeof(wf->snap.fctx));
+  wf->req_flow = *f;
+  memset(wf->req_flow.fctx, 0, sizeof(wf->req_flow.fctx));
+  wf->req_flow.conn = &wf->snap;
+  wf->req_flow.url = wf->url;
+  wf->req_flow.req = wf->rec->msg[0].head;
+  wf->req_flow.has_response = 0;
+  wf->req_flow.req_sent = wf->req_flow.resp_sent = NULL;
+  wf->req_flow.interim = NULL;
+  wf->req_flow.n_interim = 0;
+  wf->req_flow.error = NULL;
+  wf->started_us = f->t_start_us ? f->t_start_us : flt_now_us();
+  if (wc) atomic_fetch_add(&wc->refs, 1);
+  wf->conn = wc;
+  wf->st.status = 0;
+  wf->st.size = wf->st.wire = -1;
+  wf->st.duration = -1;
+  snprintf(wf->st.proto, sizeof(wf->st.proto), "HTTP/%d.%d", f->req.http_major,
+           f->req.http_minor);
+  if (f->conn && f->conn->client_tls)
+    snprintf(wf->st.tls, sizeof(wf->st.tls), "%s", f->conn->tls_version);
+  return wf;
+}
+
+static web_flow_t *flow_of(const flt_web_store_t *s, flt_flow_t *f) {
+  return s->slot >= 0 ? f->fctx[s->slot] : NULL;
+}
+
+static void on_request_head(void *self, flt_flow_t *f) {
+  flt_web_store_t *s = self;
+  web_conn_t *wc = f->conn ? conn_get(s, f->conn) : NULL;
+  web_flow_t *wf;
+
+  if (s->slot < 0) return;
+  if ((wf = flow_new(s, f, wc)) == NULL) {
+    flt_log_error("web: out of memory; flow %llu not shown", (unsigned long long)f->id);
+    return;
+  }
+  atomic_fetch_add(&wf->refs, 1); /* the list's; the worker keeps its own */
+  f->fctx[s->slot] = wf;
+  web_flow_unref(store_insert(s, wf));
+  store_changed(s);
+}
+
+static void on_request_body(void *self, flt_flow_t *f, const uint8_t *data, size_t len) {
+  web_flow_t *wf = flow_of(self, f);
+  if (wf) tr_flow_body(wf->rec, FLT_DIR_REQUEST, data, len);
+}
+
+static void on_response_body(void *self, flt_flow_t *f, const uint8_t *data, size_t len) {
+  web_flow_t *wf = flow_of(self, f);
+  if (wf) tr_flow_body(wf->rec, FLT_DIR_RESPONSE, data, len);
+}
+
+/* Content-Type without parameters, lower-cased. */
+static void media_type(const flt_head_t *h, char *out, size_t size) {
+  const flt_header_t *ct = flt_head_find(h, "Content-Type");
+  size_t n = 0;
+  out[0] = '\0';
+  if (ct == NULL) return;
+  while (n < ct->value_len && ct->value[n] != ';' && n + 1 < size) {
+    char c = ct->value[n];
+    out[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  }
+  while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\t')) n--;
+  out[n] = '\0';
+}
+
+static void on_response_head(void *self, flt_flow_t *f) {
+  flt_web_store_t *s = self;
+  web_flow_t *wf = flow_of(s, f);
+  const flt_header_t *up;
+  char type[96];
+
+  if (wf == NULL) return;
+  tr_flow_head(wf->rec, FLT_DIR_RESPONSE, f->resp_sent ? f->resp_sent : &f->resp);
+  media_type(&f->resp, type, sizeof(type));
+  up = flt_head_find(&f->resp, "Upgrade");
+  pthread_mutex_lock(&s->mu);
+  wf->st.status = f->resp.status;
+  snprintf(wf->st.type, sizeof(wf->st.type), "%s", type);
+  if (f->resp.status == 101 && up && up->value_len == 9 && strncasecmp(up->value, "websocket", 9) == 0)
+    snprintf(wf->st.proto, sizeof(wf->st.proto), "WebSocket");
+  wf->st.seq = ++s->seq;
+  pthread_mutex_unlock(&s->mu);
+  store_changed(s);
+}
+
+/* The response body's decoded size: what was received when it carried no
+ * Content-Encoding, else what decoding gave (cut at body_cap). */
+static int64_t decoded_size(const tr_flow_t *r, const flt_flow_t *f) {
+  if (!f->has_response) return -1;
+  if (r->msg[1].cenc[0] == '\0') return (int64_t)f->resp_body_bytes;
+  return (int64_t)r->msg[1].decoded.len;
+}
+
+static void flow_finish(flt_web_store_t *s, web_flow_t *wf, const flt_flow_t *f, int frozen) {
+  int aborted = f->error && f->conn && f->conn->client_gone_us;
+  int64_t size = frozen ? decoded_size(wf->rec, &wf->rec->flow) : -1;
+  uint64_t end = f->t_end_us ? f->t_end_us : flt_now_us();
+
+  pthread_mutex_lock(&s->mu);
+  wf->st.state = f->error ? (aborted ? WEB_ABORTED : WEB_ERROR) : WEB_DONE;
+  if (f->error) snprintf(wf->st.error, sizeof(wf->st.error), "%s", f->error);
+  wf->st.done = frozen;
+  wf->st.size = size;
+  if (f->has_response)
+    wf->st.wire = (int64_t)(f->resp.head_bytes + f->resp_body_bytes);
+  wf->st.duration = end > wf->started_us ? (double)(end - wf->started_us) / 1000.0 : 0;
+  wf->st.seq = ++s->seq;
+  if (f->conn && wf->conn) conn_facts(wf->conn, f->conn);
+  pthread_mutex_unlock(&s->mu);
+  store_changed(s);
+}
+
+static void on_flow_end(void *self, flt_flow_t *f) {
+  flt_web_store_t *s = self;
+  web_flow_t *wf = flow_of(s, f);
+
+  if (wf == NULL) return;
+  f->fctx[s->slot] = NULL;
+  int frozen = tr_flow_freeze(wf->rec, f) == 0;
+  wf->rec->frozen = frozen ? 1 : -1;
+  flow_finish(s, wf, f, frozen);
+  web_flow_unref(wf);
+}
+
+/* ---- file mode ------------------------------------------------------------------ */
+
+/* A recorded body: already decoded, so kept as it is. */
+static void recorded_body(tr_flow_t *r, flt_dir_t dir, const flt_rec_body_t *b) {
+  r->msg[dir].cenc[0] = '\0';
+  if (b->len) tr_flow_body(r, dir, b->data, b->len);
+  if (b->truncated) r->msg[dir].truncated = 1;
+  if (b->decode_error)
+    snprintf(r->msg[dir].decode_error, sizeof(r->msg[dir].decode_error), "%s", b->decode_error);
+}
+
+int flt_web_store_add_recorded(flt_web_store_t *s, const flt_rec_flow_t *rf) {
+  flt_flow_t f = rf->flow;
+  flt_conn_t c = rf->conn;
+  web_conn_t *wc = conn_new(c.id ? c.id : atomic_fetch_add(&s->next_conn, 1) + 1, c.start_us);
+  web_flow_t *wf;
+
+  if (wc == NULL) return -1;
+  wc->file_mode = 1;
+  conn_facts(wc, &c);
+  f.conn = &c;
+  wf = flow_new(s, &f, wc);
+  web_conn_unref(wc);
+  if (wf == NULL) return -1;
+  recorded_body(wf->rec, FLT_DIR_REQUEST, &rf->body[FLT_DIR_REQUEST]);
+  if (f.has_response) {
+    tr_flow_head(wf->rec, FLT_DIR_RESPONSE, &f.resp);
+    recorded_body(wf->rec, FLT_DIR_RESPONSE, &rf->body[FLT_DIR_RESPONSE]);
+    media_type(&f.resp, wf->st.type, sizeof(wf->st.type));
+    wf->st.status = f.resp.status;
+  }
+  web_flow_unref(store_insert(s, wf));
+  int frozen = tr_flow_freeze(wf->rec, &f) == 0;
+  wf->rec->frozen = frozen ? 1 : -1;
+  flow_finish(s, wf, &f, frozen);
+  return frozen ? 0 : -1;
+}
+
+/* ---- the instance ------------------------------------------------------------------ */
+
+flt_web_store_t *flt_web_store_new(size_t max_flows, size_t body_cap) {
+  flt_web_store_t *s = calloc(1, sizeof(*s));
+  if (s == NULL) return NULL;
+  s->max = max_flows ? max_flows : FLT_WEB_DEFAULT_FLOWS;
+  s->ring = calloc(s->max, sizeof(*s->ring));
+  if (s->ring == NULL) {
+    free(s);
+    return NULL;
+  }
+  s->slot = -1;
+  s->body_cap = body_cap;
+  s->first = s->next_id = 1;
+  atomic_init(&s->watchers, 0);
+  atomic_init(&s->next_conn, 0);
+  pthread_mutex_init(&s->mu, NULL);
+  return s;
+}
+
+void flt_web_store_set_slot(void *self, int slot) {
+  flt_web_store_t *s = self;
+  s->slot = slot >= 0 && slot < FLT_MAX_FILTERS ? slot : -1;
+}
+
+void flt_web_store_set_notify(flt_web_store_t *s, void (*notify)(void *), void *ud) {
+  s->notify = notify;
+  s->notify_ud = ud;
+}
+
+void flt_web_store_watch(flt_web_store_t *s, int delta) {
+  atomic_fetch_add(&s->watchers, delta);
+}
+
+void flt_web_store_free(flt_web_store_t *s) {
+  if (s == NULL) return;
+  for (uint64_t id = s->first; id < s->next_id; id++) web_flow_unref(s->ring[id % s->max]);
+  free(s->ring);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+}
+
+const flt_ops_t flt_web_ops = {
+    .abi_version = FLT_ABI_VERSION,
+    .name = "web",
+    .on_conn_open = on_conn_open,
+    .on_tls_established = on_tls_established,
+    .on_request_head = on_request_head,
+    .on_request_body = on_request_body,
+    .on_response_head = on_response_head,
+    .on_response_body = on_response_body,
+    .on_flow_end = on_flow_end,
+    .on_conn_close = on_conn_close,
+    .on_data = on_data,
+    .on_tls_message = on_tls_message,
+    .on_wire = on_wire,
+};

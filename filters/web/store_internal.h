@@ -1,0 +1,123 @@
+/* store_internal.h — what store.c (the filter and the list) and
+ * store_json.c (the JSON of summaries, details and connections) share.
+ *
+ * Ownership and threads:
+ *  - web_flow_t and web_conn_t are reference-counted (atomics): the list
+ *    holds one reference per kept flow, a flow one on its connection, the
+ *    worker one on a connection until on_conn_close, and a question on the
+ *    web thread one on each flow it looks at outside the lock.
+ *  - A flow's fields marked (immutable) are set before it is published in
+ *    the list and never change; those marked (lock) change under the
+ *    store's mutex. Once `done` was seen under the lock, the record `rec`
+ *    is frozen and read without it.
+ *  - A connection's messages and wire records are append-only arrays of
+ *    fixed capacity: a reader takes their counts under the lock and reads
+ *    the entries before those counts without it. */
+#ifndef TLSPEEK_WEB_STORE_INTERNAL_H
+#define TLSPEEK_WEB_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "filters/filter.h"
+#include "filters/tls/tlsparse.h"
+#include "filters/transcript/transcript_internal.h"
+#include "filters/web/store.h"
+
+enum { WEB_PENDING = 0, WEB_DONE, WEB_ERROR, WEB_ABORTED };
+
+#define WEB_WIRE_CHUNK 25
+#define WEB_WIRE_CHUNKS ((FLT_WEB_MAX_WIRE + WEB_WIRE_CHUNK - 1) / WEB_WIRE_CHUNK)
+
+typedef struct web_wire {
+  uint64_t t_us; /* since the connection opened */
+  uint8_t leg, sent, kind; /* kind: content type of the first record, 0 plain */
+  uint32_t len;
+  uint8_t head[FLT_WEB_WIRE_HEX];
+  uint8_t head_len;
+  _Atomic(char *) plain; /* set once (lock): the plaintext it carried */
+  uint16_t plain_len;
+} web_wire_t;
+
+typedef struct web_conn {
+  atomic_int refs;
+  uint64_t id;
+  uint64_t start_us;
+  int file_mode; /* from a transcript: no messages, no wire */
+  /* (lock) facts of the connection, copied from flt_conn_t as they appear */
+  char client[64], server[300], sni[256];
+  char ja3[33], ja4[48], ja3s[33];
+  char version[2][16], cipher[2][64], alpn[2][32];
+  int tls[2];
+  /* append-only (counts under the lock) */
+  flt_tls_msg_t msgs[FLT_WEB_MAX_MSGS];
+  size_t n_msgs, msg_bytes, msgs_dropped;
+  uint16_t record_version[2][2];
+  web_wire_t *wire[WEB_WIRE_CHUNKS];
+  size_t n_wire;
+  atomic_ullong wire_dropped;
+  /* worker only: the last received record of each leg awaiting its
+   * plaintext (index + 1), and the last plaintext per direction, for the
+   * record that forwards it */
+  size_t pending_plain[2];
+  uint8_t last_plain[2][FLT_WEB_WIRE_PLAIN];
+  size_t last_plain_len[2];
+} web_conn_t;
+
+/* What changes while a flow is shown: copied out under the lock. */
+typedef struct web_state {
+  uint64_t seq;
+  int state, done;
+  int status; /* 0: none yet */
+  char type[96];
+  int64_t size, wire; /* -1: none yet */
+  double duration;    /* ms; < 0: none yet */
+  char proto[16];
+  char tls[16];
+  char error[160];
+} web_state_t;
+
+typedef struct web_flow {
+  atomic_int refs;
+  uint64_t id; /* (immutable) the store's, 1, 2, ... */
+  tr_flow_t *rec; /* fed by the worker; frozen once done */
+  web_conn_t *conn; /* (immutable) a reference */
+  flt_conn_t snap;  /* (immutable) the connection at the request head */
+  flt_flow_t req_flow; /* (immutable) enough of the flow for filters while pending */
+  char scheme[8];
+  char *url;      /* (immutable) */
+  const char *path; /* into url */
+  uint64_t started_us;
+  web_state_t st; /* (lock) */
+} web_flow_t;
+
+struct flt_web_store {
+  int slot;
+  size_t body_cap;
+  size_t max;
+  pthread_mutex_t mu;
+  web_flow_t **ring; /* max entries; the flow with id `first + i` at (first + i) % max */
+  uint64_t first, next_id; /* ids first .. next_id - 1 are kept */
+  uint64_t seq, dropped, cleared;
+  atomic_int watchers;
+  void (*notify)(void *);
+  void *notify_ud;
+  atomic_ullong next_conn; /* file mode connections */
+};
+
+void web_flow_unref(web_flow_t *f);
+void web_conn_unref(web_conn_t *c);
+/* The flow with `id`, with a reference; NULL when not kept. */
+web_flow_t *web_store_get(flt_web_store_t *s, uint64_t id);
+
+/* The flow's (lock) fields, copied under the lock. */
+void web_state_of(flt_web_store_t *s, const web_flow_t *f, web_state_t *st);
+
+/* store_json.c: a flow's SUMMARY (with its state as copied), its DETAIL
+ * (SUMMARY, RECORD and CONN). */
+void web_json_summary(struct tr_jw *w, const char *key, const web_flow_t *f,
+                      const web_state_t *st);
+void web_json_detail(flt_web_store_t *s, struct tr_jw *w, web_flow_t *f);
+
+#endif
