@@ -95,7 +95,8 @@ class Page:
 
     def wait_for(self, expr, message, timeout=15.0, interval=0.1):
         """Polls `expr` until it is truthy and returns its value; fails with
-        `message` (and the last value seen) after `timeout` seconds."""
+        `message` (a string, or a function called then for one) and the last
+        value seen after `timeout` seconds."""
         deadline = time.time() + timeout
         value = None
         while True:
@@ -104,7 +105,8 @@ class Page:
                 return value
             if time.time() >= deadline:
                 raise AssertionError("%s (waited %.0f s for: %s; last value %r)"
-                                     % (message, timeout, expr, value))
+                                     % (message() if callable(message) else message,
+                                        timeout, expr, value))
             time.sleep(interval)
 
     def click(self, selector):
@@ -160,7 +162,8 @@ class Page:
                                             or d.get("text", "")))
             elif ev["method"] == "Log.entryAdded" and ev["params"]["entry"]["level"] == "error":
                 e = ev["params"]["entry"]
-                out.append("console %s: %s" % (e.get("source"), e.get("text")))
+                out.append("console %s: %s%s" % (e.get("source"), e.get("text"),
+                                                  " (%s)" % e["url"] if e.get("url") else ""))
             elif (ev["method"] == "Runtime.consoleAPICalled"
                   and ev["params"]["type"] in ("error", "assert")):
                 out.append("console.error: %s" % ev["params"]["args"])

@@ -302,7 +302,9 @@ function connectEvents() {
   if (state.source) state.source.close();
   state.source = null;
   if (!state.info || state.info.mode !== 'live') return;
-  const es = new EventSource(apiUrl('/api/events', { filter: state.filter }));
+  /* after=SEQ: only what changed since the list was loaded; a reconnection
+   * resumes from the last event's id (Last-Event-ID) on its own. */
+  const es = new EventSource(apiUrl('/api/events', { filter: state.filter, after: state.seq }));
   state.source = es;
   es.addEventListener('open', () => {
     setLive(state.paused ? 'paused' : 'on');
