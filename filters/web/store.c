@@ -355,15 +355,16 @@ static void on_response_head(void *self, flt_flow_t *f) {
 
 /* The response body's decoded size: what was received when it carried no
  * Content-Encoding, else what decoding gave (cut at body_cap). */
-static int64_t decoded_size(const tr_flow_t *r, const flt_flow_t *f) {
+static int64_t decoded_size(const tr_flow_t *r, const flt_flow_t *f, int recorded) {
   if (!f->has_response) return -1;
-  if (r->msg[1].cenc[0] == '\0') return (int64_t)f->resp_body_bytes;
+  /* A transcript's body is recorded decoded already (bodySize is the wire's). */
+  if (r->msg[1].cenc[0] == '\0' && !recorded) return (int64_t)f->resp_body_bytes;
   return (int64_t)r->msg[1].decoded.len;
 }
 
 static void flow_finish(flt_web_store_t *s, web_flow_t *wf, const flt_flow_t *f, int frozen) {
   int aborted = f->error && f->conn && f->conn->client_gone_us;
-  int64_t size = frozen ? decoded_size(wf->rec, &wf->rec->flow) : -1;
+  int64_t size = frozen ? decoded_size(wf->rec, &wf->rec->flow, wf->conn && wf->conn->file_mode) : -1;
   uint64_t end = f->t_end_us ? f->t_end_us : flt_now_us();
 
   pthread_mutex_lock(&s->mu);

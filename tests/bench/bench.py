@@ -4,7 +4,7 @@ mitmdump doing the same job, and next to the upstream served directly, all
 measured in one run on this machine.
 
   make bench        every peer, 10 s per measurement (about 9-11 minutes)
-  make bench-quick  tlspeek -q and direct only, 3 s per measurement (about 1 minute)
+  make bench-quick  tlspeek -q, tlspeek -q --web and direct only, 3 s per measurement
   bench.py --bin ./tlspeek --hsload build/bench/hsload [--quick] [--seconds N]
            [--only slug,slug] [--idle N]
 
@@ -22,7 +22,9 @@ Setup (everything on 127.0.0.1; every load is bounded in time):
             --pcap and --keylog; -q with each of those four alone (keep-alive
             and bulk only, measured for half the time, at least 2 s); -q
             --leaf-key rsa2048 (like for like with the peers' certificates:
-            tlspeek's default leaf is P-256).
+            tlspeek's default leaf is P-256); -q --web with no browser
+            connected (row tlspeek-web, keep-alive and bulk, like a sink:
+            the flow store on, the page's server idle).
             "direct" is the same clients straight to nginx: one TLS leg, the
             upper limit.
 
@@ -147,6 +149,10 @@ def make_peers(env, quick, only):
         P.Sslsplit(env, content_log=True),
         P.Mitmdump(env),
         P.Tlspeek(env, "tlspeek", "tlspeek -q (defaults: P-256 leaf, a thread per core)", ["-q"]),
+        # The flow browser on, no page connected: what --web costs when nobody looks.
+        P.Tlspeek(env, "tlspeek-web", "tlspeek -q --web (no browser connected)",
+                  ["-q", "--web", "127.0.0.1:%d" % free_port()], scenarios=("keepalive", "bulk"),
+                  seconds=sink_seconds(env.seconds)),
         P.Tlspeek(env, "tlspeek-d1", "tlspeek, console detail 1 → file", [], console_file=True),
         P.Tlspeek(env, "tlspeek-tx", "tlspeek -q --har --jsonl --pcap --keylog", ["-q"],
                   sinks=SINKS),
@@ -167,7 +173,7 @@ def make_peers(env, quick, only):
     if only:
         return [p for p in every if p.slug in only]
     if quick:
-        return [p for p in every if p.slug in ("direct", "tlspeek")]
+        return [p for p in every if p.slug in ("direct", "tlspeek", "tlspeek-web")]
     return every
 
 
@@ -412,7 +418,7 @@ def transcript_table(peers, results):
     """Each transcript sink alone, all four, and sslsplit's content log, next to tlspeek -q:
     keep-alive CPU per request and bulk MB/s, with the ratios the targets use."""
     slugs = [p.slug for p in peers]
-    rows = [s for s in TX_SLUGS + ["sslsplit-content"] if s in slugs]
+    rows = [s for s in TX_SLUGS + ["tlspeek-web", "sslsplit-content"] if s in slugs]
     if not rows or "tlspeek" not in slugs:
         return []
     label = {p.slug: p.label for p in peers}
@@ -498,6 +504,9 @@ def targets_table(results):
     ratio("Recording, all four transcripts: keep-alive CPU per 1k req ≤ 1.0× sslsplit's "
           "(content log)", ("tlspeek-tx", "keepalive"), ("sslsplit-content", "keepalive"),
           "cpu_ms_per_1k", 1.0, True)
+    ratio("Flow browser, --web with no browser connected: keep-alive CPU per 1k req ≤ 1.1× "
+          "tlspeek -q's", ("tlspeek-web", "keepalive"), ("tlspeek", "keepalive"),
+          "cpu_ms_per_1k", 1.1, True)
     ratio("Bulk, all transcripts on: ≥ 0.8× tlspeek's own bulk without them",
           ("tlspeek-tx", "bulk"), ("tlspeek", "bulk"), "mbps", 0.8, False)
     ratio("Memory: RSS per idle intercepted connection ≤ 1.1× haproxy's",
@@ -557,11 +566,11 @@ def main():
     ap.add_argument("--hsload", default=os.path.join(HERE, "..", "..", "build", "bench", "hsload"),
                     help="the full-handshake load generator (make bench builds it; default "
                     "build/bench/hsload)")
-    ap.add_argument("--quick", action="store_true", help="tlspeek -q and direct only, 3 s each")
+    ap.add_argument("--quick", action="store_true", help="tlspeek -q, tlspeek -q --web and direct only, 3 s each")
     ap.add_argument("--seconds", type=int, help="seconds per measurement (default 10; quick 3)")
     ap.add_argument("--only", help="comma-separated peer slugs (direct, haproxy, "
                     "sslsplit-connect, sslsplit-content, mitmdump, tlspeek, tlspeek-d1, "
-                    "tlspeek-tx, tlspeek-har, tlspeek-jsonl, tlspeek-pcap, tlspeek-keylog, tlspeek-rsa, "
+                    "tlspeek-web, tlspeek-tx, tlspeek-har, tlspeek-jsonl, tlspeek-pcap, tlspeek-keylog, tlspeek-rsa, "
                     "tlspeek-t1, tlspeek-t2)")
     ap.add_argument("--idle", type=int, default=IDLE_CONNS, help="idle connections held")
     args = ap.parse_args()
