@@ -974,15 +974,23 @@ function renderWire(pane, d) {
     tr.appendChild(el('td', null, w.leg));
     const dir = w.leg === 'client' ? (w.dir === 'in' ? 'client → tlspeek' : 'tlspeek → client')
                                    : (w.dir === 'out' ? 'tlspeek → server' : 'server → tlspeek');
-    tr.appendChild(el('td', null, dir));
+    tr.appendChild(el('td', 'dir', dir));
     tr.appendChild(el('td', 'kind', w.kind));
     tr.appendChild(el('td', 'num', w.len));
     tr.appendChild(el('td', null)).appendChild(el('pre', 'hex', spacedHex(w.hex)));
     const plain = el('td', null);
     if (w.plain === null || w.plain === undefined) {
-      plain.appendChild(el('span', 'muted', w.kind === 'ApplicationData' ? '(none kept)' : ''));
+      const none = el('span', 'muted', '—');
+      none.title = 'no plaintext recorded for these bytes (in TLS 1.3 the first ' +
+                   'application_data records carry the encrypted rest of the handshake)';
+      plain.appendChild(none);
     } else {
-      plain.appendChild(el('pre', 'plain', w.plain));
+      /* CR LF escapes as a visible mark and a real line end; long ones folded
+       * to a few lines until clicked */
+      const text = w.plain.replace(/\\x0d\\x0a/g, '\u21b5\n').replace(/\\x0a/g, '\u21b5\n');
+      const pre = el('pre', 'plain' + (text.length > 240 ? ' clamp' : ''), text);
+      pre.addEventListener('click', () => pre.classList.toggle('clamp'));
+      plain.appendChild(pre);
     }
     tr.appendChild(plain);
     t.appendChild(tr);
