@@ -23,7 +23,7 @@ import uuid
 import pytest
 
 from cdp import Browser
-from conftest import Proxy, clean_env, curl, free_port, require_program
+from conftest import BIN, Proxy, clean_env, curl, free_port, require_program
 import upstream_server
 
 START_LINE = re.compile(r"tlspeek: web: (http://127\.0\.0\.1:(\d+)/\?token=([0-9a-f]{32}))")
@@ -35,6 +35,18 @@ ROW_JS = """(needle) => [...document.querySelectorAll('#viewport .row[data-id]')
     .find(r => r.querySelector('.c-path').textContent.includes(needle))"""
 
 
+def wait_start_line(read_stderr):
+    """(url, port, token) from the 'tlspeek: web: URL' line tlspeek prints."""
+    deadline = time.time() + 15
+    while True:
+        m = START_LINE.search(read_stderr())
+        if m:
+            return m.group(1), int(m.group(2)), m.group(3)
+        if time.time() > deadline:
+            raise AssertionError("no 'tlspeek: web: URL' line on stderr:\n" + read_stderr()[-3000:])
+        time.sleep(0.05)
+
+
 class Web:
     """tlspeek with --web, a Chromium tab on its page, and helpers to read it."""
 
@@ -43,14 +55,7 @@ class Web:
         self.upstream = upstream
         self.shots = shots
         self.proxy = Proxy(pki, ["--web", "127.0.0.1:%d" % free_port()])
-        deadline = time.time() + 15
-        while not START_LINE.search(self.proxy.stderr()):
-            if time.time() > deadline:
-                raise AssertionError("no 'tlspeek: web: URL' line on stderr:\n" +
-                                     self.proxy.stderr()[-3000:])
-            time.sleep(0.05)
-        m = START_LINE.search(self.proxy.stderr())
-        self.url, self.port, self.token = m.group(1), int(m.group(2)), m.group(3)
+        self.url, self.port, self.token = wait_start_line(self.proxy.stderr)
         self.base = "http://127.0.0.1:%d" % self.port
         self.browser = Browser(require_program("chromium"), width=1280, height=1000,
                                env=clean_env())
@@ -406,3 +411,82 @@ def test_api_needs_the_token(web):
         assert r.status == 200
         csp = r.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "default-src 'none'" in csp, csp
+
+
+def test_dropped_flows_are_noted(web, pki):
+    """With --web-flows 3, the page keeps three rows and says how many went."""
+    proxy = Proxy(pki, ["--web", "127.0.0.1:%d" % free_port(), "--web-flows", "3"])
+    page = web.browser.new_page()
+    try:
+        url, _, _ = wait_start_line(proxy.stderr)
+        page.goto(url)
+        page.wait_for("document.getElementById('live').classList.contains('on')",
+                      "the page did not connect to the event stream")
+        t = tag()
+        for i in range(5):
+            r = curl("-x", proxy.url, "--cacert", pki.proxy_ca, web.origin("/text?id=%s-%d" % (t, i)))
+            assert r.returncode == 0, r.stderr
+        page.wait_for("document.querySelectorAll('#viewport .row[data-id]:not([hidden])').length"
+                      " === 3 && document.body.textContent.includes(%s)" % json.dumps(t + "-4"),
+                      "the list did not end with the last 3 flows")
+        note = page.wait_for("(() => { const n = document.getElementById('dropped-note');"
+                             " return !n.hidden && n.textContent; })()",
+                             "no note that older flows were dropped")
+        assert note.startswith("2 older flows were dropped"), note
+        paths = page.eval("[...document.querySelectorAll('#viewport .row[data-id]:not([hidden])"
+                          " .c-path')].map(e => e.textContent)")
+        assert paths == ["/text?id=%s-%d" % (t, i) for i in (2, 3, 4)], paths
+        assert not page.problems(), page.problems()
+    finally:
+        page.conn.close()
+        assert proxy.stop() in (0, -9), proxy.stderr()[-3000:]
+
+
+def test_file_mode_shows_a_transcript(web, pki, tmp_path):
+    """tlspeek web FILE.jsonl: the same page, no live dot, no resend, and
+    what the transcript does not hold said so."""
+    jsonl = str(tmp_path / "t.jsonl")
+    proxy = Proxy(pki, ["--jsonl", jsonl])
+    t = tag()
+    for path in ("/json", "/gzip"):
+        r = curl("-x", proxy.url, "--cacert", pki.proxy_ca, web.origin("%s?id=%s" % (path, t)))
+        assert r.returncode == 0, r.stderr
+    assert proxy.stop() == 0
+    err_path = str(tmp_path / "web.stderr")
+    with open(err_path, "wb") as err:
+        server = subprocess.Popen([BIN, "web", "--web",
+                                   "127.0.0.1:%d" % free_port(), jsonl],
+                                  stdout=subprocess.DEVNULL, stderr=err)
+    page = web.browser.new_page()
+    try:
+        url, _, _ = wait_start_line(lambda: open(err_path).read())
+        page.goto(url)
+        page.wait_for("document.querySelectorAll('#viewport .row[data-id]:not([hidden])').length"
+                      " === 2", "the transcript's 2 flows are not listed")
+        assert page.eval("document.getElementById('live').offsetParent === null"), \
+            "file mode shows a live dot"
+        assert "transcript" in page.text("#source"), page.text("#source")
+        rid = page.eval("[...document.querySelectorAll('#viewport .row[data-id]')].find(r =>"
+                        " r.textContent.includes('/gzip')).dataset.id")
+        page.click("#viewport .row[data-id='%s']" % rid)
+        page.wait_for("document.getElementById('detail-title').textContent.includes('/gzip')",
+                      "clicking a transcript's flow showed no detail")
+        assert page.eval("document.getElementById('act-resend').disabled"), "resend is enabled"
+        page.click(".tab[data-tab=body]")
+        page.wait_for("(document.querySelector('#pane-body pre.code') || {}).textContent === %s"
+                      % json.dumps(upstream_server.TEXT.decode()),
+                      "the transcript's gzip body is not shown decoded")
+        page.click(".tab[data-tab=tls]")
+        page.wait_for("document.getElementById('pane-tls').textContent"
+                      ".includes('not recorded in this transcript')",
+                      "the TLS tab does not say the handshakes were not recorded")
+        assert "TLSv1.3" in page.text("#pane-tls"), page.text("#pane-tls")
+        page.click(".tab[data-tab=wire]")
+        page.wait_for("document.getElementById('pane-wire').textContent"
+                      ".includes('not recorded in this transcript')",
+                      "the Wire tab does not say the records were not recorded")
+        assert not [p for p in page.problems() if "favicon.ico" not in p], page.problems()
+    finally:
+        page.conn.close()
+        server.terminate()
+        server.wait(timeout=15)
