@@ -83,6 +83,11 @@ class Page:
         self.wait_for("document.readyState === 'complete'", "page %s did not load" % url,
                       timeout=timeout)
 
+    def bring_to_front(self):
+        """Makes it the active tab: Chromium runs requestAnimationFrame
+        callbacks only for the tab in front."""
+        self.conn.call("Page.bringToFront")
+
     def eval(self, expr):
         """The value of a JavaScript expression (promises awaited)."""
         r = self.conn.call("Runtime.evaluate", expression=expr, returnByValue=True,

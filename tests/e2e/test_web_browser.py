@@ -88,6 +88,7 @@ class Web:
     def fresh(self):
         """The page, loaded anew, over an empty flow list."""
         p = self.page
+        p.bring_to_front()  # a background tab gets no animation frames
         p.goto(self.url)
         p.wait_for("document.getElementById('live').classList.contains('on')",
                    "the page did not connect to the event stream (live dot not on)")
@@ -490,3 +491,25 @@ def test_file_mode_shows_a_transcript(web, pki, tmp_path):
         page.conn.close()
         server.terminate()
         server.wait(timeout=15)
+
+
+def test_thousands_of_rows_keep_a_small_dom(web):
+    """The list is virtualised: with 10,000 flows only the rows in view (and a
+    few around them) are elements; scrolling to the end shows the last flow."""
+    p = web.fresh()
+    t = tag()
+    n = 10000
+    r = web.get("/empty?id=%s-[1-%d]" % (t, n), "-o", "/dev/null", timeout=300)
+    assert r.returncode == 0, r.stderr
+    p.wait_for("document.getElementById('count').textContent.startsWith('%d flows')" % n,
+               lambda: "the list does not count %d flows: %r" % (n, p.text("#count")), timeout=60)
+    rows = p.eval("document.querySelectorAll('#viewport .row').length")
+    assert rows < 100, "%d row elements for %d flows: the list is not virtualised" % (rows, n)
+    for top, path in (("v.scrollHeight", "/empty?id=%s-%d" % (t, n)), ("0", "/empty?id=%s-1" % t)):
+        # Scrolls (again at each poll: rows may still be arriving) and looks for the row.
+        p.wait_for("(() => { const v = document.getElementById('viewport'); v.scrollTop = %s;"
+                   " return [...v.querySelectorAll('.row[data-id]:not([hidden]) .c-path')]"
+                   ".some(e => e.textContent === %s); })()" % (top, json.dumps(path)),
+                   lambda: "scrolling to %s does not show its row; rows: %s" % (
+                       path, web.rows_text()[:3]))
+    assert p.eval("document.querySelectorAll('#viewport .row').length") < 100
