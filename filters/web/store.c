@@ -26,7 +26,6 @@ void web_flow_unref(web_flow_t *f) {
   if (f == NULL || atomic_fetch_sub(&f->refs, 1) > 1) return;
   tr_flow_release(f->rec);
   web_conn_unref(f->conn);
-  free(f->url);
   free(f);
 }
 
@@ -37,26 +36,55 @@ static void store_changed(flt_web_store_t *s) {
 
 /* ---- connections ------------------------------------------------------------ */
 
+/* Copies a NUL-terminated field (cut to the destination). */
+#define FACT(dst, src)                                 \
+  do {                                                 \
+    size_t n_ = strnlen((src), sizeof(dst) - 1);       \
+    memcpy((dst), (src), n_);                          \
+    (dst)[n_] = '\0';                                  \
+  } while (0)
+
 /* Facts of the connection that appear as it goes (lock held). */
 static void conn_facts(web_conn_t *wc, const flt_conn_t *c) {
   int v6 = strchr(c->server_host, ':') != NULL;
-  snprintf(wc->client, sizeof(wc->client), "%s", c->client);
+  FACT(wc->client, c->client);
+  FACT(wc->server_host, c->server_host);
+  wc->server_port = c->server_port;
   if (c->server_addr[0])
-    snprintf(wc->server, sizeof(wc->server), "%s", c->server_addr);
+    FACT(wc->server, c->server_addr);
   else
     snprintf(wc->server, sizeof(wc->server), "%s%s%s:%u", v6 ? "[" : "", c->server_host,
              v6 ? "]" : "", (unsigned)c->server_port);
-  snprintf(wc->sni, sizeof(wc->sni), "%s", c->sni);
-  if (c->ja3[0]) snprintf(wc->ja3, sizeof(wc->ja3), "%s", c->ja3);
-  if (c->ja4[0]) snprintf(wc->ja4, sizeof(wc->ja4), "%s", c->ja4);
+  FACT(wc->sni, c->sni);
+  if (c->ja3[0]) FACT(wc->ja3, c->ja3);
+  if (c->ja4[0]) FACT(wc->ja4, c->ja4);
   wc->tls[0] = c->client_tls;
   wc->tls[1] = c->upstream_tls;
-  snprintf(wc->version[0], sizeof(wc->version[0]), "%s", c->tls_version);
-  snprintf(wc->cipher[0], sizeof(wc->cipher[0]), "%s", c->cipher);
-  snprintf(wc->alpn[0], sizeof(wc->alpn[0]), "%s", c->alpn);
-  snprintf(wc->version[1], sizeof(wc->version[1]), "%s", c->up_tls_version);
-  snprintf(wc->cipher[1], sizeof(wc->cipher[1]), "%s", c->up_cipher);
-  snprintf(wc->alpn[1], sizeof(wc->alpn[1]), "%s", c->up_alpn);
+  FACT(wc->version[0], c->tls_version);
+  FACT(wc->cipher[0], c->cipher);
+  FACT(wc->alpn[0], c->alpn);
+  FACT(wc->version[1], c->up_tls_version);
+  FACT(wc->cipher[1], c->up_cipher);
+  FACT(wc->alpn[1], c->up_alpn);
+}
+
+void web_conn_for_expr(flt_web_store_t *s, const web_conn_t *wc, flt_conn_t *c) {
+  memset(c, 0, sizeof(*c));
+  if (wc == NULL) return;
+  pthread_mutex_lock(&s->mu);
+  c->id = wc->id;
+  FACT(c->client, wc->client);
+  FACT(c->server_host, wc->server_host);
+  c->server_port = wc->server_port;
+  FACT(c->sni, wc->sni);
+  FACT(c->ja3, wc->ja3);
+  FACT(c->ja4, wc->ja4);
+  c->client_tls = wc->tls[0];
+  c->upstream_tls = wc->tls[1];
+  c->kind = wc->tls[0] ? FLT_CONN_HTTPS : FLT_CONN_HTTP;
+  FACT(c->tls_version, wc->version[0]);
+  FACT(c->alpn, wc->alpn[0]);
+  pthread_mutex_unlock(&s->mu);
 }
 
 static web_conn_t *conn_new(uint64_t id, uint64_t start_us) {
@@ -206,7 +234,9 @@ static void on_data(void *self, flt_conn_t *c, flt_dir_t dir, const uint8_t *dat
   web_conn_t *wc = s->slot >= 0 ? c->fctx[s->slot] : NULL;
   int l = dir == FLT_DIR_RESPONSE;
 
-  if (wc == NULL || len == 0 || wc->n_wire == 0 || !(l ? c->upstream_tls : c->client_tls)) return;
+  if (wc == NULL || len == 0 || wc->n_wire == 0 || wc->n_wire == FLT_WEB_MAX_WIRE ||
+      !(l ? c->upstream_tls : c->client_tls))
+    return;
   size_t n = len < FLT_WEB_WIRE_PLAIN ? len : FLT_WEB_WIRE_PLAIN;
   memcpy(wc->last_plain[dir], data, n);
   wc->last_plain_len[dir] = n;
@@ -251,31 +281,30 @@ static const char *url_path(const char *url) {
   return p ? p : "/";
 }
 
+/* One allocation holds the flow and its URL and host strings. */
 static web_flow_t *flow_new(flt_web_store_t *s, flt_flow_t *f, web_conn_t *wc) {
-  web_flow_t *wf = calloc(1, sizeof(*wf));
   const flt_head_t *req = f->req_sent ? f->req_sent : &f->req;
+  const char *url = f->url ? f->url : f->req.url ? f->req.url : "";
+  const char *host = f->conn ? f->conn->server_host : "";
+  size_t ul = strlen(url), hl = strnlen(host, sizeof(f->conn->server_host));
+  web_flow_t *wf = malloc(sizeof(*wf) + ul + hl + 2);
+
   if (wf == NULL) return NULL;
+  memset(wf, 0, sizeof(*wf));
   atomic_init(&wf->refs, 1);
+  wf->url = memcpy(wf->strings, url, ul + 1);
+  wf->host = memcpy(wf->strings + ul + 1, host, hl);
+  wf->host[hl] = '\0';
   wf->rec = tr_flow_new(s->body_cap);
-  wf->url = strdup(f->url ? f->url : f->req.url ? f->req.url : "");
-  if (wf->rec == NULL || wf->url == NULL || tr_flow_head(wf->rec, FLT_DIR_REQUEST, req) < 0) {
+  if (wf->rec == NULL || tr_flow_head(wf->rec, FLT_DIR_REQUEST, req) < 0) {
     web_flow_unref(wf);
     return NULL;
   }
   wf->path = url_path(wf->url);
-  snprintf(wf->scheme, sizeof(wf->scheme), "%s", f->scheme);
-  if (f->conn) wf->snap = *f->conn;
-  memset(wf->snap.fctx, 0, sizeof(wf->snap.fctx));
-  wf->req_flow = *f;
-  memset(wf->req_flow.fctx, 0, sizeof(wf->req_flow.fctx));
-  wf->req_flow.conn = &wf->snap;
-  wf->req_flow.url = wf->url;
-  wf->req_flow.req = wf->rec->msg[0].head;
-  wf->req_flow.has_response = 0;
-  wf->req_flow.req_sent = wf->req_flow.resp_sent = NULL;
-  wf->req_flow.interim = NULL;
-  wf->req_flow.n_interim = 0;
-  wf->req_flow.error = NULL;
+  memcpy(wf->scheme, f->scheme, sizeof(wf->scheme));
+  wf->scheme[sizeof(wf->scheme) - 1] = '\0';
+  wf->core_id = f->id;
+  wf->port = f->conn ? f->conn->server_port : 0;
   wf->started_us = f->t_start_us ? f->t_start_us : flt_now_us();
   if (wc) atomic_fetch_add(&wc->refs, 1);
   wf->conn = wc;
@@ -376,7 +405,11 @@ static void flow_finish(flt_web_store_t *s, web_flow_t *wf, const flt_flow_t *f,
     wf->st.wire = (int64_t)(f->resp.head_bytes + f->resp_body_bytes);
   wf->st.duration = end > wf->started_us ? (double)(end - wf->started_us) / 1000.0 : 0;
   wf->st.seq = ++s->seq;
-  if (f->conn && wf->conn) conn_facts(wf->conn, f->conn);
+  /* The upstream's address and TLS are known after the first request. */
+  if (f->conn && wf->conn && !wf->conn->facts_seen) {
+    conn_facts(wf->conn, f->conn);
+    wf->conn->facts_seen = 1;
+  }
   pthread_mutex_unlock(&s->mu);
   store_changed(s);
 }

@@ -47,6 +47,8 @@ typedef struct web_conn {
   int file_mode; /* from a transcript: no messages, no wire */
   /* (lock) facts of the connection, copied from flt_conn_t as they appear */
   char client[64], server[300], sni[256];
+  char server_host[256];
+  uint16_t server_port;
   char ja3[33], ja4[48], ja3s[33];
   char version[2][16], cipher[2][64], alpn[2][32];
   int tls[2];
@@ -60,6 +62,7 @@ typedef struct web_conn {
   /* worker only: the last received record of each leg awaiting its
    * plaintext (index + 1), and the last plaintext per direction, for the
    * record that forwards it */
+  int facts_seen; /* a flow end copied the facts after the first request */
   size_t pending_plain[2];
   uint8_t last_plain[2][FLT_WEB_WIRE_PLAIN];
   size_t last_plain_len[2];
@@ -83,13 +86,19 @@ typedef struct web_flow {
   uint64_t id; /* (immutable) the store's, 1, 2, ... */
   tr_flow_t *rec; /* fed by the worker; frozen once done */
   web_conn_t *conn; /* (immutable) a reference */
-  flt_conn_t snap;  /* (immutable) the connection at the request head */
-  flt_flow_t req_flow; /* (immutable) enough of the flow for filters while pending */
+  /* (immutable) what a pending flow is shown and filtered by; the request
+   * head is rec->msg[0].head, copied before the flow is published. A flow
+   * kept for the page is small on purpose: 10,000 of them are recycled
+   * cold, and each byte written per flow costs the workers. */
+  uint64_t core_id;
+  char *host; /* in strings[] */
+  uint16_t port;
   char scheme[8];
-  char *url;      /* (immutable) */
+  char *url;      /* (immutable), in strings[] */
   const char *path; /* into url */
   uint64_t started_us;
   web_state_t st; /* (lock) */
+  char strings[]; /* url, then host */
 } web_flow_t;
 
 struct flt_web_store {
@@ -110,6 +119,10 @@ void web_flow_unref(web_flow_t *f);
 void web_conn_unref(web_conn_t *c);
 /* The flow with `id`, with a reference; NULL when not kept. */
 web_flow_t *web_store_get(flt_web_store_t *s, uint64_t id);
+
+/* The connection of a pending flow as expressions read it (its facts,
+ * copied under the lock into *c; the rest zero). */
+void web_conn_for_expr(flt_web_store_t *s, const web_conn_t *wc, flt_conn_t *c);
 
 /* The flow's (lock) fields, copied under the lock. */
 void web_state_of(flt_web_store_t *s, const web_flow_t *f, web_state_t *st);

@@ -18,15 +18,14 @@ static void num_or_null(tr_jw_t *w, const char *key, double v, int present) {
 }
 
 void web_json_summary(tr_jw_t *w, const char *key, const web_flow_t *f, const web_state_t *st) {
-  const flt_conn_t *c = &f->snap;
   tr_jw_open(w, key, '{');
   tr_jw_num(w, "id", (double)f->id);
   tr_jw_num(w, "seq", (double)st->seq);
-  tr_jw_num(w, "conn", (double)(f->conn ? f->conn->id : c->id));
-  tr_jw_str(w, "method", f->req_flow.req.method);
+  tr_jw_num(w, "conn", (double)(f->conn ? f->conn->id : 0));
+  tr_jw_str(w, "method", f->rec->msg[0].head.method);
   tr_jw_str(w, "scheme", f->scheme);
-  tr_jw_str(w, "host", c->server_host);
-  tr_jw_num(w, "port", c->server_port);
+  tr_jw_str(w, "host", f->host);
+  tr_jw_num(w, "port", f->port);
   tr_jw_str(w, "path", f->path);
   tr_jw_str(w, "url", f->url);
   tr_jw_str(w, "state", state_names[st->state]);
@@ -43,16 +42,16 @@ void web_json_summary(tr_jw_t *w, const char *key, const web_flow_t *f, const we
 }
 
 /* What is known of a flow still in flight: its request head. */
-static void pending_record(tr_jw_t *w, const web_flow_t *f) {
-  const flt_head_t *h = &f->req_flow.req;
+static void pending_record(tr_jw_t *w, const web_flow_t *f, const char *client) {
+  const flt_head_t *h = &f->rec->msg[0].head;
   char ver[16], iso[TR_ISO_LEN];
 
   tr_http_version(h, ver, sizeof(ver));
   tr_iso_time(f->started_us, iso, sizeof(iso));
   tr_jw_open(w, "record", '{');
-  tr_jw_num(w, "id", (double)f->req_flow.id);
-  tr_jw_num(w, "conn", (double)f->snap.id);
-  tr_jw_str(w, "client", f->snap.client);
+  tr_jw_num(w, "id", (double)f->core_id);
+  tr_jw_num(w, "conn", (double)(f->conn ? f->conn->id : 0));
+  tr_jw_str(w, "client", client);
   tr_jw_str(w, "started", iso);
   tr_jw_str(w, "url", f->url);
   tr_jw_str(w, "method", h->method);
@@ -263,15 +262,18 @@ static void json_conn(flt_web_store_t *s, tr_jw_t *w, const web_conn_t *c) {
 
 void web_json_detail(flt_web_store_t *s, tr_jw_t *w, web_flow_t *f) {
   web_state_t st;
+  flt_conn_t facts;
   const tr_body_t *bodies;
 
   web_state_of(s, f, &st);
+  web_conn_for_expr(s, f->conn, &facts);
+  const char *client = facts.client;
   tr_jw_open(w, NULL, '{');
   web_json_summary(w, "summary", f, &st);
   if (st.done && tr_flow_bodies(f->rec, &bodies) == 0)
     tr_jsonl_object(w, "record", f->rec, bodies);
   else
-    pending_record(w, f);
+    pending_record(w, f, client);
   json_conn(s, w, f->conn);
   tr_jw_close(w, '}');
 }

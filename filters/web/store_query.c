@@ -61,10 +61,26 @@ static snap_t *take_changed(flt_web_store_t *s, uint64_t after, size_t *n, uint6
   return v;
 }
 
-static int flow_matches(const flt_expr_t *e, const web_flow_t *f, const web_state_t *st) {
+/* A pending flow as expressions see it: its request head and connection. */
+static int pending_matches(flt_web_store_t *s, const flt_expr_t *e, const web_flow_t *f) {
   flt_expr_bodies_t none = {NULL, 0, NULL, 0};
+  flt_conn_t c;
+  flt_flow_t fl;
+  web_conn_for_expr(s, f->conn, &c);
+  memset(&fl, 0, sizeof(fl));
+  fl.id = f->core_id;
+  fl.conn = &c;
+  memcpy(fl.scheme, f->scheme, sizeof(fl.scheme));
+  fl.url = f->url;
+  fl.req = f->rec->msg[0].head;
+  fl.t_start_us = f->started_us;
+  return flt_expr_match_flow(e, &fl, &none);
+}
+
+static int flow_matches(flt_web_store_t *s, const flt_expr_t *e, const web_flow_t *f,
+                        const web_state_t *st) {
   if (e == NULL) return 1;
-  if (!st->done) return flt_expr_match_flow(e, &f->req_flow, &none);
+  if (!st->done) return pending_matches(s, e, f);
   const tr_flow_t *r = f->rec;
   flt_expr_bodies_t b = {(const uint8_t *)r->msg[0].decoded.data, r->msg[0].decoded.len,
                          (const uint8_t *)r->msg[1].decoded.data, r->msg[1].decoded.len};
@@ -78,7 +94,7 @@ long flt_web_store_summaries(flt_web_store_t *s, tr_jw_t *w, const flt_expr_t *f
   snap_t *v = take_changed(s, after, &n, last_seq);
 
   for (size_t i = 0; i < n; i++) {
-    if (flow_matches(filter, v[i].f, &v[i].st)) {
+    if (flow_matches(s, filter, v[i].f, &v[i].st)) {
       web_json_summary(w, NULL, v[i].f, &v[i].st);
       written++;
     }
@@ -153,7 +169,7 @@ void flt_web_request_free(flt_web_request_t *r) {
 /* The head as the client sent it: the received copy when an action changed it. */
 static const flt_head_t *client_head(const tr_flow_t *r, const web_flow_t *f, int done) {
   if (done && r->has_received[0]) return &r->received[0];
-  return done ? &r->flow.req : &f->req_flow.req;
+  return done ? &r->flow.req : &f->rec->msg[0].head;
 }
 
 static int copy_request(const web_flow_t *f, const web_state_t *st, flt_web_request_t *out) {
@@ -174,7 +190,7 @@ static int copy_request(const web_flow_t *f, const web_state_t *st, flt_web_requ
   }
   out->complete = 1;
   if (!st->done) {
-    out->complete = f->req_flow.req_body_bytes == 0;
+    out->complete = 0; /* its body is still arriving */
     return 0;
   }
   out->has_body = r->flow.req_body_bytes > 0;

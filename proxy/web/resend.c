@@ -7,6 +7,7 @@
  * http:// URLs go to the proxy in absolute form; https:// ones through a
  * CONNECT tunnel and TLS with SNI. The TLS peer is tlspeek itself, whose
  * certificate is checked against its own CA when that file is known. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -233,8 +234,14 @@ static SSL *tls_start(px_web_resend_job_t *j, int fd, SSL_CTX **ctx) {
     SSL_CTX_set_verify(*ctx, SSL_VERIFY_PEER, NULL);
   if ((ssl = SSL_new(*ctx)) == NULL) return NULL;
   SSL_set_fd(ssl, fd);
-  SSL_set_tlsext_host_name(ssl, j->host);
-  SSL_set1_host(ssl, j->host);
+  struct in6_addr ip;
+  int literal = inet_pton(AF_INET, j->host, &ip) == 1 || inet_pton(AF_INET6, j->host, &ip) == 1;
+  if (literal) { /* no SNI for an address; the minted certificate names it as an IP SAN */
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), j->host);
+  } else {
+    SSL_set_tlsext_host_name(ssl, j->host);
+    SSL_set1_host(ssl, j->host);
+  }
   if (SSL_connect(ssl) != 1) {
     unsigned long e = ERR_get_error();
     snprintf(j->result, sizeof(j->result), "TLS through the proxy failed: %s",

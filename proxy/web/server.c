@@ -175,8 +175,10 @@ static void on_store_change(void *ud) {
 
 static void on_ping(uv_timer_t *t) {
   struct px_web *srv = t->data;
-  for (client_t *cl = srv->clients; cl; cl = cl->next)
-    if (cl->sse) client_send(cl, strdup(": ping\n\n"), 8);
+  for (client_t *cl = srv->clients; cl; cl = cl->next) {
+    char *ping = cl->sse ? strdup(": ping\n\n") : NULL;
+    if (ping) client_send(cl, ping, 8);
+  }
 }
 
 static void sse_start(client_t *cl, px_web_resp_t *p) {

@@ -418,3 +418,14 @@ def test_file_mode_refuses_a_malformed_file(tmp_path, name, content, where):
     err = r.stderr.decode()
     assert err.startswith("tlspeek: error: %s: " % path) and where in err
     assert "tlspeek: web:" not in err
+
+
+def test_web_option_in_help_and_bad_values():
+    r = subprocess.run([BIN, "--help"], capture_output=True, timeout=30)
+    assert b"--web [HOST:]PORT" in r.stdout and b"--web-flows N" in r.stdout
+    for bad in (["--web", "nonsense"], ["--web", "example.com:8081"], ["--web-flows", "0"]):
+        r = subprocess.run([BIN] + bad, capture_output=True, timeout=30)
+        assert r.returncode == 2, (bad, r.stderr)
+        assert r.stderr.startswith(b"tlspeek: error: ")
+    r = subprocess.run([BIN, "web"], capture_output=True, timeout=30)
+    assert r.returncode == 2 and b"tlspeek web needs a file" in r.stderr
