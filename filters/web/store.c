@@ -13,7 +13,8 @@
 
 void web_conn_unref(web_conn_t *c) {
   if (c == NULL || atomic_fetch_sub(&c->refs, 1) > 1) return;
-  for (size_t i = 0; i < c->n_msgs; i++) free((void *)c->msgs[i].data);
+  size_t n = atomic_load(&c->n_msgs);
+  for (size_t i = 0; i < n; i++) free((void *)c->msgs[i].data);
   for (size_t k = 0; k < WEB_WIRE_CHUNKS; k++) {
     if (c->wire[k] == NULL) continue;
     for (size_t i = 0; i < WEB_WIRE_CHUNK; i++) free(atomic_load(&c->wire[k][i].plain));
@@ -68,10 +69,11 @@ static void conn_facts(web_conn_t *wc, const flt_conn_t *c) {
   FACT(wc->alpn[1], c->up_alpn);
 }
 
-void web_conn_for_expr(flt_web_store_t *s, const web_conn_t *wc, flt_conn_t *c) {
+void web_conn_for_expr(flt_web_store_t *s, web_conn_t *wc, flt_conn_t *c) {
+  (void)s;
   memset(c, 0, sizeof(*c));
   if (wc == NULL) return;
-  pthread_mutex_lock(&s->mu);
+  web_lock(&wc->lock);
   c->id = wc->id;
   FACT(c->client, wc->client);
   FACT(c->server_host, wc->server_host);
@@ -84,7 +86,7 @@ void web_conn_for_expr(flt_web_store_t *s, const web_conn_t *wc, flt_conn_t *c) 
   c->kind = wc->tls[0] ? FLT_CONN_HTTPS : FLT_CONN_HTTP;
   FACT(c->tls_version, wc->version[0]);
   FACT(c->alpn, wc->alpn[0]);
-  pthread_mutex_unlock(&s->mu);
+  web_unlock(&wc->lock);
 }
 
 static web_conn_t *conn_new(uint64_t id, uint64_t start_us) {
@@ -92,6 +94,9 @@ static web_conn_t *conn_new(uint64_t id, uint64_t start_us) {
   if (wc == NULL) return NULL;
   atomic_init(&wc->refs, 1);
   atomic_init(&wc->wire_dropped, 0);
+  atomic_init(&wc->n_msgs, 0);
+  atomic_init(&wc->n_wire, 0);
+  atomic_flag_clear(&wc->lock);
   wc->id = id;
   wc->start_us = start_us;
   return wc;
@@ -103,9 +108,7 @@ static web_conn_t *conn_get(flt_web_store_t *s, flt_conn_t *c) {
   if (s->slot < 0) return NULL;
   if ((wc = c->fctx[s->slot]) != NULL) return wc;
   if ((wc = conn_new(c->id, c->start_us ? c->start_us : flt_now_us())) == NULL) return NULL;
-  pthread_mutex_lock(&s->mu);
-  conn_facts(wc, c);
-  pthread_mutex_unlock(&s->mu);
+  conn_facts(wc, c); /* not shared yet */
   c->fctx[s->slot] = wc;
   return wc;
 }
@@ -118,9 +121,9 @@ static void on_tls_established(void *self, flt_conn_t *c) {
   flt_web_store_t *s = self;
   web_conn_t *wc = conn_get(s, c);
   if (wc == NULL) return;
-  pthread_mutex_lock(&s->mu);
+  web_lock(&wc->lock);
   conn_facts(wc, c);
-  pthread_mutex_unlock(&s->mu);
+  web_unlock(&wc->lock);
 }
 
 /* JA3S of the upstream's ServerHello (lock held). */
@@ -142,7 +145,8 @@ static void on_tls_message(void *self, flt_conn_t *c, flt_leg_t leg, int sent, i
   uint8_t *copy = NULL;
   (void)version;
 
-  if (wc == NULL || wc->n_msgs == FLT_WEB_MAX_MSGS || wc->msg_bytes + len > FLT_WEB_MAX_MSG_BYTES) {
+  size_t n = wc ? atomic_load_explicit(&wc->n_msgs, memory_order_relaxed) : 0;
+  if (wc == NULL || n == FLT_WEB_MAX_MSGS || wc->msg_bytes + len > FLT_WEB_MAX_MSG_BYTES) {
     if (wc) wc->msgs_dropped++;
     return;
   }
@@ -150,12 +154,13 @@ static void on_tls_message(void *self, flt_conn_t *c, flt_leg_t leg, int sent, i
     memcpy(copy, data, len);
   flt_tls_msg_t m = {.leg = leg == FLT_LEG_UPSTREAM, .sent = sent != 0,
                      .content_type = content_type, .data = copy, .len = len};
-  pthread_mutex_lock(&s->mu);
-  wc->msgs[wc->n_msgs] = m;
+  (void)s;
+  wc->msgs[n] = m;
   wc->msg_bytes += len;
-  wc->n_msgs++;
+  atomic_store_explicit(&wc->n_msgs, n + 1, memory_order_release);
+  web_lock(&wc->lock);
   conn_ja3s(wc, &m);
-  pthread_mutex_unlock(&s->mu);
+  web_unlock(&wc->lock);
 }
 
 /* Escaped plaintext is made when asked; here the bytes are kept. */
@@ -178,10 +183,9 @@ static void wire_attach(flt_web_store_t *s, web_conn_t *wc, size_t idx1, const u
   char *copy, *none = NULL;
   if (idx1 == 0 || len == 0 || (copy = plain_copy(p, len, &n)) == NULL) return;
   web_wire_t *r = wire_at(wc, idx1 - 1);
-  pthread_mutex_lock(&s->mu);
-  r->plain_len = n;
+  (void)s;
+  r->plain_len = n; /* published with the pointer (seq_cst) */
   if (!atomic_compare_exchange_strong(&r->plain, &none, copy)) free(copy);
-  pthread_mutex_unlock(&s->mu);
 }
 
 static void on_wire(void *self, flt_conn_t *c, flt_leg_t leg, int sent, const uint8_t *data,
@@ -194,14 +198,15 @@ static void on_wire(void *self, flt_conn_t *c, flt_leg_t leg, int sent, const ui
   size_t body;
 
   if (wc == NULL || len == 0) return;
-  if (wc->n_wire == FLT_WEB_MAX_WIRE) {
+  size_t nw = atomic_load_explicit(&wc->n_wire, memory_order_relaxed); /* ours */
+  if (nw == FLT_WEB_MAX_WIRE) {
     atomic_fetch_add_explicit(&wc->wire_dropped, 1, memory_order_relaxed);
     return;
   }
-  size_t k = wc->n_wire / WEB_WIRE_CHUNK;
+  size_t k = nw / WEB_WIRE_CHUNK;
   if (wc->wire[k] == NULL && (wc->wire[k] = calloc(WEB_WIRE_CHUNK, sizeof(web_wire_t))) == NULL)
     return;
-  web_wire_t *r = wire_at(wc, wc->n_wire);
+  web_wire_t *r = wire_at(wc, nw);
   if (flt_tls_record_header(data, len, &type, &ver, &body) != 1) type = tls ? 23 : 0;
   r->t_us = flt_now_us() - wc->start_us;
   r->leg = (uint8_t)l;
@@ -223,10 +228,9 @@ static void on_wire(void *self, flt_conn_t *c, flt_leg_t leg, int sent, const ui
       wc->last_plain_len[dir] = 0;
     }
   }
-  pthread_mutex_lock(&s->mu);
-  wc->n_wire++;
-  pthread_mutex_unlock(&s->mu);
-  if (tls && type && !sent) wc->pending_plain[l] = wc->n_wire;
+  (void)s;
+  atomic_store_explicit(&wc->n_wire, nw + 1, memory_order_release);
+  if (tls && type && !sent) wc->pending_plain[l] = nw + 1;
 }
 
 static void on_data(void *self, flt_conn_t *c, flt_dir_t dir, const uint8_t *data, size_t len) {
@@ -234,7 +238,8 @@ static void on_data(void *self, flt_conn_t *c, flt_dir_t dir, const uint8_t *dat
   web_conn_t *wc = s->slot >= 0 ? c->fctx[s->slot] : NULL;
   int l = dir == FLT_DIR_RESPONSE;
 
-  if (wc == NULL || len == 0 || wc->n_wire == 0 || wc->n_wire == FLT_WEB_MAX_WIRE ||
+  size_t nw = wc ? atomic_load_explicit(&wc->n_wire, memory_order_relaxed) : 0;
+  if (wc == NULL || len == 0 || nw == 0 || nw == FLT_WEB_MAX_WIRE ||
       !(l ? c->upstream_tls : c->client_tls))
     return;
   size_t n = len < FLT_WEB_WIRE_PLAIN ? len : FLT_WEB_WIRE_PLAIN;
@@ -248,9 +253,9 @@ static void on_conn_close(void *self, flt_conn_t *c) {
   flt_web_store_t *s = self;
   web_conn_t *wc = s->slot >= 0 ? c->fctx[s->slot] : NULL;
   if (wc == NULL) return;
-  pthread_mutex_lock(&s->mu);
+  web_lock(&wc->lock);
   conn_facts(wc, c);
-  pthread_mutex_unlock(&s->mu);
+  web_unlock(&wc->lock);
   c->fctx[s->slot] = NULL;
   web_conn_unref(wc);
 }
@@ -269,7 +274,7 @@ static web_flow_t *store_insert(flt_web_store_t *s, web_flow_t *f) {
     s->dropped++;
   }
   f->id = s->next_id++;
-  f->st.seq = ++s->seq;
+  f->st.seq = atomic_fetch_add(&s->seq, 1) + 1;
   s->ring[f->id % s->max] = f;
   pthread_mutex_unlock(&s->mu);
   return old;
@@ -292,6 +297,7 @@ static web_flow_t *flow_new(flt_web_store_t *s, flt_flow_t *f, web_conn_t *wc) {
   if (wf == NULL) return NULL;
   memset(wf, 0, sizeof(*wf));
   atomic_init(&wf->refs, 1);
+  atomic_flag_clear(&wf->st_lock);
   wf->url = memcpy(wf->strings, url, ul + 1);
   wf->host = memcpy(wf->strings + ul + 1, host, hl);
   wf->host[hl] = '\0';
@@ -372,13 +378,13 @@ static void on_response_head(void *self, flt_flow_t *f) {
   tr_flow_head(wf->rec, FLT_DIR_RESPONSE, f->resp_sent ? f->resp_sent : &f->resp);
   media_type(&f->resp, type, sizeof(type));
   up = flt_head_find(&f->resp, "Upgrade");
-  pthread_mutex_lock(&s->mu);
+  web_lock(&wf->st_lock);
   wf->st.status = f->resp.status;
   snprintf(wf->st.type, sizeof(wf->st.type), "%s", type);
   if (f->resp.status == 101 && up && up->value_len == 9 && strncasecmp(up->value, "websocket", 9) == 0)
     snprintf(wf->st.proto, sizeof(wf->st.proto), "WebSocket");
-  wf->st.seq = ++s->seq;
-  pthread_mutex_unlock(&s->mu);
+  wf->st.seq = atomic_fetch_add(&s->seq, 1) + 1;
+  web_unlock(&wf->st_lock);
   store_changed(s);
 }
 
@@ -396,7 +402,7 @@ static void flow_finish(flt_web_store_t *s, web_flow_t *wf, const flt_flow_t *f,
   int64_t size = frozen ? decoded_size(wf->rec, &wf->rec->flow, wf->conn && wf->conn->file_mode) : -1;
   uint64_t end = f->t_end_us ? f->t_end_us : flt_now_us();
 
-  pthread_mutex_lock(&s->mu);
+  web_lock(&wf->st_lock);
   wf->st.state = f->error ? (aborted ? WEB_ABORTED : WEB_ERROR) : WEB_DONE;
   if (f->error) snprintf(wf->st.error, sizeof(wf->st.error), "%s", f->error);
   wf->st.done = frozen;
@@ -404,13 +410,15 @@ static void flow_finish(flt_web_store_t *s, web_flow_t *wf, const flt_flow_t *f,
   if (f->has_response)
     wf->st.wire = (int64_t)(f->resp.head_bytes + f->resp_body_bytes);
   wf->st.duration = end > wf->started_us ? (double)(end - wf->started_us) / 1000.0 : 0;
-  wf->st.seq = ++s->seq;
+  wf->st.seq = atomic_fetch_add(&s->seq, 1) + 1;
+  web_unlock(&wf->st_lock);
   /* The upstream's address and TLS are known after the first request. */
   if (f->conn && wf->conn && !wf->conn->facts_seen) {
+    web_lock(&wf->conn->lock);
     conn_facts(wf->conn, f->conn);
+    web_unlock(&wf->conn->lock);
     wf->conn->facts_seen = 1;
   }
-  pthread_mutex_unlock(&s->mu);
   store_changed(s);
 }
 
@@ -479,6 +487,7 @@ flt_web_store_t *flt_web_store_new(size_t max_flows, size_t body_cap) {
   s->body_cap = body_cap;
   s->first = s->next_id = 1;
   atomic_init(&s->watchers, 0);
+  atomic_init(&s->seq, 0);
   atomic_init(&s->next_conn, 0);
   pthread_mutex_init(&s->mu, NULL);
   return s;

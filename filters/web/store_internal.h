@@ -1,22 +1,32 @@
 /* store_internal.h — what store.c (the filter and the list) and
  * store_json.c (the JSON of summaries, details and connections) share.
  *
+ * Locks: the store's mutex guards the list (the ring, first, dropped,
+ * cleared) and nothing else; a worker takes it once per flow, to put the
+ * flow in. A flow's changing state and a connection's facts have a short
+ * lock of their own (web_lock: a worker writes or the web thread copies a
+ * few hundred bytes), so the workers never wait for each other on them;
+ * `seq` is an atomic counter, taken inside the lock of what it stamps.
+ *
  * Ownership and threads:
  *  - web_flow_t and web_conn_t are reference-counted (atomics): the list
  *    holds one reference per kept flow, a flow one on its connection, the
  *    worker one on a connection until on_conn_close, and a question on the
  *    web thread one on each flow it looks at outside the lock.
  *  - A flow's fields marked (immutable) are set before it is published in
- *    the list and never change; those marked (lock) change under the
- *    store's mutex. Once `done` was seen under the lock, the record `rec`
- *    is frozen and read without it.
+ *    the list and never change; those marked (lock) change under its
+ *    st_lock. Once `done` was seen under that lock, the record `rec` is
+ *    frozen and read without it. A connection's (lock) facts change under
+ *    its own lock.
  *  - A connection's messages and wire records are append-only arrays of
- *    fixed capacity: a reader takes their counts under the lock and reads
- *    the entries before those counts without it. */
+ *    fixed capacity: the worker fills an entry, then publishes the count
+ *    (release); a reader loads the count (acquire) and reads the entries
+ *    before it. */
 #ifndef TLSPEEK_WEB_STORE_INTERNAL_H
 #define TLSPEEK_WEB_STORE_INTERNAL_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -26,6 +36,13 @@
 #include "filters/web/store.h"
 
 enum { WEB_PENDING = 0, WEB_DONE, WEB_ERROR, WEB_ABORTED };
+
+static inline void web_lock(atomic_flag *l) {
+  while (atomic_flag_test_and_set_explicit(l, memory_order_acquire)) sched_yield();
+}
+static inline void web_unlock(atomic_flag *l) {
+  atomic_flag_clear_explicit(l, memory_order_release);
+}
 
 #define WEB_WIRE_CHUNK 25
 #define WEB_WIRE_CHUNKS ((FLT_WEB_MAX_WIRE + WEB_WIRE_CHUNK - 1) / WEB_WIRE_CHUNK)
@@ -45,6 +62,7 @@ typedef struct web_conn {
   uint64_t id;
   uint64_t start_us;
   int file_mode; /* from a transcript: no messages, no wire */
+  atomic_flag lock; /* the (lock) facts */
   /* (lock) facts of the connection, copied from flt_conn_t as they appear */
   char client[64], server[300], sni[256];
   char server_host[256];
@@ -54,10 +72,11 @@ typedef struct web_conn {
   int tls[2];
   /* append-only (counts under the lock) */
   flt_tls_msg_t msgs[FLT_WEB_MAX_MSGS];
-  size_t n_msgs, msg_bytes, msgs_dropped;
+  atomic_size_t n_msgs;
+  size_t msg_bytes, msgs_dropped; /* worker only */
   uint16_t record_version[2][2];
   web_wire_t *wire[WEB_WIRE_CHUNKS];
-  size_t n_wire;
+  atomic_size_t n_wire;
   atomic_ullong wire_dropped;
   /* worker only: the last received record of each leg awaiting its
    * plaintext (index + 1), and the last plaintext per direction, for the
@@ -97,6 +116,7 @@ typedef struct web_flow {
   char *url;      /* (immutable), in strings[] */
   const char *path; /* into url */
   uint64_t started_us;
+  atomic_flag st_lock;
   web_state_t st; /* (lock) */
   char strings[]; /* url, then host */
 } web_flow_t;
@@ -108,7 +128,8 @@ struct flt_web_store {
   pthread_mutex_t mu;
   web_flow_t **ring; /* max entries; the flow with id `first + i` at (first + i) % max */
   uint64_t first, next_id; /* ids first .. next_id - 1 are kept */
-  uint64_t seq, dropped, cleared;
+  uint64_t dropped, cleared;
+  atomic_ullong seq; /* the last change's stamp */
   atomic_int watchers;
   void (*notify)(void *);
   void *notify_ud;
@@ -122,10 +143,10 @@ web_flow_t *web_store_get(flt_web_store_t *s, uint64_t id);
 
 /* The connection of a pending flow as expressions read it (its facts,
  * copied under the lock into *c; the rest zero). */
-void web_conn_for_expr(flt_web_store_t *s, const web_conn_t *wc, flt_conn_t *c);
+void web_conn_for_expr(flt_web_store_t *s, web_conn_t *wc, flt_conn_t *c);
 
 /* The flow's (lock) fields, copied under the lock. */
-void web_state_of(flt_web_store_t *s, const web_flow_t *f, web_state_t *st);
+void web_state_of(flt_web_store_t *s, web_flow_t *f, web_state_t *st);
 
 /* store_json.c: a flow's SUMMARY (with its state as copied), its DETAIL
  * (SUMMARY, RECORD and CONN). */

@@ -77,8 +77,9 @@ typedef struct conn_view {
   uint64_t wire_dropped;
 } conn_view_t;
 
-static void conn_view(flt_web_store_t *s, const web_conn_t *c, conn_view_t *v) {
-  pthread_mutex_lock(&s->mu);
+static void conn_view(flt_web_store_t *s, web_conn_t *c, conn_view_t *v) {
+  (void)s;
+  web_lock(&c->lock);
   memcpy(v->client, c->client, sizeof(v->client));
   memcpy(v->server, c->server, sizeof(v->server));
   memcpy(v->sni, c->sni, sizeof(v->sni));
@@ -90,10 +91,10 @@ static void conn_view(flt_web_store_t *s, const web_conn_t *c, conn_view_t *v) {
   memcpy(v->alpn, c->alpn, sizeof(v->alpn));
   memcpy(v->tls, c->tls, sizeof(v->tls));
   v->file_mode = c->file_mode;
-  v->n_msgs = c->n_msgs;
-  v->n_wire = c->n_wire;
+  web_unlock(&c->lock);
+  v->n_msgs = atomic_load_explicit(&c->n_msgs, memory_order_acquire);
+  v->n_wire = atomic_load_explicit(&c->n_wire, memory_order_acquire);
   v->wire_dropped = atomic_load_explicit(&c->wire_dropped, memory_order_relaxed);
-  pthread_mutex_unlock(&s->mu);
 }
 
 static int leg_is13(const web_conn_t *c, size_t n, int leg) {
@@ -228,7 +229,7 @@ static void json_wire_one(tr_jw_t *w, const web_wire_t *r, flt_strbuf_t *b) {
   tr_jw_close(w, '}');
 }
 
-static void json_conn(flt_web_store_t *s, tr_jw_t *w, const web_conn_t *c) {
+static void json_conn(flt_web_store_t *s, tr_jw_t *w, web_conn_t *c) {
   conn_view_t v;
   flt_strbuf_t b;
 

@@ -17,10 +17,11 @@ web_flow_t *web_store_get(flt_web_store_t *s, uint64_t id) {
   return f;
 }
 
-void web_state_of(flt_web_store_t *s, const web_flow_t *f, web_state_t *st) {
-  pthread_mutex_lock(&s->mu);
+void web_state_of(flt_web_store_t *s, web_flow_t *f, web_state_t *st) {
+  (void)s;
+  web_lock(&f->st_lock);
   *st = f->st;
-  pthread_mutex_unlock(&s->mu);
+  web_unlock(&f->st_lock);
 }
 
 void flt_web_store_counts(flt_web_store_t *s, flt_web_counts_t *out) {
@@ -28,7 +29,7 @@ void flt_web_store_counts(flt_web_store_t *s, flt_web_counts_t *out) {
   out->count = s->next_id - s->first;
   out->dropped = s->dropped;
   out->max = s->max;
-  out->seq = s->seq;
+  out->seq = atomic_load(&s->seq);
   out->cleared = s->cleared;
   pthread_mutex_unlock(&s->mu);
 }
@@ -38,21 +39,26 @@ typedef struct snap {
   web_state_t st;
 } snap_t;
 
-/* References to the flows changed after `after`, with their state. */
+/* References to the flows changed after `after`, with their state. The
+ * store's seq is read before the flows' states, so a change stamped after
+ * it is seen again next time rather than missed. */
 static snap_t *take_changed(flt_web_store_t *s, uint64_t after, size_t *n, uint64_t *seq) {
   snap_t *v = NULL;
   size_t k = 0;
 
   pthread_mutex_lock(&s->mu);
   size_t count = (size_t)(s->next_id - s->first);
-  *seq = s->seq;
+  *seq = atomic_load(&s->seq);
   if (count && (v = malloc(count * sizeof(*v))) != NULL) {
     for (uint64_t id = s->first; id < s->next_id; id++) {
       web_flow_t *f = s->ring[id % s->max];
-      if (f == NULL || f->st.seq <= after) continue;
+      if (f == NULL) continue;
+      web_lock(&f->st_lock);
+      v[k].st = f->st;
+      web_unlock(&f->st_lock);
+      if (v[k].st.seq <= after) continue;
       atomic_fetch_add(&f->refs, 1);
       v[k].f = f;
-      v[k].st = f->st;
       k++;
     }
   }
@@ -265,7 +271,7 @@ void flt_web_store_clear(flt_web_store_t *s) {
   }
   s->first = s->next_id;
   s->cleared++;
-  s->seq++;
+  atomic_fetch_add(&s->seq, 1);
   pthread_mutex_unlock(&s->mu);
   for (size_t i = 0; i < n; i++) web_flow_unref(gone[i]);
   free(gone);
