@@ -4,6 +4,7 @@
 #   make run      build and start the proxy on 127.0.0.1:8080 (explicit mode)
 #   make test     unit tests (cmocka) and end-to-end tests (pytest)
 #   make asan     the same suites, built with -fsanitize=address,undefined
+#   make screenshots  the flow browser test, saving its screenshots to filters/web/screenshots
 #   make bench    throughput benchmark (reverse mode vs. direct)
 #   make format   apply .clang-format
 #
@@ -21,7 +22,7 @@ BUILD_DEBS := build-essential pkg-config libssl-dev libuv1-dev libhttp-parser-de
 TEST_DEBS  := libcmocka-dev python3 python3-pytest curl procps python3-jsonschema tshark nginx \
               iproute2 iptables xxd \
               wget git nodejs default-jdk-headless libnss3-tools firefox-esr ca-certificates \
-              python3-requests python3-httpx golang-go
+              python3-requests python3-httpx golang-go chromium python3-websocket
 BENCH_DEBS := wrk nginx haproxy sslsplit mitmproxy openssl procps
 FUZZ_DEBS  := clang libclang-rt-14-dev
 
@@ -79,7 +80,7 @@ endif
 
 DEPS_OK := build/.deps-ok
 
-.PHONY: all run test unit e2e asan bench bench-quick deps test-deps check-debs check-calls format \
+.PHONY: all run test unit e2e screenshots asan bench bench-quick deps test-deps check-debs check-calls format \
         clean fuzz \
         examples
 all: $(BIN)
@@ -158,6 +159,13 @@ e2e: test-deps
 	@$(MAKE) --no-print-directory $(BIN) examples
 	cd tests/e2e && TLSPEEK_BIN=$(abspath $(BIN)) TLSPEEK_ASAN=$(if $(SANITIZER),1,) \
 	  /usr/bin/python3 -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# The flow browser's screenshots for README.md, taken by its browser test
+# (tests/e2e/test_web_browser.py) in headless Chromium.
+screenshots: test-deps
+	@$(MAKE) --no-print-directory $(BIN)
+	cd tests/e2e && TLSPEEK_BIN=$(abspath $(BIN)) TLSPEEK_SCREENSHOTS=$(abspath filters/web/screenshots) \
+	  /usr/bin/python3 -m pytest -q -p no:cacheprovider test_web_browser.py
 
 # Fails, naming each, on two proxy/ files that call each other both ways, a .c
 # over 800 lines or a function over 80 (tests/check_calls.py; the findings still
