@@ -14,6 +14,7 @@
 #include "filters/util/output.h"
 #include "filters/transcript/transcript.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -86,9 +87,23 @@ static size_t wr_run_list(tr_writer_t *w, tr_job_t *list, uint64_t *count) {
   return cost;
 }
 
+/* "tlspeek-har" for "HAR file", "tlspeek-keylog" for "key log": the name
+ * top(1) and `make bench` (its CPU by thread) show for the writer. */
+static void wr_name_thread(const tr_writer_t *w) {
+  char name[16] = "tlspeek-";
+  size_t n = strlen(name);
+  for (const char *p = w->label; *p && n < sizeof(name) - 1; p++) {
+    if (strncmp(p, " file", 5) == 0) break;
+    if (*p != ' ') name[n++] = (char)tolower((unsigned char)*p);
+  }
+  name[n] = '\0';
+  pthread_setname_np(pthread_self(), name);
+}
+
 static void *wr_main(void *arg) {
   tr_writer_t *w = arg;
 
+  wr_name_thread(w);
   pthread_mutex_lock(&w->mu);
   for (;;) {
     while (w->head == NULL && !w->stopping) {
