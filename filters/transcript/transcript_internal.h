@@ -1,11 +1,12 @@
 /* transcript_internal.h — the pieces the recording filters (har.c,
- * jsonl.c, pcap.c, keylog.c) share, implemented in flowjson.c and (bodies)
- * flowbody.c:
+ * jsonl.c, pcap.c, keylog.c) share, implemented in writer.c, flowjson.c
+ * and (bodies) flowbody.c:
  *
- *  - tr_writer_t: one writer thread per transcript file. The event loop
- *    queues jobs and returns; the thread runs them in queue order. The
- *    first failure is reported once (flt_log_warn, naming the file and
- *    strerror) and stops that sink for good; proxying goes on.
+ *  - tr_writer_t (writer.c): one writer thread per transcript file. The
+ *    event loops queue jobs (or append records to chunks) and return; the
+ *    thread runs them in order. The first failure is reported once
+ *    (flt_log_warn, naming the file and strerror) and stops that sink for
+ *    good; proxying goes on.
  *  - tr_flow_t: one flow as a transcript records it — copies of both heads,
  *    the bodies decoded as they stream in (capped at body_cap), and at flow
  *    end a frozen copy of the flow and its connection, so that the writer
@@ -54,8 +55,21 @@
 /* Every job starts with this header (the queue is intrusive). */
 typedef struct tr_job {
   struct tr_job *next;
-  size_t cost; /* bytes it holds, counted against TR_MAX_QUEUED */
+  size_t cost;    /* bytes it holds, counted against TR_MAX_QUEUED */
+  uint64_t order; /* when it was made (µs): the jobs of different threads
+                   * are run in this order, each thread's in its own */
+  int is_chunk;   /* a tr_chunk_t (tr_writer_reserve); set by the writer */
 } tr_job_t;
+
+/* Records of a byte sink (PCAP, key log), appended by tr_writer_reserve /
+ * tr_writer_commit: the job its write_list gets. Freed (kept for re-use)
+ * by the writer, never by free_job. */
+#define TR_CHUNK_SIZE ((size_t)128 << 10)
+typedef struct tr_chunk {
+  tr_job_t job;
+  size_t len, size; /* bytes in data; room */
+  char data[];
+} tr_chunk_t;
 
 typedef struct tr_sink_ops {
   /* Runs on the writer thread, in queue order. Returns 0 or an errno
@@ -74,16 +88,28 @@ typedef struct tr_sink_ops {
 
 typedef struct tr_writer tr_writer_t;
 
-/* `label` ("HAR file") and `path` name the sink in messages. Returns NULL
- * with a sentence in err when the thread cannot start. */
+/* `label` ("HAR file") and `path` name the sink in messages (and the
+ * thread: "tlspeek-har"). Returns NULL with a sentence in err when the
+ * thread cannot start. */
 tr_writer_t *tr_writer_new(const char *label, const char *path, const tr_sink_ops_t *ops,
                            void *sink, char *err, size_t errlen);
-/* Queues `job` (ownership passes to the writer). Thread-safe, never waits
- * for the disk. A failed or full writer frees the job at once. */
+/* Queues `job` (ownership passes to the writer; set job->order first).
+ * Thread-safe, never waits for the disk, takes no lock another producer
+ * takes (writer.c says why). A failed or full writer frees the job at once. */
 void tr_writer_put(tr_writer_t *w, tr_job_t *job);
+/* For byte sinks: room for `n` bytes of records at the end of this thread's
+ * open chunk (a new chunk, ordered by `order`, when they do not fit);
+ * write them there, then call tr_writer_commit with the bytes used, on the
+ * same thread, before any other call of this writer. NULL (and no commit)
+ * when the writer failed or is full. The chunk goes to the writer thread
+ * when full or when the thread next takes the queue (within about
+ * TR_GATHER_NS). */
+char *tr_writer_reserve(tr_writer_t *w, size_t n, uint64_t order);
+void tr_writer_commit(tr_writer_t *w, size_t used);
 /* Non-zero once a write failed: callers may skip building jobs. */
 int tr_writer_failed(tr_writer_t *w);
-/* Waits until every job queued so far has run. */
+/* Waits until every job queued (and every record committed) so far has
+ * run. */
 void tr_writer_flush(tr_writer_t *w);
 /* Flushes, stops the thread, frees. The sink itself is the caller's. */
 void tr_writer_free(tr_writer_t *w);
