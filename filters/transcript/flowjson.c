@@ -422,6 +422,20 @@ void tr_rec_on_shutdown(void *self) {
 /* ---- JSON helpers ------------------------------------------------------- */
 
 void tr_http_version(const flt_head_t *h, char *buf, size_t size) {
+  /* The usual ones without snprintf: every entry prints two or more. */
+  if (h && size >= 9 && h->http_major >= 1 && h->http_major <= 9 && h->http_minor >= 0 &&
+      h->http_minor <= 9) {
+    memcpy(buf, "HTTP/", 5);
+    buf[5] = (char)('0' + h->http_major);
+    if (h->http_major >= 2) {
+      buf[6] = '\0';
+      return;
+    }
+    buf[6] = '.';
+    buf[7] = (char)('0' + h->http_minor);
+    buf[8] = '\0';
+    return;
+  }
   if (h == NULL || (h->http_major == 0 && h->http_minor == 0))
     snprintf(buf, size, "%s", "");
   else if (h->http_major >= 2)

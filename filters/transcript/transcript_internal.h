@@ -373,21 +373,54 @@ void tr_jw_reset(tr_jw_t *w);
 void tr_jw_free(tr_jw_t *w);
 /* Text as it is (no comma, no escaping). */
 void tr_jw_raw(tr_jw_t *w, const char *s, size_t n);
+/* The functions below are inline so that the lengths of literal keys and
+ * values (nearly all of them) are known when compiling; each calls a
+ * tr_jw_k* function that takes the key's length (klen). */
+void tr_jw_kopen(tr_jw_t *w, const char *key, size_t klen, char bracket);
+void tr_jw_kbytes(tr_jw_t *w, const char *key, size_t klen, const char *s, size_t len);
+void tr_jw_klit(tr_jw_t *w, const char *key, size_t klen, const char *literal, size_t len);
+void tr_jw_knum(tr_jw_t *w, const char *key, size_t klen, double d);
+void tr_jw_kbody(tr_jw_t *w, const char *key, size_t klen, const tr_body_t *b);
+#define TR_JW_KLEN(key) ((key) ? strlen(key) : 0)
 /* Opens ('{' or '[') and closes a container. */
-void tr_jw_open(tr_jw_t *w, const char *key, char bracket);
-void tr_jw_close(tr_jw_t *w, char bracket);
+static inline void tr_jw_open(tr_jw_t *w, const char *key, char bracket) {
+  tr_jw_kopen(w, key, TR_JW_KLEN(key), bracket);
+}
+static inline void tr_jw_close(tr_jw_t *w, char bracket) {
+  tr_jw_raw(w, &bracket, 1);
+}
 /* s[0..len) as a string, made valid UTF-8: invalid bytes are read as
  * ISO-8859-1 (what obs-text in headers usually is), NUL becomes U+FFFD.
  * NULL is "". */
-void tr_jw_bytes(tr_jw_t *w, const char *key, const char *s, size_t len);
-void tr_jw_str(tr_jw_t *w, const char *key, const char *s);
-void tr_jw_str_or_null(tr_jw_t *w, const char *key, const char *s);
+static inline void tr_jw_bytes(tr_jw_t *w, const char *key, const char *s, size_t len) {
+  tr_jw_kbytes(w, key, TR_JW_KLEN(key), s, len);
+}
+static inline void tr_jw_str(tr_jw_t *w, const char *key, const char *s) {
+  tr_jw_kbytes(w, key, TR_JW_KLEN(key), s, s ? strlen(s) : 0);
+}
 /* A literal value: "null", "true", "{}". */
-void tr_jw_lit(tr_jw_t *w, const char *key, const char *literal);
-void tr_jw_num(tr_jw_t *w, const char *key, double d);
-void tr_jw_bool(tr_jw_t *w, const char *key, int v);
+static inline void tr_jw_lit(tr_jw_t *w, const char *key, const char *literal) {
+  tr_jw_klit(w, key, TR_JW_KLEN(key), literal, strlen(literal));
+}
+static inline void tr_jw_str_or_null(tr_jw_t *w, const char *key, const char *s) {
+  if (s)
+    tr_jw_str(w, key, s);
+  else
+    tr_jw_lit(w, key, "null");
+}
+static inline void tr_jw_num(tr_jw_t *w, const char *key, double d) {
+  tr_jw_knum(w, key, TR_JW_KLEN(key), d);
+}
+static inline void tr_jw_bool(tr_jw_t *w, const char *key, int v) {
+  if (v)
+    tr_jw_lit(w, key, "true");
+  else
+    tr_jw_lit(w, key, "false");
+}
 /* The body's text as a string (it is escaped already: b->json). */
-void tr_jw_body(tr_jw_t *w, const char *key, const tr_body_t *b);
+static inline void tr_jw_body(tr_jw_t *w, const char *key, const tr_body_t *b) {
+  tr_jw_kbody(w, key, TR_JW_KLEN(key), b);
+}
 void tr_jw_mark(const tr_jw_t *w, tr_jw_mark_t *m);
 void tr_jw_rewind(tr_jw_t *w, const tr_jw_mark_t *m);
 /* The whole text as iovecs: the buffer cut at the holes, the bodies
