@@ -6,7 +6,9 @@ measured in one run on this machine.
   make bench        every peer, 10 s per measurement (about 9-11 minutes)
   make bench-quick  tlspeek -q and direct only, 3 s per measurement (about 1 minute)
   bench.py --bin ./tlspeek --hsload build/bench/hsload [--quick] [--seconds N]
-           [--only slug,slug] [--idle N]
+           [--only slug,slug] [--idle N] [--scenarios keepalive,bulk] [--base BIN]
+           (--base: every tlspeek row again with another build, e.g. main's, each right
+           after its counterpart, so that both see the same machine load)
 
 Setup (everything on 127.0.0.1; every load is bounded in time):
   upstream  nginx, worker_processes 1, TLS with an RSA-2048 certificate (and
