@@ -121,7 +121,7 @@ static void chunk_recycle(tr_writer_t *w, tr_chunk_t **list) {
       free(c);
       continue;
     }
-    c->job.next = &keep->job;
+    c->job.next = (tr_job_t *)keep; /* job is the first member */
     keep = c;
   }
   pthread_mutex_lock(&w->chunks_mu);
@@ -131,7 +131,7 @@ static void chunk_recycle(tr_writer_t *w, tr_chunk_t **list) {
       free(c);
       continue;
     }
-    c->job.next = &w->chunks->job;
+    c->job.next = (tr_job_t *)w->chunks;
     w->chunks = c;
     w->n_chunks++;
   }
@@ -156,7 +156,7 @@ static size_t wr_run_list(tr_writer_t *w, tr_job_t *list) {
     }
     cost += list->cost;
     if (list->is_chunk) {
-      list->next = &done_chunks->job;
+      list->next = (tr_job_t *)done_chunks;
       done_chunks = (tr_chunk_t *)list;
     } else {
       w->ops->free_job(list);
