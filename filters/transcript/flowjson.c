@@ -1,19 +1,12 @@
 /* flowjson.c — what the transcript filters share (transcript_internal.h):
- * the writer thread, the per-flow record, the HAR/JSONL event handlers and
- * the JSON helpers.
- *
- * Why a writer of our own rather than output.h: HAR must overwrite its
- * closing tail with pwrite(2) at a known offset, and HAR and JSON lines
- * format a flow on the file's own thread from a record they may share;
- * both want "run this job on the file's own thread" rather than "append
- * these bytes". PCAP, whose jobs are bytes, takes a whole drained queue
- * at once (write_list). It also gives every sink the same failure rule:
- * one warning, then silence.
+ * the per-flow record, the HAR/JSONL event handlers and the JSON helpers.
+ * The writer thread is in writer.c.
  */
 #include "filters/transcript/transcript_internal.h"
 #include "filters/util/output.h"
 #include "filters/transcript/transcript.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -31,196 +24,6 @@
 
 #include "filters/util/log.h"
 #include "filters/util/output.h"
-
-/* ---- the writer thread ------------------------------------------------ */
-
-struct tr_writer {
-  char label[32];
-  char path[512];
-  const tr_sink_ops_t *ops;
-  void *sink;
-
-  pthread_mutex_t mu;
-  pthread_cond_t has_work; /* the thread waits: jobs queued, or stopping */
-  int idle;                /* the thread sleeps on has_work: wake it */
-  pthread_cond_t progress; /* flushers wait: n_done advanced */
-  tr_job_t *head, *tail;
-  size_t queued; /* cost of the queued jobs */
-  uint64_t n_queued, n_done, dropped;
-  int stopping;
-  int drop_warned;
-  pthread_t thread;
-
-  atomic_int failed;
-};
-
-static void wr_fail(tr_writer_t *w, int err) {
-  atomic_store(&w->failed, 1);
-  flt_log_warn("%s %s: %s; recording to it stopped (proxying continues)", w->label, w->path,
-               strerror(err));
-}
-
-/* Runs a detached list of jobs in order; returns their total cost. */
-static size_t wr_run_list(tr_writer_t *w, tr_job_t *list, uint64_t *count) {
-  size_t cost = 0;
-
-  if (w->ops->write_list && !atomic_load(&w->failed)) {
-    int rc = w->ops->write_list(w->sink, list);
-    if (rc) wr_fail(w, rc);
-  }
-  while (list) {
-    tr_job_t *next = list->next;
-    if (!w->ops->write_list && !atomic_load(&w->failed)) {
-      int rc = w->ops->write(w->sink, list);
-      if (rc) wr_fail(w, rc);
-    }
-    cost += list->cost;
-    (*count)++;
-    w->ops->free_job(list);
-    list = next;
-  }
-  if (!atomic_load(&w->failed) && w->ops->flush) {
-    int rc = w->ops->flush(w->sink);
-    if (rc) wr_fail(w, rc);
-  }
-  return cost;
-}
-
-static void *wr_main(void *arg) {
-  tr_writer_t *w = arg;
-
-  pthread_mutex_lock(&w->mu);
-  for (;;) {
-    while (w->head == NULL && !w->stopping) {
-      w->idle = 1;
-      pthread_cond_wait(&w->has_work, &w->mu);
-      w->idle = 0;
-      if (w->head && !w->stopping) {
-        /* Gather a burst: one wake-up and one write for many flows, not
-         * one each. Each wake-up costs the event loop that queued the
-         * job a futex call and both threads a context switch. */
-        pthread_mutex_unlock(&w->mu);
-        struct timespec gather = {0, TR_GATHER_NS};
-        nanosleep(&gather, NULL);
-        pthread_mutex_lock(&w->mu);
-      }
-    }
-    if (w->head == NULL) break; /* stopping, and the queue is empty */
-    tr_job_t *list = w->head;
-    w->head = w->tail = NULL;
-    pthread_mutex_unlock(&w->mu);
-
-    uint64_t n = 0;
-    size_t cost = wr_run_list(w, list, &n);
-
-    pthread_mutex_lock(&w->mu);
-    w->queued -= cost;
-    flt_backlog_add(-(int64_t)cost);
-    w->n_done += n;
-    pthread_cond_broadcast(&w->progress);
-  }
-  pthread_mutex_unlock(&w->mu);
-  return NULL;
-}
-
-tr_writer_t *tr_writer_new(const char *label, const char *path, const tr_sink_ops_t *ops,
-                           void *sink, char *err, size_t errlen) {
-  tr_writer_t *w = calloc(1, sizeof(*w));
-  sigset_t all, old;
-  int rc;
-
-  if (w == NULL) {
-    snprintf(err, errlen, "%s %s: out of memory", label, path);
-    return NULL;
-  }
-  snprintf(w->label, sizeof(w->label), "%s", label);
-  snprintf(w->path, sizeof(w->path), "%s", path);
-  w->ops = ops;
-  w->sink = sink;
-  atomic_init(&w->failed, 0);
-  pthread_mutex_init(&w->mu, NULL);
-  pthread_cond_init(&w->has_work, NULL);
-  pthread_cond_init(&w->progress, NULL);
-  /* Signals belong to the main thread; a FIFO reader that goes away must
-   * come back as EPIPE, not SIGPIPE. */
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  rc = pthread_create(&w->thread, NULL, wr_main, w);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (rc) {
-    snprintf(err, errlen, "%s %s: cannot start a writer thread: %s", label, path, strerror(rc));
-    pthread_cond_destroy(&w->progress);
-    pthread_cond_destroy(&w->has_work);
-    pthread_mutex_destroy(&w->mu);
-    free(w);
-    return NULL;
-  }
-  return w;
-}
-
-void tr_writer_put(tr_writer_t *w, tr_job_t *job) {
-  int warn = 0;
-
-  job->next = NULL;
-  pthread_mutex_lock(&w->mu);
-  if (atomic_load(&w->failed) || w->stopping) {
-    pthread_mutex_unlock(&w->mu);
-    w->ops->free_job(job);
-    return;
-  }
-  if (job->cost > TR_MAX_QUEUED - w->queued) {
-    w->dropped++;
-    warn = !w->drop_warned;
-    w->drop_warned = 1;
-    pthread_mutex_unlock(&w->mu);
-    w->ops->free_job(job);
-    if (warn)
-      flt_log_warn(
-          "%s %s: the disk cannot keep up (%u MiB queued); "
-          "dropping records (counted)",
-          w->label, w->path, TR_MAX_QUEUED >> 20);
-    return;
-  }
-  if (w->tail)
-    w->tail->next = job;
-  else
-    w->head = job;
-  w->tail = job;
-  w->queued += job->cost;
-  flt_backlog_add((int64_t)job->cost);
-  w->n_queued++;
-  if (w->idle) pthread_cond_signal(&w->has_work);
-  pthread_mutex_unlock(&w->mu);
-}
-
-int tr_writer_failed(tr_writer_t *w) {
-  return w == NULL || atomic_load(&w->failed);
-}
-
-void tr_writer_flush(tr_writer_t *w) {
-  if (w == NULL) return;
-  pthread_mutex_lock(&w->mu);
-  uint64_t target = w->n_queued;
-  while (w->n_done < target)
-    pthread_cond_wait(&w->progress, &w->mu);
-  pthread_mutex_unlock(&w->mu);
-}
-
-void tr_writer_free(tr_writer_t *w) {
-  if (w == NULL) return;
-  pthread_mutex_lock(&w->mu);
-  w->stopping = 1;
-  pthread_cond_signal(&w->has_work);
-  pthread_mutex_unlock(&w->mu);
-  pthread_join(w->thread, NULL); /* the thread drains the queue first */
-  if (w->dropped)
-    flt_log_warn("%s %s: %llu record(s) dropped", w->label, w->path,
-                 (unsigned long long)w->dropped);
-  pthread_cond_destroy(&w->progress);
-  pthread_cond_destroy(&w->has_work);
-  pthread_mutex_destroy(&w->mu);
-  free(w);
-}
 
 /* ---- one recorded flow -------------------------------------------------- */
 
@@ -600,6 +403,7 @@ void tr_rec_on_flow_end(void *self, flt_flow_t *f) {
   }
   j = &r->jobs[r->n_jobs++];
   j->rec = r;
+  j->job.order = r->flow.t_end_us; /* files list flows in the order they ended */
   /* The record's memory, split between the queues of those sharing it. */
   j->job.cost = tr_flow_cost(r) / (size_t)r->sharers;
   tr_writer_put(rec->w, &j->job);
@@ -618,6 +422,20 @@ void tr_rec_on_shutdown(void *self) {
 /* ---- JSON helpers ------------------------------------------------------- */
 
 void tr_http_version(const flt_head_t *h, char *buf, size_t size) {
+  /* The usual ones without snprintf: every entry prints two or more. */
+  if (h && size >= 9 && h->http_major >= 1 && h->http_major <= 9 && h->http_minor >= 0 &&
+      h->http_minor <= 9) {
+    memcpy(buf, "HTTP/", 5);
+    buf[5] = (char)('0' + h->http_major);
+    if (h->http_major >= 2) {
+      buf[6] = '\0';
+      return;
+    }
+    buf[6] = '.';
+    buf[7] = (char)('0' + h->http_minor);
+    buf[8] = '\0';
+    return;
+  }
   if (h == NULL || (h->http_major == 0 && h->http_minor == 0))
     snprintf(buf, size, "%s", "");
   else if (h->http_major >= 2)

@@ -376,8 +376,15 @@ void tr_har_entry(tr_jw_t *w, tr_flow_t *r, const tr_body_t bodies[2]) {
   tr_jw_lit(w, "cache", "{}");
   har_timings(w, &t);
   add_server_ip(w, f->conn->server_addr);
-  snprintf(id, sizeof(id), "%llu", (unsigned long long)f->conn->id);
-  tr_jw_str(w, "connection", id);
+  {
+    char *e = id + sizeof(id), *b = e; /* without snprintf: one per entry */
+    unsigned long long v = (unsigned long long)f->conn->id;
+    do {
+      *--b = (char)('0' + v % 10);
+      v /= 10;
+    } while (v);
+    tr_jw_bytes(w, "connection", b, (size_t)(e - b));
+  }
   add_tls(w, f);
   if (f->error) tr_jw_str(w, "_error", f->error);
   if (f->tags[0]) tr_jw_str(w, "_tags", f->tags);

@@ -84,8 +84,7 @@ void tr_jw_raw(tr_jw_t *w, const char *s, size_t n) {
 /* A ',' unless this is the first member or element (or a new top-level
  * value: at the start, or after a '\n', which JSON text of ours only has
  * between values), then "key": */
-static void jw_key(tr_jw_t *w, const char *key) {
-  size_t klen = key ? strlen(key) : 0;
+static void jw_key(tr_jw_t *w, const char *key, size_t klen) {
   char *o;
 
   if (jw_room(w, klen + 4) < 0) return;
@@ -101,22 +100,19 @@ static void jw_key(tr_jw_t *w, const char *key) {
   w->len = (size_t)(o - w->buf);
 }
 
-void tr_jw_open(tr_jw_t *w, const char *key, char bracket) {
-  jw_key(w, key);
-  tr_jw_raw(w, &bracket, 1);
-}
-
-void tr_jw_close(tr_jw_t *w, char bracket) {
+void tr_jw_kopen(tr_jw_t *w, const char *key, size_t klen, char bracket) {
+  jw_key(w, key, klen);
   tr_jw_raw(w, &bracket, 1);
 }
 
 
-void tr_jw_bytes(tr_jw_t *w, const char *key, const char *s, size_t len) {
+
+void tr_jw_kbytes(tr_jw_t *w, const char *key, size_t klen, const char *s, size_t len) {
   const uint8_t *p = (const uint8_t *)(s ? s : ""), *end;
   char *o;
 
   if (s == NULL) len = 0;
-  jw_key(w, key);
+  jw_key(w, key, klen);
   /* At most 6 bytes out per byte in (\u00xx), plus the quotes. */
   if (len > (SIZE_MAX - 2) / 6 || jw_room(w, len * 6 + 2) < 0) {
     w->oom = 1;
@@ -160,20 +156,9 @@ void tr_jw_bytes(tr_jw_t *w, const char *key, const char *s, size_t len) {
   w->len = (size_t)(o - w->buf);
 }
 
-void tr_jw_str(tr_jw_t *w, const char *key, const char *s) {
-  tr_jw_bytes(w, key, s, s ? strlen(s) : 0);
-}
-
-void tr_jw_lit(tr_jw_t *w, const char *key, const char *literal) {
-  jw_key(w, key);
-  tr_jw_raw(w, literal, strlen(literal));
-}
-
-void tr_jw_str_or_null(tr_jw_t *w, const char *key, const char *s) {
-  if (s)
-    tr_jw_str(w, key, s);
-  else
-    tr_jw_lit(w, key, "null");
+void tr_jw_klit(tr_jw_t *w, const char *key, size_t klen, const char *literal, size_t len) {
+  jw_key(w, key, klen);
+  tr_jw_raw(w, literal, len);
 }
 
 /* Decimal digits of v, into the end of buf[24]; returns the first. */
@@ -199,11 +184,11 @@ static int jw_same(double a, double b) {
  * decimal k/1000 — for those "%1.15g" prints exactly k/1000 (at most 15
  * significant digits, and d is much closer to it than half a unit in the
  * 15th), which reads back as k / 1000.0, close enough for cJSON. */
-void tr_jw_num(tr_jw_t *w, const char *key, double d) {
+void tr_jw_knum(tr_jw_t *w, const char *key, size_t klen, double d) {
   char buf[40], *e = buf + sizeof(buf), *b;
   long long k;
 
-  jw_key(w, key);
+  jw_key(w, key, klen);
   if (isnan(d) || isinf(d)) {
     tr_jw_raw(w, "null", 4);
     return;
@@ -239,12 +224,8 @@ void tr_jw_num(tr_jw_t *w, const char *key, double d) {
   tr_jw_raw(w, buf, (size_t)n);
 }
 
-void tr_jw_bool(tr_jw_t *w, const char *key, int v) {
-  tr_jw_lit(w, key, v ? "true" : "false");
-}
-
-void tr_jw_body(tr_jw_t *w, const char *key, const tr_body_t *b) {
-  jw_key(w, key);
+void tr_jw_kbody(tr_jw_t *w, const char *key, size_t klen, const tr_body_t *b) {
+  jw_key(w, key, klen);
   if (b->json_len <= TR_JW_INLINE_MAX) {
     if (jw_room(w, b->json_len + 2) < 0) return;
     w->buf[w->len++] = '"';

@@ -5,8 +5,10 @@
  * pre-existing file that others may read is made 0600 (tr_open). Lines are appended
  * (O_APPEND, so another writer of the same file, e.g. the client's own
  * SSLKEYLOGFILE, never overwrites ours), every line the writer thread found
- * queued with one writev(2), so a line is in the kernel within about
- * TR_GATHER_NS of the handshake that produced it.
+ * with one writev(2), so a line is in the kernel within about TR_GATHER_NS
+ * of the handshake that produced it. Lines are appended to the writer's
+ * chunk of the worker's thread (tr_writer_reserve), whole: one write(2) of
+ * many lines never splits a line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +26,7 @@
 /* An NSS line is a label and two hex strings (< 300 bytes); anything much
  * longer is not a key log line. */
 #define KEYLOG_MAX_LINE 4096
-/* Lines handed to one writev(2). */
+/* Chunks of lines handed to one writev(2). */
 #define KEYLOG_IOV_BATCH 256
 
 typedef struct flt_keylog {
@@ -33,14 +35,8 @@ typedef struct flt_keylog {
   tr_writer_t *w;
 } flt_keylog_t;
 
-typedef struct keylog_job {
-  tr_job_t job;
-  size_t len;
-  char line[]; /* with its '\n' */
-} keylog_job_t;
-
-/* Every line the writer found queued, with one writev(2) (IOV_MAX lines at
- * most each). */
+/* Every line the writer found (in chunks of lines), with one writev(2)
+ * (IOV_MAX chunks at most each). */
 static int keylog_write_list(void *sink, tr_job_t *list) {
   flt_keylog_t *kl = sink;
   struct iovec iov[KEYLOG_IOV_BATCH];
@@ -48,8 +44,8 @@ static int keylog_write_list(void *sink, tr_job_t *list) {
   while (list) {
     int n = 0;
     for (; list && n < KEYLOG_IOV_BATCH; list = list->next, n++) {
-      keylog_job_t *j = (keylog_job_t *)list;
-      iov[n] = (struct iovec){.iov_base = j->line, .iov_len = j->len};
+      tr_chunk_t *c = (tr_chunk_t *)list;
+      iov[n] = (struct iovec){.iov_base = c->data, .iov_len = c->len};
     }
     int rc = tr_writev_all(kl->fd, iov, n, -1);
     if (rc) return rc;
@@ -58,7 +54,7 @@ static int keylog_write_list(void *sink, tr_job_t *list) {
 }
 
 static void keylog_job_free(tr_job_t *job) {
-  free(job);
+  free(job); /* not reached: every job is a chunk */
 }
 
 static const tr_sink_ops_t keylog_sink = {
@@ -69,20 +65,15 @@ static const tr_sink_ops_t keylog_sink = {
 static void on_keylog(void *self, flt_conn_t *c, const char *line) {
   flt_keylog_t *kl = self;
   size_t len = line ? strnlen(line, KEYLOG_MAX_LINE + 1) : 0;
-  keylog_job_t *j;
+  char *p;
 
   (void)c;
   if (len == 0 || len > KEYLOG_MAX_LINE || tr_writer_failed(kl->w)) return;
-  j = malloc(sizeof(*j) + len + 1);
-  if (j == NULL) {
-    flt_log_error("key log %s: out of memory; a key log line was lost", kl->path);
-    return;
-  }
-  memcpy(j->line, line, len);
-  j->line[len] = '\n';
-  j->len = len + 1;
-  j->job.cost = sizeof(*j) + j->len;
-  tr_writer_put(kl->w, &j->job);
+  p = tr_writer_reserve(kl->w, len + 1, flt_now_us());
+  if (p == NULL) return; /* the writer said why */
+  memcpy(p, line, len);
+  p[len] = '\n';
+  tr_writer_commit(kl->w, len + 1);
 }
 
 static void on_shutdown(void *self) {

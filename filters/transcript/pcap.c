@@ -27,9 +27,10 @@
  * request is read before the proxy connects) waits in a bounded per-conn
  * buffer; past PCAP_MAX_PENDING the stream starts with the fallback address.
  *
- * Packets are built on the connection's own thread into one job per event,
- * already laid out as records of the file; the writer thread appends the
- * jobs it finds queued with one writev(2) (pcap_sink_write_list says why
+ * Packets are built on the connection's own thread, laid out as records of
+ * the file, straight into the writer's chunk of that thread
+ * (tr_writer_reserve: no allocation per event); the writer thread appends
+ * the chunks it finds with one writev(2) (pcap_sink_write_list says why
  * not pcap_dump()). PCAP never caps bodies.
  */
 #include <arpa/inet.h>
@@ -101,11 +102,11 @@ typedef struct pc_pending {
   uint8_t dir;
 } pc_pending_t;
 
-/* One event's records, in one allocation with the job. */
+/* Where one event's records go: room reserved in the writer's chunk
+ * (tr_writer_reserve). */
 typedef struct pc_job {
-  tr_job_t job;
+  char *data; /* records: [pc_rec_hdr_t][frame] ... */
   size_t len, size; /* bytes in data; room */
-  char data[];      /* records: [pc_rec_hdr_t][frame] ... */
 } pc_job_t;
 
 /* ---- addresses ----------------------------------------------------------- */
@@ -376,10 +377,10 @@ static int pcap_sink_write_list(void *sink, tr_job_t *list) {
   while (list) {
     int n = 0;
     for (; list && n < PCAP_IOV_BATCH; list = list->next) {
-      pc_job_t *j = (pc_job_t *)list;
-      iov[n].iov_base = j->data;
-      iov[n].iov_len = j->len;
-      pcap->size += (off_t)j->len;
+      tr_chunk_t *c = (tr_chunk_t *)list;
+      iov[n].iov_base = c->data;
+      iov[n].iov_len = c->len;
+      pcap->size += (off_t)c->len;
       n++;
     }
     int rc = tr_writev_all(pcap->fd, iov, n, -1);
@@ -390,7 +391,7 @@ static int pcap_sink_write_list(void *sink, tr_job_t *list) {
 }
 
 static void pcap_job_free(tr_job_t *job) {
-  free(job);
+  free(job); /* not reached: every job is a chunk */
 }
 
 static const tr_sink_ops_t pcap_sink = {
@@ -398,26 +399,17 @@ static const tr_sink_ops_t pcap_sink = {
     .free_job = pcap_job_free,
 };
 
-/* A job with room for `size` bytes of records; NULL when out of memory. */
-static pc_job_t *pc_job_new(flt_pcap_t *pcap, size_t size) {
-  pc_job_t *j = size <= SIZE_MAX - sizeof(*j) ? malloc(sizeof(*j) + size) : NULL;
-
-  if (j == NULL) {
-    flt_log_error("PCAP file %s: out of memory; packets lost", pcap->path);
-    return NULL;
-  }
+/* Room for `size` bytes of records in this thread's chunk; 0, or -1 when
+ * the writer failed or is full (its warning says so). */
+static int pc_job_begin(flt_pcap_t *pcap, pc_job_t *j, size_t size, uint64_t ts) {
+  j->data = tr_writer_reserve(pcap->w, size, ts);
   j->len = 0;
   j->size = size;
-  return j;
+  return j->data ? 0 : -1;
 }
 
-static void pc_submit(flt_pcap_t *pcap, pc_job_t *j) {
-  if (j->len == 0) {
-    free(j);
-    return;
-  }
-  j->job.cost = sizeof(*j) + j->size;
-  tr_writer_put(pcap->w, &j->job);
+static void pc_job_end(flt_pcap_t *pcap, pc_job_t *j) {
+  tr_writer_commit(pcap->w, j->len);
 }
 
 /* ---- events -------------------------------------------------------------- */
@@ -440,7 +432,7 @@ static void on_data(void *self, flt_conn_t *c, flt_dir_t dir, const uint8_t *dat
   flt_pcap_t *pcap = self;
   uint64_t ts = flt_now_us();
   pc_conn_t *pc;
-  pc_job_t *j;
+  pc_job_t j;
 
   if (len == 0 || (dir != FLT_DIR_REQUEST && dir != FLT_DIR_RESPONSE) ||
       tr_writer_failed(pcap->w) || (pc = pc_conn_of(pcap, c, 1)) == NULL)
@@ -454,32 +446,31 @@ static void on_data(void *self, flt_conn_t *c, flt_dir_t dir, const uint8_t *dat
     }
     pc_resolve(pc, c, 1); /* waited long enough: use the fallback */
   }
-  /* One allocation for the job and all its records. */
-  j = pc_job_new(pcap, pc_batch_size(len) + (pc->started ? 0 : pc_setup_size(pc)));
-  if (j == NULL) return;
-  if (!pc->started) pc_start(pc, c, j, ts);
-  pc_data(pc, j, dir, data, len, ts);
-  pc_submit(pcap, j);
+  if (pc_job_begin(pcap, &j, pc_batch_size(len) + (pc->started ? 0 : pc_setup_size(pc)), ts) < 0)
+    return;
+  if (!pc->started) pc_start(pc, c, &j, ts);
+  pc_data(pc, &j, dir, data, len, ts);
+  pc_job_end(pcap, &j);
 }
 
 static void on_conn_close(void *self, flt_conn_t *c) {
   flt_pcap_t *pcap = self;
   pc_conn_t *pc = pc_conn_of(pcap, c, 0);
   uint64_t ts = flt_now_us();
-  pc_job_t *j;
+  pc_job_t j;
 
   if (pc == NULL) return;
   c->fctx[pcap->slot] = NULL;
   if (!tr_writer_failed(pcap->w) && (pc->started || pc->pending.len > 0) &&
-      (j = pc_job_new(pcap, pc_setup_size(pc) + 3 * (sizeof(pc_rec_hdr_t) + PCAP_MAX_HEADERS))) !=
-          NULL) {
-    if (!pc->started && pc_resolve(pc, c, 1) == 0) pc_start(pc, c, j, ts);
+      pc_job_begin(pcap, &j, pc_setup_size(pc) + 3 * (sizeof(pc_rec_hdr_t) + PCAP_MAX_HEADERS),
+                   ts) == 0) {
+    if (!pc->started && pc_resolve(pc, c, 1) == 0) pc_start(pc, c, &j, ts);
     if (pc->started) {
-      pc_segment(pc, j, FLT_DIR_REQUEST, TCP_FIN | TCP_ACK, NULL, 0, ts);
-      pc_segment(pc, j, FLT_DIR_RESPONSE, TCP_FIN | TCP_ACK, NULL, 0, ts);
-      pc_segment(pc, j, FLT_DIR_REQUEST, TCP_ACK, NULL, 0, ts);
+      pc_segment(pc, &j, FLT_DIR_REQUEST, TCP_FIN | TCP_ACK, NULL, 0, ts);
+      pc_segment(pc, &j, FLT_DIR_RESPONSE, TCP_FIN | TCP_ACK, NULL, 0, ts);
+      pc_segment(pc, &j, FLT_DIR_REQUEST, TCP_ACK, NULL, 0, ts);
     }
-    pc_submit(pcap, j);
+    pc_job_end(pcap, &j);
   }
   flt_strbuf_free(&pc->pending);
   free(pc);

@@ -1,11 +1,12 @@
 /* transcript_internal.h — the pieces the recording filters (har.c,
- * jsonl.c, pcap.c, keylog.c) share, implemented in flowjson.c and (bodies)
- * flowbody.c:
+ * jsonl.c, pcap.c, keylog.c) share, implemented in writer.c, flowjson.c
+ * and (bodies) flowbody.c:
  *
- *  - tr_writer_t: one writer thread per transcript file. The event loop
- *    queues jobs and returns; the thread runs them in queue order. The
- *    first failure is reported once (flt_log_warn, naming the file and
- *    strerror) and stops that sink for good; proxying goes on.
+ *  - tr_writer_t (writer.c): one writer thread per transcript file. The
+ *    event loops queue jobs (or append records to chunks) and return; the
+ *    thread runs them in order. The first failure is reported once
+ *    (flt_log_warn, naming the file and strerror) and stops that sink for
+ *    good; proxying goes on.
  *  - tr_flow_t: one flow as a transcript records it — copies of both heads,
  *    the bodies decoded as they stream in (capped at body_cap), and at flow
  *    end a frozen copy of the flow and its connection, so that the writer
@@ -54,8 +55,21 @@
 /* Every job starts with this header (the queue is intrusive). */
 typedef struct tr_job {
   struct tr_job *next;
-  size_t cost; /* bytes it holds, counted against TR_MAX_QUEUED */
+  size_t cost;    /* bytes it holds, counted against TR_MAX_QUEUED */
+  uint64_t order; /* when it was made (µs): the jobs of different threads
+                   * are run in this order, each thread's in its own */
+  int is_chunk;   /* a tr_chunk_t (tr_writer_reserve); set by the writer */
 } tr_job_t;
+
+/* Records of a byte sink (PCAP, key log), appended by tr_writer_reserve /
+ * tr_writer_commit: the job its write_list gets. Freed (kept for re-use)
+ * by the writer, never by free_job. */
+#define TR_CHUNK_SIZE ((size_t)128 << 10)
+typedef struct tr_chunk {
+  tr_job_t job;
+  size_t len, size; /* bytes in data; room */
+  char data[];
+} tr_chunk_t;
 
 typedef struct tr_sink_ops {
   /* Runs on the writer thread, in queue order. Returns 0 or an errno
@@ -74,16 +88,28 @@ typedef struct tr_sink_ops {
 
 typedef struct tr_writer tr_writer_t;
 
-/* `label` ("HAR file") and `path` name the sink in messages. Returns NULL
- * with a sentence in err when the thread cannot start. */
+/* `label` ("HAR file") and `path` name the sink in messages (and the
+ * thread: "tlspeek-har"). Returns NULL with a sentence in err when the
+ * thread cannot start. */
 tr_writer_t *tr_writer_new(const char *label, const char *path, const tr_sink_ops_t *ops,
                            void *sink, char *err, size_t errlen);
-/* Queues `job` (ownership passes to the writer). Thread-safe, never waits
- * for the disk. A failed or full writer frees the job at once. */
+/* Queues `job` (ownership passes to the writer; set job->order first).
+ * Thread-safe, never waits for the disk, takes no lock another producer
+ * takes (writer.c says why). A failed or full writer frees the job at once. */
 void tr_writer_put(tr_writer_t *w, tr_job_t *job);
+/* For byte sinks: room for `n` bytes of records at the end of this thread's
+ * open chunk (a new chunk, ordered by `order`, when they do not fit);
+ * write them there, then call tr_writer_commit with the bytes used, on the
+ * same thread, before any other call of this writer. NULL (and no commit)
+ * when the writer failed or is full. The chunk goes to the writer thread
+ * when full or when the thread next takes the queue (within about
+ * TR_GATHER_NS). */
+char *tr_writer_reserve(tr_writer_t *w, size_t n, uint64_t order);
+void tr_writer_commit(tr_writer_t *w, size_t used);
 /* Non-zero once a write failed: callers may skip building jobs. */
 int tr_writer_failed(tr_writer_t *w);
-/* Waits until every job queued so far has run. */
+/* Waits until every job queued (and every record committed) so far has
+ * run. */
 void tr_writer_flush(tr_writer_t *w);
 /* Flushes, stops the thread, frees. The sink itself is the caller's. */
 void tr_writer_free(tr_writer_t *w);
@@ -347,21 +373,54 @@ void tr_jw_reset(tr_jw_t *w);
 void tr_jw_free(tr_jw_t *w);
 /* Text as it is (no comma, no escaping). */
 void tr_jw_raw(tr_jw_t *w, const char *s, size_t n);
+/* The functions below are inline so that the lengths of literal keys and
+ * values (nearly all of them) are known when compiling; each calls a
+ * tr_jw_k* function that takes the key's length (klen). */
+void tr_jw_kopen(tr_jw_t *w, const char *key, size_t klen, char bracket);
+void tr_jw_kbytes(tr_jw_t *w, const char *key, size_t klen, const char *s, size_t len);
+void tr_jw_klit(tr_jw_t *w, const char *key, size_t klen, const char *literal, size_t len);
+void tr_jw_knum(tr_jw_t *w, const char *key, size_t klen, double d);
+void tr_jw_kbody(tr_jw_t *w, const char *key, size_t klen, const tr_body_t *b);
+#define TR_JW_KLEN(key) ((key) ? strlen(key) : 0)
 /* Opens ('{' or '[') and closes a container. */
-void tr_jw_open(tr_jw_t *w, const char *key, char bracket);
-void tr_jw_close(tr_jw_t *w, char bracket);
+static inline void tr_jw_open(tr_jw_t *w, const char *key, char bracket) {
+  tr_jw_kopen(w, key, TR_JW_KLEN(key), bracket);
+}
+static inline void tr_jw_close(tr_jw_t *w, char bracket) {
+  tr_jw_raw(w, &bracket, 1);
+}
 /* s[0..len) as a string, made valid UTF-8: invalid bytes are read as
  * ISO-8859-1 (what obs-text in headers usually is), NUL becomes U+FFFD.
  * NULL is "". */
-void tr_jw_bytes(tr_jw_t *w, const char *key, const char *s, size_t len);
-void tr_jw_str(tr_jw_t *w, const char *key, const char *s);
-void tr_jw_str_or_null(tr_jw_t *w, const char *key, const char *s);
+static inline void tr_jw_bytes(tr_jw_t *w, const char *key, const char *s, size_t len) {
+  tr_jw_kbytes(w, key, TR_JW_KLEN(key), s, len);
+}
+static inline void tr_jw_str(tr_jw_t *w, const char *key, const char *s) {
+  tr_jw_kbytes(w, key, TR_JW_KLEN(key), s, s ? strlen(s) : 0);
+}
 /* A literal value: "null", "true", "{}". */
-void tr_jw_lit(tr_jw_t *w, const char *key, const char *literal);
-void tr_jw_num(tr_jw_t *w, const char *key, double d);
-void tr_jw_bool(tr_jw_t *w, const char *key, int v);
+static inline void tr_jw_lit(tr_jw_t *w, const char *key, const char *literal) {
+  tr_jw_klit(w, key, TR_JW_KLEN(key), literal, strlen(literal));
+}
+static inline void tr_jw_str_or_null(tr_jw_t *w, const char *key, const char *s) {
+  if (s)
+    tr_jw_str(w, key, s);
+  else
+    tr_jw_lit(w, key, "null");
+}
+static inline void tr_jw_num(tr_jw_t *w, const char *key, double d) {
+  tr_jw_knum(w, key, TR_JW_KLEN(key), d);
+}
+static inline void tr_jw_bool(tr_jw_t *w, const char *key, int v) {
+  if (v)
+    tr_jw_lit(w, key, "true");
+  else
+    tr_jw_lit(w, key, "false");
+}
 /* The body's text as a string (it is escaped already: b->json). */
-void tr_jw_body(tr_jw_t *w, const char *key, const tr_body_t *b);
+static inline void tr_jw_body(tr_jw_t *w, const char *key, const tr_body_t *b) {
+  tr_jw_kbody(w, key, TR_JW_KLEN(key), b);
+}
 void tr_jw_mark(const tr_jw_t *w, tr_jw_mark_t *m);
 void tr_jw_rewind(tr_jw_t *w, const tr_jw_mark_t *m);
 /* The whole text as iovecs: the buffer cut at the holes, the bodies

@@ -6,7 +6,9 @@ measured in one run on this machine.
   make bench        every peer, 10 s per measurement (about 9-11 minutes)
   make bench-quick  tlspeek -q, tlspeek -q --web and direct only, 3 s per measurement
   bench.py --bin ./tlspeek --hsload build/bench/hsload [--quick] [--seconds N]
-           [--only slug,slug] [--scenarios scen,scen] [--idle N]
+           [--only slug,slug] [--scenarios scen,scen] [--idle N] [--base BIN]
+           (--base: every tlspeek row again with another build, e.g. main's, each right
+           after its counterpart, so that both see the same machine load)
 
 Setup (everything on 127.0.0.1; every load is bounded in time):
   upstream  nginx, worker_processes 1, TLS with an RSA-2048 certificate (and
@@ -93,7 +95,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchlib import (PeerFailed, Procs, check_serves, hold_idle, hsload_full, tls_floor,  # noqa: E402
                       machine_busy, raise_nofile, resumption_probe, set_tree_affinity,
-                      thread_cpu, timed_download, tree_cpu, tree_rss_kib, wrk, free_port,
+                      thread_cpu, thread_names, timed_download, tree_cpu, tree_rss_kib, wrk, free_port,
                       log_tail)
 import peers as P  # noqa: E402
 
@@ -114,7 +116,7 @@ def sink_seconds(seconds):
 
 
 class Env:
-    def __init__(self, binary, seconds, idle_conns, hsload=None):
+    def __init__(self, binary, seconds, idle_conns, hsload=None, base=None):
         self.seconds = seconds
         self.idle_conns = idle_conns
         self.procs = Procs()
@@ -123,6 +125,10 @@ class Env:
         # A private copy: a rebuild of ./tlspeek during the run cannot change what is measured.
         self.bin = os.path.join(self.dir, "tlspeek")
         shutil.copy2(binary, self.bin)
+        self.base = None
+        if base:  # --base: the same tlspeek rows again with this binary
+            self.base = os.path.join(self.dir, "tlspeek-base")
+            shutil.copy2(base, self.base)
         self.hsload = None
         if hsload:
             self.hsload = os.path.join(self.dir, "hsload")
@@ -141,7 +147,7 @@ class Env:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def make_peers(env, quick, only):
+def make_peers(env, quick, only, scenarios=None):
     every = [
         P.Direct(env),
         P.Haproxy(env),
@@ -171,9 +177,15 @@ def make_peers(env, quick, only):
     if os.cpu_count() < 2:
         every = [p for p in every if p.slug not in ("tlspeek-t1", "tlspeek-t2")]
     if only:
-        return [p for p in every if p.slug in only]
-    if quick:
-        return [p for p in every if p.slug in ("direct", "tlspeek", "tlspeek-web")]
+        every = [p for p in every if p.slug in only]
+    elif quick:
+        every = [p for p in every if p.slug in ("direct", "tlspeek", "tlspeek-web")]
+    if env.base:  # each right after its own row, so that both see the same machine load
+        every = [q for p in every for q in ([p, p.based_on(env.base)] if p.kind == "tlspeek"
+                                            else [p])]
+    if scenarios:
+        for p in every:
+            p.scenarios = tuple(s for s in p.scenarios if s in scenarios)
     return every
 
 
@@ -264,6 +276,7 @@ def run_one(env, peer, scen, notes):
             r = hsload_full(env.hsload, port, T, FULLHS_CLIENTS)
         c1 = tree_cpu(pid)
         th1 = thread_cpu(pid)
+        names = thread_names(pid)
         alive_check(peer, "the load")
         cpu = c1 - c0
         res = dict(r)
@@ -273,6 +286,11 @@ def run_one(env, peer, scen, notes):
             res["gen_ms_per_1k"] = r["gen_cpu_s"] * 1e6 / r["count"] if r["count"] else None
         res["cores"] = cpu / r["wall"]
         res["threads"] = sorted((th1.get(t, 0) - th0.get(t, 0) for t in th1), reverse=True)
+        by_name = {}
+        for t in th1:
+            name = names.get(t, "?")
+            by_name[name] = by_name.get(name, 0) + th1[t] - th0.get(t, 0)
+        res["by_name"] = by_name
         gb = r.get("mbps", 0) * r["wall"] / 1e3
         res["cpu_s_per_gb"] = cpu / gb if gb > 0 else None
         if scen == "bulk" and r["mbps"] == 0:
@@ -414,27 +432,30 @@ def ratio_table(peers, results):
     return lines
 
 
-def transcript_table(peers, results):
+def transcript_table(peers, results, suffix=""):
     """Each transcript sink alone, all four, and sslsplit's content log, next to tlspeek -q:
-    keep-alive CPU per request and bulk MB/s, with the ratios the targets use."""
+    keep-alive CPU per request and bulk MB/s, with the ratios the targets use. With
+    suffix "@base", the rows of the --base binary, against its own -q."""
     slugs = [p.slug for p in peers]
-    rows = [s for s in TX_SLUGS + ["tlspeek-web", "sslsplit-content"] if s in slugs]
-    if not rows or "tlspeek" not in slugs:
+    rows = [s + suffix for s in TX_SLUGS + ["tlspeek-web"] if s + suffix in slugs]
+    rows += [s for s in ["sslsplit-content"] if s in slugs]
+    q = "tlspeek" + suffix
+    if not rows or q not in slugs:
         return []
     label = {p.slug: p.label for p in peers}
     lines = ["| recording (keep-alive 1 KiB, bulk 64 MiB) | proxy CPU ms per 1k keep-alive req "
              "| ÷ tlspeek -q | ÷ sslsplit content log | bulk MB/s | ÷ tlspeek -q bulk |",
              "|---|---|---|---|---|---|"]
-    for slug in ["tlspeek"] + rows:
+    for slug in [q] + rows:
         cpu = val(results, slug, "keepalive", "cpu_ms_per_1k")
         mbps = val(results, slug, "bulk", "mbps")
         cells = [cell(results, slug, "keepalive", "cpu_ms_per_1k")]
-        for ref, key, v in (("tlspeek", "cpu_ms_per_1k", cpu),
+        for ref, key, v in ((q, "cpu_ms_per_1k", cpu),
                             ("sslsplit-content", "cpu_ms_per_1k", cpu)):
             b = val(results, ref, "keepalive", key)
             cells.append(fratio(v / b) if v is not None and b else "—")
         cells.append(cell(results, slug, "bulk", "mbps"))
-        b = val(results, "tlspeek", "bulk", "mbps")
+        b = val(results, q, "bulk", "mbps")
         cells.append(fratio(mbps / b) if mbps is not None and b else "—")
         lines.append("| %s | %s |" % (label[slug], " | ".join(cells)))
     return lines
@@ -575,6 +596,9 @@ def main():
     ap.add_argument("--scenarios", help="comma-separated scenarios to run (keepalive, newconn, "
                     "fullhs, bulk, idle; default all), e.g. idle alone for memory work")
     ap.add_argument("--idle", type=int, default=IDLE_CONNS, help="idle connections held")
+    ap.add_argument("--base", help="a second tlspeek binary (e.g. main's build): every tlspeek "
+                    "row is measured again with it, as <slug>@base, interleaved in the same run, "
+                    "and the recording table shows its ratios too")
     args = ap.parse_args()
     scenarios = SCENARIOS
     if args.scenarios:
@@ -596,11 +620,13 @@ def main():
 
     started = time.time()
     background = machine_busy(1.0)
-    env = Env(os.path.abspath(args.bin), seconds, args.idle, os.path.abspath(args.hsload))
+    env = Env(os.path.abspath(args.bin), seconds, args.idle, os.path.abspath(args.hsload),
+              os.path.abspath(args.base) if args.base else None)
     results, notes = {}, []
     floor_line = None
     only = set(args.only.split(",")) if args.only else None
-    plist = make_peers(env, args.quick, only)
+    scen_only = set(args.scenarios.split(",")) if args.scenarios else None
+    plist = make_peers(env, args.quick, only, scen_only)
     P.label_versions(plist)
     try:
         env.upstream = P.Upstream(env)
@@ -656,7 +682,7 @@ def main():
         if fb:
             notes.append("%s, bulk: %s." % (p.label, fb))
     # transcripts written (a sanity check that the options did something)
-    for slug in TX_SLUGS + ["tlspeek-d1"]:
+    for slug in [t + sfx for t in TX_SLUGS + ["tlspeek-d1"] for sfx in ("", "@base")]:
         for scen in ("keepalive", "bulk"):
             r = results.get(slug, {}).get(scen, {})
             out = r.get("outputs")
@@ -664,6 +690,14 @@ def main():
                 notes.append("%s %s wrote: %s" % (slug, SCEN_NAME[scen], ", ".join(
                     "%s %s" % (k, human(v))
                     for k, v in out.items())))
+    # where a recording row's CPU went: the writer threads are named tlspeek-<sink>
+    for p in plist:
+        r = results.get(p.slug, {}).get("keepalive", {})
+        if p.kind != "tlspeek" or not p.sinks or "na" in r or not r.get("count"):
+            continue
+        parts = sorted(r.get("by_name", {}).items(), key=lambda kv: -kv[1])
+        notes.append("%s keep-alive CPU by thread, ms per 1k req: %s" % (p.slug, ", ".join(
+            "%s %s" % (name, fnum(secs * 1e6 / r["count"])) for name, secs in parts)))
     resumed = ["%s %s" % (p.slug, "?" if results.get(p.slug, {}).get("newconn", {}).get(
         "resumed") is None else "%.0f%%" % (100 * results[p.slug]["newconn"]["resumed"]))
         for p in plist if "newconn" in p.scenarios and "na" not in results.get(p.slug, {}).get(
@@ -678,10 +712,11 @@ def main():
     if rt:
         out += rt
         out.append("")
-    tx = transcript_table(plist, results)
-    if tx:
-        out += tx
-        out.append("")
+    for suffix in ("", "@base"):
+        tx = transcript_table(plist, results, suffix)
+        if tx:
+            out += tx
+            out.append("")
     tt, scale_detail = targets_table(results)
     if args.quick or only:  # only the targets that the peers measured can be held to
         tt = tt[:2] + [row for row in tt[2:] if "| n/a |" not in row]
@@ -700,6 +735,9 @@ def main():
                % (seconds, sink_seconds(seconds), os.cpu_count(), FULLHS_CLIENTS, env.idle_conns,
                   nofile))
     out.append("Binary: %s (%s)." % (os.path.abspath(args.bin), env.version))
+    if args.base:
+        out.append("Base binary (rows ending in @base, each measured right after its "
+                   "counterpart): %s." % os.path.abspath(args.base))
     out.append("Background load on this machine (other processes) before the run: %.0f%% of all "
                "cores (%.0f%% niced); after: %.0f%% (%.0f%% niced)."
                % (100 * background[0], 100 * background[1], 100 * background_after[0],

@@ -214,6 +214,22 @@ def thread_cpu(pid):
     return out
 
 
+def thread_names(pid):
+    """{tid: name} of every thread of one process (/proc/PID/task/TID/comm)."""
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                out[int(tid)] = f.read().strip()
+        except OSError:
+            continue
+    return out
+
+
 def tree_rss_kib(root):
     total = 0
     for pid in tree_pids(root):

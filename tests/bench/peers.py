@@ -5,6 +5,7 @@ Each peer is started fresh for every scenario (and stopped after it), so a
 scenario's transcripts can be deleted at once and one scenario cannot leave a
 grown heap or a crashed process to the next.
 """
+import copy
 import os
 import re
 import shutil
@@ -196,9 +197,17 @@ class Tlspeek(Peer):
         if scenarios:
             self.scenarios = scenarios
 
+    def based_on(self, binary):
+        """The same row, run with another tlspeek binary (bench.py --base)."""
+        twin = copy.copy(self)
+        twin.slug, twin.label, twin.binary = self.slug + "@base", self.label + " [base]", binary
+        return twin
+
+    binary = None  # another build than env.bin (based_on)
+
     def start(self, workdir, port):
         env = self.env
-        args = [env.bin, "--ca-dir", env.dir + "/proxy-ca", "-l", "127.0.0.1:%d" % port,
+        args = [self.binary or env.bin, "--ca-dir", env.dir + "/proxy-ca", "-l", "127.0.0.1:%d" % port,
                 "-m", "reverse:https://127.0.0.1:%d" % env.upstream.tls_port,
                 "--upstream-ca", env.dir + "/upstream-ca.pem"] + self.extra
         for sink in self.sinks:
