@@ -3,7 +3,8 @@
  *
  * A session lives on one worker loop from accept to close. It owns its two
  * legs (leg.h: the client's and the upstream's socket and TLS, one type for
- * both) and both HTTP framers, and turns what passes through into flow
+ * both), each leg's codec (codec.h: http1 or raw, what the leg's bytes
+ * mean) and its flows (flow.h), and turns what the codecs report into flow
  * events for the filter chain. The legs call back through their ops. Its life is driven by one
  * state variable, changed only by px_session_set_state().
  */
@@ -21,7 +22,8 @@
 #include "proxy/dns.h"
 #include "proxy/fsm.h"
 #include "proxy/leg.h"
-#include "proxy/codec/http1.h"
+#include "proxy/codec/codec.h"
+#include "proxy/flow.h"
 #include "proxy/tls.h"
 
 struct px_worker;
@@ -103,17 +105,6 @@ extern const px_fsm_t px_end_fsm;
 extern const px_fsm_t px_up_fsm;
 extern const px_fsm_t px_socks_fsm;
 
-typedef struct px_flow_node {
-  flt_flow_t flow;
-  flt_head_t *req_copy;  /* storage behind flow.req / flow.resp */
-  flt_head_t *resp_copy;
-  flt_head_t *req_sent;  /* storage behind flow.req_sent / flow.resp_sent */
-  flt_head_t *resp_sent;
-  const flt_head_t *interim[FLT_MAX_INTERIM]; /* flow.interim; owned */
-  struct px_flow_node *next;
-  int head_only;     /* request was HEAD: the response has no body */
-  int upgrade_asked; /* request had Upgrade (with Connection: upgrade) or was CONNECT */
-} px_flow_node_t;
 
 typedef struct px_session px_session_t;
 
@@ -143,6 +134,7 @@ typedef struct px_session_ops {
   void (*reply_error)(px_session_t *s, int status, const char *reason, const char *extra,
                       const char *text);
   void (*set_deadline)(px_session_t *s, uint64_t ms, px_timer_t what);
+  void (*relay)(px_session_t *s);
 } px_session_ops_t;
 
 struct px_session {
@@ -193,12 +185,9 @@ struct px_session {
   int up_pinned;               /* connection-bound auth seen: keep it */
   int up_idle_counted;         /* counted in the worker's idle_upstreams */
 
-  /* HTTP */
-  px_http_t req;               /* client -> upstream */
-  px_http_t resp;              /* upstream -> client */
-  px_flow_node_t *flows_head;  /* flows waiting for a response, in order */
-  px_flow_node_t *flows_tail;
-  px_flow_node_t *req_flow;    /* flow whose request is still arriving */
+  /* HTTP: each leg's codec is client.codec and upstream.codec (codec.h) */
+  px_flows_t flows;            /* flow.h: in order; the one whose request arrives */
+  int resp_status;             /* status of the upstream's last response head */
   size_t resp_head_mark;       /* client.batch.len before the current response's
                                   head, SIZE_MAX when not in this batch */
   int tls_sniffed;             /* the first decrypted bytes were classified */
@@ -410,8 +399,13 @@ static inline void px_session_peek(px_session_t *s, const char *data, size_t len
   s->ops->peek(s, data, len);
 }
 
-/* session_http.c: HTTP framing callbacks and error replies */
-void px_client_plaintext(px_session_t *s, const char *data, size_t len);
+/* session_codec.c: from here on the client's bytes are relayed as they
+ * are, both ways: the state becomes PX_S_RAW and both legs run the raw
+ * codec (passthrough, raw TCP, TLS that is not HTTP). */
+static inline void px_session_relay(px_session_t *s) { s->ops->relay(s); }
+
+/* session_codec.c: each leg's plaintext goes to its codec; the upstream's
+ * EOF. session_http.c: error replies. */
 static inline void px_upstream_plaintext(px_session_t *s, const char *data, size_t len) {
   s->ops->upstream_plaintext(s, data, len);
 }
@@ -426,6 +420,5 @@ static inline void px_reply_error_hdr(px_session_t *s, int status, const char *r
                                       const char *extra, const char *text) {
   s->ops->reply_error(s, status, reason, extra, text);
 }
-void px_flows_fail_all(px_session_t *s, const char *why);
 
 #endif

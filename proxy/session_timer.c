@@ -197,10 +197,11 @@ static px_client_wait_t awaited(const px_session_t *s) {
     default:
       return PX_WAIT_NONE; /* handshake (phase deadline), raw relay */
   }
-  if (s->req.state != PX_HTTP_HEAD)
+  px_codec_phase_t phase = px_codec_phase(s->client.codec);
+  if (phase == PX_CODEC_HEAD) return PX_WAIT_HEAD;
+  if (phase != PX_CODEC_IDLE)
     return PX_WAIT_NONE; /* a body, a held request or an upgraded stream: --idle-timeout */
-  if (s->req.raw.len > 0) return PX_WAIT_HEAD;
-  if (s->flows_head != NULL || s->req_flow != NULL)
+  if (s->flows.head != NULL || s->flows.req != NULL)
     return PX_WAIT_NONE; /* waiting for the upstream's answer, not for the client */
   /* Between requests; a connection that sent nothing yet keeps its
    * first-bytes deadline. */
@@ -259,7 +260,7 @@ void px_client_deadline_expired(px_session_t *s) {
   }
   if (what == PX_WAIT_HEAD) {
     /* Nothing of a response has begun: the client can be told why. */
-    int answer = s->flows_head == NULL && s->client.writes == 0;
+    int answer = s->flows.head == NULL && s->client.writes == 0;
     snprintf(text, sizeof(text), "request head not complete after %.1f s (--request-timeout)%s",
              secs, answer ? "; answered 408" : ", closing");
     px_log_client_limited(s, text);

@@ -321,7 +321,7 @@ static void pass_through(px_session_t *s) {
   s->conn.upstream_tls = 0;
   px_tls_free(&s->client.tls);
   px_set_deadline(s, 0, PX_T_NONE);
-  px_session_set_state(s, PX_S_RAW);
+  px_session_relay(s);
   flt_strbuf_t hello = s->hello_raw;
   flt_strbuf_init(&s->hello_raw, 0);
   flt_emit_data(&s->w->shared->chain, &s->conn, FLT_DIR_REQUEST, (const uint8_t *)hello.data,
