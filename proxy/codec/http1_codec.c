@@ -73,6 +73,7 @@ static int reported(h1_t *h, int rc) {
 
 static int h1_input(px_codec_t *c, const char *data, size_t len) {
   h1_t *h = h1_of(c);
+  if (h->http.state == PX_HTTP_FAILED) return -1; /* reported when it failed */
   return reported(h, px_http_feed(&h->http, data, len));
 }
 
