@@ -83,7 +83,7 @@ static void maybe_finish(px_session_t *s) {
   }
   if (s->client.eof) {
     /* Answers sent after the client's EOF: did it take them? */
-    if (px_client_delivery_pending(s)) return;
+    if (px_delivery_pending(s)) return;
     px_session_close(s, "done");
     return;
   }
@@ -104,7 +104,7 @@ static void on_leg_written(px_leg_t *leg, int status, int shutdown) {
     if (s->state == PX_S_CLOSING) px_session_close(s, NULL);
     return;
   }
-  if (to_client && status < 0 && status != UV_ECANCELED) px_client_gone(s);
+  if (to_client && status < 0 && status != UV_ECANCELED) px_delivery_client_gone(s);
   if (s->state == PX_S_CLOSING) {
     px_session_close(s, NULL);
     return;
@@ -376,7 +376,7 @@ static void upstream_half_close(px_session_t *s) {
 static void client_eof(px_session_t *s) {
   if (s->client.eof) return;
   s->client.eof = 1;
-  px_client_left(s);
+  px_delivery_client_left(s);
   px_passthrough_note_early_close(s, 0); /* checked the certificate, and left? */
   if (relaying(s) && upstream_alive(s)) {
     /* Not connected yet: px_session_upstream_ready passes it on. */
@@ -484,7 +484,7 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
   if (http)
     px_session_set_state(s, PX_S_HTTP);
   else
-    px_session_codec_relay(s);
+    px_session_codec_relay(s, 0);
   px_set_deadline(s, 0, PX_T_NONE);
   /* Raw bytes go upstream now. HTTP connects once its first request head is
    * complete (on_req_head): a client dribbling a head holds no upstream. */
@@ -499,8 +499,8 @@ static void on_client_read(px_leg_t *leg, ssize_t nread, const char *data) {
     if (nread != UV_EOF) {
       px_session_log(s, FLT_LOG_DEBUG, "client read: %s", uv_strerror((int)nread));
       /* A reset: the client reads nothing more; its flows end now. */
-      px_client_left(s);
-      px_client_gone(s);
+      px_delivery_client_left(s);
+      px_delivery_client_gone(s);
       px_passthrough_note_early_close(s, 0); /* checked the certificate, and left? */
       if (s->state != PX_S_CLOSING) px_session_close(s, "the client reset the connection");
       return;
@@ -668,7 +668,7 @@ void px_session_start(px_session_t *s) {
     px_session_set_state(s, PX_S_PROXY_HTTP);
   flt_emit_conn_open(&w->shared->chain, &s->conn);
   px_set_deadline(s, 0, PX_T_NONE);
-  px_client_deadline_start(s, PX_WAIT_FIRST);
+  px_session_timer_deadline_start(s, PX_WAIT_FIRST);
   px_leg_read_start(&s->client);
 }
 
@@ -735,7 +735,7 @@ static void session_close(px_session_t *s, const char *why) {
     px_upstream_tls_close(s);
     px_session_set_state(s, PX_S_CLOSING);
     px_upstream_count_idle(s, 0);
-    px_client_check_gone(s);
+    px_delivery_check_gone(s);
     px_session_http_fail_flows(s, why && strcmp(why, "done") != 0 ? why : "connection closed");
     flt_emit_conn_close(&s->w->shared->chain, &s->conn);
     px_dns_cancel(&s->dnsq); /* its callback never runs */

@@ -134,7 +134,7 @@ typedef struct px_session_ops {
   void (*reply_error)(px_session_t *s, int status, const char *reason, const char *extra,
                       const char *text);
   void (*set_deadline)(px_session_t *s, uint64_t ms, px_timer_t what);
-  void (*relay)(px_session_t *s);
+  void (*relay)(px_session_t *s, int passthrough);
 } px_session_ops_t;
 
 struct px_session {
@@ -293,42 +293,42 @@ static inline void px_set_deadline(px_session_t *s, uint64_t ms, px_timer_t what
 static inline void px_maybe_finish(px_session_t *s) { s->ops->maybe_finish(s); }
 
 /* session_timer.c: the name of a phase deadline ("TLS handshake"). */
-const char *px_timer_name(px_timer_t what);
+const char *px_session_timer_name(px_timer_t what);
 /* Restarts the session timer for the soonest of its deadlines. */
 void px_session_timer_restart(px_session_t *s);
 
 /* delivery.c: whether the client is still there (flt_conn_t's
- * client_eof_us and client_gone_us). px_client_left(): its EOF (FIN,
- * close_notify or reset) arrived. px_client_gone(): it is known to be gone
- * (reset, failed write). px_client_delivery_pending(): called before the
+ * client_eof_us and client_gone_us). px_delivery_client_left(): its EOF (FIN,
+ * close_notify or reset) arrived. px_delivery_client_gone(): it is known to be gone
+ * (reset, failed write). px_delivery_pending(): called before the
  * close that follows the answers sent after the client's EOF; returns 1
  * while its kernel has neither acknowledged them nor reset the connection
  * (then the "delivery" deadline calls px_maybe_finish again, for at most
  * PX_DELIVERY_WAIT_MS; not known by then counts as taken), 0 when that is
- * decided. px_client_check_gone(): at close, a client that reset after
+ * decided. px_delivery_check_gone(): at close, a client that reset after
  * its EOF is gone. */
 #define PX_DELIVERY_WAIT_MS 2000
 #define PX_DELIVERY_POLL_MS 5
-void px_client_left(px_session_t *s);
-void px_client_gone(px_session_t *s);
-int px_client_delivery_pending(px_session_t *s);
-void px_client_check_gone(px_session_t *s);
+void px_delivery_client_left(px_session_t *s);
+void px_delivery_client_gone(px_session_t *s);
+int px_delivery_pending(px_session_t *s);
+void px_delivery_check_gone(px_session_t *s);
 
-/* session_timer.c: client deadlines. px_client_deadline_update() looks at the
+/* session_timer.c: client deadlines. px_session_timer_deadline_update() looks at the
  * session's state and framer and arms (from now) what the client must send
  * next, keeps a deadline already running for the same thing, or clears it;
- * call it whenever that may have changed. px_client_deadline_start() arms
+ * call it whenever that may have changed. px_session_timer_deadline_start() arms
  * `what` from now whatever ran before (a new connection, a new tunnel).
- * px_client_deadline_expired() is the timer's verdict: 408 for an
+ * px_session_timer_deadline_expired() is the timer's verdict: 408 for an
  * incomplete request head when no response has begun, else close; one log
  * line, rate-limited per worker thread. */
-void px_client_deadline_update(px_session_t *s);
-void px_client_deadline_start(px_session_t *s, px_client_wait_t what);
-void px_client_deadline_expired(px_session_t *s);
+void px_session_timer_deadline_update(px_session_t *s);
+void px_session_timer_deadline_start(px_session_t *s, px_client_wait_t what);
+void px_session_timer_deadline_expired(px_session_t *s);
 /* "session N: CLIENT: text" at info level, for what a client did wrong
  * (too slow, no credentials); at most a few per 10 s and worker thread, the
  * rest at debug level and counted. */
-void px_log_client_limited(px_session_t *s, const char *text);
+void px_session_timer_log_client(px_session_t *s, const char *text);
 
 /* upstream.c */
 void px_upstream_start(px_session_t *s);
@@ -358,7 +358,7 @@ void px_upstream_release(px_session_t *s);
 /* Reopens a released upstream leg for the next request. */
 void px_upstream_reconnect(px_session_t *s);
 /* Re-arms the session timer when a sooner wake-up is due (a flow ended). */
-void px_session_rearm_timer(px_session_t *s);
+void px_session_timer_rearm(px_session_t *s);
 /* The upstream leg is about to end: send TLS close_notify when its handshake
  * finished cleanly, so its session stays resumable (see upstream.c). */
 void px_upstream_tls_close(px_session_t *s);
@@ -401,8 +401,13 @@ static inline void px_session_peek(px_session_t *s, const char *data, size_t len
 
 /* session_codec.c: from here on the client's bytes are relayed as they
  * are, both ways: the state becomes PX_S_RAW and both legs run the raw
- * codec (passthrough, raw TCP, TLS that is not HTTP). */
-static inline void px_session_relay(px_session_t *s) { s->ops->relay(s); }
+ * codec (raw TCP, TLS that is not HTTP). With `passthrough`, the client's
+ * TLS itself is relayed untouched (passthrough.c): the connection is marked
+ * so (conn.passthrough, kind raw TLS), the upstream leg gets no TLS of its
+ * own and the client leg's TLS is dropped. */
+static inline void px_session_relay(px_session_t *s, int passthrough) {
+  s->ops->relay(s, passthrough);
+}
 
 /* session_codec.c: each leg's plaintext goes to its codec; the upstream's
  * EOF. session_http.c: error replies. */

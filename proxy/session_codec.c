@@ -109,7 +109,7 @@ static void on_resp_end(void *owner, px_codec_t *c, uint32_t stream) {
   }
   px_update_reading(s);
   px_session_http_switch_when_idle(s);
-  px_client_deadline_update(s);
+  px_session_timer_deadline_update(s);
 }
 
 /* The response the client waits for cannot be passed on (malformed, or cut
@@ -160,7 +160,7 @@ void px_session_codec_client_plaintext(px_session_t *s, const char *data, size_t
   px_batch_begin(s, 1);
   client_plaintext(s, data, len);
   px_batch_end(s, 1);
-  px_client_deadline_update(s); /* a head begun, completed, or the next awaited */
+  px_session_timer_deadline_update(s); /* a head begun, completed, or the next awaited */
 }
 
 /* The first decrypted bytes: HTTP (empty lines allowed before it) or another
@@ -175,7 +175,7 @@ static int sniff_tls_plaintext(px_session_t *s, const char *data, size_t len) {
   s->tls_sniffed = 1;
   if (kind == PX_SNIFF_RAW) {
     s->conn.kind = FLT_CONN_RAW_TLS;
-    px_session_codec_relay(s);
+    px_session_codec_relay(s, 0);
     if (s->state == PX_S_CLOSING) return 1;
   }
   flt_strbuf_t first = s->peek;
@@ -275,7 +275,14 @@ static int use_raw(px_session_t *s, px_leg_t *leg, const px_codec_sink_t *sink) 
   return 0;
 }
 
-void px_session_codec_relay(px_session_t *s) {
+void px_session_codec_relay(px_session_t *s, int passthrough) {
+  if (passthrough) {
+    s->conn.passthrough = 1;
+    s->conn.kind = FLT_CONN_RAW_TLS;
+    s->up_tls_wanted = 0;
+    s->conn.upstream_tls = 0;
+    px_tls_free(&s->client.tls);
+  }
   px_session_set_state(s, PX_S_RAW);
   if (s->state != PX_S_RAW) return;
   if (use_raw(s, &s->client, &client_sink) != 0 || use_raw(s, &s->upstream, &upstream_sink) != 0)

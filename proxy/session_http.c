@@ -85,8 +85,8 @@ void px_session_http_flow_finish(px_session_t *s, const char *error) {
     /* Idle from here on (keep-alive): give back the grown TLS buffers. */
     px_tls_trim(&s->client.tls);
     px_tls_trim(&s->upstream.tls);
-    px_session_rearm_timer(s); /* --upstream-idle counts from here */
-    px_client_deadline_update(s); /* --keepalive-timeout too */
+    px_session_timer_rearm(s); /* --upstream-idle counts from here */
+    px_session_timer_deadline_update(s); /* --keepalive-timeout too */
   }
   if (s->end >= PX_END_DRAINING && s->flows.head == NULL && s->state != PX_S_CLOSING) {
     px_session_set_end(s, PX_END_FLUSHING);
@@ -431,7 +431,7 @@ static int proxy_auth_ok(px_session_t *s, const flt_head_t *view) {
   char text[200];
   snprintf(text, sizeof(text), "tlspeek: proxy authentication %s (--proxyauth is set)",
            pa ? "failed: wrong username or password" : "required: no Proxy-Authorization");
-  px_log_client_limited(s, text);
+  px_session_timer_log_client(s, text);
   flt_emit_error(chain_of(s), &s->conn, text);
   px_reply_error_hdr(s, 407, "Proxy Authentication Required",
                      "Proxy-Authenticate: Basic realm=\"" PX_PROXYAUTH_REALM "\"\r\n", text);
@@ -567,5 +567,5 @@ static void release_held_requests(px_session_t *s) {
   px_codec_release(s->client.codec);
   px_batch_end(s, 1);
   px_session_http_switch_when_idle(s);
-  px_client_deadline_update(s);
+  px_session_timer_deadline_update(s);
 }

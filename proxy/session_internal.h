@@ -16,7 +16,7 @@
  * completes or cuts its response. */
 int px_session_codec_init(px_session_t *s);
 void px_session_codec_free(px_session_t *s);
-void px_session_codec_relay(px_session_t *s);
+void px_session_codec_relay(px_session_t *s, int passthrough);
 void px_session_codec_client_plaintext(px_session_t *s, const char *data, size_t len);
 void px_session_codec_upstream_plaintext(px_session_t *s, const char *data, size_t len);
 void px_session_codec_upstream_closed(px_session_t *s);
