@@ -109,7 +109,8 @@ extern const px_fsm_t px_socks_fsm;
 typedef struct px_session px_session_t;
 
 /* How the files below the session reach it. session.c fills one table
- * (with the functions of session.c, session_http.c and session_timer.c) and
+ * (with the functions of session.c, session_codec.c, session_http.c,
+ * session_state.c and session_timer.c) and
  * every session points at it; the legs' owners, the upstream set-up, the
  * modes, the deadlines and the worker call the session back through it (the
  * static inline px_* functions below), not by linking to those files: the
