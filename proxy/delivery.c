@@ -14,12 +14,12 @@
 
 #include "proxy/session.h"
 
-void px_client_left(px_session_t *s) {
+void px_delivery_client_left(px_session_t *s) {
   if (s->conn.client_eof_us == 0) s->conn.client_eof_us = flt_now_us();
 }
 
 /* Gone since its EOF when that came first: it left then. */
-void px_client_gone(px_session_t *s) {
+void px_delivery_client_gone(px_session_t *s) {
   if (s->conn.client_gone_us) return;
   s->conn.client_gone_us = s->conn.client_eof_us ? s->conn.client_eof_us : flt_now_us();
 }
@@ -40,10 +40,10 @@ static int client_socket_verdict(px_session_t *s) {
   return unacked == 0 ? 1 : -1;
 }
 
-int px_client_delivery_pending(px_session_t *s) {
+int px_delivery_pending(px_session_t *s) {
   if (!s->answered_after_eof || s->conn.client_gone_us) return 0;
   int verdict = client_socket_verdict(s);
-  if (verdict == 0) px_client_gone(s);
+  if (verdict == 0) px_delivery_client_gone(s);
   if (verdict >= 0) return 0;
   uint64_t now = px_session_now(s);
   if (s->delivery_until == 0) s->delivery_until = now + PX_DELIVERY_WAIT_MS;
@@ -52,7 +52,7 @@ int px_client_delivery_pending(px_session_t *s) {
   return 1;
 }
 
-void px_client_check_gone(px_session_t *s) {
+void px_delivery_check_gone(px_session_t *s) {
   if (s->conn.client_eof_us && !s->conn.client_gone_us && client_socket_verdict(s) == 0)
-    px_client_gone(s);
+    px_delivery_client_gone(s);
 }

@@ -23,6 +23,7 @@
 #include "proxy/tls.h"
 
 typedef struct px_leg px_leg_t;
+struct px_codec;
 
 /* What a leg tells its owner. Every callback is required unless said. */
 typedef struct px_leg_ops {
@@ -55,6 +56,9 @@ struct px_leg {
   int batching;         /* sends are gathered in `batch` (px_leg_batch_*) */
   flt_strbuf_t batch;   /* output gathered while one input is handled */
   flt_strbuf_t pending; /* bytes for the peer before the leg is ready */
+  struct px_codec *codec; /* what the leg's bytes mean (proxy/codec/codec.h):
+                             the owner's, set and freed by it; leg.c never
+                             touches it */
 };
 
 #define PX_LEG_READ_BUF (64 * 1024)

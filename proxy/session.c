@@ -56,7 +56,8 @@ static void update_reading(px_session_t *s) {
    * drop the rest, whatever the request was waiting for. */
   int want_client = !s->client.eof && !backlog &&
                     (s->end >= PX_END_LINGER ||
-                     (!s->switch_pending && !s->req.await_verdict && s->end < PX_END_FLUSHING &&
+                     (!s->switch_pending && px_codec_phase(s->client.codec) != PX_CODEC_VERDICT &&
+                      s->end < PX_END_FLUSHING &&
                       px_leg_room(&s->client, to_up, PX_LOW_WATER, PX_HIGH_WATER)));
   px_leg_want_read(&s->client, want_client);
   if (s->up != PX_UP_READY && s->up != PX_UP_TLS && s->up != PX_UP_PROXY_CONNECT) return;
@@ -83,7 +84,7 @@ static void maybe_finish(px_session_t *s) {
   }
   if (s->client.eof) {
     /* Answers sent after the client's EOF: did it take them? */
-    if (px_client_delivery_pending(s)) return;
+    if (px_delivery_pending(s)) return;
     px_session_close(s, "done");
     return;
   }
@@ -104,7 +105,7 @@ static void on_leg_written(px_leg_t *leg, int status, int shutdown) {
     if (s->state == PX_S_CLOSING) px_session_close(s, NULL);
     return;
   }
-  if (to_client && status < 0 && status != UV_ECANCELED) px_client_gone(s);
+  if (to_client && status < 0 && status != UV_ECANCELED) px_delivery_client_gone(s);
   if (s->state == PX_S_CLOSING) {
     px_session_close(s, NULL);
     return;
@@ -351,7 +352,7 @@ static void resume_client_handshake(px_session_t *s, px_state_t next) {
  * inside TLS) or an HTTP connection after 101 Switching Protocols. */
 static int relaying(const px_session_t *s) {
   return s->state == PX_S_RAW ||
-         (s->req.state == PX_HTTP_RAW && s->resp.state == PX_HTTP_RAW);
+         (px_codec_relaying(s->client.codec) && px_codec_relaying(s->upstream.codec));
 }
 
 /* The upstream leg is connected or on its way. */
@@ -378,7 +379,7 @@ static void upstream_half_close(px_session_t *s) {
 static void client_eof(px_session_t *s) {
   if (s->client.eof) return;
   s->client.eof = 1;
-  px_client_left(s);
+  px_delivery_client_left(s);
   px_passthrough_note_early_close(s, 0); /* checked the certificate, and left? */
   if (relaying(s) && upstream_alive(s)) {
     /* Not connected yet: px_session_upstream_ready passes it on. */
@@ -386,7 +387,7 @@ static void client_eof(px_session_t *s) {
     px_update_reading(s);
     return;
   }
-  if (s->flows_head && (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP)) {
+  if (s->flows.head && (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP)) {
     /* The client half-closed after its request: answer it first. */
     px_session_set_end(s, PX_END_DRAINING);
     px_update_reading(s);
@@ -459,7 +460,7 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
   px_peek_kind_t kind = px_peek_classify((const uint8_t *)s->peek.data, s->peek.len);
   if (kind == PX_PEEK_NEED_MORE) return; /* need more bytes to tell */
   /* Whatever comes, the request framer starts afresh (it saw CONNECT). */
-  px_http_resume_http(&s->req);
+  px_codec_resume(s->client.codec);
   if (kind == PX_PEEK_TLS) {
     s->conn.kind = FLT_CONN_HTTPS;
     s->conn.client_tls = 1;
@@ -483,12 +484,15 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
   flt_strbuf_t peeked = s->peek;
   flt_strbuf_init(&s->peek, 0);
   s->conn.kind = http ? FLT_CONN_HTTP : FLT_CONN_RAW;
-  px_session_set_state(s, http ? PX_S_HTTP : PX_S_RAW);
+  if (http)
+    px_session_set_state(s, PX_S_HTTP);
+  else
+    px_session_codec_relay(s, 0);
   px_set_deadline(s, 0, PX_T_NONE);
   /* Raw bytes go upstream now. HTTP connects once its first request head is
    * complete (on_req_head): a client dribbling a head holds no upstream. */
   if (s->up == PX_UP_IDLE && !http) px_upstream_start(s);
-  if (s->state != PX_S_CLOSING) px_client_plaintext(s, peeked.data, peeked.len);
+  if (s->state != PX_S_CLOSING) px_session_codec_client_plaintext(s, peeked.data, peeked.len);
   flt_strbuf_free(&peeked);
 }
 
@@ -498,8 +502,8 @@ static void on_client_read(px_leg_t *leg, ssize_t nread, const char *data) {
     if (nread != UV_EOF) {
       px_session_log(s, FLT_LOG_DEBUG, "client read: %s", uv_strerror((int)nread));
       /* A reset: the client reads nothing more; its flows end now. */
-      px_client_left(s);
-      px_client_gone(s);
+      px_delivery_client_left(s);
+      px_delivery_client_gone(s);
       px_passthrough_note_early_close(s, 0); /* checked the certificate, and left? */
       if (s->state != PX_S_CLOSING) px_session_close(s, "the client reset the connection");
       return;
@@ -518,7 +522,7 @@ static void on_client_read(px_leg_t *leg, ssize_t nread, const char *data) {
   } else if (s->state == PX_S_SOCKS) {
     px_socks_input(s, data, (size_t)nread);
   } else {
-    px_client_plaintext(s, data, (size_t)nread);
+    px_session_codec_client_plaintext(s, data, (size_t)nread);
   }
 }
 
@@ -568,7 +572,7 @@ static void on_upstream_read(px_leg_t *leg, ssize_t nread, const char *data) {
 static void on_client_plaintext(px_leg_t *leg, const char *data, size_t len) {
   px_session_t *s = leg->owner;
   s->client_app_data = 1;
-  px_client_plaintext(s, data, len);
+  px_session_codec_client_plaintext(s, data, len);
 }
 
 static void on_upstream_plaintext(px_leg_t *leg, const char *data, size_t len) {
@@ -615,6 +619,13 @@ px_session_t *px_session_new(px_worker_t *w, const px_listen_cfg_t *lc) {
   px_leg_init(&s->client, FLT_LEG_CLIENT, &client_ops, s, w->readbuf, 0);
   px_leg_init(&s->upstream, FLT_LEG_UPSTREAM, &upstream_ops, s, w->readbuf,
               PX_HIGH_WATER + PX_READ_BUF + PX_HTTP_MAX_HEAD);
+  if (px_session_codec_init(s) != 0) { /* before any handle: little to undo */
+    px_session_codec_free(s);
+    px_leg_free(&s->client);
+    px_leg_free(&s->upstream);
+    free(s);
+    return NULL;
+  }
   px_leg_open(&s->client, &w->loop, AF_UNSPEC);
   s->handles_open = 1;
   uv_timer_init(&w->loop, &s->timer);
@@ -629,8 +640,6 @@ px_session_t *px_session_new(px_worker_t *w, const px_listen_cfg_t *lc) {
   flt_strbuf_init(&s->peek, 64 * 1024);
   flt_strbuf_init(&s->hello_raw, 256 * 1024);
   px_upstream_set_names(s, NULL, NULL);
-  px_http_init(&s->req, HTTP_REQUEST, &px_req_cbs, s);
-  px_http_init(&s->resp, HTTP_RESPONSE, &px_resp_cbs, s);
   s->conn.id = atomic_fetch_add(&w->shared->next_session_id, 1) + 1;
   s->conn.worker = w->index;
   s->conn.start_us = flt_now_us();
@@ -660,7 +669,7 @@ void px_session_start(px_session_t *s) {
     px_session_set_state(s, PX_S_PROXY_HTTP);
   flt_emit_conn_open(&w->shared->chain, &s->conn);
   px_set_deadline(s, 0, PX_T_NONE);
-  px_client_deadline_start(s, PX_WAIT_FIRST);
+  px_session_timer_deadline_start(s, PX_WAIT_FIRST);
   px_leg_read_start(&s->client);
 }
 
@@ -706,8 +715,7 @@ static void session_free(px_session_t *s) {
   px_leg_free(&s->upstream);
   if (s->up_cert) X509_free(s->up_cert);
   px_upstream_free(s);
-  px_http_free(&s->req);
-  px_http_free(&s->resp);
+  px_session_codec_free(s);
   flt_strbuf_free(&s->peek);
   flt_strbuf_free(&s->hello_raw);
   free(s);
@@ -728,8 +736,8 @@ static void session_close(px_session_t *s, const char *why) {
     px_upstream_tls_close(s);
     px_session_set_state(s, PX_S_CLOSING);
     px_upstream_count_idle(s, 0);
-    px_client_check_gone(s);
-    px_flows_fail_all(s, why && strcmp(why, "done") != 0 ? why : "connection closed");
+    px_delivery_check_gone(s);
+    px_session_http_fail_flows(s, why && strcmp(why, "done") != 0 ? why : "connection closed");
     flt_emit_conn_close(&s->w->shared->chain, &s->conn);
     px_upstream_cancel_lookup(s); /* its callback never runs */
     px_leg_close(&s->client, on_handle_closed);
@@ -745,7 +753,7 @@ static void session_close(px_session_t *s, const char *why) {
 
 static void session_drain(px_session_t *s) {
   if (s->state == PX_S_CLOSING) return;
-  if (s->flows_head == NULL && s->req_flow == NULL && s->client.writes == 0)
+  if (s->flows.head == NULL && s->flows.req == NULL && s->client.writes == 0)
     px_session_close(s, "shutting down");
   else
     /* Finish the flows in progress first (session_http.c). */
@@ -780,8 +788,9 @@ static const px_session_ops_t session_ops = {
     .peek = session_peek,
     .upstream_ready = upstream_ready,
     .upstream_failed = upstream_failed,
-    .upstream_plaintext = px_session_http_upstream_plaintext,
-    .upstream_closed = px_session_http_upstream_closed,
+    .upstream_plaintext = px_session_codec_upstream_plaintext,
+    .upstream_closed = px_session_codec_upstream_closed,
     .reply_error = px_session_http_reply_error,
     .set_deadline = px_session_timer_set_deadline,
+    .relay = px_session_codec_relay,
 };

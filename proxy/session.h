@@ -3,7 +3,8 @@
  *
  * A session lives on one worker loop from accept to close. It owns its two
  * legs (leg.h: the client's and the upstream's socket and TLS, one type for
- * both) and both HTTP framers, and turns what passes through into flow
+ * both), each leg's codec (codec.h: http1 or raw, what the leg's bytes
+ * mean) and its flows (flow.h), and turns what the codecs report into flow
  * events for the filter chain. The legs call back through their ops. Its life is driven by one
  * state variable, changed only by px_session_set_state().
  */
@@ -21,7 +22,8 @@
 #include "proxy/dns.h"
 #include "proxy/fsm.h"
 #include "proxy/leg.h"
-#include "proxy/codec/http1.h"
+#include "proxy/codec/codec.h"
+#include "proxy/flow.h"
 #include "proxy/tls.h"
 
 struct px_worker;
@@ -103,17 +105,6 @@ extern const px_fsm_t px_end_fsm;
 extern const px_fsm_t px_up_fsm;
 extern const px_fsm_t px_socks_fsm;
 
-typedef struct px_flow_node {
-  flt_flow_t flow;
-  flt_head_t *req_copy;  /* storage behind flow.req / flow.resp */
-  flt_head_t *resp_copy;
-  flt_head_t *req_sent;  /* storage behind flow.req_sent / flow.resp_sent */
-  flt_head_t *resp_sent;
-  const flt_head_t *interim[FLT_MAX_INTERIM]; /* flow.interim; owned */
-  struct px_flow_node *next;
-  int head_only;     /* request was HEAD: the response has no body */
-  int upgrade_asked; /* request had Upgrade (with Connection: upgrade) or was CONNECT */
-} px_flow_node_t;
 
 typedef struct px_session px_session_t;
 
@@ -132,7 +123,8 @@ typedef struct px_up_setup {
 } px_up_setup_t;
 
 /* How the files below the session reach it. session.c fills one table
- * (with the functions of session.c, session_http.c and session_timer.c) and
+ * (with the functions of session.c, session_codec.c, session_http.c,
+ * session_state.c and session_timer.c) and
  * every session points at it; the legs' owners, the upstream set-up, the
  * modes, the deadlines and the worker call the session back through it (the
  * static inline px_* functions below), not by linking to those files: the
@@ -157,6 +149,7 @@ typedef struct px_session_ops {
   void (*reply_error)(px_session_t *s, int status, const char *reason, const char *extra,
                       const char *text);
   void (*set_deadline)(px_session_t *s, uint64_t ms, px_timer_t what);
+  void (*relay)(px_session_t *s, int passthrough);
 } px_session_ops_t;
 
 struct px_session {
@@ -202,12 +195,9 @@ struct px_session {
   int up_pinned;               /* connection-bound auth seen: keep it */
   int up_idle_counted;         /* counted in the worker's idle_upstreams */
 
-  /* HTTP */
-  px_http_t req;               /* client -> upstream */
-  px_http_t resp;              /* upstream -> client */
-  px_flow_node_t *flows_head;  /* flows waiting for a response, in order */
-  px_flow_node_t *flows_tail;
-  px_flow_node_t *req_flow;    /* flow whose request is still arriving */
+  /* HTTP: each leg's codec is client.codec and upstream.codec (codec.h) */
+  px_flows_t flows;            /* flow.h: in order; the one whose request arrives */
+  int resp_status;             /* status of the upstream's last response head */
   size_t resp_head_mark;       /* client.batch.len before the current response's
                                   head, SIZE_MAX when not in this batch */
   int tls_sniffed;             /* the first decrypted bytes were classified */
@@ -313,42 +303,42 @@ static inline void px_set_deadline(px_session_t *s, uint64_t ms, px_timer_t what
 static inline void px_maybe_finish(px_session_t *s) { s->ops->maybe_finish(s); }
 
 /* session_timer.c: the name of a phase deadline ("TLS handshake"). */
-const char *px_timer_name(px_timer_t what);
+const char *px_session_timer_name(px_timer_t what);
 /* Restarts the session timer for the soonest of its deadlines. */
 void px_session_timer_restart(px_session_t *s);
 
 /* delivery.c: whether the client is still there (flt_conn_t's
- * client_eof_us and client_gone_us). px_client_left(): its EOF (FIN,
- * close_notify or reset) arrived. px_client_gone(): it is known to be gone
- * (reset, failed write). px_client_delivery_pending(): called before the
+ * client_eof_us and client_gone_us). px_delivery_client_left(): its EOF (FIN,
+ * close_notify or reset) arrived. px_delivery_client_gone(): it is known to be gone
+ * (reset, failed write). px_delivery_pending(): called before the
  * close that follows the answers sent after the client's EOF; returns 1
  * while its kernel has neither acknowledged them nor reset the connection
  * (then the "delivery" deadline calls px_maybe_finish again, for at most
  * PX_DELIVERY_WAIT_MS; not known by then counts as taken), 0 when that is
- * decided. px_client_check_gone(): at close, a client that reset after
+ * decided. px_delivery_check_gone(): at close, a client that reset after
  * its EOF is gone. */
 #define PX_DELIVERY_WAIT_MS 2000
 #define PX_DELIVERY_POLL_MS 5
-void px_client_left(px_session_t *s);
-void px_client_gone(px_session_t *s);
-int px_client_delivery_pending(px_session_t *s);
-void px_client_check_gone(px_session_t *s);
+void px_delivery_client_left(px_session_t *s);
+void px_delivery_client_gone(px_session_t *s);
+int px_delivery_pending(px_session_t *s);
+void px_delivery_check_gone(px_session_t *s);
 
-/* session_timer.c: client deadlines. px_client_deadline_update() looks at the
+/* session_timer.c: client deadlines. px_session_timer_deadline_update() looks at the
  * session's state and framer and arms (from now) what the client must send
  * next, keeps a deadline already running for the same thing, or clears it;
- * call it whenever that may have changed. px_client_deadline_start() arms
+ * call it whenever that may have changed. px_session_timer_deadline_start() arms
  * `what` from now whatever ran before (a new connection, a new tunnel).
- * px_client_deadline_expired() is the timer's verdict: 408 for an
+ * px_session_timer_deadline_expired() is the timer's verdict: 408 for an
  * incomplete request head when no response has begun, else close; one log
  * line, rate-limited per worker thread. */
-void px_client_deadline_update(px_session_t *s);
-void px_client_deadline_start(px_session_t *s, px_client_wait_t what);
-void px_client_deadline_expired(px_session_t *s);
+void px_session_timer_deadline_update(px_session_t *s);
+void px_session_timer_deadline_start(px_session_t *s, px_client_wait_t what);
+void px_session_timer_deadline_expired(px_session_t *s);
 /* "session N: CLIENT: text" at info level, for what a client did wrong
  * (too slow, no credentials); at most a few per 10 s and worker thread, the
  * rest at debug level and counted. */
-void px_log_client_limited(px_session_t *s, const char *text);
+void px_session_timer_log_client(px_session_t *s, const char *text);
 
 /* upstream.c */
 /* Starts setting the upstream leg up (allocating s->up_setup): resolve,
@@ -390,7 +380,7 @@ void px_upstream_release(px_session_t *s);
 /* Reopens a released upstream leg for the next request. */
 void px_upstream_reconnect(px_session_t *s);
 /* Re-arms the session timer when a sooner wake-up is due (a flow ended). */
-void px_session_rearm_timer(px_session_t *s);
+void px_session_timer_rearm(px_session_t *s);
 /* The upstream leg is about to end: send TLS close_notify when its handshake
  * finished cleanly, so its session stays resumable (see upstream.c). */
 void px_upstream_tls_close(px_session_t *s);
@@ -431,8 +421,18 @@ static inline void px_session_peek(px_session_t *s, const char *data, size_t len
   s->ops->peek(s, data, len);
 }
 
-/* session_http.c: HTTP framing callbacks and error replies */
-void px_client_plaintext(px_session_t *s, const char *data, size_t len);
+/* session_codec.c: from here on the client's bytes are relayed as they
+ * are, both ways: the state becomes PX_S_RAW and both legs run the raw
+ * codec (raw TCP, TLS that is not HTTP). With `passthrough`, the client's
+ * TLS itself is relayed untouched (passthrough.c): the connection is marked
+ * so (conn.passthrough, kind raw TLS), the upstream leg gets no TLS of its
+ * own and the client leg's TLS is dropped. */
+static inline void px_session_relay(px_session_t *s, int passthrough) {
+  s->ops->relay(s, passthrough);
+}
+
+/* session_codec.c: each leg's plaintext goes to its codec; the upstream's
+ * EOF. session_http.c: error replies. */
 static inline void px_upstream_plaintext(px_session_t *s, const char *data, size_t len) {
   s->ops->upstream_plaintext(s, data, len);
 }
@@ -447,6 +447,5 @@ static inline void px_reply_error_hdr(px_session_t *s, int status, const char *r
                                       const char *extra, const char *text) {
   s->ops->reply_error(s, status, reason, extra, text);
 }
-void px_flows_fail_all(px_session_t *s, const char *why);
 
 #endif

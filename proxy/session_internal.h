@@ -1,19 +1,37 @@
-/* session_internal.h — what session.c takes from session_http.c,
- * session_state.c and session_timer.c to fill the session's ops table (session.h) and to drive
- * the HTTP framers. Nothing outside these three files includes it: the
- * rest of the core reaches these functions through s->ops. */
+/* session_internal.h — what the files of the session (session.c,
+ * session_codec.c, session_http.c, session_state.c, session_timer.c) give
+ * one another to fill the session's ops table (session.h) and to drive the
+ * legs' codecs. Nothing outside these files includes it: the rest of the
+ * core reaches these functions through s->ops. Calls go one way: session.c
+ * calls session_codec.c, which calls session_http.c. */
 #ifndef TLSPEEK_SESSION_INTERNAL_H
 #define TLSPEEK_SESSION_INTERNAL_H
 
 #include "proxy/session.h"
 
-/* session_http.c: the framers' callbacks, and its part of the ops table. */
-extern const px_http_cbs_t px_req_cbs;
-extern const px_http_cbs_t px_resp_cbs;
+/* session_codec.c: the legs' codecs and their sinks. init gives each leg an
+ * http1 codec (-1 when out of memory), free frees both. relay changes the
+ * state to PX_S_RAW and both legs to the raw codec (closing when out of
+ * memory). The plaintext of each leg goes to its codec; the upstream's EOF
+ * completes or cuts its response. */
+int px_session_codec_init(px_session_t *s);
+void px_session_codec_free(px_session_t *s);
+void px_session_codec_relay(px_session_t *s, int passthrough);
+void px_session_codec_client_plaintext(px_session_t *s, const char *data, size_t len);
+void px_session_codec_upstream_plaintext(px_session_t *s, const char *data, size_t len);
+void px_session_codec_upstream_closed(px_session_t *s);
+
+/* session_http.c: what heads mean (the codec sinks' on_head, returning as
+ * px_codec_sink_t.on_head), the flows' ends, 400 answers, the switch to
+ * another origin, tlspeek's own error answers (ops table). */
+int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *head);
+int px_session_http_response_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *head);
+void px_session_http_flow_finish(px_session_t *s, const char *error);
+void px_session_http_fail_flows(px_session_t *s, const char *why);
+void px_session_http_bad_request(px_session_t *s, const char *why);
+void px_session_http_switch_when_idle(px_session_t *s);
 void px_session_http_reply_error(px_session_t *s, int status, const char *reason, const char *extra,
                                  const char *text);
-void px_session_http_upstream_plaintext(px_session_t *s, const char *data, size_t len);
-void px_session_http_upstream_closed(px_session_t *s);
 
 /* session_state.c: px_session_fail's implementation (ops table). */
 void px_session_state_fail(px_session_t *s, int level, const char *about, const char *text,

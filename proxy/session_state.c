@@ -55,9 +55,9 @@ void px_session_set_state(px_session_t *s, px_state_t next) {
   /* Starting and closing look after the client's deadline themselves. */
   if (prev == PX_S_NEW || next == PX_S_CLOSING) return;
   if (next == PX_S_PEEK)
-    px_client_deadline_start(s, PX_WAIT_FIRST); /* a new tunnel: its first bytes */
+    px_session_timer_deadline_start(s, PX_WAIT_FIRST); /* a new tunnel: its first bytes */
   else
-    px_client_deadline_update(s);
+    px_session_timer_deadline_update(s);
 }
 
 void px_session_set_end(px_session_t *s, px_end_t next) {

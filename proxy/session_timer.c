@@ -20,7 +20,7 @@
 /* A phase that has no handler of its own: log, error event, close. */
 static void timed_out(px_session_t *s, px_timer_t what) {
   char msg[300];
-  snprintf(msg, sizeof(msg), "%s timed out", px_timer_name(what));
+  snprintf(msg, sizeof(msg), "%s timed out", px_session_timer_name(what));
   px_session_fail(s, FLT_LOG_INFO, NULL, msg, PX_FAIL_CLOSE);
 }
 
@@ -70,7 +70,7 @@ static const struct {
     [PX_T_LINGER] = {"linger", linger_due},
 };
 
-const char *px_timer_name(px_timer_t what) {
+const char *px_session_timer_name(px_timer_t what) {
   return what >= 0 && what < PX_T_COUNT ? timers[what].name : "?";
 }
 
@@ -95,7 +95,7 @@ static void on_timer(uv_timer_t *t) {
 
   if (s->state == PX_S_CLOSING) return;
   if (s->client_wait != PX_WAIT_NONE && now >= s->client_deadline) {
-    px_client_deadline_expired(s);
+    px_session_timer_deadline_expired(s);
     if (s->state == PX_S_CLOSING) return;
   }
   if (s->deadline_what != PX_T_NONE && now >= s->deadline) {
@@ -122,7 +122,7 @@ static void on_timer(uv_timer_t *t) {
   uv_timer_start(&s->timer, on_timer, next > now ? next - now : 1, 0);
 }
 
-void px_session_rearm_timer(px_session_t *s) {
+void px_session_timer_rearm(px_session_t *s) {
   if (s->state == PX_S_CLOSING || !px_upstream_releasable(s)) return;
   px_upstream_count_idle(s, 1);
   uint64_t now = px_session_now(s), next = next_wakeup(s);
@@ -165,7 +165,7 @@ static uint64_t timeout_of(const px_config_t *cfg, px_client_wait_t what) {
   }
 }
 
-void px_client_deadline_start(px_session_t *s, px_client_wait_t what) {
+void px_session_timer_deadline_start(px_session_t *s, px_client_wait_t what) {
   if (s->state == PX_S_CLOSING) return;
   s->client_wait = what;
   s->client_deadline = px_session_now(s) + timeout_of(s->w->shared->cfg, what);
@@ -175,7 +175,7 @@ void px_client_deadline_start(px_session_t *s, px_client_wait_t what) {
 /* Arms `what` unless a deadline for it already runs (it counts from the
  * moment that thing began to be awaited, not from the latest byte). */
 static void keep(px_session_t *s, px_client_wait_t what) {
-  if (s->client_wait != what) px_client_deadline_start(s, what);
+  if (s->client_wait != what) px_session_timer_deadline_start(s, what);
 }
 
 static void clear(px_session_t *s) {
@@ -197,17 +197,18 @@ static px_client_wait_t awaited(const px_session_t *s) {
     default:
       return PX_WAIT_NONE; /* handshake (phase deadline), raw relay */
   }
-  if (s->req.state != PX_HTTP_HEAD)
+  px_codec_phase_t phase = px_codec_phase(s->client.codec);
+  if (phase == PX_CODEC_HEAD) return PX_WAIT_HEAD;
+  if (phase != PX_CODEC_IDLE)
     return PX_WAIT_NONE; /* a body, a held request or an upgraded stream: --idle-timeout */
-  if (s->req.raw.len > 0) return PX_WAIT_HEAD;
-  if (s->flows_head != NULL || s->req_flow != NULL)
+  if (s->flows.head != NULL || s->flows.req != NULL)
     return PX_WAIT_NONE; /* waiting for the upstream's answer, not for the client */
   /* Between requests; a connection that sent nothing yet keeps its
    * first-bytes deadline. */
   return s->client_wait == PX_WAIT_FIRST ? PX_WAIT_FIRST : PX_WAIT_NEXT;
 }
 
-void px_client_deadline_update(px_session_t *s) {
+void px_session_timer_deadline_update(px_session_t *s) {
   if (s->state == PX_S_CLOSING) return;
   px_client_wait_t what = awaited(s);
   if (what == PX_WAIT_NONE)
@@ -216,7 +217,7 @@ void px_client_deadline_update(px_session_t *s) {
     keep(s, what);
 }
 
-void px_log_client_limited(px_session_t *s, const char *text) {
+void px_session_timer_log_client(px_session_t *s, const char *text) {
   uint64_t now = px_session_now(s);
   if (now - log_window_start >= PX_DEADLINE_LOG_WINDOW_MS) {
     if (log_suppressed > 0)
@@ -236,18 +237,18 @@ void px_log_client_limited(px_session_t *s, const char *text) {
   }
 }
 
-void px_client_deadline_expired(px_session_t *s) {
+void px_session_timer_deadline_expired(px_session_t *s) {
   const px_config_t *cfg = s->w->shared->cfg;
   px_client_wait_t what = s->client_wait;
   double secs = (double)timeout_of(cfg, what) / 1000.0;
   char text[200];
   if (s->client.paused) {
     /* tlspeek stopped reading (backpressure): the client is not to blame. */
-    px_client_deadline_start(s, what);
+    px_session_timer_deadline_start(s, what);
     return;
   }
   if (awaited(s) != what) { /* things moved on without a call to update */
-    px_client_deadline_update(s);
+    px_session_timer_deadline_update(s);
     return;
   }
   clear(s);
@@ -259,10 +260,10 @@ void px_client_deadline_expired(px_session_t *s) {
   }
   if (what == PX_WAIT_HEAD) {
     /* Nothing of a response has begun: the client can be told why. */
-    int answer = s->flows_head == NULL && s->client.writes == 0;
+    int answer = s->flows.head == NULL && s->client.writes == 0;
     snprintf(text, sizeof(text), "request head not complete after %.1f s (--request-timeout)%s",
              secs, answer ? "; answered 408" : ", closing");
-    px_log_client_limited(s, text);
+    px_session_timer_log_client(s, text);
     if (answer) {
       char body[200];
       snprintf(body, sizeof(body), "tlspeek: the request head was not complete after %.1f s", secs);
@@ -280,6 +281,6 @@ void px_client_deadline_expired(px_session_t *s) {
            : s->conn.bytes_in == 0  ? "nothing received"
                                     : "first bytes not complete",
            secs);
-  px_log_client_limited(s, text);
+  px_session_timer_log_client(s, text);
   px_session_close(s, text);
 }

@@ -523,7 +523,7 @@ void px_upstream_tls_close(px_session_t *s) {
  * handshake is done, often before the client's request has arrived. The
  * request waiting, or the next one, gets the 502. */
 static void refused_after_handshake(px_session_t *s, const char *text) {
-  int waiting = s->flows_head && !s->flows_head->flow.has_response;
+  int waiting = s->flows.head && !s->flows.head->flow.has_response;
   if (!waiting && s->state != PX_S_CLIENT_TLS && s->state != PX_S_HTTP) {
     px_session_log(s, FLT_LOG_WARN, "%s", text);
     px_upstream_closed(s);
@@ -597,20 +597,18 @@ void px_upstream_reset(px_session_t *s) {
   px_upstream_set_state(s, PX_UP_IDLE);
   s->upstream.eof = 0;
   s->upstream.paused = 0;
-  /* A fresh framer, which also gives back the header tables it grew; the
-   * same callbacks (session_http.c's, set by px_session_new). */
-  const px_http_cbs_t *cbs = s->resp.cbs;
-  px_http_free(&s->resp);
-  px_http_init(&s->resp, HTTP_RESPONSE, cbs, s);
+  /* A fresh codec state, which also gives back the header tables it grew;
+   * the same sink (session_codec.c's, set by px_session_new). */
+  px_codec_reset(s->upstream.codec);
 }
 
 int px_upstream_releasable(const px_session_t *s) {
   /* Only between HTTP requests, with nothing half-sent either way: a tunnel,
    * an upgrade or a body in flight belongs to this connection. */
   return s->w->shared->cfg->upstream_idle_ms > 0 && s->up == PX_UP_READY && !s->up_pinned &&
-         (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP) && s->flows_head == NULL &&
-         s->req_flow == NULL && s->req.state == PX_HTTP_HEAD && s->req.raw.len == 0 &&
-         s->resp.state == PX_HTTP_HEAD && s->resp.raw.len == 0 && !s->switch_pending &&
+         (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP) && s->flows.head == NULL &&
+         s->flows.req == NULL && px_codec_phase(s->client.codec) == PX_CODEC_IDLE &&
+         px_codec_phase(s->upstream.codec) == PX_CODEC_IDLE && !s->switch_pending &&
          s->upstream.pending.len == 0 && s->upstream.batch.len == 0 && s->upstream.writes == 0 &&
          !s->upstream.eof && !s->client.eof && s->end == PX_END_OPEN;
 }
@@ -652,7 +650,7 @@ void px_upstream_release(px_session_t *s) {
   px_upstream_reset(s);
   /* The next flow pays for a new set-up (transcripts' timings). */
   s->conn.dns_us = s->conn.connect_us = s->conn.ssl_us = -1;
-  px_http_trim(&s->req);
+  px_codec_trim(s->client.codec);
   px_tls_trim_all(&s->client.tls);
   s->up_released = 1;
 }

@@ -315,13 +315,8 @@ void px_passthrough_note_early_close(px_session_t *s, unsigned long err) {
 /* Relays the connection untouched: the ClientHello we held goes upstream
  * as it came, and from then on bytes flow both ways unread. */
 static void pass_through(px_session_t *s) {
-  s->conn.passthrough = 1;
-  s->conn.kind = FLT_CONN_RAW_TLS;
-  s->up_tls_wanted = 0;
-  s->conn.upstream_tls = 0;
-  px_tls_free(&s->client.tls);
   px_set_deadline(s, 0, PX_T_NONE);
-  px_session_set_state(s, PX_S_RAW);
+  px_session_relay(s, 1);
   flt_strbuf_t hello = s->hello_raw;
   flt_strbuf_init(&s->hello_raw, 0);
   flt_emit_data(&s->w->shared->chain, &s->conn, FLT_DIR_REQUEST, (const uint8_t *)hello.data,

@@ -203,15 +203,15 @@ static void test_setters_refuse_and_keep_the_state(void **state) {
 static void test_timer_names(void **state) {
   (void)state;
   for (int a = PX_T_CLIENT_TLS; a < PX_T_COUNT; a++) {
-    assert_true(strlen(px_timer_name((px_timer_t)a)) > 0);
-    assert_string_not_equal(px_timer_name((px_timer_t)a), "?");
+    assert_true(strlen(px_session_timer_name((px_timer_t)a)) > 0);
+    assert_string_not_equal(px_session_timer_name((px_timer_t)a), "?");
     for (int b = a + 1; b < PX_T_COUNT; b++)
-      assert_string_not_equal(px_timer_name((px_timer_t)a), px_timer_name((px_timer_t)b));
+      assert_string_not_equal(px_session_timer_name((px_timer_t)a), px_session_timer_name((px_timer_t)b));
   }
   /* The names the log lines and the tests of the deadlines know. */
-  assert_string_equal(px_timer_name(PX_T_CLIENT_TLS), "TLS handshake");
-  assert_string_equal(px_timer_name(PX_T_DNS), "DNS lookup");
-  assert_string_equal(px_timer_name(PX_T_COUNT), "?");
+  assert_string_equal(px_session_timer_name(PX_T_CLIENT_TLS), "TLS handshake");
+  assert_string_equal(px_session_timer_name(PX_T_DNS), "DNS lookup");
+  assert_string_equal(px_session_timer_name(PX_T_COUNT), "?");
 }
 
 int main(void) {
