@@ -1247,19 +1247,31 @@ def test_sigterm_exits_0(proxy_factory, pki, https_upstream):
     assert p.stop(signal.SIGTERM) == 0, p.stderr()
 
 
-def sigint_in_flight(p, curl_args):
-    """Runs curl through `p`; once its client and upstream connections are
-    open and the request had a moment to go out, sends tlspeek SIGINT.
-    Returns curl's (returncode, stdout, stderr)."""
-    pid = p.proc.pid
-    idle = fd_count(pid)
+def upstream_count(pki, upstream):
+    """/count of the HTTPS upstream asked directly (it counts this request too)."""
+    r = subprocess.run(["curl", "-sS", "--max-time", "10", "--cacert", pki.upstream_ca,
+                        "https://localhost:%d/count" % upstream.port],
+                       capture_output=True, env=clean_env())
+    assert r.returncode == 0, r.stderr.decode()
+    return int(r.stdout)
+
+
+def sigint_in_flight(p, pki, upstream, curl_args):
+    """Runs curl through `p`; once the upstream has the request (so the
+    client and upstream connections are open) and it had a moment to go on,
+    sends tlspeek SIGINT. Returns curl's (returncode, stdout, stderr)."""
+    before = upstream_count(pki, upstream)
     client = subprocess.Popen(["curl", "-sS", "--max-time", "30", "-x", p.url] + curl_args,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
     try:
-        deadline = time.time() + 10
-        while fd_count(pid) < idle + 2 and time.time() < deadline:
-            time.sleep(0.02)
-        assert fd_count(pid) >= idle + 2
+        deadline = time.time() + 20
+        asked = others = 0  # our own /count requests; the rest is curl's
+        while others < 1 and time.time() < deadline and client.poll() is None:
+            time.sleep(0.05)
+            asked += 1
+            others = upstream_count(pki, upstream) - before - asked
+        assert others >= 1, "the request never reached the upstream: %r" % (
+            client.communicate(timeout=30),)
         time.sleep(0.4)
         assert client.poll() is None, "the transfer finished before the signal"
         p.proc.send_signal(signal.SIGINT)
@@ -1274,7 +1286,7 @@ def sigint_in_flight(p, curl_args):
 def test_sigint_lets_inflight_request_finish(proxy_factory, pki, https_upstream):
     # The upstream sleeps 1.5 s before it answers.
     p = proxy_factory()
-    rc, out, err = sigint_in_flight(p, ["--cacert", pki.proxy_ca, "-w", "\n@@%{http_code}",
+    rc, out, err = sigint_in_flight(p, pki, https_upstream, ["--cacert", pki.proxy_ca, "-w", "\n@@%{http_code}",
                                         "https://localhost:%d/slow/1500" % https_upstream.port])
     assert rc == 0, err
     assert out == TEXT + b"\n@@200"
@@ -1288,7 +1300,7 @@ def test_sigint_keeps_the_tail_of_an_inflight_response(proxy_factory, pki, https
     client before tlspeek closes the connection."""
     n = 200000
     p = proxy_factory()
-    rc, out, err = sigint_in_flight(p, ["--cacert", pki.proxy_ca, "https://localhost:%d/pause/%d/1500"
+    rc, out, err = sigint_in_flight(p, pki, https_upstream, ["--cacert", pki.proxy_ca, "https://localhost:%d/pause/%d/1500"
                                         % (https_upstream.port, n)])
     assert rc == 0, err
     assert out == payload(n)
