@@ -249,6 +249,29 @@ static void on_data(void *self, flt_conn_t *c, flt_dir_t dir, const uint8_t *dat
   wc->pending_plain[l] = 0;
 }
 
+/* The flows answered after the client's EOF, now that client_gone_us is
+ * final: the ones it had left before their end become "aborted". */
+static void conn_release_held(flt_web_store_t *s, web_conn_t *wc, const flt_conn_t *c) {
+  web_flow_t *f = wc->held;
+  int changed = 0;
+
+  wc->held = NULL;
+  while (f) {
+    web_flow_t *next = f->held_next;
+    if (flt_client_aborted(c, f->end_us)) {
+      web_lock(&f->st_lock);
+      f->st.state = WEB_ABORTED;
+      f->st.seq = atomic_fetch_add(&s->seq, 1) + 1;
+      web_unlock(&f->st_lock);
+      changed = 1;
+    }
+    f->held_next = NULL;
+    web_flow_unref(f);
+    f = next;
+  }
+  if (changed) store_changed(s);
+}
+
 static void on_conn_close(void *self, flt_conn_t *c) {
   flt_web_store_t *s = self;
   web_conn_t *wc = s->slot >= 0 ? c->fctx[s->slot] : NULL;
@@ -256,6 +279,7 @@ static void on_conn_close(void *self, flt_conn_t *c) {
   web_lock(&wc->lock);
   conn_facts(wc, c);
   web_unlock(&wc->lock);
+  conn_release_held(s, wc, c);
   c->fctx[s->slot] = NULL;
   web_conn_unref(wc);
 }
@@ -398,12 +422,13 @@ static int64_t decoded_size(const tr_flow_t *r, const flt_flow_t *f, int recorde
 }
 
 static void flow_finish(flt_web_store_t *s, web_flow_t *wf, const flt_flow_t *f, int frozen) {
-  int aborted = f->error && f->conn && f->conn->client_gone_us;
   int64_t size = frozen ? decoded_size(wf->rec, &wf->rec->flow, wf->conn && wf->conn->file_mode) : -1;
   uint64_t end = f->t_end_us ? f->t_end_us : flt_now_us();
+  int aborted = flt_client_aborted(f->conn, end);
 
+  wf->end_us = end;
   web_lock(&wf->st_lock);
-  wf->st.state = f->error ? (aborted ? WEB_ABORTED : WEB_ERROR) : WEB_DONE;
+  wf->st.state = aborted ? WEB_ABORTED : f->error ? WEB_ERROR : WEB_DONE;
   if (f->error) snprintf(wf->st.error, sizeof(wf->st.error), "%s", f->error);
   wf->st.done = frozen;
   wf->st.size = size;
@@ -412,6 +437,13 @@ static void flow_finish(flt_web_store_t *s, web_flow_t *wf, const flt_flow_t *f,
   wf->st.duration = end > wf->started_us ? (double)(end - wf->started_us) / 1000.0 : 0;
   wf->st.seq = atomic_fetch_add(&s->seq, 1) + 1;
   web_unlock(&wf->st_lock);
+  /* Answered after the client's EOF: did it take the answer? Known at close. */
+  if (!aborted && !f->error && f->conn && f->conn->client_eof_us &&
+      f->conn->client_eof_us < end && wf->conn && !wf->conn->file_mode) {
+    atomic_fetch_add(&wf->refs, 1);
+    wf->held_next = wf->conn->held;
+    wf->conn->held = wf;
+  }
   /* The upstream's address and TLS are known after the first request. */
   if (f->conn && wf->conn && !wf->conn->facts_seen) {
     web_lock(&wf->conn->lock);

@@ -57,6 +57,8 @@ typedef struct web_wire {
   uint16_t plain_len;
 } web_wire_t;
 
+struct web_flow;
+
 typedef struct web_conn {
   atomic_int refs;
   uint64_t id;
@@ -85,6 +87,9 @@ typedef struct web_conn {
   size_t pending_plain[2];
   uint8_t last_plain[2][FLT_WEB_WIRE_PLAIN];
   size_t last_plain_len[2];
+  /* worker only: flows answered after the client's EOF (references),
+   * decided "done" or "aborted" at on_conn_close (flt_client_aborted) */
+  struct web_flow *held;
 } web_conn_t;
 
 /* What changes while a flow is shown: copied out under the lock. */
@@ -116,6 +121,8 @@ typedef struct web_flow {
   char *url;      /* (immutable), in strings[] */
   const char *path; /* into url */
   uint64_t started_us;
+  uint64_t end_us;              /* worker only: when it ended */
+  struct web_flow *held_next;   /* worker only: web_conn_t.held */
   atomic_flag st_lock;
   web_state_t st; /* (lock) */
   char strings[]; /* url, then host */
