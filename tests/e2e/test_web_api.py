@@ -228,6 +228,21 @@ def test_detail_decoded_body_and_both_handshakes(proxy_factory, pki, https_upstr
     assert ("client", "Handshake") in kinds and ("upstream", "ApplicationData") in kinds
     assert any(w["plain"] and "GET /gzip" in w["plain"] for w in d["conn"]["wire"]
                if w["leg"] == "upstream")
+    # One entry per TLS record: its header is its kind and its length.
+    names = {20: "ChangeCipherSpec", 21: "Alert", 22: "Handshake", 23: "ApplicationData"}
+    for w in d["conn"]["wire"]:
+        head = bytes.fromhex(w["hex"])
+        if head.startswith(b"CONNECT ") or head.startswith(b"HTTP/1.1 200"):
+            assert w["kind"] == "plain" and w["leg"] == "client", w  # before TLS
+            continue
+        assert len(head) >= 5 and w["kind"] == names[head[0]], w
+        assert w["len"] == 5 + int.from_bytes(head[3:5], "big"), w
+        assert len(head) == min(64, w["len"]), w
+    ccs = [w for w in d["conn"]["wire"] if w["kind"] == "ChangeCipherSpec"]
+    assert ccs and all(w["len"] == 6 and w["plain"] is None for w in ccs), ccs
+    # the client's request: the received ApplicationData record that carried it
+    assert any(w["plain"] and "GET /gzip" in w["plain"] and w["kind"] == "ApplicationData"
+               for w in d["conn"]["wire"] if w["leg"] == "client" and w["dir"] == "in")
 
 
 def test_filter_errors_and_narrowing(proxy_factory, http_upstream):
