@@ -9,9 +9,10 @@
  * span reads, a read may hold several records. The state is bounded: a
  * partial header and the first bytes of the record in progress.
  *
- * Not TLS: a stream whose first read does not begin with a plausible
- * record header (flt_tls_record_header) and whose leg is not known to be
- * TLS is plain: one entry per read, kind WEB_KIND_PLAIN. A TLS stream
+ * Not TLS: while no record was seen on the stream and its leg is not
+ * known to be TLS, a read that does not begin with a plausible record
+ * header (flt_tls_record_header) is plain: one entry, kind WEB_KIND_PLAIN
+ * (the CONNECT before a ClientHello, every read of a plain leg). A TLS stream
  * whose next header is not plausible (unknown type or version, a length
  * over FLT_TLS_MAX_RECORD) is lost: that read's rest, and every later
  * read, is one entry of kind WEB_KIND_UNPARSED (the proxy's TLS library

@@ -17,6 +17,7 @@
  * stream (only ever opened by a request that passed the token check) and
  * one waiting for its resend have no deadline. */
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -341,6 +342,15 @@ static void client_resume(client_t *cl) {
 
 /* ---- connections --------------------------------------------------------------------- */
 
+/* Bytes that arrived but were not read yet (timers run before the loop
+ * reads): a request a browser just sent on a kept-alive connection. */
+static int has_unread(client_t *cl) {
+  uv_os_fd_t fd;
+  char b;
+  return uv_fileno((uv_handle_t *)&cl->tcp, &fd) == 0 &&
+         recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 /* Closes the connections past their deadline; stops when there are none. */
 static void on_idle_sweep(uv_timer_t *t) {
   struct px_web *srv = t->data;
@@ -349,7 +359,8 @@ static void on_idle_sweep(uv_timer_t *t) {
 
   for (; cl; cl = next) {
     next = cl->next;
-    if (cl->deadline && now >= cl->deadline && !cl->sse && !cl->waiting) client_close(cl);
+    if (cl->deadline && now >= cl->deadline && !cl->sse && !cl->waiting && !has_unread(cl))
+      client_close(cl);
   }
   if (srv->clients == NULL) uv_timer_stop(t);
 }
