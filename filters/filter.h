@@ -101,6 +101,15 @@ typedef struct flt_conn {
   uint64_t client_gone_us;
 } flt_conn_t;
 
+/* The client gave up on a flow that ended at end_us (wall clock, us): it
+ * was known gone by then. The console's "aborted by client" and the web
+ * page's "aborted" state both use this rule; a flow answered after the
+ * client's EOF is decided again at on_conn_close, when client_gone_us is
+ * final. */
+static inline int flt_client_aborted(const flt_conn_t *c, uint64_t end_us) {
+  return c != NULL && c->client_gone_us != 0 && c->client_gone_us <= end_us;
+}
+
 typedef struct flt_header {
   const char *name;
   size_t name_len;

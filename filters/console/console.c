@@ -462,7 +462,7 @@ static void on_flow_end(void *self, flt_flow_t *f) {
   con_flow_t *cf = con_ctx(con, f->fctx);
   const flt_conn_t *c = f->conn;
   uint64_t end = con_flow_end_us(f);
-  int aborted = c && c->client_gone_us && c->client_gone_us <= end;
+  int aborted = flt_client_aborted(c, end);
   int failed = !aborted && (f->error || !f->has_response);
   flt_strbuf_t b;
 
@@ -501,7 +501,7 @@ static void con_release_held(flt_console_t *con, const flt_conn_t *c,
   cc->held = cc->held_tail = NULL;
   while (h) {
     con_held_flow_t *next = h->next;
-    int gone = c->client_gone_us && c->client_gone_us <= h->t_end_us;
+    int gone = flt_client_aborted(c, h->t_end_us);
     flt_strbuf_t b;
     flt_strbuf_init(&b, con->block_cap);
     flt_strbuf_append(&b, h->line[gone], h->line_len[gone]);

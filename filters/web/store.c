@@ -176,29 +176,60 @@ static web_wire_t *wire_at(web_conn_t *wc, size_t i) {
   return &wc->wire[i / WEB_WIRE_CHUNK][i % WEB_WIRE_CHUNK];
 }
 
-/* Gives record i+1 (if any) its plaintext, once. */
-static void wire_attach(flt_web_store_t *s, web_conn_t *wc, size_t idx1, const uint8_t *p,
-                        size_t len) {
+/* Gives entry i+1 (if any) its plaintext, once. */
+static void wire_attach(web_conn_t *wc, size_t idx1, const uint8_t *p, size_t len) {
   uint16_t n;
   char *copy, *none = NULL;
   if (idx1 == 0 || len == 0 || (copy = plain_copy(p, len, &n)) == NULL) return;
   web_wire_t *r = wire_at(wc, idx1 - 1);
-  (void)s;
   r->plain_len = n; /* published with the pointer (seq_cst) */
   if (!atomic_compare_exchange_strong(&r->plain, &none, copy)) free(copy);
 }
 
-static void on_wire(void *self, flt_conn_t *c, flt_leg_t leg, int sent, const uint8_t *data,
-                    size_t len) {
-  flt_web_store_t *s = self;
-  web_conn_t *wc = conn_get(s, c);
-  int l = leg == FLT_LEG_UPSTREAM, tls = l ? c->upstream_tls : c->client_tls;
-  uint8_t type = 0;
-  uint16_t ver;
-  size_t body;
+/* One read or write being split into entries (wire_split.h). */
+typedef struct wire_read {
+  web_conn_t *wc;
+  int leg, sent;
+  const uint8_t *data; /* the read, for a plain entry's plaintext */
+  size_t len;
+  int forwarded; /* a sent ApplicationData record took the plaintext */
+} wire_read_t;
 
-  if (wc == NULL || len == 0) return;
+/* The plaintext of an entry as it is made: a plain leg's bytes; for a
+ * record tlspeek sends, the first ApplicationData record of the write gets
+ * the plaintext it forwards; a received ApplicationData record waits for
+ * on_data (plain_q). */
+static void wire_plain(wire_read_t *x, web_wire_t *r, size_t idx) {
+  web_conn_t *wc = x->wc;
+  uint16_t n;
+  if (r->kind == WEB_KIND_PLAIN) {
+    atomic_init(&r->plain, plain_copy(x->data, x->len, &n));
+    r->plain_len = n;
+  } else if (r->kind != FLT_TLS_CT_APPLICATION_DATA) {
+    return;
+  } else if (x->sent) {
+    int dir = x->leg == 0 ? FLT_DIR_RESPONSE : FLT_DIR_REQUEST;
+    if (x->forwarded || wc->last_plain_len[dir] == 0) return;
+    atomic_init(&r->plain, plain_copy(wc->last_plain[dir], wc->last_plain_len[dir], &n));
+    r->plain_len = n;
+    wc->last_plain_len[dir] = 0;
+    x->forwarded = 1;
+  } else {
+    uint8_t *qn = &wc->plain_qn[x->leg];
+    if (*qn == WEB_PLAIN_Q) { /* the oldest waits no more */
+      memmove(wc->plain_q[x->leg], wc->plain_q[x->leg] + 1, (WEB_PLAIN_Q - 1) * sizeof(uint16_t));
+      (*qn)--;
+    }
+    wc->plain_q[x->leg][(*qn)++] = (uint16_t)(idx + 1);
+  }
+}
+
+static void wire_entry(void *ud, uint8_t kind, uint32_t len, const uint8_t *head,
+                       size_t head_len) {
+  wire_read_t *x = ud;
+  web_conn_t *wc = x->wc;
   size_t nw = atomic_load_explicit(&wc->n_wire, memory_order_relaxed); /* ours */
+
   if (nw == FLT_WEB_MAX_WIRE) {
     atomic_fetch_add_explicit(&wc->wire_dropped, 1, memory_order_relaxed);
     return;
@@ -207,32 +238,45 @@ static void on_wire(void *self, flt_conn_t *c, flt_leg_t leg, int sent, const ui
   if (wc->wire[k] == NULL && (wc->wire[k] = calloc(WEB_WIRE_CHUNK, sizeof(web_wire_t))) == NULL)
     return;
   web_wire_t *r = wire_at(wc, nw);
-  if (flt_tls_record_header(data, len, &type, &ver, &body) != 1) type = tls ? 23 : 0;
   r->t_us = flt_now_us() - wc->start_us;
-  r->leg = (uint8_t)l;
-  r->sent = sent != 0;
-  r->kind = type;
-  r->len = (uint32_t)len;
-  r->head_len = (uint8_t)(len < FLT_WEB_WIRE_HEX ? len : FLT_WEB_WIRE_HEX);
-  memcpy(r->head, data, r->head_len);
-  if (type == 0 || !tls) { /* a plain leg: the bytes are the plaintext */
-    uint16_t n;
-    atomic_init(&r->plain, plain_copy(data, len, &n));
-    r->plain_len = n;
-  } else if (sent) { /* forwards what came in on the other leg */
-    int dir = l == 0 ? FLT_DIR_RESPONSE : FLT_DIR_REQUEST;
-    if (wc->last_plain_len[dir]) {
-      uint16_t n;
-      atomic_init(&r->plain, plain_copy(wc->last_plain[dir], wc->last_plain_len[dir], &n));
-      r->plain_len = n;
-      wc->last_plain_len[dir] = 0;
-    }
-  }
-  (void)s;
+  r->leg = (uint8_t)x->leg;
+  r->sent = (uint8_t)x->sent;
+  r->kind = kind;
+  r->len = len;
+  r->head_len = (uint8_t)(head_len < FLT_WEB_WIRE_HEX ? head_len : FLT_WEB_WIRE_HEX);
+  memcpy(r->head, head, r->head_len);
+  wire_plain(x, r, nw);
   atomic_store_explicit(&wc->n_wire, nw + 1, memory_order_release);
-  if (tls && type && !sent) wc->pending_plain[l] = nw + 1;
 }
 
+/* A new read on a leg: the plaintext decrypted after it belongs to its
+ * records; only a record still in progress keeps waiting. */
+static void plain_q_new_read(web_conn_t *wc, int l) {
+  const web_split_t *sp = &wc->split[l][0];
+  int keep = sp->total && sp->emitted && sp->kind == FLT_TLS_CT_APPLICATION_DATA &&
+             wc->plain_qn[l] > 0;
+  if (keep) wc->plain_q[l][0] = wc->plain_q[l][wc->plain_qn[l] - 1];
+  wc->plain_qn[l] = (uint8_t)keep;
+}
+
+static void on_wire(void *self, flt_conn_t *c, flt_leg_t leg, int sent, const uint8_t *data,
+                    size_t len) {
+  flt_web_store_t *s = self;
+  web_conn_t *wc = conn_get(s, c);
+  int l = leg == FLT_LEG_UPSTREAM, tls = l ? c->upstream_tls : c->client_tls;
+  wire_read_t x = {wc, l, sent != 0, data, len, 0};
+
+  if (wc == NULL || len == 0) return;
+  if (atomic_load_explicit(&wc->n_wire, memory_order_relaxed) == FLT_WEB_MAX_WIRE) {
+    atomic_fetch_add_explicit(&wc->wire_dropped, 1, memory_order_relaxed);
+    return;
+  }
+  if (!sent) plain_q_new_read(wc, l);
+  web_split_feed(&wc->split[l][x.sent], data, len, tls, wire_entry, &x);
+}
+
+/* The plaintext a received record carried: the first of that leg's waiting
+ * ApplicationData entries takes it. */
 static void on_data(void *self, flt_conn_t *c, flt_dir_t dir, const uint8_t *data, size_t len) {
   flt_web_store_t *s = self;
   web_conn_t *wc = s->slot >= 0 ? c->fctx[s->slot] : NULL;
@@ -245,8 +289,33 @@ static void on_data(void *self, flt_conn_t *c, flt_dir_t dir, const uint8_t *dat
   size_t n = len < FLT_WEB_WIRE_PLAIN ? len : FLT_WEB_WIRE_PLAIN;
   memcpy(wc->last_plain[dir], data, n);
   wc->last_plain_len[dir] = n;
-  wire_attach(s, wc, wc->pending_plain[l], data, len);
-  wc->pending_plain[l] = 0;
+  if (wc->plain_qn[l] == 0) return;
+  wire_attach(wc, wc->plain_q[l][0], data, len);
+  memmove(wc->plain_q[l], wc->plain_q[l] + 1, (size_t)(wc->plain_qn[l] - 1) * sizeof(uint16_t));
+  wc->plain_qn[l]--;
+}
+
+/* The flows answered after the client's EOF, now that client_gone_us is
+ * final: the ones it had left before their end become "aborted". */
+static void conn_release_held(flt_web_store_t *s, web_conn_t *wc, const flt_conn_t *c) {
+  web_flow_t *f = wc->held;
+  int changed = 0;
+
+  wc->held = NULL;
+  while (f) {
+    web_flow_t *next = f->held_next;
+    if (flt_client_aborted(c, f->end_us)) {
+      web_lock(&f->st_lock);
+      f->st.state = WEB_ABORTED;
+      f->st.seq = atomic_fetch_add(&s->seq, 1) + 1;
+      web_unlock(&f->st_lock);
+      changed = 1;
+    }
+    f->held_next = NULL;
+    web_flow_unref(f);
+    f = next;
+  }
+  if (changed) store_changed(s);
 }
 
 static void on_conn_close(void *self, flt_conn_t *c) {
@@ -256,6 +325,7 @@ static void on_conn_close(void *self, flt_conn_t *c) {
   web_lock(&wc->lock);
   conn_facts(wc, c);
   web_unlock(&wc->lock);
+  conn_release_held(s, wc, c);
   c->fctx[s->slot] = NULL;
   web_conn_unref(wc);
 }
@@ -398,12 +468,13 @@ static int64_t decoded_size(const tr_flow_t *r, const flt_flow_t *f, int recorde
 }
 
 static void flow_finish(flt_web_store_t *s, web_flow_t *wf, const flt_flow_t *f, int frozen) {
-  int aborted = f->error && f->conn && f->conn->client_gone_us;
   int64_t size = frozen ? decoded_size(wf->rec, &wf->rec->flow, wf->conn && wf->conn->file_mode) : -1;
   uint64_t end = f->t_end_us ? f->t_end_us : flt_now_us();
+  int aborted = flt_client_aborted(f->conn, end);
 
+  wf->end_us = end;
   web_lock(&wf->st_lock);
-  wf->st.state = f->error ? (aborted ? WEB_ABORTED : WEB_ERROR) : WEB_DONE;
+  wf->st.state = aborted ? WEB_ABORTED : f->error ? WEB_ERROR : WEB_DONE;
   if (f->error) snprintf(wf->st.error, sizeof(wf->st.error), "%s", f->error);
   wf->st.done = frozen;
   wf->st.size = size;
@@ -412,6 +483,13 @@ static void flow_finish(flt_web_store_t *s, web_flow_t *wf, const flt_flow_t *f,
   wf->st.duration = end > wf->started_us ? (double)(end - wf->started_us) / 1000.0 : 0;
   wf->st.seq = atomic_fetch_add(&s->seq, 1) + 1;
   web_unlock(&wf->st_lock);
+  /* Answered after the client's EOF: did it take the answer? Known at close. */
+  if (!aborted && !f->error && f->conn && f->conn->client_eof_us &&
+      f->conn->client_eof_us < end && wf->conn && !wf->conn->file_mode) {
+    atomic_fetch_add(&wf->refs, 1);
+    wf->held_next = wf->conn->held;
+    wf->conn->held = wf;
+  }
   /* The upstream's address and TLS are known after the first request. */
   if (f->conn && wf->conn && !wf->conn->facts_seen) {
     web_lock(&wf->conn->lock);

@@ -34,6 +34,7 @@
 #include "filters/tls/tlsparse.h"
 #include "filters/transcript/transcript_internal.h"
 #include "filters/web/store.h"
+#include "filters/web/wire_split.h"
 
 enum { WEB_PENDING = 0, WEB_DONE, WEB_ERROR, WEB_ABORTED };
 
@@ -45,17 +46,20 @@ static inline void web_unlock(atomic_flag *l) {
 }
 
 #define WEB_WIRE_CHUNK 25
+#define WEB_PLAIN_Q 16
 #define WEB_WIRE_CHUNKS ((FLT_WEB_MAX_WIRE + WEB_WIRE_CHUNK - 1) / WEB_WIRE_CHUNK)
 
 typedef struct web_wire {
   uint64_t t_us; /* since the connection opened */
-  uint8_t leg, sent, kind; /* kind: content type of the first record, 0 plain */
+  uint8_t leg, sent, kind; /* kind: the record's content type, WEB_KIND_PLAIN or _UNPARSED */
   uint32_t len;
   uint8_t head[FLT_WEB_WIRE_HEX];
   uint8_t head_len;
   _Atomic(char *) plain; /* set once (lock): the plaintext it carried */
   uint16_t plain_len;
 } web_wire_t;
+
+struct web_flow;
 
 typedef struct web_conn {
   atomic_int refs;
@@ -78,13 +82,19 @@ typedef struct web_conn {
   web_wire_t *wire[WEB_WIRE_CHUNKS];
   atomic_size_t n_wire;
   atomic_ullong wire_dropped;
-  /* worker only: the last received record of each leg awaiting its
-   * plaintext (index + 1), and the last plaintext per direction, for the
-   * record that forwards it */
+  /* worker only: each leg and direction's record splitter ([leg][sent]);
+   * per leg, the received ApplicationData entries of the last read still
+   * awaiting their plaintext (index + 1, oldest first); the last plaintext
+   * per direction, for the record that forwards it */
   int facts_seen; /* a flow end copied the facts after the first request */
-  size_t pending_plain[2];
+  web_split_t split[2][2];
+  uint16_t plain_q[2][WEB_PLAIN_Q];
+  uint8_t plain_qn[2];
   uint8_t last_plain[2][FLT_WEB_WIRE_PLAIN];
   size_t last_plain_len[2];
+  /* worker only: flows answered after the client's EOF (references),
+   * decided "done" or "aborted" at on_conn_close (flt_client_aborted) */
+  struct web_flow *held;
 } web_conn_t;
 
 /* What changes while a flow is shown: copied out under the lock. */
@@ -116,6 +126,8 @@ typedef struct web_flow {
   char *url;      /* (immutable), in strings[] */
   const char *path; /* into url */
   uint64_t started_us;
+  uint64_t end_us;              /* worker only: when it ended */
+  struct web_flow *held_next;   /* worker only: web_conn_t.held */
   atomic_flag st_lock;
   web_state_t st; /* (lock) */
   char strings[]; /* url, then host */

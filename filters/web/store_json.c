@@ -201,7 +201,8 @@ static const char *wire_kind(int kind) {
     case FLT_TLS_CT_HANDSHAKE: return "Handshake";
     case FLT_TLS_CT_CHANGE_CIPHER_SPEC: return "ChangeCipherSpec";
     case FLT_TLS_CT_ALERT: return "Alert";
-    case 0: return "plain";
+    case WEB_KIND_PLAIN: return "plain";
+    case WEB_KIND_UNPARSED: return "unparsed";
     default: return "ApplicationData";
   }
 }

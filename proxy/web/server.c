@@ -8,8 +8,16 @@
  * what changed for it since its last one (a flow changed three times is
  * sent once, as it is now). A stream whose unsent bytes pass
  * PX_WEB_SSE_BACKLOG is closed rather than buffered without bound; the
- * page reconnects and catches up with Last-Event-ID. */
+ * page reconnects and catches up with Last-Event-ID.
+ *
+ * Idle connections: a connection that has not sent a complete request
+ * within PX_WEB_REQUEST_MS of its accept or of its last answer is closed
+ * (a once-a-second sweep, running while there are connections), so a
+ * local process cannot hold every slot without the token. An event
+ * stream (only ever opened by a request that passed the token check) and
+ * one waiting for its resend have no deadline. */
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +50,7 @@ typedef struct client {
   int closing, close_after_write;
   uv_shutdown_t shutdown;
   size_t drained; /* bytes read and dropped after the last answer */
+  uint64_t deadline; /* uv_now() by which a complete request must come; 0: none */
 } client_t;
 
 struct px_web {
@@ -50,7 +59,7 @@ struct px_web {
   uv_thread_t thread;
   uv_tcp_t listener;
   uv_async_t changed, stop, resent;
-  uv_timer_t batch, ping;
+  uv_timer_t batch, ping, idle;
   client_t *clients;
   int n_clients, n_sse;
   pthread_mutex_t mu; /* the finished resends */
@@ -286,6 +295,7 @@ static int client_answer(client_t *cl) {
     send_resp(cl, &p);
   }
   px_web_resp_free(&p);
+  cl->deadline = cl->sse || waits ? 0 : uv_now(&srv->loop) + PX_WEB_REQUEST_MS;
   return waits;
 }
 
@@ -324,12 +334,36 @@ static void client_resume(client_t *cl) {
     free(rest);
     return;
   }
+  cl->deadline = uv_now(&cl->srv->loop) + PX_WEB_REQUEST_MS;
   uv_read_start((uv_stream_t *)&cl->tcp, on_alloc, on_read);
   if (rest && len) client_feed(cl, rest, len);
   free(rest);
 }
 
 /* ---- connections --------------------------------------------------------------------- */
+
+/* Bytes that arrived but were not read yet (timers run before the loop
+ * reads): a request a browser just sent on a kept-alive connection. */
+static int has_unread(client_t *cl) {
+  uv_os_fd_t fd;
+  char b;
+  return uv_fileno((uv_handle_t *)&cl->tcp, &fd) == 0 &&
+         recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* Closes the connections past their deadline; stops when there are none. */
+static void on_idle_sweep(uv_timer_t *t) {
+  struct px_web *srv = t->data;
+  uint64_t now = uv_now(&srv->loop);
+  client_t *cl = srv->clients, *next;
+
+  for (; cl; cl = next) {
+    next = cl->next;
+    if (cl->deadline && now >= cl->deadline && !cl->sse && !cl->waiting && !has_unread(cl))
+      client_close(cl);
+  }
+  if (srv->clients == NULL) uv_timer_stop(t);
+}
 
 static void on_connection(uv_stream_t *l, int status) {
   struct px_web *srv = l->data;
@@ -344,6 +378,8 @@ static void on_connection(uv_stream_t *l, int status) {
   cl->next = srv->clients;
   srv->clients = cl;
   srv->n_clients++;
+  cl->deadline = uv_now(&srv->loop) + PX_WEB_REQUEST_MS;
+  if (!uv_is_active((uv_handle_t *)&srv->idle)) uv_timer_start(&srv->idle, on_idle_sweep, 1000, 1000);
   if (uv_accept(l, (uv_stream_t *)&cl->tcp) < 0) {
     client_close(cl);
     return;
@@ -369,6 +405,7 @@ static void on_stop(uv_async_t *a) {
   uv_close((uv_handle_t *)&srv->resent, NULL);
   uv_close((uv_handle_t *)&srv->batch, NULL);
   uv_close((uv_handle_t *)&srv->ping, NULL);
+  uv_close((uv_handle_t *)&srv->idle, NULL);
 }
 
 static void web_main(void *arg) {
@@ -466,8 +503,9 @@ px_web_t *px_web_start(const px_web_opts_t *o, char *err, size_t errlen) {
   uv_async_init(&srv->loop, &srv->resent, on_resent);
   uv_timer_init(&srv->loop, &srv->batch);
   uv_timer_init(&srv->loop, &srv->ping);
+  uv_timer_init(&srv->loop, &srv->idle);
   srv->changed.data = srv->stop.data = srv->resent.data = srv;
-  srv->batch.data = srv->ping.data = srv;
+  srv->batch.data = srv->ping.data = srv->idle.data = srv;
   uv_timer_start(&srv->ping, on_ping, PING_MS, PING_MS);
   flt_web_store_set_notify(o->store, on_store_change, &srv->changed);
   if (!is_loopback(o->host))

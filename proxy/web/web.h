@@ -8,7 +8,7 @@
  * RAND_bytes, new at each start) and every request a Host naming this
  * server (no DNS rebinding); every response carries a strict
  * Content-Security-Policy. Limits: PX_WEB_MAX_HEAD, PX_WEB_MAX_BODY,
- * PX_WEB_MAX_CLIENTS, PX_WEB_SSE_BACKLOG. */
+ * PX_WEB_MAX_CLIENTS, PX_WEB_SSE_BACKLOG, PX_WEB_REQUEST_MS. */
 #ifndef TLSPEEK_WEB_H
 #define TLSPEEK_WEB_H
 
@@ -22,6 +22,7 @@
 #define PX_WEB_MAX_BODY (1024u * 1024)   /* a POST body */
 #define PX_WEB_MAX_CLIENTS 32            /* browser connections; then 503 */
 #define PX_WEB_SSE_BACKLOG (16u << 20)   /* unsent event bytes before a reader is dropped */
+#define PX_WEB_REQUEST_MS 10000          /* to send a complete request; then closed */
 
 typedef struct px_web_opts {
   char host[256]; /* where to listen: "127.0.0.1", "::1", ... */

@@ -126,6 +126,37 @@ def test_limits(proxy_factory):
     assert web.json("/api/info")["count"] == 0  # still serving
 
 
+def test_idle_connections_are_closed(proxy_factory):
+    """A connection that sends no complete request within 10 s is closed, so
+    processes without the token cannot keep every slot; an event stream
+    cannot be opened without it."""
+    p, web = start(proxy_factory)
+    r, body = web.request("GET", "/api/events", token=False)
+    assert r.status == 403 and json.loads(body) == {"error": "missing or wrong token"}
+    assert r.getheader("Content-Type") != "text/event-stream"
+    stream = Events(web)  # with the token: a stream, never cut for idling
+    socks = [socket.create_connection(("127.0.0.1", web.port)) for _ in range(31)]
+    socks[0].sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1")  # never finished
+    try:
+        extra = socket.create_connection(("127.0.0.1", web.port))
+        extra.settimeout(10)
+        assert extra.recv(100).startswith(b"HTTP/1.1 503"), "the 32 slots were not all taken"
+        extra.close()
+        for s in socks:  # the server closes each, without an answer
+            s.settimeout(60)
+            assert s.recv(100) == b"", "an idle connection got an answer instead of a close"
+    finally:
+        for s in socks:
+            s.close()
+    assert web.json("/api/info")["count"] == 0  # the slots are free again
+    # the stream, older than the deadline, still gets events
+    web.json("/api/clear", method="POST")
+    deadline = time.time() + 20
+    while ("clear", {}) not in stream.events and time.time() < deadline:
+        time.sleep(0.05)
+    assert ("clear", {}) in stream.events, "the event stream was cut: %r" % stream.events
+
+
 # ---- the live list -----------------------------------------------------------------
 
 
@@ -228,6 +259,21 @@ def test_detail_decoded_body_and_both_handshakes(proxy_factory, pki, https_upstr
     assert ("client", "Handshake") in kinds and ("upstream", "ApplicationData") in kinds
     assert any(w["plain"] and "GET /gzip" in w["plain"] for w in d["conn"]["wire"]
                if w["leg"] == "upstream")
+    # One entry per TLS record: its header is its kind and its length.
+    names = {20: "ChangeCipherSpec", 21: "Alert", 22: "Handshake", 23: "ApplicationData"}
+    for w in d["conn"]["wire"]:
+        head = bytes.fromhex(w["hex"])
+        if head.startswith(b"CONNECT ") or head.startswith(b"HTTP/1.1 200"):
+            assert w["kind"] == "plain" and w["leg"] == "client", w  # before TLS
+            continue
+        assert len(head) >= 5 and w["kind"] == names[head[0]], w
+        assert w["len"] == 5 + int.from_bytes(head[3:5], "big"), w
+        assert len(head) == min(64, w["len"]), w
+    ccs = [w for w in d["conn"]["wire"] if w["kind"] == "ChangeCipherSpec"]
+    assert ccs and all(w["len"] == 6 and w["plain"] is None for w in ccs), ccs
+    # the client's request: the received ApplicationData record that carried it
+    assert any(w["plain"] and "GET /gzip" in w["plain"] and w["kind"] == "ApplicationData"
+               for w in d["conn"]["wire"] if w["leg"] == "client" and w["dir"] == "in")
 
 
 def test_filter_errors_and_narrowing(proxy_factory, http_upstream):

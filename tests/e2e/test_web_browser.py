@@ -231,9 +231,6 @@ def test_rows_show_status_type_and_size(web):
         slow.communicate(timeout=30)
 
 
-@pytest.mark.xfail(reason="the flow store marks a flow aborted only when it also has an error "
-                   "(filters/web/store.c flow_finish); the console's rule is client_gone_us <= "
-                   "the flow's end, so a client that left before its answer shows as done 200")
 def test_client_that_gives_up_is_shown_aborted(web):
     web.fresh()
     t = tag()
