@@ -4,7 +4,23 @@
 # sees them. Everything runs on 127.0.0.1 and is removed on exit.
 #
 #   examples/http-vs-https/run.sh        (TLSPEEK_BIN overrides ../../tlspeek)
+#   examples/http-vs-https/run.sh --web [PORT]
+#        the same, and the first tlspeek also serves its flow browser on
+#        127.0.0.1:PORT (default 8081) until you press Enter
 set -eu
+
+WEB=""
+case "${1:-}" in
+  --web)
+    WEB=${2:-8081}
+    case $WEB in
+      ''|*[!0-9]*) echo "run.sh: --web takes a port number, not '$WEB'" >&2; exit 2 ;;
+    esac
+    [ "$WEB" -ge 1 ] && [ "$WEB" -le 65535 ] || { echo "run.sh: --web port $WEB is out of range" >&2; exit 2; }
+    ;;
+  '') ;;
+  *) echo "usage: run.sh [--web [PORT]]" >&2; exit 2 ;;
+esac
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=${TLSPEEK_BIN:-$HERE/../../tlspeek}
@@ -86,7 +102,11 @@ start_tlspeek() { # $1: name, rest: extra options; sets PROXY_PORT, TLSPEEK_PID
     sleep 0.1
   done
 }
-start_tlspeek tlspeek
+if [ -n "$WEB" ]; then
+  start_tlspeek tlspeek --web "127.0.0.1:$WEB"
+else
+  start_tlspeek tlspeek
+fi
 TLSPEEK13_PID=$TLSPEEK_PID
 PROXY13_PORT=$PROXY_PORT
 start_tlspeek tlspeek12 --client-tls-max 1.2
@@ -119,6 +139,15 @@ cmp -s "$TMP/http-app.js" "$TMP/www/app.js" && cmp -s "$TMP/https-logo.png" "$TM
   { echo "run.sh: curl did not get the files" >&2; exit 1; }
 
 sleep 0.5
+if [ -n "$WEB" ]; then
+  # The same story in the browser: the plain-HTTP flows and the HTTPS ones,
+  # each with its Wire tab (the bytes a sniffer sees beside the plaintext).
+  URL=$(sed -n 's/^tlspeek: web: //p' "$TMP/tlspeek.err" | head -1)
+  echo "tlspeek demo: the flow browser of the first tlspeek: $URL"
+  echo "tlspeek demo: open it, compare the Wire tab of the http:// and the https:// flows;"
+  echo "tlspeek demo: press Enter here to end it and print the console's view."
+  read -r _ || true
+fi
 kill -TERM $TLSPEEK13_PID $TLSPEEK12_PID
 wait $TLSPEEK13_PID 2>/dev/null || true
 wait $TLSPEEK12_PID 2>/dev/null || true

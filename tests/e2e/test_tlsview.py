@@ -171,3 +171,57 @@ def test_tshark_agrees_with_fixture_readme():
     r = subprocess.run([sys.executable, script, "--check"], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_demo_with_web_tells_the_same_story_in_the_browser():
+    """run.sh --web PORT: the first tlspeek serves its flow browser; its
+    flows are the demo's plain-HTTP and HTTPS fetches, the HTTP one's wire
+    is plain bytes, the HTTPS one's is TLS records; Enter ends the demo."""
+    import http.client
+    import json
+    from conftest import free_port
+    port = free_port()
+    env = clean_env(TLSPEEK_BIN=BIN, DEMO_TSHARK="0")
+    demo = subprocess.Popen(["sh", os.path.join(DEMO, "run.sh"), "--web", str(port)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    try:
+        url = None
+        for raw in demo.stdout:  # ends at EOF if the demo fails first
+            m = re.search(r"flow browser of the first tlspeek: (http://\S+)", raw.decode())
+            if m:
+                url = m.group(1)
+                break
+        assert url, "no web URL; stderr: %s" % demo.stderr.read().decode()[-2000:]
+        m = re.match(r"http://127\.0\.0\.1:(\d+)/\?token=([0-9a-f]{32})$", url)
+        assert m and int(m.group(1)) == port, url
+        token = m.group(2)
+
+        def get(path):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", path + ("&" if "?" in path else "?") + "token=" + token)
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            assert r.status == 200, (path, r.status, body[:300])
+            return json.loads(body)
+
+        flows = get("/api/flows")["flows"]
+        by = {(f["scheme"], f["path"]): f for f in flows}
+        assert {("http", "/app.js"), ("http", "/logo.png"), ("https", "/app.js"),
+                ("https", "/logo.png")} <= set(by), sorted(by)
+        plain = get("/api/flows/%d" % by[("http", "/app.js")]["id"])
+        kinds = {w["kind"] for w in plain["conn"]["wire"]}
+        assert kinds == {"plain"}, kinds
+        # the request line, readable as it crossed the socket
+        assert any("/app.js HTTP/1.1" in (w.get("plain") or "") for w in plain["conn"]["wire"])
+        tls = get("/api/flows/%d" % by[("https", "/app.js")]["id"])
+        kinds = {w["kind"] for w in tls["conn"]["wire"]}
+        assert {"Handshake", "ApplicationData"} <= kinds, kinds
+        out, err = demo.communicate(b"\n", timeout=60)
+        assert demo.returncode == 0, err.decode()[-2000:]
+        assert b"=== 1. Plain HTTP" in out
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
