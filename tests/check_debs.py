@@ -58,6 +58,7 @@ ALLOWED = {
     "gzip": "Essential: every Debian has it",
     "dpkg": "Essential: every Debian has it (this check itself calls dpkg-query)",
     "init-system-helpers": "Essential: every Debian has it (service)",
+    "ncurses-bin": "Essential: every Debian has it (clear, tput)",
 }
 # Programs that are run only where something else guarantees them.
 ALLOWED_PROGRAMS = {
