@@ -172,7 +172,7 @@ static void on_backlog_timer(uv_timer_t *t) {
   uv_timer_stop(t);
   for (struct px_session *s = w->sessions, *next; s; s = next) {
     next = s->next;
-    if (s->backlog_paused) px_update_reading(s);
+    if (s->reading & PX_READ_BACKLOG) px_update_reading(s);
   }
 }
 
