@@ -56,7 +56,8 @@ static void update_reading(px_session_t *s) {
    * drop the rest, whatever the request was waiting for. */
   int want_client = !s->client.eof && !backlog &&
                     (s->end >= PX_END_LINGER ||
-                     (!(s->reading & PX_READ_HELD) && px_codec_phase(s->client.codec) != PX_CODEC_VERDICT &&
+                     (!(s->reading & PX_READ_HELD) &&
+                      px_codec_phase(s->client.codec) != PX_CODEC_VERDICT &&
                       s->end < PX_END_FLUSHING &&
                       px_leg_room(&s->client, to_up, PX_LOW_WATER, PX_HIGH_WATER)));
   px_leg_want_read(&s->client, want_client);
@@ -472,7 +473,7 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
       px_session_close(s, "cannot create a TLS session");
       return;
     }
-    SSL_set_ex_data(s->client.tls.ssl, px_tls_session_index(), s);
+    SSL_set_ex_data(s->client.tls.ssl, px_tlsctx_session_index(), s);
     flt_strbuf_t peeked = s->peek;
     flt_strbuf_init(&s->peek, 0);
     client_tls_input(s, peeked.data, peeked.len);

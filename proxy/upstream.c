@@ -410,7 +410,7 @@ static void start_tls(px_session_t *s) {
                      px_tls_error_text(buf, sizeof(buf), "SSL_new failed"));
     return;
   }
-  SSL_set_ex_data(s->upstream.tls.ssl, px_tls_session_index(), s);
+  SSL_set_ex_data(s->upstream.tls.ssl, px_tlsctx_session_index(), s);
   s->up_cert_file = px_tlsopts_use_client_cert(s->upstream.tls.ssl, name);
   s->up_cert_requested = 0;
   if (is_ip_literal(name)) {
@@ -422,7 +422,7 @@ static void start_tls(px_session_t *s) {
   if (s->alpn_offer_len > 0)
     SSL_set_alpn_protos(s->upstream.tls.ssl, s->alpn_offer, (unsigned)s->alpn_offer_len);
   snprintf(key, sizeof(key), "%s:%u", name, (unsigned)s->up_port);
-  SSL_SESSION *cached = px_upsess_get(s->w, key);
+  SSL_SESSION *cached = px_tlsctx_upsess_get(s->w, key);
   if (cached) SSL_set_session(s->upstream.tls.ssl, cached);
   px_upstream_set_state(s, PX_UP_TLS);
   px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, PX_T_UPSTREAM_TLS);
@@ -625,7 +625,8 @@ void px_upstream_reset(px_session_t *s) { reset_to(s, PX_UP_IDLE); }
 int px_upstream_releasable(const px_session_t *s) {
   /* Only between HTTP requests, with nothing half-sent either way: a tunnel,
    * an upgrade or a body in flight belongs to this connection. */
-  return s->w->shared->cfg->upstream_idle_ms > 0 && s->up == PX_UP_READY && s->up_bind == PX_BIND_FREE &&
+  return s->w->shared->cfg->upstream_idle_ms > 0 && s->up == PX_UP_READY &&
+         s->up_bind == PX_BIND_FREE &&
          (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP) && s->flows.head == NULL &&
          s->flows.req == NULL && px_codec_phase(s->client.codec) == PX_CODEC_IDLE &&
          px_codec_phase(s->upstream.codec) == PX_CODEC_IDLE && !(s->reading & PX_READ_HELD) &&

@@ -251,7 +251,8 @@ static void test_setters_refuse_and_keep_the_state(void **state) {
   px_session_set_reading(s, PX_READ_HELD_BACKLOG, 1); /* both at once */
   log = capture_end();
   assert_int_equal(s->reading, PX_READ_ON);
-  assert_non_null(strstr(log, "session 7: reading: refused the transition reading -> held+backlog"));
+  assert_non_null(
+      strstr(log, "session 7: reading: refused the transition reading -> held+backlog"));
   free(log);
 
   px_session_set_state(s, PX_S_CLOSING); /* new -> closing: a session that never started */
