@@ -273,7 +273,7 @@ static inline void px_session_fail(px_session_t *s, int level, const char *about
   s->ops->fail_with(s, level, about, text, then);
 }
 /* The reason phrase tlspeek answers `status` with ("Bad Gateway"). */
-const char *px_status_reason(int status);
+const char *px_session_status_reason(int status);
 /* Closes the session (idempotent). `why` is logged at debug level. */
 static inline void px_session_close(px_session_t *s, const char *why) { s->ops->close(s, why); }
 /* Stop reading new requests; close when idle (used at shutdown). */

@@ -90,7 +90,7 @@ void px_session_set_end(px_session_t *s, px_end_t next) {
 
 /* ---- the one failure path ---------------------------------------------------- */
 
-const char *px_status_reason(int status) {
+const char *px_session_status_reason(int status) {
   switch (status) {
     case 400:
       return "Bad Request";
@@ -118,5 +118,5 @@ void px_session_state_fail(px_session_t *s, int level, const char *about, const 
   if (then == PX_FAIL_CLOSE)
     px_session_close(s, text);
   else if (then > 0)
-    px_reply_error(s, then, px_status_reason(then), text);
+    px_reply_error(s, then, px_session_status_reason(then), text);
 }

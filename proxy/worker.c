@@ -613,7 +613,7 @@ static void teardown(px_runtime_t *rt) {
   ca_free(rt->shared.ca);
 }
 
-int px_run(const px_config_t *cfg) {
+int px_worker_run(const px_config_t *cfg) {
   px_runtime_t rt;
   char err[512] = "", mode[400];
   uint16_t port = 0;
