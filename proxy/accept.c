@@ -1,4 +1,5 @@
-/* accept.c — accepting client connections, and the descriptor limit.
+/* accept.c — accepting client connections, and the descriptor limit:
+ * px_accept_* (worker.h), and px_session_accept for each connection.
  *
  * The listening sockets are watched with uv_poll and accepted with
  * accept4() here rather than with uv_listen/uv_accept. libuv's accept loop
@@ -33,7 +34,7 @@
 
 static void on_listener_readable(uv_poll_t *p, int status, int events);
 
-int px_listener_start(px_worker_t *w, px_listener_t *l) {
+int px_accept_listener_start(px_worker_t *w, px_listener_t *l) {
   int rc = uv_poll_init(&w->loop, &l->poll, l->fd);
   if (rc < 0) return rc;
   l->poll.data = l;
@@ -42,7 +43,7 @@ int px_listener_start(px_worker_t *w, px_listener_t *l) {
   return uv_poll_start(&l->poll, UV_READABLE, on_listener_readable);
 }
 
-void px_listener_close(px_listener_t *l) {
+void px_accept_listener_close(px_listener_t *l) {
   if (l->open) {
     if (!uv_is_closing((uv_handle_t *)&l->poll)) uv_close((uv_handle_t *)&l->poll, NULL);
     l->open = 0;
@@ -113,7 +114,7 @@ static void on_listener_readable(uv_poll_t *p, int status, int events) {
 
 /* ---- descriptor limit ---------------------------------------------------- */
 
-void px_fd_limit_raise(void) {
+void px_accept_fd_limit_raise(void) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
   if (rl.rlim_max == RLIM_INFINITY) return; /* Linux refuses it for descriptors */
@@ -135,7 +136,7 @@ static long fds_in_use(void) {
   return n;
 }
 
-void px_fd_limit_report(void) {
+void px_accept_fd_limit_report(void) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
   if (rl.rlim_cur == RLIM_INFINITY) {

@@ -130,7 +130,7 @@ typedef struct px_config {
  * has exited (signals are passed on to it). Returns the process exit code:
  * with run_argv, the command's (128+N when signal N killed it; 127/126 when
  * it could not be started). */
-int px_run(const px_config_t *cfg);
+int px_worker_run(const px_config_t *cfg);
 
 /* `tlspeek ca ...`: argv[0] is the first word after "ca"; global options
  * are already removed. Returns the process exit code (0, 1, or 2). */

@@ -40,10 +40,10 @@ static void update_reading(px_session_t *s) {
   if (s->state == PX_S_CLOSING) return;
   /* Writers behind (slow disk or terminal): take no new traffic until they
    * catch up; the worker's backlog timer calls us again. Nothing is lost. */
-  int backlog = s->backlog_paused ? flt_backlog() > FLT_BACKLOG_LOW
-                                  : flt_backlog() > FLT_BACKLOG_HIGH;
-  if (backlog != s->backlog_paused) {
-    s->backlog_paused = backlog;
+  int paused = (s->reading & PX_READ_BACKLOG) != 0;
+  int backlog = paused ? flt_backlog() > FLT_BACKLOG_LOW : flt_backlog() > FLT_BACKLOG_HIGH;
+  if (backlog != paused) {
+    px_session_set_reading(s, PX_READ_BACKLOG, backlog);
     if (backlog) s->w->backlog_waiters++;
     else s->w->backlog_waiters--;
     if (backlog) px_worker_watch_backlog(s->w);
@@ -56,7 +56,8 @@ static void update_reading(px_session_t *s) {
    * drop the rest, whatever the request was waiting for. */
   int want_client = !s->client.eof && !backlog &&
                     (s->end >= PX_END_LINGER ||
-                     (!s->switch_pending && px_codec_phase(s->client.codec) != PX_CODEC_VERDICT &&
+                     (!(s->reading & PX_READ_HELD) &&
+                      px_codec_phase(s->client.codec) != PX_CODEC_VERDICT &&
                       s->end < PX_END_FLUSHING &&
                       px_leg_room(&s->client, to_up, PX_LOW_WATER, PX_HIGH_WATER)));
   px_leg_want_read(&s->client, want_client);
@@ -249,7 +250,7 @@ static int client_handshake(px_session_t *s) {
           px_upstream_set_names(s, NULL, s->conn.sni) != 0)
         return -1;
       if (px_passthrough_maybe(s)) return -1;
-      if (s->up == PX_UP_IDLE) px_upstream_start(s);
+      if (px_upstream_unconnected(s)) px_upstream_start(s);
     }
     return -1;
   }
@@ -472,7 +473,7 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
       px_session_close(s, "cannot create a TLS session");
       return;
     }
-    SSL_set_ex_data(s->client.tls.ssl, px_tls_session_index(), s);
+    SSL_set_ex_data(s->client.tls.ssl, px_tlsctx_session_index(), s);
     flt_strbuf_t peeked = s->peek;
     flt_strbuf_init(&s->peek, 0);
     client_tls_input(s, peeked.data, peeked.len);
@@ -491,7 +492,7 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
   px_set_deadline(s, 0, PX_T_NONE);
   /* Raw bytes go upstream now. HTTP connects once its first request head is
    * complete (on_req_head): a client dribbling a head holds no upstream. */
-  if (s->up == PX_UP_IDLE && !http) px_upstream_start(s);
+  if (px_upstream_unconnected(s) && !http) px_upstream_start(s);
   if (s->state != PX_S_CLOSING) px_session_codec_client_plaintext(s, peeked.data, peeked.len);
   flt_strbuf_free(&peeked);
 }
@@ -703,7 +704,7 @@ void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, int fd) {
 
 static void session_free(px_session_t *s) {
   px_worker_t *w = s->w;
-  if (s->backlog_paused) w->backlog_waiters--;
+  if (s->reading & PX_READ_BACKLOG) w->backlog_waiters--;
   if (s->prev)
     s->prev->next = s->next;
   else

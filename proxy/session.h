@@ -85,9 +85,32 @@ typedef enum px_up_state {
   PX_UP_TLS,
   PX_UP_READY,
   PX_UP_FAILED,
-  PX_UP_CLOSED, /* closing, to reconnect to another origin */
+  PX_UP_CLOSED,   /* closing, to reconnect to another origin */
+  PX_UP_RELEASED, /* closed while idle (--upstream-idle): the next request reconnects */
   PX_UP_COUNT
 } px_up_state_t;
+
+/* Whether the upstream connection may be closed while idle (upstream.c,
+ * along px_bind_fsm): once connection-bound authentication (NTLM,
+ * Negotiate) is seen it is kept for the rest of the session. */
+typedef enum px_up_bind {
+  PX_BIND_FREE = 0, /* may be released when idle */
+  PX_BIND_PINNED,   /* connection-bound auth seen: kept */
+  PX_BIND_COUNT
+} px_up_bind_t;
+
+/* Whether the client's bytes are read (session_state.c, along
+ * px_reading_fsm), apart from flow control and the end: held while a
+ * request to another origin waits for the switch of the upstream leg
+ * (explicit plain HTTP), paused while the writers (transcripts, console)
+ * are behind. The two are independent bits and change one at a time. */
+typedef enum px_reading {
+  PX_READ_ON = 0,
+  PX_READ_HELD = 1,         /* a request waits in the client codec (PX_CODEC_HELD) */
+  PX_READ_BACKLOG = 2,      /* counted in the worker's backlog_waiters */
+  PX_READ_HELD_BACKLOG = 3, /* both */
+  PX_READ_COUNT
+} px_reading_t;
 
 /* SOCKS5 set-up (socks.c): which message comes next, then how it ended. */
 typedef enum px_socks_step {
@@ -99,11 +122,13 @@ typedef enum px_socks_step {
   PX_SOCKS_COUNT
 } px_socks_step_t;
 
-/* The tables (session_state.c, upstream.c, socks.c). */
+/* The tables (session_state.c, upstream.c, modes/socks.c). */
 extern const px_fsm_t px_session_fsm;
 extern const px_fsm_t px_end_fsm;
 extern const px_fsm_t px_up_fsm;
 extern const px_fsm_t px_socks_fsm;
+extern const px_fsm_t px_bind_fsm;
+extern const px_fsm_t px_reading_fsm;
 
 
 typedef struct px_session px_session_t;
@@ -190,9 +215,7 @@ struct px_session {
   X509 *up_cert;               /* upstream leaf certificate (ref held) */
   const char *up_cert_file;    /* --client-cert file offered upstream, or NULL */
   int up_cert_requested;       /* the upstream asked for a client certificate */
-  int up_released;             /* we closed the idle upstream: the next
-                                  request reconnects (--upstream-idle) */
-  int up_pinned;               /* connection-bound auth seen: keep it */
+  px_up_bind_t up_bind;        /* changed by px_upstream_set_bind() only */
   int up_idle_counted;         /* counted in the worker's idle_upstreams */
 
   /* HTTP: each leg's codec is client.codec and upstream.codec (codec.h) */
@@ -202,13 +225,9 @@ struct px_session {
                                   head, SIZE_MAX when not in this batch */
   int tls_sniffed;             /* the first decrypted bytes were classified */
   int auth_mask;               /* px_proxyauth_mask_stream state of client reads */
-  int switch_pending;          /* explicit plain HTTP: a request to another
-                                  origin waits in `req` (PX_HTTP_HELD), client
-                                  reads stopped, until this origin's flows
-                                  are done and the leg is reconnected */
 
   px_end_t end;                /* how the client connection ends (px_session_set_end) */
-  int backlog_paused;          /* reads stopped until writers catch up */
+  px_reading_t reading;        /* held / paused for backlog (px_session_set_reading) */
   px_client_wait_t client_wait; /* session_timer.c: what the client must send */
   uint64_t client_deadline;    /* uv_now by which it must have sent it */
   uint64_t last_activity;      /* uv_now of the last byte moved */
@@ -254,7 +273,7 @@ static inline void px_session_fail(px_session_t *s, int level, const char *about
   s->ops->fail_with(s, level, about, text, then);
 }
 /* The reason phrase tlspeek answers `status` with ("Bad Gateway"). */
-const char *px_status_reason(int status);
+const char *px_session_status_reason(int status);
 /* Closes the session (idempotent). `why` is logged at debug level. */
 static inline void px_session_close(px_session_t *s, const char *why) { s->ops->close(s, why); }
 /* Stop reading new requests; close when idle (used at shutdown). */
@@ -265,8 +284,17 @@ static inline void px_session_drain(px_session_t *s) { s->ops->drain(s); }
 void px_session_set_state(px_session_t *s, px_state_t next);
 /* Moves the end forward to `next` (nothing when it is there or beyond). */
 void px_session_set_end(px_session_t *s, px_end_t next);
+/* Sets or clears `bit` (PX_READ_HELD or PX_READ_BACKLOG) of the client's
+ * reading, the same way along px_reading_fsm. */
+void px_session_set_reading(px_session_t *s, px_reading_t bit, int on);
 /* The upstream side's state (upstream.c), the same way along px_up_fsm. */
 void px_upstream_set_state(px_session_t *s, px_up_state_t next);
+/* Pins the upstream connection (upstream.c, along px_bind_fsm). */
+void px_upstream_set_bind(px_session_t *s, px_up_bind_t next);
+/* No upstream connection: none yet (IDLE) or closed while idle (RELEASED). */
+static inline int px_upstream_unconnected(const px_session_t *s) {
+  return s->up == PX_UP_IDLE || s->up == PX_UP_RELEASED;
+}
 
 /* ---- between session.c, session_http.c and upstream.c ----------------- */
 

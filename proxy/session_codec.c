@@ -236,7 +236,7 @@ void px_session_codec_upstream_closed(px_session_t *s) {
     px_reply_error(s, 502, "Bad Gateway", text);
     return;
   }
-  if (s->switch_pending && s->flows.head == NULL && s->end < PX_END_FLUSHING) {
+  if ((s->reading & PX_READ_HELD) && s->flows.head == NULL && s->end < PX_END_FLUSHING) {
     /* Done with this origin; a request to the next one is waiting. */
     px_session_http_switch_when_idle(s);
     return;

@@ -240,13 +240,13 @@ static void send_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
 static void release_held_requests(px_session_t *s);
 
 /* The old upstream connection is gone: start afresh with the held request,
- * whose origin becomes the target (proxy_request, up == PX_UP_IDLE). */
+ * whose origin becomes the target (proxy_request, px_upstream_unconnected). */
 static void on_switch_closed(uv_handle_t *h) {
   px_session_t *s = px_upstream_handle_closed(h);
   if (s == NULL) return;
   px_upstream_reset(s);
   s->conn.server_addr[0] = '\0';
-  s->switch_pending = 0;
+  px_session_set_reading(s, PX_READ_HELD, 0);
   release_held_requests(s);
   px_update_reading(s);
 }
@@ -256,7 +256,7 @@ static void on_switch_closed(uv_handle_t *h) {
  * has answered every request before it, close that upstream connection and
  * go on with the held one. Called wherever that may have become true. */
 void px_session_http_switch_when_idle(px_session_t *s) {
-  if (!s->switch_pending || s->flows.head != NULL || s->end >= PX_END_FLUSHING ||
+  if (!(s->reading & PX_READ_HELD) || s->flows.head != NULL || s->end >= PX_END_FLUSHING ||
       s->state == PX_S_CLOSING || s->up == PX_UP_CLOSED)
     return;
   if (!s->upstream.tcp_open || uv_is_closing((uv_handle_t *)&s->upstream.tcp)) {
@@ -297,7 +297,7 @@ static int proxy_connect(px_session_t *s, px_codec_t *c, const char *url) {
     return 0;
   }
   if (targets_us(s, host, port)) return 0;
-  if (s->up != PX_UP_IDLE) {
+  if (!px_upstream_unconnected(s)) {
     /* The upstream leg already serves plain requests to another host. */
     px_session_http_bad_request(s, "CONNECT on a connection already used for plain http:// requests; "
                    "open a new connection for the tunnel");
@@ -369,17 +369,17 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
   snprintf(origin, sizeof(origin), "%s%.*s", has_path ? "" : "/", (int)(end - po), url + po);
 
   if (targets_us(s, host, port)) return 0;
-  if (s->lc->mode != PX_MODE_UPSTREAM && s->up != PX_UP_IDLE &&
+  if (s->lc->mode != PX_MODE_UPSTREAM && !px_upstream_unconnected(s) &&
       (strcasecmp(host, s->up_host) != 0 || port != s->up_port)) {
     /* Another origin. Its request (and whatever follows it) waits unparsed
      * until the current origin has answered the requests before it, so
      * that bytes never go to the wrong connection and answers keep their
      * order (switch_when_idle). */
-    s->switch_pending = 1;
+    px_session_set_reading(s, PX_READ_HELD, 1);
     px_update_reading(s);
     return PX_CODEC_HOLD;
   }
-  if (s->up == PX_UP_IDLE) px_session_set_target(s, host, port);
+  if (px_upstream_unconnected(s)) px_session_set_target(s, host, port);
   s->conn.match_ready = 1;
   emit_request_without_auth(s, c, hd);
   px_flow_t *n = flow_start(s, c, hd);
@@ -401,9 +401,9 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
   edit.host = authority;
   if (s->lc->mode == PX_MODE_UPSTREAM) {
     /* The next proxy takes absolute-form requests for any host as they are. */
-    if (s->up == PX_UP_IDLE) px_upstream_start(s);
+    if (px_upstream_unconnected(s)) px_upstream_start(s);
   } else {
-    if (s->up == PX_UP_IDLE) px_upstream_start(s);
+    if (px_upstream_unconnected(s)) px_upstream_start(s);
     edit.url = origin;
   }
   if (s->state == PX_S_CLOSING) return 0;
@@ -423,8 +423,8 @@ static int proxy_auth_ok(px_session_t *s, const flt_head_t *view) {
   if (expect == NULL) return 1;
   const flt_header_t *pa = flt_head_find(view, "proxy-authorization");
   if (pa && px_proxyauth_basic_ok(expect, pa->value, pa->value_len)) return 1;
-  if (s->flows.head != NULL && s->up != PX_UP_IDLE) {
-    s->switch_pending = 1;
+  if (s->flows.head != NULL && !px_upstream_unconnected(s)) {
+    px_session_set_reading(s, PX_READ_HELD, 1);
     px_update_reading(s);
     return PX_CODEC_HOLD;
   }
@@ -451,7 +451,7 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
   flt_head_t view;
   px_codec_head_view(c, hd->stream, &view);
   if (s->end >= PX_END_FLUSHING) return 0;
-  if (px_http_binds_connection(&view, "authorization")) s->up_pinned = 1;
+  if (px_http_binds_connection(&view, "authorization")) px_upstream_set_bind(s, PX_BIND_PINNED);
   char url[PX_HTTP_MAX_HEAD];
   snprintf(url, sizeof(url), "%.*s", (int)hd->target_len, hd->target);
 
@@ -481,10 +481,10 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
     reply_blocked(s, n, block->status);
     return 0;
   }
-  if (s->up == PX_UP_IDLE) {
+  if (px_upstream_unconnected(s)) {
     /* The first request of plain HTTP (peek_input waits for it), or the
      * next one after --upstream-idle closed the leg. */
-    if (s->up_released)
+    if (s->up == PX_UP_RELEASED)
       px_upstream_reconnect(s);
     else
       px_upstream_start(s);
@@ -534,7 +534,7 @@ int px_session_http_response_head(px_session_t *s, px_codec_t *c, const px_codec
     px_codec_head_view(c, hd->stream, &view);
     if (px_http_binds_connection(&view, "www-authenticate") ||
         px_http_binds_connection(&view, "proxy-authenticate"))
-      s->up_pinned = 1;
+      px_upstream_set_bind(s, PX_BIND_PINNED);
   }
   n->resp_copy = px_codec_head_copy(c, hd->stream);
   if (n->resp_copy) {

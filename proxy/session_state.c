@@ -1,7 +1,9 @@
-/* session_state.c — the session's two state variables and their tables
- * (session.h, fsm.h): what the client's next bytes mean (`state`) and how
- * the client connection ends (`end`). The setters here are the only places
- * that change them. And the one failure path (px_session_fail). */
+/* session_state.c — the session's state variables and their tables
+ * (session.h, fsm.h): what the client's next bytes mean (`state`), how the
+ * client connection ends (`end`) and whether its bytes are read at all
+ * (`reading`: held for an origin switch, paused for the backlog). The
+ * setters here are the only places that change them. And the one failure
+ * path (px_session_fail). */
 #include <stdio.h>
 
 #include "proxy/session.h"
@@ -48,6 +50,20 @@ static const uint32_t end_allowed[PX_END_COUNT] = {
 
 const px_fsm_t px_end_fsm = {"end", end_names, PX_END_COUNT, end_allowed};
 
+static const char *const reading_names[PX_READ_COUNT] = {"reading", "held", "backlog",
+                                                         "held+backlog"};
+
+/* Held (an origin switch) and paused for the backlog are independent: each
+ * is set or cleared on its own, one at a time. */
+static const uint32_t reading_allowed[PX_READ_COUNT] = {
+    [PX_READ_ON] = B(PX_READ_HELD) | B(PX_READ_BACKLOG),
+    [PX_READ_HELD] = B(PX_READ_ON) | B(PX_READ_HELD_BACKLOG),
+    [PX_READ_BACKLOG] = B(PX_READ_ON) | B(PX_READ_HELD_BACKLOG),
+    [PX_READ_HELD_BACKLOG] = B(PX_READ_HELD) | B(PX_READ_BACKLOG),
+};
+
+const px_fsm_t px_reading_fsm = {"reading", reading_names, PX_READ_COUNT, reading_allowed};
+
 void px_session_set_state(px_session_t *s, px_state_t next) {
   px_state_t prev = s->state;
   if (prev == next || px_fsm_check(&px_session_fsm, s->conn.id, prev, next) != 0) return;
@@ -60,6 +76,13 @@ void px_session_set_state(px_session_t *s, px_state_t next) {
     px_session_timer_deadline_update(s);
 }
 
+void px_session_set_reading(px_session_t *s, px_reading_t bit, int on) {
+  px_reading_t next = (px_reading_t)(on ? (s->reading | bit) : (s->reading & ~bit));
+  if (next == s->reading || px_fsm_check(&px_reading_fsm, s->conn.id, s->reading, next) != 0)
+    return;
+  s->reading = next;
+}
+
 void px_session_set_end(px_session_t *s, px_end_t next) {
   if (next <= s->end || px_fsm_check(&px_end_fsm, s->conn.id, s->end, next) != 0) return;
   s->end = next;
@@ -67,7 +90,7 @@ void px_session_set_end(px_session_t *s, px_end_t next) {
 
 /* ---- the one failure path ---------------------------------------------------- */
 
-const char *px_status_reason(int status) {
+const char *px_session_status_reason(int status) {
   switch (status) {
     case 400:
       return "Bad Request";
@@ -95,5 +118,5 @@ void px_session_state_fail(px_session_t *s, int level, const char *about, const 
   if (then == PX_FAIL_CLOSE)
     px_session_close(s, text);
   else if (then > 0)
-    px_reply_error(s, then, px_status_reason(then), text);
+    px_reply_error(s, then, px_session_status_reason(then), text);
 }

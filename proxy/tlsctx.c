@@ -1,5 +1,5 @@
 /* tlsctx.c — the two SSL_CTXs of a worker (never one per connection) and
- * the per-worker cache of upstream TLS sessions. */
+ * the per-worker cache of upstream TLS sessions: px_tlsctx_* (worker.h). */
 #include <stdio.h>
 #include <string.h>
 
@@ -17,17 +17,17 @@ static const unsigned char alpn_http11[] = "\x08http/1.1";
 
 static int session_index = -1;
 
-void px_tls_init_index(void) {
+void px_tlsctx_init_index(void) {
   if (session_index < 0)
     session_index = SSL_get_ex_new_index(0, (void *)"px_session", NULL, NULL, NULL);
 }
 
-int px_tls_session_index(void) { return session_index; }
+int px_tlsctx_session_index(void) { return session_index; }
 
 /* Reads SNI and ALPN from the ClientHello, then pauses the handshake (the
  * session connects upstream first) until the leaf certificate is set. */
 static int on_client_hello(SSL *ssl, int *alert, void *arg) {
-  px_session_t *s = SSL_get_ex_data(ssl, px_tls_session_index());
+  px_session_t *s = SSL_get_ex_data(ssl, px_tlsctx_session_index());
   const unsigned char *p;
   size_t len;
   (void)arg;
@@ -84,7 +84,7 @@ static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *ou
 /* OpenSSL hands us every secret of both legs; the key log filter writes
  * them out. Only installed when a key log is wanted. */
 static void on_keylog_line(const SSL *ssl, const char *line) {
-  px_session_t *s = SSL_get_ex_data(ssl, px_tls_session_index());
+  px_session_t *s = SSL_get_ex_data(ssl, px_tlsctx_session_index());
   if (s) flt_emit_keylog(&s->w->shared->chain, &s->conn, line);
 }
 
@@ -92,7 +92,7 @@ static void on_keylog_line(const SSL *ssl, const char *line) {
  * OpenSSL parsed it (TLS 1.3's encrypted handshake messages included). */
 static void on_tls_msg(int write_p, int version, int content_type, const void *buf, size_t len,
                        SSL *ssl, void *arg) {
-  px_session_t *s = SSL_get_ex_data(ssl, px_tls_session_index());
+  px_session_t *s = SSL_get_ex_data(ssl, px_tlsctx_session_index());
   (void)arg;
   if (s == NULL || (content_type != SSL3_RT_HANDSHAKE && content_type != SSL3_RT_ALERT &&
                     content_type != SSL3_RT_CHANGE_CIPHER_SPEC))
@@ -115,7 +115,7 @@ static int ctx_error(SSL_CTX *ctx, const char *what, char *err, size_t errlen) {
   return -1;
 }
 
-int px_tls_make_server_ctx(px_worker_t *w, char *err, size_t errlen) {
+int px_tlsctx_make_server(px_worker_t *w, char *err, size_t errlen) {
   SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
   if (ctx == NULL) return ctx_error(NULL, "cannot create the TLS server context", err, errlen);
   if (px_tlsopts_apply(ctx, w->shared->cfg, PX_LEG_CLIENT) != 0)
@@ -142,12 +142,12 @@ int px_tls_make_server_ctx(px_worker_t *w, char *err, size_t errlen) {
 /* OpenSSL hands us each new upstream session (TLS 1.3 tickets arrive after
  * the handshake); we keep the latest per host:port. */
 static int on_new_upstream_session(SSL *ssl, SSL_SESSION *sess) {
-  px_session_t *s = SSL_get_ex_data(ssl, px_tls_session_index());
+  px_session_t *s = SSL_get_ex_data(ssl, px_tlsctx_session_index());
   char key[280];
   if (s == NULL) return 0;
   snprintf(key, sizeof(key), "%s:%u", s->up_name[0] ? s->up_name : s->up_host,
            (unsigned)s->up_port);
-  px_upsess_store(s->w, key, sess);
+  px_tlsctx_upsess_store(s->w, key, sess);
   return 1; /* we took the reference */
 }
 
@@ -156,14 +156,14 @@ static int on_new_upstream_session(SSL *ssl, SSL_SESSION *sess) {
  * Without one the handshake ends here: the session answers 502 naming the
  * cause instead of letting the server refuse a client that cannot know why. */
 static int on_certificate_request(SSL *ssl, void *arg) {
-  px_session_t *s = SSL_get_ex_data(ssl, px_tls_session_index());
+  px_session_t *s = SSL_get_ex_data(ssl, px_tlsctx_session_index());
   (void)arg;
   if (s == NULL) return 1;
   s->up_cert_requested = 1;
   return s->up_cert_file != NULL;
 }
 
-int px_tls_make_client_ctx(px_worker_t *w, char *err, size_t errlen) {
+int px_tlsctx_make_client(px_worker_t *w, char *err, size_t errlen) {
   const px_config_t *cfg = w->shared->cfg;
   SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
   if (ctx == NULL) return ctx_error(NULL, "cannot create the TLS client context", err, errlen);
@@ -199,21 +199,21 @@ static size_t slot_of(const char *key) {
   return (size_t)(h % PX_UPSESS_SLOTS);
 }
 
-void px_upsess_store(px_worker_t *w, const char *key, SSL_SESSION *sess) {
+void px_tlsctx_upsess_store(px_worker_t *w, const char *key, SSL_SESSION *sess) {
   px_upsess_t *e = &w->upsess[slot_of(key)];
   if (e->sess) SSL_SESSION_free(e->sess);
   snprintf(e->key, sizeof(e->key), "%s", key);
   e->sess = sess;
 }
 
-SSL_SESSION *px_upsess_get(px_worker_t *w, const char *key) {
+SSL_SESSION *px_tlsctx_upsess_get(px_worker_t *w, const char *key) {
   px_upsess_t *e = &w->upsess[slot_of(key)];
   if (e->sess == NULL || strcmp(e->key, key) != 0) return NULL;
   if (!SSL_SESSION_is_resumable(e->sess)) return NULL;
   return e->sess;
 }
 
-void px_upsess_clear(px_worker_t *w) {
+void px_tlsctx_upsess_clear(px_worker_t *w) {
   for (size_t i = 0; i < PX_UPSESS_SLOTS; i++) {
     if (w->upsess[i].sess) SSL_SESSION_free(w->upsess[i].sess);
     w->upsess[i].sess = NULL;

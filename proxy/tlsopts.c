@@ -27,13 +27,13 @@ static const struct {
 
 #define N_VERSIONS (sizeof(versions) / sizeof(versions[0]))
 
-int px_tls_version_parse(const char *text) {
+int px_tlsopts_version_parse(const char *text) {
   for (size_t i = 0; i < N_VERSIONS; i++)
     if (strcmp(text, versions[i].name) == 0) return versions[i].version;
   return 0;
 }
 
-const char *px_tls_version_name(int version) {
+const char *px_tlsopts_version_name(int version) {
   for (size_t i = 0; i < N_VERSIONS; i++)
     if (versions[i].version == version) return versions[i].name;
   return "?";
@@ -215,8 +215,8 @@ static int check_leg(const px_config_t *cfg, px_tls_leg_t leg, char *err, size_t
     snprintf(err, errlen,
              "the %s leg's TLS minimum %s is above its maximum %s (--%s-tls-min / --%s-tls-max, "
              "or --tls-min / --tls-max)",
-             leg_names[leg], px_tls_version_name(min), px_tls_version_name(max), leg_names[leg],
-             leg_names[leg]);
+             leg_names[leg], px_tlsopts_version_name(min), px_tlsopts_version_name(max),
+             leg_names[leg], leg_names[leg]);
     return -1;
   }
   SSL_CTX *ctx = SSL_CTX_new(leg == PX_LEG_CLIENT ? TLS_server_method() : TLS_client_method());
@@ -235,7 +235,7 @@ static int check_leg(const px_config_t *cfg, px_tls_leg_t leg, char *err, size_t
   if (rc == 0 && min < TLS1_2_VERSION)
     flt_log_warn("%s leg: TLS %s allowed, so OpenSSL's security level is lowered to 0 on that "
                  "leg (SHA-1/MD5 signatures, short keys and weak ciphers are accepted there)",
-                 leg_names[leg], px_tls_version_name(min));
+                 leg_names[leg], px_tlsopts_version_name(min));
   return rc;
 }
 

@@ -20,9 +20,9 @@ typedef enum px_tls_leg { PX_LEG_CLIENT = 0, PX_LEG_UPSTREAM = 1 } px_tls_leg_t;
 
 /* "1.0", "1.1", "1.2", "1.3" -> TLS1_VERSION ... TLS1_3_VERSION; 0 for
  * anything else. */
-int px_tls_version_parse(const char *text);
+int px_tlsopts_version_parse(const char *text);
 /* TLS1_2_VERSION -> "1.2". */
-const char *px_tls_version_name(int version);
+const char *px_tlsopts_version_name(int version);
 
 /* The effective minimum and maximum of a leg (0 max: OpenSSL's highest). */
 void px_tlsopts_range(const px_config_t *cfg, px_tls_leg_t leg, int *min, int *max);

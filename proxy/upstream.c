@@ -26,25 +26,43 @@ static void try_next_address(px_session_t *s);
 #define B PX_FSM_BIT
 
 static const char *const up_names[PX_UP_COUNT] = {
-    "idle", "resolving", "connecting", "proxy-connect", "tls", "ready", "failed", "closed"};
+    "idle", "resolving", "connecting", "proxy-connect", "tls", "ready", "failed", "closed",
+    "released"};
 
 /* Set-up runs forward (a CONNECT to the next proxy and TLS each optional)
  * and may fail at every step; a ready leg may still fail (a client
- * certificate refused after the handshake), be released when idle (back to
- * IDLE) or closed to switch origins (CLOSED, then IDLE). A failed leg stays
- * failed: its session answers and closes. */
+ * certificate refused after the handshake), be released when idle
+ * (RELEASED, set up again by the next request) or closed to switch origins
+ * (CLOSED, then IDLE). A failed leg stays failed: its session answers and
+ * closes. */
 static const uint32_t up_allowed[PX_UP_COUNT] = {
     [PX_UP_IDLE] = B(PX_UP_RESOLVING),
     [PX_UP_RESOLVING] = B(PX_UP_CONNECTING) | B(PX_UP_FAILED),
     [PX_UP_CONNECTING] = B(PX_UP_PROXY_CONNECT) | B(PX_UP_TLS) | B(PX_UP_READY) | B(PX_UP_FAILED),
     [PX_UP_PROXY_CONNECT] = B(PX_UP_TLS) | B(PX_UP_READY) | B(PX_UP_FAILED),
     [PX_UP_TLS] = B(PX_UP_READY) | B(PX_UP_FAILED),
-    [PX_UP_READY] = B(PX_UP_FAILED) | B(PX_UP_IDLE) | B(PX_UP_CLOSED),
+    [PX_UP_READY] = B(PX_UP_FAILED) | B(PX_UP_RELEASED) | B(PX_UP_CLOSED),
     [PX_UP_FAILED] = 0,
     [PX_UP_CLOSED] = B(PX_UP_IDLE),
+    [PX_UP_RELEASED] = B(PX_UP_RESOLVING),
 };
 
 const px_fsm_t px_up_fsm = {"upstream", up_names, PX_UP_COUNT, up_allowed};
+
+static const char *const bind_names[PX_BIND_COUNT] = {"free", "pinned"};
+
+/* Pinned is for good: the authentication belongs to the connection. */
+static const uint32_t bind_allowed[PX_BIND_COUNT] = {
+    [PX_BIND_FREE] = B(PX_BIND_PINNED),
+    [PX_BIND_PINNED] = 0,
+};
+
+const px_fsm_t px_bind_fsm = {"binding", bind_names, PX_BIND_COUNT, bind_allowed};
+
+void px_upstream_set_bind(px_session_t *s, px_up_bind_t next) {
+  if (s->up_bind == next || px_fsm_check(&px_bind_fsm, s->conn.id, s->up_bind, next) != 0) return;
+  s->up_bind = next;
+}
 
 /* The set-up state goes once the leg is ready: an idle connection does not
  * carry it. A failed leg keeps it until the session ends. */
@@ -192,7 +210,6 @@ void px_upstream_start(px_session_t *s) {
   snprintf(s->conn.server_host, sizeof(s->conn.server_host), "%s", s->up_host);
   s->conn.server_port = s->up_port;
   px_upstream_set_state(s, PX_UP_RESOLVING);
-  s->up_released = 0;
   setup_free(s); /* a reconnect starts afresh */
   px_up_setup_t *u = s->up_setup = calloc(1, sizeof(*u));
   if (u == NULL) {
@@ -393,7 +410,7 @@ static void start_tls(px_session_t *s) {
                      px_tls_error_text(buf, sizeof(buf), "SSL_new failed"));
     return;
   }
-  SSL_set_ex_data(s->upstream.tls.ssl, px_tls_session_index(), s);
+  SSL_set_ex_data(s->upstream.tls.ssl, px_tlsctx_session_index(), s);
   s->up_cert_file = px_tlsopts_use_client_cert(s->upstream.tls.ssl, name);
   s->up_cert_requested = 0;
   if (is_ip_literal(name)) {
@@ -405,7 +422,7 @@ static void start_tls(px_session_t *s) {
   if (s->alpn_offer_len > 0)
     SSL_set_alpn_protos(s->upstream.tls.ssl, s->alpn_offer, (unsigned)s->alpn_offer_len);
   snprintf(key, sizeof(key), "%s:%u", name, (unsigned)s->up_port);
-  SSL_SESSION *cached = px_upsess_get(s->w, key);
+  SSL_SESSION *cached = px_tlsctx_upsess_get(s->w, key);
   if (cached) SSL_set_session(s->upstream.tls.ssl, cached);
   px_upstream_set_state(s, PX_UP_TLS);
   px_set_deadline(s, s->w->shared->cfg->handshake_timeout_ms, PX_T_UPSTREAM_TLS);
@@ -587,14 +604,15 @@ void px_upstream_on_read(px_session_t *s, const char *data, size_t len) {
 
 /* ---- releasing an idle upstream (--upstream-idle) ------------------------ */
 
-void px_upstream_reset(px_session_t *s) {
+/* The leg forgets its connection and goes to `next` (IDLE, RELEASED). */
+static void reset_to(px_session_t *s, px_up_state_t next) {
   px_tls_free(&s->upstream.tls);
   if (s->up_cert) X509_free(s->up_cert);
   s->up_cert = NULL;
   s->up_cert_file = NULL;
   s->up_cert_requested = 0;
   setup_free(s);
-  px_upstream_set_state(s, PX_UP_IDLE);
+  px_upstream_set_state(s, next);
   s->upstream.eof = 0;
   s->upstream.paused = 0;
   /* A fresh codec state, which also gives back the header tables it grew;
@@ -602,13 +620,16 @@ void px_upstream_reset(px_session_t *s) {
   px_codec_reset(s->upstream.codec);
 }
 
+void px_upstream_reset(px_session_t *s) { reset_to(s, PX_UP_IDLE); }
+
 int px_upstream_releasable(const px_session_t *s) {
   /* Only between HTTP requests, with nothing half-sent either way: a tunnel,
    * an upgrade or a body in flight belongs to this connection. */
-  return s->w->shared->cfg->upstream_idle_ms > 0 && s->up == PX_UP_READY && !s->up_pinned &&
+  return s->w->shared->cfg->upstream_idle_ms > 0 && s->up == PX_UP_READY &&
+         s->up_bind == PX_BIND_FREE &&
          (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP) && s->flows.head == NULL &&
          s->flows.req == NULL && px_codec_phase(s->client.codec) == PX_CODEC_IDLE &&
-         px_codec_phase(s->upstream.codec) == PX_CODEC_IDLE && !s->switch_pending &&
+         px_codec_phase(s->upstream.codec) == PX_CODEC_IDLE && !(s->reading & PX_READ_HELD) &&
          s->upstream.pending.len == 0 && s->upstream.batch.len == 0 && s->upstream.writes == 0 &&
          !s->upstream.eof && !s->client.eof && s->end == PX_END_OPEN;
 }
@@ -647,12 +668,11 @@ void px_upstream_release(px_session_t *s) {
   px_upstream_count_idle(s, 0);
   px_upstream_forget(s);
   uv_close((uv_handle_t *)&s->upstream.tcp, on_release_closed);
-  px_upstream_reset(s);
+  reset_to(s, PX_UP_RELEASED);
   /* The next flow pays for a new set-up (transcripts' timings). */
   s->conn.dns_us = s->conn.connect_us = s->conn.ssl_us = -1;
   px_codec_trim(s->client.codec);
   px_tls_trim_all(&s->client.tls);
-  s->up_released = 1;
 }
 
 void px_upstream_reconnect(px_session_t *s) {

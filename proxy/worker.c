@@ -162,7 +162,7 @@ static int open_listener(px_runtime_t *rt, int li, uint16_t *bound_port) {
 /* ---- worker threads --------------------------------------------------------- */
 
 static void close_listeners(px_worker_t *w) {
-  for (int i = 0; i < w->n_listeners; i++) px_listener_close(&w->listeners[i]);
+  for (int i = 0; i < w->n_listeners; i++) px_accept_listener_close(&w->listeners[i]);
 }
 
 /* Every 10 ms while sessions wait: once the writers caught up, let them read. */
@@ -172,7 +172,7 @@ static void on_backlog_timer(uv_timer_t *t) {
   uv_timer_stop(t);
   for (struct px_session *s = w->sessions, *next; s; s = next) {
     next = s->next;
-    if (s->backlog_paused) px_update_reading(s);
+    if (s->reading & PX_READ_BACKLOG) px_update_reading(s);
   }
 }
 
@@ -238,8 +238,8 @@ static px_worker_t *worker_new(px_runtime_t *rt, int index, char *err, size_t er
   w->index = index;
   w->shared = &rt->shared;
   for (int i = 0; i < PX_MAX_LISTENERS; i++) w->listeners[i].fd = -1;
-  if (uv_loop_init(&w->loop) != 0 || px_tls_make_server_ctx(w, err, errlen) != 0 ||
-      px_tls_make_client_ctx(w, err, errlen) != 0) {
+  if (uv_loop_init(&w->loop) != 0 || px_tlsctx_make_server(w, err, errlen) != 0 ||
+      px_tlsctx_make_client(w, err, errlen) != 0) {
     if (err[0] == '\0') snprintf(err, errlen, "cannot create an event loop");
     free(w);
     return NULL;
@@ -263,7 +263,7 @@ static px_worker_t *worker_new(px_runtime_t *rt, int index, char *err, size_t er
   /* libuv opens a reserve descriptor per loop (for an EMFILE trick that
    * accept.c does not use) when it sees the loop's first stream. Have that
    * happen now rather than at the first client, so the process holds the
-   * same descriptors whenever it is idle, and px_fd_limit_report counts it. */
+   * same descriptors whenever it is idle, and px_accept_fd_limit_report counts it. */
   uv_tcp_t first;
   uv_tcp_init(&w->loop, &first);
   uv_close((uv_handle_t *)&first, NULL);
@@ -279,7 +279,7 @@ static void worker_free(px_worker_t *w) {
   uv_loop_close(&w->loop);
   SSL_CTX_free(w->server_ctx);
   SSL_CTX_free(w->client_ctx);
-  px_upsess_clear(w);
+  px_tlsctx_upsess_clear(w);
   free(w);
 }
 
@@ -613,7 +613,7 @@ static void teardown(px_runtime_t *rt) {
   ca_free(rt->shared.ca);
 }
 
-int px_run(const px_config_t *cfg) {
+int px_worker_run(const px_config_t *cfg) {
   px_runtime_t rt;
   char err[512] = "", mode[400];
   uint16_t port = 0;
@@ -621,8 +621,8 @@ int px_run(const px_config_t *cfg) {
 
   memset(&rt, 0, sizeof(rt));
   signal(SIGPIPE, SIG_IGN);
-  px_fd_limit_raise();
-  px_tls_init_index();
+  px_accept_fd_limit_raise();
+  px_tlsctx_init_index();
   if (setup_shared(&rt, cfg) != 0 || px_passthrough_init(cfg) != 0) goto Exit;
   /* Every mode can be pointed back at tlspeek itself. */
   px_loopguard_enable();
@@ -652,7 +652,7 @@ int px_run(const px_config_t *cfg) {
       px_listener_t *l = &rt.workers[i]->listeners[li];
       /* listen() now, before "listening on" is printed: the worker's loop
        * is not running yet, so this thread may still touch its handles. */
-      int lrc = px_listener_start(rt.workers[i], l);
+      int lrc = px_accept_listener_start(rt.workers[i], l);
       if (lrc < 0) {
         flt_log_error("cannot listen on %s:%u: %s", cfg->listens[li].host, (unsigned)port,
                       uv_strerror(lrc));
@@ -667,7 +667,7 @@ int px_run(const px_config_t *cfg) {
   if (cfg->web && start_web(&rt, cfg) != 0) goto Exit;
   if (init_main_loop(&rt, port) != 0) goto Exit;
 
-  px_fd_limit_report();
+  px_accept_fd_limit_report();
   flt_log_info("CA certificate: %s", ca_cert_pem_path(rt.shared.ca));
   for (int i = 0; i < rt.n_workers; i++) {
     if (uv_thread_create(&rt.workers[i]->thread, worker_main, rt.workers[i]) != 0) {

@@ -76,27 +76,27 @@ typedef struct px_worker {
   px_upsess_t upsess[PX_UPSESS_SLOTS];
 } px_worker_t;
 
-/* tlsctx.c */
-int px_tls_make_server_ctx(px_worker_t *w, char *err, size_t errlen);
-int px_tls_make_client_ctx(px_worker_t *w, char *err, size_t errlen);
-void px_upsess_store(px_worker_t *w, const char *key, SSL_SESSION *sess);
-SSL_SESSION *px_upsess_get(px_worker_t *w, const char *key); /* borrowed */
-void px_upsess_clear(px_worker_t *w);
+/* tlsctx.c (px_tlsctx_*) */
+int px_tlsctx_make_server(px_worker_t *w, char *err, size_t errlen);
+int px_tlsctx_make_client(px_worker_t *w, char *err, size_t errlen);
+void px_tlsctx_upsess_store(px_worker_t *w, const char *key, SSL_SESSION *sess);
+SSL_SESSION *px_tlsctx_upsess_get(px_worker_t *w, const char *key); /* borrowed */
+void px_tlsctx_upsess_clear(px_worker_t *w);
 /* The SSL ex_data slot that points back at the owning px_session_t. */
-int px_tls_session_index(void);
+int px_tlsctx_session_index(void);
 /* Allocates that slot; call once from the main thread before workers run. */
-void px_tls_init_index(void);
+void px_tlsctx_init_index(void);
 
-/* accept.c */
+/* accept.c (px_accept_*) */
 /* Listens on l->fd and accepts its connections on `w`'s loop. Call before
  * the loop runs. 0 or a negative errno. */
-int px_listener_start(px_worker_t *w, px_listener_t *l);
+int px_accept_listener_start(px_worker_t *w, px_listener_t *l);
 /* Stops accepting and closes l->fd; on the worker's thread. */
-void px_listener_close(px_listener_t *l);
+void px_accept_listener_close(px_listener_t *l);
 /* Raises the soft RLIMIT_NOFILE to the hard limit (warns if refused). */
-void px_fd_limit_raise(void);
+void px_accept_fd_limit_raise(void);
 /* One info line: the limit, and how many connections it leaves room for. */
-void px_fd_limit_report(void);
+void px_accept_fd_limit_report(void);
 
 /* worker.c */
 void px_worker_session_gone(px_worker_t *w);

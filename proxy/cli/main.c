@@ -1,5 +1,5 @@
 /* main.c — the command line. proxy/options.c parses the options into a
- * px_config_t; main() hands it to px_run() (the proxy, or `tlspeek run --
+ * px_config_t; main() hands it to px_worker_run() (the proxy, or `tlspeek run --
  * CMD`) or px_ca_command() (`tlspeek ca ...`); `tlspeek show FILE` goes to
  * px_show_command() (show.h), which takes its own few options. */
 #include <stdio.h>
@@ -122,7 +122,7 @@ int main(int argc, char **argv) {
   if (!ca_cmd && cfg.web && px_web_parse_addr(cfg.web, &web, err, sizeof(err)) != 0)
     px_usage_error("%s", err);
 
-  int rc = ca_cmd ? px_ca_command(nrest, rest, &cfg) : px_run(&cfg);
+  int rc = ca_cmd ? px_ca_command(nrest, rest, &cfg) : px_worker_run(&cfg);
   for (int i = 0; i < cfg.n_redact; i++) free((char *)cfg.redact[i]);
   px_tlsopts_free();
   free(rest);

@@ -8,7 +8,7 @@
 
 void px_opt_set_tls_version(px_config_t *cfg, const px_option_t *o, const char *name,
                             const char *val) {
-  int v = px_tls_version_parse(val);
+  int v = px_tlsopts_version_parse(val);
   if (v == 0) px_usage_error("bad %s '%s' (use 1.0, 1.1, 1.2 or 1.3)", name, val);
   for (int leg = 0; leg < 2; leg++) {
     if (!(o->lo & (1 << leg))) continue;

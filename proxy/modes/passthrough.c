@@ -325,7 +325,7 @@ static void pass_through(px_session_t *s) {
                hello.len);
   px_send_upstream(s, hello.data, hello.len); /* held until connected */
   flt_strbuf_free(&hello);
-  if (s->up == PX_UP_IDLE && s->state != PX_S_CLOSING) px_upstream_start(s);
+  if (px_upstream_unconnected(s) && s->state != PX_S_CLOSING) px_upstream_start(s);
 }
 
 int px_passthrough_maybe(px_session_t *s) {

@@ -1,5 +1,6 @@
 /* Unit tests for the lifecycle tables (proxy/fsm.c and the tables of
- * session_state.c, upstream.c and modes/socks.c): each table allows exactly
+ * session_state.c, upstream.c and modes/socks.c: state, end, reading,
+ * upstream, binding, SOCKS5): each table allows exactly
  * the transitions listed here, each allowed one is traced at trace level,
  * and one outside the table is refused with an error line, the state left
  * as it was. The lists below are written out by hand on purpose: they are
@@ -142,11 +143,37 @@ static void test_upstream_table(void **state) {
       {PX_UP_CONNECTING, PX_UP_FAILED},   {PX_UP_PROXY_CONNECT, PX_UP_TLS},
       {PX_UP_PROXY_CONNECT, PX_UP_READY}, {PX_UP_PROXY_CONNECT, PX_UP_FAILED},
       {PX_UP_TLS, PX_UP_READY},           {PX_UP_TLS, PX_UP_FAILED},
-      {PX_UP_READY, PX_UP_FAILED},        {PX_UP_READY, PX_UP_IDLE},
+      {PX_UP_READY, PX_UP_FAILED},        {PX_UP_READY, PX_UP_RELEASED},
       {PX_UP_READY, PX_UP_CLOSED},        {PX_UP_CLOSED, PX_UP_IDLE},
+      {PX_UP_RELEASED, PX_UP_RESOLVING},
   };
   assert_int_equal(px_up_fsm.n, PX_UP_COUNT);
   check_table(&px_up_fsm, e, sizeof(e) / sizeof(e[0]));
+}
+
+static void test_bind_table(void **state) {
+  (void)state;
+  static const edge_t e[] = {
+      {PX_BIND_FREE, PX_BIND_PINNED},
+  };
+  assert_int_equal(px_bind_fsm.n, PX_BIND_COUNT);
+  check_table(&px_bind_fsm, e, sizeof(e) / sizeof(e[0]));
+}
+
+static void test_reading_table(void **state) {
+  (void)state;
+  static const edge_t e[] = {
+      {PX_READ_ON, PX_READ_HELD},
+      {PX_READ_ON, PX_READ_BACKLOG},
+      {PX_READ_HELD, PX_READ_ON},
+      {PX_READ_HELD, PX_READ_HELD_BACKLOG},
+      {PX_READ_BACKLOG, PX_READ_ON},
+      {PX_READ_BACKLOG, PX_READ_HELD_BACKLOG},
+      {PX_READ_HELD_BACKLOG, PX_READ_HELD},
+      {PX_READ_HELD_BACKLOG, PX_READ_BACKLOG},
+  };
+  assert_int_equal(px_reading_fsm.n, PX_READ_COUNT);
+  check_table(&px_reading_fsm, e, sizeof(e) / sizeof(e[0]));
 }
 
 static void test_socks_table(void **state) {
@@ -189,6 +216,45 @@ static void test_setters_refuse_and_keep_the_state(void **state) {
   px_session_set_end(s, PX_END_DRAINING); /* behind it: nothing, and no complaint */
   assert_int_equal(s->end, PX_END_FLUSHING);
 
+  /* A released leg comes back through a new set-up, never straight to ready. */
+  s->up = PX_UP_READY;
+  px_upstream_set_state(s, PX_UP_RELEASED);
+  assert_int_equal(s->up, PX_UP_RELEASED);
+  assert_true(px_upstream_unconnected(s));
+  capture_start();
+  px_upstream_set_state(s, PX_UP_READY);
+  log = capture_end();
+  assert_int_equal(s->up, PX_UP_RELEASED);
+  assert_non_null(strstr(log, "session 7: upstream: refused the transition released -> ready"));
+  free(log);
+
+  /* Pinned stays pinned. */
+  px_upstream_set_bind(s, PX_BIND_PINNED);
+  assert_int_equal(s->up_bind, PX_BIND_PINNED);
+  px_upstream_set_bind(s, PX_BIND_PINNED); /* again: nothing, and no complaint */
+  capture_start();
+  px_upstream_set_bind(s, PX_BIND_FREE);
+  log = capture_end();
+  assert_int_equal(s->up_bind, PX_BIND_PINNED);
+  assert_non_null(strstr(log, "session 7: binding: refused the transition pinned -> free"));
+  free(log);
+
+  /* Held and paused for the backlog come and go independently. */
+  px_session_set_reading(s, PX_READ_HELD, 1);
+  px_session_set_reading(s, PX_READ_BACKLOG, 1);
+  assert_int_equal(s->reading, PX_READ_HELD_BACKLOG);
+  px_session_set_reading(s, PX_READ_HELD, 0);
+  assert_int_equal(s->reading, PX_READ_BACKLOG);
+  px_session_set_reading(s, PX_READ_BACKLOG, 0);
+  assert_int_equal(s->reading, PX_READ_ON);
+  capture_start();
+  px_session_set_reading(s, PX_READ_HELD_BACKLOG, 1); /* both at once */
+  log = capture_end();
+  assert_int_equal(s->reading, PX_READ_ON);
+  assert_non_null(
+      strstr(log, "session 7: reading: refused the transition reading -> held+backlog"));
+  free(log);
+
   px_session_set_state(s, PX_S_CLOSING); /* new -> closing: a session that never started */
   assert_int_equal(s->state, PX_S_CLOSING);
   capture_start();
@@ -219,6 +285,8 @@ int main(void) {
       cmocka_unit_test(test_session_state_table),
       cmocka_unit_test(test_end_table),
       cmocka_unit_test(test_upstream_table),
+      cmocka_unit_test(test_bind_table),
+      cmocka_unit_test(test_reading_table),
       cmocka_unit_test(test_socks_table),
       cmocka_unit_test(test_setters_refuse_and_keep_the_state),
       cmocka_unit_test(test_timer_names),

@@ -16,14 +16,14 @@
 
 static void test_version_names(void **state) {
   (void)state;
-  assert_int_equal(px_tls_version_parse("1.0"), TLS1_VERSION);
-  assert_int_equal(px_tls_version_parse("1.1"), TLS1_1_VERSION);
-  assert_int_equal(px_tls_version_parse("1.2"), TLS1_2_VERSION);
-  assert_int_equal(px_tls_version_parse("1.3"), TLS1_3_VERSION);
-  assert_int_equal(px_tls_version_parse("1.4"), 0);
-  assert_int_equal(px_tls_version_parse("TLSv1.2"), 0);
-  assert_int_equal(px_tls_version_parse(""), 0);
-  assert_string_equal(px_tls_version_name(TLS1_1_VERSION), "1.1");
+  assert_int_equal(px_tlsopts_version_parse("1.0"), TLS1_VERSION);
+  assert_int_equal(px_tlsopts_version_parse("1.1"), TLS1_1_VERSION);
+  assert_int_equal(px_tlsopts_version_parse("1.2"), TLS1_2_VERSION);
+  assert_int_equal(px_tlsopts_version_parse("1.3"), TLS1_3_VERSION);
+  assert_int_equal(px_tlsopts_version_parse("1.4"), 0);
+  assert_int_equal(px_tlsopts_version_parse("TLSv1.2"), 0);
+  assert_int_equal(px_tlsopts_version_parse(""), 0);
+  assert_string_equal(px_tlsopts_version_name(TLS1_1_VERSION), "1.1");
 }
 
 static void test_default_range_and_max_below_12(void **state) {
