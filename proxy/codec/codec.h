@@ -13,8 +13,10 @@
  * Two codecs exist:
  * - `http1` (http1_codec.c, px_codec_http1_new): HTTP/1.x of one direction
  *   on top of the framer of http1.h. One stream, id 0; messages follow one
- *   another. Its state (the framer) is allocated by px_codec_http1_new and
- *   between messages holds no head buffers (px_codec_trim).
+ *   another. Its state (the framer) is allocated by the first input; between
+ *   messages px_codec_trim and px_codec_reset give all of it back (a quiet
+ *   connection keeps only the codec's few bytes) and the next input makes
+ *   it again.
  * - `raw` (raw.c, px_codec_raw_new): no framing; every byte is forwarded
  *   on stream 0 (raw TCP, passthrough, TLS that is not HTTP).
  * After an upgrade (101 Switching Protocols, CONNECT 2xx) an http1 codec
@@ -128,7 +130,9 @@ typedef struct px_codec_ops {
   int (*resume)(px_codec_t *c);
   void (*set_raw)(px_codec_t *c);
   px_codec_phase_t (*phase)(const px_codec_t *c);
-  /* Between messages: gives back buffers grown for the last one. */
+  /* Between messages: gives back buffers grown for the last one (http1:
+   * the whole framer state, made again by the next input). Called when the
+   * connection goes quiet, not per message. */
   void (*trim)(px_codec_t *c);
   /* Forgets the connection's state: a fresh codec for a new connection. */
   void (*reset)(px_codec_t *c);

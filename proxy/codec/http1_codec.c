@@ -1,6 +1,8 @@
 /* http1_codec.c — the `http1` codec (codec.h): the framer of http1.h behind
  * the codec interface. The framer's callbacks become the sink's events on
- * stream 0; its state is allocated here, one per leg. */
+ * stream 0; its state is allocated here, one per leg, and only while the leg
+ * has something to parse: px_codec_trim and px_codec_reset between messages
+ * give it back (a quiet connection), the next input makes it again. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,16 +17,40 @@ flt_head_t *px_http_copy_head(px_http_t *h);
 #define H1_KEEP_STORE (8 * 1024)
 
 typedef struct h1 {
-  px_codec_t base; /* first: the codec's address is its state's */
-  px_http_t http;
+  px_codec_t base;  /* first: the codec's address is its state's */
+  px_http_t *http;  /* the framer; NULL while asleep (a fresh one's state) */
+  int request;      /* reads requests (a client leg) */
   int upgrade_told; /* on_upgrade was reported for the current switch */
+  int oom;          /* the framer could not be made again */
 } h1_t;
 
 static h1_t *h1_of(px_codec_t *c) { return (h1_t *)c; }
 static const h1_t *h1_of_const(const px_codec_t *c) { return (const h1_t *)c; }
 
+static const px_http_cbs_t h1_cbs;
+
+/* The framer, made when asleep; NULL when out of memory. */
+static px_http_t *awake(h1_t *h) {
+  if (h->http) return h->http;
+  h->http = malloc(sizeof(*h->http));
+  if (h->http == NULL) {
+    h->oom = 1;
+    return NULL;
+  }
+  px_http_init(h->http, h->request ? HTTP_REQUEST : HTTP_RESPONSE, &h1_cbs, h);
+  return h->http;
+}
+
+/* Gives the framer back (the next input makes a fresh one). */
+static void sleep_now(h1_t *h) {
+  if (h->http == NULL) return;
+  px_http_free(h->http);
+  free(h->http);
+  h->http = NULL;
+}
+
 static void tell_upgrade(h1_t *h) {
-  if (!h->http.upgraded || h->upgrade_told) return;
+  if (!h->http->upgraded || h->upgrade_told) return;
   h->upgrade_told = 1;
   if (h->base.sink->on_upgrade) h->base.sink->on_upgrade(h->base.owner, &h->base, 0);
 }
@@ -66,38 +92,55 @@ static void h1_on_end(void *ud, px_http_t *http) {
 static const px_http_cbs_t h1_cbs = {h1_on_head, h1_on_forward, h1_on_body, h1_on_end};
 
 /* A framer's -1 becomes the sink's on_error (once: the framer is dead). */
+static const char *h1_error(const px_codec_t *c) {
+  const h1_t *h = h1_of_const(c);
+  if (h->oom) return "out of memory";
+  return h->http ? h->http->error : "";
+}
+
 static int reported(h1_t *h, int rc) {
-  if (rc != 0) h->base.sink->on_error(h->base.owner, &h->base, PX_CODEC_STREAM0, h->http.error);
+  if (rc != 0) h->base.sink->on_error(h->base.owner, &h->base, PX_CODEC_STREAM0, h1_error(&h->base));
   return rc;
 }
 
 static int h1_input(px_codec_t *c, const char *data, size_t len) {
   h1_t *h = h1_of(c);
-  if (h->http.state == PX_HTTP_FAILED) return -1; /* reported when it failed */
-  return reported(h, px_http_feed(&h->http, data, len));
+  if (h->oom || (h->http && h->http->state == PX_HTTP_FAILED))
+    return -1; /* reported when it failed */
+  if (awake(h) == NULL) return reported(h, -1);
+  return reported(h, px_http_feed(h->http, data, len));
 }
 
-static int h1_eof(px_codec_t *c) { return px_http_eof(&h1_of(c)->http); }
+static int h1_eof(px_codec_t *c) {
+  h1_t *h = h1_of(c);
+  return h->http ? px_http_eof(h->http) : 0; /* asleep: between messages */
+}
 
 static int h1_release(px_codec_t *c) {
   h1_t *h = h1_of(c);
-  return reported(h, px_http_release(&h->http));
+  if (h->http == NULL) return 0; /* nothing held */
+  return reported(h, px_http_release(h->http));
 }
 
 static int h1_resume(px_codec_t *c) {
   h1_t *h = h1_of(c);
   h->upgrade_told = 0;
-  return reported(h, px_http_resume_http(&h->http));
+  if (h->http == NULL) return 0; /* nothing kept */
+  return reported(h, px_http_resume_http(h->http));
 }
 
 static void h1_set_raw(px_codec_t *c) {
   h1_t *h = h1_of(c);
-  px_http_set_raw(&h->http);
+  if (awake(h) == NULL) return; /* the next input reports it */
+  px_http_set_raw(h->http);
   tell_upgrade(h);
 }
 
 static px_codec_phase_t h1_phase(const px_codec_t *c) {
-  const px_http_t *http = &h1_of_const(c)->http;
+  const h1_t *h = h1_of_const(c);
+  if (h->oom) return PX_CODEC_FAILED;
+  const px_http_t *http = h->http;
+  if (http == NULL) return PX_CODEC_IDLE;
   if (http->await_verdict) return PX_CODEC_VERDICT;
   switch (http->state) {
     case PX_HTTP_HEAD: return http->raw.len > 0 ? PX_CODEC_HEAD : PX_CODEC_IDLE;
@@ -108,48 +151,64 @@ static px_codec_phase_t h1_phase(const px_codec_t *c) {
   }
 }
 
-static void h1_trim(px_codec_t *c) { px_http_trim(&h1_of(c)->http); }
+/* Between messages (nothing of the next one read, no switch pending) the
+ * whole framer goes: a fresh one is what the next message starts from. */
+static void h1_trim(px_codec_t *c) {
+  h1_t *h = h1_of(c);
+  px_http_t *http = h->http;
+  if (http == NULL) return;
+  px_http_trim(http);
+  if (http->state == PX_HTTP_HEAD && http->raw.len == 0 && http->line == PX_LINE_START &&
+      !http->await_verdict && !http->upgraded && !http->raw_next && http->held.len == 0 &&
+      http->leading_eol == 0)
+    sleep_now(h);
+}
 
 static void h1_reset(px_codec_t *c) {
   h1_t *h = h1_of(c);
-  enum http_parser_type type = h->http.type;
-  px_http_free(&h->http); /* gives back the header tables it grew, too */
-  px_http_init(&h->http, type, &h1_cbs, h);
+  sleep_now(h); /* gives back the header tables it grew, too */
   h->upgrade_told = 0;
+  h->oom = 0;
 }
-
-static const char *h1_error(const px_codec_t *c) { return h1_of_const(c)->http.error; }
 
 static void h1_head_view(px_codec_t *c, uint32_t stream, flt_head_t *out) {
   (void)stream;
-  px_http_head_view(&h1_of(c)->http, out);
+  h1_t *h = h1_of(c);
+  if (awake(h) == NULL) {
+    memset(out, 0, sizeof(*out));
+    return;
+  }
+  px_http_head_view(h->http, out);
 }
 
 static flt_head_t *h1_head_copy(px_codec_t *c, uint32_t stream) {
   (void)stream;
-  return px_http_copy_head(&h1_of(c)->http);
+  h1_t *h = h1_of(c);
+  return awake(h) ? px_http_copy_head(h->http) : NULL;
 }
 
 static int h1_head_build(px_codec_t *c, uint32_t stream, const px_head_edit_t *e,
                          flt_strbuf_t *out) {
   (void)stream;
-  return px_http_head_build(&h1_of(c)->http, e, out);
+  h1_t *h = h1_of(c);
+  return awake(h) ? px_http_head_build(h->http, e, out) : -1;
 }
 
 static int h1_head_hop(px_codec_t *c, uint32_t stream) {
   (void)stream;
-  return px_http_has_hop_by_hop(&h1_of(c)->http);
+  h1_t *h = h1_of(c);
+  return h->http ? px_http_has_hop_by_hop(h->http) : 0;
 }
 
 static void h1_refuse(px_codec_t *c, uint32_t stream, const char *why) {
   (void)stream;
-  px_http_t *http = &h1_of(c)->http;
-  snprintf(http->error, sizeof(http->error), "%s", why);
+  px_http_t *http = awake(h1_of(c));
+  if (http) snprintf(http->error, sizeof(http->error), "%s", why);
 }
 
 static void h1_free(px_codec_t *c) {
   h1_t *h = h1_of(c);
-  px_http_free(&h->http);
+  sleep_now(h);
   free(h);
 }
 
@@ -178,7 +237,9 @@ px_codec_t *px_codec_http1_new(int request, const px_codec_sink_t *sink, void *o
   h->base.ops = &h1_ops;
   h->base.sink = sink;
   h->base.owner = owner;
+  h->request = request;
   h->upgrade_told = 0;
-  px_http_init(&h->http, request ? HTTP_REQUEST : HTTP_RESPONSE, &h1_cbs, h);
+  h->oom = 0;
+  h->http = NULL; /* made by the first input */
   return &h->base;
 }

@@ -225,7 +225,17 @@ static void test_http1_codec_frames_requests_from_a_leg(void **state) {
   assert_non_null(copy);
   assert_string_equal(copy->method, "POST");
   free(copy);
-  px_codec_trim(c); /* idle: gives back the head store and tables */
+  px_codec_trim(c); /* idle: gives back its whole framer state */
+  assert_int_equal(px_codec_phase(c), PX_CODEC_IDLE);
+  assert_int_equal(px_codec_eof(c), 0); /* nothing was cut short */
+  px_codec_trim(c);
+  /* The next request makes the state again, split as it comes. */
+  send_pieces(&p.loop, &p.a, "GET /c HTTP/1.1\r\nHost: x\r\n\r\n", 3);
+  assert_int_equal(p.b.rec.heads, 3);
+  assert_non_null(strstr(p.b.rec.log.data, "head GET /c up=0 s=0|end s=0|"));
+  assert_int_equal(px_codec_phase(c), PX_CODEC_IDLE);
+  px_codec_reset(c); /* a released upstream's codec: fresh, asleep */
+  assert_int_equal(px_codec_phase(c), PX_CODEC_IDLE);
   assert_int_equal(p.b.rec.errors, 0);
   pair_close(&p);
 }
