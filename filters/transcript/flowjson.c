@@ -27,15 +27,45 @@
 
 /* ---- one recorded flow -------------------------------------------------- */
 
+/* The record is about 6 KB, most of it (the inline head and URL stores,
+ * the frozen flow and connection, the interim heads) written before it is
+ * read, or never read: only what is read before it is written is set here,
+ * instead of zeroing it all (calloc) for every flow. */
+static void msg_init(tr_msg_t *m, size_t body_cap) {
+  m->present = 0;
+  memset(&m->head, 0, sizeof(m->head));
+  m->store = NULL;
+  m->cenc[0] = '\0';
+  m->dec = NULL;
+  flt_strbuf_init(&m->decoded, body_cap);
+  flt_strbuf_init(&m->raw, body_cap);
+  m->fed = 0;
+  m->size_hint = 0;
+  m->truncated = 0;
+  m->decode_error[0] = '\0';
+}
+
 tr_flow_t *tr_flow_new(size_t body_cap) {
-  tr_flow_t *r = calloc(1, sizeof(*r));
+  tr_flow_t *r = malloc(sizeof(*r));
 
   if (r == NULL) return NULL;
   r->body_cap = body_cap;
+  r->first_on_conn = 0;
   for (int d = 0; d < 2; d++) {
-    flt_strbuf_init(&r->msg[d].decoded, body_cap);
-    flt_strbuf_init(&r->msg[d].raw, body_cap);
+    msg_init(&r->msg[d], body_cap);
+    memset(&r->received[d], 0, sizeof(r->received[d]));
+    r->received_store[d] = NULL;
+    r->has_received[d] = 0;
   }
+  r->url = NULL;
+  r->error = NULL;
+  r->frozen = 0;
+  for (size_t i = 0; i < FLT_MAX_INTERIM; i++) r->interim_store[i] = NULL;
+  r->n_interim = 0;
+  r->owner = NULL;
+  r->n_jobs = 0;
+  r->bodies_state = 0;
+  memset(r->bodies, 0, sizeof(r->bodies));
   r->sharers = 1;
   atomic_init(&r->refs, 1);
   pthread_mutex_init(&r->body_mu, NULL);
@@ -218,7 +248,10 @@ int tr_flow_freeze(tr_flow_t *r, const flt_flow_t *f) {
       snprintf(m->decode_error, sizeof(m->decode_error), "%s: %s", flt_decoder_error_coding(m->dec),
                flt_decoder_error(m->dec));
   }
-  if (f->conn) r->conn = *f->conn;
+  if (f->conn)
+    r->conn = *f->conn;
+  else
+    memset(&r->conn, 0, sizeof(r->conn));
   memset(r->conn.fctx, 0, sizeof(r->conn.fctx));
   r->flow = *f;
   memset(r->flow.fctx, 0, sizeof(r->flow.fctx));
