@@ -20,6 +20,7 @@ void web_conn_unref(web_conn_t *c) {
     for (size_t i = 0; i < WEB_WIRE_CHUNK; i++) free(atomic_load(&c->wire[k][i].plain));
     free(c->wire[k]);
   }
+  tr_conn_snap_release(c->snap);
   free(c);
 }
 
@@ -506,7 +507,7 @@ static void on_flow_end(void *self, flt_flow_t *f) {
 
   if (wf == NULL) return;
   f->fctx[s->slot] = NULL;
-  int frozen = tr_flow_freeze(wf->rec, f) == 0;
+  int frozen = tr_flow_freeze(wf->rec, f, wf->conn ? &wf->conn->snap : NULL) == 0;
   wf->rec->frozen = frozen ? 1 : -1;
   flow_finish(s, wf, f, frozen);
   web_flow_unref(wf);
@@ -544,7 +545,7 @@ int flt_web_store_add_recorded(flt_web_store_t *s, const flt_rec_flow_t *rf) {
     wf->st.status = f.resp.status;
   }
   web_flow_unref(store_insert(s, wf));
-  int frozen = tr_flow_freeze(wf->rec, &f) == 0;
+  int frozen = tr_flow_freeze(wf->rec, &f, NULL) == 0;
   wf->rec->frozen = frozen ? 1 : -1;
   flow_finish(s, wf, &f, frozen);
   return frozen ? 0 : -1;

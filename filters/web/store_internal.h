@@ -95,6 +95,9 @@ typedef struct web_conn {
   /* worker only: flows answered after the client's EOF (references),
    * decided "done" or "aborted" at on_conn_close (flt_client_aborted) */
   struct web_flow *held;
+  /* The facts its last frozen flow took (tr_conn_snap_take), shared by
+   * its next flows' records while they stay the same (worker thread). */
+  struct tr_conn_snap *snap;
 } web_conn_t;
 
 /* What changes while a flow is shown: copied out under the lock. */
