@@ -46,7 +46,11 @@ static void msg_init(tr_msg_t *m, size_t body_cap) {
 }
 
 tr_flow_t *tr_flow_new(size_t body_cap) {
-  tr_flow_t *r = malloc(sizeof(*r));
+  return tr_flow_new_extra(body_cap, 0);
+}
+
+tr_flow_t *tr_flow_new_extra(size_t body_cap, size_t extra) {
+  tr_flow_t *r = extra > SIZE_MAX - TR_FLOW_EXTRA_OFF ? NULL : malloc(TR_FLOW_EXTRA_OFF + extra);
 
   if (r == NULL) return NULL;
   r->body_cap = body_cap;

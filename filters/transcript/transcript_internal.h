@@ -269,6 +269,14 @@ typedef struct tr_flow {
 
 /* A record with one reference. */
 tr_flow_t *tr_flow_new(size_t body_cap);
+/* The same, with `extra` bytes after it (aligned for any type; not
+ * initialised) in the same allocation, freed with it: tr_flow_extra(r). */
+tr_flow_t *tr_flow_new_extra(size_t body_cap, size_t extra);
+#define TR_FLOW_EXTRA_OFF \
+  ((sizeof(tr_flow_t) + _Alignof(max_align_t) - 1) / _Alignof(max_align_t) * _Alignof(max_align_t))
+static inline void *tr_flow_extra(tr_flow_t *r) {
+  return (char *)r + TR_FLOW_EXTRA_OFF;
+}
 /* A deep copy of `h` into *out, its arrays and strings in one block that
  * replaces *store: `inl` (inl_size bytes, aligned for flt_header_t) when
  * the copy fits there, else malloc()ed (free() it when it is not `inl`).
