@@ -27,15 +27,50 @@
 
 /* ---- one recorded flow -------------------------------------------------- */
 
+/* The record is about 6 KB, most of it (the inline head and URL stores,
+ * the frozen flow and connection, the interim heads) written before it is
+ * read, or never read: only what is read before it is written is set here,
+ * instead of zeroing it all (calloc) for every flow. */
+static void msg_init(tr_msg_t *m, size_t body_cap) {
+  m->present = 0;
+  memset(&m->head, 0, sizeof(m->head));
+  m->store = NULL;
+  m->cenc[0] = '\0';
+  m->dec = NULL;
+  flt_strbuf_init(&m->decoded, body_cap);
+  flt_strbuf_init(&m->raw, body_cap);
+  m->fed = 0;
+  m->size_hint = 0;
+  m->truncated = 0;
+  m->decode_error[0] = '\0';
+}
+
 tr_flow_t *tr_flow_new(size_t body_cap) {
-  tr_flow_t *r = calloc(1, sizeof(*r));
+  return tr_flow_new_extra(body_cap, 0);
+}
+
+tr_flow_t *tr_flow_new_extra(size_t body_cap, size_t extra) {
+  tr_flow_t *r = extra > SIZE_MAX - TR_FLOW_EXTRA_OFF ? NULL : malloc(TR_FLOW_EXTRA_OFF + extra);
 
   if (r == NULL) return NULL;
   r->body_cap = body_cap;
+  r->first_on_conn = 0;
   for (int d = 0; d < 2; d++) {
-    flt_strbuf_init(&r->msg[d].decoded, body_cap);
-    flt_strbuf_init(&r->msg[d].raw, body_cap);
+    msg_init(&r->msg[d], body_cap);
+    memset(&r->received[d], 0, sizeof(r->received[d]));
+    r->received_store[d] = NULL;
+    r->has_received[d] = 0;
   }
+  r->conn = NULL;
+  r->url = NULL;
+  r->error = NULL;
+  r->frozen = 0;
+  for (size_t i = 0; i < FLT_MAX_INTERIM; i++) r->interim_store[i] = NULL;
+  r->n_interim = 0;
+  r->owner = NULL;
+  r->n_jobs = 0;
+  r->bodies_state = 0;
+  memset(r->bodies, 0, sizeof(r->bodies));
   r->sharers = 1;
   atomic_init(&r->refs, 1);
   pthread_mutex_init(&r->body_mu, NULL);
@@ -185,6 +220,34 @@ void tr_flow_body(tr_flow_t *r, flt_dir_t dir, const uint8_t *p, size_t n) {
   if (flt_decoder_stopped(m->dec)) m->truncated = 1;
 }
 
+/* What a frozen flow without a connection points at. */
+static const flt_conn_t tr_no_conn;
+
+/* The facts compared and kept: everything before the counters. */
+#define TR_CONN_FACTS offsetof(flt_conn_t, bytes_in)
+
+tr_conn_snap_t *tr_conn_snap_take(tr_conn_snap_t **cache, const flt_conn_t *c) {
+  tr_conn_snap_t *s = cache ? *cache : NULL;
+
+  if (s && memcmp(&s->conn, c, TR_CONN_FACTS) == 0) {
+    atomic_fetch_add(&s->refs, 1);
+    return s;
+  }
+  if ((s = malloc(sizeof(*s))) == NULL) return NULL;
+  memcpy(&s->conn, c, TR_CONN_FACTS);
+  memset((char *)&s->conn + TR_CONN_FACTS, 0, sizeof(s->conn) - TR_CONN_FACTS);
+  atomic_init(&s->refs, cache ? 2 : 1);
+  if (cache) {
+    tr_conn_snap_release(*cache);
+    *cache = s;
+  }
+  return s;
+}
+
+void tr_conn_snap_release(tr_conn_snap_t *s) {
+  if (s && atomic_fetch_sub(&s->refs, 1) == 1) free(s);
+}
+
 /* The heads that f's pointers lend only until flow end: as received when
  * an action edited them (msg[] holds them as forwarded), and the 1xx. */
 static int tr_flow_freeze_heads(tr_flow_t *r, const flt_flow_t *f) {
@@ -206,7 +269,7 @@ static int tr_flow_freeze_heads(tr_flow_t *r, const flt_flow_t *f) {
   return 0;
 }
 
-int tr_flow_freeze(tr_flow_t *r, const flt_flow_t *f) {
+int tr_flow_freeze(tr_flow_t *r, const flt_flow_t *f, tr_conn_snap_t **conn_cache) {
   const char *url = f->url ? f->url : f->req.url;
 
   for (int d = 0; d < 2; d++) {
@@ -218,11 +281,14 @@ int tr_flow_freeze(tr_flow_t *r, const flt_flow_t *f) {
       snprintf(m->decode_error, sizeof(m->decode_error), "%s: %s", flt_decoder_error_coding(m->dec),
                flt_decoder_error(m->dec));
   }
-  if (f->conn) r->conn = *f->conn;
-  memset(r->conn.fctx, 0, sizeof(r->conn.fctx));
   r->flow = *f;
   memset(r->flow.fctx, 0, sizeof(r->flow.fctx));
-  r->flow.conn = &r->conn;
+  r->flow.conn = (flt_conn_t *)&tr_no_conn;
+  if (f->conn) {
+    tr_conn_snap_release(r->conn);
+    if ((r->conn = tr_conn_snap_take(conn_cache, f->conn)) == NULL) return -1;
+    r->flow.conn = &r->conn->conn;
+  }
   if (url == NULL) url = "";
   r->url = strlen(url) < sizeof(r->url_inline) ? strcpy(r->url_inline, url) : strdup(url);
   r->error = f->error ? strdup(f->error) : NULL;
@@ -258,13 +324,16 @@ void tr_flow_release(tr_flow_t *r) {
   pthread_mutex_destroy(&r->body_mu);
   if (r->url != r->url_inline) free(r->url);
   free(r->error);
+  tr_conn_snap_release(r->conn);
   free(r);
 }
 
 /* ---- the shared HAR / JSONL event handlers ------------------------------ */
 
 /* conn->fctx[slot] holds this address once a flow of the connection has
- * been seen: later flows did not pay for the upstream set-up. */
+ * been seen (later flows did not pay for the upstream set-up), and then
+ * the snapshot of its facts the last frozen flow took (tr_conn_snap_take),
+ * which the connection's next flows share while the facts stay the same. */
 static char tr_conn_seen;
 
 void tr_rec_set_slot(tr_recorder_t *rec, int slot) {
@@ -301,9 +370,9 @@ static int rec_first_on_conn(int slot, flt_flow_t *f) {
   int first;
   const flt_conn_t *c = f->conn;
   if (c == NULL) return 0;
-  first = c->fctx[slot] != &tr_conn_seen ||
+  first = c->fctx[slot] == NULL ||
           (c->dns_us == -1 && c->connect_us == -1 && c->ssl_us == -1 && c->server_addr[0] != '\0');
-  f->conn->fctx[slot] = &tr_conn_seen;
+  if (c->fctx[slot] == NULL) f->conn->fctx[slot] = &tr_conn_seen;
   return first;
 }
 
@@ -383,6 +452,16 @@ int tr_jw_write_list(void *sink, tr_jw_t *w, tr_job_t *list, const char *path,
   return rc;
 }
 
+/* Freezes `r` with the connection's snapshot kept in its fctx[slot]. */
+static int rec_freeze(const tr_recorder_t *rec, tr_flow_t *r, const flt_flow_t *f) {
+  void **ctx = f->conn ? &f->conn->fctx[rec->slot] : NULL;
+  tr_conn_snap_t *cache = ctx && *ctx != &tr_conn_seen ? *ctx : NULL;
+  int rc = tr_flow_freeze(r, f, ctx ? &cache : NULL);
+
+  if (cache) *ctx = cache;
+  return rc;
+}
+
 void tr_rec_on_flow_end(void *self, flt_flow_t *f) {
   tr_recorder_t *rec = self;
   tr_flow_t *r = rec_flow(rec, f);
@@ -395,7 +474,7 @@ void tr_rec_on_flow_end(void *self, flt_flow_t *f) {
     return;
   }
   /* Whichever sharer comes first freezes the record, before any queues it. */
-  if (r->frozen == 0) r->frozen = tr_flow_freeze(r, f) < 0 ? -1 : 1;
+  if (r->frozen == 0) r->frozen = rec_freeze(rec, r, f) < 0 ? -1 : 1;
   if (r->frozen < 0 || r->n_jobs >= 2) {
     flt_log_error("transcript: out of memory; flow %llu not recorded", (unsigned long long)f->id);
     tr_flow_release(r);
@@ -411,7 +490,9 @@ void tr_rec_on_flow_end(void *self, flt_flow_t *f) {
 
 void tr_rec_on_conn_close(void *self, flt_conn_t *c) {
   tr_recorder_t *rec = self;
-  if (rec->slot >= 0 && c->fctx[rec->slot] == &tr_conn_seen) c->fctx[rec->slot] = NULL;
+  if (rec->slot < 0 || c->fctx[rec->slot] == NULL) return;
+  if (c->fctx[rec->slot] != &tr_conn_seen) tr_conn_snap_release(c->fctx[rec->slot]);
+  c->fctx[rec->slot] = NULL;
 }
 
 void tr_rec_on_shutdown(void *self) {
@@ -489,9 +570,9 @@ void tr_timings_of(const tr_flow_t *r, tr_timings_t *t) {
 
   t->dns = t->connect = t->ssl = -1;
   if (r->first_on_conn) {
-    t->dns = setup_ms(r->conn.dns_us);
-    t->connect = setup_ms(r->conn.connect_us);
-    t->ssl = setup_ms(r->conn.ssl_us);
+    t->dns = setup_ms(r->flow.conn->dns_us);
+    t->connect = setup_ms(r->flow.conn->connect_us);
+    t->ssl = setup_ms(r->flow.conn->ssl_us);
     if (t->ssl >= 0 && t->connect >= 0) t->connect += t->ssl;
   }
   /* Missing or out-of-order stamps (an error flow) count as zero-length

@@ -213,13 +213,31 @@ typedef struct tr_flow_job {
   struct tr_flow *rec;
 } tr_flow_job_t;
 
+/* A connection's facts as a flow ended, shared (reference-counted, any
+ * thread) by the records of the flows that ended while they stayed the
+ * same: a keep-alive connection's flows take one copy, not one each.
+ * Only the facts up to bytes_in are compared and kept; the counters, the
+ * filters' contexts and the client's EOF times after them are zero. */
+typedef struct tr_conn_snap {
+  atomic_int refs;
+  flt_conn_t conn;
+} tr_conn_snap_t;
+/* A reference to a snapshot of `c`: the one in *cache when c's facts are
+ * still those (*cache then keeps its own reference), else a new one that
+ * replaces it there. `cache` may be NULL (a new one every time). NULL when
+ * out of memory. Only on the thread of c's events. */
+tr_conn_snap_t *tr_conn_snap_take(tr_conn_snap_t **cache, const flt_conn_t *c);
+/* Drops a reference (NULL is fine; any thread). */
+void tr_conn_snap_release(tr_conn_snap_t *s);
+
 typedef struct tr_flow {
   size_t body_cap;
   int first_on_conn; /* this flow paid for the upstream set-up */
   tr_msg_t msg[2];   /* by flt_dir_t */
   /* Filled by tr_flow_freeze(): the flow as it ended, self-contained.
-   * flow.conn points at conn; flow.req/resp at msg[].head. */
-  flt_conn_t conn;
+   * flow.conn points at conn->conn (at zeros when the flow had no
+   * connection); flow.req/resp at msg[].head. */
+  tr_conn_snap_t *conn;
   flt_flow_t flow;
   char *url; /* url_inline, or malloc'd */
   char url_inline[TR_INLINE_URL];
@@ -251,6 +269,14 @@ typedef struct tr_flow {
 
 /* A record with one reference. */
 tr_flow_t *tr_flow_new(size_t body_cap);
+/* The same, with `extra` bytes after it (aligned for any type; not
+ * initialised) in the same allocation, freed with it: tr_flow_extra(r). */
+tr_flow_t *tr_flow_new_extra(size_t body_cap, size_t extra);
+#define TR_FLOW_EXTRA_OFF \
+  ((sizeof(tr_flow_t) + _Alignof(max_align_t) - 1) / _Alignof(max_align_t) * _Alignof(max_align_t))
+static inline void *tr_flow_extra(tr_flow_t *r) {
+  return (char *)r + TR_FLOW_EXTRA_OFF;
+}
 /* A deep copy of `h` into *out, its arrays and strings in one block that
  * replaces *store: `inl` (inl_size bytes, aligned for flt_header_t) when
  * the copy fits there, else malloc()ed (free() it when it is not `inl`).
@@ -261,9 +287,10 @@ int tr_head_copy(const flt_head_t *h, flt_head_t *out, char **store, char *inl,
  * head in the same direction (after a 1xx) replaces the first. */
 int tr_flow_head(tr_flow_t *r, flt_dir_t dir, const flt_head_t *h);
 void tr_flow_body(tr_flow_t *r, flt_dir_t dir, const uint8_t *p, size_t n);
-/* Ends the decoders and copies `f` and its connection. Only on the
- * thread of the flow's events, before the record is queued. */
-int tr_flow_freeze(tr_flow_t *r, const flt_flow_t *f);
+/* Ends the decoders and copies `f` and its connection (a snapshot from
+ * tr_conn_snap_take(conn_cache, f->conn)). Only on the thread of the
+ * flow's events, before the record is queued. */
+int tr_flow_freeze(tr_flow_t *r, const flt_flow_t *f, tr_conn_snap_t **conn_cache);
 /* Bytes the record holds (for the writer's queue bound). */
 size_t tr_flow_cost(const tr_flow_t *r);
 /* Drops a reference (any thread); the last one frees the record. */

@@ -20,14 +20,15 @@ void web_conn_unref(web_conn_t *c) {
     for (size_t i = 0; i < WEB_WIRE_CHUNK; i++) free(atomic_load(&c->wire[k][i].plain));
     free(c->wire[k]);
   }
+  tr_conn_snap_release(c->snap);
   free(c);
 }
 
 void web_flow_unref(web_flow_t *f) {
   if (f == NULL || atomic_fetch_sub(&f->refs, 1) > 1) return;
-  tr_flow_release(f->rec);
-  web_conn_unref(f->conn);
-  free(f);
+  web_conn_t *c = f->conn;
+  tr_flow_release(f->rec); /* frees f too: it lives in the record's block */
+  web_conn_unref(c);
 }
 
 static void store_changed(flt_web_store_t *s) {
@@ -356,23 +357,26 @@ static const char *url_path(const char *url) {
   return p ? p : "/";
 }
 
-/* One allocation holds the flow and its URL and host strings. */
+/* One allocation holds the record, the flow after it (tr_flow_extra) and
+ * its URL and host strings. */
 static web_flow_t *flow_new(flt_web_store_t *s, flt_flow_t *f, web_conn_t *wc) {
   const flt_head_t *req = f->req_sent ? f->req_sent : &f->req;
   const char *url = f->url ? f->url : f->req.url ? f->req.url : "";
   const char *host = f->conn ? f->conn->server_host : "";
   size_t ul = strlen(url), hl = strnlen(host, sizeof(f->conn->server_host));
-  web_flow_t *wf = malloc(sizeof(*wf) + ul + hl + 2);
+  tr_flow_t *rec = tr_flow_new_extra(s->body_cap, sizeof(web_flow_t) + ul + hl + 2);
+  web_flow_t *wf;
 
-  if (wf == NULL) return NULL;
+  if (rec == NULL) return NULL;
+  wf = tr_flow_extra(rec);
   memset(wf, 0, sizeof(*wf));
+  wf->rec = rec;
   atomic_init(&wf->refs, 1);
   atomic_flag_clear(&wf->st_lock);
   wf->url = memcpy(wf->strings, url, ul + 1);
   wf->host = memcpy(wf->strings + ul + 1, host, hl);
   wf->host[hl] = '\0';
-  wf->rec = tr_flow_new(s->body_cap);
-  if (wf->rec == NULL || tr_flow_head(wf->rec, FLT_DIR_REQUEST, req) < 0) {
+  if (tr_flow_head(wf->rec, FLT_DIR_REQUEST, req) < 0) {
     web_flow_unref(wf);
     return NULL;
   }
@@ -506,7 +510,7 @@ static void on_flow_end(void *self, flt_flow_t *f) {
 
   if (wf == NULL) return;
   f->fctx[s->slot] = NULL;
-  int frozen = tr_flow_freeze(wf->rec, f) == 0;
+  int frozen = tr_flow_freeze(wf->rec, f, wf->conn ? &wf->conn->snap : NULL) == 0;
   wf->rec->frozen = frozen ? 1 : -1;
   flow_finish(s, wf, f, frozen);
   web_flow_unref(wf);
@@ -544,7 +548,7 @@ int flt_web_store_add_recorded(flt_web_store_t *s, const flt_rec_flow_t *rf) {
     wf->st.status = f.resp.status;
   }
   web_flow_unref(store_insert(s, wf));
-  int frozen = tr_flow_freeze(wf->rec, &f) == 0;
+  int frozen = tr_flow_freeze(wf->rec, &f, NULL) == 0;
   wf->rec->frozen = frozen ? 1 : -1;
   flow_finish(s, wf, &f, frozen);
   return frozen ? 0 : -1;

@@ -95,6 +95,9 @@ typedef struct web_conn {
   /* worker only: flows answered after the client's EOF (references),
    * decided "done" or "aborted" at on_conn_close (flt_client_aborted) */
   struct web_flow *held;
+  /* The facts its last frozen flow took (tr_conn_snap_take), shared by
+   * its next flows' records while they stay the same (worker thread). */
+  struct tr_conn_snap *snap;
 } web_conn_t;
 
 /* What changes while a flow is shown: copied out under the lock. */
@@ -113,7 +116,8 @@ typedef struct web_state {
 typedef struct web_flow {
   atomic_int refs;
   uint64_t id; /* (immutable) the store's, 1, 2, ... */
-  tr_flow_t *rec; /* fed by the worker; frozen once done */
+  tr_flow_t *rec; /* fed by the worker; frozen once done; this flow lives
+                  * in its allocation (tr_flow_extra) and is freed with it */
   web_conn_t *conn; /* (immutable) a reference */
   /* (immutable) what a pending flow is shown and filtered by; the request
    * head is rec->msg[0].head, copied before the flow is published. A flow
