@@ -120,19 +120,31 @@ static void api_info(px_web_ctx_t *ctx, px_web_resp_t *p) {
   flt_strbuf_free(&b);
 }
 
+/* The `filter` query of /api/flows and /api/events, compiled into *e (into
+ * `q`, which the caller frees); a bad one is answered with 400 and -1. */
+static int query_filter(const px_web_req_t *req, flt_strbuf_t *q, struct flt_expr **e,
+                        px_web_resp_t *p) {
+  flt_strbuf_t b;
+  int rc = 0;
+  flt_strbuf_init(&b, 0);
+  px_web_req_query(req, "filter", q);
+  if (compile(q->data, e, &b, "") < 0) {
+    resp_text(p, 400, &b);
+    rc = -1;
+  }
+  flt_strbuf_free(&b);
+  return rc;
+}
+
 static void api_flows(px_web_ctx_t *ctx, const px_web_req_t *req, px_web_resp_t *p) {
-  flt_strbuf_t q, b;
+  flt_strbuf_t q;
   struct flt_expr *e;
   tr_jw_t w;
   uint64_t seq;
   flt_web_counts_t c;
 
   flt_strbuf_init(&q, 0);
-  flt_strbuf_init(&b, 0);
-  px_web_req_query(req, "filter", &q);
-  if (compile(q.data, &e, &b, "") < 0) {
-    resp_text(p, 400, &b);
-  } else {
+  if (query_filter(req, &q, &e, p) == 0) {
     uint64_t after = query_u64(req, "after", &q);
     tr_jw_init(&w);
     tr_jw_open(&w, NULL, '{');
@@ -145,30 +157,24 @@ static void api_flows(px_web_ctx_t *ctx, const px_web_req_t *req, px_web_resp_t 
     tr_jw_close(&w, '}');
     resp_jw(p, 200, &w);
     tr_jw_free(&w);
+    flt_expr_free(e);
   }
-  flt_expr_free(e);
   flt_strbuf_free(&q);
-  flt_strbuf_free(&b);
 }
 
 static void api_events(px_web_ctx_t *ctx, const px_web_req_t *req, px_web_resp_t *p) {
-  flt_strbuf_t q, b;
+  flt_strbuf_t q;
   struct flt_expr *e;
   const char *last = px_web_req_header(req, "Last-Event-ID");
 
   flt_strbuf_init(&q, 0);
-  flt_strbuf_init(&b, 0);
-  px_web_req_query(req, "filter", &q);
-  if (compile(q.data, &e, &b, "") < 0) {
-    resp_text(p, 400, &b);
-  } else {
+  if (query_filter(req, &q, &e, p) == 0) {
     p->status = 200;
     p->sse = 1;
     ctx->sse_filter = e;
     ctx->sse_after = last ? strtoull(last, NULL, 10) : query_u64(req, "after", &q);
   }
   flt_strbuf_free(&q);
-  flt_strbuf_free(&b);
 }
 
 static void api_filter(const px_web_req_t *req, px_web_resp_t *p) {
