@@ -198,8 +198,9 @@ def tree_cpu(root):
     return total / CLK
 
 
-def thread_cpu(pid):
-    """{tid: CPU seconds} of every thread of one process."""
+def _per_thread(pid, read):
+    """{tid: read(path of /proc/PID/task/TID)} of every thread of one process;
+    threads that end meanwhile are left out."""
     out = {}
     try:
         tids = os.listdir("/proc/%d/task" % pid)
@@ -207,27 +208,26 @@ def thread_cpu(pid):
         return out
     for tid in tids:
         try:
-            f = _stat_fields("/proc/%d/task/%s/stat" % (pid, tid))
-            out[int(tid)] = (int(f[11]) + int(f[12])) / CLK
+            out[int(tid)] = read("/proc/%d/task/%s" % (pid, tid))
         except OSError:
             continue
     return out
+
+
+def thread_cpu(pid):
+    """{tid: CPU seconds} of every thread of one process."""
+    def cpu(task):
+        f = _stat_fields(task + "/stat")
+        return (int(f[11]) + int(f[12])) / CLK
+    return _per_thread(pid, cpu)
 
 
 def thread_names(pid):
     """{tid: name} of every thread of one process (/proc/PID/task/TID/comm)."""
-    out = {}
-    try:
-        tids = os.listdir("/proc/%d/task" % pid)
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
-                out[int(tid)] = f.read().strip()
-        except OSError:
-            continue
-    return out
+    def name(task):
+        with open(task + "/comm") as f:
+            return f.read().strip()
+    return _per_thread(pid, name)
 
 
 def tree_rss_kib(root):
