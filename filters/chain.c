@@ -1,5 +1,7 @@
 #include "filters/filter.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -45,6 +47,22 @@ void flt_flow_tag(flt_flow_t *f, const char *tag) {
   if (have + add + 2 > sizeof(f->tags)) return; /* full: the tag is dropped */
   if (have) f->tags[have++] = ' ';
   memcpy(f->tags + have, tag, add + 1);
+}
+
+void flt_flow_action(flt_flow_t *f, const char *tag, const char *fmt, ...) {
+  char detail[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof(detail), fmt, ap);
+  va_end(ap);
+  flt_flow_tag(f, tag);
+  size_t have = f->actions ? strlen(f->actions) : 0;
+  size_t add = strlen(tag) + 2 + strlen(detail);
+  char *n = realloc(f->actions, have + (have ? 1 : 0) + add + 1);
+  if (n == NULL) return; /* the tag alone says which action ran */
+  if (have) n[have++] = '\n';
+  snprintf(n + have, add + 1, "%s: %s", tag, detail);
+  f->actions = n;
 }
 
 static void keep_body(const flt_chain_t *ch, flt_flow_t *f, int dir, const uint8_t *data,

@@ -168,6 +168,10 @@ typedef struct flt_flow {
    * runs (or on_flow_end, for a flow that got no final response). */
   const flt_head_t *const *interim;
   size_t n_interim;
+  /* What the actions that changed this flow did, one line each ("tag:
+   * detail"), separated by '\n'; NULL when none did. Added with
+   * flt_flow_action(); owned by the flow. */
+  char *actions;
 } flt_flow_t;
 
 /* The filter vtable. `self` is the filter instance's own pointer. Slot `idx`
@@ -274,6 +278,13 @@ void flt_chain_free(flt_chain_t *chain);
 /* Adds `tag` to the flow's tags (shown by the console and recorded in
  * transcripts). Call before on_flow_end returns to the core. */
 void flt_flow_tag(flt_flow_t *f, const char *tag);
+
+/* An action changed the flow: adds `tag` (as flt_flow_tag) and the line
+ * "tag: detail" (printf-style) to f->actions, which the console shows
+ * under the flow's line and the HAR (`_actions`) and JSONL (`actions`)
+ * record as an array of strings. Call before on_flow_end. */
+void flt_flow_action(flt_flow_t *f, const char *tag, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Emitters: call every filter that implements the event, in chain order. */
 void flt_emit_conn_open(const flt_chain_t *ch, flt_conn_t *c);

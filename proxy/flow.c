@@ -25,6 +25,7 @@ px_flow_t *px_flow_new(uint64_t id, const flt_conn_t *conn, flt_head_t *req_copy
 
 void px_flow_free(px_flow_t *f) {
   free(f->flow.url);
+  free(f->flow.actions);
   free(f->req_copy);
   free(f->resp_copy);
   free(f->req_sent);

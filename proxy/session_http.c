@@ -169,7 +169,7 @@ static void reply_blocked(px_session_t *s, px_flow_t *n, int status) {
     n->flow.resp = *n->resp_copy;
     n->flow.has_response = 1;
     n->flow.t_resp_head_us = flt_now_us();
-    flt_flow_tag(&n->flow, "blocked");
+    flt_flow_action(&n->flow, "blocked", "answered %d by tlspeek (--block), not sent upstream", status);
     flt_emit_response_head(chain_of(s), &n->flow);
     n->flow.resp_body_bytes = sizeof(body) - 1;
     flt_emit_response_body(chain_of(s), &n->flow, (const uint8_t *)body, sizeof(body) - 1);

@@ -412,11 +412,20 @@ static int con_line_aborted(const flt_console_t *con, const flt_flow_t *f,
   return r | con_put(b, "\n");
 }
 
-/* Detail >= 2: what follows the summary line. The request head only when
- * it was not shown at its start; the request body (detail 3) before the
+/* What follows the summary line: a line per action that changed the flow
+ * ("    ↳ map-remote: ..."), then at detail >= 2 the request head when it
+ * was not shown at its start, the request body (detail 3) before the
  * response. */
 static void con_block_rest(const flt_console_t *con, const flt_flow_t *f,
                            con_flow_t *cf, flt_strbuf_t *b) {
+  for (const char *p = f->actions; p && *p;) {
+    const char *nl = strchr(p, '\n');
+    size_t n = nl ? (size_t)(nl - p) : strlen(p);
+    con_put(b, "    \xe2\x86\xb3 "); /* "↳" */
+    flt_con_paint(b, con->color, FLT_CON_YELLOW, p, n);
+    con_put(b, "\n");
+    p += n + (nl ? 1 : 0);
+  }
   for (int d = 0; d < 2 && con->detail >= 2; d++) {
     if (d == FLT_DIR_RESPONSE || !cf->req_shown)
       flt_strbuf_append(b, cf->heads[d].data, cf->heads[d].len);

@@ -64,6 +64,7 @@ tr_flow_t *tr_flow_new_extra(size_t body_cap, size_t extra) {
   r->conn = NULL;
   r->url = NULL;
   r->error = NULL;
+  r->actions = NULL;
   r->frozen = 0;
   for (size_t i = 0; i < FLT_MAX_INTERIM; i++) r->interim_store[i] = NULL;
   r->n_interim = 0;
@@ -292,9 +293,12 @@ int tr_flow_freeze(tr_flow_t *r, const flt_flow_t *f, tr_conn_snap_t **conn_cach
   if (url == NULL) url = "";
   r->url = strlen(url) < sizeof(r->url_inline) ? strcpy(r->url_inline, url) : strdup(url);
   r->error = f->error ? strdup(f->error) : NULL;
-  if (r->url == NULL || (f->error && r->error == NULL)) return -1;
+  r->actions = f->actions ? strdup(f->actions) : NULL;
+  if (r->url == NULL || (f->error && r->error == NULL) || (f->actions && r->actions == NULL))
+    return -1;
   r->flow.url = r->url;
   r->flow.error = r->error;
+  r->flow.actions = r->actions;
   r->flow.req = r->msg[0].head;
   r->flow.resp = r->msg[1].head;
   r->flow.has_response = f->has_response && r->msg[1].present;
@@ -324,6 +328,7 @@ void tr_flow_release(tr_flow_t *r) {
   pthread_mutex_destroy(&r->body_mu);
   if (r->url != r->url_inline) free(r->url);
   free(r->error);
+  free(r->actions);
   tr_conn_snap_release(r->conn);
   free(r);
 }

@@ -388,6 +388,7 @@ void tr_har_entry(tr_jw_t *w, tr_flow_t *r, const tr_body_t bodies[2]) {
   add_tls(w, f);
   if (f->error) tr_jw_str(w, "_error", f->error);
   if (f->tags[0]) tr_jw_str(w, "_tags", f->tags);
+  if (f->actions) tr_jw_actions(w, "_actions", f->actions);
   tr_jw_close(w, '}');
 }
 

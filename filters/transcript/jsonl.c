@@ -174,6 +174,7 @@ void tr_jsonl_object(tr_jw_t *w, const char *key, tr_flow_t *r, const tr_body_t 
   jsonl_tls(w, f);
   tr_jw_str_or_null(w, "error", f->error);
   tr_jw_str_or_null(w, "tags", f->tags[0] ? f->tags : NULL);
+  if (f->actions) tr_jw_actions(w, "actions", f->actions);
   tr_jw_close(w, '}');
 }
 

@@ -314,6 +314,17 @@ void tr_jw_interim(tr_jw_t *w, const char *key, const tr_flow_t *r) {
   tr_jw_close(w, ']');
 }
 
+void tr_jw_actions(tr_jw_t *w, const char *key, const char *actions) {
+  tr_jw_open(w, key, '[');
+  for (const char *p = actions; p && *p;) {
+    const char *nl = strchr(p, '\n');
+    size_t n = nl ? (size_t)(nl - p) : strlen(p);
+    tr_jw_bytes(w, NULL, p, n);
+    p += n + (nl ? 1 : 0);
+  }
+  tr_jw_close(w, ']');
+}
+
 int tr_jw_full(const tr_jw_t *w) {
   return w->len + w->hole_bytes >= TR_BATCH_MAX || w->n_holes >= TR_BATCH_HOLES;
 }

@@ -242,6 +242,7 @@ typedef struct tr_flow {
   char *url; /* url_inline, or malloc'd */
   char url_inline[TR_INLINE_URL];
   char *error;
+  char *actions; /* flow.actions, copied */
   int frozen; /* 1 after tr_flow_freeze, -1 when it ran out of memory */
   /* Also filled by tr_flow_freeze(): msg[].head is the head as forwarded;
    * when an action (--set-header, --remove-header) changed it, the head
@@ -448,6 +449,8 @@ static inline void tr_jw_bool(tr_jw_t *w, const char *key, int v) {
 static inline void tr_jw_body(tr_jw_t *w, const char *key, const tr_body_t *b) {
   tr_jw_kbody(w, key, TR_JW_KLEN(key), b);
 }
+/* The lines of flt_flow_t.actions as an array of strings. */
+void tr_jw_actions(tr_jw_t *w, const char *key, const char *actions);
 void tr_jw_mark(const tr_jw_t *w, tr_jw_mark_t *m);
 void tr_jw_rewind(tr_jw_t *w, const tr_jw_mark_t *m);
 /* The whole text as iovecs: the buffer cut at the holes, the bodies

@@ -296,9 +296,11 @@ def test_sink_filters_record_only_their_flows(proxy_factory, pki, https_upstream
 # ---- --block --------------------------------------------------------------------
 
 def test_block_answers_without_touching_upstream(proxy_factory, pki, https_upstream,
-                                                 http_upstream):
+                                                 http_upstream, tmp_path):
     s, h = https_upstream.port, http_upstream.port
-    p = proxy_factory("--block", "~u /blocked", "--block", "~u /legal:451")
+    har, jsonl = str(tmp_path / "b.har"), str(tmp_path / "b.jsonl")
+    p = proxy_factory("--block", "~u /blocked", "--block", "~u /legal:451", "--har", har,
+                      "--jsonl", jsonl)
 
     # HTTPS through a CONNECT tunnel: 403, and the server saw nothing.
     before = direct_count(pki, https_upstream, tls=True)
@@ -318,8 +320,19 @@ def test_block_answers_without_touching_upstream(proxy_factory, pki, https_upstr
     assert b"--block" in body and len(body) < 200, body
     assert direct_count(pki, http_upstream, tls=False) == before + 1
 
-    lines = flow_lines(p.wait_stdout("→ GET http://127.0.0.1:%d/legal → 451" % h))
+    out = p.wait_stdout("→ GET http://127.0.0.1:%d/legal → 451" % h)
+    lines = flow_lines(out)
     assert any(("→ GET https://localhost:%d/blocked → 403" % s) in l for l in lines), lines
+    # The action says what it did, under the line and in both transcripts.
+    why = "blocked: answered 451 by tlspeek (--block), not sent upstream"
+    p.wait_stdout("↳ " + why)
+    p.stop()
+    by_url = {e["request"]["url"]: e for e in read_har(har)}
+    assert by_url["http://127.0.0.1:%d/legal" % h]["_actions"] == [why], by_url
+    assert "_actions" not in by_url["https://localhost:%d/text" % s], by_url
+    rec = {r["url"]: r for r in read_jsonl(jsonl)}
+    assert rec["http://127.0.0.1:%d/legal" % h]["actions"] == [why], rec
+    assert "actions" not in rec["https://localhost:%d/text" % s], rec
 
 
 def test_block_plain_http_never_connects_upstream(proxy_factory, pki):
