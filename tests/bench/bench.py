@@ -48,6 +48,10 @@ Scenarios (identical client parameters for every peer):
               is in the notes.
   keep-alive  wrk -t1 -c32 /1k (many 1 KiB requests per connection).
   bulk        wrk -t1 -c4 /64m, MB/s (1 MB = 10^6 bytes).
+  HTTP/2      h2load -c 4 -m 32 /1k against nginx's h2 port through the peers that speak
+              h2 on both legs (haproxy, mitmdump, tlspeek) and direct; then 100 streams of
+              /256k on one connection, the slowest stream's time over the median's
+              (tests/bench/h2bench.py).
   idle RSS    2,000 TLS connections held open by idle_conns.py, each after one
               request; (VmRSS of the proxy's process tree with all open -
               VmRSS before opening them) / 2,000, in KiB. Beside it: OpenSSL's
@@ -97,12 +101,13 @@ from benchlib import (PeerFailed, Procs, check_serves, hold_idle, hsload_full, t
                       machine_busy, raise_nofile, resumption_probe, set_tree_affinity,
                       thread_cpu, thread_names, timed_download, tree_cpu, tree_rss_kib, wrk, free_port,
                       log_tail)
+import h2bench as H2  # noqa: E402
 import peers as P  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCENARIOS = ("keepalive", "newconn", "fullhs", "bulk", "idle")
+SCENARIOS = ("keepalive", "newconn", "fullhs", "bulk", "idle", "h2")
 SCEN_NAME = {"keepalive": "keep-alive", "newconn": "new-conn", "fullhs": "full handshakes",
-             "bulk": "bulk", "idle": "idle RSS"}
+             "bulk": "bulk", "idle": "idle RSS", "h2": "HTTP/2"}
 FULLHS_CLIENTS = 16
 IDLE_CONNS = 2000
 SINKS = ("har", "jsonl", "pcap", "keylog")
@@ -154,7 +159,8 @@ def make_peers(env, quick, only, scenarios=None):
         P.Sslsplit(env, content_log=False),
         P.Sslsplit(env, content_log=True),
         P.Mitmdump(env),
-        P.Tlspeek(env, "tlspeek", "tlspeek -q (defaults: P-256 leaf, a thread per core)", ["-q"]),
+        P.Tlspeek(env, "tlspeek", "tlspeek -q (defaults: P-256 leaf, a thread per core)", ["-q"],
+                  scenarios=P.Peer.scenarios + ("h2",)),
         # The flow browser on, no page connected: what --web costs when nobody looks.
         P.Tlspeek(env, "tlspeek-web", "tlspeek -q --web (no browser connected)",
                   ["-q", "--web", "127.0.0.1:%d" % free_port()], scenarios=("keepalive", "bulk"),
@@ -239,6 +245,7 @@ def run_one(env, peer, scen, notes):
     tag = "%s, %s" % (peer.label, SCEN_NAME[scen])
     started = False
     try:
+        peer.scen = scen
         pid, port = peer.start(workdir, env.proxy_port)
         check_serves(port, peer.proc)
         started = True
@@ -272,6 +279,8 @@ def run_one(env, peer, scen, notes):
             r = wrk(url + "/1k", T, 16, close=True, cpus=peer.loadgen_cpus)
         elif scen == "bulk":
             r = wrk(url + "/64m", T, 4, timeout_s=60, cpus=peer.loadgen_cpus)
+        elif scen == "h2":
+            r = H2.h2load_rate(url + "/1k", T)
         else:
             r = hsload_full(env.hsload, port, T, FULLHS_CLIENTS)
         c1 = tree_cpu(pid)
@@ -309,6 +318,9 @@ def run_one(env, peer, scen, notes):
             notes.append("%s: %s" % (tag, p))
         if scen == "newconn":
             res["resumed"] = resumption_probe(port)
+        if scen == "h2":
+            res["spread"], probs = H2.stream_spread(url + "/256k", workdir)
+            notes.extend("%s: %s" % (tag, p) for p in probs)
         return res
     except PeerFailed as e:
         res = {"na": str(e), "start_failed": not started}
@@ -398,6 +410,8 @@ COLUMNS = [("new-conn req/s", "newconn", "rate"),
            ("keep-alive 1 KiB req/s", "keepalive", "rate"),
            ("proxy CPU ms per 1k keep-alive req", "keepalive", "cpu_ms_per_1k"),
            ("bulk MB/s", "bulk", "mbps"),
+           ("HTTP/2 req/s", "h2", "rate"),
+           ("proxy CPU ms per 1k h2 req", "h2", "cpu_ms_per_1k"),
            ("RSS KiB per idle intercepted conn", "idle", "rss_per_conn")]
 
 
@@ -530,6 +544,16 @@ def targets_table(results):
           "cpu_ms_per_1k", 1.1, True)
     ratio("Bulk, all transcripts on: ≥ 0.8× tlspeek's own bulk without them",
           ("tlspeek-tx", "bulk"), ("tlspeek", "bulk"), "mbps", 0.8, False)
+    ratio("HTTP/2 (h2 both legs): proxy CPU per 1k req ≤ 1.25× haproxy's",
+          ("tlspeek", "h2"), ("haproxy", "h2"), "cpu_ms_per_1k", 1.25, True)
+    ratio("HTTP/2: rate ≥ 20× mitmdump's", ("tlspeek", "h2"), ("mitmdump", "h2"), "rate", 20,
+          False)
+    spread = val(results, "tlspeek", "h2", "spread")
+    name = "HTTP/2: 100 streams on one connection, slowest ≤ 3× the median stream's time"
+    if spread is None:
+        t.append((name, "n/a (%s)" % na_reason(results, ("tlspeek", "h2")), "n/a"))
+    else:
+        t.append((name, "%.2f×" % spread, "met" if spread <= 3 else "missed"))
     ratio("Memory: RSS per idle intercepted connection ≤ 1.1× haproxy's",
           ("tlspeek", "idle"), ("haproxy", "idle"), "rss_per_conn", 1.1, True)
     kib = val(results, "tlspeek", "idle", "rss_per_conn")
@@ -594,7 +618,7 @@ def main():
                     "tlspeek-web, tlspeek-tx, tlspeek-har, tlspeek-jsonl, tlspeek-pcap, tlspeek-keylog, tlspeek-rsa, "
                     "tlspeek-t1, tlspeek-t2)")
     ap.add_argument("--scenarios", help="comma-separated scenarios to run (keepalive, newconn, "
-                    "fullhs, bulk, idle; default all), e.g. idle alone for memory work")
+                    "fullhs, bulk, idle, h2; default all), e.g. idle alone for memory work")
     ap.add_argument("--idle", type=int, default=IDLE_CONNS, help="idle connections held")
     ap.add_argument("--base", help="a second tlspeek binary (e.g. main's build): every tlspeek "
                     "row is measured again with it, as <slug>@base, interleaved in the same run, "
@@ -668,6 +692,10 @@ def main():
                 elif scen == "bulk":
                     summary = "%s MB/s, %s s CPU per GB" % (fnum(r["mbps"]),
                                                             fnum(r["cpu_s_per_gb"]))
+                elif scen == "h2":
+                    summary = "%s/s, %s ms CPU per 1k, slowest of 100 streams %s× the median" % (
+                        fnum(r["rate"]), fnum(r["cpu_ms_per_1k"]),
+                        fnum(r["spread"]) if r.get("spread") else "?")
                 else:
                     summary = "%s/s, %s ms CPU per 1k" % (fnum(r["rate"]),
                                                           fnum(r["cpu_ms_per_1k"]))
@@ -730,7 +758,9 @@ def main():
                "wrk -t1 -c16 'Connection: close' /1k (resumed handshakes: TLS 1.3 to the proxies, "
                "1.2 to nginx); full handshakes: hsload -n %d /1k (one process, a full handshake "
                "per connection); keep-alive: wrk -t1 -c32 /1k; bulk: wrk -t1 -c4 /64m; idle: %d "
-               "TLS connections after one request each. Proxy CPU = utime+stime of the proxy's "
+               "TLS connections after one request each; HTTP/2: h2load -c 4 -m 32 /1k against an "
+               "h2 origin (nginx http2), h2 on both legs, then 100 streams of /256k on one "
+               "connection (tests/bench/h2bench.py). Proxy CPU = utime+stime of the proxy's "
                "process tree (nginx's own for direct). RLIMIT_NOFILE %d."
                % (seconds, sink_seconds(seconds), os.cpu_count(), FULLHS_CLIENTS, env.idle_conns,
                   nofile))

@@ -35,6 +35,14 @@ http {{
     ssl_certificate_key {dir}/upstream.pem;
     root {dir}/www;
   }}
+  # The HTTP/2 scenario's origin: the same files, h2 offered by ALPN.
+  server {{
+    listen 127.0.0.1:{h2_port} ssl http2;
+    http2_max_concurrent_streams 256;
+    ssl_certificate {dir}/upstream.pem;
+    ssl_certificate_key {dir}/upstream.pem;
+    root {dir}/www;
+  }}
 }}
 """
 
@@ -57,6 +65,10 @@ backend be
   server s1 127.0.0.1:{up} ssl verify required ca-file {dir}/upstream-ca.pem sni str(localhost)
 """
 
+# The HTTP/2 scenario: h2 on both legs (the backend to nginx's h2 port).
+HAPROXY_H2_CFG = HAPROXY_CFG.replace("alpn http/1.1", "alpn h2,http/1.1").replace(
+    "sni str(localhost)", "sni str(localhost) alpn h2")
+
 
 class Upstream:
     """nginx on 127.0.0.1 with TLS (RSA-2048 certificate, own CA) and plain HTTP."""
@@ -69,16 +81,23 @@ class Upstream:
             f.write(os.urandom(1024))
         with open(d + "/www/64m", "wb") as f:
             f.write(os.urandom(64 << 20))
+        with open(d + "/www/256k", "wb") as f:
+            f.write(os.urandom(256 << 10))
         env.tlspeek_ca(d + "/upstream-ca", ["--leaf-key", "rsa2048", "ca", "mint", "localhost",
                                             "127.0.0.1", "--out", d + "/upstream.pem"])
         env.tlspeek_ca(d + "/upstream-ca", ["ca", "export", d + "/upstream-ca.pem"])
         os.chmod(d + "/upstream.pem", 0o644)  # read by nginx's master (root) only, but be safe
-        self.tls_port, self.http_port = free_port(), free_port()
+        self.tls_port, self.http_port, self.h2_port = free_port(), free_port(), free_port()
         with open(d + "/nginx.conf", "w") as f:
-            f.write(NGINX_CONF.format(dir=d, tls_port=self.tls_port, http_port=self.http_port))
+            f.write(NGINX_CONF.format(dir=d, tls_port=self.tls_port, http_port=self.http_port,
+                                      h2_port=self.h2_port))
         self.proc = env.procs.start(["nginx", "-c", d + "/nginx.conf", "-e",
                                      d + "/nginx-error.log"], d + "/nginx.log")
         wait_port(self.tls_port, self.proc)
+
+    def port_for(self, scen):
+        """The TLS port a scenario's peers forward to: h2-capable for the h2 scenario."""
+        return self.h2_port if scen == "h2" else self.tls_port
 
 
 class Peer:
@@ -88,6 +107,7 @@ class Peer:
     cpus = None            # CPU affinity of the proxy (None: all)
     loadgen_cpus = None    # affinity of wrk and the nginx upstream while this peer is measured
     scenarios = ("keepalive", "newconn", "fullhs", "bulk", "idle")
+    scen = None            # the scenario being run (set by bench.run_one before start)
     seconds = None         # measurement length, when shorter than the run's
     is_proxy = True
     kind = "peer"
@@ -112,22 +132,25 @@ class Direct(Peer):
     label = "nginx direct (one TLS leg: the limit)"
     is_proxy = False
     kind = "direct"
-    scenarios = ("keepalive", "newconn", "fullhs", "bulk")
+    scenarios = ("keepalive", "newconn", "fullhs", "bulk", "h2")
 
     def start(self, workdir, port):
         up = self.env.upstream
-        return up.proc.pid, up.tls_port
+        return up.proc.pid, up.port_for(self.scen)
 
 
 class Haproxy(Peer):
     slug = "haproxy"
     label = "haproxy (TLS both legs, no logging)"
     kind = "haproxy"
+    scenarios = Peer.scenarios + ("h2",)
 
     def start(self, workdir, port):
         cfg = os.path.join(workdir, "haproxy.cfg")
+        conf = HAPROXY_H2_CFG if self.scen == "h2" else HAPROXY_CFG
         with open(cfg, "w") as f:
-            f.write(HAPROXY_CFG.format(port=port, dir=self.env.dir, up=self.env.upstream.tls_port))
+            f.write(conf.format(port=port, dir=self.env.dir,
+                                up=self.env.upstream.port_for(self.scen)))
         # -db: foreground, no master-worker: one process with nbthread 2 threads.
         self.proc = self.env.procs.start(["haproxy", "-db", "-f", cfg],
                                          os.path.join(workdir, "stderr.log"), cpus=self.cpus)
@@ -166,12 +189,17 @@ class Mitmdump(Peer):
     slug = "mitmdump"
     label = "mitmdump (quiet)"
     kind = "mitmdump"
+    scenarios = Peer.scenarios + ("h2",)
 
     def start(self, workdir, port):
         confdir = self.env.dir + "/mitmproxy"  # its CA (RSA-2048), made on the first start
         args = ["mitmdump", "-q", "--mode", "reverse:https://127.0.0.1:%d"
-                % self.env.upstream.tls_port, "--listen-host", "127.0.0.1",
+                % self.env.upstream.port_for(self.scen), "--listen-host", "127.0.0.1",
                 "--listen-port", str(port), "--ssl-insecure", "--set", "confdir=" + confdir]
+        if self.scen == "h2":
+            # mitmdump 8's default eager upstream connection answers the client's ALPN with
+            # nothing (http/1.1); lazily it negotiates h2 on both legs.
+            args += ["--set", "connection_strategy=lazy"]
         self.proc = self.env.procs.start(args, os.path.join(workdir, "stderr.log"),
                                          cpus=self.cpus)
         wait_port(port, self.proc, timeout=30)
@@ -208,7 +236,7 @@ class Tlspeek(Peer):
     def start(self, workdir, port):
         env = self.env
         args = [self.binary or env.bin, "--ca-dir", env.dir + "/proxy-ca", "-l", "127.0.0.1:%d" % port,
-                "-m", "reverse:https://127.0.0.1:%d" % env.upstream.tls_port,
+                "-m", "reverse:https://127.0.0.1:%d" % env.upstream.port_for(self.scen),
                 "--upstream-ca", env.dir + "/upstream-ca.pem"] + self.extra
         for sink in self.sinks:
             opt, name = self.SINK_FILES[sink]
