@@ -23,6 +23,7 @@
 #include "proxy/modes/passthrough.h"
 #include "proxy/codec/peek.h"
 #include "proxy/modes/proxyauth.h"
+#include "proxy/session_answer.h"
 #include "proxy/session_internal.h"
 #include "proxy/worker.h"
 
@@ -119,6 +120,7 @@ static void on_leg_written(px_leg_t *leg, int status, int shutdown) {
     return;
   }
   s->last_activity = px_session_now(s);
+  if (to_client && s->answer) px_answer_drained(s); /* the next part of a file */
   px_update_reading(s);
   px_maybe_finish(s);
 }
@@ -794,4 +796,5 @@ static const px_session_ops_t session_ops = {
     .reply_error = px_session_http_reply_error,
     .set_deadline = px_session_timer_set_deadline,
     .relay = px_session_codec_relay,
+    .flow_finish = px_session_http_flow_finish,
 };

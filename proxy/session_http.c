@@ -1,8 +1,9 @@
 /* session_http.c — HTTP through a session: what a request head and a
  * response head reported by the legs' codecs (session_codec.c) mean, the
  * flows they start and end (flow.h), explicit-proxy requests (CONNECT,
- * absolute-form), the actions (--block, --set-header, --remove-header) and
- * the error answers tlspeek gives itself (400, 502, 504). */
+ * absolute-form), the actions (--block, --set-header, --remove-header; the
+ * choice of --map-local and --serve-from, which session_answer.c answers)
+ * and the error answers tlspeek gives itself (400, 502, 504). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "filters/util/log.h"
 #include "proxy/modes/proxyauth.h"
 #include "proxy/session.h"
+#include "proxy/session_answer.h"
 #include "proxy/session_internal.h"
 #include "proxy/worker.h"
 
@@ -79,6 +81,7 @@ static px_flow_t *flow_start(px_session_t *s, px_codec_t *c, const px_codec_head
 void px_session_http_flow_finish(px_session_t *s, const char *error) {
   px_flow_t *n = s->flows.head;
   if (n == NULL) return;
+  px_answer_forget(s, n); /* ended before its local answer was out */
   if (s->conn.client_eof_us) s->answered_after_eof = 1;
   px_flows_finish(&s->flows, n, chain_of(s), error);
   if (s->flows.head == NULL) {
@@ -88,6 +91,7 @@ void px_session_http_flow_finish(px_session_t *s, const char *error) {
     px_session_timer_rearm(s); /* --upstream-idle counts from here */
     px_session_timer_deadline_update(s); /* --keepalive-timeout too */
   }
+  if (error == NULL) px_answer_next(s); /* a local answer waiting for its turn */
   if (s->end >= PX_END_DRAINING && s->flows.head == NULL && s->state != PX_S_CLOSING) {
     px_session_set_end(s, PX_END_FLUSHING);
     px_update_reading(s);
@@ -97,6 +101,7 @@ void px_session_http_flow_finish(px_session_t *s, const char *error) {
 
 void px_session_http_fail_flows(px_session_t *s, const char *why) {
   while (s->flows.head) px_session_http_flow_finish(s, why);
+  px_answer_forget(s, NULL);
 }
 
 /* ---- tlspeek's own answers -------------------------------------------------- */
@@ -389,6 +394,7 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
     reply_blocked(s, n, block->status);
     return 0;
   }
+  if (px_answer_request_head(s, n)) return 0; /* --map-local, --serve-from */
   px_head_edit_t edit;
   memset(&edit, 0, sizeof(edit));
   /* RFC 9112 §3.2.2: a proxy replaces Host with the target's authority, so
@@ -451,6 +457,7 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
   flt_head_t view;
   px_codec_head_view(c, hd->stream, &view);
   if (s->end >= PX_END_FLUSHING) return 0;
+  if (px_answer_busy(s)) return px_answer_hold(s); /* after tlspeek's own answer */
   if (px_http_binds_connection(&view, "authorization")) px_upstream_set_bind(s, PX_BIND_PINNED);
   char url[PX_HTTP_MAX_HEAD];
   snprintf(url, sizeof(url), "%.*s", (int)hd->target_len, hd->target);
@@ -467,6 +474,10 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
     px_session_close(s, "out of memory");
     return 0;
   }
+  /* Answered here, also when the upstream could not be reached. */
+  if (blocking_action(s, &s->flows.tail->flow) == NULL &&
+      px_answer_request_head(s, s->flows.tail))
+    return 0;
   if (s->state == PX_S_ERROR_REPLY) {
     px_reply_error(s, s->up_error_status ? s->up_error_status : 502,
                    s->up_error_status == 504   ? "Gateway Timeout"
