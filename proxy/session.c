@@ -23,7 +23,6 @@
 #include "proxy/modes/passthrough.h"
 #include "proxy/codec/peek.h"
 #include "proxy/modes/proxyauth.h"
-#include "proxy/session_answer.h"
 #include "proxy/session_internal.h"
 #include "proxy/worker.h"
 
@@ -252,7 +251,8 @@ static int client_handshake(px_session_t *s) {
           px_upstream_set_names(s, NULL, s->conn.sni) != 0)
         return -1;
       if (px_passthrough_maybe(s)) return -1;
-      if (px_upstream_unconnected(s)) px_upstream_start(s);
+      if (px_answer_mints_alone(s)) s->ops->upstream_ready(s); /* upstream at its first use */
+      else if (px_upstream_unconnected(s)) px_upstream_start(s);
     }
     return -1;
   }

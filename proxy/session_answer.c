@@ -257,6 +257,16 @@ int px_answer_flow(px_session_t *s, px_flow_t *n, const px_reply_t *r) {
 
 int px_answer_busy(const px_session_t *s) { return s->answer != NULL; }
 
+/* The client's leaf normally mirrors the upstream's certificate, so the
+ * upstream is connected before the client's handshake finishes. A flow
+ * answered here must not need the upstream (offline, or the server
+ * stopped): with --map-local or --serve-from the leaf is minted from the
+ * SNI (or the CONNECT host) alone, and a forwarded request connects. */
+int px_answer_mints_alone(const px_session_t *s) {
+  const px_config_t *cfg = s->w->shared->cfg;
+  return cfg->n_map_local > 0 || cfg->serve != NULL;
+}
+
 int px_answer_hold(px_session_t *s) {
   s->answer->held = 1;
   px_session_set_reading(s, PX_READ_HELD, 1);
@@ -330,8 +340,8 @@ static int map_local(px_session_t *s, px_flow_t *n) {
       answer_text(s, n, 403, "tlspeek: --map-local refused the path %s: %s (only files inside "
                   "%s are served)", lf.path, lf.why, m->root);
     } else {
-      flt_flow_action(&n->flow, "map-local", "answered from %s (%s, %llu bytes)", lf.path,
-                      lf.type, (unsigned long long)lf.size);
+      flt_flow_action(&n->flow, "map-local", "answered from %s (%s, %llu byte%s)", lf.path,
+                      lf.type, (unsigned long long)lf.size, lf.size == 1 ? "" : "s");
       flt_header_t ct = {"Content-Type", 12, lf.type, strlen(lf.type)};
       px_reply_t r = {.status = 200, .headers = &ct, .n_headers = 1, .fd = lf.fd,
                       .file_len = lf.size};
@@ -374,7 +384,8 @@ static int serve_pick(px_session_t *s, px_flow_t *n, uint64_t hash, int forced) 
     return 1;
   }
   flt_flow_action(&n->flow, "served", "%d from %s of %s (response %u of %u for this request, "
-                  "%zu bytes%s%s)", r->status, r->where, cfg->serve_from, nth, of, r->body_len,
+                  "%zu byte%s%s%s)", r->status, r->where, cfg->serve_from, nth, of, r->body_len,
+                  r->body_len == 1 ? "" : "s",
                   r->decoded ? ", as recorded decoded" : ", as recorded encoded",
                   r->truncated ? ", cut by the recording's --body-cap" : "");
   px_reply_t rep = {.status = r->status, .reason = r->reason && r->reason[0] ? r->reason : NULL,

@@ -81,8 +81,8 @@ void px_answer_request_body(px_session_t *s, const char *data, size_t len);
 void px_answer_request_end(px_session_t *s, const px_flow_t *f);
 /* A flow ended (session_http.c): the oldest may now be answered locally. */
 void px_answer_next(px_session_t *s);
-/* A write to the client completed: stream the next part of a file. */
-void px_answer_drained(px_session_t *s);
+/* px_answer_drained and px_answer_mints_alone are session.c's (in
+ * session_internal.h). */
 /* Flow `n` is ended by someone else (an error, the session's close): the
  * local answer for it, if any, is dropped (a read in flight finishes
  * alone). NULL drops whatever is pending. */
