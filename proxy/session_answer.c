@@ -86,7 +86,9 @@ static int build_head(px_answer_t *a, const px_reply_t *r, uint64_t len, int kee
   snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", r->status, reason);
   if (flt_strbuf_append(&a->head, line, strlen(line)) != 0) return -1;
   for (size_t i = 0; i < r->n_headers && n < 60; i++) hs[n++] = r->headers[i];
-  hs[n++] = (flt_header_t){"Content-Length", 14, cl, strlen(cl)};
+  /* 204 and 304 have no body and (204: must not) no length (RFC 9110 §8.6). */
+  if (r->status == 204 || r->status == 304) a->head_only = 1;
+  else hs[n++] = (flt_header_t){"Content-Length", 14, cl, strlen(cl)};
   if (a->close_after) hs[n++] = (flt_header_t){"Connection", 10, "close", 5};
   else if (keep_alive_10) hs[n++] = (flt_header_t){"Connection", 10, "keep-alive", 10};
   for (size_t i = 0; i < n; i++) {
