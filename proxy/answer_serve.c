@@ -99,7 +99,11 @@ static px_served_t *served_copy(const flt_rec_flow_t *rf) {
   snprintf(r->where, sizeof(r->where), "%s", rf->where);
   if (hs == NULL || r->reason == NULL || r->body == NULL) goto fail;
   for (size_t i = 0; i < h->n_headers; i++) {
-    if (dropped(&h->headers[i], r->decoded)) continue;
+    const flt_header_t *f = &h->headers[i];
+    if (r->decoded && f->name_len == 16 && strncasecmp(f->name, "content-encoding", 16) == 0)
+      snprintf(r->dropped_encoding, sizeof(r->dropped_encoding), "%.*s", (int)f->value_len,
+               f->value);
+    if (dropped(f, r->decoded)) continue;
     flt_header_t *d = &hs[r->n_headers++];
     d->name_len = h->headers[i].name_len;
     d->value_len = h->headers[i].value_len;

@@ -32,7 +32,8 @@ typedef struct px_served {
   const uint8_t *body;
   size_t body_len;
   int truncated;   /* the recording cut the body (its --body-cap) */
-  int decoded;     /* the recording decoded the body: its Content-Encoding was dropped */
+  int decoded;     /* the recording holds the body decoded (or holds none) */
+  char dropped_encoding[32]; /* the Content-Encoding dropped for that, or "" */
   char where[48];  /* "log.entries[3]" or "line 4" */
 } px_served_t;
 

@@ -386,10 +386,11 @@ static int serve_pick(px_session_t *s, px_flow_t *n, uint64_t hash, int forced) 
     return 1;
   }
   flt_flow_action(&n->flow, "served", "%d from %s of %s (response %u of %u for this request, "
-                  "%zu byte%s%s%s)", r->status, r->where, cfg->serve_from, nth, of, r->body_len,
-                  r->body_len == 1 ? "" : "s",
-                  r->decoded ? ", as recorded decoded" : ", as recorded encoded",
-                  r->truncated ? ", cut by the recording's --body-cap" : "");
+                  "%zu byte%s%s%s%s%s)", r->status, r->where, cfg->serve_from, nth, of,
+                  r->body_len, r->body_len == 1 ? "" : "s",
+                  r->dropped_encoding[0] ? "; recorded decoded, Content-Encoding " : "",
+                  r->dropped_encoding, r->dropped_encoding[0] ? " dropped" : "",
+                  r->truncated ? "; the body as cut by the recording's --body-cap" : "");
   px_reply_t rep = {.status = r->status, .reason = r->reason && r->reason[0] ? r->reason : NULL,
                     .headers = r->headers, .n_headers = r->n_headers, .body = r->body,
                     .body_len = r->body_len, .fd = -1};
@@ -417,7 +418,14 @@ static int serve(px_session_t *s, px_flow_t *n) {
 }
 
 int px_answer_request_head(px_session_t *s, px_flow_t *n) {
-  return map_local(s, n) || serve(s, n);
+  if (!map_local(s, n) && !serve(s, n)) return 0;
+  /* A client waiting for 100 Continue before its body gets it (the body is
+   * read and dropped), when no earlier answer is still to come. */
+  const flt_header_t *e = flt_head_find(&n->flow.req, "expect");
+  if (e && s->answer && s->answer->flow == n && !s->answer->req_done &&
+      s->flows.head == n && e->value_len == 12 && strncasecmp(e->value, "100-continue", 12) == 0)
+    px_send_client(s, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+  return 1;
 }
 
 void px_answer_request_end(px_session_t *s, const px_flow_t *f) {

@@ -267,6 +267,24 @@ def test_keepalive_across_local_and_forwarded(proxy_factory, site, http_upstream
     assert "POST %s/local/a.txt → 200 text/plain" % base in out
 
 
+def test_map_local_expect_continue(proxy_factory, site):
+    """A client that waits for 100 Continue before its body gets it; the
+    body is dropped, the answer comes, the connection stays open."""
+    root, files = site
+    p = proxy_factory("--map-local", "~d mock.test:%s" % root)
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=20)
+    body = b"x" * 200000
+    s.sendall(b"PUT http://mock.test/data.json HTTP/1.1\r\nHost: mock.test\r\n"
+              b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(body))
+    f = s.makefile("rb")
+    assert f.readline() == b"HTTP/1.1 100 Continue\r\n"  # else the timeout fails the test
+    assert f.readline() == b"\r\n"
+    s.sendall(body + b"GET http://mock.test/app.js HTTP/1.1\r\nHost: mock.test\r\n\r\n")
+    assert read_response(f)[::2] == (200, files["data.json"])
+    assert read_response(f)[::2] == (200, files["app.js"])
+    s.close()
+
+
 # ---- --serve-from --------------------------------------------------------------
 
 def record(proxy_factory, pki, fmt, path, urls, posts=()):
@@ -319,6 +337,8 @@ def test_serve_from_har_with_the_server_stopped(proxy_factory, pki, tmp_path):
     assert "    ↳ served: 200 from log.entries[1] of %s (response 1 of 1 for this request, " % har \
         in out
     assert "response 2 of 2 for this request" in out
+    assert ("    ↳ served: 200 from log.entries[2] of %s (response 1 of 1 for this request, "
+            "%d bytes; recorded decoded, Content-Encoding gzip dropped)" % (har, len(TEXT))) in out
     assert p.stop() == 0
     served = har_entries(str(tmp_path / "served.har"))
     first = [e for e in served if e["request"]["url"] == base + "/text"][0]
