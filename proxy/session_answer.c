@@ -183,7 +183,9 @@ static void start(px_answer_t *a) {
   px_session_t *s = a->s;
   px_flow_t *n = a->flow;
   a->started = 1;
-  n->flow.resp = *a->resp;
+  n->resp_copy = a->resp; /* the flow owns it from here: its views outlive `a` */
+  a->resp = NULL;
+  n->flow.resp = *n->resp_copy;
   n->flow.has_response = 1;
   n->flow.t_resp_head_us = flt_now_us();
   flt_emit_response_head(chain_of(s), &n->flow);

@@ -24,6 +24,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static px_map_local_t rule;
 static char root[PATH_MAX];
+static char dir[64];
+
+/* The directory goes with the process. */
+static void cleanup(void) {
+  static const char *const made[] = {"site/out", "site/up", "site/sub/a.txt", "site/sub",
+                                     "site/index.html", "site", "secret"};
+  char path[PATH_MAX];
+  for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+    snprintf(path, sizeof(path), "%s/%s", dir, made[i]);
+    if (unlink(path) != 0) rmdir(path);
+  }
+  rmdir(dir);
+  px_map_local_free(&rule);
+}
 
 static void put(const char *path, const char *text) {
   FILE *f = fopen(path, "w");
@@ -35,6 +49,8 @@ static void put(const char *path, const char *text) {
 static void setup(void) {
   char base[] = "/tmp/fuzz_map_local.XXXXXX", path[PATH_MAX + 64], err[256];
   if (mkdtemp(base) == NULL) abort();
+  snprintf(dir, sizeof(dir), "%s", base);
+  atexit(cleanup);
   snprintf(root, sizeof(root), "%s/site", base);
   if (mkdir(root, 0700) != 0) abort();
   snprintf(path, sizeof(path), "%s/secret", base);
