@@ -33,6 +33,8 @@ struct px_answer {
   int head_only;        /* a HEAD request: no body */
   int decide_at_end;    /* --serve-match url+body: chosen at the request's end */
   uint64_t body_hash;   /* of the request body, for decide_at_end */
+  flt_strbuf_t kept;    /* decide_at_end: the request as it would go upstream */
+  int kept_over;        /* ... past PX_ANSWER_KEEP_MAX: not kept */
   flt_head_t *resp;     /* the response head for the events (px_head_copy) */
   flt_strbuf_t head;    /* the response head as sent */
   uint8_t *body;        /* the body in memory, or NULL */
@@ -61,6 +63,7 @@ static void answer_free(px_answer_t *a) {
   free(a->resp);
   free(a->body);
   flt_strbuf_free(&a->head);
+  flt_strbuf_free(&a->kept);
   free(a);
 }
 
@@ -221,6 +224,7 @@ static px_answer_t *answer_new(px_session_t *s, px_flow_t *n) {
   a->req_done = s->flows.req != n; /* its request has arrived already */
   a->head_only = strcmp(n->flow.req.method, "HEAD") == 0;
   flt_strbuf_init(&a->head, PX_HTTP_MAX_HEAD + 8192);
+  flt_strbuf_init(&a->kept, PX_ANSWER_KEEP_MAX);
   return a;
 }
 
@@ -278,12 +282,37 @@ int px_answer_hold(px_session_t *s) {
   return PX_CODEC_HOLD;
 }
 
-int px_answer_swallows(const px_session_t *s) {
-  return s->answer && s->flows.req == s->answer->flow;
+int px_answer_keeps_request(const px_session_t *s) {
+  return s->answer && s->answer->decide_at_end && s->flows.req == s->answer->flow;
+}
+
+void px_answer_keep(px_session_t *s, const char *data, size_t len) {
+  px_answer_t *a = s->answer;
+  if (a->kept_over) return;
+  if (flt_strbuf_append(&a->kept, data, len) != 0) {
+    a->kept_over = 1; /* past PX_ANSWER_KEEP_MAX (or out of memory) */
+    flt_strbuf_free(&a->kept);
+  }
+}
+
+int px_answer_take_body(px_session_t *s, const char *data, size_t len) {
+  if (s->answer == NULL || s->flows.req != s->answer->flow) return 0;
+  if (s->answer->decide_at_end) px_answer_keep(s, data, len);
+  return 1;
+}
+
+int px_answer_take_kept(px_session_t *s, flt_strbuf_t *out) {
+  px_answer_t *a = s->answer;
+  if (a == NULL || !a->decide_at_end || a->kept_over) return -1;
+  *out = a->kept;
+  flt_strbuf_init(&a->kept, 0);
+  s->answer = NULL;
+  answer_free(a);
+  return 0;
 }
 
 void px_answer_request_body(px_session_t *s, const char *data, size_t len) {
-  if (px_answer_swallows(s) && s->answer->decide_at_end)
+  if (px_answer_keeps_request(s))
     s->answer->body_hash = px_serve_hash(s->answer->body_hash, data, len);
 }
 
@@ -366,25 +395,19 @@ static int has_body(const flt_head_t *req) {
 }
 
 /* Answers flow `n` from the recording: 1 when answered (a response, or a
- * miss with --serve-miss 404 or `forced`), 0 to forward it. */
-static int serve_pick(px_session_t *s, px_flow_t *n, uint64_t hash, int forced) {
+ * miss with --serve-miss 404), 0 to forward it. */
+static int serve_pick(px_session_t *s, px_flow_t *n, uint64_t hash) {
   const px_config_t *cfg = s->w->shared->cfg;
   const char *method = n->flow.req.method, *url = n->flow.url;
+  const char *with = cfg->serve_match_body ? " with this request body" : "";
   unsigned nth = 0, of = 0;
   const px_served_t *r = px_serve_pick(cfg->serve, method, url, hash, &nth, &of);
-  if (r == NULL && forced) {
-    flt_flow_action(&n->flow, "served", "%s %s is recorded, but not with this request body; "
-                    "answered 404 (--serve-match url+body)", method, url);
-    answer_text(s, n, 404, "tlspeek: %s %s is recorded in %s, but not with this request body "
-                "(--serve-match url+body)", method, url, cfg->serve_from);
-    return 1;
-  }
   if (r == NULL && !cfg->serve_miss_404) return 0;
   if (r == NULL) {
-    flt_flow_action(&n->flow, "served", "no recorded response for %s %s, answered 404 "
-                    "(--serve-miss 404)", method, url);
-    answer_text(s, n, 404, "tlspeek: no recorded response for %s %s in %s (--serve-from, "
-                "--serve-miss 404)", method, url, cfg->serve_from);
+    flt_flow_action(&n->flow, "served", "no recorded response for %s %s%s, answered 404 "
+                    "(--serve-miss 404)", method, url, with);
+    answer_text(s, n, 404, "tlspeek: no recorded response for %s %s%s in %s (--serve-from, "
+                "--serve-miss 404)", method, url, with, cfg->serve_from);
     return 1;
   }
   flt_flow_action(&n->flow, "served", "%d from %s of %s (response %u of %u for this request, "
@@ -414,28 +437,39 @@ static int serve(px_session_t *s, px_flow_t *n) {
     a->decide_at_end = 1;
     a->body_hash = PX_SERVE_HASH_INIT;
     s->answer = a;
-    return 1;
+    return 2;
   }
-  return serve_pick(s, n, PX_SERVE_HASH_INIT, 0);
+  return serve_pick(s, n, PX_SERVE_HASH_INIT);
 }
 
 int px_answer_request_head(px_session_t *s, px_flow_t *n) {
-  if (!map_local(s, n) && !serve(s, n)) return 0;
+  int local = map_local(s, n) ? 1 : serve(s, n);
+  if (local == 0) return 0;
   /* A client waiting for 100 Continue before its body gets it (the body is
    * read and dropped), when no earlier answer is still to come. */
   const flt_header_t *e = flt_head_find(&n->flow.req, "expect");
   if (e && s->answer && s->answer->flow == n && !s->answer->req_done &&
       s->flows.head == n && e->value_len == 12 && strncasecmp(e->value, "100-continue", 12) == 0)
     px_send_client(s, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-  return 1;
+  return local;
 }
 
-void px_answer_request_end(px_session_t *s, const px_flow_t *f) {
+int px_answer_request_end(px_session_t *s, const px_flow_t *f) {
   px_answer_t *a = s->answer;
-  if (a == NULL || a->flow != f) return;
+  if (a == NULL || a->flow != f) return 0;
   a->req_done = 1;
-  if (a->decide_at_end)
-    serve_pick(s, a->flow, a->body_hash, 1); /* px_answer_flow fills `a` and starts it */
-  else
+  if (!a->decide_at_end) {
     maybe_start(s);
+    return 0;
+  }
+  /* A response: px_answer_flow fills `a` and starts it. */
+  if (serve_pick(s, a->flow, a->body_hash)) return 0;
+  if (!a->kept_over) return 1; /* no recorded body matched: upstream after all */
+  flt_flow_action(&a->flow->flow, "served", "no recorded response for this request body, and "
+                  "the request (over %u MiB) was not kept to forward: answered 413",
+                  PX_ANSWER_KEEP_MAX >> 20);
+  answer_text(s, a->flow, 413, "tlspeek: --serve-match url+body found no recorded response for "
+              "this request body, and the request is too large (over %u MiB) to have been kept "
+              "for forwarding", PX_ANSWER_KEEP_MAX >> 20);
+  return 0;
 }

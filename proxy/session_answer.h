@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "filters/filter.h"
+#include "filters/util/strbuf.h"
 #include "proxy/flow.h"
 
 typedef struct px_session px_session_t;
@@ -66,19 +67,35 @@ typedef struct px_reply {
 int px_answer_flow(px_session_t *s, px_flow_t *n, const px_reply_t *r);
 
 /* A request head became flow `n` (not --block'ed): 1 when --map-local or
- * --serve-from answers it (it must not go upstream), 0 to forward it. */
+ * --serve-from answers it (it must not go upstream), 0 to forward it, 2
+ * when its body decides (--serve-match url+body): its head is built as for
+ * upstream but kept here (px_answer_keep) and the upstream is not
+ * contacted; px_answer_request_end says what became of it. */
 int px_answer_request_head(px_session_t *s, px_flow_t *n);
+/* 1 while the request arriving now is kept (px_answer_request_head's 2):
+ * what would go upstream for it goes to px_answer_keep instead (up to
+ * PX_ANSWER_KEEP_MAX bytes, head and body; beyond, it is answered 413 if
+ * it must be forwarded). */
+#define PX_ANSWER_KEEP_MAX (8u * 1024 * 1024)
+int px_answer_keeps_request(const px_session_t *s);
+void px_answer_keep(px_session_t *s, const char *data, size_t len);
 /* 1 while a local answer is pending or being sent: the next request head
  * waits. px_answer_hold() marks it held and returns PX_CODEC_HOLD. */
 int px_answer_busy(const px_session_t *s);
 int px_answer_hold(px_session_t *s);
 /* Request body bytes as framed (the codec's on_forward) and decoded (on_body)
- * of the request arriving now: 1 from px_answer_swallows when it is answered
- * locally (its bytes are dropped, not sent upstream). */
-int px_answer_swallows(const px_session_t *s);
+ * of the request arriving now: px_answer_take_body returns 1 when they are
+ * not for upstream (answered locally: dropped; or kept, see above). */
+int px_answer_take_body(px_session_t *s, const char *data, size_t len);
 void px_answer_request_body(px_session_t *s, const char *data, size_t len);
-/* The request of flow `f` is complete. */
-void px_answer_request_end(px_session_t *s, const px_flow_t *f);
+/* The request of flow `f` is complete. 1 when it was kept and must go
+ * upstream now after all (no recorded body matched, --serve-miss forward):
+ * the caller takes it with px_answer_take_kept and sends it. */
+int px_answer_request_end(px_session_t *s, const px_flow_t *f);
+/* Moves the kept head and body into *out (the caller frees it) and drops
+ * the pending answer: the flow is forwarded like any other. 0, or -1 when
+ * nothing is kept. */
+int px_answer_take_kept(px_session_t *s, flt_strbuf_t *out);
 /* A flow ended (session_http.c): the oldest may now be answered locally. */
 void px_answer_next(px_session_t *s);
 /* px_answer_drained and px_answer_mints_alone are session.c's (in

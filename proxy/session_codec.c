@@ -34,7 +34,7 @@ static void on_req_forward(void *owner, px_codec_t *c, uint32_t stream, const ch
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
   if (px_codec_relaying(c))
     flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
-  if (px_answer_swallows(s)) return; /* answered by tlspeek: not sent upstream */
+  if (px_answer_take_body(s, data, len)) return; /* tlspeek answers (or decides later) */
   px_send_upstream(s, data, len);
 }
 
@@ -57,7 +57,8 @@ static void on_req_end(void *owner, px_codec_t *c, uint32_t stream) {
   f->flow.t_req_end_us = flt_now_us();
   flt_emit_request_end(chain_of(s), &f->flow);
   s->flows.req = NULL;
-  px_answer_request_end(s, f); /* may send tlspeek's own answer now */
+  /* Tlspeek's own answer may go out now, or a kept request upstream. */
+  if (px_answer_request_end(s, f)) px_session_http_forward_kept(s);
 }
 
 static void on_req_error(void *owner, px_codec_t *c, uint32_t stream, const char *why) {

@@ -212,6 +212,15 @@ static int collect_edits(px_session_t *s, const flt_flow_t *f, int response_side
   return any;
 }
 
+/* A request head for upstream, or, while --serve-match url+body has not
+ * decided on its flow yet, for session_answer.c to keep until its end. */
+static void head_upstream(px_session_t *s, const char *data, size_t len) {
+  if (px_answer_keeps_request(s))
+    px_answer_keep(s, data, len);
+  else
+    px_send_upstream(s, data, len);
+}
+
 /* Sends a head on, rewritten when `e` (or an action) asks for changes. */
 static void send_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
                       const flt_flow_t *f, px_head_edit_t *e, int to_client) {
@@ -226,7 +235,7 @@ static void send_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
     if (to_client)
       px_send_client(s, raw, len);
     else
-      px_send_upstream(s, raw, len);
+      head_upstream(s, raw, len);
     return;
   }
   flt_strbuf_t head;
@@ -235,7 +244,7 @@ static void send_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
     if (to_client)
       px_send_client(s, head.data, head.len);
     else
-      px_send_upstream(s, head.data, head.len);
+      head_upstream(s, head.data, head.len);
   }
   flt_strbuf_free(&head);
 }
@@ -394,7 +403,8 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
     reply_blocked(s, n, block->status);
     return 0;
   }
-  if (px_answer_request_head(s, n)) return 0; /* --map-local, --serve-from */
+  int local = px_answer_request_head(s, n); /* --map-local, --serve-from */
+  if (local == 1) return 0;
   px_head_edit_t edit;
   memset(&edit, 0, sizeof(edit));
   /* RFC 9112 §3.2.2: a proxy replaces Host with the target's authority, so
@@ -407,9 +417,9 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
   edit.host = authority;
   if (s->lc->mode == PX_MODE_UPSTREAM) {
     /* The next proxy takes absolute-form requests for any host as they are. */
-    if (px_upstream_unconnected(s)) px_upstream_start(s);
+    if (px_upstream_unconnected(s) && local == 0) px_upstream_start(s);
   } else {
-    if (px_upstream_unconnected(s)) px_upstream_start(s);
+    if (px_upstream_unconnected(s) && local == 0) px_upstream_start(s);
     edit.url = origin;
   }
   if (s->state == PX_S_CLOSING) return 0;
@@ -475,9 +485,9 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
     return 0;
   }
   /* Answered here, also when the upstream could not be reached. */
-  if (blocking_action(s, &s->flows.tail->flow) == NULL &&
-      px_answer_request_head(s, s->flows.tail))
-    return 0;
+  int local = blocking_action(s, &s->flows.tail->flow) ? 0
+                                                         : px_answer_request_head(s, s->flows.tail);
+  if (local == 1) return 0;
   if (s->state == PX_S_ERROR_REPLY) {
     px_reply_error(s, s->up_error_status ? s->up_error_status : 502,
                    s->up_error_status == 504   ? "Gateway Timeout"
@@ -492,7 +502,7 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
     reply_blocked(s, n, block->status);
     return 0;
   }
-  if (px_upstream_unconnected(s)) {
+  if (px_upstream_unconnected(s) && local == 0) {
     /* The first request of plain HTTP (peek_input waits for it), or the
      * next one after --upstream-idle closed the leg. */
     if (s->up == PX_UP_RELEASED)
@@ -579,4 +589,20 @@ static void release_held_requests(px_session_t *s) {
   px_batch_end(s, 1);
   px_session_http_switch_when_idle(s);
   px_session_timer_deadline_update(s);
+}
+
+/* --serve-match url+body found no recorded response for the request's body
+ * (--serve-miss forward): the request goes upstream after all, its head and
+ * body as session_answer.c kept them. */
+void px_session_http_forward_kept(px_session_t *s) {
+  flt_strbuf_t kept;
+  if (px_answer_take_kept(s, &kept) != 0) return;
+  if (px_upstream_unconnected(s)) {
+    if (s->up == PX_UP_RELEASED)
+      px_upstream_reconnect(s);
+    else
+      px_upstream_start(s);
+  }
+  if (s->state != PX_S_CLOSING) px_send_upstream(s, kept.data, kept.len);
+  flt_strbuf_free(&kept);
 }

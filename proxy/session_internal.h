@@ -33,6 +33,9 @@ void px_session_http_bad_request(px_session_t *s, const char *why);
 void px_session_http_switch_when_idle(px_session_t *s);
 void px_session_http_reply_error(px_session_t *s, int status, const char *reason, const char *extra,
                                  const char *text);
+/* A request kept by session_answer.c (--serve-match url+body, no match,
+ * --serve-miss forward) goes upstream now. */
+void px_session_http_forward_kept(px_session_t *s);
 
 /* session_state.c: px_session_fail's implementation (ops table). */
 void px_session_state_fail(px_session_t *s, int level, const char *about, const char *text,

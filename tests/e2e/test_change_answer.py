@@ -17,6 +17,7 @@ import json
 import os
 import socket
 import ssl
+import time
 
 import pytest
 
@@ -92,6 +93,17 @@ def read_response(f):
         k, v = h.decode("latin-1").split(":", 1)
         headers[k.strip().lower()] = v.strip()
     return status, headers, f.read(int(headers.get("content-length", "0")))
+
+
+def wait_flow_lines(p, n, timeout=10.0):
+    """The first n flow lines of the console (written by a writer thread)."""
+    deadline = time.time() + timeout
+    while True:
+        flows = [l for l in p.stdout().splitlines() if l.startswith("127.0.0.1")]
+        if len(flows) >= n or time.time() > deadline:
+            assert len(flows) == n, flows
+            return flows
+        time.sleep(0.05)
 
 
 def har_entries(path):
@@ -384,16 +396,35 @@ def test_serve_from_jsonl_and_url_body(proxy_factory, pki, tmp_path):
     got = [via(p, "--cacert", pki.proxy_ca, "--data-binary", "zzz", base + "/echo").stdout
            for _ in range(3)]
     assert got == [b"alpha", b"bravo", b"alpha"]
-    p2 = proxy_factory("--serve-from", rec, "--serve-match", "url+body")
+    p2 = proxy_factory("--serve-from", rec, "--serve-match", "url+body", "--serve-miss", "404")
     for data in ("bravo", "alpha", "bravo"):
         r = via(p2, "--cacert", pki.proxy_ca, "--data-binary", data, base + "/echo")
         assert r.stdout == data.encode()
     code, _, body = status_and_body(p2, base + "/echo", "--cacert", pki.proxy_ca,
                                     "--data-binary", "charlie")
-    assert code == 404 and b"not with this request body" in body
+    assert code == 404
+    assert b"no recorded response for POST %s/echo with this request body" % base.encode() in body
     assert status_and_body(p2, base + "/json", "--cacert", pki.proxy_ca)[0] == 200
     out = p2.wait_stdout("GET %s/json" % base)
     assert "    ↳ served: 200 from line 2 of %s" % rec in out
+
+
+def test_serve_url_body_miss_is_forwarded(proxy_factory, pki, tmp_path, http_upstream):
+    """--serve-match url+body, --serve-miss forward: a recorded URL with
+    another body goes to the (live) server after all, head and body intact,
+    on a connection that goes on serving."""
+    url = "http://127.0.0.1:%d/echo" % http_upstream.port
+    rec = str(tmp_path / "rec.jsonl")
+    record(proxy_factory, pki, "jsonl", rec, [], posts=[(url, "alpha")])
+    p = proxy_factory("--serve-from", rec, "--serve-match", "url+body")
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=20)
+    for data in (b"alpha", b"charlie-" + payload(30000).hex().encode(), b"alpha", b"delta"):
+        conn.request("POST", url, body=data)
+        r = conn.getresponse()
+        assert (r.status, r.read()) == (200, data)
+    conn.close()
+    flows = wait_flow_lines(p, 4)
+    assert ["[served]" in l for l in flows] == [True, False, True, False], flows
 
 
 def test_serve_from_over_http_client_keepalive(proxy_factory, pki, tmp_path):
