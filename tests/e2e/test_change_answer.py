@@ -203,10 +203,12 @@ def test_map_local_refuses_backslash_and_raw_dots(proxy_factory, site):
     conn.close()
 
 
-def test_map_local_file_rule_and_big_file(proxy_factory, site, tmp_path):
+def test_map_local_file_rule_and_big_file(proxy_factory, site, tmp_path, https_upstream):
     """A file rule answers every matching request with that file; a file of
     some MiB streams through TLS byte for byte (read in chunks); HTTPS
-    through CONNECT needs no server at all."""
+    through CONNECT needs no server at all, and a request that is not
+    answered locally still reaches its (verified) server, on the same TLS
+    connection as a local answer."""
     root, files = site
     dead = free_port()  # nothing listens there
     p = proxy_factory("--map-local", "~u /big:%s" % (root / "big.bin"),
@@ -221,6 +223,10 @@ def test_map_local_file_rule_and_big_file(proxy_factory, site, tmp_path):
     assert (code, ctype, body) == (200, "text/javascript; charset=utf-8", files["app.js"])
     out = p.wait_stdout("GET https://127.0.0.1:%d/app.js" % dead)
     assert "cannot connect" not in out + p.stderr()
+    live = "https://localhost:%d" % https_upstream.port
+    r = via(p, "--cacert", p_ca(p), "-w", " %{num_connects}", live + "/text", live + "/big")
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == TEXT + b" 1" + files["big.bin"] + b" 0"  # one connection for both
 
 
 def p_ca(p):
