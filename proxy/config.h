@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "ca/ca.h"
+#include "proxy/answer_local.h"
 
 #define PX_VERSION "0.1.0"
 
@@ -24,6 +25,7 @@ typedef enum px_mode {
 #define PX_MAX_CLIENT_CERTS 16
 
 struct flt_expr;
+struct px_serve;
 
 /* What --block, --set-header and --remove-header ask for. */
 typedef enum px_action_kind {
@@ -65,6 +67,12 @@ typedef struct px_config {
   int n_ignore_exprs;
   px_action_t actions[PX_MAX_ACTIONS];
   int n_actions;
+  px_map_local_t map_local[PX_MAX_ACTIONS]; /* --map-local EXPR:PATH, first match wins */
+  int n_map_local;
+  const char *serve_from;      /* --serve-from FILE (HAR or JSONL), or NULL */
+  int serve_match_body;        /* --serve-match url+body */
+  int serve_miss_404;          /* --serve-miss 404 (else forward) */
+  struct px_serve *serve;      /* serve_from loaded at start-up (answer_serve.h) */
   const char *redact[PX_MAX_REDACT]; /* header names shown as <redacted> */
   int n_redact;
   const char *plugins[PX_MAX_PLUGINS]; /* --load FILE.so[:ARG] */

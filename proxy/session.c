@@ -119,6 +119,7 @@ static void on_leg_written(px_leg_t *leg, int status, int shutdown) {
     return;
   }
   s->last_activity = px_session_now(s);
+  if (to_client && s->answer) px_answer_drained(s); /* the next part of a file */
   px_update_reading(s);
   px_maybe_finish(s);
 }
@@ -250,7 +251,8 @@ static int client_handshake(px_session_t *s) {
           px_upstream_set_names(s, NULL, s->conn.sni) != 0)
         return -1;
       if (px_passthrough_maybe(s)) return -1;
-      if (px_upstream_unconnected(s)) px_upstream_start(s);
+      if (px_answer_mints_alone(s)) s->ops->upstream_ready(s); /* upstream at its first use */
+      else if (px_upstream_unconnected(s)) px_upstream_start(s);
     }
     return -1;
   }
@@ -794,4 +796,5 @@ static const px_session_ops_t session_ops = {
     .reply_error = px_session_http_reply_error,
     .set_deadline = px_session_timer_set_deadline,
     .relay = px_session_codec_relay,
+    .flow_finish = px_session_http_flow_finish,
 };

@@ -175,6 +175,7 @@ typedef struct px_session_ops {
                       const char *text);
   void (*set_deadline)(px_session_t *s, uint64_t ms, px_timer_t what);
   void (*relay)(px_session_t *s, int passthrough);
+  void (*flow_finish)(px_session_t *s, const char *error); /* ends the oldest flow */
 } px_session_ops_t;
 
 struct px_session {
@@ -225,6 +226,8 @@ struct px_session {
                                   head, SIZE_MAX when not in this batch */
   int tls_sniffed;             /* the first decrypted bytes were classified */
   int auth_mask;               /* px_proxyauth_mask_stream state of client reads */
+  struct px_answer *answer;    /* tlspeek's own answer pending or being sent
+                                  (session_answer.h), or NULL */
 
   px_end_t end;                /* how the client connection ends (px_session_set_end) */
   px_reading_t reading;        /* held / paused for backlog (px_session_set_reading) */

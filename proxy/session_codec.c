@@ -10,6 +10,7 @@
 
 #include "filters/util/log.h"
 #include "proxy/session.h"
+#include "proxy/session_answer.h"
 #include "proxy/session_internal.h"
 #include "proxy/worker.h"
 
@@ -33,6 +34,7 @@ static void on_req_forward(void *owner, px_codec_t *c, uint32_t stream, const ch
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
   if (px_codec_relaying(c))
     flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
+  if (px_answer_take_body(s, data, len)) return; /* tlspeek answers (or decides later) */
   px_send_upstream(s, data, len);
 }
 
@@ -44,6 +46,7 @@ static void on_req_body(void *owner, px_codec_t *c, uint32_t stream, const char 
   if (f == NULL) return;
   f->flow.req_body_bytes += len;
   flt_emit_request_body(chain_of(s), &f->flow, (const uint8_t *)data, len);
+  px_answer_request_body(s, data, len);
 }
 
 static void on_req_end(void *owner, px_codec_t *c, uint32_t stream) {
@@ -54,6 +57,8 @@ static void on_req_end(void *owner, px_codec_t *c, uint32_t stream) {
   f->flow.t_req_end_us = flt_now_us();
   flt_emit_request_end(chain_of(s), &f->flow);
   s->flows.req = NULL;
+  /* Tlspeek's own answer may go out now, or a kept request upstream. */
+  if (px_answer_request_end(s, f)) px_session_http_forward_kept(s);
 }
 
 static void on_req_error(void *owner, px_codec_t *c, uint32_t stream, const char *why) {

@@ -1,8 +1,9 @@
 /* session_http.c — HTTP through a session: what a request head and a
  * response head reported by the legs' codecs (session_codec.c) mean, the
  * flows they start and end (flow.h), explicit-proxy requests (CONNECT,
- * absolute-form), the actions (--block, --set-header, --remove-header) and
- * the error answers tlspeek gives itself (400, 502, 504). */
+ * absolute-form), the actions (--block, --set-header, --remove-header; the
+ * choice of --map-local and --serve-from, which session_answer.c answers)
+ * and the error answers tlspeek gives itself (400, 502, 504). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "filters/util/log.h"
 #include "proxy/modes/proxyauth.h"
 #include "proxy/session.h"
+#include "proxy/session_answer.h"
 #include "proxy/session_internal.h"
 #include "proxy/worker.h"
 
@@ -79,6 +81,7 @@ static px_flow_t *flow_start(px_session_t *s, px_codec_t *c, const px_codec_head
 void px_session_http_flow_finish(px_session_t *s, const char *error) {
   px_flow_t *n = s->flows.head;
   if (n == NULL) return;
+  px_answer_forget(s, n); /* ended before its local answer was out */
   if (s->conn.client_eof_us) s->answered_after_eof = 1;
   px_flows_finish(&s->flows, n, chain_of(s), error);
   if (s->flows.head == NULL) {
@@ -88,6 +91,7 @@ void px_session_http_flow_finish(px_session_t *s, const char *error) {
     px_session_timer_rearm(s); /* --upstream-idle counts from here */
     px_session_timer_deadline_update(s); /* --keepalive-timeout too */
   }
+  if (error == NULL) px_answer_next(s); /* a local answer waiting for its turn */
   if (s->end >= PX_END_DRAINING && s->flows.head == NULL && s->state != PX_S_CLOSING) {
     px_session_set_end(s, PX_END_FLUSHING);
     px_update_reading(s);
@@ -97,6 +101,7 @@ void px_session_http_flow_finish(px_session_t *s, const char *error) {
 
 void px_session_http_fail_flows(px_session_t *s, const char *why) {
   while (s->flows.head) px_session_http_flow_finish(s, why);
+  px_answer_forget(s, NULL);
 }
 
 /* ---- tlspeek's own answers -------------------------------------------------- */
@@ -207,6 +212,15 @@ static int collect_edits(px_session_t *s, const flt_flow_t *f, int response_side
   return any;
 }
 
+/* A request head for upstream, or, while --serve-match url+body has not
+ * decided on its flow yet, for session_answer.c to keep until its end. */
+static void head_upstream(px_session_t *s, const char *data, size_t len) {
+  if (px_answer_keeps_request(s))
+    px_answer_keep(s, data, len);
+  else
+    px_send_upstream(s, data, len);
+}
+
 /* Sends a head on, rewritten when `e` (or an action) asks for changes. */
 static void send_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
                       const flt_flow_t *f, px_head_edit_t *e, int to_client) {
@@ -221,7 +235,7 @@ static void send_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
     if (to_client)
       px_send_client(s, raw, len);
     else
-      px_send_upstream(s, raw, len);
+      head_upstream(s, raw, len);
     return;
   }
   flt_strbuf_t head;
@@ -230,7 +244,7 @@ static void send_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
     if (to_client)
       px_send_client(s, head.data, head.len);
     else
-      px_send_upstream(s, head.data, head.len);
+      head_upstream(s, head.data, head.len);
   }
   flt_strbuf_free(&head);
 }
@@ -389,6 +403,8 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
     reply_blocked(s, n, block->status);
     return 0;
   }
+  int local = px_answer_request_head(s, n); /* --map-local, --serve-from */
+  if (local == 1) return 0;
   px_head_edit_t edit;
   memset(&edit, 0, sizeof(edit));
   /* RFC 9112 §3.2.2: a proxy replaces Host with the target's authority, so
@@ -401,9 +417,9 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
   edit.host = authority;
   if (s->lc->mode == PX_MODE_UPSTREAM) {
     /* The next proxy takes absolute-form requests for any host as they are. */
-    if (px_upstream_unconnected(s)) px_upstream_start(s);
+    if (px_upstream_unconnected(s) && local == 0) px_upstream_start(s);
   } else {
-    if (px_upstream_unconnected(s)) px_upstream_start(s);
+    if (px_upstream_unconnected(s) && local == 0) px_upstream_start(s);
     edit.url = origin;
   }
   if (s->state == PX_S_CLOSING) return 0;
@@ -451,6 +467,7 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
   flt_head_t view;
   px_codec_head_view(c, hd->stream, &view);
   if (s->end >= PX_END_FLUSHING) return 0;
+  if (px_answer_busy(s)) return px_answer_hold(s); /* after tlspeek's own answer */
   if (px_http_binds_connection(&view, "authorization")) px_upstream_set_bind(s, PX_BIND_PINNED);
   char url[PX_HTTP_MAX_HEAD];
   snprintf(url, sizeof(url), "%.*s", (int)hd->target_len, hd->target);
@@ -467,6 +484,10 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
     px_session_close(s, "out of memory");
     return 0;
   }
+  /* Answered here, also when the upstream could not be reached. */
+  int local = blocking_action(s, &s->flows.tail->flow) ? 0
+                                                         : px_answer_request_head(s, s->flows.tail);
+  if (local == 1) return 0;
   if (s->state == PX_S_ERROR_REPLY) {
     px_reply_error(s, s->up_error_status ? s->up_error_status : 502,
                    s->up_error_status == 504   ? "Gateway Timeout"
@@ -481,7 +502,7 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
     reply_blocked(s, n, block->status);
     return 0;
   }
-  if (px_upstream_unconnected(s)) {
+  if (px_upstream_unconnected(s) && local == 0) {
     /* The first request of plain HTTP (peek_input waits for it), or the
      * next one after --upstream-idle closed the leg. */
     if (s->up == PX_UP_RELEASED)
@@ -568,4 +589,20 @@ static void release_held_requests(px_session_t *s) {
   px_batch_end(s, 1);
   px_session_http_switch_when_idle(s);
   px_session_timer_deadline_update(s);
+}
+
+/* --serve-match url+body found no recorded response for the request's body
+ * (--serve-miss forward): the request goes upstream after all, its head and
+ * body as session_answer.c kept them. */
+void px_session_http_forward_kept(px_session_t *s) {
+  flt_strbuf_t kept;
+  if (px_answer_take_kept(s, &kept) != 0) return;
+  if (px_upstream_unconnected(s)) {
+    if (s->up == PX_UP_RELEASED)
+      px_upstream_reconnect(s);
+    else
+      px_upstream_start(s);
+  }
+  if (s->state != PX_S_CLOSING) px_send_upstream(s, kept.data, kept.len);
+  flt_strbuf_free(&kept);
 }

@@ -1,5 +1,6 @@
 /* session_internal.h — what the files of the session (session.c,
- * session_codec.c, session_http.c, session_state.c, session_timer.c) give
+ * session_codec.c, session_http.c, session_state.c, session_timer.c,
+ * session_answer.c) give
  * one another to fill the session's ops table (session.h) and to drive the
  * legs' codecs. Nothing outside these files includes it: the rest of the
  * core reaches these functions through s->ops. Calls go one way: session.c
@@ -32,10 +33,21 @@ void px_session_http_bad_request(px_session_t *s, const char *why);
 void px_session_http_switch_when_idle(px_session_t *s);
 void px_session_http_reply_error(px_session_t *s, int status, const char *reason, const char *extra,
                                  const char *text);
+/* A request kept by session_answer.c (--serve-match url+body, no match,
+ * --serve-miss forward) goes upstream now. */
+void px_session_http_forward_kept(px_session_t *s);
 
 /* session_state.c: px_session_fail's implementation (ops table). */
 void px_session_state_fail(px_session_t *s, int level, const char *about, const char *text,
                            int then);
+
+/* session_answer.c (session_answer.h has the rest): a write to the client
+ * completed, so the next part of a file may be read; and whether the
+ * client's handshake goes on without the upstream (--map-local,
+ * --serve-from: the leaf is minted from the SNI or the CONNECT host, the
+ * upstream is connected by the first request that is forwarded). */
+void px_answer_drained(px_session_t *s);
+int px_answer_mints_alone(const px_session_t *s);
 
 /* session_timer.c: its part of the ops table. */
 void px_session_timer_set_deadline(px_session_t *s, uint64_t ms, px_timer_t what);

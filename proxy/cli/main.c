@@ -8,6 +8,7 @@
 
 #include "filters/util/log.h"
 #include "proxy/config.h"
+#include "proxy/cli/answer_options.h"
 #include "proxy/cli/options.h"
 #include "proxy/cli/show.h"
 #include "proxy/cli/webcmd.h"
@@ -118,12 +119,14 @@ int main(int argc, char **argv) {
   flt_log_set_level(cfg.log_level);
   char err[1024];
   if (!ca_cmd && px_tlsopts_check(&cfg, err, sizeof(err)) != 0) px_usage_error("%s", err);
+  if (!ca_cmd) px_opt_load_serve(&cfg);
   px_web_opts_t web;
   if (!ca_cmd && cfg.web && px_web_parse_addr(cfg.web, &web, err, sizeof(err)) != 0)
     px_usage_error("%s", err);
 
   int rc = ca_cmd ? px_ca_command(nrest, rest, &cfg) : px_worker_run(&cfg);
   for (int i = 0; i < cfg.n_redact; i++) free((char *)cfg.redact[i]);
+  px_opt_free_answers(&cfg);
   px_tlsopts_free();
   free(rest);
   free(opts);

@@ -18,6 +18,7 @@
 
 #include "filters/expr/expr.h"
 #include "filters/util/log.h"
+#include "proxy/cli/answer_options.h"
 #include "proxy/cli/tls_options.h"
 #include "proxy/dns.h"
 
@@ -627,6 +628,7 @@ static const px_option_t options[] = {
      "answer matching requests with STATUS (default 403)\n"
      "and close; the request is not sent upstream",
      set_action, 0, PX_ACT_BLOCK},
+    PX_OPT_ANSWER_ROWS,
     {"--set-header", 0, "EXPR:NAME:VALUE", "set header NAME on matching flows", set_action, 0,
      PX_ACT_SET_HEADER},
     {"--remove-header", 0, "EXPR:NAME",

@@ -16,6 +16,7 @@
 
 #include "filters/expr/expr.h"
 #include "filters/util/log.h"
+#include "proxy/cli/answer_options.h"
 #include "proxy/cli/options.h"
 
 static char *help_text(void) {
@@ -178,6 +179,28 @@ static void config_release(px_config_t *cfg) {
   for (size_t i = 0; i < sizeof(views) / sizeof(views[0]); i++) flt_expr_free(views[i]);
 }
 
+/* The answering options (answer_options.c): rules and choices stored. */
+static void test_answer_options(void **state) {
+  (void)state;
+  const char *argv[] = {"tlspeek", "--map-local", "~h 'a: b' & ~d x:/tmp", "--map-local=~u /f:/",
+                        "--serve-from", "rec.har", "--serve-match", "url+body",
+                        "--serve-miss=404", NULL};
+  char *rest[16];
+  int nrest;
+  px_config_t cfg;
+  assert_int_equal(parse(&cfg, rest, &nrest, argv), 0);
+  assert_int_equal(cfg.n_map_local, 2);
+  assert_true(cfg.map_local[0].is_dir);
+  assert_non_null(cfg.map_local[0].expr);
+  assert_string_equal(cfg.map_local[1].root, "/");
+  assert_string_equal(cfg.serve_from, "rec.har");
+  assert_int_equal(cfg.serve_match_body, 1);
+  assert_int_equal(cfg.serve_miss_404, 1);
+  assert_null(cfg.serve); /* loaded after parsing (px_opt_load_serve) */
+  px_opt_free_answers(&cfg);
+  config_release(&cfg);
+}
+
 static void test_a_command_line_parses_into_the_config(void **state) {
   (void)state;
   const char *argv[] = {"tlspeek", "--mode=socks5@127.0.0.1:1080", "-m", "explicit",
@@ -331,6 +354,11 @@ static void test_bad_usage_exits_2_with_a_message(void **state) {
       {{"--detail=9"}, "--detail takes 0 to 4, not '9'"},
       {{"--har="}, "option --har needs a file name"},
       {{"--auto-passthrough-ttl", "0"}, "bad --auto-passthrough-ttl '0' (seconds, at least 1)"},
+      {{"--map-local", "~d x:/no/such/dir"}, "bad --map-local '~d x:/no/such/dir': no existing "
+                                             "file or directory after a ':'"},
+      {{"--serve-match", "body"}, "bad --serve-match 'body' (use url or url+body)"},
+      {{"--serve-miss", "drop"}, "bad --serve-miss 'drop' (use forward or 404)"},
+      {{"--serve-from", "a.har", "--serve-from=b.har"}, "--serve-from is given twice"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     const char *argv[6] = {"tlspeek"};
@@ -351,6 +379,7 @@ int main(void) {
       cmocka_unit_test(test_every_option_in_the_help_is_in_the_table),
       cmocka_unit_test(test_hidden_options_are_not_in_the_help),
       cmocka_unit_test(test_a_command_line_parses_into_the_config),
+      cmocka_unit_test(test_answer_options),
       cmocka_unit_test(test_verbosity_adds_up_and_stops_at_4),
       cmocka_unit_test(test_auto_passthrough_is_off_by_default),
       cmocka_unit_test(test_the_ca_command_keeps_its_words),
