@@ -306,6 +306,7 @@ static void on_signal(uv_signal_t *sig, int signum) {
   flt_log_info("shutting down (%s): finishing open flows for up to %.0f s",
                signum == SIGINT ? "SIGINT" : "SIGTERM",
                (double)rt->shared.cfg->shutdown_grace_ms / 1000.0);
+  px_replay_stop(rt->shared.cfg->replay);
   stop_workers(rt);
   uv_signal_stop(&rt->sigint);
   uv_signal_stop(&rt->sigterm);

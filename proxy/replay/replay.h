@@ -78,6 +78,9 @@ typedef struct px_replay_proxy {
  * once every entry is finished. 0, or -1 (no thread could start). */
 int px_replay_start(px_replay_t *r, uv_loop_t *loop, const px_replay_proxy_t *px,
                     void (*done)(void *arg), void *arg);
+/* tlspeek is stopping (a signal): the senders take no more entries (those
+ * left are "not sent: tlspeek stopped first"). Any thread; NULL is fine. */
+void px_replay_stop(px_replay_t *r);
 /* Closes the handle px_replay_start made on `loop`; before the loop's last
  * run. Safe when it was not started. */
 void px_replay_close(px_replay_t *r);

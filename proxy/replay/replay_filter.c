@@ -140,6 +140,7 @@ static void report_item(const px_replay_item_t *it, FILE *out, report_totals_t *
 int px_replay_report(px_replay_t *r, FILE *out) {
   report_totals_t t;
   memset(&t, 0, sizeof(t));
+  px_replay_stop(r); /* after a signal, senders may still be at work */
   for (int i = 0; i < r->n_threads; i++) pthread_join(r->threads[i], NULL);
   r->n_threads = 0;
   pthread_mutex_lock(&r->lock);

@@ -54,6 +54,7 @@ struct px_replay {
   pthread_cond_t cond;      /* an item ended (filter), a sender finished */
   size_t next;              /* the next item a sender takes */
   int running;              /* senders not yet finished */
+  int stopping;             /* tlspeek stopped (a signal): take no more entries */
   pthread_t threads[PX_REPLAY_MAX_CONCURRENCY];
   int n_threads;
   px_replay_proxy_t px;

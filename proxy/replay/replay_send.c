@@ -159,7 +159,7 @@ static void *sender_main(void *arg) {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
   for (;;) {
     pthread_mutex_lock(&r->lock);
-    px_replay_item_t *it = r->next < r->n_items ? &r->items[r->next++] : NULL;
+    px_replay_item_t *it = r->next < r->n_items && !r->stopping ? &r->items[r->next++] : NULL;
     if (it && it->request == NULL) px_replay_item_fail(it, "not sent: %s", it->not_sent);
     pthread_mutex_unlock(&r->lock);
     if (it == NULL) break;
@@ -210,6 +210,13 @@ int px_replay_start(px_replay_t *r, uv_loop_t *loop, const px_replay_proxy_t *px
   }
   pthread_mutex_unlock(&r->lock);
   return r->n_threads > 0 ? 0 : -1;
+}
+
+void px_replay_stop(px_replay_t *r) {
+  if (r == NULL) return;
+  pthread_mutex_lock(&r->lock);
+  r->stopping = 1;
+  pthread_mutex_unlock(&r->lock);
 }
 
 void px_replay_close(px_replay_t *r) {
