@@ -147,6 +147,8 @@ int px_replay_report(px_replay_t *r, FILE *out) {
   for (size_t i = 0; i < r->n_items; i++) {
     px_replay_item_t *it = &r->items[i];
     /* A stop (Ctrl-C) before its turn came. */
+    if (!it->ended && it->error == NULL && it->request == NULL)
+      px_replay_item_fail(it, "not sent: %s", it->not_sent);
     if (!it->ended && it->error == NULL)
       px_replay_item_fail(it, "not sent: tlspeek stopped first");
     report_item(it, out, &t);
