@@ -60,7 +60,7 @@ struct px_replay {
   px_replay_proxy_t px;
   char *proxyauth_b64;      /* "Basic ..." */
   uv_async_t async;         /* "all done", to the main loop */
-  int async_open;
+  int async_open;           /* under the lock: a sender may signal it */
   void (*done)(void *);
   void *done_arg;
 };

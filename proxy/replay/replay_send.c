@@ -169,10 +169,10 @@ static void *sender_main(void *arg) {
       flt_log_error("replay: entry %zu %s %s: %s", it->entry, it->method, it->url, it->error);
   }
   SSL_CTX_free(ctx);
+  /* Under the lock: after a signal the main loop may be closing the handle. */
   pthread_mutex_lock(&r->lock);
-  int last = --r->running == 0;
+  if (--r->running == 0 && r->async_open) uv_async_send(&r->async);
   pthread_mutex_unlock(&r->lock);
-  if (last) uv_async_send(&r->async);
   return NULL;
 }
 
@@ -198,7 +198,9 @@ int px_replay_start(px_replay_t *r, uv_loop_t *loop, const px_replay_proxy_t *px
   if (px->proxyauth && (r->proxyauth_b64 = basic_auth(px->proxyauth)) == NULL) return -1;
   if (uv_async_init(loop, &r->async, on_all_sent) != 0) return -1;
   r->async.data = r;
+  pthread_mutex_lock(&r->lock);
   r->async_open = 1;
+  pthread_mutex_unlock(&r->lock);
   int want = r->concurrency;
   if ((size_t)want > r->n_items) want = r->n_items ? (int)r->n_items : 1;
   if (want > PX_REPLAY_MAX_CONCURRENCY) want = PX_REPLAY_MAX_CONCURRENCY;
@@ -220,7 +222,10 @@ void px_replay_stop(px_replay_t *r) {
 }
 
 void px_replay_close(px_replay_t *r) {
-  if (r == NULL || !r->async_open) return;
-  uv_close((uv_handle_t *)&r->async, NULL);
+  if (r == NULL) return;
+  pthread_mutex_lock(&r->lock);
+  int open = r->async_open;
   r->async_open = 0;
+  pthread_mutex_unlock(&r->lock);
+  if (open) uv_close((uv_handle_t *)&r->async, NULL);
 }
