@@ -11,18 +11,22 @@ replay records it; the summary reports the path whose answer the server
 changed in between; -f selects; without --upstream-ca every request fails
 with the verification error; a bad file exits 2; --concurrency 4 has four
 requests in flight at once (the server holds them at a barrier of four, so
-one at a time could not pass it).
+one at a time could not pass it); an interrupt (SIGINT) reports what was
+not sent, without a crash.
 """
 import hashlib
 import http.server
 import json
 import os
+import signal
+import subprocess
+import time
 import ssl
 import threading
 
 import pytest
 
-from conftest import curl, run
+from conftest import BIN, curl, run
 
 
 class LoggingOrigin:
@@ -36,6 +40,7 @@ class LoggingOrigin:
         self.lock = threading.Lock()
         self.flip_status = 200
         self.barrier = None
+        self.hold = None  # an Event: /hold waits for it when set
         origin = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -55,6 +60,8 @@ class LoggingOrigin:
                     out = b"flip answered %d" % status
                 elif self.path.startswith("/wait/") and origin.barrier is not None:
                     origin.barrier.wait()
+                elif self.path == "/hold" and origin.hold is not None:
+                    origin.hold.wait(60)
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(out)))
@@ -63,7 +70,11 @@ class LoggingOrigin:
 
             do_GET = do_POST = do_PUT = handle_one
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # a client that left (the interrupted replay): not a test failure
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         if pem:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -241,3 +252,32 @@ def test_replay_concurrency_has_requests_in_flight_together(proxy_factory, pki, 
     assert sorted(p for _, p, _, _ in tls.requests()) == ["/wait/%d" % i for i in range(8)]
     assert "replay: 8 requests, 8 same status, 0 changed, 0 bodies differ" in out
     assert not tls.barrier.broken
+
+
+def test_replay_interrupted_reports_what_was_not_sent(proxy_factory, pki, origins, tmp_path):
+    tls, plain = origins
+    har, _, _ = record(proxy_factory, pki, tls, plain, tmp_path, extra=([tls.base + "/hold"],))
+    tls.clear()
+    tls.hold = threading.Event()
+    proc = subprocess.Popen([BIN, "--ca-dir", pki.proxy_ca_dir, "replay", "-f", "~u /hold|/a",
+                             har, "--upstream-ca", pki.upstream_ca],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # Entry 1 (/a) is answered; entry 6 (/hold) is held: interrupt then.
+        deadline = time.time() + 30
+        while "/hold" not in [p for _, p, _, _ in tls.requests()] and time.time() < deadline:
+            time.sleep(0.05)
+        assert [p for _, p, _, _ in tls.requests()] == ["/a?x=1", "/hold"]
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        tls.hold.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out, err = out.decode(), err.decode()
+    assert proc.returncode == 1, err
+    assert "replay: entry 1 GET %s/a?x=1: 200 -> 200, body same" % tls.base in out
+    assert "replay: entry 6 GET %s/hold: failed: shutting down" % tls.base in out
+    assert "replay: 2 requests, 1 same status, 0 changed, 0 bodies differ, 1 failed" in out
+    assert "Sanitizer" not in err and "runtime error" not in err, err
