@@ -344,8 +344,16 @@ static int prepare_command(px_runtime_t *rt, uint16_t port) {
   return 0;
 }
 
-/* tlspeek replay: every entry sent and finished; stop as the command's end does. */
-static void on_replay_done(void *arg) { on_command_exit(arg, 0); }
+/* tlspeek replay: every entry sent and finished; stop as the command's end
+ * does, unless the flow browser is open: it stays until SIGINT/SIGTERM. */
+static void on_replay_done(void *arg) {
+  px_runtime_t *rt = arg;
+  if (rt->web) {
+    flt_log_info("replay: every request is done; the flow browser stays up until Ctrl-C");
+    return;
+  }
+  on_command_exit(arg, 0);
+}
 
 /* tlspeek replay: the senders, clients of the listener on `port`. */
 static void start_replay(px_runtime_t *rt, uint16_t port) {

@@ -75,7 +75,8 @@ typedef struct px_replay_proxy {
 
 /* Starts the senders (threads with blocking sockets; at most `concurrency`
  * requests in flight, in file order). `done(arg)` runs on `loop`'s thread
- * once every entry is finished. 0, or -1 (no thread could start). */
+ * once every entry is finished (worker.c then stops tlspeek, unless --web
+ * keeps the flow browser up until a signal). 0, or -1 (no thread could start). */
 int px_replay_start(px_replay_t *r, uv_loop_t *loop, const px_replay_proxy_t *px,
                     void (*done)(void *arg), void *arg);
 /* tlspeek is stopping (a signal): the senders take no more entries (those

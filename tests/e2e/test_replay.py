@@ -15,9 +15,11 @@ one at a time could not pass it); an interrupt (SIGINT) reports what was
 not sent, without a crash.
 """
 import hashlib
+import http.client
 import http.server
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -26,7 +28,7 @@ import threading
 
 import pytest
 
-from conftest import BIN, curl, run
+from conftest import BIN, curl, free_port, run
 
 
 class LoggingOrigin:
@@ -281,3 +283,48 @@ def test_replay_interrupted_reports_what_was_not_sent(proxy_factory, pki, origin
     assert "replay: entry 6 GET %s/hold: failed: shutting down" % tls.base in out
     assert "replay: 2 requests, 1 same status, 0 changed, 0 bodies differ, 1 failed" in out
     assert "Sanitizer" not in err and "runtime error" not in err, err
+
+
+def test_replay_with_web_keeps_the_page_until_interrupted(proxy_factory, pki, origins, tmp_path):
+    tls, plain = origins
+    har, _, _ = record(proxy_factory, pki, tls, plain, tmp_path)
+    err_path = str(tmp_path / "stderr")
+    port = free_port()
+    with open(err_path, "wb") as err_f:
+        proc = subprocess.Popen([BIN, "--ca-dir", pki.proxy_ca_dir, "replay", har, "--web",
+                                 "127.0.0.1:%d" % port, "--upstream-ca", pki.upstream_ca],
+                                stdout=subprocess.PIPE, stderr=err_f)
+    try:
+        deadline = time.time() + 60
+        err = ""
+        while "replay: every request is done" not in err and time.time() < deadline:
+            time.sleep(0.05)
+            err = open(err_path, encoding="utf-8", errors="replace").read()
+        assert "the flow browser stays up until Ctrl-C" in err, err
+        token = re.search(r"tlspeek: web: http://127\.0\.0\.1:%d/\?token=([0-9a-f]{32})" % port,
+                          err).group(1)
+
+        def api(path):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            c.request("GET", path + ("&" if "?" in path else "?") + "token=" + token,
+                      headers={"Host": "127.0.0.1:%d" % port})
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            assert r.status == 200, body
+            return json.loads(body)
+
+        flows = api("/api/flows")["flows"]
+        assert len(flows) == 5
+        for f in flows:
+            actions = api("/api/flows/%d" % f["id"])["record"]["actions"]
+            assert actions[0].startswith("replayed: from %s entry " % har), actions
+        assert proc.poll() is None  # still serving the page
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert "replay: 5 requests, 5 same status, 0 changed, 0 bodies differ" in out.decode()
