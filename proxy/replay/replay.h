@@ -27,7 +27,8 @@
  * request's headers as the client sent them when recorded without
  * hop-by-hop fields (Connection and what it names, Keep-Alive, TE,
  * Trailer, Transfer-Encoding, Upgrade, Proxy-*), Host from the URL and
- * Content-Length recomputed; HTTP/2 pseudo-headers dropped. The body as
+ * Content-Length recomputed; HTTP/2 pseudo-headers and Expect dropped (the
+ * body follows the head at once). The body as
  * the transcript keeps it: decoded, so Content-Encoding is dropped and the
  * body goes as identity; a body the recorder could not decode is kept as
  * received and sent with its Content-Encoding. An entry recorded over

@@ -45,13 +45,14 @@ static int named_by_connection(const flt_header_t *conn, const char *name, size_
 }
 
 /* Fields that are not sent again: hop-by-hop ones, what is rebuilt (Host,
- * Content-Length), HTTP/2 pseudo-headers, and Content-Encoding when the
- * body kept in the transcript is decoded. */
+ * Content-Length), HTTP/2 pseudo-headers, Expect (the body follows the
+ * head at once), and Content-Encoding when the body kept in the
+ * transcript is decoded. */
 static int dropped(const flt_header_t *h, const flt_header_t *conn, int body_decoded) {
   static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
                                       "proxy-authorization", "proxy-authenticate", "te",
                                       "trailer", "transfer-encoding", "upgrade", "content-length",
-                                      "host", "http2-settings"};
+                                      "host", "http2-settings", "expect"};
   if (h->name_len == 0 || h->name[0] == ':') return 1;
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     if (strlen(names[i]) == h->name_len && strncasecmp(h->name, names[i], h->name_len) == 0)

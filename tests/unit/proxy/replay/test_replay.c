@@ -23,7 +23,7 @@ static const char har[] =
     "{\"name\":\"Connection\",\"value\":\"keep-alive, X-Gone\"},"
     "{\"name\":\"X-Gone\",\"value\":\"1\"},{\"name\":\"Keep-Alive\",\"value\":\"300\"},"
     "{\"name\":\"Transfer-Encoding\",\"value\":\"chunked\"},"
-    "{\"name\":\"X-Keep\",\"value\":\"yes\"},{\"name\":\":authority\",\"value\":\"api.test\"}],"
+    "{\"name\":\"X-Keep\",\"value\":\"yes\"},{\"name\":\"Expect\",\"value\":\"100-continue\"},{\"name\":\":authority\",\"value\":\"api.test\"}],"
     "\"postData\":{\"mimeType\":\"text/plain\",\"text\":\"hello\"}},"
     "\"response\":{\"status\":200,\"headers\":[],\"content\":{\"size\":2,\"text\":\"ok\"}}},"
     "{\"request\":{\"method\":\"GET\",\"url\":\"http://plain.test/x\",\"headers\":[]},"
