@@ -12,7 +12,8 @@ changed in between; -f selects; without --upstream-ca every request fails
 with the verification error; a bad file exits 2; --concurrency 4 has four
 requests in flight at once (the server holds them at a barrier of four, so
 one at a time could not pass it); an interrupt (SIGINT) reports what was
-not sent, without a crash.
+not sent, without a crash; --web keeps the page up until then; -m upstream:
+reaches the origin through the next proxy.
 """
 import hashlib
 import http.client
@@ -328,3 +329,24 @@ def test_replay_with_web_keeps_the_page_until_interrupted(proxy_factory, pki, or
             proc.wait()
     assert proc.returncode == 0
     assert "replay: 5 requests, 5 same status, 0 changed, 0 bodies differ" in out.decode()
+
+
+def test_replay_goes_through_the_next_proxy(proxy_factory, pki, origins, tmp_path):
+    """-m upstream:http://HOST:PORT: the replayed requests reach the origin
+    through the next proxy (here another tlspeek, whose console shows them;
+    its CA is what the replaying tlspeek must trust upstream)."""
+    tls, plain = origins
+    har, _, _ = record(proxy_factory, pki, tls, plain, tmp_path)
+    tls.clear()
+    plain.clear()
+    nxt = proxy_factory()
+    r = run(["--ca-dir", str(tmp_path / "replay-ca"), "replay", har,
+             "-m", "upstream:http://127.0.0.1:%d" % nxt.port, "--upstream-ca", pki.proxy_ca],
+            timeout=120)
+    out = r.stdout.decode()
+    assert r.returncode == 0, r.stderr.decode() + out
+    assert "replay: 5 requests, 5 same status, 0 changed, 0 bodies differ" in out
+    assert len(tls.requests() + plain.requests()) == 5
+    shown = nxt.wait_stdout("PUT %s/plain" % plain.base)
+    for path in ("/a?x=1", "/post", "/hdr", "/flip"):
+        assert "%s%s → 200" % (tls.base, path) in shown, shown
