@@ -44,6 +44,7 @@
 #include <uv.h>
 
 #include "filters/filter.h"
+#include "filters/transcript/reader.h"
 
 struct flt_expr;
 
@@ -60,6 +61,11 @@ typedef struct px_replay px_replay_t;
  * readable transcript or memory ran out. */
 px_replay_t *px_replay_load(const char *path, const struct flt_expr *select, int concurrency,
                             char *err, size_t errlen);
+/* The same from an open reader (not freed here); `name` is the file's name
+ * for the action lines. For the fuzz target (tests/fuzz/fuzz_replay_load.c). */
+px_replay_t *px_replay_load_reader(flt_reader_t *rd, const char *name,
+                                   const struct flt_expr *select, int concurrency, char *err,
+                                   size_t errlen);
 /* How many entries were selected (each one is sent, or fails). */
 size_t px_replay_count(const px_replay_t *r);
 

@@ -184,24 +184,33 @@ static int load_items(px_replay_t *r, flt_reader_t *rd, const struct flt_expr *s
   return rc;
 }
 
-px_replay_t *px_replay_load(const char *path, const struct flt_expr *select, int concurrency,
-                            char *err, size_t errlen) {
+px_replay_t *px_replay_load_reader(flt_reader_t *rd, const char *name,
+                                   const struct flt_expr *select, int concurrency, char *err,
+                                   size_t errlen) {
   px_replay_t *r = calloc(1, sizeof(*r));
-  flt_reader_t *rd = NULL;
-  if (r == NULL || (r->file = strdup(path)) == NULL) goto Fail;
+  if (r == NULL || (r->file = strdup(name)) == NULL) {
+    snprintf(err, errlen, "out of memory");
+    free(r);
+    return NULL;
+  }
   pthread_mutex_init(&r->lock, NULL);
   pthread_cond_init(&r->cond, NULL);
   r->concurrency = concurrency < 1 ? 1 : concurrency;
   r->slot = -1;
-  if ((rd = flt_reader_open(path, err, errlen)) == NULL) goto Fail;
-  if (load_items(r, rd, select, err, errlen) < 0) goto Fail;
+  if (load_items(r, rd, select, err, errlen) < 0) {
+    px_replay_free(r);
+    return NULL;
+  }
+  return r;
+}
+
+px_replay_t *px_replay_load(const char *path, const struct flt_expr *select, int concurrency,
+                            char *err, size_t errlen) {
+  flt_reader_t *rd = flt_reader_open(path, err, errlen);
+  if (rd == NULL) return NULL;
+  px_replay_t *r = px_replay_load_reader(rd, path, select, concurrency, err, errlen);
   flt_reader_free(rd);
   return r;
-Fail:
-  if (r == NULL || r->file == NULL) snprintf(err, errlen, "out of memory");
-  flt_reader_free(rd);
-  px_replay_free(r);
-  return NULL;
 }
 
 size_t px_replay_count(const px_replay_t *r) { return r->n_items; }
@@ -223,10 +232,8 @@ void px_replay_free(px_replay_t *r) {
   }
   free(r->items);
   free(r->proxyauth_b64);
-  if (r->file) {
-    pthread_mutex_destroy(&r->lock);
-    pthread_cond_destroy(&r->cond);
-  }
+  pthread_mutex_destroy(&r->lock);
+  pthread_cond_destroy(&r->cond);
   free(r->file);
   free(r);
 }
