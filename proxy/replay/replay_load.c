@@ -73,7 +73,7 @@ static int split_url(px_replay_item_t *it, const char *url, const char **path, c
   size_t n = strcspn(a, "/?#");
   if (n == 0 || n >= sizeof(it->authority) || strpbrk(url, " \r\n\t")) return -1;
   snprintf(it->authority, sizeof(it->authority), "%.*s", (int)n, a);
-  *path = a[n] == '/' ? a + n : "/";
+  *path = a + n; /* "/x?q", "?q" (the path is then "/"), "#f" or "" */
   const char *hb = it->authority, *colon;
   size_t hl;
   if (hb[0] == '[') {
@@ -109,8 +109,13 @@ static int build_request(px_replay_item_t *it, const flt_rec_flow_t *rf, const c
   int decoded = b->present && b->decode_error == NULL;
   flt_strbuf_init(&s, REPLAY_MAX_REQUEST);
   /* http:// goes to the proxy in absolute form, https:// inside the tunnel. */
-  flt_strbuf_appendf(&s, "%s %s HTTP/1.1\r\nHost: %s\r\n", it->method, it->tls ? path : it->url,
-                     it->authority);
+  if (it->tls)
+    flt_strbuf_appendf(&s, "%s %s%.*s HTTP/1.1\r\n", it->method, path[0] == '/' ? "" : "/",
+                       (int)strcspn(path, "#"), path);
+  else
+    flt_strbuf_appendf(&s, "%s %.*s HTTP/1.1\r\n", it->method, (int)strcspn(it->url, "#"),
+                       it->url);
+  flt_strbuf_appendf(&s, "Host: %s\r\n", it->authority);
   for (size_t i = 0; i < req->n_headers; i++) {
     const flt_header_t *h = &req->headers[i];
     if (dropped(h, conn, decoded) || memchr(h->value, '\n', h->value_len) ||

@@ -105,6 +105,20 @@ static SSL *tls_start(px_replay_t *r, px_replay_item_t *it, SSL_CTX *ctx, int fd
   return NULL;
 }
 
+/* The request; an http:// one goes to the proxy itself, so with
+ * --proxyauth its credentials follow the request line. */
+static int send_request(const px_replay_t *r, const px_replay_item_t *it, int fd, SSL *ssl) {
+  const char *p = it->request;
+  if (it->tls || r->proxyauth_b64 == NULL)
+    return send_all(fd, ssl, it->request, it->request_len);
+  size_t line = (size_t)(strstr(p, "\r\n") - p) + 2; /* build_request wrote one */
+  char auth[600];
+  int n = snprintf(auth, sizeof(auth), "Proxy-Authorization: %s\r\n", r->proxyauth_b64);
+  if (n < 0 || (size_t)n >= sizeof(auth)) return -1;
+  if (send_all(fd, NULL, p, line) < 0 || send_all(fd, NULL, auth, (size_t)n) < 0) return -1;
+  return send_all(fd, NULL, p + line, it->request_len - line);
+}
+
 /* Until the filter saw the flow end, at most PX_REPLAY_FLOW_WAIT_MS. */
 static void wait_flow_end(px_replay_t *r, px_replay_item_t *it) {
   struct timespec ts;
@@ -130,7 +144,7 @@ static void send_item(px_replay_t *r, SSL_CTX *ctx, px_replay_item_t *it) {
   if (it->tls && (tunnel(r, it, fd, why, sizeof(why)) < 0 ||
                   (ssl = tls_start(r, it, ctx, fd, why, sizeof(why))) == NULL))
     goto Exit;
-  if (send_all(fd, ssl, it->request, it->request_len) < 0) {
+  if (send_request(r, it, fd, ssl) < 0) {
     snprintf(why, sizeof(why), "sending the request to tlspeek failed: %s", strerror(errno));
     goto Exit;
   }

@@ -331,6 +331,20 @@ def test_replay_with_web_keeps_the_page_until_interrupted(proxy_factory, pki, or
     assert "replay: 5 requests, 5 same status, 0 changed, 0 bodies differ" in out.decode()
 
 
+def test_replay_with_proxyauth_sends_its_credentials(proxy_factory, pki, origins, tmp_path):
+    """--proxyauth guards the replay's own listener too: its senders give the
+    credentials, on CONNECT (https://) and on an absolute-form request
+    (http://)."""
+    tls, plain = origins
+    har, _, recorded = record(proxy_factory, pki, tls, plain, tmp_path)
+    tls.clear()
+    plain.clear()
+    r, out, err = replay(pki, har, "--proxyauth", "user:s3cret")
+    assert r.returncode == 0, err + out
+    assert seen(tls.requests() + plain.requests()) == seen(recorded)
+    assert all("Proxy-Authorization" not in h for _, _, _, h in plain.requests())
+
+
 def test_replay_goes_through_the_next_proxy(proxy_factory, pki, origins, tmp_path):
     """-m upstream:http://HOST:PORT: the replayed requests reach the origin
     through the next proxy (here another tlspeek, whose console shows them;

@@ -29,6 +29,8 @@ static const char har[] =
     "{\"request\":{\"method\":\"GET\",\"url\":\"http://plain.test/x\",\"headers\":[]},"
     "\"response\":{\"status\":204,\"headers\":[],\"content\":{\"size\":0}}},"
     "{\"request\":{\"method\":\"GET\",\"url\":\"ftp://nope.test/\",\"headers\":[]},"
+    "\"response\":{\"status\":200,\"headers\":[],\"content\":{\"size\":0}}},"
+    "{\"request\":{\"method\":\"GET\",\"url\":\"https://[::1]?q=1#top\",\"headers\":[]},"
     "\"response\":{\"status\":200,\"headers\":[],\"content\":{\"size\":0}}}]}}";
 
 static char path[64];
@@ -60,7 +62,7 @@ static px_replay_t *load(const char *expr) {
 static void test_requests_are_rebuilt(void **state) {
   (void)state;
   px_replay_t *r = load(NULL);
-  assert_int_equal(px_replay_count(r), 3);
+  assert_int_equal(px_replay_count(r), 4);
   const px_replay_item_t *it = &r->items[0];
   assert_true(it->tls);
   assert_string_equal(it->host, "api.test");
@@ -82,13 +84,18 @@ static void test_requests_are_rebuilt(void **state) {
   /* Not an http(s) URL: kept, with the reason, and never sent. */
   assert_null(r->items[2].request);
   assert_non_null(strstr(r->items[2].not_sent, "not an absolute http:// or https:// URL"));
+  /* A query without a path, a fragment (not sent), an IPv6 literal. */
+  assert_string_equal(r->items[3].host, "::1");
+  assert_string_equal(r->items[3].port, "443");
+  assert_string_equal(r->items[3].request,
+                      "GET /?q=1 HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n");
   px_replay_free(r);
 }
 
 static void test_select(void **state) {
   (void)state;
   px_replay_t *r = load("~m GET");
-  assert_int_equal(px_replay_count(r), 2);
+  assert_int_equal(px_replay_count(r), 3);
   assert_int_equal(r->items[0].entry, 2);
   assert_int_equal(r->items[1].entry, 3);
   px_replay_free(r);
@@ -147,8 +154,8 @@ static void test_unsent_entries_fail(void **state) {
                                "not sent: tlspeek stopped first\n"));
   assert_non_null(strstr(text, "replay: entry 3 GET ftp://nope.test/: failed: not sent: its URL "
                                "is not an absolute http:// or https:// URL\n"));
-  assert_non_null(strstr(text, "replay: 3 requests, 0 same status, 0 changed, 0 bodies differ, "
-                               "3 failed\n"));
+  assert_non_null(strstr(text, "replay: 4 requests, 0 same status, 0 changed, 0 bodies differ, "
+                               "4 failed\n"));
   free(text);
   px_replay_free(r);
 }
