@@ -80,6 +80,12 @@ static void on_flow_end(void *self, flt_flow_t *f) {
     EVP_DigestFinal_ex(it->md, md, &n);
     for (unsigned int i = 0; i < n && i < 32; i++) snprintf(it->sha + 2 * i, 3, "%02x", md[i]);
   }
+  /* Done with them: a long replay keeps no decoder per entry. */
+  flt_decoder_free(it->dec);
+  it->dec = NULL;
+  EVP_MD_CTX_free(it->md);
+  it->md = NULL;
+  flt_strbuf_free(&it->decoded);
   pthread_mutex_lock(&r->lock);
   if (f->error) px_replay_item_fail(it, "%s", f->error);
   else if (!f->has_response) px_replay_item_fail(it, "the flow ended without a response");
