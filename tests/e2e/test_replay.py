@@ -13,8 +13,10 @@ with the verification error; a bad file exits 2; --concurrency 4 has four
 requests in flight at once (the server holds them at a barrier of four, so
 one at a time could not pass it); an interrupt (SIGINT) reports what was
 not sent, without a crash; --web keeps the page up until then; -m upstream:
-reaches the origin through the next proxy.
+reaches the origin through the next proxy; --proxyauth is given by the
+senders; a gzip answer compressed differently is "body same" (decoded hashes).
 """
+import gzip
 import hashlib
 import http.client
 import http.server
@@ -32,6 +34,9 @@ import pytest
 from conftest import BIN, curl, free_port, run
 
 
+GZ_TEXT = b"the same text, compressed differently each time " * 20
+
+
 class LoggingOrigin:
     """An origin server on 127.0.0.1 (HTTPS when `pem` is given) that logs
     (method, path, body, headers) of every request. /flip answers
@@ -44,6 +49,7 @@ class LoggingOrigin:
         self.flip_status = 200
         self.barrier = None
         self.hold = None  # an Event: /hold waits for it when set
+        self.gz_count = 0
         origin = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -65,6 +71,18 @@ class LoggingOrigin:
                     origin.barrier.wait()
                 elif self.path == "/hold" and origin.hold is not None:
                     origin.hold.wait(60)
+                elif self.path == "/gz":
+                    # gzip with a header that differs at each answer (its mtime
+                    # field), the same text inside.
+                    with origin.lock:
+                        origin.gz_count += 1
+                        out = gzip.compress(GZ_TEXT, mtime=origin.gz_count)
+                    self.send_response(200)
+                    self.send_header("Content-Encoding", "gzip")
+                    self.send_header("Content-Length", str(len(out)))
+                    self.end_headers()
+                    self.wfile.write(out)
+                    return
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(out)))
@@ -364,3 +382,17 @@ def test_replay_goes_through_the_next_proxy(proxy_factory, pki, origins, tmp_pat
     shown = nxt.wait_stdout("PUT %s/plain" % plain.base)
     for path in ("/a?x=1", "/post", "/hdr", "/flip"):
         assert "%s%s → 200" % (tls.base, path) in shown, shown
+
+
+def test_replay_compares_decoded_bodies(proxy_factory, pki, origins, tmp_path):
+    """A gzip answer whose compressed bytes differ from the recorded ones but
+    whose text is the same is "body same": both sides are hashed decoded."""
+    tls, plain = origins
+    har, _, _ = record(proxy_factory, pki, tls, plain, tmp_path,
+                       extra=(["--compressed", tls.base + "/gz"],))
+    r, out, err = replay(pki, "-f", "~u /gz", har)
+    assert r.returncode == 0, err
+    assert tls.gz_count == 2
+    assert "entry 6 (recorded 200, %d bytes, sha256 %s…)" % (
+        len(GZ_TEXT), hashlib.sha256(GZ_TEXT).hexdigest()[:12]) in out, out
+    assert "replay: entry 6 GET %s/gz: 200 -> 200, body same" % tls.base in out
