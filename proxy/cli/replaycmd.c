@@ -132,6 +132,13 @@ int px_replay_cli_run(px_config_t *cfg, px_replay_cli_t *a) {
     fprintf(stderr, "tlspeek: error: %s: %s\n", name, err);
     goto Exit;
   }
+  if (px_replay_count(r) == 0) { /* nothing to send: no proxy to start */
+    flt_log_warn("replay: %s %s", name, a->select ? "has no entry that -f matches" : "has no entry");
+    printf("replay: 0 requests\n");
+    status = 0;
+    px_replay_free(r);
+    goto Exit;
+  }
   flt_log_info("replay: %zu request%s from %s, %d at a time", px_replay_count(r),
                px_replay_count(r) == 1 ? "" : "s", name, a->concurrency);
   cfg->replay = r;

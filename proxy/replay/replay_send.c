@@ -178,9 +178,11 @@ static void *sender_main(void *arg) {
     pthread_mutex_unlock(&r->lock);
     if (it == NULL) break;
     if (it->request && ctx) send_item(r, ctx, it);
-    else if (it->request) px_replay_item_fail(it, "out of memory");
+    pthread_mutex_lock(&r->lock);
+    if (it->request && ctx == NULL) px_replay_item_fail(it, "out of memory");
     if (it->error)
       flt_log_error("replay: entry %zu %s %s: %s", it->entry, it->method, it->url, it->error);
+    pthread_mutex_unlock(&r->lock);
   }
   SSL_CTX_free(ctx);
   /* Under the lock: after a signal the main loop may be closing the handle. */

@@ -221,6 +221,9 @@ def test_replay_filter_selects(proxy_factory, pki, origins, tmp_path):
     assert seen(tls.requests() + plain.requests()) == [
         ("POST", "/post", b"name=replay&value=42"), ("PUT", "/plain", b"plain body")]
     assert "replay: 2 requests, 2 same status, 0 changed, 0 bodies differ" in out
+    r, out, err = replay(pki, "-f", "~u /nothing-like-this", har)
+    assert r.returncode == 0 and out == "replay: 0 requests\n"
+    assert "warning: replay: %s has no entry that -f matches" % har in err
 
 
 def test_replay_verification_failure_is_reported_per_request(proxy_factory, pki, origins,
