@@ -160,7 +160,10 @@ Exit:
   ERR_clear_error();
   pthread_mutex_lock(&r->lock);
   if (it->claimed) wait_flow_end(r, it);
-  if (!it->claimed || !it->ended)
+  if (it->claimed && !it->ended)
+    px_replay_item_fail(it, "its flow had not ended %d ms after the connection did%s%s",
+                        PX_REPLAY_FLOW_WAIT_MS, why[0] ? ": " : "", why);
+  else if (!it->claimed)
     px_replay_item_fail(it, "%s", why[0] ? why : "tlspeek made no flow of it");
   if (!it->claimed) it->client[0] = '\0'; /* a later connection may get its port */
   pthread_mutex_unlock(&r->lock);
