@@ -132,6 +132,8 @@ typedef struct px_config {
   const char *dns_servers;      /* --dns-server: "IP[:PORT],..." or NULL (resolv.conf) */
   char *const *run_argv;        /* `tlspeek run -- CMD ARGS...`: the command (NULL-terminated),
                                    or NULL for the proxy alone */
+  struct px_replay *replay;     /* `tlspeek replay FILE`: the requests to send again through
+                                   the proxy (proxy/replay/replay.h), or NULL */
 } px_config_t;
 
 /* Runs the proxy until SIGINT/SIGTERM, or with run_argv until that command

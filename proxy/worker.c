@@ -30,6 +30,7 @@
 #include "proxy/loopguard.h"
 #include "proxy/modes/passthrough.h"
 #include "proxy/modes/proxyauth.h"
+#include "proxy/replay/replay.h"
 #include "proxy/runcmd.h"
 #include "proxy/session.h"
 #include "proxy/web/web.h"
@@ -305,6 +306,7 @@ static void on_signal(uv_signal_t *sig, int signum) {
   flt_log_info("shutting down (%s): finishing open flows for up to %.0f s",
                signum == SIGINT ? "SIGINT" : "SIGTERM",
                (double)rt->shared.cfg->shutdown_grace_ms / 1000.0);
+  px_replay_stop(rt->shared.cfg->replay);
   stop_workers(rt);
   uv_signal_stop(&rt->sigint);
   uv_signal_stop(&rt->sigterm);
@@ -342,6 +344,27 @@ static int prepare_command(px_runtime_t *rt, uint16_t port) {
   return 0;
 }
 
+/* tlspeek replay: every entry sent and finished; stop as the command's end
+ * does, unless the flow browser is open: it stays until SIGINT/SIGTERM. */
+static void on_replay_done(void *arg) {
+  px_runtime_t *rt = arg;
+  if (rt->web) {
+    flt_log_info("replay: every request is done; the flow browser stays up until Ctrl-C");
+    return;
+  }
+  on_command_exit(arg, 0);
+}
+
+/* tlspeek replay: the senders, clients of the listener on `port`. */
+static void start_replay(px_runtime_t *rt, uint16_t port) {
+  px_replay_proxy_t px = {.port = port, .ca_pem = ca_cert_pem_path(rt->shared.ca),
+                          .proxyauth = rt->shared.cfg->proxyauth};
+  if (px_replay_start(rt->shared.cfg->replay, &rt->main_loop, &px, on_replay_done, rt) != 0) {
+    flt_log_error("tlspeek replay: cannot start the senders");
+    on_command_exit(rt, 1);
+  }
+}
+
 /* Starts the command once the workers run; when it cannot start, tlspeek
  * stops at once with 127 (not found), 126 (not executable) or 1. */
 static void start_command(px_runtime_t *rt) {
@@ -377,6 +400,7 @@ static void close_main_loop(px_runtime_t *rt) {
   uv_close((uv_handle_t *)&rt->sigusr1, NULL);
   px_runcmd_free(rt->command); /* closes its process handle: before the loop's last run */
   rt->command = NULL;
+  px_replay_close(rt->shared.cfg->replay);
   uv_run(&rt->main_loop, UV_RUN_DEFAULT);
   uv_loop_close(&rt->main_loop);
 }
@@ -513,6 +537,12 @@ static int setup_shared(px_runtime_t *rt, const px_config_t *cfg) {
   if (RAND_bytes(sh->ticket_keys, sizeof(sh->ticket_keys)) != 1) {
     flt_log_error("cannot generate TLS ticket keys");
     return -1;
+  }
+  /* tlspeek replay: its filter tags flows before everyone else sees them. */
+  if (cfg->replay) {
+    int slot = flt_chain_add(&sh->chain, &px_replay_filter_ops, cfg->replay);
+    if (slot < 0) return -1;
+    px_replay_set_slot(cfg->replay, slot);
   }
   /* Plugins first: tags they set are then seen by the views after them. */
   for (int i = 0; i < cfg->n_plugins; i++)
@@ -677,6 +707,7 @@ int px_worker_run(const px_config_t *cfg) {
     started++;
   }
   if (rt.command) start_command(&rt);
+  if (cfg->replay) start_replay(&rt, port);
   /* The main loop only waits for signals, or for the command; it ends when
    * they are stopped, or the command has exited. */
   while (!rt.command_done && uv_run(&rt.main_loop, UV_RUN_ONCE) && rt.signals_seen == 0) {

@@ -10,6 +10,7 @@
 #include "proxy/config.h"
 #include "proxy/cli/answer_options.h"
 #include "proxy/cli/options.h"
+#include "proxy/cli/replaycmd.h"
 #include "proxy/cli/show.h"
 #include "proxy/cli/webcmd.h"
 #include "proxy/tlsopts.h"
@@ -74,17 +75,18 @@ static char **split_run(int argc, char **argv, char **opts, int *nopts) {
   return &argv[dd + 1];
 }
 
-/* tlspeek run listens in explicit mode (or upstream mode, to reach the
- * servers through another proxy) on 127.0.0.1 at a port the kernel picks. */
-static void finish_run(px_config_t *cfg) {
+/* tlspeek run (and tlspeek replay, `cmd`) listens in explicit mode (or
+ * upstream mode, to reach the servers through another proxy) on 127.0.0.1
+ * at a port the kernel picks. */
+static void finish_run(px_config_t *cfg, const char *cmd) {
   if (strcmp(cfg->listen_host, "127.0.0.1") != 0 || cfg->listen_port != 8080)
-    px_usage_error("tlspeek run listens on 127.0.0.1 at a free port: --listen is not taken");
+    px_usage_error("tlspeek %s listens on 127.0.0.1 at a free port: --listen is not taken", cmd);
   if (cfg->n_listens > 1 ||
       (cfg->n_listens == 1 && ((cfg->listens[0].mode != PX_MODE_EXPLICIT &&
                                 cfg->listens[0].mode != PX_MODE_UPSTREAM) ||
                                cfg->listens[0].host[0] != '\0')))
-    px_usage_error("tlspeek run takes one --mode, explicit or upstream:http://HOST:PORT, "
-                   "without @HOST:PORT");
+    px_usage_error("tlspeek %s takes one --mode, explicit or upstream:http://HOST:PORT, "
+                   "without @HOST:PORT", cmd);
   if (cfg->n_listens == 0) cfg->listens[cfg->n_listens++].mode = PX_MODE_EXPLICIT;
   snprintf(cfg->listens[0].host, sizeof(cfg->listens[0].host), "127.0.0.1");
   cfg->listens[0].port = 0; /* the kernel picks; the command is told which */
@@ -104,13 +106,17 @@ int main(int argc, char **argv) {
   char **opts = calloc((size_t)argc + 1, sizeof(*opts));
   if (rest == NULL || opts == NULL) return 1;
   int nopts = 0;
-  cfg.run_argv = split_run(argc, argv, opts, &nopts);
-  int ca_cmd = cfg.run_argv ? px_opt_parse(nopts, opts, &cfg, rest, &nrest)
-                            : px_opt_parse(argc, argv, &cfg, rest, &nrest);
+  px_replay_cli_t replay;
+  int replaying = word < argc && strcmp(argv[word], "replay") == 0;
+  if (replaying) nopts = px_replay_cli_split(argc, argv, word, opts, &replay);
+  else cfg.run_argv = split_run(argc, argv, opts, &nopts);
+  int ca_cmd = cfg.run_argv || replaying ? px_opt_parse(nopts, opts, &cfg, rest, &nrest)
+                                         : px_opt_parse(argc, argv, &cfg, rest, &nrest);
   if (ca_cmd && cfg.run_argv) px_usage_error("'ca' is not an option of " RUN_USAGE);
+  if (ca_cmd && replaying) px_usage_error("'ca' is not an option of tlspeek replay");
   if (cfg.ca_dir == NULL) cfg.ca_dir = ca_default_dir();
   if (cfg.detail >= 4) cfg.show_handshake = cfg.show_wire = 1;
-  if (cfg.run_argv) finish_run(&cfg);
+  if (cfg.run_argv || replaying) finish_run(&cfg, replaying ? "replay" : "run");
   if (!ca_cmd) finish_listens(&cfg);
   if (cfg.keylog_path == NULL) {
     const char *env = getenv("SSLKEYLOGFILE");
@@ -124,7 +130,9 @@ int main(int argc, char **argv) {
   if (!ca_cmd && cfg.web && px_web_parse_addr(cfg.web, &web, err, sizeof(err)) != 0)
     px_usage_error("%s", err);
 
-  int rc = ca_cmd ? px_ca_command(nrest, rest, &cfg) : px_worker_run(&cfg);
+  int rc = ca_cmd      ? px_ca_command(nrest, rest, &cfg)
+           : replaying ? px_replay_cli_run(&cfg, &replay)
+                       : px_worker_run(&cfg);
   for (int i = 0; i < cfg.n_redact; i++) free((char *)cfg.redact[i]);
   px_opt_free_answers(&cfg);
   px_tlsopts_free();
