@@ -10,6 +10,7 @@
 
 #include "filters/expr/expr.h"
 #include "filters/util/log.h"
+#include "proxy/action_remote.h"
 #include "proxy/modes/proxyauth.h"
 #include "proxy/session.h"
 #include "proxy/session_internal.h"
@@ -57,7 +58,19 @@ static void flow_add_interim(px_session_t *s, px_flow_t *n, px_codec_t *c, uint3
   px_flow_add_interim(n, copy);
 }
 
-static px_flow_t *flow_start(px_session_t *s, px_codec_t *c, const px_codec_head_t *head) {
+/* --map-remote: the flow records the URL actually fetched (action_remote.h). */
+static void flow_mapped(px_flow_t *n, const px_remote_target_t *rt) {
+  char *mapped = strdup(rt->url);
+  if (mapped == NULL) return;
+  char *orig = n->flow.url;
+  n->flow.url = mapped;
+  snprintf(n->flow.scheme, sizeof(n->flow.scheme), "%s", rt->rule->tls ? "https" : "http");
+  flt_flow_action(&n->flow, "map-remote", "%s -> %s", orig ? orig : "?", mapped);
+  free(orig);
+}
+
+static px_flow_t *flow_start(px_session_t *s, px_codec_t *c, const px_codec_head_t *head,
+                             const px_remote_target_t *rt) {
   px_upstream_count_idle(s, 0); /* busy again */
   flt_head_t *req = px_codec_head_copy(c, head->stream);
   if (req == NULL) return NULL;
@@ -67,6 +80,7 @@ static px_flow_t *flow_start(px_session_t *s, px_codec_t *c, const px_codec_head
   if (n == NULL) return NULL;
   snprintf(n->flow.scheme, sizeof(n->flow.scheme), "%s", s->conn.client_tls ? "https" : "http");
   n->upgrade_asked = head->upgrade;
+  if (rt) flow_mapped(n, rt);
   px_flows_push(&s->flows, n);
   /* Answered by tlspeek itself (an upstream error, --block): not forwarded. */
   if (s->state != PX_S_ERROR_REPLY && blocking_action(s, &n->flow) == NULL)
@@ -333,7 +347,7 @@ static void emit_request_without_auth(px_session_t *s, px_codec_t *c,
 /* A plain-HTTP request to the proxy: absolute-form, sent on in origin-form
  * (RFC 9112 §3.2.2: only proxies get absolute-form). */
 static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
-                         const char *url) {
+                         const char *url, const px_remote_target_t *rt) {
   struct http_parser_url u;
   char host[256], origin[PX_HTTP_MAX_HEAD];
   uint16_t port;
@@ -367,10 +381,18 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
   if (u.field_set & (1 << UF_FRAGMENT)) end = (size_t)u.field_data[UF_FRAGMENT].off - 1;
   if (end < po) end = po;
   snprintf(origin, sizeof(origin), "%s%.*s", has_path ? "" : "/", (int)(end - po), url + po);
+  int tls = 0;
+  if (rt && s->lc->mode == PX_MODE_UPSTREAM) rt = NULL; /* the next proxy takes the URL as it is */
+  if (rt) { /* --map-remote */
+    snprintf(host, sizeof(host), "%s", rt->rule->host);
+    port = rt->rule->port;
+    tls = rt->rule->tls;
+    snprintf(origin, sizeof(origin), "%s", rt->path);
+  }
 
   if (targets_us(s, host, port)) return 0;
   if (s->lc->mode != PX_MODE_UPSTREAM && !px_upstream_unconnected(s) &&
-      (strcasecmp(host, s->up_host) != 0 || port != s->up_port)) {
+      (strcasecmp(host, s->up_host) != 0 || port != s->up_port || tls != s->up_tls_wanted)) {
     /* Another origin. Its request (and whatever follows it) waits unparsed
      * until the current origin has answered the requests before it, so
      * that bytes never go to the wrong connection and answers keep their
@@ -379,10 +401,13 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
     px_update_reading(s);
     return PX_CODEC_HOLD;
   }
-  if (px_upstream_unconnected(s)) px_session_set_target(s, host, port);
+  if (px_upstream_unconnected(s)) {
+    px_session_set_target(s, host, port);
+    s->up_tls_wanted = s->conn.upstream_tls = tls;
+  }
   s->conn.match_ready = 1;
   emit_request_without_auth(s, c, hd);
-  px_flow_t *n = flow_start(s, c, hd);
+  px_flow_t *n = flow_start(s, c, hd, rt);
   if (n == NULL || s->state == PX_S_CLOSING) return 0;
   const px_action_t *block = blocking_action(s, &n->flow);
   if (block) { /* decided by the request alone: upstream is not contacted */
@@ -398,7 +423,7 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
   if (u.field_set & (1 << UF_PORT))
     snprintf(authority + strlen(authority), sizeof(authority) - strlen(authority), ":%u",
              (unsigned)port);
-  edit.host = authority;
+  edit.host = rt ? rt->authority : authority;
   if (s->lc->mode == PX_MODE_UPSTREAM) {
     /* The next proxy takes absolute-form requests for any host as they are. */
     if (px_upstream_unconnected(s)) px_upstream_start(s);
@@ -447,6 +472,27 @@ static void reverse_host(px_session_t *s, px_head_edit_t *edit, char *hostval, s
   edit->host = hostval;
 }
 
+/* --map-remote: whether a rule sends this request elsewhere (1, with `rt`
+ * filled; 0 not; -1 out of memory), judged on the request head. */
+static int remote_target(px_session_t *s, const flt_head_t *view, const char *target,
+                         px_remote_target_t *rt) {
+  const px_config_t *cfg = s->w->shared->cfg;
+  if (cfg->n_map_remote == 0) return 0;
+  flt_flow_t f;
+  memset(&f, 0, sizeof(f));
+  f.conn = &s->conn;
+  f.req = *view;
+  snprintf(f.scheme, sizeof(f.scheme), "%s", s->conn.client_tls ? "https" : "http");
+  f.url = s->state == PX_S_PROXY_HTTP ? strdup(target) : px_http_absolute_url(&s->conn, view);
+  if (f.url == NULL) return -1;
+  int rc = px_remote_map(cfg, &f, rt);
+  free(f.url);
+  return rc;
+}
+
+static int origin_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
+                          const px_remote_target_t *rt);
+
 int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd) {
   flt_head_t view;
   px_codec_head_view(c, hd->stream, &view);
@@ -461,9 +507,26 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
   }
   if (s->state == PX_S_PROXY_HTTP && hd->method == HTTP_CONNECT)
     return proxy_connect(s, c, url); /* the tunnel's set-up is not traffic */
-  if (s->state == PX_S_PROXY_HTTP) return proxy_request(s, c, hd, url);
+  px_remote_target_t rt;
+  int mapped = remote_target(s, &view, url, &rt);
+  if (mapped < 0) {
+    px_session_close(s, "out of memory");
+    return 0;
+  }
+  int rc = s->state == PX_S_PROXY_HTTP ? proxy_request(s, c, hd, url, mapped ? &rt : NULL)
+                                       : origin_request(s, c, hd, mapped ? &rt : NULL);
+  if (mapped) px_remote_target_free(&rt);
+  return rc;
+}
+
+/* A request on a connection to one origin (TLS, reverse, transparent,
+ * SOCKS5, a tunnel): on to the upstream leg, or answered by tlspeek. */
+static int origin_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
+                          const px_remote_target_t *rt) {
+  int route = px_remote_route(s, rt);
+  if (route != 0 || s->state == PX_S_CLOSING) return route;
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)hd->raw, hd->raw_len);
-  if (flow_start(s, c, hd) == NULL) {
+  if (flow_start(s, c, hd, rt) == NULL) {
     px_session_close(s, "out of memory");
     return 0;
   }
@@ -494,6 +557,10 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
   char hostval[300];
   memset(&edit, 0, sizeof(edit));
   reverse_host(s, &edit, hostval, sizeof(hostval));
+  if (rt) {
+    edit.host = rt->authority;
+    edit.url = rt->path;
+  }
   send_head(s, c, hd, &n->flow, &edit, 0);
   return 0;
 }
