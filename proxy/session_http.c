@@ -12,6 +12,7 @@
 #include "filters/util/log.h"
 #include "proxy/action_remote.h"
 #include "proxy/modes/proxyauth.h"
+#include "proxy/throttle.h"
 #include "proxy/session.h"
 #include "proxy/session_internal.h"
 #include "proxy/worker.h"
@@ -83,8 +84,10 @@ static px_flow_t *flow_start(px_session_t *s, px_codec_t *c, const px_codec_head
   if (rt) flow_mapped(n, rt);
   px_flows_push(&s->flows, n);
   /* Answered by tlspeek itself (an upstream error, --block): not forwarded. */
-  if (s->state != PX_S_ERROR_REPLY && blocking_action(s, &n->flow) == NULL)
+  if (s->state != PX_S_ERROR_REPLY && blocking_action(s, &n->flow) == NULL) {
     flow_set_sent(s, n, 0);
+    n->throttled = px_throttle_flow_start(s, &n->flow);
+  }
   flt_emit_request_head(chain_of(s), &n->flow);
   return n;
 }
@@ -94,6 +97,7 @@ void px_session_http_flow_finish(px_session_t *s, const char *error) {
   px_flow_t *n = s->flows.head;
   if (n == NULL) return;
   if (s->conn.client_eof_us) s->answered_after_eof = 1;
+  if (n->throttled) px_throttle_flow_end(s);
   px_flows_finish(&s->flows, n, chain_of(s), error);
   if (s->flows.head == NULL) {
     /* Idle from here on (keep-alive): give back the grown TLS buffers. */
@@ -344,6 +348,23 @@ static void emit_request_without_auth(px_session_t *s, px_codec_t *c,
   flt_strbuf_free(&head);
 }
 
+/* --map-remote in explicit mode: the rule's origin and path replace the
+ * URL's. Returns 1 when the new scheme is https. */
+static int proxy_map(const px_remote_target_t *rt, char *host, size_t hlen, uint16_t *port,
+                     char *origin, size_t olen) {
+  snprintf(host, hlen, "%s", rt->rule->host);
+  *port = rt->rule->port;
+  snprintf(origin, olen, "%s", rt->path);
+  return rt->rule->tls;
+}
+
+/* The upstream leg goes to host:port, with TLS (a mapped http:// request)
+ * or not. */
+static void proxy_aim(px_session_t *s, const char *host, uint16_t port, int tls) {
+  px_session_set_target(s, host, port);
+  s->up_tls_wanted = s->conn.upstream_tls = tls;
+}
+
 /* A plain-HTTP request to the proxy: absolute-form, sent on in origin-form
  * (RFC 9112 §3.2.2: only proxies get absolute-form). */
 static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
@@ -381,14 +402,8 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
   if (u.field_set & (1 << UF_FRAGMENT)) end = (size_t)u.field_data[UF_FRAGMENT].off - 1;
   if (end < po) end = po;
   snprintf(origin, sizeof(origin), "%s%.*s", has_path ? "" : "/", (int)(end - po), url + po);
-  int tls = 0;
   if (rt && s->lc->mode == PX_MODE_UPSTREAM) rt = NULL; /* the next proxy takes the URL as it is */
-  if (rt) { /* --map-remote */
-    snprintf(host, sizeof(host), "%s", rt->rule->host);
-    port = rt->rule->port;
-    tls = rt->rule->tls;
-    snprintf(origin, sizeof(origin), "%s", rt->path);
-  }
+  int tls = rt ? proxy_map(rt, host, sizeof(host), &port, origin, sizeof(origin)) : 0;
 
   if (targets_us(s, host, port)) return 0;
   if (s->lc->mode != PX_MODE_UPSTREAM && !px_upstream_unconnected(s) &&
@@ -401,10 +416,7 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
     px_update_reading(s);
     return PX_CODEC_HOLD;
   }
-  if (px_upstream_unconnected(s)) {
-    px_session_set_target(s, host, port);
-    s->up_tls_wanted = s->conn.upstream_tls = tls;
-  }
+  if (px_upstream_unconnected(s)) proxy_aim(s, host, port, tls);
   s->conn.match_ready = 1;
   emit_request_without_auth(s, c, hd);
   px_flow_t *n = flow_start(s, c, hd, rt);
@@ -482,8 +494,9 @@ static int remote_target(px_session_t *s, const flt_head_t *view, const char *ta
   memset(&f, 0, sizeof(f));
   f.conn = &s->conn;
   f.req = *view;
+  f.req.url = target; /* the view leaves it out */
   snprintf(f.scheme, sizeof(f.scheme), "%s", s->conn.client_tls ? "https" : "http");
-  f.url = s->state == PX_S_PROXY_HTTP ? strdup(target) : px_http_absolute_url(&s->conn, view);
+  f.url = s->state == PX_S_PROXY_HTTP ? strdup(target) : px_http_absolute_url(&s->conn, &f.req);
   if (f.url == NULL) return -1;
   int rc = px_remote_map(cfg, &f, rt);
   free(f.url);
