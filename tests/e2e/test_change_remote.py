@@ -241,6 +241,55 @@ def test_throttle_rate_against_unthrottled_host(pki, https_upstream, proxy_facto
     p.wait_stdout("throttled: request and response at 512 KiB/s")
 
 
+def test_throttle_ends_with_its_flow_on_a_keepalive_connection(pki, https_upstream,
+                                                               proxy_factory):
+    # One connection: a throttled download, then the same size unthrottled.
+    p = proxy_factory("--throttle", "~u slow:256k")
+    base = "https://localhost:%d/bin/524288" % https_upstream.port
+    r = curl("-x", p.url, "--cacert", pki.proxy_ca, base + "?slow", "-o", "/dev/null", base,
+             "-o", "/dev/null", "-w", "[%{num_connects} %{time_total} %{size_download}]")
+    assert r.returncode == 0, r.stderr.decode()
+    got = re.findall(r"\[(\d+) ([\d.]+) (\d+)\]", r.stdout.decode())
+    assert [(c, n) for c, _, n in got] == [("1", "524288"), ("0", "524288")], got
+    slow, fast = float(got[0][1]), float(got[1][1])
+    print("same connection: throttled %.2f s, then %.3f s" % (slow, fast))
+    assert slow >= 2.0, slow
+    assert slow / fast >= 4, (slow, fast)
+
+
+def test_throttle_request_body(pki, https_upstream, proxy_factory, tmp_path):
+    body = tmp_path / "body"
+    body.write_bytes(payload(200000))
+    p = proxy_factory("--throttle", "~m POST & ~d localhost:100k")
+    times = []
+    for host in ("localhost", "127.0.0.1"):
+        r = curl("-x", p.url, "--cacert", pki.proxy_ca, "-H", "Expect:", "--data-binary",
+                 "@%s" % body, "-w", "[%{time_total}]",
+                 "https://%s:%d/upload" % (host, https_upstream.port))
+        assert r.returncode == 0, r.stderr.decode()
+        out = r.stdout.decode()
+        assert out.startswith("got 200000 bytes"), out
+        times.append(float(re.search(r"\[([\d.]+)\]", out).group(1)))
+    print("upload: throttled %.2f s, unthrottled %.3f s" % tuple(times))
+    # The first read may carry up to 64 KiB of the body with the head.
+    assert times[0] >= (200000 - 65536) / 102400.0, times
+    assert times[0] / times[1] >= 4, times
+
+
+def test_throttled_client_leaving_early(pki, https_upstream, proxy_factory):
+    p = proxy_factory("--throttle", "~d localhost:64k")
+    r = curl("-x", p.url, "--cacert", pki.proxy_ca, "-o", "/dev/null",
+             "https://localhost:%d/bin/1048576" % https_upstream.port, timeout=1)
+    assert r.returncode == 28, r.stderr.decode()  # curl's timeout: it left
+    # Everyone else is served as before, throttled or not.
+    r = curl("-x", p.url, "--cacert", pki.proxy_ca,
+             "https://127.0.0.1:%d/text" % https_upstream.port)
+    assert r.returncode == 0 and b"Hello from the upstream server" in r.stdout
+    r = curl("-x", p.url, "--cacert", pki.proxy_ca,
+             "https://localhost:%d/text" % https_upstream.port)
+    assert r.returncode == 0 and b"Hello from the upstream server" in r.stdout
+
+
 def test_throttle_keeps_bytes_intact(pki, https_upstream, proxy_factory):
     p = proxy_factory("--throttle", "~u /bin/:200k")
     r = curl("-x", p.url, "--cacert", pki.proxy_ca,
