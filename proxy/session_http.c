@@ -1,8 +1,9 @@
 /* session_http.c — HTTP through a session: what a request head and a
  * response head reported by the legs' codecs (session_codec.c) mean, the
  * flows they start and end (flow.h), explicit-proxy requests (CONNECT,
- * absolute-form), the actions (--block, --set-header, --remove-header) and
- * the error answers tlspeek gives itself (400, 502, 504). */
+ * absolute-form), the actions (--block, --set-header, --remove-header; and
+ * through their own files --map-remote, action_remote.h, and --throttle,
+ * throttle.h) and the error answers tlspeek gives itself (400, 502, 504). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
