@@ -492,12 +492,21 @@ static int remote_target(px_session_t *s, const flt_head_t *view, const char *ta
   const px_config_t *cfg = s->w->shared->cfg;
   if (cfg->n_map_remote == 0) return 0;
   flt_flow_t f;
+  flt_conn_t home;
   memset(&f, 0, sizeof(f));
   f.conn = &s->conn;
+  if (s->remote_home) {
+    /* Judged as on the connection's own origin, not on where the last
+     * mapped request went: rules do not chain. */
+    home = s->conn;
+    snprintf(home.server_host, sizeof(home.server_host), "%s", s->remote_home->host);
+    home.server_port = s->remote_home->port;
+    f.conn = &home;
+  }
   f.req = *view;
   f.req.url = target; /* the view leaves it out */
   snprintf(f.scheme, sizeof(f.scheme), "%s", s->conn.client_tls ? "https" : "http");
-  f.url = s->state == PX_S_PROXY_HTTP ? strdup(target) : px_http_absolute_url(&s->conn, &f.req);
+  f.url = s->state == PX_S_PROXY_HTTP ? strdup(target) : px_http_absolute_url(f.conn, &f.req);
   if (f.url == NULL) return -1;
   int rc = px_remote_map(cfg, &f, rt);
   free(f.url);

@@ -189,13 +189,19 @@ def test_map_remote_http_to_https_and_back(pki, second_pki, second, plain, proxy
                   % second.port)
 
 
-def test_map_remote_https_to_http(pki, plain, https_upstream, proxy_factory):
-    p = proxy_factory("--map-remote", "~d localhost:http://127.0.0.1:%d/p" % plain.port)
+def test_map_remote_https_to_http_rules_do_not_chain(pki, plain, https_upstream, proxy_factory):
+    # The first rule would match the mapped request's new origin (127.0.0.1)
+    # if rules were judged on where the last request went: they are judged
+    # on the connection's own origin, so /text goes back there.
+    p = proxy_factory("--map-remote", "~d 127.0.0.1:http://127.0.0.1:%d/wrong" % plain.port,
+                      "--map-remote", "~u /z:http://127.0.0.1:%d/p" % plain.port)
     before = len(plain.requests)
-    r = curl("-x", p.url, "--cacert", pki.proxy_ca,
-             "https://localhost:%d/z" % https_upstream.port)
+    a = "https://localhost:%d" % https_upstream.port
+    r = curl("-x", p.url, "--cacert", pki.proxy_ca, a + "/z", "-o", "/dev/stdout", a + "/text")
     assert r.returncode == 0, r.stderr.decode()
-    assert r.stdout.decode() == "plain /p/z"
+    out = r.stdout.decode()
+    assert out.startswith("plain /p/z"), out
+    assert "Hello from the upstream server" in out, out
     assert plain.requests[before:] == [("/p/z", "127.0.0.1:%d" % plain.port)]
 
 
