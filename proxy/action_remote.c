@@ -60,6 +60,38 @@ static void aim(px_session_t *s, const char *host, uint16_t port, int tls) {
   s->conn.upstream_tls = tls;
 }
 
+/* Keeps the connection's own origin (its first mapping away from it). */
+static int keep_home(px_session_t *s) {
+  if (s->remote_home) return 0;
+  px_remote_home_t *h = calloc(1, sizeof(*h));
+  if (h == NULL) {
+    px_session_close(s, "out of memory");
+    return -1;
+  }
+  snprintf(h->host, sizeof(h->host), "%s", s->up_host);
+  h->port = s->up_port;
+  h->tls = s->up_tls_wanted;
+  s->remote_home = h;
+  return 0;
+}
+
+/* The connection's own origin failed before its first request (an https://
+ * tunnel reaches it at the ClientHello) and never connected (DNS, connect):
+ * a mapped request does not need it. The upstream leg starts afresh and the
+ * connection serves HTTP again. Returns 1 when it did. */
+static int recover(px_session_t *s) {
+  if (s->state != PX_S_ERROR_REPLY || s->up != PX_UP_FAILED || s->upstream.tcp_open ||
+      s->flows.head != NULL || s->end != PX_END_OPEN || keep_home(s) != 0)
+    return 0;
+  px_session_log(s, FLT_LOG_DEBUG, "%s:%u failed (%s); the request is mapped elsewhere",
+                 s->up_host, (unsigned)s->up_port, s->up_error ? s->up_error : "?");
+  px_upstream_reset(s);
+  s->conn.server_addr[0] = '\0';
+  s->tls_sniffed = 1; /* what follows is HTTP: its codec has parsed a request head */
+  px_session_set_state(s, PX_S_HTTP);
+  return s->state == PX_S_HTTP && px_upstream_unconnected(s);
+}
+
 int px_remote_route(px_session_t *s, const px_remote_target_t *t) {
   const char *host;
   uint16_t port;
@@ -75,21 +107,14 @@ int px_remote_route(px_session_t *s, const px_remote_target_t *t) {
   } else {
     return 0; /* never mapped: the connection's own origin, as always */
   }
+  if (t && recover(s)) {
+    aim(s, host, port, tls);
+    return 0;
+  }
   if (s->state == PX_S_ERROR_REPLY || s->up == PX_UP_FAILED) return 0; /* answered with the error */
   int same = strcasecmp(host, s->up_host) == 0 && port == s->up_port && tls == s->up_tls_wanted;
   if (same) return 0;
-  if (s->remote_home == NULL) {
-    /* Leaving the connection's own origin for the first time. */
-    px_remote_home_t *h = calloc(1, sizeof(*h));
-    if (h == NULL) {
-      px_session_close(s, "out of memory");
-      return 0;
-    }
-    snprintf(h->host, sizeof(h->host), "%s", s->up_host);
-    h->port = s->up_port;
-    h->tls = s->up_tls_wanted;
-    s->remote_home = h;
-  }
+  if (keep_home(s) != 0) return 0; /* leaving the connection's own origin */
   if (px_upstream_unconnected(s)) {
     aim(s, host, port, tls);
     return 0;

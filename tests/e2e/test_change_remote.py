@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from conftest import curl, run, require_program
+from conftest import curl, free_port, run, require_program
 from upstream_server import payload
 
 
@@ -154,6 +154,25 @@ def test_map_remote_https_lands_on_second_origin(pki, second_pki, second, https_
     # The record says what was fetched; the action line says from what.
     assert mapped[0]["url"] == "https://localhost:%d/v2/mapped/x?q=1" % second.port, mapped[0]
     assert mapped[0]["actions"] == [line], mapped[0]
+
+
+def test_map_remote_when_the_connections_own_origin_is_down(pki, second_pki, second,
+                                                            proxy_factory):
+    # Nothing listens at the tunnel's target: tlspeek's connect there (at
+    # the ClientHello) fails, yet the mapped request is served; one that is
+    # not mapped gets the 502 that names the failure.
+    closed = free_port()
+    p = proxy_factory("--upstream-ca", trust_both(pki, second_pki),
+                      "--map-remote", "~u /a:https://localhost:%d" % second.port)
+    before = len(second.requests)
+    a = "https://localhost:%d" % closed
+    r = curl("-x", p.url, "--cacert", pki.proxy_ca, a + "/a", "-o", "/dev/stdout",
+             a + "/b", "-w", "[%{http_code}]")
+    assert r.returncode == 0, r.stderr.decode()
+    out = r.stdout.decode()
+    assert "second /a" in out, out
+    assert "cannot connect to localhost:%d" % closed in out and out.endswith("[502]"), out
+    assert second.requests[before:] == [("/a", "localhost:%d" % second.port)]
 
 
 def test_map_remote_unverified_second_origin_is_502(pki, second, https_upstream, proxy_factory):
