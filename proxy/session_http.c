@@ -35,12 +35,26 @@ static int collect_edits(px_session_t *s, const flt_flow_t *f, int response_side
 /* The head as forwarded, for the views, when actions edit it: set before
  * its head event, from the same edits send_head applies (flow.req_sent,
  * flow.resp_sent). Out of memory, the views show the head as received. */
-static void flow_set_sent(px_session_t *s, px_flow_t *n, int response_side) {
+static void flow_set_sent(px_session_t *s, px_flow_t *n, int response_side,
+                          const px_remote_target_t *rt) {
   px_head_edit_t e;
   memset(&e, 0, sizeof(e));
-  if (!collect_edits(s, &n->flow, response_side, &e)) return;
+  int any = collect_edits(s, &n->flow, response_side, &e);
+  /* --map-remote: the target and Host sent (the path within flow.url). */
+  const char *path = rt && strcmp(n->flow.url, rt->url) == 0 ? strstr(n->flow.url, "://") : NULL;
+  if (path && e.n_set < PX_HEAD_MAX_EDITS) {
+    e.set_name[e.n_set] = "Host";
+    e.set_value[e.n_set++] = rt->authority;
+    path += 3 + strlen(rt->authority);
+    any = 1;
+  }
+  if (!any) return;
   flt_head_t *sent = px_head_edited(response_side ? &n->flow.resp : &n->flow.req, &e);
   if (sent == NULL) return;
+  if (path) {
+    sent->url = path;
+    sent->head_bytes = px_head_wire_size(sent);
+  }
   redact(s, sent); /* a value set by an action, too */
   if (response_side) {
     n->resp_sent = sent;
@@ -86,7 +100,7 @@ static px_flow_t *flow_start(px_session_t *s, px_codec_t *c, const px_codec_head
   px_flows_push(&s->flows, n);
   /* Answered by tlspeek itself (an upstream error, --block): not forwarded. */
   if (s->state != PX_S_ERROR_REPLY && blocking_action(s, &n->flow) == NULL) {
-    flow_set_sent(s, n, 0);
+    flow_set_sent(s, n, 0, rt);
     n->throttled = px_throttle_flow_start(s, &n->flow);
   }
   flt_emit_request_head(chain_of(s), &n->flow);
@@ -632,7 +646,7 @@ int px_session_http_response_head(px_session_t *s, px_codec_t *c, const px_codec
     n->flow.resp = *n->resp_copy;
     n->flow.has_response = 1;
     n->flow.t_resp_head_us = flt_now_us();
-    flow_set_sent(s, n, 1);
+    flow_set_sent(s, n, 1, NULL);
     flt_emit_response_head(chain_of(s), &n->flow);
   }
   rc = n->head_only ? 1 : 0;

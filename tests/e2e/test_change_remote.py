@@ -154,6 +154,10 @@ def test_map_remote_https_lands_on_second_origin(pki, second_pki, second, https_
     # The record says what was fetched; the action line says from what.
     assert mapped[0]["url"] == "https://localhost:%d/v2/mapped/x?q=1" % second.port, mapped[0]
     assert mapped[0]["actions"] == [line], mapped[0]
+    # The head as sent has the new Host; the head as received is kept too.
+    host = lambda head: [h["value"] for h in head["headers"] if h["name"] == "Host"]
+    assert host(mapped[0]["request"]) == ["localhost:%d" % second.port], mapped[0]
+    assert host(mapped[0]["requestReceived"]) == ["localhost:%d" % https_upstream.port]
 
 
 def test_map_remote_when_the_connections_own_origin_is_down(pki, second_pki, second,
