@@ -158,7 +158,8 @@ typedef struct flt_flow {
    * req_sent is set before on_request_head, resp_sent before
    * on_response_head; both stay valid until on_flow_end returns. The
    * rewrites every proxy makes (hop-by-hop fields, an absolute-form
-   * target, Host) are not action edits and are not reflected here. */
+   * target, Host) are not action edits and are not reflected here; the
+   * target and Host of --map-remote are. */
   const flt_head_t *req_sent;
   const flt_head_t *resp_sent;
   /* Interim (1xx) responses relayed to the client before the final one,

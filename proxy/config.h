@@ -43,6 +43,24 @@ typedef struct px_action {
   const char *value;           /* set-header: the value */
 } px_action_t;
 
+/* --map-remote EXPR:URL: matching requests go to another origin
+ * (proxy/action_remote.c). */
+typedef struct px_map_remote {
+  struct flt_expr *expr;       /* which flows */
+  int tls;                     /* the new scheme is https */
+  char host[256];              /* the new host (an IPv6 literal without brackets) */
+  uint16_t port;
+  char prefix[1024];           /* path prefix put before the request's path ("" for none) */
+  const char *text;            /* the URL as given, for messages */
+} px_map_remote_t;
+
+/* --throttle EXPR:RATE[:LATENCY] (proxy/throttle.c). */
+typedef struct px_throttle_rule {
+  struct flt_expr *expr;
+  uint64_t rate;               /* bytes per second */
+  uint64_t latency_ms;         /* before the response's first byte */
+} px_throttle_rule_t;
+
 /* One listening address and what connections arriving there mean. */
 typedef struct px_listen_cfg {
   px_mode_t mode;
@@ -73,6 +91,10 @@ typedef struct px_config {
   int serve_match_body;        /* --serve-match url+body */
   int serve_miss_404;          /* --serve-miss 404 (else forward) */
   struct px_serve *serve;      /* serve_from loaded at start-up (answer_serve.h) */
+  px_map_remote_t map_remote[PX_MAX_ACTIONS]; /* first match wins */
+  int n_map_remote;
+  px_throttle_rule_t throttle[PX_MAX_ACTIONS]; /* first match wins */
+  int n_throttle;
   const char *redact[PX_MAX_REDACT]; /* header names shown as <redacted> */
   int n_redact;
   const char *plugins[PX_MAX_PLUGINS]; /* --load FILE.so[:ARG] */

@@ -53,6 +53,7 @@ int px_leg_close(px_leg_t *leg, uv_close_cb cb) {
 
 void px_leg_closed(px_leg_t *leg) {
   leg->tcp_open = 0;
+  leg->wanted = 0;
 }
 
 /* ---- reading ------------------------------------------------------------- */
@@ -60,22 +61,52 @@ void px_leg_closed(px_leg_t *leg) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   /* One buffer per loop: every read is consumed before the next one. */
-  buf->base = leg_of(h)->readbuf;
+  px_leg_t *leg = leg_of(h);
+  buf->base = leg->readbuf;
   buf->len = PX_LEG_READ_BUF;
+  if (leg->budgeted && leg->budget < (int64_t)buf->len) /* throttled: no more than is left */
+    buf->len = leg->budget > 0 ? (size_t)leg->budget : 1;
+}
+
+static int budget_ok(const px_leg_t *leg) {
+  return !leg->budgeted || leg->budget >= (int64_t)leg->budget_min;
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   px_leg_t *leg = leg_of(stream);
   if (nread == 0) return;
+  if (nread > 0 && leg->budgeted) {
+    leg->budget -= nread;
+    if (!budget_ok(leg) && !leg->paused) { /* until px_leg_set_budget tops it up */
+      leg->paused = 1;
+      uv_read_stop(stream);
+    }
+  }
   leg->ops->on_read(leg, nread, buf->base);
 }
 
 int px_leg_read_start(px_leg_t *leg) {
+  leg->wanted = 1;
   leg->paused = 0;
+  if (!budget_ok(leg)) {
+    leg->paused = 1;
+    return 0;
+  }
   return uv_read_start((uv_stream_t *)&leg->tcp, on_alloc, on_read);
 }
 
+void px_leg_set_budget(px_leg_t *leg, int on, int64_t add, int64_t cap, size_t min) {
+  leg->budgeted = on;
+  leg->budget = on ? leg->budget + add : 0;
+  if (leg->budget > cap) leg->budget = cap;
+  leg->budget_min = min;
+  if (leg->tcp_open && leg->wanted && !uv_is_closing((uv_handle_t *)&leg->tcp))
+    px_leg_want_read(leg, 1);
+}
+
 void px_leg_want_read(px_leg_t *leg, int want) {
+  leg->wanted = want;
+  if (!budget_ok(leg)) want = 0;
   if (want && leg->paused) {
     leg->paused = 0;
     uv_read_start((uv_stream_t *)&leg->tcp, on_alloc, on_read);

@@ -59,6 +59,10 @@ struct px_leg {
   struct px_codec *codec; /* what the leg's bytes mean (proxy/codec/codec.h):
                              the owner's, set and freed by it; leg.c never
                              touches it */
+  int wanted;           /* the owner wants reads (px_leg_read_start, px_leg_want_read) */
+  int budgeted;         /* reads are rationed by `budget` (px_leg_set_budget) */
+  int64_t budget;       /* bytes the leg may still read */
+  size_t budget_min;    /* reads stop while fewer than this are left */
 };
 
 #define PX_LEG_READ_BUF (64 * 1024)
@@ -86,6 +90,12 @@ int px_leg_read_start(px_leg_t *leg);
 /* Backpressure: stops reads when `want` is 0, starts them again when 1;
  * does nothing when already so. */
 void px_leg_want_read(px_leg_t *leg, int want);
+/* A read budget (throttle.c): while `on`, each read takes at most the
+ * bytes left in the budget, reads stop when fewer than `min` are left
+ * (whatever px_leg_want_read asks) and start again, when wanted, once the
+ * budget is topped up here. `add` is added to what is left, which is kept
+ * at or below `cap`; off, reads are as wanted again. */
+void px_leg_set_budget(px_leg_t *leg, int on, int64_t add, int64_t cap, size_t min);
 /* Whether the leg may read on while its peer has `queued` bytes waiting:
  * below the high-water mark while reading, below the low-water mark to
  * start again (hysteresis). */

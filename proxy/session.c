@@ -721,6 +721,7 @@ static void session_free(px_session_t *s) {
   px_session_codec_free(s);
   flt_strbuf_free(&s->peek);
   flt_strbuf_free(&s->hello_raw);
+  free(s->remote_home);
   free(s);
   px_worker_session_gone(w);
 }

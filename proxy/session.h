@@ -240,6 +240,11 @@ struct px_session {
                                   learn whether the client took them */
   px_timer_t deadline_what;    /* what times out at `deadline`, PX_T_NONE for nothing */
 
+  /* actions that need state of their own, allocated only while used */
+  struct px_remote_home *remote_home; /* action_remote.h: the connection's own origin,
+                                         once a request was mapped away from it */
+  struct px_throttle *throttle; /* throttle.h: while a throttled flow is in progress */
+
   struct px_session *prev, *next; /* worker's list of live sessions */
 };
 

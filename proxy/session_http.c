@@ -2,8 +2,10 @@
  * response head reported by the legs' codecs (session_codec.c) mean, the
  * flows they start and end (flow.h), explicit-proxy requests (CONNECT,
  * absolute-form), the actions (--block, --set-header, --remove-header; the
- * choice of --map-local and --serve-from, which session_answer.c answers)
- * and the error answers tlspeek gives itself (400, 502, 504). */
+ * choice of --map-local and --serve-from, which session_answer.c answers;
+ * and through their own files --map-remote, action_remote.h, and
+ * --throttle, throttle.h) and the error answers tlspeek gives itself (400,
+ * 502, 504). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +13,9 @@
 
 #include "filters/expr/expr.h"
 #include "filters/util/log.h"
+#include "proxy/action_remote.h"
 #include "proxy/modes/proxyauth.h"
+#include "proxy/throttle.h"
 #include "proxy/session.h"
 #include "proxy/session_answer.h"
 #include "proxy/session_internal.h"
@@ -34,12 +38,26 @@ static int collect_edits(px_session_t *s, const flt_flow_t *f, int response_side
 /* The head as forwarded, for the views, when actions edit it: set before
  * its head event, from the same edits send_head applies (flow.req_sent,
  * flow.resp_sent). Out of memory, the views show the head as received. */
-static void flow_set_sent(px_session_t *s, px_flow_t *n, int response_side) {
+static void flow_set_sent(px_session_t *s, px_flow_t *n, int response_side,
+                          const px_remote_target_t *rt) {
   px_head_edit_t e;
   memset(&e, 0, sizeof(e));
-  if (!collect_edits(s, &n->flow, response_side, &e)) return;
+  int any = collect_edits(s, &n->flow, response_side, &e);
+  /* --map-remote: the target and Host sent (the path within flow.url). */
+  const char *path = rt && strcmp(n->flow.url, rt->url) == 0 ? strstr(n->flow.url, "://") : NULL;
+  if (path && e.n_set < PX_HEAD_MAX_EDITS) {
+    e.set_name[e.n_set] = "Host";
+    e.set_value[e.n_set++] = rt->authority;
+    path += 3 + strlen(rt->authority);
+    any = 1;
+  }
+  if (!any) return;
   flt_head_t *sent = px_head_edited(response_side ? &n->flow.resp : &n->flow.req, &e);
   if (sent == NULL) return;
+  if (path) {
+    sent->url = path;
+    sent->head_bytes = px_head_wire_size(sent);
+  }
   redact(s, sent); /* a value set by an action, too */
   if (response_side) {
     n->resp_sent = sent;
@@ -59,7 +77,19 @@ static void flow_add_interim(px_session_t *s, px_flow_t *n, px_codec_t *c, uint3
   px_flow_add_interim(n, copy);
 }
 
-static px_flow_t *flow_start(px_session_t *s, px_codec_t *c, const px_codec_head_t *head) {
+/* --map-remote: the flow records the URL actually fetched (action_remote.h). */
+static void flow_mapped(px_flow_t *n, const px_remote_target_t *rt) {
+  char *mapped = strdup(rt->url);
+  if (mapped == NULL) return;
+  char *orig = n->flow.url;
+  n->flow.url = mapped;
+  snprintf(n->flow.scheme, sizeof(n->flow.scheme), "%s", rt->rule->tls ? "https" : "http");
+  flt_flow_action(&n->flow, "map-remote", "%s -> %s", orig ? orig : "?", mapped);
+  free(orig);
+}
+
+static px_flow_t *flow_start(px_session_t *s, px_codec_t *c, const px_codec_head_t *head,
+                             const px_remote_target_t *rt) {
   px_upstream_count_idle(s, 0); /* busy again */
   flt_head_t *req = px_codec_head_copy(c, head->stream);
   if (req == NULL) return NULL;
@@ -69,10 +99,13 @@ static px_flow_t *flow_start(px_session_t *s, px_codec_t *c, const px_codec_head
   if (n == NULL) return NULL;
   snprintf(n->flow.scheme, sizeof(n->flow.scheme), "%s", s->conn.client_tls ? "https" : "http");
   n->upgrade_asked = head->upgrade;
+  if (rt) flow_mapped(n, rt);
   px_flows_push(&s->flows, n);
   /* Answered by tlspeek itself (an upstream error, --block): not forwarded. */
-  if (s->state != PX_S_ERROR_REPLY && blocking_action(s, &n->flow) == NULL)
-    flow_set_sent(s, n, 0);
+  if (s->state != PX_S_ERROR_REPLY && blocking_action(s, &n->flow) == NULL) {
+    flow_set_sent(s, n, 0, rt);
+    n->throttled = px_throttle_flow_start(s, &n->flow);
+  }
   flt_emit_request_head(chain_of(s), &n->flow);
   return n;
 }
@@ -83,6 +116,7 @@ void px_session_http_flow_finish(px_session_t *s, const char *error) {
   if (n == NULL) return;
   px_answer_forget(s, n); /* ended before its local answer was out */
   if (s->conn.client_eof_us) s->answered_after_eof = 1;
+  if (n->throttled) px_throttle_flow_end(s);
   px_flows_finish(&s->flows, n, chain_of(s), error);
   if (s->flows.head == NULL) {
     /* Idle from here on (keep-alive): give back the grown TLS buffers. */
@@ -344,10 +378,27 @@ static void emit_request_without_auth(px_session_t *s, px_codec_t *c,
   flt_strbuf_free(&head);
 }
 
+/* --map-remote in explicit mode: the rule's origin and path replace the
+ * URL's. Returns 1 when the new scheme is https. */
+static int proxy_map(const px_remote_target_t *rt, char *host, size_t hlen, uint16_t *port,
+                     char *origin, size_t olen) {
+  snprintf(host, hlen, "%s", rt->rule->host);
+  *port = rt->rule->port;
+  snprintf(origin, olen, "%s", rt->path);
+  return rt->rule->tls;
+}
+
+/* The upstream leg goes to host:port, with TLS (a mapped http:// request)
+ * or not. */
+static void proxy_aim(px_session_t *s, const char *host, uint16_t port, int tls) {
+  px_session_set_target(s, host, port);
+  s->up_tls_wanted = s->conn.upstream_tls = tls;
+}
+
 /* A plain-HTTP request to the proxy: absolute-form, sent on in origin-form
  * (RFC 9112 §3.2.2: only proxies get absolute-form). */
 static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
-                         const char *url) {
+                         const char *url, const px_remote_target_t *rt) {
   struct http_parser_url u;
   char host[256], origin[PX_HTTP_MAX_HEAD];
   uint16_t port;
@@ -381,10 +432,12 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
   if (u.field_set & (1 << UF_FRAGMENT)) end = (size_t)u.field_data[UF_FRAGMENT].off - 1;
   if (end < po) end = po;
   snprintf(origin, sizeof(origin), "%s%.*s", has_path ? "" : "/", (int)(end - po), url + po);
+  if (rt && s->lc->mode == PX_MODE_UPSTREAM) rt = NULL; /* the next proxy takes the URL as it is */
+  int tls = rt ? proxy_map(rt, host, sizeof(host), &port, origin, sizeof(origin)) : 0;
 
   if (targets_us(s, host, port)) return 0;
   if (s->lc->mode != PX_MODE_UPSTREAM && !px_upstream_unconnected(s) &&
-      (strcasecmp(host, s->up_host) != 0 || port != s->up_port)) {
+      (strcasecmp(host, s->up_host) != 0 || port != s->up_port || tls != s->up_tls_wanted)) {
     /* Another origin. Its request (and whatever follows it) waits unparsed
      * until the current origin has answered the requests before it, so
      * that bytes never go to the wrong connection and answers keep their
@@ -393,10 +446,10 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
     px_update_reading(s);
     return PX_CODEC_HOLD;
   }
-  if (px_upstream_unconnected(s)) px_session_set_target(s, host, port);
+  if (px_upstream_unconnected(s)) proxy_aim(s, host, port, tls);
   s->conn.match_ready = 1;
   emit_request_without_auth(s, c, hd);
-  px_flow_t *n = flow_start(s, c, hd);
+  px_flow_t *n = flow_start(s, c, hd, rt);
   if (n == NULL || s->state == PX_S_CLOSING) return 0;
   const px_action_t *block = blocking_action(s, &n->flow);
   if (block) { /* decided by the request alone: upstream is not contacted */
@@ -414,7 +467,7 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
   if (u.field_set & (1 << UF_PORT))
     snprintf(authority + strlen(authority), sizeof(authority) - strlen(authority), ":%u",
              (unsigned)port);
-  edit.host = authority;
+  edit.host = rt ? rt->authority : authority;
   if (s->lc->mode == PX_MODE_UPSTREAM) {
     /* The next proxy takes absolute-form requests for any host as they are. */
     if (px_upstream_unconnected(s) && local == 0) px_upstream_start(s);
@@ -463,6 +516,37 @@ static void reverse_host(px_session_t *s, px_head_edit_t *edit, char *hostval, s
   edit->host = hostval;
 }
 
+/* --map-remote: whether a rule sends this request elsewhere (1, with `rt`
+ * filled; 0 not; -1 out of memory), judged on the request head. */
+static int remote_target(px_session_t *s, const flt_head_t *view, const char *target,
+                         px_remote_target_t *rt) {
+  const px_config_t *cfg = s->w->shared->cfg;
+  if (cfg->n_map_remote == 0) return 0;
+  flt_flow_t f;
+  flt_conn_t home;
+  memset(&f, 0, sizeof(f));
+  f.conn = &s->conn;
+  if (s->remote_home) {
+    /* Judged as on the connection's own origin, not on where the last
+     * mapped request went: rules do not chain. */
+    home = s->conn;
+    snprintf(home.server_host, sizeof(home.server_host), "%s", s->remote_home->host);
+    home.server_port = s->remote_home->port;
+    f.conn = &home;
+  }
+  f.req = *view;
+  f.req.url = target; /* the view leaves it out */
+  snprintf(f.scheme, sizeof(f.scheme), "%s", s->conn.client_tls ? "https" : "http");
+  f.url = s->state == PX_S_PROXY_HTTP ? strdup(target) : px_http_absolute_url(f.conn, &f.req);
+  if (f.url == NULL) return -1;
+  int rc = px_remote_map(cfg, &f, rt);
+  free(f.url);
+  return rc;
+}
+
+static int origin_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
+                          const px_remote_target_t *rt);
+
 int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd) {
   flt_head_t view;
   px_codec_head_view(c, hd->stream, &view);
@@ -478,9 +562,26 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
   }
   if (s->state == PX_S_PROXY_HTTP && hd->method == HTTP_CONNECT)
     return proxy_connect(s, c, url); /* the tunnel's set-up is not traffic */
-  if (s->state == PX_S_PROXY_HTTP) return proxy_request(s, c, hd, url);
+  px_remote_target_t rt;
+  int mapped = remote_target(s, &view, url, &rt);
+  if (mapped < 0) {
+    px_session_close(s, "out of memory");
+    return 0;
+  }
+  int rc = s->state == PX_S_PROXY_HTTP ? proxy_request(s, c, hd, url, mapped ? &rt : NULL)
+                                       : origin_request(s, c, hd, mapped ? &rt : NULL);
+  if (mapped) px_remote_target_free(&rt);
+  return rc;
+}
+
+/* A request on a connection to one origin (TLS, reverse, transparent,
+ * SOCKS5, a tunnel): on to the upstream leg, or answered by tlspeek. */
+static int origin_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
+                          const px_remote_target_t *rt) {
+  int route = px_remote_route(s, rt);
+  if (route != 0 || s->state == PX_S_CLOSING) return route;
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)hd->raw, hd->raw_len);
-  if (flow_start(s, c, hd) == NULL) {
+  if (flow_start(s, c, hd, rt) == NULL) {
     px_session_close(s, "out of memory");
     return 0;
   }
@@ -515,6 +616,10 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
   char hostval[300];
   memset(&edit, 0, sizeof(edit));
   reverse_host(s, &edit, hostval, sizeof(hostval));
+  if (rt) {
+    edit.host = rt->authority;
+    edit.url = rt->path;
+  }
   send_head(s, c, hd, &n->flow, &edit, 0);
   return 0;
 }
@@ -563,7 +668,7 @@ int px_session_http_response_head(px_session_t *s, px_codec_t *c, const px_codec
     n->flow.resp = *n->resp_copy;
     n->flow.has_response = 1;
     n->flow.t_resp_head_us = flt_now_us();
-    flow_set_sent(s, n, 1);
+    flow_set_sent(s, n, 1, NULL);
     flt_emit_response_head(chain_of(s), &n->flow);
   }
   rc = n->head_only ? 1 : 0;

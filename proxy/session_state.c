@@ -20,7 +20,9 @@ static const char *const state_names[PX_S_COUNT] = {"new",          "proxy-http"
  * first bytes to TLS, HTTP or raw; a TLS client is held at its ClientHello
  * (CLIENT_HELLO) until the upstream is known, then finishes its handshake
  * (CLIENT_TLS) or is told of the upstream's failure (ERROR_REPLY), or is
- * passed through untouched (RAW). An upgrade (101) turns HTTP into RAW. */
+ * passed through untouched (RAW). An upgrade (101) turns HTTP into RAW.
+ * A request that --map-remote sends elsewhere takes an ERROR_REPLY
+ * connection whose upstream never connected back to HTTP (action_remote.c). */
 static const uint32_t state_allowed[PX_S_COUNT] = {
     [PX_S_NEW] = B(PX_S_PROXY_HTTP) | B(PX_S_SOCKS) | B(PX_S_PEEK) | B(PX_S_CLOSING),
     [PX_S_PROXY_HTTP] = B(PX_S_PEEK) | B(PX_S_RAW) | B(PX_S_CLOSING),
@@ -30,7 +32,7 @@ static const uint32_t state_allowed[PX_S_COUNT] = {
     [PX_S_CLIENT_TLS] = B(PX_S_HTTP) | B(PX_S_ERROR_REPLY) | B(PX_S_CLOSING),
     [PX_S_HTTP] = B(PX_S_RAW) | B(PX_S_ERROR_REPLY) | B(PX_S_CLOSING),
     [PX_S_RAW] = B(PX_S_CLOSING),
-    [PX_S_ERROR_REPLY] = B(PX_S_CLOSING),
+    [PX_S_ERROR_REPLY] = B(PX_S_HTTP) | B(PX_S_CLOSING),
     [PX_S_CLOSING] = 0,
 };
 

@@ -34,7 +34,8 @@ static const char *const up_names[PX_UP_COUNT] = {
  * certificate refused after the handshake), be released when idle
  * (RELEASED, set up again by the next request) or closed to switch origins
  * (CLOSED, then IDLE). A failed leg stays failed: its session answers and
- * closes. */
+ * closes; unless it never got a connection (DNS, connect) and a request is
+ * mapped elsewhere (--map-remote): then it starts afresh (IDLE). */
 static const uint32_t up_allowed[PX_UP_COUNT] = {
     [PX_UP_IDLE] = B(PX_UP_RESOLVING),
     [PX_UP_RESOLVING] = B(PX_UP_CONNECTING) | B(PX_UP_FAILED),
@@ -42,7 +43,7 @@ static const uint32_t up_allowed[PX_UP_COUNT] = {
     [PX_UP_PROXY_CONNECT] = B(PX_UP_TLS) | B(PX_UP_READY) | B(PX_UP_FAILED),
     [PX_UP_TLS] = B(PX_UP_READY) | B(PX_UP_FAILED),
     [PX_UP_READY] = B(PX_UP_FAILED) | B(PX_UP_RELEASED) | B(PX_UP_CLOSED),
-    [PX_UP_FAILED] = 0,
+    [PX_UP_FAILED] = B(PX_UP_IDLE),
     [PX_UP_CLOSED] = B(PX_UP_IDLE),
     [PX_UP_RELEASED] = B(PX_UP_RESOLVING),
 };

@@ -631,6 +631,8 @@ static void teardown(px_runtime_t *rt) {
     if (!owned) flt_expr_free(mine[i]);
   }
   for (int i = 0; i < cfg->n_actions; i++) flt_expr_free(cfg->actions[i].expr);
+  for (int i = 0; i < cfg->n_map_remote; i++) flt_expr_free(cfg->map_remote[i].expr);
+  for (int i = 0; i < cfg->n_throttle; i++) flt_expr_free(cfg->throttle[i].expr);
   for (int i = 0; i < cfg->n_ignore_exprs; i++) flt_expr_free(cfg->ignore_exprs[i]);
   flt_chain_free(&rt->shared.chain);
   if (rt->har) flt_har_free(rt->har);

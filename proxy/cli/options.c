@@ -19,6 +19,7 @@
 #include "filters/expr/expr.h"
 #include "filters/util/log.h"
 #include "proxy/cli/answer_options.h"
+#include "proxy/cli/action_options.h"
 #include "proxy/cli/tls_options.h"
 #include "proxy/dns.h"
 
@@ -641,6 +642,8 @@ static const px_option_t options[] = {
      "'~q & ~d api:X-Debug:1'), the response otherwise;\n"
      "response edits see the head only (no body terms).",
      set_action, 0, PX_ACT_REMOVE_HEADER, 0, NULL, 0, 36},
+    {"--map-remote", 0, "EXPR:URL", PX_HELP_MAP_REMOTE, px_opt_set_map_remote},
+    {"--throttle", 0, "EXPR:RATE[:LATENCY]", PX_HELP_THROTTLE, px_opt_set_throttle},
     {"--redact", 0, "NAME,...",
      "show these headers' values as <redacted> in every\n"
      "view and transcript (PCAP keeps the raw bytes)",

@@ -169,6 +169,46 @@ static void test_paused_leg_reads_nothing_until_resumed(void **state) {
   pair_close(&p);
 }
 
+/* A read budget (throttle.c): reads take no more than is left, stop below
+ * the minimum whatever px_leg_want_read asks, and start again when topped
+ * up; off, reads are free again. */
+static void test_budget_rations_reads(void **state) {
+  (void)state;
+  pair_t p;
+  pair_open(&p);
+  char data[3000];
+  memset(data, 'x', sizeof(data));
+  px_leg_set_budget(&p.b, 1, 0, 0, 100); /* empty: reads stop */
+  assert_true(p.b.paused);
+  assert_int_equal(px_leg_send(&p.a, data, sizeof(data)), 0);
+  run(&p);
+  assert_int_equal(p.rb.got.len, 0);
+  px_leg_want_read(&p.b, 1); /* the owner wants them; the budget says no */
+  assert_true(p.b.paused);
+  run(&p);
+  assert_int_equal(p.rb.got.len, 0);
+  px_leg_set_budget(&p.b, 1, 1000, 5000, 100);
+  assert_false(p.b.paused);
+  run(&p);
+  assert_int_equal(p.rb.got.len, 1000); /* exactly the budget */
+  assert_true(p.b.paused);
+  px_leg_set_budget(&p.b, 1, 50, 5000, 100); /* below the minimum: still stopped */
+  assert_true(p.b.paused);
+  px_leg_set_budget(&p.b, 1, 100000, 500, 100); /* capped at 500 */
+  assert_int_equal(p.b.budget, 500);
+  run(&p);
+  assert_int_equal(p.rb.got.len, 1500);
+  px_leg_want_read(&p.b, 0); /* the owner's pause stays when topped up */
+  px_leg_set_budget(&p.b, 1, 5000, 5000, 100);
+  assert_true(p.b.paused);
+  px_leg_want_read(&p.b, 1);
+  px_leg_set_budget(&p.b, 0, 0, 0, 0); /* off */
+  assert_false(p.b.paused);
+  run(&p);
+  assert_int_equal(p.rb.got.len, sizeof(data));
+  pair_close(&p);
+}
+
 static void test_shutdown_is_the_peers_eof(void **state) {
   (void)state;
   pair_t p;
@@ -325,6 +365,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_plain_bytes_both_ways),
       cmocka_unit_test(test_paused_leg_reads_nothing_until_resumed),
+      cmocka_unit_test(test_budget_rations_reads),
       cmocka_unit_test(test_shutdown_is_the_peers_eof),
       cmocka_unit_test(test_batch_gathers_until_taken),
       cmocka_unit_test(test_tls_over_two_legs),

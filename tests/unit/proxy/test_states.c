@@ -116,6 +116,7 @@ static void test_session_state_table(void **state) {
       {PX_S_HTTP, PX_S_ERROR_REPLY},
       {PX_S_HTTP, PX_S_CLOSING},
       {PX_S_RAW, PX_S_CLOSING},
+      {PX_S_ERROR_REPLY, PX_S_HTTP},
       {PX_S_ERROR_REPLY, PX_S_CLOSING},
   };
   assert_int_equal(px_session_fsm.n, PX_S_COUNT);
@@ -145,7 +146,7 @@ static void test_upstream_table(void **state) {
       {PX_UP_TLS, PX_UP_READY},           {PX_UP_TLS, PX_UP_FAILED},
       {PX_UP_READY, PX_UP_FAILED},        {PX_UP_READY, PX_UP_RELEASED},
       {PX_UP_READY, PX_UP_CLOSED},        {PX_UP_CLOSED, PX_UP_IDLE},
-      {PX_UP_RELEASED, PX_UP_RESOLVING},
+      {PX_UP_RELEASED, PX_UP_RESOLVING}, {PX_UP_FAILED, PX_UP_IDLE},
   };
   assert_int_equal(px_up_fsm.n, PX_UP_COUNT);
   check_table(&px_up_fsm, e, sizeof(e) / sizeof(e[0]));
