@@ -1,5 +1,5 @@
 /* accept.c — accepting client connections, and the descriptor limit:
- * px_accept_* (worker.h), and px_session_accept for each connection.
+ * px_accept_* (worker.h), and a session (px_session_new/start) for each connection.
  *
  * The listening sockets are watched with uv_poll and accepted with
  * accept4() here rather than with uv_listen/uv_accept. libuv's accept loop
@@ -14,6 +14,7 @@
  * listeners for PX_ACCEPT_BACKOFF_MS and then tries again. Meanwhile its
  * open sessions keep being served and closed, and new clients wait in the
  * kernel's backlog. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,8 +23,10 @@
 #include <unistd.h>
 
 #include <dirent.h>
+#include <uv.h>
 
 #include "filters/util/log.h"
+#include "proxy/loopguard.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 
@@ -33,6 +36,53 @@
 #define PX_FD_SLACK 32            /* for files, DNS and transcripts opened later */
 
 static void on_listener_readable(uv_poll_t *p, int status, int events);
+
+/* ---- one accepted connection ------------------------------------------- */
+
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t len) {
+  char ip[INET6_ADDRSTRLEN] = "?";
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    uv_ip6_name(a, ip, sizeof(ip));
+    snprintf(out, len, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
+  } else {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    uv_ip4_name(a, ip, sizeof(ip));
+    snprintf(out, len, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
+  }
+}
+
+/* A session for `fd`, just accepted on one of w's listeners (non-blocking):
+ * px_session_new, the fd into s->client, the loop check, then
+ * px_session_start. The session owns the fd from here on, even when it
+ * cannot start. */
+static void accept_session(px_worker_t *w, const px_listen_cfg_t *lc, int fd) {
+  px_session_t *s = px_session_new(w, lc);
+  if (s == NULL) {
+    close(fd);
+    return;
+  }
+  if (uv_tcp_open(&s->client.tcp, fd) != 0) {
+    close(fd); /* the handle did not take it */
+    px_session_close(s, "accept failed");
+    return;
+  }
+  struct sockaddr_storage ss;
+  int sl = sizeof(ss);
+  memset(&ss, 0, sizeof(ss));
+  if (uv_tcp_getpeername(&s->client.tcp, (struct sockaddr *)&ss, &sl) == 0)
+    format_addr(&ss, s->conn.client, sizeof(s->conn.client));
+  uv_tcp_nodelay(&s->client.tcp, 1);
+  if (lc->mode != PX_MODE_TRANSPARENT && px_loopguard_is_ours(fd)) {
+    /* Transparent mode explains its redirect loops itself. */
+    const char *msg = "this connection comes from one of tlspeek's own upstream sockets: "
+                      "tlspeek was made to connect to itself; refusing the loop";
+    px_session_log(s, FLT_LOG_WARN, "%s: %s", s->conn.client, msg);
+    px_session_close(s, msg);
+    return;
+  }
+  px_session_start(s);
+}
 
 int px_accept_listener_start(px_worker_t *w, px_listener_t *l) {
   int rc = uv_poll_init(&w->loop, &l->poll, l->fd);
@@ -91,7 +141,7 @@ static void on_listener_readable(uv_poll_t *p, int status, int events) {
   for (int i = 0; i < PX_ACCEPT_BATCH && !w->stopping; i++) {
     int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      px_session_accept(w, l->lc, fd);
+      accept_session(w, l->lc, fd);
       continue;
     }
     switch (errno) {

@@ -600,19 +600,6 @@ static const px_leg_ops_t upstream_ops = {on_upstream_read, on_leg_written,
 
 /* ---- accept and close ------------------------------------------------------ */
 
-static void format_addr(const struct sockaddr_storage *ss, char *out, size_t len) {
-  char ip[INET6_ADDRSTRLEN] = "?";
-  if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-    uv_ip6_name(a, ip, sizeof(ip));
-    snprintf(out, len, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
-  } else {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-    uv_ip4_name(a, ip, sizeof(ip));
-    snprintf(out, len, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
-  }
-}
-
 px_session_t *px_session_new(px_worker_t *w, const px_listen_cfg_t *lc) {
   px_session_t *s = calloc(1, sizeof(*s));
   if (s == NULL) return NULL;
@@ -674,34 +661,6 @@ void px_session_start(px_session_t *s) {
   px_set_deadline(s, 0, PX_T_NONE);
   px_session_timer_deadline_start(s, PX_WAIT_FIRST);
   px_leg_read_start(&s->client);
-}
-
-void px_session_accept(px_worker_t *w, const px_listen_cfg_t *lc, int fd) {
-  px_session_t *s = px_session_new(w, lc);
-  if (s == NULL) {
-    close(fd);
-    return;
-  }
-  if (uv_tcp_open(&s->client.tcp, fd) != 0) {
-    close(fd); /* the handle did not take it */
-    px_session_close(s, "accept failed");
-    return;
-  }
-  struct sockaddr_storage ss;
-  int sl = sizeof(ss);
-  memset(&ss, 0, sizeof(ss));
-  if (uv_tcp_getpeername(&s->client.tcp, (struct sockaddr *)&ss, &sl) == 0)
-    format_addr(&ss, s->conn.client, sizeof(s->conn.client));
-  uv_tcp_nodelay(&s->client.tcp, 1);
-  if (lc->mode != PX_MODE_TRANSPARENT && px_loopguard_is_ours(fd)) {
-    /* Transparent mode explains its redirect loops itself. */
-    const char *msg = "this connection comes from one of tlspeek's own upstream sockets: "
-                      "tlspeek was made to connect to itself; refusing the loop";
-    px_session_log(s, FLT_LOG_WARN, "%s: %s", s->conn.client, msg);
-    px_session_close(s, msg);
-    return;
-  }
-  px_session_start(s);
 }
 
 static void session_free(px_session_t *s) {

@@ -248,12 +248,8 @@ struct px_session {
   struct px_session *prev, *next; /* worker's list of live sessions */
 };
 
-/* Starts a session for `fd`, a client connection just accepted on one of
- * `w`'s listeners (non-blocking): px_session_new, the fd into s->client, the
- * loop check, then px_session_start. The session owns the fd from here on,
- * even when it cannot start. */
-void px_session_accept(struct px_worker *w, const px_listen_cfg_t *lc, int fd);
-/* The two halves of accepting, apart so that a session can also be run on a
+/* The two halves of accepting (accept.c calls both for each accepted
+ * connection), apart so that a session can also be run on a
  * socket that was not accepted (tests/fuzz/fuzz_session.c opens socketpair
  * ends into s->client). px_session_new allocates and links the session with
  * s->client initialised but not connected (NULL when out of memory; close it

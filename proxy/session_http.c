@@ -395,34 +395,32 @@ static void proxy_aim(px_session_t *s, const char *host, uint16_t port, int tls)
   s->up_tls_wanted = s->conn.upstream_tls = tls;
 }
 
-/* A plain-HTTP request to the proxy: absolute-form, sent on in origin-form
- * (RFC 9112 §3.2.2: only proxies get absolute-form). */
-static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
-                         const char *url, const px_remote_target_t *rt) {
+/* An absolute-form URL split into host, port and the origin-form target
+ * (path and query, "/" when none); -1 after answering 400. */
+static int proxy_url(px_session_t *s, const char *url, struct http_parser_url *pu,
+                     char host[256], uint16_t *pport, char *origin, size_t origin_len) {
   struct http_parser_url u;
-  char host[256], origin[PX_HTTP_MAX_HEAD];
-  uint16_t port;
   size_t ulen = strlen(url);
 
   http_parser_url_init(&u);
   if (http_parser_parse_url(url, ulen, 0, &u) != 0 || !(u.field_set & (1 << UF_HOST))) {
     px_session_http_bad_request(s, "tlspeek is an HTTP proxy: send absolute-form requests "
                    "(GET http://host/path) or CONNECT host:port");
-    return 0;
+    return -1;
   }
   if (!(u.field_set & (1 << UF_SCHEMA)) || u.field_data[UF_SCHEMA].len != 4 ||
       strncasecmp(url + u.field_data[UF_SCHEMA].off, "http", 4) != 0) {
     px_session_http_bad_request(s, "only http:// URLs can be sent in absolute-form; use CONNECT for https://");
-    return 0;
+    return -1;
   }
   size_t hl = u.field_data[UF_HOST].len;
-  if (hl >= sizeof(host)) {
+  if (hl >= 256) {
     px_session_http_bad_request(s, "host name too long");
-    return 0;
+    return -1;
   }
   memcpy(host, url + u.field_data[UF_HOST].off, hl);
   host[hl] = '\0';
-  port = (u.field_set & (1 << UF_PORT)) ? u.port : 80;
+  uint16_t port = (u.field_set & (1 << UF_PORT)) ? u.port : 80;
   int has_path = (u.field_set & (1 << UF_PATH)) != 0;
   size_t po = ulen, end = ulen;
   if (has_path)
@@ -431,7 +429,21 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
     po = (size_t)u.field_data[UF_QUERY].off - 1; /* the '?' */
   if (u.field_set & (1 << UF_FRAGMENT)) end = (size_t)u.field_data[UF_FRAGMENT].off - 1;
   if (end < po) end = po;
-  snprintf(origin, sizeof(origin), "%s%.*s", has_path ? "" : "/", (int)(end - po), url + po);
+  snprintf(origin, origin_len, "%s%.*s", has_path ? "" : "/", (int)(end - po), url + po);
+  *pu = u;
+  *pport = port;
+  return 0;
+}
+
+/* A plain-HTTP request to the proxy: absolute-form, sent on in origin-form
+ * (RFC 9112 §3.2.2: only proxies get absolute-form). */
+static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
+                         const char *url, const px_remote_target_t *rt) {
+  struct http_parser_url u;
+  char host[256], origin[PX_HTTP_MAX_HEAD];
+  uint16_t port;
+
+  if (proxy_url(s, url, &u, host, &port, origin, sizeof(origin)) < 0) return 0;
   if (rt && s->lc->mode == PX_MODE_UPSTREAM) rt = NULL; /* the next proxy takes the URL as it is */
   int tls = rt ? proxy_map(rt, host, sizeof(host), &port, origin, sizeof(origin)) : 0;
 
