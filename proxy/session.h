@@ -225,6 +225,8 @@ struct px_session {
                                   head, SIZE_MAX when not in this batch */
   int tls_sniffed;             /* the first decrypted bytes were classified */
   int auth_mask;               /* px_proxyauth_mask_stream state of client reads */
+  struct px_ws *ws;            /* session_ws.c: after a WebSocket upgrade, its flow
+                                  and frame readers; else NULL */
 
   px_end_t end;                /* how the client connection ends (px_session_set_end) */
   px_reading_t reading;        /* held / paused for backlog (px_session_set_reading) */

@@ -78,6 +78,7 @@ typedef struct px_codec_head {
   int upgrade;        /* a request with Upgrade or CONNECT; a 101 with Upgrade */
   const char *target; /* a request's target, as sent */
   size_t target_len;
+  int opcode;         /* ws: the message's opcode (ws.h); 0 for HTTP */
 } px_codec_head_t;
 
 /* Where a codec's output goes: the owner's callbacks (the session's, or a
