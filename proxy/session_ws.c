@@ -27,7 +27,7 @@ struct px_ws {
   px_flow_t *flow;      /* the upgrade's flow, owned from adoption */
   px_codec_t *codec[2]; /* by flt_dir_t: the client's frames, the server's */
   int opcode[2];        /* the message being reported in each direction */
-  int closed;           /* a close frame was seen (either way) */
+  int closed[2];        /* a close frame was seen, by flt_dir_t */
   int failed;           /* a malformed frame ends the connection */
 };
 
@@ -64,13 +64,13 @@ static void on_ws_body(void *owner, px_codec_t *c, uint32_t stream, const char *
   (void)stream;
   if (s->ws == NULL || s->ws->flow == NULL) return;
   int dir = ws_dir(s, c), op = s->ws->opcode[dir];
-  if (op == PX_WS_CLOSE) s->ws->closed = 1;
   px_flow_t *f = s->ws->flow;
-  if (dir == FLT_DIR_REQUEST)
-    f->flow.req_body_bytes += len;
-  else
-    f->flow.resp_body_bytes += len;
   flt_emit_ws_message(chain_of(s), &f->flow, (flt_dir_t)dir, op, (const uint8_t *)data, len);
+  if (op != PX_WS_CLOSE) return;
+  s->ws->closed[dir] = 1;
+  /* The closing handshake is done: the WebSocket, and so its flow, ended
+   * now (the connection closes after it). */
+  if (s->ws->closed[0] && s->ws->closed[1]) px_session_ws_end(s, NULL);
 }
 
 static void on_ws_end(void *owner, px_codec_t *c, uint32_t stream) {
@@ -147,7 +147,8 @@ void px_session_ws_end(px_session_t *s, const char *why) {
   px_flow_t *f = ws->flow;
   ws->flow = NULL;
   /* px_flows_finish: `f` is in no queue; it is ended and freed. */
-  px_flows_finish(&s->flows, f, chain_of(s), ws->closed && !ws->failed ? NULL : why);
+  px_flows_finish(&s->flows, f, chain_of(s),
+                  (ws->closed[0] || ws->closed[1]) && !ws->failed ? NULL : why);
 }
 
 void px_session_ws_free(px_session_t *s) {
