@@ -174,6 +174,7 @@ void tr_jsonl_object(tr_jw_t *w, const char *key, tr_flow_t *r, const tr_body_t 
   jsonl_tls(w, f);
   tr_jw_str_or_null(w, "error", f->error);
   tr_jw_str_or_null(w, "tags", f->tags[0] ? f->tags : NULL);
+  tr_ws_log_write(w, "websocket", r, 1);
   tr_jw_close(w, '}');
 }
 
@@ -268,4 +269,5 @@ const flt_ops_t flt_jsonl_ops = {
     .on_flow_end = tr_rec_on_flow_end,
     .on_conn_close = tr_rec_on_conn_close,
     .on_shutdown = tr_rec_on_shutdown,
+    .on_ws_message = tr_rec_on_ws_message,
 };
