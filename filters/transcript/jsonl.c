@@ -26,7 +26,18 @@
  *                               connect includes ssl),
  *    "tls": {"version", "cipher", "sni", "alpn",
  *            "upstream": {"version", "cipher", "alpn"} or null} or null,
- *    "error": "upstream closed" or null}
+ *    "error": "upstream closed" or null,
+ *    "tags": "blocked" or null,
+ *    "websocket": [WSMESSAGE]   (only on a WebSocket upgrade answered by 101;
+ *                                the one key not always present)}
+ *   WSMESSAGE = {"type": "send" (client to server) or "receive",
+ *                "time": epoch seconds (ms precision), "opcode": 1 text,
+ *                2 binary, 8 close, 9 ping, 10 pong, "data": the message
+ *                (unmasked, inflated; a close's reason), "encoding": "utf8"
+ *                or "base64", "size": bytes, "closeCode" and
+ *                "closeReason" on a close with a code, "truncated": true
+ *                when --body-cap cut the data}; then "websocketDropped":
+ *                N when more than 100000 messages were not listed
  *   MESSAGE = {"httpVersion": "HTTP/1.1", "headers": [{"name","value"}],
  *              "headersSize": bytes or -1, "bodySize": bytes received
  *              (de-chunked, still content-encoded), "body": the body with
