@@ -20,7 +20,7 @@ import json
 import os
 import socket
 import ssl
-import struct
+import subprocess
 import threading
 import time
 
@@ -181,6 +181,16 @@ def test_echo_with_permessage_deflate(proxy_factory, pki, echo_server, tmp_path)
     assert recs[0]["data"] == TEXTS[0] and recs[0]["encoding"] == "utf8"
     assert recs[-4]["encoding"] == "base64" and base64.b64decode(recs[-4]["data"]) == BINARY
     assert recs[-1]["closeCode"] == 1000 and recs[-1]["closeReason"] == "done"
+
+    # Read back, both transcripts show the messages as the live view did
+    # (a HAR does not know the client address: "-").
+    def ws_block(text):
+        return text[text.index("⇄ ws"):text.index("→ 101")]
+    for path, client in ((jsonl_path, ws[0]["client"]), (har_path, "-")):
+        r = subprocess.run([BIN, "show", "-vv", path], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert ws_block(r.stdout).replace(client + " ", "") == \
+            ws_block(out).replace(ws[0]["client"] + " ", ""), r.stdout
 
 
 def test_close_code_from_the_server(proxy_factory, pki, echo_server):
