@@ -18,6 +18,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -104,7 +105,7 @@ def client_ctx(pki):
     return ctx
 
 
-async def echo_session(proxy, pki, port, binary=True, close_code=1000):
+async def echo_session(proxy, pki, port, binary=True, close_code=1000, extra=False):
     """Sends the texts (and the binary message), returns what came back and
     the extensions the client agreed."""
     sock = tunnel(proxy, port)
@@ -120,6 +121,11 @@ async def echo_session(proxy, pki, port, binary=True, close_code=1000):
         if binary:
             await ws.send(BINARY)
             got.append(await ws.recv())
+        if extra:
+            # Fragments (compressed as one message), and a ping answered by a pong.
+            await ws.send(["part one, ", "part two"])
+            got.append(await ws.recv())
+            await (await ws.ping(b"pingdata"))
         if close_code != 1000:
             await ws.send("close please")
             try:
@@ -135,10 +141,10 @@ def test_echo_with_permessage_deflate(proxy_factory, pki, echo_server, tmp_path)
     har_path = str(tmp_path / "ws.har")
     jsonl_path = str(tmp_path / "ws.jsonl")
     p = proxy_factory("-vv", "--har", har_path, "--jsonl", jsonl_path)
-    got, ext = asyncio.run(echo_session(p, pki, echo_server.port))
+    got, ext = asyncio.run(echo_session(p, pki, echo_server.port, extra=True))
     assert ext == ["permessage-deflate"], ext
     assert echo_server.extensions[-1] == ["permessage-deflate"]
-    assert got == TEXTS + [BINARY]
+    assert got == TEXTS + [BINARY, "part one, part two"]
 
     out = p.wait_stdout("→ 101")
     # Each text message as text, both ways; the binary one as a hexdump.
@@ -148,6 +154,8 @@ def test_echo_with_permessage_deflate(proxy_factory, pki, echo_server, tmp_path)
     assert out.count("/echo < text %d B" % len(TEXTS[0].encode())) == 1, out
     assert "/echo > binary 40 B" in out and "/echo < binary 40 B" in out, out
     assert "    00000000: 0001 0203 0405 0607 0809 0a0b 0c0d 0e0f  ................" in out, out
+    assert out.count("    part one, part two\n") == 2, out
+    assert "/echo > ping 8 B" in out and "/echo < pong 8 B" in out, out
     assert "/echo > close 1000 done" in out, out
     assert "/echo < close 1000 done" in out, out
     # The upgrade's flow ends when the WebSocket does, without an error.
@@ -164,7 +172,9 @@ def test_echo_with_permessage_deflate(proxy_factory, pki, echo_server, tmp_path)
     for t in TEXTS:
         want += [("send", 1, t), ("receive", 1, t)]
     b64 = base64.b64encode(BINARY).decode()
-    want += [("send", 2, b64), ("receive", 2, b64)]
+    want += [("send", 2, b64), ("receive", 2, b64), ("send", 1, "part one, part two"),
+             ("receive", 1, "part one, part two"), ("send", 9, base64.b64encode(b"pingdata").decode()),
+             ("receive", 10, base64.b64encode(b"pingdata").decode())]
     assert [(m["type"], m["opcode"], m["data"]) for m in msgs[:len(want)]] == want
     closes = msgs[len(want):]
     assert [(m["type"], m["opcode"]) for m in closes] == [("send", 8), ("receive", 8)], closes
@@ -179,7 +189,7 @@ def test_echo_with_permessage_deflate(proxy_factory, pki, echo_server, tmp_path)
     assert [(m["type"], m["opcode"]) for m in recs] == \
         [(t, o) for t, o, _ in want] + [("send", 8), ("receive", 8)]
     assert recs[0]["data"] == TEXTS[0] and recs[0]["encoding"] == "utf8"
-    assert recs[-4]["encoding"] == "base64" and base64.b64decode(recs[-4]["data"]) == BINARY
+    assert recs[-8]["encoding"] == "base64" and base64.b64decode(recs[-8]["data"]) == BINARY
     assert recs[-1]["closeCode"] == 1000 and recs[-1]["closeReason"] == "done"
 
     # Read back, both transcripts show the messages as the live view did
@@ -266,9 +276,12 @@ def test_malformed_frame_closes_that_connection_only(proxy_factory, pki, echo_se
         time.sleep(0.05)
     lines = [ln for ln in p.stderr().splitlines() if "malformed WebSocket frame" in ln]
     assert len(lines) == 1, p.stderr()
-    assert lines[0].startswith("tlspeek: warning: session ") or "session " in lines[0], lines
-    # The flow's line says why it ended.
-    p.wait_stdout("→ ERROR " + err)
+    assert re.match(r"tlspeek: warning: session \d+: 127\.0\.0\.1:\d+: " + re.escape(err) +
+                    r" \(RFC 6455 section 5\.1\)$", lines[0]), lines
+    # The flow's line says why it ended, and the connection error is not
+    # repeated on its own line.
+    out = p.wait_stdout("→ ERROR " + err)
+    assert out.count(err) == 1 and "✗" not in out, out
     # Another client is served as before.
     got, _ = asyncio.run(echo_session(p, pki, echo_server.port, binary=False))
     assert got == TEXTS
