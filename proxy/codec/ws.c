@@ -170,7 +170,9 @@ static int inflate_some(ws_codec_t *w, const uint8_t *p, size_t n) {
   }
   w->z.next_in = (Bytef *)p;
   w->z.avail_in = (uInt)n;
-  while (w->z.avail_in > 0) {
+  /* Until the input is taken and inflate stopped for want of it, not for
+   * want of room: with the room full, output may still be pending. */
+  for (;;) {
     if (w->msg_size - w->msg_len < 1024) {
       if (w->msg_len >= PX_WS_MAX_MESSAGE)
         return ws_fail(w, "a message inflates past the %zu MiB cap", PX_WS_MAX_MESSAGE >> 20);
@@ -183,11 +185,14 @@ static int inflate_some(ws_codec_t *w, const uint8_t *p, size_t n) {
     w->msg_len = w->msg_size - w->z.avail_out;
     if (rc == Z_STREAM_END) {
       inflateReset(&w->z); /* BFINAL: what follows starts a new stream */
-    } else if (rc == Z_BUF_ERROR && w->z.avail_out > 0) {
-      break; /* all input taken, nothing more to give */
-    } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+      if (w->z.avail_in == 0) break;
+    } else if (rc == Z_BUF_ERROR) {
+      break; /* room was there: it needs more input */
+    } else if (rc != Z_OK) {
       return ws_fail(w, "compressed message does not inflate: %s",
                      w->z.msg ? w->z.msg : "zlib error");
+    } else if (w->z.avail_in == 0 && w->z.avail_out > 0) {
+      break;
     }
   }
   return 0;

@@ -260,6 +260,45 @@ static void test_ws_permessage_deflate(void **state) {
   deflate_case(0, 1);
 }
 
+/* A large compressed message: the output outgrows the buffer many times,
+ * with output still pending inside zlib each time the room runs out. */
+static void test_ws_large_inflated_message(void **state) {
+  (void)state;
+  size_t n = 300000;
+  char *text = malloc(n + 1);
+  uint32_t x = 1;
+  for (size_t i = 0; i < n; i++) {
+    x = x * 1103515245u + 12345u;
+    text[i] = (char)('a' + (x >> 16) % 4); /* compressible, not trivially */
+  }
+  text[n] = '\0';
+  z_stream z;
+  memset(&z, 0, sizeof(z));
+  assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY), Z_OK);
+  size_t size = deflateBound(&z, n) + 16;
+  uint8_t *buf = malloc(size);
+  size_t clen = deflate_msg(&z, text, buf, size);
+  deflateEnd(&z);
+  flt_strbuf_t in;
+  flt_strbuf_init(&in, 0);
+  frame(&in, 0xc1, 1, buf, clen);
+  px_ws_params_t p;
+  char why[200];
+  assert_int_equal(px_ws_params_parse("permessage-deflate", 18, &p, why, sizeof(why)), 0);
+  size_t cuts[] = {0, 5, 14, in.len / 2, in.len - 1};
+  for (size_t k = 0; k < sizeof(cuts) / sizeof(cuts[0]); k++) {
+    rec_t r;
+    run(&in, 1, &p, cuts[k], &r);
+    assert_int_equal(r.errors, 0);
+    assert_int_equal(r.log.len, n + 3);
+    assert_memory_equal(r.log.data + 2, text, n);
+    rec_free(&r);
+  }
+  flt_strbuf_free(&in);
+  free(buf);
+  free(text);
+}
+
 static void test_ws_extension_header(void **state) {
   (void)state;
   px_ws_params_t p;
@@ -431,6 +470,7 @@ int main(void) {
       cmocka_unit_test(test_ws_lengths_16_and_64_bit),
       cmocka_unit_test(test_ws_fragments_with_control_frames_between),
       cmocka_unit_test(test_ws_permessage_deflate),
+      cmocka_unit_test(test_ws_large_inflated_message),
       cmocka_unit_test(test_ws_extension_header),
       cmocka_unit_test(test_ws_errors),
       cmocka_unit_test(test_ws_message_cap_across_fragments),
