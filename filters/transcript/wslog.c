@@ -78,10 +78,12 @@ void tr_rec_on_ws_message(void *self, flt_flow_t *f, flt_dir_t dir, int opcode,
                   (unsigned long long)f->id);
 }
 
-/* "data" as text when it is UTF-8 (text messages and close reasons),
- * else base64 (as Chrome writes binary messages). */
+/* "data" of a text message or a close reason as text, of anything else
+ * as base64 (as Chrome writes binary messages). In HAR text stays text, as
+ * Chrome has it (bytes that are not UTF-8 made so: tr_jw_bytes); JSONL says
+ * which it is and keeps such text exactly, as base64. */
 static void write_data(tr_jw_t *w, const uint8_t *p, size_t n, int text, int jsonl) {
-  if (text && tr_utf8_valid(p, n)) {
+  if (text && (!jsonl || tr_utf8_valid(p, n))) {
     tr_jw_bytes(w, "data", (const char *)p, n);
     if (jsonl) tr_jw_str(w, "encoding", "utf8");
     return;
