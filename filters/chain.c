@@ -215,6 +215,14 @@ void flt_emit_wire(const flt_chain_t *ch, flt_conn_t *c, flt_leg_t leg, int sent
                    const uint8_t *data, size_t len) {
   EMIT_CONN(ch, c, on_wire, c, leg, sent, data, len);
 }
+/* Text and binary messages are kept for body terms like a body of their
+ * direction: an expression sees what was said, not the control frames. */
+void flt_emit_ws_message(const flt_chain_t *ch, flt_flow_t *f, flt_dir_t dir, int opcode,
+                         const uint8_t *data, size_t len) {
+  if ((opcode == FLT_WS_TEXT || opcode == FLT_WS_BINARY) && (dir == 0 || dir == 1))
+    keep_body(ch, f, dir, data, len);
+  EMIT(ch, on_ws_message, f, dir, opcode, data, len);
+}
 void flt_emit_shutdown(const flt_chain_t *ch) {
   for (int i = 0; i < ch->n; i++) {
     const flt_filter_t *f = &ch->filters[i];

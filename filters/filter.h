@@ -224,7 +224,28 @@ typedef struct flt_ops {
    * carried (on_data) for received bytes. */
   void (*on_wire)(void *self, flt_conn_t *c, flt_leg_t leg, int sent,
                   const uint8_t *data, size_t len);
+  /* A WebSocket message of flow `f`, the request that was answered by 101
+   * with Upgrade: websocket. That flow stays open while the WebSocket
+   * does: its on_flow_end comes when the connection closes (f->error is
+   * NULL when a close frame was seen, else why it ended), and its messages
+   * come between its on_response_head and on_flow_end. `dir`: who sent it
+   * (FLT_DIR_REQUEST: the client). `opcode`: FLT_WS_TEXT, FLT_WS_BINARY,
+   * or a control frame (FLT_WS_CLOSE: `data` is the code, two bytes big-
+   * endian, and the reason; FLT_WS_PING, FLT_WS_PONG). `data`: the whole
+   * message, unmasked, its fragments joined, inflated when
+   * permessage-deflate compressed it; at most 16 MiB. It arrived now
+   * (flt_now_us()). Body terms of expressions (~b ~bq ~bs) see the
+   * messages of each direction as the request and response body. */
+  void (*on_ws_message)(void *self, flt_flow_t *f, flt_dir_t dir, int opcode,
+                        const uint8_t *data, size_t len);
 } flt_ops_t;
+
+/* WebSocket opcodes (RFC 6455 section 11.8). */
+#define FLT_WS_TEXT 1
+#define FLT_WS_BINARY 2
+#define FLT_WS_CLOSE 8
+#define FLT_WS_PING 9
+#define FLT_WS_PONG 10
 
 typedef struct flt_filter {
   const flt_ops_t *ops;
@@ -311,6 +332,8 @@ void flt_emit_tls_message(const flt_chain_t *ch, flt_conn_t *c, flt_leg_t leg,
                           const uint8_t *data, size_t len);
 void flt_emit_wire(const flt_chain_t *ch, flt_conn_t *c, flt_leg_t leg, int sent,
                    const uint8_t *data, size_t len);
+void flt_emit_ws_message(const flt_chain_t *ch, flt_flow_t *f, flt_dir_t dir, int opcode,
+                         const uint8_t *data, size_t len);
 
 /* Finds a header by name (case-insensitive); returns NULL when absent. */
 const flt_header_t *flt_head_find(const flt_head_t *h, const char *name);

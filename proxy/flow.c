@@ -56,7 +56,7 @@ px_flow_t *px_flows_response(const px_flows_t *q, uint32_t stream) {
   return NULL;
 }
 
-static void unlink_flow(px_flows_t *q, px_flow_t *f) {
+void px_flows_unlink(px_flows_t *q, px_flow_t *f) {
   px_flow_t **p = &q->head, *prev = NULL;
   while (*p && *p != f) {
     prev = *p;
@@ -70,7 +70,7 @@ static void unlink_flow(px_flows_t *q, px_flow_t *f) {
 }
 
 void px_flows_finish(px_flows_t *q, px_flow_t *f, const flt_chain_t *chain, const char *error) {
-  unlink_flow(q, f);
+  px_flows_unlink(q, f);
   f->flow.t_end_us = flt_now_us();
   f->flow.error = error;
   flt_emit_flow_end(chain, &f->flow);

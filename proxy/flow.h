@@ -54,6 +54,8 @@ px_flow_t *px_flows_request(const px_flows_t *q, uint32_t stream);
 /* The flow that the response on the upstream leg's `stream` answers: on
  * HTTP/1 the oldest one. NULL when none waits. */
 px_flow_t *px_flows_response(const px_flows_t *q, uint32_t stream);
+/* Takes `f` out of `q` (nothing when it is not there). */
+void px_flows_unlink(px_flows_t *q, px_flow_t *f);
 /* Ends the flow `f` (unlinked from `q`): its end time and `error` (NULL
  * for none, kept as a pointer: a string that outlives the event), the
  * flow-end event to `chain`, then frees it. */

@@ -228,6 +228,8 @@ struct px_session {
   int auth_mask;               /* px_proxyauth_mask_stream state of client reads */
   struct px_answer *answer;    /* tlspeek's own answer pending or being sent
                                   (session_answer.h), or NULL */
+  struct px_ws *ws;            /* session_ws.c: after a WebSocket upgrade, its flow
+                                  and frame readers; else NULL */
 
   px_end_t end;                /* how the client connection ends (px_session_set_end) */
   px_reading_t reading;        /* held / paused for backlog (px_session_set_reading) */

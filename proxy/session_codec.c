@@ -31,6 +31,7 @@ static void on_req_forward(void *owner, px_codec_t *c, uint32_t stream, const ch
     return;
   }
   if (s->end >= PX_END_FLUSHING) return;
+  if (px_session_ws_input(s, FLT_DIR_REQUEST, data, len)) return;
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
   if (px_codec_relaying(c))
     flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
@@ -80,6 +81,7 @@ static void on_resp_forward(void *owner, px_codec_t *c, uint32_t stream, const c
                             size_t len) {
   px_session_t *s = owner;
   (void)stream;
+  if (px_session_ws_input(s, FLT_DIR_RESPONSE, data, len)) return;
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)data, len);
   if (px_codec_relaying(c))
     flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)data, len);
@@ -267,6 +269,7 @@ void px_session_codec_free(px_session_t *s) {
   px_codec_free(s->client.codec);
   px_codec_free(s->upstream.codec);
   s->client.codec = s->upstream.codec = NULL;
+  px_session_ws_free(s);
 }
 
 /* A leg's codec becomes raw, unless it relays already: an http1 codec

@@ -117,7 +117,8 @@ void px_session_http_flow_finish(px_session_t *s, const char *error) {
   px_answer_forget(s, n); /* ended before its local answer was out */
   if (s->conn.client_eof_us) s->answered_after_eof = 1;
   if (n->throttled) px_throttle_flow_end(s);
-  px_flows_finish(&s->flows, n, chain_of(s), error);
+  /* A WebSocket's flow stays open until the connection closes. */
+  if (error != NULL || !px_session_ws_adopt(s, n)) px_flows_finish(&s->flows, n, chain_of(s), error);
   if (s->flows.head == NULL) {
     /* Idle from here on (keep-alive): give back the grown TLS buffers. */
     px_tls_trim(&s->client.tls);
@@ -136,6 +137,7 @@ void px_session_http_flow_finish(px_session_t *s, const char *error) {
 void px_session_http_fail_flows(px_session_t *s, const char *why) {
   while (s->flows.head) px_session_http_flow_finish(s, why);
   px_answer_forget(s, NULL);
+  px_session_ws_end(s, why);
 }
 
 /* ---- tlspeek's own answers -------------------------------------------------- */

@@ -37,6 +37,19 @@ void px_session_http_reply_error(px_session_t *s, int status, const char *reason
  * --serve-miss forward) goes upstream now. */
 void px_session_http_forward_kept(px_session_t *s);
 
+/* session_ws.c: WebSocket messages after a 101. adopt takes the flow `n`
+ * (answered by 101 with Upgrade: websocket) out of the queue and keeps it
+ * open, with a frame reader per direction: 1 when it did, 0 when the flow
+ * is to end as any other (not a WebSocket, an extension it cannot read,
+ * out of memory). input gives it what a relaying leg codec forwards in
+ * `dir` (1 when taken, 0 when there is no WebSocket); end ends the flow
+ * (error `why` unless a close frame was seen), free frees what is left. */
+typedef struct px_ws px_ws_t;
+int px_session_ws_adopt(px_session_t *s, px_flow_t *n);
+int px_session_ws_input(px_session_t *s, flt_dir_t dir, const char *data, size_t len);
+void px_session_ws_end(px_session_t *s, const char *why);
+void px_session_ws_free(px_session_t *s);
+
 /* session_state.c: px_session_fail's implementation (ops table). */
 void px_session_state_fail(px_session_t *s, int level, const char *about, const char *text,
                            int then);

@@ -554,6 +554,21 @@ static void on_raw(void *self, flt_conn_t *c, flt_dir_t dir,
   con_emit(con, &b);
 }
 
+/* Each WebSocket message as it passes, its own block (detail >= 2). With
+ * -f a flow is decided at its end, after its messages: they are shown
+ * when the connection's host-level terms match (flt_conn_t.hidden). */
+static void on_ws_message(void *self, flt_flow_t *f, flt_dir_t dir, int opcode,
+                          const uint8_t *data, size_t len) {
+  flt_console_t *con = self;
+  if (con->detail < 2 || con->slot < 0 || con_conn_hidden(con, f->conn)) return;
+  flt_con_ws_t m = {f->conn ? f->conn->client : "-", f->url ? f->url : f->req.url,
+                    dir, opcode, data, len, con->body_limit, con->detail, con->color};
+  flt_strbuf_t b;
+  flt_strbuf_init(&b, con->block_cap);
+  flt_con_render_ws(&b, &m);
+  con_emit(con, &b);
+}
+
 /* "client ⇄ raw host:port N B in, M B out", and the cut note. */
 static void con_show_raw_close(flt_console_t *con, const flt_conn_t *c,
                                const con_conn_t *cc) {
@@ -703,4 +718,5 @@ const flt_ops_t flt_console_ops = {
     .on_error = on_error,
     .on_conn_close = on_conn_close,
     .on_shutdown = on_shutdown,
+    .on_ws_message = on_ws_message,
 };

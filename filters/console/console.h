@@ -81,6 +81,20 @@
  *        127.0.0.1:51234 ⇄ raw db.test:5432 > 6 B
  *            00000000: 4845 4c4c 4f00                           HELLO.
  *            … raw data cut at 4096 of 10000 bytes (--body-limit)
+ * WebSocket messages (on_ws_message), each as it passes, at level >= 2
+ * ("> " client to server, "< " server to client; control frames by name,
+ * a close with its code and reason):
+ *        127.0.0.1:51234 ⇄ ws https://example.test/chat > text 21 B
+ *        127.0.0.1:51234 ⇄ ws https://example.test/chat < binary 40 B
+ *        127.0.0.1:51234 ⇄ ws https://example.test/chat > ping 4 B
+ *        127.0.0.1:51234 ⇄ ws https://example.test/chat < close 1000 bye
+ *   and at level 3, under a text or binary message, its data cut at
+ *   body_limit bytes: clean UTF-8 text as lines, anything else as a
+ *   hexdump, then
+ *            … message cut at 4096 of 10000 bytes (--body-limit)
+ *   With -f the messages are shown when the connection's host-level terms
+ *   match (the flow itself is decided at its end, after them). The
+ *   upgrade's flow line (→ 101) comes when the WebSocket ends.
  * Connection errors (on_error), at level >= 1, when the connection closes,
  * unless a failed flow's line said it first; hidden when -f does not match
  * the connection (its host-level terms, flt_conn_t.hidden):

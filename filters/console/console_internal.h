@@ -136,4 +136,19 @@ void flt_con_body_recorded(flt_con_body_t *b, uint64_t wire, int cut);
 int flt_con_body_render(flt_con_body_t *b, flt_strbuf_t *out, int color);
 void flt_con_body_free(flt_con_body_t *b);
 
+/* One WebSocket message (console_ws.c), as console.h shows it: the line
+ * "CLIENT ⇄ ws URL > text 12 B" (or "close 1000 reason", "ping 4 B"), and
+ * at `detail` 3 the payload of a text or binary message under it, at most
+ * `limit` bytes: clean UTF-8 text as lines, anything else as a hexdump,
+ * then the cut note when it was cut. */
+typedef struct flt_con_ws {
+  const char *client, *url;
+  flt_dir_t dir;
+  int opcode;
+  const uint8_t *data;
+  size_t len, limit;
+  int detail, color;
+} flt_con_ws_t;
+int flt_con_render_ws(flt_strbuf_t *out, const flt_con_ws_t *m);
+
 #endif

@@ -72,6 +72,7 @@ tr_flow_t *tr_flow_new_extra(size_t body_cap, size_t extra) {
   r->n_jobs = 0;
   r->bodies_state = 0;
   memset(r->bodies, 0, sizeof(r->bodies));
+  r->ws = NULL;
   r->sharers = 1;
   atomic_init(&r->refs, 1);
   pthread_mutex_init(&r->body_mu, NULL);
@@ -313,7 +314,7 @@ size_t tr_flow_cost(const tr_flow_t *r) {
     n += r->msg[d].decoded.alloc + r->msg[d].raw.alloc + r->msg[d].head.n_headers * 64 +
          r->received[d].n_headers * 64;
   for (size_t i = 0; i < r->n_interim; i++) n += 64 + r->interim[i].n_headers * 64;
-  return n;
+  return n + tr_ws_log_cost(r->ws);
 }
 
 void tr_flow_release(tr_flow_t *r) {
@@ -325,6 +326,7 @@ void tr_flow_release(tr_flow_t *r) {
   }
   for (size_t i = 0; i < FLT_MAX_INTERIM; i++) free(r->interim_store[i]);
   tr_flow_bodies_free(r);
+  tr_ws_log_free(r->ws);
   pthread_mutex_destroy(&r->body_mu);
   if (r->url != r->url_inline) free(r->url);
   free(r->error);

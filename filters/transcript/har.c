@@ -389,6 +389,7 @@ void tr_har_entry(tr_jw_t *w, tr_flow_t *r, const tr_body_t bodies[2]) {
   if (f->error) tr_jw_str(w, "_error", f->error);
   if (f->tags[0]) tr_jw_str(w, "_tags", f->tags);
   if (f->actions) tr_jw_actions(w, "_actions", f->actions);
+  tr_ws_log_write(w, "_webSocketMessages", r, 0);
   tr_jw_close(w, '}');
 }
 
@@ -532,4 +533,5 @@ const flt_ops_t flt_har_ops = {
     .on_flow_end = tr_rec_on_flow_end,
     .on_conn_close = tr_rec_on_conn_close,
     .on_shutdown = tr_rec_on_shutdown,
+    .on_ws_message = tr_rec_on_ws_message,
 };

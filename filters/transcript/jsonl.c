@@ -26,7 +26,18 @@
  *                               connect includes ssl),
  *    "tls": {"version", "cipher", "sni", "alpn",
  *            "upstream": {"version", "cipher", "alpn"} or null} or null,
- *    "error": "upstream closed" or null}
+ *    "error": "upstream closed" or null,
+ *    "tags": "blocked" or null,
+ *    "websocket": [WSMESSAGE]   (only on a WebSocket upgrade answered by 101;
+ *                                the one key not always present)}
+ *   WSMESSAGE = {"type": "send" (client to server) or "receive",
+ *                "time": epoch seconds (ms precision), "opcode": 1 text,
+ *                2 binary, 8 close, 9 ping, 10 pong, "data": the message
+ *                (unmasked, inflated; a close's reason), "encoding": "utf8"
+ *                or "base64", "size": bytes, "closeCode" and
+ *                "closeReason" on a close with a code, "truncated": true
+ *                when --body-cap cut the data}; then "websocketDropped":
+ *                N when more than 100000 messages were not listed
  *   MESSAGE = {"httpVersion": "HTTP/1.1", "headers": [{"name","value"}],
  *              "headersSize": bytes or -1, "bodySize": bytes received
  *              (de-chunked, still content-encoded), "body": the body with
@@ -175,6 +186,7 @@ void tr_jsonl_object(tr_jw_t *w, const char *key, tr_flow_t *r, const tr_body_t 
   tr_jw_str_or_null(w, "error", f->error);
   tr_jw_str_or_null(w, "tags", f->tags[0] ? f->tags : NULL);
   if (f->actions) tr_jw_actions(w, "actions", f->actions);
+  tr_ws_log_write(w, "websocket", r, 1);
   tr_jw_close(w, '}');
 }
 
@@ -269,4 +281,5 @@ const flt_ops_t flt_jsonl_ops = {
     .on_flow_end = tr_rec_on_flow_end,
     .on_conn_close = tr_rec_on_conn_close,
     .on_shutdown = tr_rec_on_shutdown,
+    .on_ws_message = tr_rec_on_ws_message,
 };

@@ -34,6 +34,8 @@
  *    decode_error says it could not be), cut at the recording's --body-cap
  *    (truncated);
  *  - the client address: JSONL has it, HAR does not ("-");
+ *  - WebSocket messages (ws[]: direction, opcode, data as recorded), but
+ *    not their times;
  *  - times: t_start_us from the start time, the other stamps from the
  *    send / wait / receive timings (microseconds are kept exactly);
  *  - not recorded at all: connection errors without a flow, raw streams,
@@ -65,6 +67,15 @@ typedef struct flt_rec_body {
   uint64_t wire_bytes;      /* body bytes as received (still encoded) */
 } flt_rec_body_t;
 
+/* One WebSocket message of a recorded flow (filter.h, on_ws_message):
+ * its data as recorded (a close's code and reason as on the wire again). */
+typedef struct flt_rec_ws {
+  flt_dir_t dir;
+  int opcode;
+  const uint8_t *data;
+  size_t len;
+} flt_rec_ws_t;
+
 /* One recorded flow. flow.conn points at conn (one connection per flow:
  * transcripts record facts of the connection with each flow). */
 typedef struct flt_rec_flow {
@@ -72,6 +83,8 @@ typedef struct flt_rec_flow {
   flt_flow_t flow;
   flt_rec_body_t body[2]; /* by flt_dir_t */
   char where[48];         /* "line 12" or "log.entries[3]", for messages */
+  const flt_rec_ws_t *ws; /* WebSocket messages, in order (n_ws), or NULL */
+  size_t n_ws;
 } flt_rec_flow_t;
 
 typedef struct flt_reader flt_reader_t;

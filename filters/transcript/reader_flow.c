@@ -387,7 +387,8 @@ int rd_flow_from_jsonl(rd_flow_t *f, rd_arena_t *a, const cJSON *obj, rd_ctx_t *
       rd_interim_at(c, a, obj, "interim", f) < 0 ||
       rd_jsonl_received(c, a, obj, "requestReceived", FLT_DIR_REQUEST, f) < 0 ||
       rd_jsonl_received(c, a, obj, "responseReceived", FLT_DIR_RESPONSE, f) < 0 ||
-      rd_tls(c, obj, "tls", &f->rec.conn) < 0)
+      rd_tls(c, obj, "tls", &f->rec.conn) < 0 ||
+      rd_ws_messages(c, a, obj, "websocket", 0, &f->rec) < 0)
     return -1;
   f->rec.flow.t_start_us = rd_iso_time(started);
   if (rd_timings(c, obj, &f->rec.flow) < 0) return -1;
@@ -477,7 +478,8 @@ int rd_flow_from_har(rd_flow_t *f, rd_arena_t *a, const cJSON *e, int tlspeek_ha
       rd_string(c, e, "_error", RD_OPTIONAL, &error) < 0 ||
       rd_string(c, e, "_tags", RD_OPTIONAL, &tags) < 0 ||
       rd_har_request(c, a, e, tlspeek_har, f) < 0 || rd_har_response(c, a, e, f, &resp_error) < 0 ||
-      rd_tls(c, e, "_tls", &f->rec.conn) < 0)
+      rd_tls(c, e, "_tls", &f->rec.conn) < 0 ||
+      rd_ws_messages(c, a, e, "_webSocketMessages", 1, &f->rec) < 0)
     return -1;
   rd_copy(f->rec.conn.client, sizeof(f->rec.conn.client), "-"); /* not in a HAR */
   rd_har_server(&f->rec.conn, ip);

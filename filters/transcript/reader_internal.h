@@ -71,5 +71,10 @@ typedef struct rd_flow {
  * flows were absolute-form). 0, or -1 with the message in c->err. */
 int rd_flow_from_jsonl(rd_flow_t *f, rd_arena_t *a, const cJSON *obj, rd_ctx_t *c);
 int rd_flow_from_har(rd_flow_t *f, rd_arena_t *a, const cJSON *entry, int tlspeek_har, rd_ctx_t *c);
+/* reader_ws.c: the WebSocket messages under `key` (HAR's
+ * _webSocketMessages when `har`, else JSONL's websocket) into f->ws; none
+ * when absent. 0, or -1 with the message in c->err. */
+int rd_ws_messages(rd_ctx_t *c, rd_arena_t *a, const cJSON *obj, const char *key, int har,
+                   flt_rec_flow_t *f);
 
 #endif

@@ -266,6 +266,8 @@ typedef struct tr_flow {
   pthread_mutex_t body_mu;
   int bodies_state; /* 0 not yet, 1 ready, -1 out of memory */
   tr_body_t bodies[2];
+  /* The WebSocket messages of an upgraded flow (wslog.c), or NULL. */
+  struct tr_ws_log *ws;
 } tr_flow_t;
 
 /* A record with one reference. */
@@ -328,6 +330,18 @@ void tr_rec_on_shutdown(void *self);
 void tr_rec_set_slot(tr_recorder_t *rec, int slot);
 /* Drops the job's reference to its record. */
 void tr_flow_job_free(tr_job_t *job);
+
+/* ---- WebSocket messages (wslog.c) ----------------------------------------- */
+
+/* Messages listed per flow at most (the rest are counted). */
+#define TR_WS_MAX_MESSAGES 100000
+typedef struct tr_ws_log tr_ws_log_t;
+/* The recorders' on_ws_message: the message joins the flow's record. */
+void tr_rec_on_ws_message(void *self, flt_flow_t *f, flt_dir_t dir, int opcode,
+                          const uint8_t *data, size_t len);
+void tr_ws_log_free(tr_ws_log_t *log);
+size_t tr_ws_log_cost(const tr_ws_log_t *log);
+
 
 /* ---- JSON ---------------------------------------------------------------- */
 
@@ -487,6 +501,12 @@ int tr_jw_write_list(void *sink, tr_jw_t *w, tr_job_t *list, const char *path,
 void tr_har_entry(tr_jw_t *w, tr_flow_t *r, const tr_body_t bodies[2]);
 char *tr_har_head(const char *creator_version, size_t body_cap);
 void tr_jsonl_object(tr_jw_t *w, const char *key, tr_flow_t *r, const tr_body_t bodies[2]);
+/* wslog.c: The messages of a frozen record under `key`, as HAR (jsonl 0: Chrome's
+ * {"type", "time", "opcode", "data"}, and _closeCode / _truncated) or as
+ * JSONL (jsonl 1: the same and "encoding", "size", "closeCode",
+ * "closeReason", "truncated"), and the count of messages not listed when
+ * there were any. Nothing when the flow had no WebSocket. */
+void tr_ws_log_write(tr_jw_t *w, const char *key, const tr_flow_t *r, int jsonl);
 
 /* [{"name": ..., "value": ...}] in wire order. */
 void tr_jw_headers(tr_jw_t *w, const char *key, const flt_head_t *h);

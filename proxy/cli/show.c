@@ -169,6 +169,8 @@ static void show_flow(const flt_chain_t *ch, void *console, flt_rec_flow_t *rf) 
     flt_emit_response_head(ch, f);
     show_body(ch, console, rf, FLT_DIR_RESPONSE);
   }
+  for (size_t i = 0; i < rf->n_ws; i++)
+    flt_emit_ws_message(ch, f, rf->ws[i].dir, rf->ws[i].opcode, rf->ws[i].data, rf->ws[i].len);
   flt_emit_flow_end(ch, f);
 }
 

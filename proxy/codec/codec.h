@@ -10,7 +10,7 @@
  * forward unchanged (on_forward) and the heads (on_head), which the sink
  * passes on as received or rebuilt (px_codec_head_build).
  *
- * Two codecs exist:
+ * Three codecs exist:
  * - `http1` (http1_codec.c, px_codec_http1_new): HTTP/1.x of one direction
  *   on top of the framer of http1.h. One stream, id 0; messages follow one
  *   another. Its state (the framer) is allocated by the first input; between
@@ -19,6 +19,8 @@
  *   it again.
  * - `raw` (raw.c, px_codec_raw_new): no framing; every byte is forwarded
  *   on stream 0 (raw TCP, passthrough, TLS that is not HTTP).
+ * - `ws` (ws.c, px_codec_ws_new, ws.h): WebSocket frames of one direction,
+ *   reported as whole messages; every byte forwarded as it came.
  * After an upgrade (101 Switching Protocols, CONNECT 2xx) an http1 codec
  * relays like raw: its phase is PX_CODEC_RAW.
  *
@@ -39,15 +41,16 @@
  * control are per stream; px_codec_phase reports the connection
  * (PX_CODEC_IDLE when no stream is open).
  *
- * How a WebSocket codec plugs in: after a 101 with Upgrade: websocket, the
- * session replaces both legs' http1 codecs (in PX_CODEC_RAW phase) by
- * WebSocket codecs (px_codec_ws_new, one per direction, the client's
- * masked) instead of leaving them raw. Each data frame (or the frames of a
- * fragmented message) is reported as a message on the upgrade's stream:
- * on_head with a small head naming the opcode, on_body with the unmasked
- * payload, on_end at FIN, and the frame bytes as received through
- * on_forward, so the relay stays byte for byte; close frames end the
- * stream with on_end, protocol errors come as on_error.
+ * How the WebSocket codec plugs in (proxy/session_ws.c): after a 101 with
+ * Upgrade: websocket, both legs keep their http1 codecs, relaying
+ * (PX_CODEC_RAW) — the one that read the 101 is inside its own input when
+ * it switches, and the bytes after the 101 in the same read come from it —
+ * and the session passes what they forward to a ws codec per direction
+ * (the client's masked). Each message comes as on_head (head->opcode),
+ * one on_body with the whole payload (unmasked, fragments joined,
+ * inflated), on_end; control frames between fragments come before the
+ * message they interrupt. The frame bytes as received go to on_forward, so
+ * the relay stays byte for byte; a protocol error is on_error.
  */
 #ifndef TLSPEEK_CODEC_H
 #define TLSPEEK_CODEC_H
@@ -78,6 +81,7 @@ typedef struct px_codec_head {
   int upgrade;        /* a request with Upgrade or CONNECT; a 101 with Upgrade */
   const char *target; /* a request's target, as sent */
   size_t target_len;
+  int opcode;         /* ws: the message's opcode (ws.h); 0 for HTTP */
 } px_codec_head_t;
 
 /* Where a codec's output goes: the owner's callbacks (the session's, or a

@@ -221,6 +221,52 @@ static void test_har_of_tlspeek_on_one_line(void **state) {
   flt_reader_free(r);
 }
 
+/* WebSocket messages: HAR's _webSocketMessages (Chrome's fields) and
+ * JSONL's websocket, a close's code put back in front of its reason. */
+static void test_websocket_messages(void **state) {
+  (void)state;
+  flt_rec_flow_t *rf;
+  const char *har =
+      "{\"log\":{\"entries\":[{\"request\":{\"method\":\"GET\",\"url\":\"https://h/ws\"},"
+      "\"response\":{\"status\":101},\"_webSocketMessages\":["
+      "{\"type\":\"send\",\"time\":1.5,\"opcode\":1,\"data\":\"hi\"},"
+      "{\"type\":\"receive\",\"time\":1.6,\"opcode\":2,\"data\":\"AAH/\"},"
+      "{\"type\":\"send\",\"time\":1.7,\"opcode\":8,\"_closeCode\":1000,\"data\":\"bye\"}]}]}}";
+  flt_reader_t *r = open_text(har, NULL);
+  assert_non_null(r);
+  assert_int_equal(flt_reader_next(r, &rf, err, sizeof(err)), 1);
+  assert_int_equal(rf->n_ws, 3);
+  assert_int_equal(rf->ws[0].dir, FLT_DIR_REQUEST);
+  assert_int_equal(rf->ws[0].opcode, 1);
+  assert_memory_equal(rf->ws[0].data, "hi", 2);
+  assert_int_equal(rf->ws[1].dir, FLT_DIR_RESPONSE);
+  assert_int_equal(rf->ws[1].len, 3);
+  assert_memory_equal(rf->ws[1].data, "\x00\x01\xff", 3);
+  assert_int_equal(rf->ws[2].len, 5);
+  assert_memory_equal(rf->ws[2].data, "\x03\xe8" "bye", 5);
+  flt_reader_free(r);
+  const char *jsonl =
+      "{\"url\":\"https://h/ws\",\"method\":\"GET\",\"status\":101,\"request\":{},\"websocket\":["
+      "{\"type\":\"receive\",\"time\":1.5,\"opcode\":1,\"data\":\"AA==\",\"encoding\":\"base64\"},"
+      "{\"type\":\"receive\",\"time\":1.6,\"opcode\":8,\"data\":\"\",\"encoding\":\"utf8\","
+      "\"closeCode\":4001,\"closeReason\":\"\"}]}\n";
+  r = open_text(jsonl, "t.jsonl");
+  assert_non_null(r);
+  assert_int_equal(flt_reader_next(r, &rf, err, sizeof(err)), 1);
+  assert_int_equal(rf->n_ws, 2);
+  assert_int_equal(rf->ws[0].len, 1);
+  assert_int_equal(rf->ws[0].data[0], 0);
+  assert_int_equal(rf->ws[1].len, 2);
+  assert_memory_equal(rf->ws[1].data, "\x0f\xa1", 2);
+  flt_reader_free(r);
+  const char *bad = "{\"url\":\"https://h/ws\",\"method\":\"GET\",\"request\":{},\"websocket\":["
+                    "{\"type\":\"sideways\",\"opcode\":1}]}\n";
+  r = open_text(bad, "t.jsonl");
+  assert_int_equal(flt_reader_next(r, &rf, err, sizeof(err)), -1);
+  assert_string_equal(err, "line 1: websocket[0].type: expected \"send\" or \"receive\"");
+  flt_reader_free(r);
+}
+
 /* ---- bad input ---------------------------------------------------------------- */
 
 typedef struct bad_case {
@@ -333,6 +379,7 @@ int main(void) {
       cmocka_unit_test(test_jsonl_lines_failed_flow_and_http_target),
       cmocka_unit_test(test_har_from_a_browser),
       cmocka_unit_test(test_har_of_tlspeek_on_one_line),
+      cmocka_unit_test(test_websocket_messages),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_open_by_path),
   };
