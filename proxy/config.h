@@ -22,8 +22,10 @@ typedef enum px_mode {
 #define PX_MAX_REDACT 32
 #define PX_MAX_PLUGINS 8
 #define PX_MAX_CLIENT_CERTS 16
+#define PX_MAX_REPLACE 16
 
 struct flt_expr;
+struct px_replace;
 
 /* What --block, --set-header and --remove-header ask for. */
 typedef enum px_action_kind {
@@ -65,6 +67,8 @@ typedef struct px_config {
   int n_ignore_exprs;
   px_action_t actions[PX_MAX_ACTIONS];
   int n_actions;
+  struct px_replace *replaces[PX_MAX_REPLACE]; /* --replace, in order (action_replace.h) */
+  int n_replaces;
   const char *redact[PX_MAX_REDACT]; /* header names shown as <redacted> */
   int n_redact;
   const char *plugins[PX_MAX_PLUGINS]; /* --load FILE.so[:ARG] */
@@ -100,7 +104,8 @@ typedef struct px_config {
   size_t wire_limit;           /* ciphertext bytes shown per record */
   int explain;                 /* --explain */
   size_t body_limit;
-  size_t body_cap;             /* body bytes kept per message in HAR/JSONL */
+  size_t body_cap;             /* body bytes kept per message in HAR/JSONL, and
+                                  buffered per message for --replace and plugins */
   const char *har_path;
   const char *jsonl_path;
   const char *pcap_path;

@@ -31,6 +31,7 @@ typedef struct px_flow {
   uint32_t upstream_stream; /* the response's stream on the upstream leg's codec */
   int head_only;     /* request was HEAD: the response has no body */
   int upgrade_asked; /* request had Upgrade (with Connection: upgrade) or was CONNECT */
+  struct px_flow_act *act; /* flowact.h: plugins' requests, held bodies; NULL: none */
 } px_flow_t;
 
 typedef struct px_flows {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "filters/util/log.h"
+#include "proxy/bodyhold.h"
 #include "proxy/session.h"
 #include "proxy/session_internal.h"
 #include "proxy/worker.h"
@@ -24,7 +25,6 @@ static int on_req_head(void *owner, px_codec_t *c, const px_codec_head_t *head) 
 static void on_req_forward(void *owner, px_codec_t *c, uint32_t stream, const char *data,
                            size_t len) {
   px_session_t *s = owner;
-  (void)stream;
   if (s->state == PX_S_PEEK) {
     px_session_peek(s, data, len); /* after CONNECT's 200 */
     return;
@@ -33,6 +33,8 @@ static void on_req_forward(void *owner, px_codec_t *c, uint32_t stream, const ch
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
   if (px_codec_relaying(c))
     flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
+  px_flow_t *f = px_flows_request(&s->flows, stream);
+  if (f && f->act && px_hold_forward(s, f, 0, data, len)) return; /* bodyhold.h */
   px_send_upstream(s, data, len);
 }
 
@@ -44,6 +46,7 @@ static void on_req_body(void *owner, px_codec_t *c, uint32_t stream, const char 
   if (f == NULL) return;
   f->flow.req_body_bytes += len;
   flt_emit_request_body(chain_of(s), &f->flow, (const uint8_t *)data, len);
+  if (f->act) px_hold_body(s, f, 0, data, len);
 }
 
 static void on_req_end(void *owner, px_codec_t *c, uint32_t stream) {
@@ -53,6 +56,7 @@ static void on_req_end(void *owner, px_codec_t *c, uint32_t stream) {
   if (f == NULL) return;
   f->flow.t_req_end_us = flt_now_us();
   flt_emit_request_end(chain_of(s), &f->flow);
+  if (f->act) px_hold_end(s, f, 0);
   s->flows.req = NULL;
 }
 
@@ -74,10 +78,11 @@ static int on_resp_head(void *owner, px_codec_t *c, const px_codec_head_t *head)
 static void on_resp_forward(void *owner, px_codec_t *c, uint32_t stream, const char *data,
                             size_t len) {
   px_session_t *s = owner;
-  (void)stream;
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)data, len);
   if (px_codec_relaying(c))
     flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)data, len);
+  px_flow_t *f = px_flows_response(&s->flows, stream);
+  if (f && f->act && px_hold_forward(s, f, 1, data, len)) return; /* bodyhold.h */
   px_send_client(s, data, len);
 }
 
@@ -89,13 +94,15 @@ static void on_resp_body(void *owner, px_codec_t *c, uint32_t stream, const char
   if (f == NULL || !f->flow.has_response) return;
   f->flow.resp_body_bytes += len;
   flt_emit_response_body(chain_of(s), &f->flow, (const uint8_t *)data, len);
+  if (f->act) px_hold_body(s, f, 1, data, len);
 }
 
 static void on_resp_end(void *owner, px_codec_t *c, uint32_t stream) {
   px_session_t *s = owner;
   int status = s->resp_status;
-  (void)stream;
   if (status >= 100 && status < 200 && status != 101) return;
+  px_flow_t *f = px_flows_response(&s->flows, stream);
+  if (f && f->act) px_hold_end(s, f, 1); /* a held response goes out now (bodyhold.h) */
   px_session_http_flow_finish(s, NULL);
   if (status == 101) {
     px_codec_set_raw(s->client.codec); /* both directions are now a raw stream */

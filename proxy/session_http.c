@@ -10,6 +10,8 @@
 
 #include "filters/expr/expr.h"
 #include "filters/util/log.h"
+#include "proxy/bodyhold.h"
+#include "proxy/flowact.h"
 #include "proxy/modes/proxyauth.h"
 #include "proxy/session.h"
 #include "proxy/session_internal.h"
@@ -35,10 +37,18 @@ static int collect_edits(px_session_t *s, const flt_flow_t *f, int response_side
 static void flow_set_sent(px_session_t *s, px_flow_t *n, int response_side) {
   px_head_edit_t e;
   memset(&e, 0, sizeof(e));
-  if (!collect_edits(s, &n->flow, response_side, &e)) return;
+  int any = collect_edits(s, &n->flow, response_side, &e);
+  if (!(px_flow_act_edits(&n->flow, response_side, &e) || any)) return;
   flt_head_t *sent = px_head_edited(response_side ? &n->flow.resp : &n->flow.req, &e);
   if (sent == NULL) return;
   redact(s, sent); /* a value set by an action, too */
+  flt_head_t *old = response_side ? n->resp_sent : n->req_sent;
+  if (old && px_flow_act_get(&n->flow)) { /* views may still point at it: kept */
+    free(n->act->old_sent[response_side]);
+    n->act->old_sent[response_side] = old;
+  } else {
+    free(old);
+  }
   if (response_side) {
     n->resp_sent = sent;
     n->flow.resp_sent = sent;
@@ -57,6 +67,12 @@ static void flow_add_interim(px_session_t *s, px_flow_t *n, px_codec_t *c, uint3
   px_flow_add_interim(n, copy);
 }
 
+/* A plugin edited this side's head in its head event (flt_flow_set_header). */
+static int plugin_edited(const px_flow_t *n, int response_side) {
+  const px_flow_act_t *a = n->act;
+  return a && (a->n_set[response_side] || a->n_remove[response_side]);
+}
+
 static px_flow_t *flow_start(px_session_t *s, px_codec_t *c, const px_codec_head_t *head) {
   px_upstream_count_idle(s, 0); /* busy again */
   flt_head_t *req = px_codec_head_copy(c, head->stream);
@@ -72,6 +88,7 @@ static px_flow_t *flow_start(px_session_t *s, px_codec_t *c, const px_codec_head
   if (s->state != PX_S_ERROR_REPLY && blocking_action(s, &n->flow) == NULL)
     flow_set_sent(s, n, 0);
   flt_emit_request_head(chain_of(s), &n->flow);
+  if (plugin_edited(n, 0)) flow_set_sent(s, n, 0);
   return n;
 }
 
@@ -186,6 +203,45 @@ static void reply_blocked(px_session_t *s, px_flow_t *n, int status) {
   px_update_reading(s);
 }
 
+/* A plugin answers the newest flow itself (flt_flow_answer), then the
+ * connection closes, as for --block. A minimal local answer: one place to
+ * hand over to a shared one for answering flows locally. Returns 1 when it
+ * answered. */
+static int reply_plugin_answer(px_session_t *s, px_flow_t *n) {
+  const px_flow_act_t *a = n->act;
+  if (a == NULL || a->answer_status == 0) return 0;
+  char clen[32], head[600];
+  snprintf(clen, sizeof(clen), "%zu", a->answer_len);
+  flt_header_t hdr[2] = {{"Content-Length", 14, clen, strlen(clen)},
+                         {"Content-Type", 12, a->answer_type ? a->answer_type : "", 0}};
+  hdr[1].value_len = strlen(hdr[1].value);
+  flt_head_t h = {.http_major = 1, .http_minor = 1, .status = a->answer_status,
+                  .reason = status_reason(a->answer_status), .headers = hdr,
+                  .n_headers = a->answer_type ? 2 : 1};
+  if ((n->resp_copy = px_head_copy(&h)) != NULL) {
+    n->flow.resp = *n->resp_copy;
+    n->flow.has_response = 1;
+    n->flow.t_resp_head_us = flt_now_us();
+    flt_flow_action(&n->flow, "answered", "%d by a plugin (%zu bytes), not sent upstream",
+                    a->answer_status, a->answer_len);
+    flt_emit_response_head(chain_of(s), &n->flow);
+    n->flow.resp_body_bytes = a->answer_len;
+    flt_emit_response_body(chain_of(s), &n->flow, (const uint8_t *)a->answer_body, a->answer_len);
+  }
+  int len = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n"
+                     "Connection: close\r\nServer: tlspeek\r\n\r\n", a->answer_status,
+                     status_reason(a->answer_status), a->answer_type ? "Content-Type: " : "",
+                     a->answer_type ? a->answer_type : "", a->answer_type ? "\r\n" : "",
+                     a->answer_len);
+  px_send_client(s, head, (size_t)len);
+  px_send_client(s, a->answer_body, a->answer_len);
+  while (s->flows.head && s->flows.head != n) px_session_http_flow_finish(s, "closed: a later request was answered by a plugin");
+  px_session_http_flow_finish(s, NULL);
+  px_session_set_end(s, PX_END_FLUSHING);
+  px_update_reading(s);
+  return 1;
+}
+
 /* Collects the header edits of the actions that match `f` on one side. */
 static int collect_edits(px_session_t *s, const flt_flow_t *f, int response_side,
                          px_head_edit_t *e) {
@@ -207,31 +263,34 @@ static int collect_edits(px_session_t *s, const flt_flow_t *f, int response_side
   return any;
 }
 
-/* Sends a head on, rewritten when `e` (or an action) asks for changes. */
-static void send_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
-                      const flt_flow_t *f, px_head_edit_t *e, int to_client) {
-  const char *raw = hd->raw;
-  size_t len = hd->raw_len;
+/* The head goes on, or is held with its body (bodyhold.h). */
+static void put_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd, px_flow_t *n,
+                     const px_head_edit_t *e, int to_client, const char *data, size_t len) {
+  if (px_hold_head(s, n, to_client, c, hd, e, data, len)) return;
+  if (to_client)
+    px_send_client(s, data, len);
+  else
+    px_send_upstream(s, data, len);
+}
+
+/* Sends a head on, rewritten when `e` (or an action, or a plugin) asks
+ * for changes. */
+static void send_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd, px_flow_t *n,
+                      px_head_edit_t *e, int to_client) {
   /* Hop-by-hop fields are the client's business with tlspeek: they never
    * go upstream as they came (RFC 9110 §7.6.1). */
   if (!to_client) e->strip_hop = px_codec_head_has_hop_by_hop(c, hd->stream);
-  int edited = collect_edits(s, f, to_client, e) || e->url || e->host || e->n_remove > 0 ||
-               e->strip_hop;
+  int edited = collect_edits(s, &n->flow, to_client, e);
+  edited = px_flow_act_edits(&n->flow, to_client, e) || edited || e->url || e->host ||
+           e->n_remove > 0 || e->strip_hop;
   if (!edited) {
-    if (to_client)
-      px_send_client(s, raw, len);
-    else
-      px_send_upstream(s, raw, len);
+    put_head(s, c, hd, n, e, to_client, hd->raw, hd->raw_len);
     return;
   }
   flt_strbuf_t head;
   flt_strbuf_init(&head, PX_HTTP_MAX_HEAD + 8192);
-  if (px_codec_head_build(c, hd->stream, e, &head) == 0) {
-    if (to_client)
-      px_send_client(s, head.data, head.len);
-    else
-      px_send_upstream(s, head.data, head.len);
-  }
+  if (px_codec_head_build(c, hd->stream, e, &head) == 0)
+    put_head(s, c, hd, n, e, to_client, head.data, head.len);
   flt_strbuf_free(&head);
 }
 
@@ -389,6 +448,7 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
     reply_blocked(s, n, block->status);
     return 0;
   }
+  if (reply_plugin_answer(s, n)) return 0;
   px_head_edit_t edit;
   memset(&edit, 0, sizeof(edit));
   /* RFC 9112 §3.2.2: a proxy replaces Host with the target's authority, so
@@ -407,7 +467,7 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
     edit.url = origin;
   }
   if (s->state == PX_S_CLOSING) return 0;
-  send_head(s, c, hd, &n->flow, &edit, 0);
+  send_head(s, c, hd, n, &edit, 0);
   return 0;
 }
 
@@ -481,6 +541,7 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
     reply_blocked(s, n, block->status);
     return 0;
   }
+  if (reply_plugin_answer(s, n)) return 0;
   if (px_upstream_unconnected(s)) {
     /* The first request of plain HTTP (peek_input waits for it), or the
      * next one after --upstream-idle closed the leg. */
@@ -494,7 +555,7 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
   char hostval[300];
   memset(&edit, 0, sizeof(edit));
   reverse_host(s, &edit, hostval, sizeof(hostval));
-  send_head(s, c, hd, &n->flow, &edit, 0);
+  send_head(s, c, hd, n, &edit, 0);
   return 0;
 }
 
@@ -544,6 +605,7 @@ int px_session_http_response_head(px_session_t *s, px_codec_t *c, const px_codec
     n->flow.t_resp_head_us = flt_now_us();
     flow_set_sent(s, n, 1);
     flt_emit_response_head(chain_of(s), &n->flow);
+    if (plugin_edited(n, 1)) flow_set_sent(s, n, 1);
   }
   rc = n->head_only ? 1 : 0;
   if (strcmp(n->flow.req.method, "CONNECT") == 0 && status >= 200 && status < 300) {
@@ -556,7 +618,7 @@ int px_session_http_response_head(px_session_t *s, px_codec_t *c, const px_codec
   s->resp_head_mark = s->client.batching ? s->client.batch.len : SIZE_MAX;
   px_head_edit_t edit;
   memset(&edit, 0, sizeof(edit));
-  send_head(s, c, hd, &n->flow, &edit, 1);
+  send_head(s, c, hd, n, &edit, 1);
   return rc;
 }
 
