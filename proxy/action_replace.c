@@ -91,23 +91,40 @@ static pcre2_code *compile_regex(const char *re, uint32_t opts, char *err, size_
   return code;
 }
 
-/* A replacement naming a group the regex lacks fails on every body: say
- * so at start-up instead, by substituting into an empty match. */
+/* A replacement naming a group the regex lacks would fail on every body:
+ * refused at start-up instead. PCRE2's syntax: $$, $N, ${N}, ${NAME}. */
 static int check_replacement(const px_replace_t *r, char *err, size_t errlen) {
-  pcre2_match_data *md = pcre2_match_data_create_from_pattern(r->re, NULL);
-  if (md == NULL) return 0;
-  PCRE2_UCHAR out[64];
-  PCRE2_SIZE outlen = sizeof(out);
-  /* An empty subject matched by nothing still parses the replacement. */
-  int rc = pcre2_substitute(r->re, (PCRE2_SPTR) "", 0, 0,
-                            PCRE2_SUBSTITUTE_GLOBAL | PCRE2_SUBSTITUTE_UNSET_EMPTY, md, NULL,
-                            (PCRE2_SPTR)r->replacement, r->replacement_len, out, &outlen);
-  pcre2_match_data_free(md);
-  if (rc >= 0 || rc == PCRE2_ERROR_NOMEMORY || rc == PCRE2_ERROR_NOMATCH) return 0;
-  PCRE2_UCHAR msg[256];
-  if (pcre2_get_error_message(rc, msg, sizeof(msg)) < 0) snprintf((char *)msg, 8, "error");
-  snprintf(err, errlen, "bad replacement '%s': %s", r->replacement, (const char *)msg);
-  return -1;
+  uint32_t groups = 0;
+  pcre2_pattern_info(r->re, PCRE2_INFO_CAPTURECOUNT, &groups);
+  for (const char *p = r->replacement; (p = strchr(p, '$')) != NULL;) {
+    const char *ref = p + 1, *end;
+    if (*ref == '$') {
+      p = ref + 1;
+      continue;
+    }
+    int braced = *ref == '{';
+    if (braced) ref++;
+    end = ref;
+    while ((*end >= '0' && *end <= '9') || *end == '_' ||
+           ((*end | 0x20) >= 'a' && (*end | 0x20) <= 'z'))
+      end++;
+    if (end == ref || (braced && *end != '}')) {
+      snprintf(err, errlen, "bad replacement '%s': '$' at offset %zu must be followed by a "
+               "group number, {NAME} or another '$'", r->replacement, (size_t)(p - r->replacement));
+      return -1;
+    }
+    char name[64];
+    snprintf(name, sizeof(name), "%.*s", (int)(end - ref), ref);
+    int digits = strspn(name, "0123456789") == strlen(name);
+    if ((digits && strtoul(name, NULL, 10) > groups) ||
+        (!digits && pcre2_substring_number_from_name(r->re, (PCRE2_SPTR)name) < 0)) {
+      snprintf(err, errlen, "bad replacement '%s': the regular expression has no group %s",
+               r->replacement, name);
+      return -1;
+    }
+    p = braced ? end + 1 : end;
+  }
+  return 0;
 }
 
 /* One candidate split: `expr` before the ':' at `colon`. Returns the

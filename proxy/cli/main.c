@@ -8,6 +8,7 @@
 
 #include "filters/util/log.h"
 #include "proxy/config.h"
+#include "proxy/action_replace.h"
 #include "proxy/cli/options.h"
 #include "proxy/cli/show.h"
 #include "proxy/cli/webcmd.h"
@@ -124,6 +125,7 @@ int main(int argc, char **argv) {
 
   int rc = ca_cmd ? px_ca_command(nrest, rest, &cfg) : px_worker_run(&cfg);
   for (int i = 0; i < cfg.n_redact; i++) free((char *)cfg.redact[i]);
+  for (int i = 0; i < cfg.n_replaces; i++) px_replace_free(cfg.replaces[i]);
   px_tlsopts_free();
   free(rest);
   free(opts);

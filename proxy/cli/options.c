@@ -13,12 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-#include <uv.h>
-
 #include "filters/expr/expr.h"
 #include "filters/util/log.h"
-#include "proxy/action_replace.h"
+#include "proxy/cli/action_options.h"
 #include "proxy/cli/tls_options.h"
 #include "proxy/dns.h"
 
@@ -391,15 +388,6 @@ SETTER(set_action) {
     parse_header_action(name, val, a);
 }
 
-/* --replace EXPR:/REGEX/REPLACEMENT/[FLAGS] (action_replace.h). */
-SETTER(set_replace) {
-  char err[2048];
-  if (cfg->n_replaces == PX_MAX_REPLACE) px_usage_error("at most %d --replace", PX_MAX_REPLACE);
-  px_replace_t *r = px_replace_parse(val, err, sizeof(err));
-  if (r == NULL) px_usage_error("bad --replace '%s': %s", val, err);
-  cfg->replaces[cfg->n_replaces++] = r;
-}
-
 SETTER(set_redact) {
   parse_redact(cfg, val ? val : "Authorization,Proxy-Authorization,Cookie,Set-Cookie");
 }
@@ -431,15 +419,6 @@ SETTER(show_help) {
   size_t n;
   const px_option_t *options = px_options(&n);
   px_opt_write_help(stdout, options, n);
-  exit(0);
-}
-
-SETTER(show_version) {
-  printf("tlspeek %s\n", PX_VERSION);
-  printf("OpenSSL: %s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION),
-         OPENSSL_VERSION_TEXT);
-  printf("libuv: %s (built with %d.%d.%d)\n", uv_version_string(),
-         UV_VERSION_MAJOR, UV_VERSION_MINOR, UV_VERSION_PATCH);
   exit(0);
 }
 
@@ -614,8 +593,7 @@ static const px_option_t options[] = {
      set_string, F(keylog_path), 0, 0, "option %s needs a file name"},
     {"--body-cap", 0, "SIZE",
      "body bytes kept per message in HAR/JSONL (default 10M;\n"
-     "the cut is recorded; PCAP is never cut), and the most\n"
-     "--replace and plugins buffer per message",
+     "the cut is recorded; PCAP is never cut)",
      set_size, F(body_cap), 0, 0, "bad --body-cap '%s' (a size such as 1M or 10M)"},
     {"--har-filter", 0, "EXPR", NULL, set_expr, F(har_expr), 0, 0, NULL, PX_OPT_JOIN},
     {"--jsonl-filter", 0, "EXPR", NULL, set_expr, F(jsonl_expr), 0, 0, NULL, PX_OPT_JOIN},
@@ -647,18 +625,12 @@ static const px_option_t options[] = {
      "response edits see the head only (no body terms).",
      set_action, 0, PX_ACT_REMOVE_HEADER, 0, NULL, 0, 36},
     {"--replace", 0, "EXPR:/RE/REPL/[FLAGS]",
-     "rewrite the body of matching flows: PCRE2 regex RE,\n"
-     "every match (flag 1: the first only; i m s x as in\n"
-     "PCRE2) replaced by REPL ($1, ${name}, $$). The\n"
-     "separator is the character after the first ':' that\n"
-     "leaves a valid EXPR ('~d api:|a/b|c|' works too).\n"
-     "The request when EXPR has ~q, else the response. The\n"
-     "body is buffered (up to --body-cap: over it, passed on\n"
-     "untouched), decoded (gzip, br, zstd, deflate) and sent\n"
-     "identity with Content-Length; ETag and Content-MD5 are\n"
-     "dropped. Repeatable: every matching rule applies, in\n"
-     "order.",
-     set_replace, 0, 0, 0, NULL, 0, 36},
+     "replace RE (PCRE2) by REPL ($1, ${name}) at every match\n"
+     "(flag 1: the first only; i m s x) in matching bodies,\n"
+     "decoded, sent identity (the request if EXPR has ~q;\n"
+     "over --body-cap: untouched). The separator is the\n"
+     "character after the first ':' that leaves a valid EXPR",
+     px_opt_set_replace, 0, 0, 0, NULL, 0, 36},
     {"--redact", 0, "NAME,...",
      "show these headers' values as <redacted> in every\n"
      "view and transcript (PCAP keeps the raw bytes)",
@@ -717,7 +689,7 @@ static const px_option_t options[] = {
      "bad --upstream-idle '%s' (seconds, e.g. 5 or 0.5; 0 never closes)", PX_OPT_ZERO_OK},
     TEXT("\n"),
     {"--help", 'h', NULL, "this text", show_help},
-    {"--version", 'V', NULL, "tlspeek, OpenSSL and libuv versions", show_version},
+    {"--version", 'V', NULL, "tlspeek, OpenSSL and libuv versions", px_opt_show_version},
     TEXT("\n"
          "Examples:\n"
          "  tlspeek -v                              # proxy on 127.0.0.1:8080, show headers\n"
