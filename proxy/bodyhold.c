@@ -242,12 +242,11 @@ void px_hold_end(px_session_t *s, px_flow_t *n, int response_side) {
     flt_flow_action(&n->flow, "replaced", "%s body, %s (%s%s, %zu -> %zu bytes)",
                     side_name[response_side], lines, coding[0] ? coding : "identity",
                     coding[0] ? " decoded, sent identity" : "", h->body.len, body->len);
-  size_t before = body->len;
   if (run_plugins(s, n, a, response_side, &body)) {
     changed = 1;
     flt_flow_action(&n->flow, "replaced", "%s body by a plugin (%s%s, %zu -> %zu bytes)",
                     side_name[response_side], coding[0] ? coding : "identity",
-                    coding[0] ? " decoded, sent identity" : "", before, body->len);
+                    coding[0] ? " decoded, sent identity" : "", h->body.len, body->len);
   }
   if (changed)
     send_rewritten(s, h, response_side, body);

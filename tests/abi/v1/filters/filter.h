@@ -1,3 +1,7 @@
+/* tests/abi/v1/filters/filter.h: filters/filter.h as it was at filter ABI 1,
+ * kept unchanged so that plugins can be built as v1 plugins were (Makefile:
+ * build/examples/v1/) and tlspeek shown to still load them. Not used by
+ * tlspeek itself. */
 /* filter.h — the flow-event API between the proxy core and everything that
  * observes traffic (console view, transcripts, actions, user plugins).
  *
