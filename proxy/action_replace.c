@@ -105,9 +105,12 @@ static int check_replacement(const px_replace_t *r, char *err, size_t errlen) {
     int braced = *ref == '{';
     if (braced) ref++;
     end = ref;
-    while ((*end >= '0' && *end <= '9') || *end == '_' ||
-           ((*end | 0x20) >= 'a' && (*end | 0x20) <= 'z'))
-      end++;
+    if (*ref >= '0' && *ref <= '9') /* a number: its digits only ($1ter is $1, "ter") */
+      while (*end >= '0' && *end <= '9') end++;
+    else
+      while ((*end >= '0' && *end <= '9') || *end == '_' ||
+             ((*end | 0x20) >= 'a' && (*end | 0x20) <= 'z'))
+        end++;
     if (end == ref || (braced && *end != '}')) {
       snprintf(err, errlen, "bad replacement '%s': '$' at offset %zu must be followed by a "
                "group number, {NAME} or another '$'", r->replacement, (size_t)(p - r->replacement));
