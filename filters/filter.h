@@ -163,9 +163,13 @@ typedef struct flt_flow {
    * --remove-header) changed them; NULL when forwarded as received. `req`
    * and `resp` stay the heads as received (expressions match those).
    * req_sent is set before on_request_head, resp_sent before
-   * on_response_head; both stay valid until on_flow_end returns. The
-   * rewrites every proxy makes (hop-by-hop fields, an absolute-form
-   * target, Host) are not action edits and are not reflected here. */
+   * on_response_head; both stay valid until on_flow_end returns. When a
+   * plugin edits a head in its head event (flt_flow_set_header), the
+   * pointer is replaced after that event by a copy with its edits (the
+   * former copy stays valid too). The rewrites every proxy makes
+   * (hop-by-hop fields, an absolute-form target, Host) and the framing
+   * fields a rewritten body changes (bodyhold: Content-Length, ...) are not
+   * action edits and are not reflected here. */
   const flt_head_t *req_sent;
   const flt_head_t *resp_sent;
   /* Interim (1xx) responses relayed to the client before the final one,

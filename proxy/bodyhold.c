@@ -258,3 +258,8 @@ Exit:
   flt_strbuf_free(&h->wire);
   flt_strbuf_free(&h->body);
 }
+
+int px_hold_active(const px_flow_t *n, int response_side) {
+  const px_flow_act_t *a = n->act;
+  return a && a->hold[response_side].active;
+}

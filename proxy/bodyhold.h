@@ -34,5 +34,7 @@ int px_hold_forward(px_session_t *s, px_flow_t *n, int response_side, const char
                     size_t len);
 void px_hold_body(px_session_t *s, px_flow_t *n, int response_side, const char *data, size_t len);
 void px_hold_end(px_session_t *s, px_flow_t *n, int response_side);
+/* 1 while that side's head is held (nothing of it has been sent). */
+int px_hold_active(const px_flow_t *n, int response_side);
 
 #endif

@@ -126,6 +126,8 @@ static void on_resp_end(void *owner, px_codec_t *c, uint32_t stream) {
 static void upstream_broke(px_session_t *s, const char *text) {
   px_flow_t *n = s->flows.head;
   px_session_fail(s, FLT_LOG_WARN, NULL, text, PX_FAIL_KEEP);
+  if (n && n->flow.has_response && px_hold_active(n, 1))
+    n->flow.has_response = 0; /* its head is held (bodyhold.h): nothing was sent */
   if (n && n->flow.has_response && s->resp_head_mark != SIZE_MAX && s->client.batching &&
       s->resp_head_mark <= s->client.batch.len) {
     s->client.batch.len = s->resp_head_mark; /* unsend the head and body so far */

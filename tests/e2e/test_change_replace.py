@@ -29,6 +29,7 @@ import os
 import ssl
 import subprocess
 import threading
+import time
 import zlib
 
 import pytest
@@ -84,6 +85,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.chunked([BIG[i:i + 10000] for i in range(0, len(BIG), 10000)])
         elif self.path == "/broken.gz":
             self.reply(b"this is not gzip at all", [jtype, ("Content-Encoding", "gzip")])
+        elif self.path == "/badchunks":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n")
+            self.wfile.flush()
+            time.sleep(0.2)  # a read of its own, after the head
+            self.wfile.write(b"zz\r\nnot a chunk size\r\n")
+            self.wfile.flush()
+            self.close_connection = True
         elif self.path == "/plain":
             self.reply(b"MARK in an identity body\n", [("Content-Type", "text/plain"),
                                                       ("Server", "origin")])
@@ -252,6 +261,15 @@ def test_undecodable_body_passes_through_with_a_warning(origin, proxy_factory):
     assert r.getheader("Content-Encoding") == "gzip"
     p.wait_stdout("replaced: not applied: response body does not decode as gzip")
     assert "does not decode as gzip" in p.stderr(), p.stderr()
+
+
+def test_broken_held_response_gets_a_502(origin, proxy_factory):
+    """The upstream breaks while its response is held: nothing of it reached
+    the client, which gets a 502 naming the cause instead of a cut answer."""
+    p = proxy_factory("--replace", "~u /badchunks:/a/b/")
+    r, body = get(p, origin, "/badchunks")
+    assert r.status == 502, (r.status, body)
+    assert b"malformed HTTP response" in body, body
 
 
 # ---- bad arguments ------------------------------------------------------------------------
