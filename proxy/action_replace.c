@@ -149,6 +149,11 @@ static px_replace_t *try_split(const char *arg, const char *colon, char *err, si
   r->expr = flt_expr_compile(expr, FLT_EXPR_ALL_TERMS, xerr, sizeof(xerr));
   if (r->expr == NULL) goto Fail; /* perhaps a later ':' */
   *fatal = 1;
+  if (flt_expr_needs_body(r->expr)) {
+    snprintf(err, errlen, "EXPR '%s' has a body term (~b, ~bq, ~bs): the rule is chosen at the "
+             "head, before the body; match the body with REGEX instead", expr);
+    goto Fail;
+  }
   if (parse_flags(flags, &opts, &r->first_only) != 0) {
     snprintf(err, errlen, "unknown flag in '%s' (flags: i m s x g 1)", flags);
     goto Fail;

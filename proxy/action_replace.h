@@ -33,7 +33,7 @@ typedef struct px_replace {
  * that leaves a compilable expression and a well-formed rule wins. In
  * REGEX and REPLACEMENT a backslash before the separator makes it a plain
  * character. The rule edits the request when EXPR has a ~q term, else the
- * response. Returns a rule (free with px_replace_free), or NULL with one
+ * response; EXPR is decided at the head, so body terms are refused. Returns a rule (free with px_replace_free), or NULL with one
  * sentence in `err` (a regex error names PCRE2's message and offset). */
 px_replace_t *px_replace_parse(const char *arg, char *err, size_t errlen);
 void px_replace_free(px_replace_t *r);

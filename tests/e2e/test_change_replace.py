@@ -280,6 +280,7 @@ def test_broken_held_response_gets_a_502(origin, proxy_factory):
     ("~d x:/a/b/z", ["unknown flag in 'z'"]),
     ("~d x:/a/b", ["EXPR:/REGEX/REPLACEMENT/"]),
     ("~nosuchterm:/a/b/", ["EXPR:/REGEX/REPLACEMENT/"]),
+    ("~bs admin:/a/b/", ["body term"]),
 ])
 def test_bad_replace_exits_2(arg, needles, pki):
     r = run(["--ca-dir", pki.proxy_ca_dir, "-l", "127.0.0.1:%d" % free_port(), "--replace", arg],

@@ -82,6 +82,8 @@ static void test_errors_are_named(void **state) {
   assert_null(px_replace_parse("~d x://b/", err, sizeof(err)));
   assert_non_null(strstr(err, "empty"));
   assert_null(px_replace_parse("~d x:abcad", err, sizeof(err))); /* a letter is no separator */
+  assert_null(px_replace_parse("~bs admin:/a/b/", err, sizeof(err)));
+  assert_non_null(strstr(err, "body term"));
 }
 
 static void test_cap_bounds_the_result(void **state) {
