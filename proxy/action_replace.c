@@ -11,6 +11,12 @@
 
 #include "filters/expr/expr.h"
 
+/* A regex that backtracks without end must not stall a worker: past these
+ * (the expression language's limits) the rule is not applied, with a
+ * warning naming PCRE2's reason. */
+#define REPLACE_MATCH_LIMIT 10000000u
+#define REPLACE_HEAP_LIMIT_KIB 20000u
+
 /* Splits "REGEX<sep>REPLACEMENT<sep>FLAGS" (what follows the first
  * separator). A backslash before the separator keeps it as a character:
  * dropped in the replacement, kept in the regex (where "\/" means "/"
@@ -211,20 +217,26 @@ int px_replace_apply(const px_replace_t *r, const char *body, size_t len, flt_st
   uint32_t opts = PCRE2_SUBSTITUTE_OVERFLOW_LENGTH | PCRE2_SUBSTITUTE_UNSET_EMPTY |
                   (r->first_only ? 0 : PCRE2_SUBSTITUTE_GLOBAL);
   pcre2_match_data *md = pcre2_match_data_create_from_pattern(r->re, NULL);
+  pcre2_match_context *mctx = pcre2_match_context_create(NULL);
   PCRE2_UCHAR *buf = NULL;
   int rc = PCRE2_ERROR_NOMEMORY;
   flt_strbuf_reset(out);
-  for (int attempt = 0; md && attempt < 2 && rc == PCRE2_ERROR_NOMEMORY; attempt++) {
+  if (mctx) {
+    pcre2_set_match_limit(mctx, REPLACE_MATCH_LIMIT);
+    pcre2_set_heap_limit(mctx, REPLACE_HEAP_LIMIT_KIB);
+  }
+  for (int attempt = 0; md && mctx && attempt < 2 && rc == PCRE2_ERROR_NOMEMORY; attempt++) {
     if (outlen > cap) break; /* the result would pass the cap */
     free(buf);
     buf = malloc(outlen + 1);
     if (buf == NULL) break;
     PCRE2_SIZE have = outlen;
-    rc = pcre2_substitute(r->re, (PCRE2_SPTR)body, len, 0, opts, md, NULL,
+    rc = pcre2_substitute(r->re, (PCRE2_SPTR)body, len, 0, opts, md, mctx,
                           (PCRE2_SPTR)r->replacement, r->replacement_len, buf, &have);
     outlen = have; /* on NOMEMORY: the length needed */
   }
   pcre2_match_data_free(md);
+  pcre2_match_context_free(mctx);
   if (rc > 0 && flt_strbuf_append(out, buf, outlen) != 0) rc = PCRE2_ERROR_NOMEMORY;
   free(buf);
   if (rc >= 0) return rc;

@@ -167,8 +167,9 @@ def action_lines(out):
     ("/user.gz", "gzip", lambda d: gzip.compress(d)),
     ("/user.deflate", "deflate", lambda d: zlib.compress(d)),
 ])
-def test_replace_encoded_json_response(path, coding, wire, origin, proxy_factory):
-    p = proxy_factory("--replace", '~u /user:/"admin": false/"admin": true/')
+def test_replace_encoded_json_response(path, coding, wire, origin, proxy_factory, tmp_path):
+    jsonl = str(tmp_path / "flows.jsonl")
+    p = proxy_factory("--replace", '~u /user:/"admin": false/"admin": true/', "--jsonl", jsonl)
     r, body = get(p, origin, path)
     assert r.status == 200
     assert r.getheader("Content-Encoding") is None, r.getheaders()
@@ -181,6 +182,10 @@ def test_replace_encoded_json_response(path, coding, wire, origin, proxy_factory
            "%d -> %d bytes)" % (coding, received, len(body))
     out = p.wait_stdout(line)
     assert "[replaced]" in out, out
+    assert p.stop() == 0
+    with open(jsonl) as f:
+        rec = json.loads(f.readline())
+    assert rec["actions"] == [line], rec.get("actions")
 
 
 def test_replace_chunked_response_gets_a_length(origin, proxy_factory):

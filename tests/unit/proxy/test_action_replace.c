@@ -99,12 +99,30 @@ static void test_cap_bounds_the_result(void **state) {
   px_replace_free(r);
 }
 
+static void test_runaway_regex_is_stopped(void **state) {
+  (void)state;
+  /* Catastrophic backtracking: PCRE2's match limit ends it with a reason. */
+  px_replace_t *r = px_replace_parse("~all:/(a+)+$/b/", err, sizeof(err));
+  assert_non_null(r);
+  char body[64];
+  memset(body, 'a', sizeof(body) - 2);
+  body[sizeof(body) - 2] = '!';
+  body[sizeof(body) - 1] = '\0';
+  flt_strbuf_t b;
+  flt_strbuf_init(&b, 0);
+  assert_int_equal(px_replace_apply(r, body, strlen(body), &b, err, sizeof(err)), -1);
+  assert_non_null(strstr(err, "limit"));
+  flt_strbuf_free(&b);
+  px_replace_free(r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_split_and_substitute),
       cmocka_unit_test(test_expression_with_colons_and_side),
       cmocka_unit_test(test_errors_are_named),
       cmocka_unit_test(test_cap_bounds_the_result),
+      cmocka_unit_test(test_runaway_regex_is_stopped),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
