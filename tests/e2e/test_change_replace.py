@@ -41,6 +41,14 @@ JSON_FIELD = os.path.join(EXAMPLES, "json_field.so")
 TAG_MARKER_V1 = os.path.join(EXAMPLES, "v1", "tag_marker.so")
 
 USER = {"name": "ann", "admin": False, "roles": ["reader"], "note": "x" * 300}
+ENCODED = {}  # Content-Encoding -> the document so encoded (by the brotli and zstd programs)
+
+
+def compress_with(program, data):
+    """`brotli -c` or `zstd -c` (Python's standard library has neither)."""
+    r = subprocess.run([program, "-c"], input=data, capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
 BIG = b"".join(hashlib.sha256(b"%d" % i).hexdigest().encode() for i in range(4096))  # 256 KiB
 
 
@@ -77,6 +85,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                             ("ETag", '"v1"'), ("Content-MD5", "x")])
         elif self.path == "/user.deflate":
             self.reply(zlib.compress(doc), [jtype, ("Content-Encoding", "deflate")])
+        elif self.path in ("/user.br", "/user.zstd"):
+            coding = self.path.split(".")[1]
+            self.reply(ENCODED[coding], [jtype, ("Content-Encoding", coding)])
         elif self.path == "/user.chunked":
             self.chunked([doc[:50], doc[50:]], [jtype])
         elif self.path == "/big":
@@ -121,6 +132,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def origin():
+    doc = json.dumps(USER).encode()
+    ENCODED["br"] = compress_with(require_program("brotli"), doc)
+    ENCODED["zstd"] = compress_with(require_program("zstd"), doc)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield srv.server_address[1]
@@ -166,6 +180,8 @@ def action_lines(out):
 @pytest.mark.parametrize("path,coding,wire", [
     ("/user.gz", "gzip", lambda d: gzip.compress(d)),
     ("/user.deflate", "deflate", lambda d: zlib.compress(d)),
+    ("/user.br", "br", lambda d: ENCODED["br"]),
+    ("/user.zstd", "zstd", lambda d: ENCODED["zstd"]),
 ])
 def test_replace_encoded_json_response(path, coding, wire, origin, proxy_factory, tmp_path):
     jsonl = str(tmp_path / "flows.jsonl")
