@@ -2,7 +2,8 @@
  * (proxy/codec/codec.h): what each leg's plaintext becomes. The client leg's
  * codec reports requests, the upstream leg's responses; heads go to
  * session_http.c, bodies and ends to the flows (flow.h), bytes to forward to
- * the other leg. Also the leg's EOF, the first-bytes check inside TLS, and
+ * the other leg — or, while a message is held for an action that rewrites
+ * its body, to bodyhold.c. Also the leg's EOF, the first-bytes check inside TLS, and
  * the switch of both legs to the raw codec for a relay. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,8 +1,10 @@
 /* session_http.c — HTTP through a session: what a request head and a
  * response head reported by the legs' codecs (session_codec.c) mean, the
  * flows they start and end (flow.h), explicit-proxy requests (CONNECT,
- * absolute-form), the actions (--block, --set-header, --remove-header) and
- * the error answers tlspeek gives itself (400, 502, 504). */
+ * absolute-form), the actions (--block, --set-header, --remove-header, and
+ * an ABI 2 plugin's head edits and local answer; a head held with its body
+ * goes to bodyhold.c) and the error answers tlspeek gives itself (400,
+ * 502, 504). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,7 +237,8 @@ static int reply_plugin_answer(px_session_t *s, px_flow_t *n) {
                      a->answer_len);
   px_send_client(s, head, (size_t)len);
   px_send_client(s, a->answer_body, a->answer_len);
-  while (s->flows.head && s->flows.head != n) px_session_http_flow_finish(s, "closed: a later request was answered by a plugin");
+  while (s->flows.head && s->flows.head != n)
+    px_session_http_flow_finish(s, "closed: a later request was answered by a plugin");
   px_session_http_flow_finish(s, NULL);
   px_session_set_end(s, PX_END_FLUSHING);
   px_update_reading(s);
