@@ -23,7 +23,7 @@ TEST_DEBS  := libcmocka-dev python3 python3-pytest curl procps python3-jsonschem
               iproute2 iptables xxd \
               wget git nodejs default-jdk-headless libnss3-tools firefox-esr ca-certificates \
               python3-requests python3-httpx golang-go chromium python3-websocket \
-              python3-websockets
+              python3-websockets brotli zstd
 BENCH_DEBS := wrk nginx haproxy sslsplit mitmproxy openssl procps nghttp2-client
 FUZZ_DEBS  := clang libclang-rt-14-dev
 
@@ -209,10 +209,17 @@ bench-quick: test-deps
 # ---- example plugins ----------------------------------------------------------
 EXAMPLE_SRC := $(wildcard examples/filters/*.c)
 EXAMPLE_SO  := $(EXAMPLE_SRC:examples/filters/%.c=build/examples/%.so)
-examples: $(EXAMPLE_SO)
+# The v1 examples built again against the ABI 1 header (tests/abi/v1/), as
+# plugins built before ABI 2 were: the e2e tests load them.
+EXAMPLE_V1  := build/examples/v1/count_hosts.so build/examples/v1/tag_marker.so
+examples: $(EXAMPLE_SO) $(EXAMPLE_V1)
+build/examples/json_field.so: EXAMPLE_LIBS = $(shell pkg-config --cflags --libs libcjson)
 build/examples/%.so: examples/filters/%.c filters/filter.h | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -I. -shared -fPIC -o $@ $< -lpthread
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -I. -shared -fPIC -o $@ $< -lpthread $(EXAMPLE_LIBS)
+build/examples/v1/%.so: examples/filters/%.c tests/abi/v1/filters/filter.h | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Itests/abi/v1 -I. -shared -fPIC -o $@ $< -lpthread
 
 # ---- fuzzing ----------------------------------------------------------------
 # Every tests/fuzz/fuzz_NAME.c is a libFuzzer target; `make fuzz` runs each for

@@ -12,8 +12,8 @@
 #include "filters/util/strbuf.h"
 
 int flt_chain_add(flt_chain_t *chain, const flt_ops_t *ops, void *self) {
-  if (chain->n >= FLT_MAX_FILTERS || ops == NULL ||
-      ops->abi_version != FLT_ABI_VERSION)
+  if (chain->n >= FLT_MAX_FILTERS || ops == NULL || ops->abi_version < FLT_ABI_MIN_VERSION ||
+      ops->abi_version > FLT_ABI_VERSION)
     return -1;
   chain->filters[chain->n].ops = ops;
   chain->filters[chain->n].self = self;
@@ -185,6 +185,22 @@ void flt_emit_flow_end(const flt_chain_t *ch, flt_flow_t *f) {
     f->chain_ctx = NULL;
   }
 }
+/* ABI 2 events: a v1 filter's ops end before these members. */
+#define EMIT_V2(ch, cb, ...)                                                        \
+  do {                                                                              \
+    for (int i_ = 0; i_ < (ch)->n; i_++) {                                          \
+      const flt_filter_t *f_ = &(ch)->filters[i_];                                  \
+      if (f_->ops->abi_version >= 2 && f_->ops->cb) f_->ops->cb(f_->self, __VA_ARGS__); \
+    }                                                                               \
+  } while (0)
+
+void flt_emit_body_complete(const flt_chain_t *ch, flt_flow_t *f, flt_dir_t dir,
+                            const uint8_t *data, size_t len) {
+  EMIT_V2(ch, on_body_complete, f, dir, data, len);
+}
+void flt_emit_client_hello(const flt_chain_t *ch, flt_conn_t *c) {
+  EMIT_V2(ch, on_client_hello, c);
+}
 void flt_emit_raw(const flt_chain_t *ch, flt_conn_t *c, flt_dir_t dir,
                   const uint8_t *data, size_t len) {
   EMIT_CONN(ch, c, on_raw, c, dir, data, len);
@@ -221,7 +237,7 @@ void flt_emit_ws_message(const flt_chain_t *ch, flt_flow_t *f, flt_dir_t dir, in
                          const uint8_t *data, size_t len) {
   if ((opcode == FLT_WS_TEXT || opcode == FLT_WS_BINARY) && (dir == 0 || dir == 1))
     keep_body(ch, f, dir, data, len);
-  EMIT(ch, on_ws_message, f, dir, opcode, data, len);
+  EMIT_V2(ch, on_ws_message, f, dir, opcode, data, len);
 }
 void flt_emit_shutdown(const flt_chain_t *ch) {
   for (int i = 0; i < ch->n; i++) {

@@ -21,7 +21,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FLT_ABI_VERSION 1
+/* Version 2 added the core's actions for plugins (flt_core_ops_t: edit a
+ * head, replace a body, answer a request, pass a connection through) and
+ * the ops on_body_complete and on_client_hello. A v1 plugin still loads:
+ * v1's structs are prefixes of v2's. */
+#define FLT_ABI_VERSION 2
+#define FLT_ABI_MIN_VERSION 1
 #define FLT_MAX_FILTERS 16
 /* Interim (1xx) responses kept per flow (flt_flow_t.interim). */
 #define FLT_MAX_INTERIM 8
@@ -99,6 +104,8 @@ typedef struct flt_conn {
    * abandoned, or at the latest before on_conn_close. */
   uint64_t client_eof_us;
   uint64_t client_gone_us;
+  /* ABI 2: the core's actions (flt_conn_passthrough); set by the core. */
+  const struct flt_core_ops *core;
 } flt_conn_t;
 
 /* The client gave up on a flow that ended at end_us (wall clock, us): it
@@ -159,7 +166,11 @@ typedef struct flt_flow {
    * on_response_head; both stay valid until on_flow_end returns. The
    * rewrites every proxy makes (hop-by-hop fields, an absolute-form
    * target, Host) are not action edits and are not reflected here; the
-   * target and Host of --map-remote are. */
+   * target and Host of --map-remote are. When a
+   * plugin edits a head in its head event (flt_flow_set_header), the
+   * pointer is replaced after that event by a copy with its edits (the
+   * former copy stays valid too). The framing fields a rewritten body
+   * changes (bodyhold: Content-Length, ...) are not action edits either. */
   const flt_head_t *req_sent;
   const flt_head_t *resp_sent;
   /* Interim (1xx) responses relayed to the client before the final one,
@@ -173,6 +184,8 @@ typedef struct flt_flow {
    * detail"), separated by '\n'; NULL when none did. Added with
    * flt_flow_action(); owned by the flow. */
   char *actions;
+  /* ABI 2: the core's actions (flt_flow_set_header, ...); set by the core. */
+  const struct flt_core_ops *core;
 } flt_flow_t;
 
 /* The filter vtable. `self` is the filter instance's own pointer. Slot `idx`
@@ -224,8 +237,21 @@ typedef struct flt_ops {
    * carried (on_data) for received bytes. */
   void (*on_wire)(void *self, flt_conn_t *c, flt_leg_t leg, int sent,
                   const uint8_t *data, size_t len);
-  /* A WebSocket message of flow `f`, the request that was answered by 101
-   * with Upgrade: websocket. That flow stays open while the WebSocket
+  /* ---- ABI 2 (read only when abi_version >= 2) ---- */
+  /* The whole body of one side of `f`, when a filter asked for it with
+   * flt_flow_want_body() (or --replace buffered it): Content-Encoding
+   * removed, at most --body-cap bytes. The head of that side has not been
+   * sent yet; flt_flow_replace_body() here gives the body that is sent
+   * instead (identity, with Content-Length). Filters see it in chain order,
+   * each the body as the previous one left it. Not called for a body that
+   * went over the cap or did not decode (it is passed on untouched). */
+  void (*on_body_complete)(void *self, flt_flow_t *f, flt_dir_t dir, const uint8_t *data,
+                           size_t len);
+  /* A TLS ClientHello arrived (host and SNI known, nothing answered yet):
+   * the last moment to call flt_conn_passthrough(). */
+  void (*on_client_hello)(void *self, flt_conn_t *c);
+  /* A WebSocket message of flow `f` (ABI 2, like the two above): the
+   * request that was answered by 101 with Upgrade: websocket. That flow stays open while the WebSocket
    * does: its on_flow_end comes when the connection closes (f->error is
    * NULL when a close frame was seen, else why it ended), and its messages
    * come between its on_response_head and on_flow_end. `dir`: who sent it
@@ -255,8 +281,9 @@ typedef struct flt_filter {
 /* ---- plugins ------------------------------------------------------------
  * A plugin is a shared object loaded with --load FILE.so[:ARG]. It exports
  *   const flt_plugin_t tlspeek_plugin = { FLT_ABI_VERSION, ... };
- * tlspeek refuses a plugin whose abi_version (or ops->abi_version) is not
- * its own FLT_ABI_VERSION. Plugins run before the console and the
+ * tlspeek loads a plugin whose abi_version (and ops->abi_version) is from
+ * FLT_ABI_MIN_VERSION to FLT_ABI_VERSION, and refuses others. A v1 plugin
+ * gets the v1 events only. Plugins run before the console and the
  * transcripts, so tags they set in on_flow_end are shown and recorded. */
 #define FLT_PLUGIN_SYMBOL "tlspeek_plugin"
 
@@ -286,7 +313,7 @@ typedef struct flt_chain {
 } flt_chain_t;
 
 /* Adds a filter; returns its slot index or -1 when the chain is full or the
- * ABI version does not match. */
+ * ABI version is not from FLT_ABI_MIN_VERSION to FLT_ABI_VERSION. */
 int flt_chain_add(flt_chain_t *chain, const flt_ops_t *ops, void *self);
 
 /* Gives filter `slot` an expression (the chain owns it from now on): the
@@ -308,6 +335,47 @@ void flt_flow_tag(flt_flow_t *f, const char *tag);
 void flt_flow_action(flt_flow_t *f, const char *tag, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- ABI 2: what a plugin may ask the core to do ------------------------
+ * Each returns 0, or -1 when it is asked too late (the head already left),
+ * in the wrong event, or beyond a limit. Call them from the events named;
+ * they run on the connection's worker thread like every event. */
+
+/* The table behind the calls below, filled in by the core (f->core,
+ * c->core). Plugins call the functions, not the table. */
+typedef struct flt_core_ops {
+  int (*set_header)(flt_flow_t *f, flt_dir_t dir, const char *name, const char *value);
+  int (*want_body)(flt_flow_t *f, flt_dir_t dir);
+  int (*replace_body)(flt_flow_t *f, flt_dir_t dir, const uint8_t *data, size_t len);
+  int (*answer)(flt_flow_t *f, int status, const char *content_type, const uint8_t *body,
+                size_t len);
+  int (*passthrough)(flt_conn_t *c);
+} flt_core_ops_t;
+
+/* Sets header `name` to `value` (replacing the first field of that name,
+ * dropping later ones, appending it when absent), or removes every field
+ * of that name when `value` is NULL, in the head of side `dir` as it is
+ * sent on: the request's from on_request_head, the response's from
+ * on_response_head. The same edits as --set-header / --remove-header
+ * (at most 16 per head, counting theirs); f->req / f->resp stay as
+ * received. Strings are copied. */
+int flt_flow_set_header(flt_flow_t *f, flt_dir_t dir, const char *name, const char *value);
+int flt_flow_remove_header(flt_flow_t *f, flt_dir_t dir, const char *name);
+/* Asks for the whole body of side `dir` (from that side's head event):
+ * the core holds the head, buffers the body up to --body-cap, and calls
+ * on_body_complete when it is complete. */
+int flt_flow_want_body(flt_flow_t *f, flt_dir_t dir);
+/* From on_body_complete: send `data` (copied) as the body of side `dir`,
+ * identity-encoded with a Content-Length. */
+int flt_flow_replace_body(flt_flow_t *f, flt_dir_t dir, const uint8_t *data, size_t len);
+/* From on_request_head (or on_request_end): tlspeek answers the request
+ * itself with `status`, a Content-Type (NULL: none) and `body`; the request
+ * is not sent upstream, and the connection closes after the answer. */
+int flt_flow_answer(flt_flow_t *f, int status, const char *content_type, const uint8_t *body,
+                    size_t len);
+/* From on_conn_open or on_client_hello: relay the connection's TLS without
+ * intercepting it (as --ignore-hosts does). */
+int flt_conn_passthrough(flt_conn_t *c);
+
 /* Emitters: call every filter that implements the event, in chain order. */
 void flt_emit_conn_open(const flt_chain_t *ch, flt_conn_t *c);
 void flt_emit_tls_established(const flt_chain_t *ch, flt_conn_t *c);
@@ -319,6 +387,10 @@ void flt_emit_response_head(const flt_chain_t *ch, flt_flow_t *f);
 void flt_emit_response_body(const flt_chain_t *ch, flt_flow_t *f,
                             const uint8_t *data, size_t len);
 void flt_emit_flow_end(const flt_chain_t *ch, flt_flow_t *f);
+/* ABI 2 events: only filters whose ops->abi_version >= 2 get them. */
+void flt_emit_body_complete(const flt_chain_t *ch, flt_flow_t *f, flt_dir_t dir,
+                            const uint8_t *data, size_t len);
+void flt_emit_client_hello(const flt_chain_t *ch, flt_conn_t *c);
 void flt_emit_raw(const flt_chain_t *ch, flt_conn_t *c, flt_dir_t dir,
                   const uint8_t *data, size_t len);
 void flt_emit_error(const flt_chain_t *ch, flt_conn_t *c, const char *msg);

@@ -23,9 +23,11 @@ typedef enum px_mode {
 #define PX_MAX_REDACT 32
 #define PX_MAX_PLUGINS 8
 #define PX_MAX_CLIENT_CERTS 16
+#define PX_MAX_REPLACE 16
 
 struct flt_expr;
 struct px_serve;
+struct px_replace;
 
 /* What --block, --set-header and --remove-header ask for. */
 typedef enum px_action_kind {
@@ -95,6 +97,8 @@ typedef struct px_config {
   int n_map_remote;
   px_throttle_rule_t throttle[PX_MAX_ACTIONS]; /* first match wins */
   int n_throttle;
+  struct px_replace *replaces[PX_MAX_REPLACE]; /* --replace, in order (action_replace.h) */
+  int n_replaces;
   const char *redact[PX_MAX_REDACT]; /* header names shown as <redacted> */
   int n_redact;
   const char *plugins[PX_MAX_PLUGINS]; /* --load FILE.so[:ARG] */
@@ -130,7 +134,8 @@ typedef struct px_config {
   size_t wire_limit;           /* ciphertext bytes shown per record */
   int explain;                 /* --explain */
   size_t body_limit;
-  size_t body_cap;             /* body bytes kept per message in HAR/JSONL */
+  size_t body_cap;             /* body bytes kept per message in HAR/JSONL, and
+                                  buffered per message for --replace and plugins */
   const char *har_path;
   const char *jsonl_path;
   const char *pcap_path;

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/flowact.h"
+
 px_flow_t *px_flow_new(uint64_t id, const flt_conn_t *conn, flt_head_t *req_copy, char *url,
                        uint32_t client_stream) {
   px_flow_t *f = req_copy ? calloc(1, sizeof(*f)) : NULL;
@@ -18,6 +20,7 @@ px_flow_t *px_flow_new(uint64_t id, const flt_conn_t *conn, flt_head_t *req_copy
   f->flow.req = *req_copy;
   f->flow.url = url;
   f->flow.t_start_us = flt_now_us();
+  f->flow.core = &px_core_ops;
   f->client_stream = client_stream;
   f->head_only = strcmp(f->flow.req.method, "HEAD") == 0;
   return f;
@@ -30,6 +33,7 @@ void px_flow_free(px_flow_t *f) {
   free(f->resp_copy);
   free(f->req_sent);
   free(f->resp_sent);
+  px_flow_act_free(f->act);
   for (size_t i = 0; i < f->flow.n_interim; i++) free((flt_head_t *)f->interim[i]);
   free(f);
 }

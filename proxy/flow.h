@@ -32,6 +32,7 @@ typedef struct px_flow {
   int head_only;     /* request was HEAD: the response has no body */
   int upgrade_asked; /* request had Upgrade (with Connection: upgrade) or was CONNECT */
   int throttled;     /* --throttle rations the session's legs for it (throttle.h) */
+  struct px_flow_act *act; /* flowact.h: plugins' requests, held bodies; NULL: none */
 } px_flow_t;
 
 typedef struct px_flows {

@@ -19,6 +19,7 @@
 #include "ca/ca.h"
 #include "filters/util/log.h"
 #include "filters/util/output.h"
+#include "proxy/flowact.h"
 #include "proxy/loopguard.h"
 #include "proxy/modes/passthrough.h"
 #include "proxy/codec/peek.h"
@@ -250,7 +251,8 @@ static int client_handshake(px_session_t *s) {
       if (s->lc->mode != PX_MODE_REVERSE && s->conn.sni[0] &&
           px_upstream_set_names(s, NULL, s->conn.sni) != 0)
         return -1;
-      if (px_passthrough_maybe(s)) return -1;
+      flt_emit_client_hello(&s->w->shared->chain, &s->conn); /* a plugin may pass it through */
+      if (s->state == PX_S_CLOSING || px_passthrough_maybe(s)) return -1;
       if (px_answer_mints_alone(s)) s->ops->upstream_ready(s); /* upstream at its first use */
       else if (px_upstream_unconnected(s)) px_upstream_start(s);
     }
@@ -631,6 +633,7 @@ px_session_t *px_session_new(px_worker_t *w, const px_listen_cfg_t *lc) {
   flt_strbuf_init(&s->hello_raw, 256 * 1024);
   px_upstream_set_names(s, NULL, NULL);
   s->conn.id = atomic_fetch_add(&w->shared->next_session_id, 1) + 1;
+  s->conn.core = &px_core_ops;
   s->conn.worker = w->index;
   s->conn.start_us = flt_now_us();
   s->conn.dns_us = s->conn.connect_us = s->conn.ssl_us = -1;

@@ -193,6 +193,7 @@ struct px_session {
   int leaf_set;                /* our certificate is on client.tls */
   int client_app_data;         /* the client sent data over its TLS */
   int rejection_noted;         /* passthrough.c reported this session */
+  int plugin_passthrough;      /* a plugin asked to pass it through (flowact.c) */
   px_socks_step_t socks_step;  /* socks.c, along px_socks_fsm */
   int up_tunnel;               /* upstream mode: CONNECT through the next proxy */
 

@@ -2,13 +2,15 @@
  * (proxy/codec/codec.h): what each leg's plaintext becomes. The client leg's
  * codec reports requests, the upstream leg's responses; heads go to
  * session_http.c, bodies and ends to the flows (flow.h), bytes to forward to
- * the other leg. Also the leg's EOF, the first-bytes check inside TLS, and
+ * the other leg — or, while a message is held for an action that rewrites
+ * its body, to bodyhold.c. Also the leg's EOF, the first-bytes check inside TLS, and
  * the switch of both legs to the raw codec for a relay. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "filters/util/log.h"
+#include "proxy/bodyhold.h"
 #include "proxy/session.h"
 #include "proxy/session_answer.h"
 #include "proxy/session_internal.h"
@@ -25,7 +27,6 @@ static int on_req_head(void *owner, px_codec_t *c, const px_codec_head_t *head) 
 static void on_req_forward(void *owner, px_codec_t *c, uint32_t stream, const char *data,
                            size_t len) {
   px_session_t *s = owner;
-  (void)stream;
   if (s->state == PX_S_PEEK) {
     px_session_peek(s, data, len); /* after CONNECT's 200 */
     return;
@@ -36,6 +37,8 @@ static void on_req_forward(void *owner, px_codec_t *c, uint32_t stream, const ch
   if (px_codec_relaying(c))
     flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
   if (px_answer_take_body(s, data, len)) return; /* tlspeek answers (or decides later) */
+  px_flow_t *f = px_flows_request(&s->flows, stream);
+  if (f && f->act && px_hold_forward(s, f, 0, data, len)) return; /* bodyhold.h */
   px_send_upstream(s, data, len);
 }
 
@@ -48,6 +51,7 @@ static void on_req_body(void *owner, px_codec_t *c, uint32_t stream, const char 
   f->flow.req_body_bytes += len;
   flt_emit_request_body(chain_of(s), &f->flow, (const uint8_t *)data, len);
   px_answer_request_body(s, data, len);
+  if (f->act) px_hold_body(s, f, 0, data, len);
 }
 
 static void on_req_end(void *owner, px_codec_t *c, uint32_t stream) {
@@ -57,6 +61,7 @@ static void on_req_end(void *owner, px_codec_t *c, uint32_t stream) {
   if (f == NULL) return;
   f->flow.t_req_end_us = flt_now_us();
   flt_emit_request_end(chain_of(s), &f->flow);
+  if (f->act) px_hold_end(s, f, 0);
   s->flows.req = NULL;
   /* Tlspeek's own answer may go out now, or a kept request upstream. */
   if (px_answer_request_end(s, f)) px_session_http_forward_kept(s);
@@ -80,11 +85,12 @@ static int on_resp_head(void *owner, px_codec_t *c, const px_codec_head_t *head)
 static void on_resp_forward(void *owner, px_codec_t *c, uint32_t stream, const char *data,
                             size_t len) {
   px_session_t *s = owner;
-  (void)stream;
   if (px_session_ws_input(s, FLT_DIR_RESPONSE, data, len)) return;
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)data, len);
   if (px_codec_relaying(c))
     flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)data, len);
+  px_flow_t *f = px_flows_response(&s->flows, stream);
+  if (f && f->act && px_hold_forward(s, f, 1, data, len)) return; /* bodyhold.h */
   px_send_client(s, data, len);
 }
 
@@ -96,13 +102,15 @@ static void on_resp_body(void *owner, px_codec_t *c, uint32_t stream, const char
   if (f == NULL || !f->flow.has_response) return;
   f->flow.resp_body_bytes += len;
   flt_emit_response_body(chain_of(s), &f->flow, (const uint8_t *)data, len);
+  if (f->act) px_hold_body(s, f, 1, data, len);
 }
 
 static void on_resp_end(void *owner, px_codec_t *c, uint32_t stream) {
   px_session_t *s = owner;
   int status = s->resp_status;
-  (void)stream;
   if (status >= 100 && status < 200 && status != 101) return;
+  px_flow_t *f = px_flows_response(&s->flows, stream);
+  if (f && f->act) px_hold_end(s, f, 1); /* a held response goes out now (bodyhold.h) */
   px_session_http_flow_finish(s, NULL);
   if (status == 101) {
     px_codec_set_raw(s->client.codec); /* both directions are now a raw stream */
@@ -126,6 +134,8 @@ static void on_resp_end(void *owner, px_codec_t *c, uint32_t stream) {
 static void upstream_broke(px_session_t *s, const char *text) {
   px_flow_t *n = s->flows.head;
   px_session_fail(s, FLT_LOG_WARN, NULL, text, PX_FAIL_KEEP);
+  if (n && n->flow.has_response && px_hold_active(n, 1))
+    n->flow.has_response = 0; /* its head is held (bodyhold.h): nothing was sent */
   if (n && n->flow.has_response && s->resp_head_mark != SIZE_MAX && s->client.batching &&
       s->resp_head_mark <= s->client.batch.len) {
     s->client.batch.len = s->resp_head_mark; /* unsend the head and body so far */

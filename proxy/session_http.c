@@ -2,9 +2,11 @@
  * response head reported by the legs' codecs (session_codec.c) mean, the
  * flows they start and end (flow.h), explicit-proxy requests (CONNECT,
  * absolute-form), the actions (--block, --set-header, --remove-header; the
- * choice of --map-local and --serve-from, which session_answer.c answers;
- * and through their own files --map-remote, action_remote.h, and
- * --throttle, throttle.h) and the error answers tlspeek gives itself (400,
+ * choice of --map-local and --serve-from, which session_answer.c answers,
+ * as it answers for an ABI 2 plugin; an ABI 2 plugin's head edits; a head
+ * held with its body goes to bodyhold.c; and through their own files
+ * --map-remote, action_remote.h, and --throttle, throttle.h) and the error
+ * answers tlspeek gives itself (400,
  * 502, 504). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,8 @@
 #include "filters/expr/expr.h"
 #include "filters/util/log.h"
 #include "proxy/action_remote.h"
+#include "proxy/bodyhold.h"
+#include "proxy/flowact.h"
 #include "proxy/modes/proxyauth.h"
 #include "proxy/throttle.h"
 #include "proxy/session.h"
@@ -51,7 +55,7 @@ static void flow_set_sent(px_session_t *s, px_flow_t *n, int response_side,
     path += 3 + strlen(rt->authority);
     any = 1;
   }
-  if (!any) return;
+  if (!(px_flow_act_edits(&n->flow, response_side, &e) || any)) return;
   flt_head_t *sent = px_head_edited(response_side ? &n->flow.resp : &n->flow.req, &e);
   if (sent == NULL) return;
   if (path) {
@@ -59,6 +63,13 @@ static void flow_set_sent(px_session_t *s, px_flow_t *n, int response_side,
     sent->head_bytes = px_head_wire_size(sent);
   }
   redact(s, sent); /* a value set by an action, too */
+  flt_head_t *old = response_side ? n->resp_sent : n->req_sent;
+  if (old && px_flow_act_get(&n->flow)) { /* views may still point at it: kept */
+    free(n->act->old_sent[response_side]);
+    n->act->old_sent[response_side] = old;
+  } else {
+    free(old);
+  }
   if (response_side) {
     n->resp_sent = sent;
     n->flow.resp_sent = sent;
@@ -88,6 +99,12 @@ static void flow_mapped(px_flow_t *n, const px_remote_target_t *rt) {
   free(orig);
 }
 
+/* A plugin edited this side's head in its head event (flt_flow_set_header). */
+static int plugin_edited(const px_flow_t *n, int response_side) {
+  const px_flow_act_t *a = n->act;
+  return a && (a->n_set[response_side] || a->n_remove[response_side]);
+}
+
 static px_flow_t *flow_start(px_session_t *s, px_codec_t *c, const px_codec_head_t *head,
                              const px_remote_target_t *rt) {
   px_upstream_count_idle(s, 0); /* busy again */
@@ -107,6 +124,7 @@ static px_flow_t *flow_start(px_session_t *s, px_codec_t *c, const px_codec_head
     n->throttled = px_throttle_flow_start(s, &n->flow);
   }
   flt_emit_request_head(chain_of(s), &n->flow);
+  if (plugin_edited(n, 0)) flow_set_sent(s, n, 0, rt);
   return n;
 }
 
@@ -227,6 +245,22 @@ static void reply_blocked(px_session_t *s, px_flow_t *n, int status) {
   px_update_reading(s);
 }
 
+/* A plugin answers the newest flow itself (flt_flow_answer), through
+ * session_answer.c as --map-local does: the connection stays usable.
+ * Returns 1 when it answered. */
+static int reply_plugin_answer(px_session_t *s, px_flow_t *n) {
+  const px_flow_act_t *a = n->act;
+  if (a == NULL || a->answer_status == 0) return 0;
+  flt_header_t ct = {"Content-Type", 12, a->answer_type ? a->answer_type : "", 0};
+  ct.value_len = strlen(ct.value);
+  px_reply_t r = {.status = a->answer_status, .headers = &ct, .n_headers = a->answer_type ? 1 : 0,
+                  .body = (const uint8_t *)a->answer_body, .body_len = a->answer_len, .fd = -1};
+  flt_flow_action(&n->flow, "answered", "%d by a plugin (%zu bytes), not sent upstream",
+                  a->answer_status, a->answer_len);
+  if (px_answer_flow(s, n, &r) != 0) px_session_close(s, "out of memory");
+  return 1;
+}
+
 /* Collects the header edits of the actions that match `f` on one side. */
 static int collect_edits(px_session_t *s, const flt_flow_t *f, int response_side,
                          px_head_edit_t *e) {
@@ -248,40 +282,38 @@ static int collect_edits(px_session_t *s, const flt_flow_t *f, int response_side
   return any;
 }
 
-/* A request head for upstream, or, while --serve-match url+body has not
- * decided on its flow yet, for session_answer.c to keep until its end. */
-static void head_upstream(px_session_t *s, const char *data, size_t len) {
-  if (px_answer_keeps_request(s))
+/* The head goes on, or is held with its body (bodyhold.h), or, while
+ * --serve-match url+body has not decided on its flow yet, is kept by
+ * session_answer.c until the request's end. */
+static void put_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd, px_flow_t *n,
+                     const px_head_edit_t *e, int to_client, const char *data, size_t len) {
+  if (px_hold_head(s, n, to_client, c, hd, e, data, len)) return;
+  if (to_client)
+    px_send_client(s, data, len);
+  else if (px_answer_keeps_request(s))
     px_answer_keep(s, data, len);
   else
     px_send_upstream(s, data, len);
 }
 
-/* Sends a head on, rewritten when `e` (or an action) asks for changes. */
-static void send_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
-                      const flt_flow_t *f, px_head_edit_t *e, int to_client) {
-  const char *raw = hd->raw;
-  size_t len = hd->raw_len;
+/* Sends a head on, rewritten when `e` (or an action, or a plugin) asks
+ * for changes. */
+static void send_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd, px_flow_t *n,
+                      px_head_edit_t *e, int to_client) {
   /* Hop-by-hop fields are the client's business with tlspeek: they never
    * go upstream as they came (RFC 9110 §7.6.1). */
   if (!to_client) e->strip_hop = px_codec_head_has_hop_by_hop(c, hd->stream);
-  int edited = collect_edits(s, f, to_client, e) || e->url || e->host || e->n_remove > 0 ||
-               e->strip_hop;
+  int edited = collect_edits(s, &n->flow, to_client, e);
+  edited = px_flow_act_edits(&n->flow, to_client, e) || edited || e->url || e->host ||
+           e->n_remove > 0 || e->strip_hop;
   if (!edited) {
-    if (to_client)
-      px_send_client(s, raw, len);
-    else
-      head_upstream(s, raw, len);
+    put_head(s, c, hd, n, e, to_client, hd->raw, hd->raw_len);
     return;
   }
   flt_strbuf_t head;
   flt_strbuf_init(&head, PX_HTTP_MAX_HEAD + 8192);
-  if (px_codec_head_build(c, hd->stream, e, &head) == 0) {
-    if (to_client)
-      px_send_client(s, head.data, head.len);
-    else
-      head_upstream(s, head.data, head.len);
-  }
+  if (px_codec_head_build(c, hd->stream, e, &head) == 0)
+    put_head(s, c, hd, n, e, to_client, head.data, head.len);
   flt_strbuf_free(&head);
 }
 
@@ -472,6 +504,7 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
   }
   int local = px_answer_request_head(s, n); /* --map-local, --serve-from */
   if (local == 1) return 0;
+  if (local == 0 && reply_plugin_answer(s, n)) return 0;
   px_head_edit_t edit;
   memset(&edit, 0, sizeof(edit));
   /* RFC 9112 §3.2.2: a proxy replaces Host with the target's authority, so
@@ -490,7 +523,7 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
     edit.url = origin;
   }
   if (s->state == PX_S_CLOSING) return 0;
-  send_head(s, c, hd, &n->flow, &edit, 0);
+  send_head(s, c, hd, n, &edit, 0);
   return 0;
 }
 
@@ -617,6 +650,7 @@ static int origin_request(px_session_t *s, px_codec_t *c, const px_codec_head_t 
     reply_blocked(s, n, block->status);
     return 0;
   }
+  if (local == 0 && reply_plugin_answer(s, n)) return 0;
   if (px_upstream_unconnected(s) && local == 0) {
     /* The first request of plain HTTP (peek_input waits for it), or the
      * next one after --upstream-idle closed the leg. */
@@ -634,7 +668,7 @@ static int origin_request(px_session_t *s, px_codec_t *c, const px_codec_head_t 
     edit.host = rt->authority;
     edit.url = rt->path;
   }
-  send_head(s, c, hd, &n->flow, &edit, 0);
+  send_head(s, c, hd, n, &edit, 0);
   return 0;
 }
 
@@ -684,6 +718,7 @@ int px_session_http_response_head(px_session_t *s, px_codec_t *c, const px_codec
     n->flow.t_resp_head_us = flt_now_us();
     flow_set_sent(s, n, 1, NULL);
     flt_emit_response_head(chain_of(s), &n->flow);
+    if (plugin_edited(n, 1)) flow_set_sent(s, n, 1, NULL);
   }
   rc = n->head_only ? 1 : 0;
   if (strcmp(n->flow.req.method, "CONNECT") == 0 && status >= 200 && status < 300) {
@@ -696,7 +731,7 @@ int px_session_http_response_head(px_session_t *s, px_codec_t *c, const px_codec
   s->resp_head_mark = s->client.batching ? s->client.batch.len : SIZE_MAX;
   px_head_edit_t edit;
   memset(&edit, 0, sizeof(edit));
-  send_head(s, c, hd, &n->flow, &edit, 1);
+  send_head(s, c, hd, n, &edit, 1);
   return rc;
 }
 

@@ -435,7 +435,8 @@ static int add_sink(px_runtime_t *rt, void *self, const flt_ops_t *ops,
   return 0;
 }
 
-/* --load FILE.so[:ARG]: a filter plugin, refused unless built for our ABI. */
+/* --load FILE.so[:ARG]: a filter plugin, refused unless built for an ABI
+ * this tlspeek speaks (FLT_ABI_MIN_VERSION to FLT_ABI_VERSION). */
 static int load_plugin(px_runtime_t *rt, const char *spec) {
   char path[1024];
   const char *arg = NULL;
@@ -454,11 +455,12 @@ static int load_plugin(px_runtime_t *rt, const char *spec) {
     dlclose(dl);
     return -1;
   }
-  if (pl->abi_version != FLT_ABI_VERSION || pl->ops->abi_version != FLT_ABI_VERSION) {
-    flt_log_error("plugin %s was built for filter ABI %d, but this tlspeek speaks ABI %d: "
+  int abi = pl->abi_version, ops_abi = pl->ops->abi_version;
+  if (abi < FLT_ABI_MIN_VERSION || abi > FLT_ABI_VERSION || ops_abi != abi) {
+    int bad = abi < FLT_ABI_MIN_VERSION || abi > FLT_ABI_VERSION ? abi : ops_abi;
+    flt_log_error("plugin %s was built for filter ABI %d, but this tlspeek speaks ABI %d to %d: "
                   "rebuild it against this tlspeek's filters/filter.h",
-                  path, pl->abi_version != FLT_ABI_VERSION ? pl->abi_version : pl->ops->abi_version,
-                  FLT_ABI_VERSION);
+                  path, bad, FLT_ABI_MIN_VERSION, FLT_ABI_VERSION);
     dlclose(dl);
     return -1;
   }
@@ -478,7 +480,7 @@ static int load_plugin(px_runtime_t *rt, const char *spec) {
     flt_log_error("cannot add plugin %s: too many filters", path);
     return -1;
   }
-  flt_log_info("loaded plugin %s (%s)", pl->name ? pl->name : path, path);
+  flt_log_info("loaded plugin %s (%s, filter ABI %d)", pl->name ? pl->name : path, path, abi);
   return 0;
 }
 

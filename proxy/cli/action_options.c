@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "filters/expr/expr.h"
+#include "proxy/action_replace.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -214,4 +215,14 @@ void px_opt_set_throttle(px_config_t *cfg, const px_option_t *o, const char *nam
   if (px_throttle_parse(val, &cfg->throttle[cfg->n_throttle], err, sizeof(err)) != 0)
     px_usage_error("bad %s '%s': %s", name, val, err);
   cfg->n_throttle++;
+}
+
+void px_opt_set_replace(px_config_t *cfg, const px_option_t *o, const char *name,
+                        const char *val) {
+  char err[2048];
+  (void)o, (void)name;
+  if (cfg->n_replaces == PX_MAX_REPLACE) px_usage_error("at most %d --replace", PX_MAX_REPLACE);
+  px_replace_t *r = px_replace_parse(val, err, sizeof(err));
+  if (r == NULL) px_usage_error("bad --replace '%s': %s", val, err);
+  cfg->replaces[cfg->n_replaces++] = r;
 }

@@ -1,4 +1,4 @@
-/* action_options.h — the values of --map-remote and --throttle: how EXPR and
+/* action_options.h — the values of --map-remote, --throttle and --replace: how EXPR and
  * the argument are split, what the argument may be, the option rows' help
  * texts. The rows themselves are in the one option table (options.c). */
 #ifndef TLSPEEK_ACTION_OPTIONS_H
@@ -34,5 +34,10 @@ void px_opt_set_map_remote(px_config_t *cfg, const px_option_t *o, const char *n
                            const char *val);
 void px_opt_set_throttle(px_config_t *cfg, const px_option_t *o, const char *name,
                          const char *val);
+/* --replace EXPR:/REGEX/REPLACEMENT/[FLAGS] (proxy/action_replace.h): a
+ * rule appended to cfg->replaces; a bad one ends the process with a usage
+ * error naming what is wrong (PCRE2's message and offset for the regex). */
+void px_opt_set_replace(px_config_t *cfg, const px_option_t *o, const char *name,
+                        const char *val);
 
 #endif

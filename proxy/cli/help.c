@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <uv.h>
+
 #include "proxy/cli/options.h"
 
 #define HELP_COL 27 /* where the help text of every option starts */
@@ -59,4 +62,15 @@ void px_opt_write_help(FILE *out, const px_option_t *options, size_t n) {
       write_option(out, o);
     }
   }
+}
+
+void px_opt_show_version(px_config_t *cfg, const px_option_t *o, const char *name,
+                         const char *val) {
+  (void)cfg, (void)o, (void)name, (void)val;
+  printf("tlspeek %s\n", PX_VERSION);
+  printf("OpenSSL: %s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION),
+         OPENSSL_VERSION_TEXT);
+  printf("libuv: %s (built with %d.%d.%d)\n", uv_version_string(),
+         UV_VERSION_MAJOR, UV_VERSION_MINOR, UV_VERSION_PATCH);
+  exit(0);
 }

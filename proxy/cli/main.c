@@ -9,6 +9,7 @@
 #include "filters/util/log.h"
 #include "proxy/config.h"
 #include "proxy/cli/answer_options.h"
+#include "proxy/action_replace.h"
 #include "proxy/cli/options.h"
 #include "proxy/cli/replaycmd.h"
 #include "proxy/cli/show.h"
@@ -135,6 +136,7 @@ int main(int argc, char **argv) {
                        : px_worker_run(&cfg);
   for (int i = 0; i < cfg.n_redact; i++) free((char *)cfg.redact[i]);
   px_opt_free_answers(&cfg);
+  for (int i = 0; i < cfg.n_replaces; i++) px_replace_free(cfg.replaces[i]);
   px_tlsopts_free();
   free(rest);
   free(opts);

@@ -13,9 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-#include <uv.h>
-
 #include "filters/expr/expr.h"
 #include "filters/util/log.h"
 #include "proxy/cli/answer_options.h"
@@ -426,15 +423,6 @@ SETTER(show_help) {
   exit(0);
 }
 
-SETTER(show_version) {
-  printf("tlspeek %s\n", PX_VERSION);
-  printf("OpenSSL: %s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION),
-         OPENSSL_VERSION_TEXT);
-  printf("libuv: %s (built with %d.%d.%d)\n", uv_version_string(),
-         UV_VERSION_MAJOR, UV_VERSION_MINOR, UV_VERSION_PATCH);
-  exit(0);
-}
-
 /* ---- the table ---------------------------------------------------------- */
 
 #define F(field) offsetof(px_config_t, field)
@@ -644,6 +632,13 @@ static const px_option_t options[] = {
      set_action, 0, PX_ACT_REMOVE_HEADER, 0, NULL, 0, 36},
     {"--map-remote", 0, "EXPR:URL", PX_HELP_MAP_REMOTE, px_opt_set_map_remote},
     {"--throttle", 0, "EXPR:RATE[:LATENCY]", PX_HELP_THROTTLE, px_opt_set_throttle},
+    {"--replace", 0, "EXPR:/RE/REPL/[FLAGS]",
+     "replace RE (PCRE2) by REPL ($1, ${name}) at every match\n"
+     "(flag 1: the first only; i m s x) in matching bodies,\n"
+     "decoded, sent identity (the request if EXPR has ~q;\n"
+     "over --body-cap: untouched). The separator is the\n"
+     "character after the first ':' that leaves a valid EXPR",
+     px_opt_set_replace, 0, 0, 0, NULL, 0, 36},
     {"--redact", 0, "NAME,...",
      "show these headers' values as <redacted> in every\n"
      "view and transcript (PCAP keeps the raw bytes)",
@@ -702,7 +697,7 @@ static const px_option_t options[] = {
      "bad --upstream-idle '%s' (seconds, e.g. 5 or 0.5; 0 never closes)", PX_OPT_ZERO_OK},
     TEXT("\n"),
     {"--help", 'h', NULL, "this text", show_help},
-    {"--version", 'V', NULL, "tlspeek, OpenSSL and libuv versions", show_version},
+    {"--version", 'V', NULL, "tlspeek, OpenSSL and libuv versions", px_opt_show_version},
     TEXT("\n"
          "Examples:\n"
          "  tlspeek -v                              # proxy on 127.0.0.1:8080, show headers\n"

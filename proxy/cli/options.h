@@ -51,6 +51,10 @@ const px_option_t *px_options(size_t *n);
  * px_options(), `n` rows), to `out`. */
 void px_opt_write_help(FILE *out, const px_option_t *options, size_t n);
 
+/* help.c: --version: tlspeek's, OpenSSL's and libuv's versions; exits 0. */
+void px_opt_show_version(px_config_t *cfg, const px_option_t *o, const char *name,
+                         const char *val);
+
 /* The defaults every option starts from. */
 void px_config_defaults(px_config_t *cfg);
 

@@ -333,7 +333,9 @@ int px_passthrough_maybe(px_session_t *s) {
   char why[400], ttl[32];
   px_program_t p;
   program_of(s, &p);
-  if (pattern) {
+  if (s->plugin_passthrough) {
+    snprintf(why, sizeof(why), "a plugin asked for it (flt_conn_passthrough)");
+  } else if (pattern) {
     snprintf(why, sizeof(why), "matches --ignore-hosts '%s'", pattern);
   } else if (s->w->shared->cfg->auto_passthrough) {
     pthread_mutex_lock(&table_lock);

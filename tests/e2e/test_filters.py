@@ -583,17 +583,19 @@ def run_load(pki, so):
     return r, r.stderr.decode()
 
 
-@pytest.mark.parametrize("plugin_abi,ops_abi", [
-    ("FLT_ABI_VERSION+1", "FLT_ABI_VERSION+1"),
-    ("FLT_ABI_VERSION", "FLT_ABI_VERSION+1"),   # only the vtable is of another ABI
-], ids=["both", "ops-only"])
-def test_plugin_of_another_abi_is_refused(plugin_abi, ops_abi, pki, tmp_path):
+@pytest.mark.parametrize("plugin_abi,ops_abi,bad", [
+    ("FLT_ABI_VERSION+1", "FLT_ABI_VERSION+1", 3),
+    ("FLT_ABI_VERSION", "FLT_ABI_VERSION+1", 3),   # only the vtable is of another ABI
+    ("0", "0", 0),                                 # older than the oldest one spoken
+    ("1", "2", 2),                                 # a v1 plugin with a v2 vtable
+], ids=["both", "ops-only", "zero", "mixed"])
+def test_plugin_of_another_abi_is_refused(plugin_abi, ops_abi, bad, pki, tmp_path):
     so = compile_so(tmp_path, "other_abi", PLUGIN_SRC, "PLUGIN_ABI=(%s)" % plugin_abi,
                     "OPS_ABI=(%s)" % ops_abi)
     r, err = run_load(pki, so)
     assert r.returncode in (1, 2), (r.returncode, err)
-    assert "built for filter ABI 2" in err, err
-    assert "ABI 1" in err.replace("built for filter ABI 2", ""), err
+    assert "built for filter ABI %d" % bad in err, err
+    assert "speaks ABI 1 to 2" in err, err
     assert so in err, err
     assert "listening on" not in err, err
 
