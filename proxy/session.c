@@ -56,7 +56,7 @@ static void update_reading(px_session_t *s) {
    * drop the rest, whatever the request was waiting for. */
   int want_client = !s->client.eof && !backlog &&
                     (s->end >= PX_END_LINGER ||
-                     (!(s->reading & PX_READ_HELD) &&
+                     (!(s->reading & PX_READ_HELD) && !s->icpt_pause &&
                       px_codec_phase(s->client.codec) != PX_CODEC_VERDICT &&
                       s->end < PX_END_FLUSHING &&
                       px_leg_room(&s->client, to_up, PX_LOW_WATER, PX_HIGH_WATER)));
@@ -738,6 +738,7 @@ static void session_close(px_session_t *s, const char *why) {
     px_session_set_state(s, PX_S_CLOSING);
     px_upstream_count_idle(s, 0);
     px_delivery_check_gone(s);
+    px_session_intercept_drop(s);
     px_session_http_fail_flows(s, why && strcmp(why, "done") != 0 ? why : "connection closed");
     flt_emit_conn_close(&s->w->shared->chain, &s->conn);
     px_upstream_cancel_lookup(s); /* its callback never runs */

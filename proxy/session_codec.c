@@ -33,6 +33,7 @@ static void on_req_forward(void *owner, px_codec_t *c, uint32_t stream, const ch
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
   if (px_codec_relaying(c))
     flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
+  if (px_session_intercept_capture(s, data, len)) return; /* held by --intercept */
   px_send_upstream(s, data, len);
 }
 
@@ -54,6 +55,7 @@ static void on_req_end(void *owner, px_codec_t *c, uint32_t stream) {
   f->flow.t_req_end_us = flt_now_us();
   flt_emit_request_end(chain_of(s), &f->flow);
   s->flows.req = NULL;
+  px_session_intercept_request_end(s, f);
 }
 
 static void on_req_error(void *owner, px_codec_t *c, uint32_t stream, const char *why) {

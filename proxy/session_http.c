@@ -207,6 +207,12 @@ static int collect_edits(px_session_t *s, const flt_flow_t *f, int response_side
   return any;
 }
 
+/* A request head for the upstream: kept with its flow while --intercept
+ * holds it (session_intercept.c), else sent. */
+static void head_upstream(px_session_t *s, const char *data, size_t len) {
+  if (!px_session_intercept_capture(s, data, len)) px_send_upstream(s, data, len);
+}
+
 /* Sends a head on, rewritten when `e` (or an action) asks for changes. */
 static void send_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
                       const flt_flow_t *f, px_head_edit_t *e, int to_client) {
@@ -221,7 +227,7 @@ static void send_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
     if (to_client)
       px_send_client(s, raw, len);
     else
-      px_send_upstream(s, raw, len);
+      head_upstream(s, raw, len);
     return;
   }
   flt_strbuf_t head;
@@ -230,7 +236,7 @@ static void send_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
     if (to_client)
       px_send_client(s, head.data, head.len);
     else
-      px_send_upstream(s, head.data, head.len);
+      head_upstream(s, head.data, head.len);
   }
   flt_strbuf_free(&head);
 }
@@ -399,13 +405,10 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
     snprintf(authority + strlen(authority), sizeof(authority) - strlen(authority), ":%u",
              (unsigned)port);
   edit.host = authority;
-  if (s->lc->mode == PX_MODE_UPSTREAM) {
-    /* The next proxy takes absolute-form requests for any host as they are. */
-    if (px_upstream_unconnected(s)) px_upstream_start(s);
-  } else {
-    if (px_upstream_unconnected(s)) px_upstream_start(s);
-    edit.url = origin;
-  }
+  int held = px_session_intercept_request(s, n, s->lc->mode == PX_MODE_UPSTREAM);
+  if (!held && px_upstream_unconnected(s)) px_upstream_start(s);
+  /* The next proxy takes absolute-form requests for any host as they are. */
+  if (s->lc->mode != PX_MODE_UPSTREAM) edit.url = origin;
   if (s->state == PX_S_CLOSING) return 0;
   send_head(s, c, hd, &n->flow, &edit, 0);
   return 0;
@@ -451,6 +454,7 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
   flt_head_t view;
   px_codec_head_view(c, hd->stream, &view);
   if (s->end >= PX_END_FLUSHING) return 0;
+  if (px_session_intercept_busy(s)) return PX_CODEC_HOLD; /* after the held flow */
   if (px_http_binds_connection(&view, "authorization")) px_upstream_set_bind(s, PX_BIND_PINNED);
   char url[PX_HTTP_MAX_HEAD];
   snprintf(url, sizeof(url), "%.*s", (int)hd->target_len, hd->target);
@@ -481,7 +485,8 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
     reply_blocked(s, n, block->status);
     return 0;
   }
-  if (px_upstream_unconnected(s)) {
+  int held = px_session_intercept_request(s, n, 0);
+  if (!held && px_upstream_unconnected(s)) {
     /* The first request of plain HTTP (peek_input waits for it), or the
      * next one after --upstream-idle closed the leg. */
     if (s->up == PX_UP_RELEASED)

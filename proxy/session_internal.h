@@ -33,6 +33,20 @@ void px_session_http_switch_when_idle(px_session_t *s);
 void px_session_http_reply_error(px_session_t *s, int status, const char *reason, const char *extra,
                                  const char *text);
 
+/* session_intercept.c: --intercept. request: after flow_start, before the
+ * head goes upstream; 1 when the flow is held (its head and body are then
+ * captured: capture returns 1 for bytes it took instead of the upstream;
+ * the upstream leg is started at the decision, not now). `absolute`: the
+ * head goes on in absolute-form. busy: a flow of the session is held (the
+ * caller returns PX_CODEC_HOLD; reading stops). request_end: the request
+ * of flow `f` is complete. drop: the session closes. */
+typedef struct px_icpt_hold px_icpt_hold_t;
+int px_session_intercept_request(px_session_t *s, px_flow_t *n, int absolute);
+int px_session_intercept_busy(px_session_t *s);
+int px_session_intercept_capture(px_session_t *s, const char *data, size_t len);
+void px_session_intercept_request_end(px_session_t *s, const px_flow_t *f);
+void px_session_intercept_drop(px_session_t *s);
+
 /* session_state.c: px_session_fail's implementation (ops table). */
 void px_session_state_fail(px_session_t *s, int level, const char *about, const char *text,
                            int then);

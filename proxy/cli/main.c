@@ -121,6 +121,7 @@ int main(int argc, char **argv) {
   px_web_opts_t web;
   if (!ca_cmd && cfg.web && px_web_parse_addr(cfg.web, &web, err, sizeof(err)) != 0)
     px_usage_error("%s", err);
+  if (!ca_cmd) px_opt_check_intercept(&cfg);
 
   int rc = ca_cmd ? px_ca_command(nrest, rest, &cfg) : px_worker_run(&cfg);
   for (int i = 0; i < cfg.n_redact; i++) free((char *)cfg.redact[i]);
