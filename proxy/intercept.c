@@ -15,6 +15,9 @@ struct px_icpt_entry {
   int response;
   uint64_t since_ms; /* wall clock */
   char origin[300];
+  char *head, *body; /* what the page shows */
+  size_t body_len;
+  px_icpt_body_t body_state;
   uv_async_t *wake;
   px_icpt_decision_t decision; /* verdict PX_ICPT_WAITING until decided */
   struct px_icpt_entry *next;
@@ -68,6 +71,53 @@ px_icpt_entry_t *px_icpt_publish(uint64_t flow_id, int response, const char *ori
   return e;
 }
 
+static px_icpt_entry_t *find(uint64_t flow_id) {
+  for (px_icpt_entry_t *e = entries; e; e = e->next)
+    if (e->flow_id == flow_id) return e;
+  return NULL;
+}
+
+static char *copy(const char *p, size_t n) {
+  char *c = p ? malloc(n + 1) : NULL;
+  if (c) {
+    memcpy(c, p, n);
+    c[n] = '\0';
+  }
+  return c;
+}
+
+void px_icpt_set_message(px_icpt_entry_t *e, const char *head, size_t head_len, const char *body,
+                         size_t body_len, px_icpt_body_t state) {
+  char *h = copy(head, head_len), *b = copy(body, body_len);
+  pthread_mutex_lock(&mu);
+  free(e->head);
+  free(e->body);
+  e->head = h;
+  e->body = b;
+  e->body_len = b ? body_len : 0;
+  e->body_state = state;
+  pthread_mutex_unlock(&mu);
+}
+
+int px_icpt_message(uint64_t flow_id, char **head, char **body, size_t *body_len,
+                    px_icpt_body_t *state, char *origin) {
+  int rc = -1;
+  *head = *body = NULL;
+  *body_len = 0;
+  pthread_mutex_lock(&mu);
+  px_icpt_entry_t *e = find(flow_id);
+  if (e && e->decision.verdict == PX_ICPT_WAITING) {
+    *head = copy(e->head ? e->head : "", e->head ? strlen(e->head) : 0);
+    *body = copy(e->body, e->body_len);
+    *body_len = *body ? e->body_len : 0;
+    *state = e->body_state;
+    memcpy(origin, e->origin, sizeof(e->origin));
+    rc = 0;
+  }
+  pthread_mutex_unlock(&mu);
+  return rc;
+}
+
 int px_icpt_take(px_icpt_entry_t *e, px_icpt_decision_t *out) {
   int taken = 0;
   pthread_mutex_lock(&mu);
@@ -91,15 +141,12 @@ void px_icpt_withdraw(px_icpt_entry_t *e) {
   }
   pthread_mutex_unlock(&mu);
   px_icpt_decision_free(&e->decision);
+  free(e->head);
+  free(e->body);
   free(e);
   changed();
 }
 
-static px_icpt_entry_t *find(uint64_t flow_id) {
-  for (px_icpt_entry_t *e = entries; e; e = e->next)
-    if (e->flow_id == flow_id) return e;
-  return NULL;
-}
 
 static int same_origin(const char *url, const char *origin) {
   size_t n = strlen(origin);

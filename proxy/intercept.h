@@ -62,6 +62,16 @@ typedef struct px_icpt_entry px_icpt_entry_t;
  * memory. */
 px_icpt_entry_t *px_icpt_publish(uint64_t flow_id, int response, const char *origin,
                                  size_t origin_len, uv_async_t *wake);
+/* What the page shows and edits: the head as it would be forwarded and
+ * the body held so far (copied). */
+typedef enum px_icpt_body {
+  PX_ICPT_BODY_PENDING = 0, /* the request is still arriving */
+  PX_ICPT_BODY_COMPLETE,
+  PX_ICPT_BODY_TOO_LARGE,   /* over PX_ICPT_MAX_BODY: not shown, can be replaced */
+  PX_ICPT_BODY_CHUNKED      /* framed on the wire: not shown, can be replaced */
+} px_icpt_body_t;
+void px_icpt_set_message(px_icpt_entry_t *e, const char *head, size_t head_len, const char *body,
+                         size_t body_len, px_icpt_body_t state);
 /* Moves the decision out (1), or 0 while the flow still waits. */
 int px_icpt_take(px_icpt_entry_t *e, px_icpt_decision_t *out);
 /* Unlinks and frees the entry (NULL is fine). */
@@ -73,6 +83,11 @@ void px_icpt_withdraw(px_icpt_entry_t *e);
  * the registry, also on failure). 0; -1 when the flow is not waiting, -2
  * when its URL names another origin (err says why). */
 int px_icpt_decide(uint64_t flow_id, px_icpt_decision_t *d, char *err, size_t errlen);
+/* Copies of what px_icpt_set_message gave for waiting flow `flow_id`
+ * (malloc()ed, NUL-terminated; free() them; *body NULL when none), and
+ * its origin into origin[300]. 0, or -1 when it does not wait. */
+int px_icpt_message(uint64_t flow_id, char **head, char **body, size_t *body_len,
+                    px_icpt_body_t *state, char *origin);
 /* 1 when flow `flow_id` is waiting. */
 int px_icpt_waiting(uint64_t flow_id);
 /* Appends the waiting flows, oldest first, as JSON objects separated by

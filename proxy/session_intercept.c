@@ -398,19 +398,32 @@ int px_session_intercept_busy(px_session_t *s) {
   return 1;
 }
 
+/* What the page shows: the head, and the body once complete (or too
+ * large, or chunked: not shown). */
+static void publish(px_icpt_hold_t *h, px_icpt_body_t state) {
+  size_t vlen;
+  if (state == PX_ICPT_BODY_COMPLETE && forwarded_value(&h->head, "transfer-encoding", &vlen))
+    state = PX_ICPT_BODY_CHUNKED;
+  int shown = state == PX_ICPT_BODY_COMPLETE;
+  px_icpt_set_message(h->entry, h->head.data, h->head.len, shown ? h->body.data : NULL,
+                      shown ? h->body.len : 0, state);
+}
+
 int px_session_intercept_capture(px_session_t *s, const char *data, size_t len) {
   px_icpt_hold_t *h = s->icpt;
   if (h == NULL) return 0;
   if (h->decided) return h->drop_rest; /* sent on as it comes, or dropped */
   flt_strbuf_t *b = h->have_head ? &h->body : &h->head;
-  h->have_head = 1;
   if (flt_strbuf_append(b, data, len) != 0 || b->truncated) {
     px_session_close(s, "out of memory holding an intercepted request");
     return 1;
   }
+  if (!h->have_head) publish(h, PX_ICPT_BODY_PENDING);
+  h->have_head = 1;
   if (b == &h->body && h->body.len >= PX_ICPT_MAX_BODY && !s->icpt_pause) {
     s->icpt_pause = 1; /* the rest waits in the socket until the decision */
     px_update_reading(s);
+    publish(h, PX_ICPT_BODY_TOO_LARGE);
   }
   return 1;
 }
@@ -420,4 +433,5 @@ void px_session_intercept_request_end(px_session_t *s, const px_flow_t *f) {
   if (h == NULL || h->flow != f) return;
   h->req_ended = 1;
   if (h->decided) hold_end(h);
+  else if (!s->icpt_pause) publish(h, PX_ICPT_BODY_COMPLETE);
 }

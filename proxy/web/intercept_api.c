@@ -160,6 +160,80 @@ static void decide(px_web_ctx_t *ctx, const px_web_req_t *req, uint64_t id, int 
   }
 }
 
+/* Text the page can edit: UTF-8 without NUL. */
+static int editable_text(const char *p, size_t n) {
+  const unsigned char *u = (const unsigned char *)p;
+  for (size_t i = 0; i < n;) {
+    unsigned char c = u[i];
+    int k = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
+    if (c == 0 || k < 0 || i + (size_t)k >= n) return 0;
+    for (int j = 1; j <= k; j++)
+      if ((u[i + (size_t)j] & 0xC0) != 0x80) return 0;
+    i += (size_t)k + 1;
+  }
+  return 1;
+}
+
+/* The forwarded head ("M T HTTP/1.1\r\nName: value\r\n...") into j. */
+static void head_json(cJSON *j, const char *head, const char *origin) {
+  size_t ml = strcspn(head, " \r\n"), tl = head[ml] == ' ' ? strcspn(head + ml + 1, " \r\n") : 0;
+  char *m = strndup(head, ml), *t = strndup(head + ml + 1, tl);
+  cJSON_AddStringToObject(j, "method", m ? m : "");
+  if (t && t[0] == '/') {
+    size_t n = strlen(origin) + strlen(t) + 1;
+    char *u = malloc(n);
+    if (u) snprintf(u, n, "%s%s", origin, t);
+    cJSON_AddStringToObject(j, "url", u ? u : "");
+    free(u);
+  } else {
+    cJSON_AddStringToObject(j, "url", t ? t : "");
+  }
+  free(m);
+  free(t);
+  cJSON *hs = cJSON_AddArrayToObject(j, "headers");
+  for (const char *p = strstr(head, "\r\n"); p && p[2] && p[2] != '\r'; p = strstr(p + 2, "\r\n")) {
+    const char *line = p + 2, *end = strstr(line, "\r\n"), *colon = strchr(line, ':');
+    if (end == NULL || colon == NULL || colon > end) continue;
+    const char *v = colon + 1;
+    while (*v == ' ' || *v == '\t') v++;
+    char *n = strndup(line, (size_t)(colon - line)), *val = strndup(v, (size_t)(end - v));
+    cJSON *pair = cJSON_CreateArray();
+    cJSON_AddItemToArray(pair, cJSON_CreateString(n ? n : ""));
+    cJSON_AddItemToArray(pair, cJSON_CreateString(val ? val : ""));
+    cJSON_AddItemToArray(hs, pair);
+    free(n);
+    free(val);
+  }
+}
+
+/* GET /api/flows/ID/intercept: what the editor starts from. */
+static void held_message(px_web_ctx_t *ctx, uint64_t id, px_web_resp_t *p) {
+  static const char *const states[] = {"pending", "complete", "too_large", "chunked"};
+  char *head, *body, origin[300];
+  size_t blen;
+  px_icpt_body_t st;
+  uint64_t flow = flt_web_store_flow_id(ctx->o.store, id);
+  if (flow == 0 || px_icpt_message(flow, &head, &body, &blen, &st, origin) < 0) {
+    answer_error(p, flow ? 409 : 404, flow ? "this flow is not waiting" : "no such flow");
+    return;
+  }
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddNumberToObject(j, "id", (double)id);
+  cJSON_AddNumberToObject(j, "flow", (double)flow);
+  head_json(j, head, origin);
+  int text = body && editable_text(body, blen);
+  if (text) cJSON_AddStringToObject(j, "body", body);
+  else cJSON_AddNullToObject(j, "body");
+  cJSON_AddStringToObject(j, "body_state", body && !text ? "binary" : states[st]);
+  char *out = cJSON_PrintUnformatted(j);
+  if (out) px_web_resp_json(p, 200, out, strlen(out));
+  else answer_error(p, 500, "out of memory");
+  free(out);
+  cJSON_Delete(j);
+  free(head);
+  free(body);
+}
+
 static uint64_t list_id(void *ud, uint64_t flow) {
   return flt_web_store_list_id(ud, flow);
 }
@@ -185,6 +259,15 @@ int px_web_icpt_route(px_web_ctx_t *ctx, const px_web_req_t *req, const char *pa
   char *end;
   uint64_t id = strtoull(path + 11, &end, 10);
   int kill = strcmp(end, "/kill") == 0;
+  if (end != path + 11 && strcmp(end, "/intercept") == 0) {
+    if (post) {
+      answer_error(p, 405, "use GET");
+      flt_strbuf_append(&p->head, "Allow: GET\r\n", 12);
+    } else {
+      held_message(ctx, id, p);
+    }
+    return 1;
+  }
   if (end == path + 11 || (!kill && strcmp(end, "/resume") != 0)) return 0;
   if (!post) {
     answer_error(p, 405, "use POST");

@@ -374,7 +374,7 @@ def test_edit_and_resume_in_the_page(proxy_factory, pki, origin, tmp_path_factor
             page.click("#viewport .row.waiting")
             page.wait_for("!document.getElementById('icpt-box').hidden && "
                           "document.getElementById('icpt-body').value === '{\"answer\":41}'",
-                          "the intercept editor did not open with the request's body")
+                          lambda: "the intercept editor did not open with the request's body: %r" % page.eval("[document.getElementById('icpt-box').hidden, document.getElementById('icpt-body').value, document.getElementById('icpt-headers').value, document.getElementById('detail-title').textContent]"))
             headers = page.eval("document.getElementById('icpt-headers').value")
             assert "X-Mood: calm" in headers, headers
             page.type_into("#icpt-headers", headers.replace("X-Mood: calm", "X-Mood: edited"),

@@ -1147,7 +1147,7 @@ function onIntercepts(ev) {
   state.waiting = new Map(list.map((w) => [w.id, w]));
   const n = state.waiting.size;
   $('waiting').hidden = n === 0;
-  $('waiting').textContent = '\u23F8 ' + n + ' waiting';
+  $('waiting').textContent = n + ' waiting';
   $('waiting').title = n ? 'flows held by --intercept: click to open the oldest' : '';
   for (const r of rowPool) r.classList.toggle('waiting', state.waiting.has(Number(r.dataset.id)));
   /* Nothing selected: show the first one that waits. */
@@ -1155,11 +1155,15 @@ function onIntercepts(ev) {
   else syncIntercept();
 }
 
-function headerLines(headers) {
-  return (headers || []).map((h) => h.name + ': ' + h.value).join('\n');
-}
+const BODY_NOTES = {
+  pending: 'the request body is still arriving…',
+  too_large: 'body larger than tlspeek holds for editing: type a new one to replace it',
+  chunked: 'chunked body: not shown; type a new one to replace it',
+  binary: 'binary body: not shown; type a new one to replace it',
+};
 
-/* Shows the editor for the selected flow while it waits, filled once. */
+/* Shows the editor for the selected flow while it waits, filled once from
+ * the request as tlspeek would forward it (GET /api/flows/ID/intercept). */
 async function syncIntercept() {
   const d = state.detail;
   const id = state.selected;
@@ -1171,25 +1175,36 @@ async function syncIntercept() {
   }
   if (state.icptFor === id) return;
   state.icptFor = id;
-  const q = (d.record && d.record.request) || {};
-  const orig = { method: d.summary.method || 'GET', url: d.summary.url || '',
-                 headers: headerLines(q.headers), body: '' };
+  $('icpt-result').textContent = 'loading…';
+  $('resend-box').hidden = true;
+  $('curl-box').hidden = true;
+  let m = null;
+  for (let tries = 0; tries < 50 && state.icptFor === id; tries++) {
+    try {
+      const r = await api('/api/flows/' + id + '/intercept');
+      if (r.status !== 200) break;
+      m = r.json;
+    } catch (e) {
+      break;
+    }
+    if (m.body_state !== 'pending') break;
+    await new Promise((done) => setTimeout(done, 200));
+  }
+  if (state.icptFor !== id) return;
+  if (!m) {
+    $('icpt-result').textContent = 'this flow no longer waits';
+    return;
+  }
+  const orig = { method: m.method, url: m.url,
+                 headers: m.headers.map((h) => h[0] + ': ' + h[1]).join('\n'),
+                 body: m.body === null ? '' : m.body };
   state.icptOrig = orig;
   $('icpt-method').value = orig.method;
   $('icpt-url').value = orig.url;
   $('icpt-headers').value = orig.headers;
-  $('icpt-body').value = '';
-  $('icpt-result').textContent = '';
-  $('resend-box').hidden = true;
-  $('curl-box').hidden = true;
-  try {
-    const r = await fetch(apiUrl('/api/flows/' + id + '/body/request', { raw: 1 }),
-                          { headers: { 'X-Tlspeek-Token': token } });
-    if (r.ok && state.icptFor === id) {
-      orig.body = await r.text();
-      $('icpt-body').value = orig.body;
-    }
-  } catch (e) { /* no body yet: left empty */ }
+  $('icpt-body').value = orig.body;
+  $('icpt-body').placeholder = BODY_NOTES[m.body_state] || 'no body';
+  $('icpt-result').textContent = BODY_NOTES[m.body_state] || '';
 }
 
 /* The edits as /api/flows/ID/resume takes them: only what changed. */
