@@ -132,19 +132,18 @@ static void decide(px_web_ctx_t *ctx, const px_web_req_t *req, uint64_t id, int 
   char err[400];
   px_icpt_decision_t d;
   memset(&d, 0, sizeof(d));
-  if (ctx->o.file) {
-    answer_error(p, 409, "intercept needs the live proxy: this page shows a transcript");
-    return;
-  }
-  uint64_t flow = flt_web_store_flow_id(ctx->o.store, id);
-  if (flow == 0) {
-    snprintf(err, sizeof(err), "no flow %llu (dropped or never seen)", (unsigned long long)id);
-    answer_error(p, 404, err);
-    return;
-  }
   if (!kill && parse_decision(req, &d, err, sizeof(err)) < 0) {
     px_icpt_decision_free(&d);
     answer_error(p, 400, err);
+    return;
+  }
+  uint64_t flow = ctx->o.file ? 0 : flt_web_store_flow_id(ctx->o.store, id);
+  if (flow == 0) {
+    px_icpt_decision_free(&d);
+    if (ctx->o.file)
+      answer_error(p, 409, "intercept needs the live proxy: this page shows a transcript");
+    else
+      answer_error(p, 404, "no such flow (dropped or never seen)");
     return;
   }
   d.verdict = kill ? PX_ICPT_KILL : PX_ICPT_RESUME;
