@@ -161,6 +161,14 @@ int px_icpt_decide(uint64_t flow_id, px_icpt_decision_t *d, char *err, size_t er
     snprintf(err, errlen, "flow %llu is not waiting%s", (unsigned long long)flow_id,
              e ? ": it was decided already" : " (not intercepted, or already resumed or killed)");
     rc = -1;
+  } else if (e->response && (d->method || d->url)) {
+    snprintf(err, errlen, "flow %llu waits with its response: give status, headers or body "
+             "(method and url are the request's, already sent)", (unsigned long long)flow_id);
+    rc = -2;
+  } else if (!e->response && d->status) {
+    snprintf(err, errlen, "flow %llu waits with its request: status is for a held response",
+             (unsigned long long)flow_id);
+    rc = -2;
   } else if (d->url && !same_origin(d->url, e->origin)) {
     snprintf(err, errlen, "url: keep the origin %s (only the path and query can change)",
              e->origin);

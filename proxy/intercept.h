@@ -39,8 +39,9 @@ typedef enum px_icpt_verdict {
  * every string is malloc()ed and owned by whoever holds the decision. */
 typedef struct px_icpt_decision {
   px_icpt_verdict_t verdict;
-  char *method;
+  char *method;       /* a request's */
   char *url;
+  int status;         /* a response's (0: not edited) */
   int has_headers;
   char **names, **values;
   size_t n_headers;
@@ -81,7 +82,8 @@ void px_icpt_withdraw(px_icpt_entry_t *e);
 
 /* Posts a decision for flow `flow_id` (ownership of d's strings passes to
  * the registry, also on failure). 0; -1 when the flow is not waiting, -2
- * when its URL names another origin (err says why). */
+ * when it does not fit the flow: a URL naming another origin, a method or
+ * URL for a response, a status for a request (err says why). */
 int px_icpt_decide(uint64_t flow_id, px_icpt_decision_t *d, char *err, size_t errlen);
 /* Copies of what px_icpt_set_message gave for waiting flow `flow_id`
  * (malloc()ed, NUL-terminated; free() them; *body NULL when none), and

@@ -33,7 +33,7 @@ static void on_req_forward(void *owner, px_codec_t *c, uint32_t stream, const ch
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
   if (px_codec_relaying(c))
     flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
-  if (px_session_intercept_capture(s, data, len)) return; /* held by --intercept */
+  if (px_session_intercept_capture(s, 0, data, len)) return; /* held by --intercept */
   px_send_upstream(s, data, len);
 }
 
@@ -80,6 +80,7 @@ static void on_resp_forward(void *owner, px_codec_t *c, uint32_t stream, const c
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)data, len);
   if (px_codec_relaying(c))
     flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)data, len);
+  if (px_session_intercept_capture(s, 1, data, len)) return; /* held by --intercept */
   px_send_client(s, data, len);
 }
 
@@ -98,6 +99,8 @@ static void on_resp_end(void *owner, px_codec_t *c, uint32_t stream) {
   int status = s->resp_status;
   (void)stream;
   if (status >= 100 && status < 200 && status != 101) return;
+  /* A held response ends when it is decided: this again, then. */
+  if (px_session_intercept_defer(s, on_resp_end, c, stream)) return;
   px_session_http_flow_finish(s, NULL);
   if (status == 101) {
     px_codec_set_raw(s->client.codec); /* both directions are now a raw stream */
@@ -230,6 +233,7 @@ static int upstream_cut(px_session_t *s) {
 void px_session_codec_upstream_closed(px_session_t *s) {
   s->upstream.eof = 1;
   if (s->state == PX_S_CLOSING) return;
+  if (px_session_intercept_defer_close(s, px_session_codec_upstream_closed)) return;
   if (s->state != PX_S_RAW && px_codec_eof(s->upstream.codec) != 0 && upstream_cut(s)) return;
   if (s->flows.head && !s->flows.head->flow.has_response && s->state != PX_S_RAW) {
     char text[600];

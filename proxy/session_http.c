@@ -210,7 +210,12 @@ static int collect_edits(px_session_t *s, const flt_flow_t *f, int response_side
 /* A request head for the upstream: kept with its flow while --intercept
  * holds it (session_intercept.c), else sent. */
 static void head_upstream(px_session_t *s, const char *data, size_t len) {
-  if (!px_session_intercept_capture(s, data, len)) px_send_upstream(s, data, len);
+  if (!px_session_intercept_capture(s, 0, data, len)) px_send_upstream(s, data, len);
+}
+
+/* A response head for the client, the same way. */
+static void head_client(px_session_t *s, const char *data, size_t len) {
+  if (!px_session_intercept_capture(s, 1, data, len)) px_send_client(s, data, len);
 }
 
 /* Sends a head on, rewritten when `e` (or an action) asks for changes. */
@@ -225,7 +230,7 @@ static void send_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
                e->strip_hop;
   if (!edited) {
     if (to_client)
-      px_send_client(s, raw, len);
+      head_client(s, raw, len);
     else
       head_upstream(s, raw, len);
     return;
@@ -234,7 +239,7 @@ static void send_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
   flt_strbuf_init(&head, PX_HTTP_MAX_HEAD + 8192);
   if (px_codec_head_build(c, hd->stream, e, &head) == 0) {
     if (to_client)
-      px_send_client(s, head.data, head.len);
+      head_client(s, head.data, head.len);
     else
       head_upstream(s, head.data, head.len);
   }
@@ -510,6 +515,7 @@ int px_session_http_response_head(px_session_t *s, px_codec_t *c, const px_codec
   px_flow_t *n = px_flows_response(&s->flows, hd->stream);
   int rc;
 
+  if (px_session_intercept_busy_response(s)) return PX_CODEC_HOLD; /* after the held one */
   s->resp_status = status;
   if (n == NULL) {
     /* HTTP/1 responses carry no request id: passed on, this one would be
@@ -559,6 +565,9 @@ int px_session_http_response_head(px_session_t *s, px_codec_t *c, const px_codec
     px_codec_set_raw(s->client.codec);
   }
   s->resp_head_mark = s->client.batching ? s->client.batch.len : SIZE_MAX;
+  if (status != 101 && strcmp(n->flow.req.method, "CONNECT") != 0 &&
+      px_session_intercept_response(s, n))
+    s->resp_head_mark = SIZE_MAX; /* held: none of it is in this batch */
   px_head_edit_t edit;
   memset(&edit, 0, sizeof(edit));
   send_head(s, c, hd, &n->flow, &edit, 1);

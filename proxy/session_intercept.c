@@ -1,12 +1,14 @@
 /* session_intercept.c — --intercept on the session's flows: a matching
- * request is held (its head as it would be forwarded and its body, up to
- * PX_ICPT_MAX_BODY, kept here instead of going upstream) until the flow
- * browser decides (proxy/intercept.h) or --intercept-timeout passes. The
- * decision comes through the hold's own uv_async_t on this worker's loop;
- * it is applied here: the head and body sent on (edited: the head rebuilt,
- * a new body with its Content-Length), or a 502 from tlspeek. While a flow
- * of the session is held the client's next request waits in its codec
- * (PX_CODEC_HOLD); other connections are not affected.
+ * request (or, for a rule with ~s, response) is held: its head as it would
+ * be forwarded and its body, up to PX_ICPT_MAX_BODY, are kept here instead
+ * of going on, until the flow browser decides (proxy/intercept.h) or
+ * --intercept-timeout passes. The decision comes through the hold's own
+ * uv_async_t on this worker's loop; it is applied here: the head and body
+ * sent on (edited: the head rebuilt, a new body with its Content-Length),
+ * or a 502 from tlspeek. While a flow of the session is held, the next
+ * message behind it waits in its codec (PX_CODEC_HOLD); a held response's
+ * end and the upstream's EOF wait too (deferred, then run as they would
+ * have). Other connections are not affected.
  *
  * Works on the flow and its captured bytes, not on the HTTP/1 framer: the
  * head is captured as send_head (session_http.c) would send it. */
@@ -38,7 +40,13 @@ struct px_icpt_hold {
   int have_head;
   int decided;       /* capturing stops: bytes go on (or are dropped) */
   int drop_rest;     /* the body was replaced: the client's is not sent */
-  int req_ended;
+  int req_ended;      /* request: its end was seen */
+  int response;       /* the response is held, not the request */
+  int resp_status;    /* response: its status, and its end deferred: */
+  void (*end)(void *, px_codec_t *, uint32_t);
+  px_codec_t *end_c;
+  uint32_t end_stream;
+  void (*closed)(px_session_t *); /* the upstream's EOF, deferred */
   int start_upstream; /* not connected when held: connect on resume */
   int absolute;       /* forwarded in absolute-form (to a next proxy) */
   size_t origin_len;  /* of flow.url's "scheme://authority" */
@@ -63,6 +71,8 @@ static void on_hold_closed(uv_handle_t *handle) {
  * it), the handles closed, the session reading again. */
 static void hold_end(px_icpt_hold_t *h) {
   px_session_t *s = h->s;
+  void (*end)(void *, px_codec_t *, uint32_t) = h->end;
+  void (*closed)(px_session_t *) = h->closed;
   px_icpt_withdraw(h->entry);
   h->entry = NULL;
   h->s = NULL;
@@ -72,12 +82,26 @@ static void hold_end(px_icpt_hold_t *h) {
   s->icpt = NULL;
   s->icpt_pause = 0;
   if (s->state == PX_S_CLOSING) return;
-  if (px_codec_phase(s->client.codec) == PX_CODEC_HELD) {
-    /* The client's next request waited for this one: parse on. */
+  if (end && s->end < PX_END_FLUSHING) { /* the held response's end, as it came */
+    s->resp_status = h->resp_status;
+    px_batch_begin(s, 0);
+    end(s, h->end_c, h->end_stream);
+    px_batch_end(s, 0);
+  }
+  if (closed && s->state != PX_S_CLOSING) closed(s);
+  if (s->state == PX_S_CLOSING) return;
+  /* What waited behind this flow: parse on. */
+  if (px_codec_phase(s->upstream.codec) == PX_CODEC_HELD) {
+    px_batch_begin(s, 0);
+    px_codec_release(s->upstream.codec);
+    px_batch_end(s, 0);
+  }
+  if (s->state != PX_S_CLOSING && px_codec_phase(s->client.codec) == PX_CODEC_HELD) {
     px_batch_begin(s, 1);
     px_codec_release(s->client.codec);
     px_batch_end(s, 1);
   }
+  if (s->state == PX_S_CLOSING) return;
   px_update_reading(s);
   px_session_timer_deadline_update(s);
 }
@@ -160,26 +184,46 @@ static int headers_changed(const flt_strbuf_t *head, const px_icpt_decision_t *d
   return changed;
 }
 
+/* The edited head's first line: "HTTP/1.1 STATUS REASON" for a response
+ * (the reason kept while the status is), else "METHOD TARGET HTTP/1.1"
+ * (an edited URL's path and query, or all of it in absolute-form). */
+static void start_line(const px_icpt_hold_t *h, const px_icpt_decision_t *d, flt_strbuf_t *out) {
+  const char *fl = h->head.data;
+  size_t m_len = strcspn(fl, " "), t_off = m_len + 1, t_len = strcspn(fl + t_off, " \r\n");
+  if (h->response) {
+    int was = atoi(fl + t_off), status = d->status ? d->status : was;
+    const char *reason = fl + t_off + t_len + (fl[t_off + t_len] == ' ');
+    size_t rlen = strcspn(reason, "\r\n");
+    if (status != was) {
+      reason = http_status_str((enum http_status)status);
+      rlen = strlen(reason);
+    }
+    flt_strbuf_appendf(out, "HTTP/1.1 %d %.*s\r\n", status, (int)rlen, reason);
+    return;
+  }
+  if (d->method) flt_strbuf_appendf(out, "%s ", d->method);
+  else flt_strbuf_append(out, fl, m_len + 1);
+  if (d->url == NULL) {
+    flt_strbuf_append(out, fl + t_off, t_len);
+  } else if (h->absolute) {
+    flt_strbuf_append(out, d->url, strlen(d->url));
+  } else {
+    const char *rest = d->url + h->origin_len;
+    flt_strbuf_appendf(out, "%s%s", rest[0] == '/' ? "" : "/", rest);
+  }
+  flt_strbuf_append(out, " HTTP/1.1\r\n", 11);
+}
+
 /* The head to send for decision `d`: the forwarded one with the edits.
  * `what` gets a description ("method, 2 headers, body"). */
 static void build_head(const px_icpt_hold_t *h, const px_icpt_decision_t *d, flt_strbuf_t *out,
                        char *what, size_t wlen) {
   const char *fl = h->head.data;
-  size_t m_len = strcspn(fl, " "), t_off = m_len + 1, t_len = strcspn(fl + t_off, " ");
+  size_t m_len = strcspn(fl, " "), t_off = m_len + 1;
   const char *url = d->url ? d->url : NULL;
   int nh = d->has_headers ? headers_changed(&h->head, d) : 0, any_host = 0;
 
-  flt_strbuf_appendf(out, "%s ", d->method ? d->method : "");
-  if (d->method == NULL) flt_strbuf_append(out, fl, m_len), flt_strbuf_append(out, " ", 1);
-  if (url == NULL) {
-    flt_strbuf_append(out, fl + t_off, t_len);
-  } else if (h->absolute) {
-    flt_strbuf_append(out, url, strlen(url));
-  } else {
-    const char *rest = url + h->origin_len;
-    flt_strbuf_appendf(out, "%s%s", rest[0] == '/' ? "" : "/", rest);
-  }
-  flt_strbuf_append(out, " HTTP/1.1\r\n", 11);
+  start_line(h, d, out);
   if (d->has_headers) {
     for (size_t i = 0; i < d->n_headers; i++) {
       size_t vlen;
@@ -192,7 +236,7 @@ static void build_head(const px_icpt_hold_t *h, const px_icpt_decision_t *d, flt
       if (fv) flt_strbuf_appendf(out, "%s: %.*s\r\n", d->names[i], (int)vlen, fv);
       else flt_strbuf_appendf(out, "%s: %s\r\n", d->names[i], v);
     }
-    keep_forwarded(&h->head, out, !d->has_body, !any_host);
+    keep_forwarded(&h->head, out, !d->has_body, !any_host && !h->response);
   } else {
     /* The forwarded fields as they were; only the framing may change. */
     for (const char *p = strstr(fl, "\r\n"); p && p[2] != '\r'; p = strstr(p + 2, "\r\n")) {
@@ -213,6 +257,7 @@ static void build_head(const px_icpt_hold_t *h, const px_icpt_decision_t *d, flt
 #define WHAT(...) (n += snprintf(what + n, wlen - (size_t)n, __VA_ARGS__), sep = ", ")
   if (d->method && ((size_t)m_len != strlen(d->method) || strncmp(fl, d->method, m_len) != 0))
     WHAT("%smethod", sep);
+  if (d->status && d->status != atoi(fl + t_off)) WHAT("%sstatus", sep);
   if (url && strcmp(url, h->flow->flow.url ? h->flow->flow.url : "") != 0) WHAT("%sURL", sep);
   if (nh) WHAT("%s%d header%s", sep, nh, nh == 1 ? "" : "s");
   if (d->has_body && (d->body_len != h->body.len || memcmp(d->body, h->body.data, d->body_len) != 0))
@@ -232,9 +277,15 @@ static void record_sent(px_session_t *s, px_icpt_hold_t *h, const flt_strbuf_t *
   char *sp = strchr(line, ' ');
   if (sp == NULL) goto Exit;
   *sp = '\0';
-  v.method = line;
-  v.url = sp + 1;
-  *strrchr(v.url, ' ') = '\0';
+  if (h->response) {
+    v.status = atoi(sp + 1);
+    v.reason = sp + 1 + strcspn(sp + 1, " ");
+    if (*v.reason == ' ') v.reason++;
+  } else {
+    v.method = line;
+    v.url = sp + 1;
+    *strrchr(v.url, ' ') = '\0';
+  }
   for (line = end + 2; (end = strstr(line, "\r\n")) != NULL && end != line; line = end + 2) {
     *end = '\0';
     char *colon = strchr(line, ':');
@@ -248,9 +299,11 @@ static void record_sent(px_session_t *s, px_icpt_hold_t *h, const flt_strbuf_t *
   if (sent) {
     const px_config_t *cfg = s->w->shared->cfg;
     px_http_redact_head(cfg->redact, cfg->n_redact, cfg->proxyauth != NULL, sent);
-    free(h->flow->req_sent);
-    h->flow->req_sent = sent;
-    h->flow->flow.req_sent = sent;
+    flt_head_t **own = h->response ? &h->flow->resp_sent : &h->flow->req_sent;
+    free(*own);
+    *own = sent;
+    if (h->response) h->flow->flow.resp_sent = sent;
+    else h->flow->flow.req_sent = sent;
   }
 Exit:
   free(copy);
@@ -258,54 +311,78 @@ Exit:
 
 /* ---- decisions ------------------------------------------------------------------------- */
 
+/* "POST https://..." or "response 200 to POST https://...", for the log. */
+static void describe(const px_icpt_hold_t *h, char *out, size_t len) {
+  const flt_flow_t *f = &h->flow->flow;
+  if (h->response)
+    snprintf(out, len, "response %d to %s %s", h->resp_status, f->req.method, f->url ? f->url : "");
+  else
+    snprintf(out, len, "%s %s", f->req.method, f->url ? f->url : "");
+}
+
+/* Bytes of the decided message: to the upstream (a request; its leg is
+ * started now if it was not) or to the client (a response). */
+static void send_out(px_session_t *s, const px_icpt_hold_t *h, const char *p, size_t n) {
+  if (h->response) px_send_client(s, p, n);
+  else px_send_upstream(s, p, n);
+}
+
 static void send_on(px_session_t *s, px_icpt_hold_t *h, const px_icpt_decision_t *d,
                     const char *why) {
   flt_strbuf_t head;
-  char what[200] = "";
-  int edited = d && (d->method || d->url || d->has_headers || d->has_body);
+  char what[200] = "", msg[600];
+  int edited = d && (d->method || d->url || d->status || d->has_headers || d->has_body);
   flt_strbuf_init(&head, 0);
   if (edited) build_head(h, d, &head, what, sizeof(what));
   double secs = waited_s(h);
+  const char *side = h->response ? "response " : "";
   if (edited && what[0])
-    flt_flow_action(&h->flow->flow, "intercepted", "edited in the flow browser (%s) after %.1f s",
-                    what, secs);
+    flt_flow_action(&h->flow->flow, "intercepted", "%sedited in the flow browser (%s) after %.1f s",
+                    side, what, secs);
   else
-    flt_flow_action(&h->flow->flow, "intercepted", "%s after %.1f s",
+    flt_flow_action(&h->flow->flow, "intercepted", "%s%s after %.1f s", side,
                     why ? why : "resumed unchanged in the flow browser", secs);
-  flt_log_info("\xe2\x96\xb6 resumed: %s %s after %.1f s%s%s%s", h->flow->flow.req.method,
-               h->flow->flow.url ? h->flow->flow.url : "", secs, what[0] ? " (edited: " : "",
-               what, what[0] ? ")" : why ? " (--intercept-timeout)" : "");
+  describe(h, msg, sizeof(msg));
+  flt_log_info("\xe2\x96\xb6 resumed: %s after %.1f s%s%s%s", msg, secs,
+               what[0] ? " (edited: " : "", what, what[0] ? ")" : why ? " (--intercept-timeout)" : "");
   if (edited) record_sent(s, h, &head);
-  if (h->start_upstream && px_upstream_unconnected(s)) {
+  if (!h->response && h->start_upstream && px_upstream_unconnected(s)) {
     if (s->up == PX_UP_RELEASED)
       px_upstream_reconnect(s);
     else
       px_upstream_start(s);
     if (s->state == PX_S_CLOSING) goto Exit;
   }
-  px_batch_begin(s, 0);
+  px_batch_begin(s, !h->response);
   if (edited)
-    px_send_upstream(s, head.data, head.len);
+    send_out(s, h, head.data, head.len);
   else
-    px_send_upstream(s, h->head.data, h->head.len);
+    send_out(s, h, h->head.data, h->head.len);
   if (d && d->has_body) {
-    px_send_upstream(s, d->body, d->body_len);
+    send_out(s, h, d->body, d->body_len);
     h->drop_rest = 1;
   } else {
-    px_send_upstream(s, h->body.data, h->body.len);
+    send_out(s, h, h->body.data, h->body.len);
   }
-  px_batch_end(s, 0);
+  px_batch_end(s, !h->response);
 Exit:
   flt_strbuf_free(&head);
 }
 
 static void kill_flow(px_session_t *s, px_icpt_hold_t *h, const char *why) {
-  char text[300];
-  flt_flow_action(&h->flow->flow, "intercepted", "%s after %.1f s", why, waited_s(h));
-  flt_log_info("\xe2\x9c\x96 killed: %s %s after %.1f s (%s)", h->flow->flow.req.method,
-               h->flow->flow.url ? h->flow->flow.url : "", waited_s(h), why);
-  snprintf(text, sizeof(text), "tlspeek: the request was %s (--intercept); it was not sent "
-           "upstream", why);
+  char text[300], msg[600];
+  const char *side = h->response ? "response " : "";
+  flt_flow_action(&h->flow->flow, "intercepted", "%s%s after %.1f s", side, why, waited_s(h));
+  describe(h, msg, sizeof(msg));
+  flt_log_info("\xe2\x9c\x96 killed: %s after %.1f s (%s)", msg, waited_s(h), why);
+  if (h->response)
+    snprintf(text, sizeof(text), "tlspeek: the response was %s (--intercept); the upstream's "
+             "answer was not passed on", why);
+  else
+    snprintf(text, sizeof(text), "tlspeek: the request was %s (--intercept); it was not sent "
+             "upstream", why);
+  h->end = NULL; /* the flow ends with the 502, the session after it */
+  h->closed = NULL;
   px_reply_error(s, 502, "Bad Gateway", text);
 }
 
@@ -326,8 +403,11 @@ static void decide(px_icpt_hold_t *h, px_icpt_decision_t *d) {
     return;
   }
   send_on(s, h, d, d ? NULL : "resumed by --intercept-timeout");
-  if (h->req_ended || s->state == PX_S_CLOSING) hold_end(h);
-  else if (s->icpt_pause) { /* the rest of a large body follows */
+  /* Whole (or its end deferred): done; else the rest passes as it comes. */
+  if ((h->response ? h->end != NULL || h->closed != NULL : h->req_ended) ||
+      s->state == PX_S_CLOSING) {
+    hold_end(h);
+  } else if (s->icpt_pause) {
     s->icpt_pause = 0;
     px_update_reading(s);
   }
@@ -353,23 +433,23 @@ static void on_tick(uv_timer_t *t) {
 
 /* ---- the session's calls ------------------------------------------------------------- */
 
-static int matches(px_session_t *s, const px_flow_t *n) {
+static int matches(px_session_t *s, const px_flow_t *n, int response) {
   const px_config_t *cfg = s->w->shared->cfg;
   for (int i = 0; i < cfg->n_intercepts; i++)
-    if (!cfg->intercept_response[i] && flt_expr_match_flow(cfg->intercepts[i], &n->flow, NULL))
+    if (cfg->intercept_response[i] == response &&
+        flt_expr_match_flow(cfg->intercepts[i], &n->flow, NULL))
       return 1;
   return 0;
 }
 
-int px_session_intercept_request(px_session_t *s, px_flow_t *n, int absolute) {
-  if (s->w->shared->cfg->n_intercepts == 0 || s->icpt || !matches(s, n)) return 0;
+/* A hold for flow `n`, published as waiting; NULL when it cannot be. */
+static px_icpt_hold_t *hold_new(px_session_t *s, px_flow_t *n, int response) {
   px_icpt_hold_t *h = calloc(1, sizeof(*h));
-  if (h == NULL) return 0;
+  if (h == NULL) return NULL;
   h->s = s;
   h->flow = n;
   h->flow_id = n->flow.id;
-  h->absolute = absolute;
-  h->start_upstream = px_upstream_unconnected(s);
+  h->response = response;
   const char *url = n->flow.url ? n->flow.url : "";
   const char *p = strstr(url, "://");
   h->origin_len = p ? (size_t)(p + 3 - url) + strcspn(p + 3, "/?#") : 0;
@@ -382,18 +462,47 @@ int px_session_intercept_request(px_session_t *s, px_flow_t *n, int absolute) {
   h->start_ms = uv_now(&s->w->loop);
   uv_timer_start(&h->timer, on_tick, ICPT_TICK_MS, ICPT_TICK_MS);
   s->icpt = h;
-  h->entry = px_icpt_publish(n->flow.id, 0, url, h->origin_len, &h->wake);
+  h->entry = px_icpt_publish(n->flow.id, response, url, h->origin_len, &h->wake);
   if (h->entry == NULL) {
     hold_end(h);
-    return 0;
+    return NULL;
   }
-  flt_log_info("\xe2\x8f\xb8 intercepted: %s %s waiting in the flow browser", n->flow.req.method, url);
+  return h;
+}
+
+int px_session_intercept_request(px_session_t *s, px_flow_t *n, int absolute) {
+  if (s->w->shared->cfg->n_intercepts == 0 || s->icpt || !matches(s, n, 0)) return 0;
+  int unconnected = px_upstream_unconnected(s);
+  px_icpt_hold_t *h = hold_new(s, n, 0);
+  if (h == NULL) return 0;
+  h->absolute = absolute;
+  h->start_upstream = unconnected;
+  flt_log_info("\xe2\x8f\xb8 intercepted: %s %s waiting in the flow browser", n->flow.req.method,
+               n->flow.url ? n->flow.url : "");
+  return 1;
+}
+
+int px_session_intercept_response(px_session_t *s, px_flow_t *n) {
+  if (s->w->shared->cfg->n_intercepts == 0 || s->icpt || !matches(s, n, 1)) return 0;
+  px_icpt_hold_t *h = hold_new(s, n, 1);
+  if (h == NULL) return 0;
+  h->resp_status = n->flow.resp.status;
+  char msg[600];
+  describe(h, msg, sizeof(msg));
+  flt_log_info("\xe2\x8f\xb8 intercepted: %s waiting in the flow browser", msg);
   return 1;
 }
 
 int px_session_intercept_busy(px_session_t *s) {
   if (s->icpt == NULL) return 0;
-  s->icpt_pause = 1;
+  s->icpt_pause |= 1;
+  px_update_reading(s);
+  return 1;
+}
+
+int px_session_intercept_busy_response(px_session_t *s) {
+  if (s->icpt == NULL || !s->icpt->response) return 0;
+  s->icpt_pause |= 2;
   px_update_reading(s);
   return 1;
 }
@@ -409,19 +518,20 @@ static void publish(px_icpt_hold_t *h, px_icpt_body_t state) {
                       shown ? h->body.len : 0, state);
 }
 
-int px_session_intercept_capture(px_session_t *s, const char *data, size_t len) {
+int px_session_intercept_capture(px_session_t *s, int response, const char *data, size_t len) {
   px_icpt_hold_t *h = s->icpt;
-  if (h == NULL) return 0;
+  if (h == NULL || h->response != response) return 0;
   if (h->decided) return h->drop_rest; /* sent on as it comes, or dropped */
   flt_strbuf_t *b = h->have_head ? &h->body : &h->head;
   if (flt_strbuf_append(b, data, len) != 0 || b->truncated) {
-    px_session_close(s, "out of memory holding an intercepted request");
+    px_session_close(s, "out of memory holding an intercepted message");
     return 1;
   }
   if (!h->have_head) publish(h, PX_ICPT_BODY_PENDING);
   h->have_head = 1;
-  if (b == &h->body && h->body.len >= PX_ICPT_MAX_BODY && !s->icpt_pause) {
-    s->icpt_pause = 1; /* the rest waits in the socket until the decision */
+  int bit = response ? 2 : 1;
+  if (b == &h->body && h->body.len >= PX_ICPT_MAX_BODY && !(s->icpt_pause & bit)) {
+    s->icpt_pause |= bit; /* the rest waits in the socket until the decision */
     px_update_reading(s);
     publish(h, PX_ICPT_BODY_TOO_LARGE);
   }
@@ -430,8 +540,31 @@ int px_session_intercept_capture(px_session_t *s, const char *data, size_t len) 
 
 void px_session_intercept_request_end(px_session_t *s, const px_flow_t *f) {
   px_icpt_hold_t *h = s->icpt;
-  if (h == NULL || h->flow != f) return;
+  if (h == NULL || h->response || h->flow != f) return;
   h->req_ended = 1;
   if (h->decided) hold_end(h);
-  else if (!s->icpt_pause) publish(h, PX_ICPT_BODY_COMPLETE);
+  else if (!(s->icpt_pause & 1)) publish(h, PX_ICPT_BODY_COMPLETE);
+}
+
+int px_session_intercept_defer(px_session_t *s, void (*end)(void *, px_codec_t *, uint32_t),
+                               px_codec_t *c, uint32_t stream) {
+  px_icpt_hold_t *h = s->icpt;
+  if (h == NULL || !h->response) return 0;
+  if (h->decided) { /* its rest passed as it came: it ends as usual */
+    hold_end(h);
+    return 0;
+  }
+  h->end = end;
+  h->end_c = c;
+  h->end_stream = stream;
+  if (!(s->icpt_pause & 2)) publish(h, PX_ICPT_BODY_COMPLETE);
+  return 1;
+}
+
+int px_session_intercept_defer_close(px_session_t *s, void (*closed)(px_session_t *)) {
+  px_icpt_hold_t *h = s->icpt;
+  if (h == NULL || !h->response || h->decided) return 0;
+  h->closed = closed;
+  if (h->end == NULL && !(s->icpt_pause & 2)) publish(h, PX_ICPT_BODY_COMPLETE); /* close-delimited */
+  return 1;
 }

@@ -43,9 +43,20 @@ void px_session_http_reply_error(px_session_t *s, int status, const char *reason
 typedef struct px_icpt_hold px_icpt_hold_t;
 int px_session_intercept_request(px_session_t *s, px_flow_t *n, int absolute);
 int px_session_intercept_busy(px_session_t *s);
-int px_session_intercept_capture(px_session_t *s, const char *data, size_t len);
+int px_session_intercept_capture(px_session_t *s, int response, const char *data, size_t len);
 void px_session_intercept_request_end(px_session_t *s, const px_flow_t *f);
 void px_session_intercept_drop(px_session_t *s);
+/* The response side (a rule whose EXPR has ~s): response, after the
+ * response head's event (1: held, its head and body captured); busy_response
+ * as busy for the upstream's next response; defer: the held response's end
+ * (`end` is called with the same arguments once it is decided; 1 when
+ * deferred); defer_close: the upstream's EOF while a response is held
+ * (`closed(s)` is called again then). */
+int px_session_intercept_response(px_session_t *s, px_flow_t *n);
+int px_session_intercept_busy_response(px_session_t *s);
+int px_session_intercept_defer(px_session_t *s, void (*end)(void *, px_codec_t *, uint32_t),
+                               px_codec_t *c, uint32_t stream);
+int px_session_intercept_defer_close(px_session_t *s, void (*closed)(px_session_t *));
 
 /* session_state.c: px_session_fail's implementation (ops table). */
 void px_session_state_fail(px_session_t *s, int level, const char *about, const char *text,

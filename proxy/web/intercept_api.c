@@ -82,7 +82,8 @@ static int parse_decision(const px_web_req_t *req, px_icpt_decision_t *d, char *
   cJSON *j = cJSON_ParseWithLength(req->body.data, req->body.len), *f;
   if (!cJSON_IsObject(j)) {
     snprintf(err, errlen, "the body must be a JSON object: {\"method\",\"url\",\"headers\":"
-             "[[name,value]...],\"body\"}, each optional");
+             "[[name,value]...],\"body\"} (a response: \"status\" for method and url), each "
+             "optional");
     goto Exit;
   }
   cJSON_ArrayForEach(f, j) {
@@ -101,6 +102,13 @@ static int parse_decision(const px_web_req_t *req, px_icpt_decision_t *d, char *
         goto Exit;
       }
       d->url = strdup(f->valuestring);
+    } else if (strcmp(k, "status") == 0) {
+      if (!cJSON_IsNumber(f) || f->valuedouble != (double)(int)f->valuedouble ||
+          f->valueint < 200 || f->valueint > 599) {
+        snprintf(err, errlen, "status: give a number from 200 to 599");
+        goto Exit;
+      }
+      d->status = f->valueint;
     } else if (strcmp(k, "headers") == 0) {
       if (parse_headers(f, d, err, errlen) < 0) goto Exit;
     } else if (strcmp(k, "body") == 0) {
@@ -112,7 +120,8 @@ static int parse_decision(const px_web_req_t *req, px_icpt_decision_t *d, char *
       d->body_len = strlen(f->valuestring);
       d->body = strdup(f->valuestring);
     } else {
-      snprintf(err, errlen, "unknown field \"%.40s\": give method, url, headers or body", k);
+      snprintf(err, errlen, "unknown field \"%.40s\": give method, url, status, headers or body",
+               k);
       goto Exit;
     }
   }
@@ -177,8 +186,20 @@ static int editable_text(const char *p, size_t n) {
 static void head_json(cJSON *j, const char *head, const char *origin) {
   size_t ml = strcspn(head, " \r\n"), tl = head[ml] == ' ' ? strcspn(head + ml + 1, " \r\n") : 0;
   char *m = strndup(head, ml), *t = strndup(head + ml + 1, tl);
-  cJSON_AddStringToObject(j, "method", m ? m : "");
-  if (t && t[0] == '/') {
+  int response = strncmp(head, "HTTP/", 5) == 0;
+  cJSON_AddStringToObject(j, "side", response ? "response" : "request");
+  if (response) {
+    const char *reason = head + ml + 1 + tl;
+    if (*reason == ' ') reason++;
+    char *r = strndup(reason, strcspn(reason, "\r\n"));
+    cJSON_AddNumberToObject(j, "status", t ? atoi(t) : 0);
+    cJSON_AddStringToObject(j, "reason", r ? r : "");
+    free(r);
+  } else {
+    cJSON_AddStringToObject(j, "method", m ? m : "");
+  }
+  if (response) {
+  } else if (t && t[0] == '/') {
     size_t n = strlen(origin) + strlen(t) + 1;
     char *u = malloc(n);
     if (u) snprintf(u, n, "%s%s", origin, t);

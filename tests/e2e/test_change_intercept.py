@@ -348,6 +348,48 @@ def test_refused_at_start(pki):
         assert r.returncode == 2 and want in r.stderr.decode(), (args, r.stderr)
 
 
+def test_response_held_edited_and_killed(proxy_factory, pki, origin):
+    """A rule with ~s holds the response: the upstream has answered, the
+    client gets what the page decides (status, headers, body), or a 502."""
+    p = proxy_factory("--web", "127.0.0.1:%d" % free_port(), "--intercept", "~s & ~u /resp")
+    api = Api(p)
+    url = "https://localhost:%d/resp/one" % origin.port
+    held = curl_bg(p, pki, url, "-i")
+    try:
+        fid = api.wait_waiting("/resp/one")
+        assert [w["side"] for w in api.waiting()] == ["response"]
+        assert len(origin.find("/resp/one")) == 1 and held.poll() is None
+        wait_stderr(p, "\u23f8 intercepted: response 200 to GET %s waiting in the flow browser" % url)
+        status, m = api.call("/api/flows/%d/intercept" % fid)
+        assert status == 200 and m["side"] == "response" and m["status"] == 200, m
+        assert json.loads(m["body"])["path"] == "/resp/one", m
+        # A response has no method or URL to edit.
+        status, j = api.call("/api/flows/%d/resume" % fid, {"method": "PUT"})
+        assert status == 400 and "waits with its response" in j["error"], j
+        headers = [[n, "text/plain" if n.lower() == "content-type" else v] for n, v in m["headers"]]
+        status, j = api.call("/api/flows/%d/resume" % fid, {
+            "status": 201, "headers": headers + [["X-Edited", "1"]], "body": "changed"})
+        assert status == 200, j
+        out = finish(held).decode()
+    finally:
+        if held.poll() is None:
+            held.kill()
+    head, _, body = out.rpartition("\r\n\r\n")
+    assert "\r\nHTTP/1.1 201 Created\r\n" in "\r\n" + head + "\r\n", out
+    assert "X-Edited: 1" in head and "Content-Type: text/plain" in head, out
+    assert "Content-Length: 7" in head and body == "changed", out
+    p.wait_stdout("\u21b3 intercepted: response edited in the flow browser (status, 2 headers, body)"
+                  " after ")
+    # The next one is killed: the client gets tlspeek's 502, not the answer.
+    held = curl_bg(p, pki, "https://localhost:%d/resp/two" % origin.port, "-w", "\n%{http_code}")
+    fid = api.wait_waiting("/resp/two")
+    assert api.call("/api/flows/%d/kill" % fid, b"")[0] == 200
+    out = finish(held).decode()
+    assert out.endswith("\n502") and "the response was killed in the flow browser" in out, out
+    assert len(origin.find("/resp/two")) == 1
+    p.wait_stdout("\u21b3 intercepted: response killed in the flow browser after ")
+
+
 # ---- the page, in headless Chromium -------------------------------------------------
 
 

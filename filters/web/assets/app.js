@@ -1156,7 +1156,7 @@ function onIntercepts(ev) {
 }
 
 const BODY_NOTES = {
-  pending: 'the request body is still arriving…',
+  pending: 'the body is still arriving…',
   too_large: 'body larger than tlspeek holds for editing: type a new one to replace it',
   chunked: 'chunked body: not shown; type a new one to replace it',
   binary: 'binary body: not shown; type a new one to replace it',
@@ -1195,12 +1195,19 @@ async function syncIntercept() {
     $('icpt-result').textContent = 'this flow no longer waits';
     return;
   }
-  const orig = { method: m.method, url: m.url,
+  const response = m.side === 'response';
+  const orig = { response: response, method: response ? String(m.status) : m.method,
+                 url: response ? d.summary.url : m.url,
                  headers: m.headers.map((h) => h[0] + ': ' + h[1]).join('\n'),
                  body: m.body === null ? '' : m.body };
   state.icptOrig = orig;
+  $('icpt-title').textContent = response
+    ? 'Intercepted: the response (' + m.status + ' ' + m.reason + ') waits for you (--intercept with ~s)'
+    : 'Intercepted: this request waits for you (--intercept)';
   $('icpt-method').value = orig.method;
+  $('icpt-method').setAttribute('aria-label', response ? 'status' : 'method');
   $('icpt-url').value = orig.url;
+  $('icpt-url').readOnly = response;
   $('icpt-headers').value = orig.headers;
   $('icpt-body').value = orig.body;
   $('icpt-body').placeholder = BODY_NOTES[m.body_state] || 'no body';
@@ -1213,8 +1220,13 @@ function interceptEdits() {
   const edits = {};
   const method = $('icpt-method').value.trim();
   const url = $('icpt-url').value.trim();
-  if (method && method !== o.method) edits.method = method;
-  if (url && url !== o.url) edits.url = url;
+  if (o.response && method !== o.method) {
+    if (!/^[0-9]{3}$/.test(method)) throw new Error('status: give a number such as 200');
+    edits.status = Number(method);
+  } else if (!o.response && method && method !== o.method) {
+    edits.method = method;
+  }
+  if (!o.response && url && url !== o.url) edits.url = url;
   const hdrText = $('icpt-headers').value;
   if (hdrText !== o.headers) {
     edits.headers = [];
