@@ -3,7 +3,9 @@
  * one another to fill the session's ops table (session.h) and to drive the
  * legs' codecs. Nothing outside these files includes it: the rest of the
  * core reaches these functions through s->ops. Calls go one way: session.c
- * calls session_codec.c, which calls session_http.c. */
+ * calls session_codec.c, which calls session_http.c; each of them may call
+ * session_intercept.c, which calls none of them (a deferred end comes back
+ * through the function pointer it was given). */
 #ifndef TLSPEEK_SESSION_INTERNAL_H
 #define TLSPEEK_SESSION_INTERNAL_H
 

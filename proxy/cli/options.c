@@ -635,10 +635,8 @@ static const px_option_t options[] = {
      "'~q & ~d api:X-Debug:1'), the response otherwise;\n"
      "response edits see the head only (no body terms).",
      set_action, 0, PX_ACT_REMOVE_HEADER, 0, NULL, 0, 36},
-    {"--intercept", 0, "EXPR", "hold matching requests (responses: EXPR with ~s) in\n"
-     "the flow browser (--web) to resume, edit or kill", px_opt_set_intercept},
-    {"--intercept-timeout", 0, "S[:kill|:resume]", "then kill or resume (default 300:kill; 0 waits)",
-     px_opt_set_intercept_timeout},
+    {"--intercept", 0, "EXPR", PX_OPT_INTERCEPT_HELP, px_opt_set_intercept},
+    {"--intercept-timeout", 0, "S[:ACT]", PX_OPT_INTERCEPT_TIMEOUT_HELP, px_opt_set_intercept_timeout},
     {"--redact", 0, "NAME,...",
      "show these headers' values as <redacted> in every\n"
      "view and transcript (PCAP keeps the raw bytes)",

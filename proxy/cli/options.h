@@ -70,6 +70,14 @@ void px_opt_set_intercept(px_config_t *cfg, const px_option_t *o, const char *na
 void px_opt_set_intercept_timeout(px_config_t *cfg, const px_option_t *o, const char *name,
                                   const char *val);
 void px_opt_check_intercept(const px_config_t *cfg);
+#define PX_OPT_INTERCEPT_HELP                                 \
+  "hold matching requests (EXPR is the whole value; with\n" \
+  "~s, responses) until resumed, edited or killed in the\n" \
+  "flow browser (needs --web; repeatable)"
+#define PX_OPT_INTERCEPT_TIMEOUT_HELP                          \
+  "then ACT: kill (default) or resume, after S seconds\n"    \
+  "(default 300; 5m, 1h; 0 waits forever)"
+
 
 /* help.c: prints "tlspeek: error: ..." and the --help hint to stderr;
  * exits 2. */
