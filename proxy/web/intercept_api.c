@@ -185,28 +185,23 @@ static int editable_text(const char *p, size_t n) {
 /* The forwarded head ("M T HTTP/1.1\r\nName: value\r\n...") into j. */
 static void head_json(cJSON *j, const char *head, const char *origin) {
   size_t ml = strcspn(head, " \r\n"), tl = head[ml] == ' ' ? strcspn(head + ml + 1, " \r\n") : 0;
-  char *m = strndup(head, ml), *t = strndup(head + ml + 1, tl);
+  char *m = strndup(head, ml), *t = head[ml] == ' ' ? strndup(head + ml + 1, tl) : strdup("");
   int response = strncmp(head, "HTTP/", 5) == 0;
   cJSON_AddStringToObject(j, "side", response ? "response" : "request");
-  if (response) {
-    const char *reason = head + ml + 1 + tl;
+  if (response) { /* "HTTP/1.1 200 OK" */
+    const char *reason = head + ml + (head[ml] == ' ') + tl;
     if (*reason == ' ') reason++;
     char *r = strndup(reason, strcspn(reason, "\r\n"));
     cJSON_AddNumberToObject(j, "status", t ? atoi(t) : 0);
     cJSON_AddStringToObject(j, "reason", r ? r : "");
     free(r);
-  } else {
+  } else { /* "METHOD TARGET HTTP/1.1": the URL from an origin-form target */
     cJSON_AddStringToObject(j, "method", m ? m : "");
-  }
-  if (response) {
-  } else if (t && t[0] == '/') {
-    size_t n = strlen(origin) + strlen(t) + 1;
-    char *u = malloc(n);
+    size_t n = strlen(origin) + (t ? strlen(t) : 0) + 1;
+    char *u = t && t[0] == '/' ? malloc(n) : NULL;
     if (u) snprintf(u, n, "%s%s", origin, t);
-    cJSON_AddStringToObject(j, "url", u ? u : "");
+    cJSON_AddStringToObject(j, "url", u ? u : t ? t : "");
     free(u);
-  } else {
-    cJSON_AddStringToObject(j, "url", t ? t : "");
   }
   free(m);
   free(t);
