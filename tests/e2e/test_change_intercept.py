@@ -298,6 +298,27 @@ def test_plain_http_and_the_next_request_on_the_connection(proxy_factory, pki, o
         srv.server_close()
 
 
+def test_client_that_left_before_the_decision(proxy_factory, pki, origin):
+    """A client's EOF does not end a held flow (after a half-close it could still
+    read the answer); decided after the client is gone, it is sent on and
+    tlspeek goes on serving."""
+    p, api = start(proxy_factory)
+    held = curl_bg(p, pki, "https://localhost:%d/hold/gone" % origin.port)
+    fid = api.wait_waiting("/hold/gone")
+    held.kill()
+    held.wait()
+    status, j = api.call("/api/flows/%d/resume" % fid, {"body": "late"})
+    assert status == 200, j
+    deadline = time.time() + 15
+    while not origin.find("/hold/gone"):
+        assert time.time() < deadline, origin.paths()
+        time.sleep(0.05)
+    assert origin.find("/hold/gone")[0]["body"] == "late"
+    assert api.waiting() == []
+    again = curl_bg(p, pki, "https://localhost:%d/after-gone" % origin.port)
+    assert json.loads(finish(again))["path"] == "/after-gone"
+
+
 def test_bad_input_gets_a_clear_400(proxy_factory, pki, origin):
     p, api = start(proxy_factory)
     held = curl_bg(p, pki, "https://localhost:%d/hold/bad" % origin.port, "-w", "\n%{http_code}")
