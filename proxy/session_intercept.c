@@ -128,6 +128,14 @@ static int hop_or_framing(const char *name, size_t len) {
   return 0;
 }
 
+/* Fields that describe the body as it came, dropped with a new body. */
+static int framing(const char *name, size_t len) {
+  static const char *const f[] = {"content-length", "transfer-encoding", "trailer", "expect"};
+  for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+    if (strlen(f[i]) == len && strncasecmp(name, f[i], len) == 0) return 1;
+  return 0;
+}
+
 /* The forwarded head's line for header `name` (case-insensitive), or NULL;
  * *vlen its value's length. */
 static const char *forwarded_value(const flt_strbuf_t *head, const char *name, size_t *vlen) {
@@ -242,10 +250,7 @@ static void build_head(const px_icpt_hold_t *h, const px_icpt_decision_t *d, flt
     for (const char *p = strstr(fl, "\r\n"); p && p[2] != '\r'; p = strstr(p + 2, "\r\n")) {
       const char *line = p + 2, *end = strstr(line, "\r\n");
       size_t nl = strcspn(line, ":");
-      if (d->has_body && ((nl == 14 && strncasecmp(line, "content-length", 14) == 0) ||
-                          (nl == 17 && strncasecmp(line, "transfer-encoding", 17) == 0) ||
-                          (nl == 6 && strncasecmp(line, "expect", 6) == 0)))
-        continue;
+      if (d->has_body && framing(line, nl)) continue;
       flt_strbuf_append(out, line, (size_t)(end - line) + 2);
     }
   }

@@ -7,6 +7,7 @@ test asserts what the upstream actually saw. The decisions are made through
 the web API (python urllib with the token), and once in headless Chromium
 on the page itself (cdp.py). No timing assertions: every wait is a bounded
 poll of a condition."""
+import hashlib
 import http.server
 import json
 import os
@@ -43,7 +44,8 @@ class Recorder:
                 body = self.rfile.read(n) if n else b""
                 got = {"method": self.command, "path": self.path,
                        "headers": [[k, v] for k, v in self.headers.items()],
-                       "body": body.decode("utf-8", "replace")}
+                       "body": body.decode("utf-8", "replace"), "len": len(body),
+                       "sha256": hashlib.sha256(body).hexdigest()}
                 with lock:
                     outer.seen.append(got)
                 out = json.dumps(got).encode()
@@ -317,6 +319,46 @@ def test_client_that_left_before_the_decision(proxy_factory, pki, origin):
     assert api.waiting() == []
     again = curl_bg(p, pki, "https://localhost:%d/after-gone" % origin.port)
     assert json.loads(finish(again))["path"] == "/after-gone"
+
+
+def test_large_body_waits_in_the_socket_and_goes_on_whole(proxy_factory, pki, origin, tmp_path):
+    """A body over the 1 MiB that tlspeek holds is not read further until the
+    decision; resumed unchanged, the upstream gets all of it."""
+    big = bytes(range(256)) * (3 * 4096)  # 3 MiB
+    path = tmp_path / "big.bin"
+    path.write_bytes(big)
+    p, api = start(proxy_factory)
+    held = curl_bg(p, pki, "https://localhost:%d/hold/big" % origin.port, "--data-binary",
+                   "@" + str(path), "-H", "Expect:")
+    fid = api.wait_waiting("/hold/big")
+    deadline = time.time() + 15
+    while api.call("/api/flows/%d/intercept" % fid)[1]["body_state"] != "too_large":
+        assert time.time() < deadline, api.call("/api/flows/%d/intercept" % fid)
+        time.sleep(0.05)
+    assert api.call("/api/flows/%d/resume" % fid, b"")[0] == 200
+    got = json.loads(finish(held))
+    assert got["len"] == len(big) and got["sha256"] == hashlib.sha256(big).hexdigest()
+    h = {k.lower(): v for k, v in got["headers"]}
+    assert h["content-length"] == str(len(big)), h
+
+
+def test_chunked_response_replaced(proxy_factory, pki, https_upstream):
+    p = proxy_factory("--web", "127.0.0.1:%d" % free_port(), "--intercept", "~s & ~u /chunked")
+    api = Api(p)
+    held = curl_bg(p, pki, "https://localhost:%d/chunked/5000" % https_upstream.port, "-i")
+    fid = api.wait_waiting("/chunked/5000")
+    deadline = time.time() + 15
+    while api.call("/api/flows/%d/intercept" % fid)[1]["body_state"] == "pending":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    status, m = api.call("/api/flows/%d/intercept" % fid)
+    assert m["body_state"] == "chunked" and m["body"] is None, m
+    assert api.call("/api/flows/%d/resume" % fid, {"body": "short"})[0] == 200
+    out = finish(held).decode()
+    head, _, body = out.rpartition("\r\n\r\n")
+    assert body == "short", out
+    assert "Content-Length: 5" in head and "chunked" not in head.lower(), head
+    assert "Trailer:" not in head, head  # it described the old body
 
 
 def test_bad_input_gets_a_clear_400(proxy_factory, pki, origin):
