@@ -361,6 +361,52 @@ def test_chunked_response_replaced(proxy_factory, pki, https_upstream):
     assert "Trailer:" not in head, head  # it described the old body
 
 
+def test_pipelined_request_waits_behind_the_held_one(proxy_factory, pki):
+    """Two requests in one write on one connection: the second is not sent
+    upstream before the first is decided, and the answers keep their order."""
+    import http.server as hs
+    import socket
+
+    seen = []
+
+    class H(hs.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            seen.append(self.path)
+            body = self.path.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = hs.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        p, api = start(proxy_factory)
+        base = "http://127.0.0.1:%d" % srv.server_address[1]
+        c = socket.create_connection(("127.0.0.1", p.port), timeout=30)
+        c.sendall(("GET %s/hold/p1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                   "GET %s/p2 HTTP/1.1\r\nHost: x\r\n\r\n" % (base, base)).encode())
+        fid = api.wait_waiting("/hold/p1")
+        assert seen == [], seen
+        assert api.call("/api/flows/%d/resume" % fid, b"")[0] == 200
+        data = b""
+        while data.count(b"HTTP/1.1 200") < 2 or not data.endswith(b"/p2"):
+            chunk = c.recv(65536)
+            assert chunk, data
+            data += chunk
+        c.close()
+        assert seen == ["/hold/p1", "/p2"], seen
+        assert data.index(b"/hold/p1") < data.index(b"\r\n\r\n/p2"), data
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 def test_bad_input_gets_a_clear_400(proxy_factory, pki, origin):
     p, api = start(proxy_factory)
     held = curl_bg(p, pki, "https://localhost:%d/hold/bad" % origin.port, "-w", "\n%{http_code}")
@@ -480,6 +526,8 @@ def test_edit_and_resume_in_the_page(proxy_factory, pki, origin, tmp_path_factor
             page.wait_for("!document.getElementById('icpt-box').hidden && "
                           "document.getElementById('icpt-body').value === '{\"answer\":41}'",
                           lambda: "the intercept editor did not open with the request's body: %r" % page.eval("[document.getElementById('icpt-box').hidden, document.getElementById('icpt-body').value, document.getElementById('icpt-headers').value, document.getElementById('detail-title').textContent]"))
+            page.wait_for("/^waiting \\d+ s$/.test(document.getElementById('icpt-waited')"
+                          ".textContent)", "the editor does not say how long the flow waits")
             headers = page.eval("document.getElementById('icpt-headers').value")
             assert "X-Mood: calm" in headers, headers
             page.type_into("#icpt-headers", headers.replace("X-Mood: calm", "X-Mood: edited"),

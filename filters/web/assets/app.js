@@ -1263,6 +1263,13 @@ async function decideIntercept(kill, ev) {
   }
 }
 
+/* "waiting 12 s" for the flow in the editor (its `since` is tlspeek's clock). */
+function updateWaited() {
+  const w = state.waiting.get(state.selected);
+  $('icpt-waited').textContent = w && !$('icpt-box').hidden
+    ? 'waiting ' + Math.max(0, Math.floor((Date.now() - w.since) / 1000)) + ' s' : '';
+}
+
 function openOldestWaiting() {
   const first = state.waiting.keys().next();
   if (!first.done) select(first.value);
@@ -1309,6 +1316,7 @@ function wire() {
   $('icpt-box').addEventListener('submit', (e) => decideIntercept(false, e));
   $('icpt-kill').addEventListener('click', () => decideIntercept(true));
   $('waiting').addEventListener('click', openOldestWaiting);
+  setInterval(updateWaited, 1000);
   $('act-har').addEventListener('click', (e) => {
     if ($('act-har').classList.contains('disabled')) e.preventDefault();
   });
