@@ -96,7 +96,9 @@ static void hold_end(px_icpt_hold_t *h) {
     px_codec_release(s->upstream.codec);
     px_batch_end(s, 0);
   }
-  if (s->state != PX_S_CLOSING && px_codec_phase(s->client.codec) == PX_CODEC_HELD) {
+  /* (A request held for an origin switch, PX_READ_HELD, is released there.) */
+  if (s->state != PX_S_CLOSING && !(s->reading & PX_READ_HELD) &&
+      px_codec_phase(s->client.codec) == PX_CODEC_HELD) {
     px_batch_begin(s, 1);
     px_codec_release(s->client.codec);
     px_batch_end(s, 1);
