@@ -223,6 +223,40 @@ def test_resume_unchanged(proxy_factory, pki, origin):
     assert status == 409 and "not waiting" in j["error"], j
 
 
+def test_event_stream_says_a_flow_waits(proxy_factory, pki, origin):
+    import http.client
+
+    p, api = start(proxy_factory)
+    c = http.client.HTTPConnection("127.0.0.1", api.port, timeout=20)
+    c.request("GET", "/api/events?token=" + api.token, headers={"Host": "127.0.0.1:%d" % api.port})
+    r = c.getresponse()
+    assert r.status == 200 and r.getheader("Content-Type").startswith("text/event-stream")
+    held = curl_bg(p, pki, "https://localhost:%d/hold/sse" % origin.port)
+    event = None
+    while True:  # bounded by the connection's timeout
+        line = r.fp.readline().decode()
+        assert line, "the stream ended"
+        if line.startswith("event: "):
+            event = line[7:].strip()
+        elif line.startswith("data: ") and event == "intercepts":
+            waiting = json.loads(line[6:])
+            if waiting:
+                break
+    assert waiting[0]["side"] == "request" and waiting[0]["origin"] == \
+        "https://localhost:%d" % origin.port, waiting
+    assert api.call("/api/flows/%d/resume" % waiting[0]["id"], b"")[0] == 200
+    # ... and again once it no longer waits.
+    while True:
+        line = r.fp.readline().decode()
+        assert line, "the stream ended"
+        if line.startswith("event: "):
+            event = line[7:].strip()
+        elif line.startswith("data: ") and event == "intercepts" and json.loads(line[6:]) == []:
+            break
+    c.close()
+    assert json.loads(finish(held))["path"] == "/hold/sse"
+
+
 def test_kill_answers_502_and_sends_nothing(proxy_factory, pki, origin):
     p, api = start(proxy_factory)
     url = "https://localhost:%d/hold/kill-me" % origin.port
