@@ -20,6 +20,7 @@ typedef enum px_mode {
 
 #define PX_MAX_LISTENERS 8
 #define PX_MAX_ACTIONS 32
+#define PX_ICPT_TIMEOUT_MS 300000 /* --intercept-timeout's default */
 #define PX_MAX_REDACT 32
 #define PX_MAX_PLUGINS 8
 #define PX_MAX_CLIENT_CERTS 16
@@ -142,6 +143,14 @@ typedef struct px_config {
   const char *keylog_path;     /* --keylog, else $SSLKEYLOGFILE */
   const char *web;             /* --web [HOST:]PORT: the flow browser, or NULL */
   size_t web_flows;            /* --web-flows: flows it keeps */
+  /* --intercept EXPR (repeatable): flows held in the flow browser; a rule
+   * whose expression uses ~s holds the response, else the request */
+  struct flt_expr *intercepts[PX_MAX_ACTIONS];
+  int intercept_response[PX_MAX_ACTIONS];
+  int n_intercepts;
+  uint64_t intercept_timeout_ms; /* --intercept-timeout: 0 the default (PX_ICPT_TIMEOUT_MS),
+                                    UINT64_MAX waits forever */
+  int intercept_timeout_resume;  /* ... then resume (else kill) */
   int log_level;
   int threads;
 

@@ -57,13 +57,13 @@ static void update_reading(px_session_t *s) {
    * drop the rest, whatever the request was waiting for. */
   int want_client = !s->client.eof && !backlog &&
                     (s->end >= PX_END_LINGER ||
-                     (!(s->reading & PX_READ_HELD) &&
+                     (!(s->reading & PX_READ_HELD) && !(s->icpt_pause & 1) &&
                       px_codec_phase(s->client.codec) != PX_CODEC_VERDICT &&
                       s->end < PX_END_FLUSHING &&
                       px_leg_room(&s->client, to_up, PX_LOW_WATER, PX_HIGH_WATER)));
   px_leg_want_read(&s->client, want_client);
   if (s->up != PX_UP_READY && s->up != PX_UP_TLS && s->up != PX_UP_PROXY_CONNECT) return;
-  int want_up = !s->upstream.eof && !backlog &&
+  int want_up = !s->upstream.eof && !backlog && !(s->icpt_pause & 2) &&
                 px_leg_room(&s->upstream, to_client, PX_LOW_WATER, PX_HIGH_WATER);
   px_leg_want_read(&s->upstream, want_up);
 }
@@ -703,6 +703,7 @@ static void session_close(px_session_t *s, const char *why) {
     px_session_set_state(s, PX_S_CLOSING);
     px_upstream_count_idle(s, 0);
     px_delivery_check_gone(s);
+    px_session_intercept_drop(s);
     px_session_http_fail_flows(s, why && strcmp(why, "done") != 0 ? why : "connection closed");
     flt_emit_conn_close(&s->w->shared->chain, &s->conn);
     px_upstream_cancel_lookup(s); /* its callback never runs */

@@ -234,6 +234,9 @@ struct px_session {
 
   px_end_t end;                /* how the client connection ends (px_session_set_end) */
   px_reading_t reading;        /* held / paused for backlog (px_session_set_reading) */
+  struct px_icpt_hold *icpt;   /* session_intercept.c: a flow held by --intercept */
+  int icpt_pause;              /* ... and until it is decided, 1: the client is not
+                                  read, 2: the upstream is not */
   px_client_wait_t client_wait; /* session_timer.c: what the client must send */
   uint64_t client_deadline;    /* uv_now by which it must have sent it */
   uint64_t last_activity;      /* uv_now of the last byte moved */

@@ -37,6 +37,7 @@ static void on_req_forward(void *owner, px_codec_t *c, uint32_t stream, const ch
   if (px_codec_relaying(c))
     flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_REQUEST, (const uint8_t *)data, len);
   if (px_answer_take_body(s, data, len)) return; /* tlspeek answers (or decides later) */
+  if (px_session_intercept_capture(s, 0, data, len)) return; /* held by --intercept */
   px_flow_t *f = px_flows_request(&s->flows, stream);
   if (f && f->act && px_hold_forward(s, f, 0, data, len)) return; /* bodyhold.h */
   px_send_upstream(s, data, len);
@@ -63,6 +64,7 @@ static void on_req_end(void *owner, px_codec_t *c, uint32_t stream) {
   flt_emit_request_end(chain_of(s), &f->flow);
   if (f->act) px_hold_end(s, f, 0);
   s->flows.req = NULL;
+  px_session_intercept_request_end(s, f);
   /* Tlspeek's own answer may go out now, or a kept request upstream. */
   if (px_answer_request_end(s, f)) px_session_http_forward_kept(s);
 }
@@ -89,6 +91,7 @@ static void on_resp_forward(void *owner, px_codec_t *c, uint32_t stream, const c
   flt_emit_data(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)data, len);
   if (px_codec_relaying(c))
     flt_emit_raw(chain_of(s), &s->conn, FLT_DIR_RESPONSE, (const uint8_t *)data, len);
+  if (px_session_intercept_capture(s, 1, data, len)) return; /* held by --intercept */
   px_flow_t *f = px_flows_response(&s->flows, stream);
   if (f && f->act && px_hold_forward(s, f, 1, data, len)) return; /* bodyhold.h */
   px_send_client(s, data, len);
@@ -109,6 +112,8 @@ static void on_resp_end(void *owner, px_codec_t *c, uint32_t stream) {
   px_session_t *s = owner;
   int status = s->resp_status;
   if (status >= 100 && status < 200 && status != 101) return;
+  /* A held response ends when it is decided: this again, then. */
+  if (px_session_intercept_defer(s, on_resp_end, c, stream)) return;
   px_flow_t *f = px_flows_response(&s->flows, stream);
   if (f && f->act) px_hold_end(s, f, 1); /* a held response goes out now (bodyhold.h) */
   px_session_http_flow_finish(s, NULL);
@@ -245,6 +250,7 @@ static int upstream_cut(px_session_t *s) {
 void px_session_codec_upstream_closed(px_session_t *s) {
   s->upstream.eof = 1;
   if (s->state == PX_S_CLOSING) return;
+  if (px_session_intercept_defer_close(s, px_session_codec_upstream_closed)) return;
   if (s->state != PX_S_RAW && px_codec_eof(s->upstream.codec) != 0 && upstream_cut(s)) return;
   if (s->flows.head && !s->flows.head->flow.has_response && s->state != PX_S_RAW) {
     char text[600];

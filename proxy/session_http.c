@@ -282,12 +282,14 @@ static int collect_edits(px_session_t *s, const flt_flow_t *f, int response_side
   return any;
 }
 
-/* The head goes on, or is held with its body (bodyhold.h), or, while
+/* The head goes on, or is held with its body (bodyhold.h), or is kept
+ * with its flow while --intercept holds it (session_intercept.c), or, while
  * --serve-match url+body has not decided on its flow yet, is kept by
  * session_answer.c until the request's end. */
 static void put_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd, px_flow_t *n,
                      const px_head_edit_t *e, int to_client, const char *data, size_t len) {
   if (px_hold_head(s, n, to_client, c, hd, e, data, len)) return;
+  if (px_session_intercept_capture(s, to_client, data, len)) return; /* held by --intercept */
   if (to_client)
     px_send_client(s, data, len);
   else if (px_answer_keeps_request(s))
@@ -515,13 +517,10 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
     snprintf(authority + strlen(authority), sizeof(authority) - strlen(authority), ":%u",
              (unsigned)port);
   edit.host = rt ? rt->authority : authority;
-  if (s->lc->mode == PX_MODE_UPSTREAM) {
-    /* The next proxy takes absolute-form requests for any host as they are. */
-    if (px_upstream_unconnected(s) && local == 0) px_upstream_start(s);
-  } else {
-    if (px_upstream_unconnected(s) && local == 0) px_upstream_start(s);
-    edit.url = origin;
-  }
+  int held = local == 0 && px_session_intercept_request(s, n, s->lc->mode == PX_MODE_UPSTREAM);
+  if (!held && local == 0 && px_upstream_unconnected(s)) px_upstream_start(s);
+  /* The next proxy takes absolute-form requests for any host as they are. */
+  if (s->lc->mode != PX_MODE_UPSTREAM) edit.url = origin;
   if (s->state == PX_S_CLOSING) return 0;
   send_head(s, c, hd, n, &edit, 0);
   return 0;
@@ -599,6 +598,7 @@ int px_session_http_request_head(px_session_t *s, px_codec_t *c, const px_codec_
   px_codec_head_view(c, hd->stream, &view);
   if (s->end >= PX_END_FLUSHING) return 0;
   if (px_answer_busy(s)) return px_answer_hold(s); /* after tlspeek's own answer */
+  if (px_session_intercept_busy(s)) return PX_CODEC_HOLD; /* after the held flow */
   if (px_http_binds_connection(&view, "authorization")) px_upstream_set_bind(s, PX_BIND_PINNED);
   char url[PX_HTTP_MAX_HEAD];
   snprintf(url, sizeof(url), "%.*s", (int)hd->target_len, hd->target);
@@ -651,7 +651,8 @@ static int origin_request(px_session_t *s, px_codec_t *c, const px_codec_head_t 
     return 0;
   }
   if (local == 0 && reply_plugin_answer(s, n)) return 0;
-  if (px_upstream_unconnected(s) && local == 0) {
+  int held = local == 0 && px_session_intercept_request(s, n, 0);
+  if (!held && px_upstream_unconnected(s) && local == 0) {
     /* The first request of plain HTTP (peek_input waits for it), or the
      * next one after --upstream-idle closed the leg. */
     if (s->up == PX_UP_RELEASED)
@@ -679,6 +680,7 @@ int px_session_http_response_head(px_session_t *s, px_codec_t *c, const px_codec
   px_flow_t *n = px_flows_response(&s->flows, hd->stream);
   int rc;
 
+  if (px_session_intercept_busy_response(s)) return PX_CODEC_HOLD; /* after the held one */
   s->resp_status = status;
   if (n == NULL) {
     /* HTTP/1 responses carry no request id: passed on, this one would be
@@ -729,6 +731,9 @@ int px_session_http_response_head(px_session_t *s, px_codec_t *c, const px_codec
     px_codec_set_raw(s->client.codec);
   }
   s->resp_head_mark = s->client.batching ? s->client.batch.len : SIZE_MAX;
+  if (status != 101 && strcmp(n->flow.req.method, "CONNECT") != 0 &&
+      px_session_intercept_response(s, n))
+    s->resp_head_mark = SIZE_MAX; /* held: none of it is in this batch */
   px_head_edit_t edit;
   memset(&edit, 0, sizeof(edit));
   send_head(s, c, hd, n, &edit, 1);

@@ -4,7 +4,9 @@
  * one another to fill the session's ops table (session.h) and to drive the
  * legs' codecs. Nothing outside these files includes it: the rest of the
  * core reaches these functions through s->ops. Calls go one way: session.c
- * calls session_codec.c, which calls session_http.c. */
+ * calls session_codec.c, which calls session_http.c; each of them may call
+ * session_intercept.c, which calls none of them (a deferred end comes back
+ * through the function pointer it was given). */
 #ifndef TLSPEEK_SESSION_INTERNAL_H
 #define TLSPEEK_SESSION_INTERNAL_H
 
@@ -49,6 +51,31 @@ int px_session_ws_adopt(px_session_t *s, px_flow_t *n);
 int px_session_ws_input(px_session_t *s, flt_dir_t dir, const char *data, size_t len);
 void px_session_ws_end(px_session_t *s, const char *why);
 void px_session_ws_free(px_session_t *s);
+
+/* session_intercept.c: --intercept. request: after flow_start, before the
+ * head goes upstream; 1 when the flow is held (its head and body are then
+ * captured: capture returns 1 for bytes it took instead of the upstream;
+ * the upstream leg is started at the decision, not now). `absolute`: the
+ * head goes on in absolute-form. busy: a flow of the session is held (the
+ * caller returns PX_CODEC_HOLD; reading stops). request_end: the request
+ * of flow `f` is complete. drop: the session closes. */
+typedef struct px_icpt_hold px_icpt_hold_t;
+int px_session_intercept_request(px_session_t *s, px_flow_t *n, int absolute);
+int px_session_intercept_busy(px_session_t *s);
+int px_session_intercept_capture(px_session_t *s, int response, const char *data, size_t len);
+void px_session_intercept_request_end(px_session_t *s, const px_flow_t *f);
+void px_session_intercept_drop(px_session_t *s);
+/* The response side (a rule whose EXPR has ~s): response, after the
+ * response head's event (1: held, its head and body captured); busy_response
+ * as busy for the upstream's next response; defer: the held response's end
+ * (`end` is called with the same arguments once it is decided; 1 when
+ * deferred); defer_close: the upstream's EOF while a response is held
+ * (`closed(s)` is called again then). */
+int px_session_intercept_response(px_session_t *s, px_flow_t *n);
+int px_session_intercept_busy_response(px_session_t *s);
+int px_session_intercept_defer(px_session_t *s, void (*end)(void *, px_codec_t *, uint32_t),
+                               px_codec_t *c, uint32_t stream);
+int px_session_intercept_defer_close(px_session_t *s, void (*closed)(px_session_t *));
 
 /* session_state.c: px_session_fail's implementation (ops table). */
 void px_session_state_fail(px_session_t *s, int level, const char *about, const char *text,

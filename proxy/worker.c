@@ -636,6 +636,7 @@ static void teardown(px_runtime_t *rt) {
   for (int i = 0; i < cfg->n_map_remote; i++) flt_expr_free(cfg->map_remote[i].expr);
   for (int i = 0; i < cfg->n_throttle; i++) flt_expr_free(cfg->throttle[i].expr);
   for (int i = 0; i < cfg->n_ignore_exprs; i++) flt_expr_free(cfg->ignore_exprs[i]);
+  for (int i = 0; i < cfg->n_intercepts; i++) flt_expr_free(cfg->intercepts[i]);
   flt_chain_free(&rt->shared.chain);
   if (rt->har) flt_har_free(rt->har);
   if (rt->jsonl) flt_jsonl_free(rt->jsonl);

@@ -259,6 +259,13 @@ static int tr_flow_freeze_heads(tr_flow_t *r, const flt_flow_t *f) {
     if (sent[d] == NULL || !r->msg[d].present) continue;
     if (tr_head_copy(got[d], &r->received[d], &r->received_store[d], NULL, 0) < 0) return -1;
     r->has_received[d] = 1;
+    /* As forwarded, also when that was decided after the head's event
+     * (--intercept edits a held request); the body stays as received. */
+    tr_msg_t *m = &r->msg[d];
+    if (tr_head_copy(sent[d], &m->head, &m->store, m->inline_store, sizeof(m->inline_store)) < 0)
+      return -1;
+    if (d == 0) r->flow.req = m->head;
+    else r->flow.resp = m->head;
   }
   for (size_t i = 0; i < f->n_interim && i < FLT_MAX_INTERIM; i++) {
     if (tr_head_copy(f->interim[i], &r->interim[i], &r->interim_store[i], NULL, 0) < 0) return -1;

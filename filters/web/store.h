@@ -107,6 +107,11 @@ void flt_web_request_free(flt_web_request_t *r);
 long flt_web_store_har(flt_web_store_t *s, const uint64_t *ids, size_t n, const char *version,
                        struct tr_jw *w);
 
+/* --intercept: tlspeek's flow id (RECORD.id) of the list's flow `id`, and
+ * the list id of tlspeek's flow `flow_id` (newest first); 0 when not kept. */
+uint64_t flt_web_store_flow_id(flt_web_store_t *s, uint64_t id);
+uint64_t flt_web_store_list_id(flt_web_store_t *s, uint64_t flow_id);
+
 /* Empties the list (ids and seq go on growing). */
 void flt_web_store_clear(flt_web_store_t *s);
 

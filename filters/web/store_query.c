@@ -277,3 +277,23 @@ void flt_web_store_clear(flt_web_store_t *s) {
   free(gone);
   if (s->notify && atomic_load(&s->watchers) > 0) s->notify(s->notify_ud);
 }
+
+/* ---- --intercept: between the list's ids and tlspeek's ------------------------ */
+
+uint64_t flt_web_store_flow_id(flt_web_store_t *s, uint64_t id) {
+  web_flow_t *f = web_store_get(s, id);
+  uint64_t core = f ? f->core_id : 0;
+  if (f) web_flow_unref(f);
+  return core;
+}
+
+uint64_t flt_web_store_list_id(flt_web_store_t *s, uint64_t flow_id) {
+  uint64_t found = 0;
+  pthread_mutex_lock(&s->mu);
+  for (uint64_t id = s->next_id; id-- > s->first && found == 0;) { /* newest first */
+    web_flow_t *f = s->ring[id % s->max];
+    if (f && f->core_id == flow_id) found = id;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return found;
+}

@@ -130,6 +130,7 @@ int main(int argc, char **argv) {
   px_web_opts_t web;
   if (!ca_cmd && cfg.web && px_web_parse_addr(cfg.web, &web, err, sizeof(err)) != 0)
     px_usage_error("%s", err);
+  if (!ca_cmd) px_opt_check_intercept(&cfg);
 
   int rc = ca_cmd      ? px_ca_command(nrest, rest, &cfg)
            : replaying ? px_replay_cli_run(&cfg, &replay)

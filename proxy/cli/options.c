@@ -639,6 +639,8 @@ static const px_option_t options[] = {
      "over --body-cap: untouched). The separator is the\n"
      "character after the first ':' that leaves a valid EXPR",
      px_opt_set_replace, 0, 0, 0, NULL, 0, 36},
+    {"--intercept", 0, "EXPR", PX_OPT_INTERCEPT_HELP, px_opt_set_intercept},
+    {"--intercept-timeout", 0, "S[:ACT]", PX_OPT_INTERCEPT_TIMEOUT_HELP, px_opt_set_intercept_timeout},
     {"--redact", 0, "NAME,...",
      "show these headers' values as <redacted> in every\n"
      "view and transcript (PCAP keeps the raw bytes)",

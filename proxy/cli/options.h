@@ -66,6 +66,23 @@ void px_config_defaults(px_config_t *cfg);
  * status 2; --help and --version end it with status 0. */
 int px_opt_parse(int argc, char **argv, px_config_t *cfg, char **rest, int *nrest);
 
+/* opt_intercept.c: the setters of --intercept and --intercept-timeout
+ * (px_opt_set_fn), and the check that needs every option: --intercept
+ * without --web exits 2. */
+void px_opt_set_intercept(px_config_t *cfg, const px_option_t *o, const char *name,
+                          const char *val);
+void px_opt_set_intercept_timeout(px_config_t *cfg, const px_option_t *o, const char *name,
+                                  const char *val);
+void px_opt_check_intercept(const px_config_t *cfg);
+#define PX_OPT_INTERCEPT_HELP                                 \
+  "hold matching requests (EXPR is the whole value; with\n" \
+  "~s, responses) until resumed, edited or killed in the\n" \
+  "flow browser (needs --web; repeatable)"
+#define PX_OPT_INTERCEPT_TIMEOUT_HELP                          \
+  "then ACT: kill (default) or resume, after S seconds\n"    \
+  "(default 300; 5m, 1h; 0 waits forever)"
+
+
 /* help.c: prints "tlspeek: error: ..." and the --help hint to stderr;
  * exits 2. */
 void px_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

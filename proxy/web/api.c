@@ -426,6 +426,7 @@ static void api_dispatch(px_web_ctx_t *ctx, const px_web_req_t *req, const char 
   static const char *const posts[] = {"/api/filter", "/api/clear", "/api/resend"};
   int wants_post = 0;
   for (size_t i = 0; i < 3; i++) wants_post |= strcmp(path, posts[i]) == 0;
+  if (px_web_icpt_route(ctx, req, path, post, p)) return;
   if (wants_post != post) {
     px_web_resp_error(p, 405, wants_post ? "use POST" : "use GET");
     flt_strbuf_appendf(&p->head, "Allow: %s\r\n", wants_post ? "POST" : "GET");
@@ -511,6 +512,7 @@ void px_web_sse_events(px_web_ctx_t *ctx, const struct flt_expr *filter, px_web_
                        (unsigned long long)c.dropped);
     pos->dropped = c.dropped;
   }
+  px_web_icpt_events(ctx, &pos->intercepts, out);
   if (c.seq <= pos->after) return;
   tr_jw_init(&w);
   tr_jw_open(&w, NULL, '[');

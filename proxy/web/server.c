@@ -30,6 +30,7 @@
 
 #include "filters/expr/expr.h"
 #include "filters/util/log.h"
+#include "proxy/intercept.h"
 #include "proxy/web/web_internal.h"
 
 #define BATCH_MS 200
@@ -508,6 +509,7 @@ px_web_t *px_web_start(const px_web_opts_t *o, char *err, size_t errlen) {
   srv->batch.data = srv->ping.data = srv->idle.data = srv;
   uv_timer_start(&srv->ping, on_ping, PING_MS, PING_MS);
   flt_web_store_set_notify(o->store, on_store_change, &srv->changed);
+  if (o->file == NULL) px_icpt_set_notify(on_store_change, &srv->changed);
   if (!is_loopback(o->host))
     flt_log_warn("web: listening on %s, not loopback: anyone who can reach it and learns the "
                  "token reads every flow", srv->ctx.bound);
@@ -523,6 +525,7 @@ px_web_t *px_web_start(const px_web_opts_t *o, char *err, size_t errlen) {
 void px_web_stop(px_web_t *srv) {
   if (srv == NULL) return;
   flt_web_store_set_notify(srv->ctx.o.store, NULL, NULL);
+  if (srv->ctx.o.file == NULL) px_icpt_set_notify(NULL, NULL);
   uv_async_send(&srv->stop);
   uv_thread_join(&srv->thread);
   pthread_mutex_lock(&srv->mu);

@@ -5,6 +5,7 @@
  *  - api.c: px_web_route(), a request to its response: the Host and
  *    token checks, the static assets, every /api route. No sockets, so
  *    the fuzz target drives it directly (tests/fuzz/fuzz_web_request.c).
+ *  - intercept_api.c: --intercept's routes and event (proxy/intercept.h).
  *  - resend.c: /api/resend's request sent through tlspeek's own listener
  *    on a thread of its own (blocking sockets, never the web loop).
  *  - server.c: the loop, the connections, SSE.
@@ -100,9 +101,20 @@ void px_web_route(px_web_ctx_t *ctx, const px_web_req_t *req, px_web_resp_t *res
  * nothing changed). */
 typedef struct px_web_sse_pos {
   uint64_t after, dropped, cleared;
+  uint64_t intercepts; /* px_icpt_generation() when last sent */
 } px_web_sse_pos_t;
 void px_web_sse_events(px_web_ctx_t *ctx, const struct flt_expr *filter, px_web_sse_pos_t *pos,
                        flt_strbuf_t *out);
+
+/* ---- intercept_api.c -------------------------------------------------------- */
+
+/* --intercept's routes (GET /api/intercepts, POST /api/flows/ID/resume and
+ * /kill): 1 when `path` is one of them (answered into p), else 0. */
+int px_web_icpt_route(px_web_ctx_t *ctx, const px_web_req_t *req, const char *path, int post,
+                      px_web_resp_t *p);
+/* The "intercepts" event (the waiting flows) when they changed since
+ * *generation. */
+void px_web_icpt_events(px_web_ctx_t *ctx, uint64_t *generation, flt_strbuf_t *out);
 
 /* ---- resend.c ------------------------------------------------------------------ */
 

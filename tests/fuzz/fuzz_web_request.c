@@ -2,8 +2,10 @@
  * handling without sockets: bytes fed to the request parser
  * (proxy/web/http.c) in pieces, as reads would deliver them, and each
  * complete request answered by px_web_route (proxy/web/api.c) over a flow
- * store holding two recorded flows (file mode: a resend never starts a
- * thread). Checks:
+ * store holding two recorded flows (a resend never starts a thread: file
+ * mode, or live mode without a proxy listener), flow 1 held by --intercept
+ * in the registry (proxy/intercept.h) so that its routes run their JSON
+ * checks and decisions. Checks:
  *   - the parser never uses more bytes than it was given;
  *   - every request gets an answer with a status and bytes to send;
  *   - nothing under /api/ but a request carrying the token gets a 200;
@@ -18,6 +20,7 @@
 #include "filters/expr/expr.h"
 #include "filters/transcript/reader.h"
 #include "filters/web/store.h"
+#include "proxy/intercept.h"
 #include "proxy/web/web_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -79,7 +82,7 @@ static void answer(px_web_ctx_t *ctx, const px_web_req_t *req) {
       strstr(req->url.data, TOKEN) == NULL && !px_web_req_header(req, "X-Tlspeek-Token"))
     abort();
   if (p.sse) {
-    px_web_sse_pos_t pos = {0, 0, 0};
+    px_web_sse_pos_t pos = {0, 0, 0, 0};
     flt_strbuf_t out;
     flt_strbuf_init(&out, 0);
     px_web_sse_events(ctx, ctx->sse_filter, &pos, &out);
@@ -92,6 +95,23 @@ static void answer(px_web_ctx_t *ctx, const px_web_req_t *req) {
   px_web_resp_free(&p);
 }
 
+/* Flow 1 waits, as a worker would publish it (the loop never runs: a
+ * decision's wake-up only marks the handle). */
+static px_icpt_entry_t *hold_flow_1(void) {
+  static uv_loop_t loop;
+  static uv_async_t wake;
+  static const char head[] = "POST /x?y=1 HTTP/1.1\r\nHost: a.test\r\nX-Q: it's\r\n"
+                             "Content-Length: 5\r\n\r\n";
+  if (loop.data == NULL) {
+    if (uv_loop_init(&loop) != 0 || uv_async_init(&loop, &wake, NULL) != 0) abort();
+    loop.data = &wake;
+  }
+  px_icpt_entry_t *e = px_icpt_publish(1, 0, "http://a.test", 13, &wake);
+  if (e == NULL) abort();
+  px_icpt_set_message(e, head, sizeof(head) - 1, "hello", 5, PX_ICPT_BODY_COMPLETE);
+  return e;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   px_web_ctx_t ctx;
   px_web_req_t req;
@@ -99,7 +119,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (store == NULL) store = make_store();
   memset(&ctx, 0, sizeof(ctx));
   ctx.o.store = store;
-  ctx.o.file = "x.jsonl";
+  ctx.o.file = (data[0] & 0x80) ? NULL : "x.jsonl"; /* live: no proxy, so no resend */
+  px_icpt_entry_t *held = hold_flow_1();
   ctx.o.version = "0.1.0";
   memcpy(ctx.token, TOKEN, 33);
   snprintf(ctx.bound, sizeof(ctx.bound), "127.0.0.1:8081");
@@ -127,5 +148,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
 Done:
   px_web_req_free(&req);
+  px_icpt_withdraw(held);
   return 0;
 }

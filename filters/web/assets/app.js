@@ -29,6 +29,9 @@ const state = {
   bodySide: 'response',
   bodyRaw: false,
   source: null,       /* EventSource */
+  waiting: new Map(), /* list id -> {flow, side, since, origin}: held by --intercept */
+  icptFor: null,      /* list id the intercept editor was filled for */
+  icptOrig: null,     /* what it was filled with: {method, url, headers, body} */
   detailTimer: 0,
   renderQueued: false,
 };
@@ -172,7 +175,7 @@ function fillRow(r, f, pos) {
   r.dataset.id = f.id;
   r.dataset.state = f.state;
   r.className = 'row ' + statusClass(f) + (f.id === state.selected ? ' selected' : '') +
-                (pos % 2 ? ' odd' : '');
+                (pos % 2 ? ' odd' : '') + (state.waiting.has(f.id) ? ' waiting' : '');
   r.style.transform = 'translateY(' + (pos * ROW_H) + 'px)';
   for (let i = 0; i < COLS.length; i++) {
     const t = COLS[i][1](f);
@@ -312,6 +315,7 @@ function connectEvents() {
   });
   es.addEventListener('error', () => setLive('off'));
   es.addEventListener('flows', onFlowsEvent);
+  es.addEventListener('intercepts', onIntercepts);
   es.addEventListener('dropped', (ev) => {
     try { setDropped(JSON.parse(ev.data).dropped); } catch (e) { /* ignore */ }
   });
@@ -492,6 +496,7 @@ function renderDetail(error) {
     renderWire($('pane-wire'), d);
     renderTiming($('pane-timing'), d);
   }
+  syncIntercept();
   showTab(state.tab);
 }
 
@@ -1130,6 +1135,146 @@ async function sendResend(ev) {
   }
 }
 
+/* ---- --intercept: flows that wait for a decision ------------------------------- */
+
+function onIntercepts(ev) {
+  let list;
+  try {
+    list = JSON.parse(ev.data);
+  } catch (e) {
+    return;
+  }
+  state.waiting = new Map(list.map((w) => [w.id, w]));
+  const n = state.waiting.size;
+  $('waiting').hidden = n === 0;
+  $('waiting').textContent = n + ' waiting';
+  $('waiting').title = n ? 'flows held by --intercept: click to open the oldest' : '';
+  for (const r of rowPool) r.classList.toggle('waiting', state.waiting.has(Number(r.dataset.id)));
+  /* Nothing selected: show the first one that waits. */
+  if (n && (state.selected === null || state.selected === undefined)) select(list[0].id);
+  else syncIntercept();
+}
+
+const BODY_NOTES = {
+  pending: 'the body is still arriving…',
+  too_large: 'body larger than tlspeek holds for editing: type a new one to replace it',
+  chunked: 'chunked body: not shown; type a new one to replace it',
+  binary: 'binary body: not shown; type a new one to replace it',
+};
+
+/* Shows the editor for the selected flow while it waits, filled once from
+ * the request as tlspeek would forward it (GET /api/flows/ID/intercept). */
+async function syncIntercept() {
+  const d = state.detail;
+  const id = state.selected;
+  const waits = d && state.waiting.has(id) && d.summary.id === id;
+  $('icpt-box').hidden = !waits;
+  if (!waits) {
+    state.icptFor = null;
+    return;
+  }
+  if (state.icptFor === id) return;
+  state.icptFor = id;
+  $('icpt-result').textContent = 'loading…';
+  $('resend-box').hidden = true;
+  $('curl-box').hidden = true;
+  let m = null;
+  for (let tries = 0; tries < 50 && state.icptFor === id; tries++) {
+    try {
+      const r = await api('/api/flows/' + id + '/intercept');
+      if (r.status !== 200) break;
+      m = r.json;
+    } catch (e) {
+      break;
+    }
+    if (m.body_state !== 'pending') break;
+    await new Promise((done) => setTimeout(done, 200));
+  }
+  if (state.icptFor !== id) return;
+  if (!m) {
+    $('icpt-result').textContent = 'this flow no longer waits';
+    return;
+  }
+  const response = m.side === 'response';
+  const orig = { response: response, method: response ? String(m.status) : m.method,
+                 url: response ? d.summary.url : m.url,
+                 headers: m.headers.map((h) => h[0] + ': ' + h[1]).join('\n'),
+                 body: m.body === null ? '' : m.body };
+  state.icptOrig = orig;
+  $('icpt-title').textContent = response
+    ? 'Intercepted: the response (' + m.status + ' ' + m.reason + ') waits for you (--intercept with ~s)'
+    : 'Intercepted: this request waits for you (--intercept)';
+  $('icpt-method').value = orig.method;
+  $('icpt-method').setAttribute('aria-label', response ? 'status' : 'method');
+  $('icpt-url').value = orig.url;
+  $('icpt-url').readOnly = response;
+  $('icpt-headers').value = orig.headers;
+  $('icpt-body').value = orig.body;
+  $('icpt-body').placeholder = BODY_NOTES[m.body_state] || 'no body';
+  $('icpt-result').textContent = BODY_NOTES[m.body_state] || '';
+}
+
+/* The edits as /api/flows/ID/resume takes them: only what changed. */
+function interceptEdits() {
+  const o = state.icptOrig || {};
+  const edits = {};
+  const method = $('icpt-method').value.trim();
+  const url = $('icpt-url').value.trim();
+  if (o.response && method !== o.method) {
+    if (!/^[0-9]{3}$/.test(method)) throw new Error('status: give a number such as 200');
+    edits.status = Number(method);
+  } else if (!o.response && method && method !== o.method) {
+    edits.method = method;
+  }
+  if (!o.response && url && url !== o.url) edits.url = url;
+  const hdrText = $('icpt-headers').value;
+  if (hdrText !== o.headers) {
+    edits.headers = [];
+    for (const line of hdrText.split('\n')) {
+      if (!line.trim()) continue;
+      const c = line.indexOf(':');
+      if (c <= 0) throw new Error('not a header line (Name: value): ' + line);
+      edits.headers.push([line.slice(0, c).trim(), line.slice(c + 1).trim()]);
+    }
+  }
+  if ($('icpt-body').value !== o.body) edits.body = $('icpt-body').value;
+  return edits;
+}
+
+async function decideIntercept(kill, ev) {
+  if (ev) ev.preventDefault();
+  const id = state.selected;
+  if (!state.waiting.has(id)) return;
+  let body = '';
+  try {
+    body = kill ? '' : JSON.stringify(interceptEdits());
+  } catch (e) {
+    $('icpt-result').textContent = e.message;
+    return;
+  }
+  $('icpt-result').textContent = kill ? 'killing…' : 'resuming…';
+  try {
+    const r = await api('/api/flows/' + id + (kill ? '/kill' : '/resume'), null, {
+      method: 'POST', body: body, headers: { 'Content-Type': 'application/json' } });
+    $('icpt-result').textContent = r.status === 200 ? (kill ? 'killed' : 'resumed')
+      : 'refused: ' + (r.json.error || 'HTTP ' + r.status);
+  } catch (e) {
+    $('icpt-result').textContent = e.message;
+  }
+}
+
+/* "waiting 12 s" for the flow in the editor (its `since` is tlspeek's clock). */
+function updateWaited() {
+  const w = state.waiting.get(state.selected);
+  $('icpt-waited').textContent = w && !$('icpt-box').hidden
+    ? 'waiting ' + Math.max(0, Math.floor((Date.now() - w.since) / 1000)) + ' s' : '';
+}
+
+function openOldestWaiting() {
+  const first = state.waiting.keys().next();
+  if (!first.done) select(first.value);
+}
+
 /* ---- keyboard ------------------------------------------------------------------ */
 
 function moveSelection(delta) {
@@ -1168,6 +1313,10 @@ function wire() {
   $('act-resend').addEventListener('click', openResend);
   $('resend-close').addEventListener('click', () => { $('resend-box').hidden = true; });
   $('resend-box').addEventListener('submit', sendResend);
+  $('icpt-box').addEventListener('submit', (e) => decideIntercept(false, e));
+  $('icpt-kill').addEventListener('click', () => decideIntercept(true));
+  $('waiting').addEventListener('click', openOldestWaiting);
+  setInterval(updateWaited, 1000);
   $('act-har').addEventListener('click', (e) => {
     if ($('act-har').classList.contains('disabled')) e.preventDefault();
   });
