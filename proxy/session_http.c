@@ -99,6 +99,14 @@ static void flow_mapped(px_flow_t *n, const px_remote_target_t *rt) {
   free(orig);
 }
 
+/* `n` is still one of the session's flows (an upstream set-up that fails
+ * at once answers and ends the flows it was for). */
+static int flow_alive(const px_session_t *s, const px_flow_t *n) {
+  for (const px_flow_t *f = s->flows.head; f; f = f->next)
+    if (f == n) return 1;
+  return 0;
+}
+
 /* A plugin edited this side's head in its head event (flt_flow_set_header). */
 static int plugin_edited(const px_flow_t *n, int response_side) {
   const px_flow_act_t *a = n->act;
@@ -521,7 +529,7 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
   if (!held && local == 0 && px_upstream_unconnected(s)) px_upstream_start(s);
   /* The next proxy takes absolute-form requests for any host as they are. */
   if (s->lc->mode != PX_MODE_UPSTREAM) edit.url = origin;
-  if (s->state == PX_S_CLOSING) return 0;
+  if (s->state == PX_S_CLOSING || !flow_alive(s, n)) return 0;
   send_head(s, c, hd, n, &edit, 0);
   return 0;
 }
@@ -659,7 +667,9 @@ static int origin_request(px_session_t *s, px_codec_t *c, const px_codec_head_t 
       px_upstream_reconnect(s);
     else
       px_upstream_start(s);
-    if (s->state == PX_S_CLOSING) return 0;
+    /* A set-up that failed at once (a loop to ourselves, no fd) has
+     * answered and ended the flow already. */
+    if (s->state == PX_S_CLOSING || !flow_alive(s, n)) return 0;
   }
   px_head_edit_t edit;
   char hostval[300];
