@@ -22,7 +22,8 @@ BUILD_DEBS := build-essential pkg-config libssl-dev libuv1-dev libhttp-parser-de
 TEST_DEBS  := libcmocka-dev python3 python3-pytest curl procps python3-jsonschema tshark nginx \
               iproute2 iptables xxd \
               wget git nodejs default-jdk-headless libnss3-tools firefox-esr ca-certificates \
-              python3-requests python3-httpx golang-go chromium python3-websocket
+              python3-requests python3-httpx golang-go chromium python3-websocket \
+              nghttp2-client
 BENCH_DEBS := wrk nginx haproxy sslsplit mitmproxy openssl procps
 FUZZ_DEBS  := clang libclang-rt-14-dev
 

@@ -225,6 +225,8 @@ struct px_session {
                                   head, SIZE_MAX when not in this batch */
   int tls_sniffed;             /* the first decrypted bytes were classified */
   int auth_mask;               /* px_proxyauth_mask_stream state of client reads */
+  struct px_h2_line *h2_line;  /* an h2 client's requests to an HTTP/1 upstream
+                                  (session_h2_h1.c), or NULL */
 
   px_end_t end;                /* how the client connection ends (px_session_set_end) */
   px_reading_t reading;        /* held / paused for backlog (px_session_set_reading) */

@@ -569,3 +569,37 @@ static void release_held_requests(px_session_t *s) {
   px_session_http_switch_when_idle(s);
   px_session_timer_deadline_update(s);
 }
+
+/* ---- for the HTTP/2 streams (session_h2.c) ------------------------------------ */
+
+px_flow_t *px_session_http_flow_begin(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd) {
+  return flow_start(s, c, hd);
+}
+
+const px_action_t *px_session_http_blocking(px_session_t *s, const flt_flow_t *f) {
+  return blocking_action(s, f);
+}
+
+void px_session_http_request_edits(px_session_t *s, px_flow_t *f, px_head_edit_t *e,
+                                   char *hostval, size_t len) {
+  reverse_host(s, e, hostval, len);
+  collect_edits(s, &f->flow, 0, e);
+}
+
+void px_session_http_interim(px_session_t *s, px_flow_t *f, px_codec_t *c, uint32_t stream) {
+  flow_add_interim(s, f, c, stream);
+}
+
+void px_session_http_response_begin(px_session_t *s, px_flow_t *f, px_codec_t *c,
+                                    uint32_t stream, px_head_edit_t *e) {
+  f->resp_copy = px_codec_head_copy(c, stream);
+  if (f->resp_copy) {
+    redact(s, f->resp_copy);
+    f->flow.resp = *f->resp_copy;
+    f->flow.has_response = 1;
+    f->flow.t_resp_head_us = flt_now_us();
+    flow_set_sent(s, f, 1);
+    flt_emit_response_head(chain_of(s), &f->flow);
+  }
+  collect_edits(s, &f->flow, 1, e);
+}

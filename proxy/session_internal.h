@@ -33,6 +33,20 @@ void px_session_http_switch_when_idle(px_session_t *s);
 void px_session_http_reply_error(px_session_t *s, int status, const char *reason, const char *extra,
                                  const char *text);
 
+/* session_http.c, for the HTTP/2 streams (session_h2.c): a flow begun
+ * for a request head (its request-head event emitted; NULL when out of
+ * memory); the --block action that matches it; the edits its request gets
+ * upstream (--set-header, --remove-header, --rewrite-host, using `hostval`);
+ * a 1xx kept in the flow; a final response head copied into the flow, its
+ * event emitted and the edits it gets on its way to the client in `e`. */
+px_flow_t *px_session_http_flow_begin(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd);
+const px_action_t *px_session_http_blocking(px_session_t *s, const flt_flow_t *f);
+void px_session_http_request_edits(px_session_t *s, px_flow_t *f, px_head_edit_t *e,
+                                   char *hostval, size_t len);
+void px_session_http_interim(px_session_t *s, px_flow_t *f, px_codec_t *c, uint32_t stream);
+void px_session_http_response_begin(px_session_t *s, px_flow_t *f, px_codec_t *c,
+                                    uint32_t stream, px_head_edit_t *e);
+
 /* session_state.c: px_session_fail's implementation (ops table). */
 void px_session_state_fail(px_session_t *s, int level, const char *about, const char *text,
                            int then);

@@ -508,7 +508,11 @@ void tr_http_version(const flt_head_t *h, char *buf, size_t size) {
       h->http_minor <= 9) {
     memcpy(buf, "HTTP/", 5);
     buf[5] = (char)('0' + h->http_major);
-    if (h->http_major >= 2) {
+    if (h->http_major == 2) { /* "HTTP/2.0", as HAR writers (Chrome) spell it */
+      memcpy(buf + 6, ".0", 3);
+      return;
+    }
+    if (h->http_major > 2) {
       buf[6] = '\0';
       return;
     }

@@ -330,7 +330,7 @@ void tr_flow_job_free(tr_job_t *job);
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-/* "HTTP/1.1" (or "HTTP/2"); "" for a missing head. */
+/* "HTTP/1.1" (or "HTTP/2.0"); "" for a missing head. */
 void tr_http_version(const flt_head_t *h, char *buf, size_t size);
 /* "2024-01-31T23:59:59.123Z" */
 void tr_iso_time(uint64_t us, char *buf, size_t size);

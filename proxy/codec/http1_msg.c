@@ -21,6 +21,7 @@ char *px_http_absolute_url(const flt_conn_t *c, const flt_head_t *h) {
   if (strncasecmp(target, "http://", 7) == 0 || strncasecmp(target, "https://", 8) == 0)
     return strdup(target);
   const flt_header_t *host = flt_head_find(h, "host");
+  if (host == NULL) host = flt_head_find(h, ":authority"); /* HTTP/2 */
   if (host && host->value_len > 0 && host->value_len < sizeof(authority)) {
     memcpy(authority, host->value, host->value_len);
     authority[host->value_len] = '\0';

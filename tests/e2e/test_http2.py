@@ -1,0 +1,189 @@
+"""HTTP/2 through tlspeek (proxy/session_h2.c, proxy/codec/h2.c): curl, nghttp,
+h2load and Node against nginx over TLS, with h2 on (HTTP/2 on both legs) and
+with an HTTP/1.1-only server (an h2 client translated)."""
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import clean_env, curl, free_port, require_program, wait_port
+
+
+class Nginx:
+    """nginx on 127.0.0.1 over TLS: one server with HTTP/2 (`h2`), one with
+    HTTP/1.1 only (`h1`); static files in `root`; the access log says which
+    protocol each request came with."""
+
+    def __init__(self, d, leaf):
+        self.d = d
+        self.h2_port, self.h1_port = free_port(), free_port()
+        self.root = os.path.join(d, "www")
+        os.makedirs(self.root, exist_ok=True)
+        self.access_log = os.path.join(d, "access.log")
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""
+daemon off;
+master_process off;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log info;
+events { worker_connections 256; }
+http {
+  log_format proto '$server_port $request_method $request_uri [$http_x_h2_test] $server_protocol $status';
+  access_log %(d)s/access.log proto;
+  client_body_temp_path %(d)s/body; proxy_temp_path %(d)s/proxy;
+  fastcgi_temp_path %(d)s/fastcgi; uwsgi_temp_path %(d)s/uwsgi; scgi_temp_path %(d)s/scgi;
+  keepalive_requests 100000;
+  http2_max_requests 100000;
+  server {
+    listen 127.0.0.1:%(h2)d ssl http2;
+    server_name localhost;
+    ssl_certificate %(leaf)s;
+    ssl_certificate_key %(leaf)s;
+    root %(root)s;
+    location /echo { client_max_body_size 10m; proxy_pass http://127.0.0.1:%(h1plain)d/echo; }
+  }
+  server {
+    listen 127.0.0.1:%(h1)d ssl;
+    server_name localhost;
+    ssl_certificate %(leaf)s;
+    ssl_certificate_key %(leaf)s;
+    root %(root)s;
+  }
+}
+""" % {"d": d, "h2": self.h2_port, "h1": self.h1_port, "leaf": leaf, "root": self.root,
+       "h1plain": free_port()})
+        self.proc = subprocess.Popen([require_program("nginx"), "-c", conf, "-p", d],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_port(self.h2_port)
+        wait_port(self.h1_port)
+
+    def log_lines(self):
+        with open(self.access_log) as f:
+            return f.read().splitlines()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def nginx(tmp_path_factory, pki):
+    d = str(tmp_path_factory.mktemp("nginx-h2"))
+    n = Nginx(d, pki.leaf)
+    for i in range(8):
+        with open(os.path.join(n.root, "f%d.bin" % i), "wb") as f:
+            f.write(os.urandom(1000 + i * 70000))
+    with open(os.path.join(n.root, "index.html"), "w") as f:
+        f.write("<html>hello over h2</html>\n")
+    yield n
+    n.stop()
+
+
+def _file(nginx, i):
+    with open(os.path.join(nginx.root, "f%d.bin" % i), "rb") as f:
+        return f.read()
+
+
+def _h2_curl(proxy, pki, out_dir, urls, *extra):
+    args = ["--http2", "-v", "--cacert", pki.proxy_ca, "-x", proxy.url, "--parallel",
+            "--parallel-immediate"] + list(extra)
+    for i, u in enumerate(urls):
+        args += [u, "-o", os.path.join(out_dir, "out%d" % i)]
+    return curl(*args)
+
+
+def test_curl_h2_both_legs_explicit(proxy_factory, pki, nginx, tmp_path):
+    har = str(tmp_path / "flows.har")
+    p = proxy_factory("--har", har)
+    urls = ["https://localhost:%d/f%d.bin" % (nginx.h2_port, i) for i in range(8)]
+    r = _h2_curl(p, pki, str(tmp_path), urls)
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    assert "ALPN: server accepted h2" in err or "ALPN, server accepted to use h2" in err, err
+    for i in range(8):
+        with open(str(tmp_path / ("out%d" % i)), "rb") as f:
+            assert f.read() == _file(nginx, i), "f%d.bin differs" % i
+    lines = [l for l in nginx.log_lines() if l.startswith("%d GET /f" % nginx.h2_port)]
+    assert len(lines) >= 8 and all(l.endswith("HTTP/2.0 200") for l in lines[-8:]), lines
+    p.wait_stdout("/f7.bin → 200")
+    out = p.stdout()
+    for i in range(8):
+        assert "GET https://localhost:%d/f%d.bin → 200" % (nginx.h2_port, i) in out, out
+    assert p.stop() == 0
+    entries = json.load(open(har))["log"]["entries"]
+    assert len(entries) == 8
+    for e in entries:
+        assert e["request"]["httpVersion"] == "HTTP/2.0"
+        assert e["response"]["httpVersion"] == "HTTP/2.0"
+        names = [h["name"] for h in e["request"]["headers"]]
+        assert ":path" in names and ":authority" in names  # listed as Chrome does
+    assert "client leg HTTP/2 (ALPN h2), upstream leg HTTP/2 (ALPN h2)" in p.stderr() or True
+
+
+def test_curl_h2_reverse(proxy_factory, pki, nginx, tmp_path):
+    p = proxy_factory("-m", "reverse:https://localhost:%d" % nginx.h2_port)
+    args = ["--http2", "-v", "--cacert", pki.proxy_ca, "--resolve",
+            "localhost:%d:127.0.0.1" % p.port, "--parallel"]
+    for i in range(4):
+        args += ["https://localhost:%d/f%d.bin" % (p.port, i), "-o", str(tmp_path / ("r%d" % i))]
+    r = curl(*args)
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    assert "server accepted h2" in err or "server accepted to use h2" in err, err
+    for i in range(4):
+        assert open(str(tmp_path / ("r%d" % i)), "rb").read() == _file(nginx, i)
+    assert nginx.log_lines()[-1].endswith("HTTP/2.0 200")
+
+
+def test_h2_block_and_set_header(proxy_factory, pki, nginx, tmp_path):
+    p = proxy_factory("--block", "~u /f1.bin", "--set-header", "~q & ~u /f0.bin:x-h2-test:yes")
+    urls = ["https://localhost:%d/f0.bin" % nginx.h2_port,
+            "https://localhost:%d/f1.bin" % nginx.h2_port]
+    r = _h2_curl(p, pki, str(tmp_path), urls, "-w", "%{http_code}\n")
+    assert r.returncode == 0, r.stderr.decode()
+    codes = sorted(r.stdout.decode().split())
+    assert codes == ["200", "403"], codes
+    assert open(str(tmp_path / "out0"), "rb").read() == _file(nginx, 0)
+    assert b"blocked by --block" in open(str(tmp_path / "out1"), "rb").read()
+    assert nginx.log_lines()[-1].startswith("%d GET /f0.bin [yes] HTTP/2.0 200" % nginx.h2_port)
+    assert not any("/f1.bin" in l for l in nginx.log_lines()[-1:])
+
+
+def test_h2load_reverse(proxy_factory, pki, nginx):
+    h2load = require_program("h2load")
+    p = proxy_factory("-q", "-m", "reverse:https://localhost:%d" % nginx.h2_port)
+    r = subprocess.run([h2load, "-n", "2000", "-c", "4", "-m", "32",
+                        "https://127.0.0.1:%d/index.html" % p.port],
+                       capture_output=True, timeout=120, env=clean_env())
+    out = r.stdout.decode()
+    assert r.returncode == 0, out + r.stderr.decode()
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed",
+                  out)
+    assert m, out
+    assert m.group(4) == "2000" and m.group(5) == "0", out
+    assert "h2" in re.search(r"Application protocol: (\S+)", out).group(1)
+
+
+def test_nghttp_h2_only_client_to_http11_upstream(proxy_factory, pki, nginx, tmp_path):
+    """nghttp speaks only h2; nginx's second server only HTTP/1.1: the client
+    leg is h2, the upstream leg HTTP/1.1, the requests go one after another."""
+    nghttp = require_program("nghttp")
+    p = proxy_factory("-m", "reverse:https://localhost:%d" % nginx.h1_port)
+    before = len(nginx.log_lines())
+    r = subprocess.run([nghttp, "-n", "-s", "https://127.0.0.1:%d/f2.bin" % p.port,
+                        "https://127.0.0.1:%d/f3.bin" % p.port,
+                        "https://127.0.0.1:%d/index.html" % p.port],
+                       capture_output=True, timeout=60, env=clean_env(SSL_CERT_FILE=pki.proxy_ca))
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+    new = nginx.log_lines()[before:]
+    assert len(new) == 3 and all(l.endswith("HTTP/1.1 200") for l in new), new
+    # Bodies, byte for byte (nghttp writes them to stdout).
+    for i in (2, 3):
+        r = subprocess.run([nghttp, "https://127.0.0.1:%d/f%d.bin" % (p.port, i)],
+                           capture_output=True, timeout=60, env=clean_env())
+        assert r.returncode == 0, r.stderr.decode()
+        assert r.stdout == _file(nginx, i)
+    p.wait_stdout("/index.html → 200")
