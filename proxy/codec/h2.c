@@ -43,7 +43,6 @@ static void stream_free(h2_t *h, h2_stream_t *st) {
   flt_strbuf_free(&st->out);
   free(st->head);
   free(st->trl_store);
-  free(st->trl);
   free(st);
 }
 

@@ -25,7 +25,7 @@ typedef struct h2_stream {
   size_t out_off;
   int out_end;           /* END_STREAM (or trailers) after `out` */
   int deferred;          /* the data provider waits for px_h2_data / px_h2_end */
-  nghttp2_nv *trl;       /* trailers to send after `out` (in trl_store), or NULL */
+  nghttp2_nv *trl;       /* trailers to send after `out` (inside trl_store), or NULL */
   size_t n_trl;
   void *trl_store;
   struct h2_stream *next;

@@ -43,7 +43,7 @@ http {
     ssl_certificate %(leaf)s;
     ssl_certificate_key %(leaf)s;
     root %(root)s;
-    location /echo { client_max_body_size 10m; proxy_pass http://127.0.0.1:%(h1plain)d/echo; }
+    location /trailer/ { alias %(root)s/; add_trailer x-checksum abc123 always; }
   }
   server {
     listen 127.0.0.1:%(h1)d ssl;
@@ -53,8 +53,7 @@ http {
     root %(root)s;
   }
 }
-""" % {"d": d, "h2": self.h2_port, "h1": self.h1_port, "leaf": leaf, "root": self.root,
-       "h1plain": free_port()})
+""" % {"d": d, "h2": self.h2_port, "h1": self.h1_port, "leaf": leaf, "root": self.root})
         self.proc = subprocess.Popen([require_program("nginx"), "-c", conf, "-p", d],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_port(self.h2_port)
@@ -187,3 +186,138 @@ def test_nghttp_h2_only_client_to_http11_upstream(proxy_factory, pki, nginx, tmp
         assert r.returncode == 0, r.stderr.decode()
         assert r.stdout == _file(nginx, i)
     p.wait_stdout("/index.html → 200")
+
+
+NODE_H2_CONNECT = r"""
+const http = require('http'), http2 = require('http2'), tls = require('tls'), fs = require('fs');
+const crypto = require('crypto');
+const [proxyPort, host, port, ca, ...paths] = process.argv.slice(2);
+const req = http.request({host: '127.0.0.1', port: +proxyPort, method: 'CONNECT',
+                          path: `${host}:${port}`});
+req.on('connect', (res, socket) => {
+  const client = http2.connect(`https://${host}:${port}`, {createConnection: () =>
+    tls.connect({socket, servername: host, ALPNProtocols: ['h2'], ca: fs.readFileSync(ca)})});
+  client.on('error', e => { console.error('ERR', e.message); process.exit(2); });
+  let left = paths.length; const out = {};
+  for (const p of paths) {
+    const s = client.request({':path': p});
+    const chunks = [];
+    s.on('response', h => { out[p] = {status: h[':status']}; });
+    s.on('data', c => chunks.push(c));
+    s.on('end', () => {
+      out[p].sha = crypto.createHash('sha256').update(Buffer.concat(chunks)).digest('hex');
+      out[p].alpn = client.alpnProtocol;
+      if (--left === 0) { console.log(JSON.stringify(out)); client.close(); }
+    });
+  }
+});
+req.end();
+"""
+
+
+@pytest.mark.parametrize("upstream", ["h2", "h1"])
+def test_node_h2_only_client_through_connect(proxy_factory, pki, nginx, tmp_path, upstream):
+    """Node's http2.connect (h2 only) through a CONNECT tunnel: against nginx
+    with h2 (h2 on both legs) and against HTTP/1.1-only nginx (translated)."""
+    import hashlib
+    node = require_program("node")
+    script = tmp_path / "h2connect.js"
+    script.write_text(NODE_H2_CONNECT)
+    port = nginx.h2_port if upstream == "h2" else nginx.h1_port
+    p = proxy_factory()
+    before = len(nginx.log_lines())
+    paths = ["/f1.bin", "/f4.bin", "/index.html"]
+    r = subprocess.run([node, str(script), str(p.port), "localhost", str(port), pki.proxy_ca]
+                       + paths, capture_output=True, timeout=60, env=clean_env())
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+    out = json.loads(r.stdout.decode())
+    for i in (1, 4):
+        assert out["/f%d.bin" % i] == {"status": 200, "alpn": "h2",
+                                       "sha": hashlib.sha256(_file(nginx, i)).hexdigest()}
+    new = nginx.log_lines()[before:]
+    proto = "HTTP/2.0" if upstream == "h2" else "HTTP/1.1"
+    assert len(new) == 3 and all(l.endswith(proto + " 200") for l in new), new
+    want = ("client leg HTTP/2 (ALPN h2), upstream leg %s" %
+            ("HTTP/2 (ALPN h2)" if upstream == "h2" else "HTTP/1.1 (ALPN http/1.1)"))
+    assert want in p.stderr(), p.stderr()
+
+
+def test_handshake_says_each_legs_protocol(proxy_factory, pki, nginx):
+    p = proxy_factory("--handshake")
+    r = curl("--http2", "--cacert", pki.proxy_ca, "-x", p.url, "-o", os.devnull,
+             "https://localhost:%d/index.html" % nginx.h2_port)
+    assert r.returncode == 0, r.stderr.decode()
+    p.wait_stdout("protocol (ALPN): client leg h2, upstream leg h2 (the upstream chose h2, "
+                  "so the client got h2)")
+    r = curl("--http1.1", "--cacert", pki.proxy_ca, "-x", p.url, "-o", os.devnull,
+             "https://localhost:%d/index.html" % nginx.h2_port)
+    assert r.returncode == 0, r.stderr.decode()
+    p.wait_stdout("protocol (ALPN): client leg http/1.1, upstream leg http/1.1")
+
+
+def _h2_tls_socket(port, ca):
+    import socket
+    import ssl
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.set_alpn_protocols(["h2"])
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                        server_hostname="localhost")
+    assert s.selected_alpn_protocol() == "h2"
+    return s
+
+
+def _frames(data):
+    """(type, flags, stream, payload) of each complete frame in `data`."""
+    out = []
+    while len(data) >= 9:
+        n = int.from_bytes(data[:3], "big")
+        if len(data) < 9 + n:
+            break
+        out.append((data[3], data[4], int.from_bytes(data[5:9], "big") & 0x7fffffff,
+                    data[9:9 + n]))
+        data = data[9 + n:]
+    return out
+
+
+def _read_all(s):
+    buf = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def test_malformed_frame_ends_connection_with_goaway(proxy_factory, pki, nginx, tmp_path):
+    p = proxy_factory("-m", "reverse:https://localhost:%d" % nginx.h2_port)
+    s = _h2_tls_socket(p.port, pki.proxy_ca)
+    # The preface, SETTINGS, then a SETTINGS frame on stream 1 (RFC 9113
+    # §6.5: a connection error of type PROTOCOL_ERROR).
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+              + b"\x00\x00\x00\x04\x00\x00\x00\x00\x01")
+    frames = _frames(_read_all(s))
+    goaway = [f for f in frames if f[0] == 7]
+    assert goaway, frames
+    assert int.from_bytes(goaway[0][3][4:8], "big") == 1  # PROTOCOL_ERROR
+    err = p.stderr()
+    lines = [l for l in err.splitlines() if "client sent malformed HTTP/2" in l]
+    assert len(lines) == 1, err
+    assert re.search(r"session \d+: 127\.0\.0\.1:\d+: client sent malformed HTTP/2: ", lines[0])
+    # Everyone else is served.
+    r = curl("--http2", "--cacert", pki.proxy_ca, "--resolve", "localhost:%d:127.0.0.1" % p.port,
+             "https://localhost:%d/index.html" % p.port)
+    assert r.returncode == 0 and b"hello over h2" in r.stdout, r.stderr
+
+
+def test_trailers_relayed(proxy_factory, pki, nginx):
+    nghttp = require_program("nghttp")
+    p = proxy_factory("-m", "reverse:https://localhost:%d" % nginx.h2_port)
+    r = subprocess.run([nghttp, "-v", "https://127.0.0.1:%d/trailer/index.html" % p.port],
+                       capture_output=True, timeout=60, env=clean_env())
+    out = r.stdout.decode()
+    assert r.returncode == 0, out
+    assert re.search(r"recv \(stream_id=\d+\) x-checksum: abc123", out), out
