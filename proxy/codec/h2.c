@@ -80,7 +80,7 @@ static ssize_t on_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
     st->deferred = 1;
     return NGHTTP2_ERR_DEFERRED;
   }
-  memcpy(buf, st->out.data + st->out_off, n);
+  if (n > 0) memcpy(buf, st->out.data + st->out_off, n);
   st->out_off += n;
   if (st->out_off == st->out.len) {
     st->out.len = st->out_off = 0;
