@@ -481,7 +481,7 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
     return;
   }
   s->conn.match_ready = 1; /* not TLS: the target is all there is to know */
-  int http = kind == PX_PEEK_HTTP;
+  int http = kind == PX_PEEK_HTTP || kind == PX_PEEK_H2;
   flt_strbuf_t peeked = s->peek;
   flt_strbuf_init(&s->peek, 0);
   s->conn.kind = http ? FLT_CONN_HTTP : FLT_CONN_RAW;
@@ -493,6 +493,7 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
   /* Raw bytes go upstream now. HTTP connects once its first request head is
    * complete (on_req_head): a client dribbling a head holds no upstream. */
   if (px_upstream_unconnected(s) && !http) px_upstream_start(s);
+  if (kind == PX_PEEK_H2) px_session_codec_h2c(s); /* prior knowledge: session_h2.c */
   if (s->state != PX_S_CLOSING) px_session_codec_client_plaintext(s, peeked.data, peeked.len);
   flt_strbuf_free(&peeked);
 }

@@ -191,7 +191,7 @@ static void client_plaintext(px_session_t *s, const char *data, size_t len) {
   if (s->end >= PX_END_FLUSHING || s->state == PX_S_CLOSING) return;
   /* ALPN chose h2: both legs get their codecs (session_h2.c). */
   if ((s->state == PX_S_HTTP || s->state == PX_S_ERROR_REPLY) && px_session_h2_wanted(s) &&
-      px_session_h2_start(s) != 0) {
+      px_session_h2_start(s, strcmp(s->conn.up_alpn, "h2") == 0) != 0) {
     px_session_close(s, "out of memory");
     return;
   }
@@ -214,7 +214,7 @@ static void upstream_plaintext(px_session_t *s, const char *data, size_t len) {
   /* An h2 server speaks first (SETTINGS), maybe before the client's
    * handshake is done: the client will get h2 too (tlsctx.c). */
   if (strcmp(s->conn.up_alpn, "h2") == 0 && !px_codec_is_h2(s->upstream.codec) &&
-      px_session_h2_start(s) != 0) {
+      px_session_h2_start(s, 1) != 0) {
     px_session_close(s, "out of memory");
     return;
   }
@@ -279,6 +279,16 @@ int px_session_codec_init(px_session_t *s) {
   s->client.codec = px_codec_http1_new(1, &client_sink, s);
   s->upstream.codec = px_codec_http1_new(0, &upstream_sink, s);
   return s->client.codec && s->upstream.codec ? 0 : -1;
+}
+
+void px_session_codec_h2c(px_session_t *s) {
+  /* Through a tunnel the client chose the server: it gets the preface too.
+   * A reverse upstream is asked in HTTP/1.1, which every backend speaks. */
+  int up_h2 = s->lc->mode != PX_MODE_REVERSE;
+  if (up_h2) s->up_tls_wanted = 0;
+  s->alpn_offer = NULL;
+  s->alpn_offer_len = 0;
+  if (px_session_h2_start(s, up_h2) != 0) px_session_close(s, "out of memory");
 }
 
 void px_session_codec_free(px_session_t *s) {

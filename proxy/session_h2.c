@@ -89,6 +89,8 @@ static void request_upstream(px_session_t *s, px_codec_t *c, px_flow_t *f, const
   flt_head_t view;
   px_codec_head_view(c, hd->stream, &view);
   default_authority(s, authority, sizeof(authority));
+  if (px_upstream_unconnected(s)) px_upstream_start(s); /* h2c: on the first request */
+  if (s->state == PX_S_CLOSING) return;
   int32_t id = px_h2_request(s->upstream.codec, &view, &edit, authority,
                              s->up_tls_wanted ? "https" : "http");
   if (id < 0) {
@@ -321,10 +323,9 @@ int px_session_h2_wanted(const px_session_t *s) {
          !px_codec_is_h2(s->client.codec);
 }
 
-int px_session_h2_start(px_session_t *s) {
+int px_session_h2_start(px_session_t *s, int up_h2) {
   px_codec_t *client = px_codec_h2_new(1, &client_sink, &client_io, s);
   px_codec_t *up = NULL;
-  int up_h2 = strcmp(s->conn.up_alpn, "h2") == 0;
   if (client == NULL) return -1;
   up = up_h2 ? px_codec_h2_new(0, &upstream_sink, &upstream_io, s) : px_session_h2_h1_codec(s);
   if (up == NULL) {
@@ -338,12 +339,17 @@ int px_session_h2_start(px_session_t *s) {
   s->tls_sniffed = 1;
   /* One connection for every stream: never released while idle. */
   px_upstream_set_bind(s, PX_BIND_PINNED);
-  px_session_log(s, FLT_LOG_INFO, "client leg HTTP/2 (ALPN h2), upstream leg %s (ALPN %s)",
-                 up_h2 ? "HTTP/2" : "HTTP/1.1", s->conn.up_alpn[0] ? s->conn.up_alpn : "none");
+  if (s->client.tls.ssl)
+    px_session_log(s, FLT_LOG_INFO, "client leg HTTP/2 (ALPN h2), upstream leg %s (ALPN %s)",
+                   up_h2 ? "HTTP/2" : "HTTP/1.1", s->conn.up_alpn[0] ? s->conn.up_alpn : "none");
+  else
+    px_session_log(s, FLT_LOG_INFO, "client leg HTTP/2 in clear (h2c, prior knowledge), "
+                   "upstream leg %s", up_h2 ? "h2c (prior knowledge)" : "HTTP/1.1");
   if (up_h2) px_h2_flush_codec(up); /* our preface and SETTINGS */
   /* Ours go out with the answer to the client's preface when its
    * handshake is not finished yet (the upstream spoke first). */
-  if (SSL_is_init_finished(s->client.tls.ssl)) px_h2_flush_codec(client);
+  if (s->client.tls.ssl == NULL || SSL_is_init_finished(s->client.tls.ssl))
+    px_h2_flush_codec(client);
   return 0;
 }
 

@@ -11,11 +11,11 @@
 #define PX_H2_NO_STREAM UINT32_MAX
 
 /* session_h2.c. wanted: the client leg negotiated h2 and has no h2 codec
- * yet. start: both legs get their codecs (the upstream's from its ALPN);
- * -1 when out of memory. client_input: the client leg's plaintext.
+ * yet. start: both legs get their codecs (the upstream's h2 when `up_h2`,
+ * else HTTP/1.1); -1 when out of memory. client_input: the client leg's plaintext.
  * upstream_closed: the upstream's EOF. */
 int px_session_h2_wanted(const px_session_t *s);
-int px_session_h2_start(px_session_t *s);
+int px_session_h2_start(px_session_t *s, int up_h2);
 void px_session_h2_client_input(px_session_t *s, const char *data, size_t len);
 void px_session_h2_upstream_closed(px_session_t *s);
 

@@ -20,6 +20,9 @@ void px_session_codec_relay(px_session_t *s, int passthrough);
 void px_session_codec_client_plaintext(px_session_t *s, const char *data, size_t len);
 void px_session_codec_upstream_plaintext(px_session_t *s, const char *data, size_t len);
 void px_session_codec_upstream_closed(px_session_t *s);
+/* The client sent the HTTP/2 preface in clear (h2c with prior knowledge):
+ * both legs get their codecs (session_h2.c; closes when out of memory). */
+void px_session_codec_h2c(px_session_t *s);
 
 /* session_http.c: what heads mean (the codec sinks' on_head, returning as
  * px_codec_sink_t.on_head), the flows' ends, 400 answers, the switch to

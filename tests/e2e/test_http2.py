@@ -18,7 +18,7 @@ class Nginx:
 
     def __init__(self, d, leaf):
         self.d = d
-        self.h2_port, self.h1_port = free_port(), free_port()
+        self.h2_port, self.h1_port, self.h2c_port = free_port(), free_port(), free_port()
         self.root = os.path.join(d, "www")
         os.makedirs(self.root, exist_ok=True)
         self.access_log = os.path.join(d, "access.log")
@@ -46,6 +46,10 @@ http {
     location /trailer/ { alias %(root)s/; add_trailer x-checksum abc123 always; }
   }
   server {
+    listen 127.0.0.1:%(h2c)d http2;
+    root %(root)s;
+  }
+  server {
     listen 127.0.0.1:%(h1)d ssl;
     server_name localhost;
     ssl_certificate %(leaf)s;
@@ -53,11 +57,12 @@ http {
     root %(root)s;
   }
 }
-""" % {"d": d, "h2": self.h2_port, "h1": self.h1_port, "leaf": leaf, "root": self.root})
+""" % {"d": d, "h2": self.h2_port, "h1": self.h1_port, "h2c": self.h2c_port, "leaf": leaf, "root": self.root})
         self.proc = subprocess.Popen([require_program("nginx"), "-c", conf, "-p", d],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_port(self.h2_port)
         wait_port(self.h1_port)
+        wait_port(self.h2c_port)
 
     def log_lines(self):
         with open(self.access_log) as f:
@@ -321,3 +326,36 @@ def test_trailers_relayed(proxy_factory, pki, nginx):
     out = r.stdout.decode()
     assert r.returncode == 0, out
     assert re.search(r"recv \(stream_id=\d+\) x-checksum: abc123", out), out
+
+
+def test_h2c_prior_knowledge_connect_tunnel(proxy_factory, pki, nginx, tmp_path):
+    """curl --http2-prior-knowledge through a CONNECT tunnel (-p) to nginx's
+    h2c server: the preface is recognised, both legs speak h2c."""
+    har = str(tmp_path / "h2c.har")
+    p = proxy_factory("--har", har)
+    before = len(nginx.log_lines())
+    r = curl("--http2-prior-knowledge", "-v", "-p", "-x", p.url,
+             "http://127.0.0.1:%d/f5.bin" % nginx.h2c_port, "-o", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr.decode()
+    assert open(str(tmp_path / "out"), "rb").read() == _file(nginx, 5)
+    new = nginx.log_lines()[before:]
+    assert len(new) == 1 and new[0].endswith("HTTP/2.0 200"), new
+    p.wait_stdout("GET http://127.0.0.1:%d/f5.bin → 200" % nginx.h2c_port)
+    assert "client leg HTTP/2 in clear (h2c, prior knowledge), upstream leg h2c" in p.stderr()
+    assert p.stop() == 0
+    e = json.load(open(har))["log"]["entries"][0]
+    assert e["request"]["httpVersion"] == "HTTP/2.0"
+
+
+def test_h2c_prior_knowledge_reverse(proxy_factory, pki, nginx):
+    """nghttp (h2c with prior knowledge for http:// URLs) to a reverse
+    listener: the upstream is asked in HTTP/1.1 over TLS."""
+    nghttp = require_program("nghttp")
+    p = proxy_factory("-m", "reverse:https://localhost:%d" % nginx.h1_port)
+    before = len(nginx.log_lines())
+    r = subprocess.run([nghttp, "http://127.0.0.1:%d/f6.bin" % p.port], capture_output=True,
+                       timeout=60, env=clean_env())
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == _file(nginx, 6)
+    new = nginx.log_lines()[before:]
+    assert len(new) == 1 and new[0].endswith("HTTP/1.1 200"), new
