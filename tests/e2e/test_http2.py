@@ -101,7 +101,8 @@ def _h2_curl(proxy, pki, out_dir, urls, *extra):
 
 def test_curl_h2_both_legs_explicit(proxy_factory, pki, nginx, tmp_path):
     har = str(tmp_path / "flows.har")
-    p = proxy_factory("--har", har)
+    jsonl = str(tmp_path / "flows.jsonl")
+    p = proxy_factory("--har", har, "--jsonl", jsonl)
     urls = ["https://localhost:%d/f%d.bin" % (nginx.h2_port, i) for i in range(8)]
     r = _h2_curl(p, pki, str(tmp_path), urls)
     err = r.stderr.decode()
@@ -124,7 +125,11 @@ def test_curl_h2_both_legs_explicit(proxy_factory, pki, nginx, tmp_path):
         assert e["response"]["httpVersion"] == "HTTP/2.0"
         names = [h["name"] for h in e["request"]["headers"]]
         assert ":path" in names and ":authority" in names  # listed as Chrome does
-    assert "client leg HTTP/2 (ALPN h2), upstream leg HTTP/2 (ALPN h2)" in p.stderr() or True
+    assert "client leg HTTP/2 (ALPN h2), upstream leg HTTP/2 (ALPN h2)" in p.stderr()
+    records = [json.loads(l) for l in open(jsonl) if l.strip()]
+    flows = [r for r in records if r.get("request")]
+    assert len(flows) == 8, records
+    assert all(r["request"]["httpVersion"] == "HTTP/2.0" for r in flows)
 
 
 def test_curl_h2_reverse(proxy_factory, pki, nginx, tmp_path):
@@ -359,3 +364,24 @@ def test_h2c_prior_knowledge_reverse(proxy_factory, pki, nginx):
     assert r.stdout == _file(nginx, 6)
     new = nginx.log_lines()[before:]
     assert len(new) == 1 and new[0].endswith("HTTP/1.1 200"), new
+
+
+def test_pcap_h2_dissected_by_tshark(proxy_factory, pki, nginx, tmp_path):
+    """--pcap carries the client leg's decrypted HTTP/2 bytes as one TCP
+    stream: tshark (decode-as http2 on the server port) reads the paths."""
+    tshark = require_program("tshark")
+    pcap = str(tmp_path / "h2.pcap")
+    p = proxy_factory("--pcap", pcap)
+    r = _h2_curl(p, pki, str(tmp_path), ["https://localhost:%d/index.html" % nginx.h2_port,
+                                         "https://localhost:%d/f2.bin" % nginx.h2_port])
+    assert r.returncode == 0, r.stderr.decode()
+    assert p.stop() == 0
+    out = subprocess.run([tshark, "-r", pcap, "-d", "tcp.port==%d,http2" % nginx.h2_port,
+                          "-Y", "http2.headers.path", "-T", "fields", "-e",
+                          "http2.headers.path", "-e", "http2.header.name"],
+                         capture_output=True, timeout=60, env=clean_env())
+    text = out.stdout.decode()
+    assert out.returncode == 0, out.stderr.decode()
+    paths = sorted(l.split("\t")[0] for l in text.splitlines() if l.strip())
+    assert paths == ["/f2.bin", "/index.html"], text
+    assert ":authority" in text and "user-agent" in text, text
