@@ -23,6 +23,7 @@
 #include "proxy/modes/passthrough.h"
 #include "proxy/codec/peek.h"
 #include "proxy/modes/proxyauth.h"
+#include "proxy/session_h2.h"
 #include "proxy/session_internal.h"
 #include "proxy/worker.h"
 
@@ -49,7 +50,7 @@ static void update_reading(px_session_t *s) {
     if (backlog) px_worker_watch_backlog(s->w);
   }
   size_t to_up = s->upstream.pending.len + px_leg_queued(&s->upstream);
-  size_t to_client = px_leg_queued(&s->client);
+  size_t to_client = px_leg_queued(&s->client) + px_session_h2_h1_queued(s); /* h2 client */
   /* A request with Upgrade waits for its answer before what follows it is
    * read on (px_http_resume_http / px_http_set_raw). */
   /* Once our FIN is out (linger), reads only look for the client's EOF and

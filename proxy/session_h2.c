@@ -199,6 +199,8 @@ static void client_sent(void *owner, px_codec_t *c, uint32_t stream, size_t len)
   px_flow_t *f = px_session_h2_flow(s, stream);
   if (f && px_codec_is_h2(s->upstream.codec) && f->upstream_stream != PX_H2_NO_STREAM)
     px_h2_consume(s->upstream.codec, f->upstream_stream, len);
+  else if (!px_codec_is_h2(s->upstream.codec))
+    px_update_reading(s); /* the HTTP/1 upstream may be read again */
 }
 
 static void client_closed(void *owner, px_codec_t *c, uint32_t stream, uint32_t code) {

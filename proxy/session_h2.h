@@ -35,6 +35,10 @@ void px_session_h2_h1_end(px_session_t *s, px_flow_t *f, const flt_head_t *trail
 /* The client's stream closed before its response ended: the flow ends
  * with `why`, its request leaves the line. */
 void px_session_h2_h1_cancel(px_session_t *s, px_flow_t *f, const char *why);
+/* Response bytes of the HTTP/1 upstream that wait for the client's window
+ * on its stream (0 when none): counted as queued to the client, so the
+ * upstream is read no faster than that stream is. */
+size_t px_session_h2_h1_queued(const px_session_t *s);
 /* Frees what the HTTP/1 line holds (with the session). */
 void px_session_h2_h1_free(px_session_t *s);
 

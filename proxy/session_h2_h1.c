@@ -105,6 +105,12 @@ static void send_first(px_session_t *s) {
   if (body) px_h2_consume(s->client.codec, r->stream, body);
 }
 
+size_t px_session_h2_h1_queued(const px_session_t *s) {
+  if (s->h2_line == NULL || s->h2_line->first == NULL || !px_codec_is_h2(s->client.codec))
+    return 0;
+  return px_h2_queued(s->client.codec, s->h2_line->first->stream);
+}
+
 static h2_line_req_t *find(px_session_t *s, uint32_t stream) {
   for (h2_line_req_t *r = s->h2_line ? s->h2_line->first : NULL; r; r = r->next)
     if (r->stream == stream) return r;
