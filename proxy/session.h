@@ -3,7 +3,7 @@
  *
  * A session lives on one worker loop from accept to close. It owns its two
  * legs (leg.h: the client's and the upstream's socket and TLS, one type for
- * both), each leg's codec (codec.h: http1 or raw, what the leg's bytes
+ * both), each leg's codec (codec.h: http1, h2 or raw, what the leg's bytes
  * mean) and its flows (flow.h), and turns what the codecs report into flow
  * events for the filter chain. The legs call back through their ops. Its life is driven by one
  * state variable, changed only by px_session_set_state().
