@@ -168,6 +168,10 @@ typedef struct flt_flow {
    * runs (or on_flow_end, for a flow that got no final response). */
   const flt_head_t *const *interim;
   size_t n_interim;
+  /* The response's trailers (HTTP/2 trailers: gRPC's grpc-status), set
+   * before on_flow_end and valid until it returns; NULL when none. Only
+   * headers are meaningful (no status, method or url). */
+  const flt_head_t *resp_trailers;
 } flt_flow_t;
 
 /* The filter vtable. `self` is the filter instance's own pointer. Slot `idx`

@@ -29,6 +29,7 @@ void px_flow_free(px_flow_t *f) {
   free(f->resp_copy);
   free(f->req_sent);
   free(f->resp_sent);
+  free(f->trailers_copy);
   for (size_t i = 0; i < f->flow.n_interim; i++) free((flt_head_t *)f->interim[i]);
   free(f);
 }

@@ -272,8 +272,15 @@ static void on_resp_end(void *owner, px_codec_t *c, uint32_t stream) {
 }
 
 static void on_resp_trailers(void *owner, px_codec_t *c, uint32_t stream, const flt_head_t *t) {
+  px_session_t *s = owner;
   (void)c;
-  resp_end(owner, stream, t);
+  px_flow_t *f = px_flows_response(&s->flows, stream);
+  if (f && f->trailers_copy == NULL) { /* shown and recorded with the flow */
+    f->trailers_copy = px_head_copy(t);
+    if (f->trailers_copy) px_session_http_redact(s, f->trailers_copy);
+    f->flow.resp_trailers = f->trailers_copy;
+  }
+  resp_end(s, stream, t);
 }
 
 static void on_upstream_error(void *owner, px_codec_t *c, uint32_t stream, const char *why) {

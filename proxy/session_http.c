@@ -603,3 +603,5 @@ void px_session_http_response_begin(px_session_t *s, px_flow_t *f, px_codec_t *c
   }
   collect_edits(s, &f->flow, 1, e);
 }
+
+void px_session_http_redact(px_session_t *s, flt_head_t *h) { redact(s, h); }

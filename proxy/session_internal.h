@@ -49,6 +49,8 @@ void px_session_http_request_edits(px_session_t *s, px_flow_t *f, px_head_edit_t
 void px_session_http_interim(px_session_t *s, px_flow_t *f, px_codec_t *c, uint32_t stream);
 void px_session_http_response_begin(px_session_t *s, px_flow_t *f, px_codec_t *c,
                                     uint32_t stream, px_head_edit_t *e);
+/* --redact applied to a head copy (the views'). */
+void px_session_http_redact(px_session_t *s, flt_head_t *h);
 
 /* session_state.c: px_session_fail's implementation (ops table). */
 void px_session_state_fail(px_session_t *s, int level, const char *about, const char *text,
