@@ -432,3 +432,70 @@ def test_grpc_unary_and_server_streaming(proxy_factory, pki, tmp_path):
     finally:
         server.kill()
         server.wait()
+
+
+NODE_SLOW_AND_RESET = r"""
+const http = require('http'), http2 = require('http2'), tls = require('tls'), fs = require('fs');
+const crypto = require('crypto');
+const [proxyPort, host, port, ca] = process.argv.slice(2);
+const sha = b => crypto.createHash('sha256').update(b).digest('hex');
+const req = http.request({host: '127.0.0.1', port: +proxyPort, method: 'CONNECT',
+                          path: `${host}:${port}`});
+req.on('connect', (res, socket) => {
+  const client = http2.connect(`https://${host}:${port}`, {createConnection: () =>
+    tls.connect({socket, servername: host, ALPNProtocols: ['h2'], ca: fs.readFileSync(ca)})});
+  client.on('error', e => { console.error('ERR', e.message); process.exit(2); });
+  const out = {};
+  // A stream nobody reads yet: it must not stall the others.
+  const slow = client.request({':path': '/f7.bin'});
+  slow.pause();
+  const slowChunks = [];
+  // A stream the client resets once its response began.
+  const cut = client.request({':path': '/f6.bin'});
+  cut.on('response', () => cut.close(http2.constants.NGHTTP2_CANCEL));
+  cut.on('data', () => {});
+  cut.on('error', () => {});
+  let left = 3;
+  for (const p of ['/f0.bin', '/f1.bin', '/f2.bin']) {
+    const s = client.request({':path': p});
+    const chunks = [];
+    s.on('data', c => chunks.push(c));
+    s.on('end', () => {
+      out[p] = sha(Buffer.concat(chunks));
+      if (--left === 0) {
+        out.others_done_while_slow_unread = slowChunks.length === 0;
+        slow.on('data', c => slowChunks.push(c));
+        slow.on('end', () => {
+          out['/f7.bin'] = sha(Buffer.concat(slowChunks));
+          console.log(JSON.stringify(out));
+          client.close();
+        });
+        slow.resume();
+      }
+    });
+  }
+});
+req.end();
+"""
+
+
+def test_slow_stream_and_reset_stream(proxy_factory, pki, nginx, tmp_path):
+    """One stream left unread does not stall the others; a stream the client
+    resets ends its flow with the reset, and the connection goes on."""
+    import hashlib
+    node = require_program("node")
+    script = tmp_path / "slow.js"
+    script.write_text(NODE_SLOW_AND_RESET)
+    p = proxy_factory()
+    r = subprocess.run([node, str(script), str(p.port), "localhost", str(nginx.h2_port),
+                        pki.proxy_ca], capture_output=True, timeout=60, env=clean_env())
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+    out = json.loads(r.stdout.decode())
+    assert out.pop("others_done_while_slow_unread") is True
+    for i in (0, 1, 2, 7):
+        assert out["/f%d.bin" % i] == hashlib.sha256(_file(nginx, i)).hexdigest()
+    view = p.wait_stdout("/f7.bin → 200")
+    # f6.bin (420 kB) cannot complete inside the stream's 64 KiB window
+    # before the client's RST_STREAM.
+    assert ("GET https://localhost:%d/f6.bin → ERROR the client reset the HTTP/2 stream "
+            "(CANCEL)" % nginx.h2_port) in view, view
