@@ -32,10 +32,11 @@
 #include "proxy/session_internal.h"
 #include "proxy/worker.h"
 
-static const flt_chain_t *chain_of(px_session_t *s) { return &s->w->shared->chain; }
+static const flt_chain_t *chain_of(px_session_t *s) {
+  return &s->w->shared->chain;
+}
 
 /* ---- flows ------------------------------------------------------------------------------ */
-
 
 /* tlspeek answers one stream itself (--block, the upstream failed); the
  * flow ends (with `error`) before the answer goes: sending the end may
@@ -77,7 +78,8 @@ static void default_authority(px_session_t *s, char *out, size_t len) {
 
 /* The request goes upstream: as a stream of the h2 upstream leg, or in
  * line for the HTTP/1 one. */
-static void request_upstream(px_session_t *s, px_codec_t *c, px_flow_t *f, const px_codec_head_t *hd) {
+static void request_upstream(px_session_t *s, px_codec_t *c, px_flow_t *f,
+                             const px_codec_head_t *hd) {
   px_head_edit_t edit;
   char hostval[300], authority[300];
   memset(&edit, 0, sizeof(edit));
@@ -126,8 +128,7 @@ static int on_req_head(void *owner, px_codec_t *c, const px_codec_head_t *hd) {
   return 0;
 }
 
-static void on_req_body(void *owner, px_codec_t *c, uint32_t stream, const char *data,
-                        size_t len) {
+static void on_req_body(void *owner, px_codec_t *c, uint32_t stream, const char *data, size_t len) {
   px_session_t *s = owner;
   px_flow_t *f = px_session_h2_flow(s, stream);
   if (f == NULL || f->flow.t_req_end_us) {
@@ -173,7 +174,8 @@ static void on_client_error(void *owner, px_codec_t *c, uint32_t stream, const c
   snprintf(text, sizeof(text), "client sent malformed HTTP/2: %s; connection ended with GOAWAY",
            why);
   px_session_fail(s, FLT_LOG_WARN, NULL, text, PX_FAIL_KEEP);
-  while (s->flows.head) px_session_h2_end_flow(s, s->flows.head, text);
+  while (s->flows.head)
+    px_session_h2_end_flow(s, s->flows.head, text);
   if (px_codec_is_h2(s->upstream.codec)) px_h2_goaway(s->upstream.codec, PX_H2_NO_ERROR);
   px_session_set_end(s, PX_END_FLUSHING);
   px_update_reading(s);
@@ -212,7 +214,8 @@ static void client_closed(void *owner, px_codec_t *c, uint32_t stream, uint32_t 
   snprintf(text, sizeof(text), "the client reset the HTTP/2 stream (%s)",
            nghttp2_http2_strerror(code));
   if (!px_codec_is_h2(s->upstream.codec)) {
-    px_session_h2_h1_cancel(s, f, code ? text : "the HTTP/2 stream closed before its response ended");
+    px_session_h2_h1_cancel(s, f,
+                            code ? text : "the HTTP/2 stream closed before its response ended");
     return;
   }
   uint32_t up = f->upstream_stream;
@@ -221,8 +224,8 @@ static void client_closed(void *owner, px_codec_t *c, uint32_t stream, uint32_t 
   if (up != PX_H2_NO_STREAM) px_h2_reset(s->upstream.codec, up, code ? code : PX_H2_CANCEL);
 }
 
-static const px_codec_sink_t client_sink = {on_req_head, on_req_body, on_client_forward,
-                                            on_req_end, on_client_error, NULL};
+static const px_codec_sink_t client_sink = {on_req_head, on_req_body,     on_client_forward,
+                                            on_req_end,  on_client_error, NULL};
 static const px_h2_io_t client_io = {client_send, client_sent, on_req_trailers, client_closed};
 
 /* ---- the upstream leg (h2): responses ---------------------------------------------- */
@@ -316,20 +319,20 @@ static void upstream_closed(void *owner, px_codec_t *c, uint32_t stream, uint32_
   snprintf(text, sizeof(text), "the upstream reset the HTTP/2 stream (%s)",
            nghttp2_http2_strerror(code));
   uint32_t client = f->client_stream;
-  px_session_h2_end_flow(s, f, code ? text : "the upstream closed the HTTP/2 stream before the response ended");
+  px_session_h2_end_flow(
+      s, f, code ? text : "the upstream closed the HTTP/2 stream before the response ended");
   px_h2_reset(s->client.codec, client, code ? code : PX_H2_CANCEL);
 }
 
-static const px_codec_sink_t upstream_sink = {on_resp_head, on_resp_body, on_client_forward,
-                                              on_resp_end, on_upstream_error, NULL};
+static const px_codec_sink_t upstream_sink = {on_resp_head, on_resp_body,      on_client_forward,
+                                              on_resp_end,  on_upstream_error, NULL};
 static const px_h2_io_t upstream_io = {upstream_send, upstream_sent, on_resp_trailers,
                                        upstream_closed};
 
 /* ---- set-up and the connection's end --------------------------------------------------- */
 
 int px_session_h2_wanted(const px_session_t *s) {
-  return s->client.tls.ssl && strcmp(s->conn.alpn, "h2") == 0 &&
-         !px_codec_is_h2(s->client.codec);
+  return s->client.tls.ssl && strcmp(s->conn.alpn, "h2") == 0 && !px_codec_is_h2(s->client.codec);
 }
 
 int px_session_h2_start(px_session_t *s, int up_h2) {
@@ -352,8 +355,10 @@ int px_session_h2_start(px_session_t *s, int up_h2) {
     px_session_log(s, FLT_LOG_INFO, "client leg HTTP/2 (ALPN h2), upstream leg %s (ALPN %s)",
                    up_h2 ? "HTTP/2" : "HTTP/1.1", s->conn.up_alpn[0] ? s->conn.up_alpn : "none");
   else
-    px_session_log(s, FLT_LOG_INFO, "client leg HTTP/2 in clear (h2c, prior knowledge), "
-                   "upstream leg %s", up_h2 ? "h2c (prior knowledge)" : "HTTP/1.1");
+    px_session_log(s, FLT_LOG_INFO,
+                   "client leg HTTP/2 in clear (h2c, prior knowledge), "
+                   "upstream leg %s",
+                   up_h2 ? "h2c (prior knowledge)" : "HTTP/1.1");
   if (up_h2) px_h2_flush_codec(up); /* our preface and SETTINGS */
   /* Ours go out with the answer to the client's preface when its
    * handshake is not finished yet (the upstream spoke first). */

@@ -20,7 +20,9 @@
 #include "proxy/session_internal.h"
 #include "proxy/worker.h"
 
-static const flt_chain_t *chain_of(px_session_t *s) { return &s->w->shared->chain; }
+static const flt_chain_t *chain_of(px_session_t *s) {
+  return &s->w->shared->chain;
+}
 
 /* ---- flows of the client leg ------------------------------------------------------------ */
 
@@ -62,13 +64,13 @@ void px_session_h2_upstream_gone(px_session_t *s, const char *why) {
 /* ---- the line of requests ---------------------------------------------------------------- */
 
 typedef struct h2_line_req {
-  uint32_t stream;      /* the client's stream */
-  flt_strbuf_t wait;    /* head and body bytes not yet sent upstream */
-  size_t body_waiting;  /* of which body bytes (consumed once sent) */
-  int chunked;          /* the body goes chunked */
-  int ended;            /* the request's end is in `wait` (or sent) */
-  int head_only;        /* HEAD: the response has no body */
-  int status;           /* the last response head's status */
+  uint32_t stream;     /* the client's stream */
+  flt_strbuf_t wait;   /* head and body bytes not yet sent upstream */
+  size_t body_waiting; /* of which body bytes (consumed once sent) */
+  int chunked;         /* the body goes chunked */
+  int ended;           /* the request's end is in `wait` (or sent) */
+  int head_only;       /* HEAD: the response has no body */
+  int status;          /* the last response head's status */
   struct h2_line_req *next;
 } h2_line_req_t;
 
@@ -106,8 +108,7 @@ static void send_first(px_session_t *s) {
 }
 
 size_t px_session_h2_h1_queued(const px_session_t *s) {
-  if (s->h2_line == NULL || s->h2_line->first == NULL || !px_codec_is_h2(s->client.codec))
-    return 0;
+  if (s->h2_line == NULL || s->h2_line->first == NULL || !px_codec_is_h2(s->client.codec)) return 0;
   return px_h2_queued(s->client.codec, s->h2_line->first->stream);
 }
 
@@ -205,11 +206,13 @@ static void next_request(px_session_t *s) {
 void px_session_h2_h1_cancel(px_session_t *s, px_flow_t *f, const char *why) {
   h2_line_req_t *r = find(s, f->client_stream);
   int cut = r && r == s->h2_line->first && !r->ended;
-  px_session_h2_end_flow(s, f, cut ? "the client reset the HTTP/2 stream during its request body" : why);
+  px_session_h2_end_flow(s, f,
+                         cut ? "the client reset the HTTP/2 stream during its request body" : why);
   if (r == NULL) return;
   if (r != s->h2_line->first) {
     h2_line_req_t **p = &s->h2_line->first, *prev = NULL;
-    while (*p != r) prev = *p, p = &(*p)->next;
+    while (*p != r)
+      prev = *p, p = &(*p)->next;
     *p = r->next;
     if (s->h2_line->last == r) s->h2_line->last = prev;
     req_free(r);
@@ -217,7 +220,8 @@ void px_session_h2_h1_cancel(px_session_t *s, px_flow_t *f, const char *why) {
   }
   /* On the upstream connection: its response is read and dropped; a
    * request cut in its body leaves the connection unusable. */
-  if (cut) px_session_h2_upstream_gone(s, "the client reset a stream whose request was going upstream");
+  if (cut)
+    px_session_h2_upstream_gone(s, "the client reset a stream whose request was going upstream");
 }
 
 /* ---- responses from the HTTP/1 upstream ------------------------------------------------ */
@@ -297,8 +301,8 @@ static void on_resp_error(void *owner, px_codec_t *c, uint32_t stream, const cha
   px_session_h2_upstream_gone(s, text);
 }
 
-static const px_codec_sink_t line_sink = {on_resp_head, on_resp_body, on_resp_forward,
-                                          on_resp_end, on_resp_error, NULL};
+static const px_codec_sink_t line_sink = {on_resp_head, on_resp_body,  on_resp_forward,
+                                          on_resp_end,  on_resp_error, NULL};
 
 px_codec_t *px_session_h2_h1_codec(px_session_t *s) {
   return px_codec_http1_new(0, &line_sink, s);

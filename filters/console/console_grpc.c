@@ -49,14 +49,21 @@ static int is_message(const uint8_t *p, size_t len, int depth) {
     const uint8_t *b;
     if (cur_varint(&c, &key) != 0 || (key >> 3) == 0 || (key >> 3) > 536870911u) return 0;
     switch (key & 7) {
-      case 0: if (cur_varint(&c, &v) != 0) return 0; break;
-      case 1: if (cur_take(&c, 8, &b) != 0) return 0; break;
-      case 5: if (cur_take(&c, 4, &b) != 0) return 0; break;
+      case 0:
+        if (cur_varint(&c, &v) != 0) return 0;
+        break;
+      case 1:
+        if (cur_take(&c, 8, &b) != 0) return 0;
+        break;
+      case 5:
+        if (cur_take(&c, 4, &b) != 0) return 0;
+        break;
       case 2:
         if (cur_varint(&c, &v) != 0 || v > c.len - c.at) return 0;
         c.at += (size_t)v;
         break;
-      default: return 0;
+      default:
+        return 0;
     }
   }
   return 1;
@@ -68,7 +75,8 @@ static int printable(const uint8_t *p, size_t len) {
 
 static int indent(flt_strbuf_t *out, int depth) {
   int r = flt_strbuf_append(out, FLT_CON_INDENT, strlen(FLT_CON_INDENT));
-  for (int i = 0; i < depth + 1; i++) r |= flt_strbuf_append(out, "  ", 2);
+  for (int i = 0; i < depth + 1; i++)
+    r |= flt_strbuf_append(out, "  ", 2);
   return r;
 }
 
@@ -89,7 +97,8 @@ static int bytes_field(flt_strbuf_t *out, unsigned field, const uint8_t *b, size
     return r | flt_strbuf_append(out, "\"\n", 2);
   }
   r |= flt_strbuf_appendf(out, "%u: bytes[%zu] ", field, n);
-  for (size_t i = 0; i < n && i < 32; i++) r |= flt_strbuf_appendf(out, "%02x", b[i]);
+  for (size_t i = 0; i < n && i < 32; i++)
+    r |= flt_strbuf_appendf(out, "%02x", b[i]);
   return r | flt_strbuf_append(out, n > 32 ? "…\n" : "\n", n > 32 ? 4 : 1);
 }
 

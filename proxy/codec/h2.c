@@ -12,7 +12,9 @@
 
 #include "proxy/codec/h2_internal.h"
 
-static h2_t *h2_of(px_codec_t *c) { return (h2_t *)c; }
+static h2_t *h2_of(px_codec_t *c) {
+  return (h2_t *)c;
+}
 
 /* ---- streams -------------------------------------------------------------------------- */
 
@@ -46,7 +48,9 @@ static void stream_free(h2_t *h, h2_stream_t *st) {
   free(st);
 }
 
-void px_h2_stream_drop(h2_t *h, h2_stream_t *st) { stream_free(h, st); }
+void px_h2_stream_drop(h2_t *h, h2_stream_t *st) {
+  stream_free(h, st);
+}
 
 /* ---- output ----------------------------------------------------------------------------- */
 
@@ -146,7 +150,9 @@ static int h2_nothing(px_codec_t *c) {
   return 0;
 }
 
-static void h2_void(px_codec_t *c) { (void)c; }
+static void h2_void(px_codec_t *c) {
+  (void)c;
+}
 
 static px_codec_phase_t h2_phase(const px_codec_t *c) {
   const h2_t *h = (const h2_t *)c;
@@ -154,7 +160,9 @@ static px_codec_phase_t h2_phase(const px_codec_t *c) {
   return h->n_streams ? PX_CODEC_BODY : PX_CODEC_IDLE;
 }
 
-static const char *h2_error(const px_codec_t *c) { return ((const h2_t *)c)->err; }
+static const char *h2_error(const px_codec_t *c) {
+  return ((const h2_t *)c)->err;
+}
 
 static void h2_refuse(px_codec_t *c, uint32_t stream, const char *why) {
   h2_t *h = h2_of(c);
@@ -179,8 +187,7 @@ static flt_head_t *h2_head_copy(px_codec_t *c, uint32_t stream) {
 static int h2_head_build(px_codec_t *c, uint32_t stream, const px_head_edit_t *e,
                          flt_strbuf_t *out) {
   h2_stream_t *st = px_h2_stream(h2_of(c), (int32_t)stream);
-  if (st == NULL || st->head == NULL || st->head->method == NULL ||
-      st->head->method[0] == '\0')
+  if (st == NULL || st->head == NULL || st->head->method == NULL || st->head->method[0] == '\0')
     return -1;
   return px_h2_head_to_http1(st->head, e, !st->ended_with_head, out);
 }
@@ -193,11 +200,14 @@ static int h2_head_hop(px_codec_t *c, uint32_t stream) {
 static void h2_free(px_codec_t *c) {
   h2_t *h = h2_of(c);
   if (h->ng) nghttp2_session_del(h->ng); /* frees nothing of ours */
-  while (h->streams) stream_free(h, h->streams);
+  while (h->streams)
+    stream_free(h, h->streams);
   free(h);
 }
 
-static void h2_reset_conn(px_codec_t *c) { (void)c; }
+static void h2_reset_conn(px_codec_t *c) {
+  (void)c;
+}
 
 static const px_codec_ops_t h2_ops = {
     .name = "h2",
@@ -218,7 +228,9 @@ static const px_codec_ops_t h2_ops = {
     .free = h2_free,
 };
 
-int px_codec_is_h2(const px_codec_t *c) { return c && c->ops == &h2_ops; }
+int px_codec_is_h2(const px_codec_t *c) {
+  return c && c->ops == &h2_ops;
+}
 
 /* ---- nghttp2's callbacks --------------------------------------------------------------- */
 
@@ -464,8 +476,7 @@ int px_h2_end(px_codec_t *c, uint32_t stream, const flt_head_t *trailers) {
   if (trailers && trailers->n_headers > 0) {
     flt_head_t t = *trailers;
     t.method = NULL, t.url = NULL, t.status = 0; /* no pseudo-headers in trailers */
-    if (px_h2_nv_build(&t, NULL, NULL, NULL, &st->trl, &st->n_trl, &st->trl_store) != 0)
-      return -1;
+    if (px_h2_nv_build(&t, NULL, NULL, NULL, &st->trl, &st->n_trl, &st->trl_store) != 0) return -1;
   }
   if (st->deferred) {
     st->deferred = 0;
@@ -493,12 +504,14 @@ void px_h2_consume(px_codec_t *c, uint32_t stream, size_t len) {
 
 void px_h2_goaway(px_codec_t *c, uint32_t code) {
   h2_t *h = h2_of(c);
-  nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE,
-                        nghttp2_session_get_last_proc_stream_id(h->ng), code, NULL, 0);
+  nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h->ng),
+                        code, NULL, 0);
   px_h2_flush(h);
 }
 
-void px_h2_flush_codec(px_codec_t *c) { px_h2_flush(h2_of(c)); }
+void px_h2_flush_codec(px_codec_t *c) {
+  px_h2_flush(h2_of(c));
+}
 
 int px_h2_ended_with_head(px_codec_t *c, uint32_t stream) {
   h2_stream_t *st = px_h2_stream(h2_of(c), (int32_t)stream);
@@ -510,7 +523,9 @@ size_t px_h2_queued(px_codec_t *c, uint32_t stream) {
   return st ? st->out.len - st->out_off : 0;
 }
 
-size_t px_h2_open_streams(const px_codec_t *c) { return ((const h2_t *)c)->n_streams; }
+size_t px_h2_open_streams(const px_codec_t *c) {
+  return ((const h2_t *)c)->n_streams;
+}
 
 int px_h2_done(const px_codec_t *c) {
   const h2_t *h = (const h2_t *)c;

@@ -39,8 +39,8 @@ void px_h2_head_from_list(h2_stream_t *st, int request, flt_header_t *fields, fl
 
 /* RFC 9113 §8.2.2: fields that only mean something on one HTTP/1 connection. */
 static int connection_specific(const flt_header_t *f) {
-  static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
-                                      "transfer-encoding", "upgrade", "host"};
+  static const char *const names[] = {"connection",        "keep-alive", "proxy-connection",
+                                      "transfer-encoding", "upgrade",    "host"};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     if (f->name_len == strlen(names[i]) && strncasecmp(f->name, names[i], f->name_len) == 0)
       return 1;
@@ -67,14 +67,15 @@ typedef struct nvb {
 static void nv_add(nvb_t *b, const char *name, size_t nl, const char *value, size_t vl) {
   if (b->n >= b->cap || b->used + nl + vl > b->size) return; /* sized for all: cannot happen */
   char *n = b->bytes + b->used;
-  for (size_t i = 0; i < nl; i++) n[i] = (char)tolower((unsigned char)name[i]);
+  for (size_t i = 0; i < nl; i++)
+    n[i] = (char)tolower((unsigned char)name[i]);
   memcpy(n + nl, value, vl);
   b->used += nl + vl;
   b->nva[b->n++] = (nghttp2_nv){(uint8_t *)n, (uint8_t *)n + nl, nl, vl, NGHTTP2_NV_FLAG_NONE};
 }
 
-static void nv_pseudo(nvb_t *b, const flt_head_t *h, const px_head_edit_t *e,
-                      const char *authority, const char *scheme) {
+static void nv_pseudo(nvb_t *b, const flt_head_t *h, const px_head_edit_t *e, const char *authority,
+                      const char *scheme) {
   if (h->status <= 0 && (h->method == NULL || h->method[0] == '\0')) return; /* trailers */
   if (h->status > 0) { /* a response (copies keep method "") */
     char status[8];
@@ -139,7 +140,9 @@ static int put(flt_strbuf_t *out, const char *s, size_t len) {
   return flt_strbuf_append(out, s, len);
 }
 
-static int put_str(flt_strbuf_t *out, const char *s) { return put(out, s, strlen(s)); }
+static int put_str(flt_strbuf_t *out, const char *s) {
+  return put(out, s, strlen(s));
+}
 
 /* Every cookie field as one (RFC 9113 §8.2.3: HTTP/1.1 has one). */
 static int put_cookies(flt_strbuf_t *out, const flt_head_t *h) {

@@ -14,18 +14,18 @@
 /* One stream as this leg sees it. */
 typedef struct h2_stream {
   int32_t id;
-  flt_strbuf_t hbuf;     /* the header list being received: "name\0value\0"... */
+  flt_strbuf_t hbuf; /* the header list being received: "name\0value\0"... */
   size_t n_fields;
-  flt_head_t *head;      /* the last head received (a px_head_copy), or NULL */
-  int final_head;        /* a final (non-1xx) head was received: next HEADERS are trailers */
-  int remote_end;        /* the peer's END_STREAM came */
-  int ended_with_head;   /* ... on the HEADERS frame itself (no body) */
-  size_t unconsumed;     /* DATA received and not yet given back (px_h2_consume) */
-  flt_strbuf_t out;      /* DATA to send, from out_off */
+  flt_head_t *head;    /* the last head received (a px_head_copy), or NULL */
+  int final_head;      /* a final (non-1xx) head was received: next HEADERS are trailers */
+  int remote_end;      /* the peer's END_STREAM came */
+  int ended_with_head; /* ... on the HEADERS frame itself (no body) */
+  size_t unconsumed;   /* DATA received and not yet given back (px_h2_consume) */
+  flt_strbuf_t out;    /* DATA to send, from out_off */
   size_t out_off;
-  int out_end;           /* END_STREAM (or trailers) after `out` */
-  int deferred;          /* the data provider waits for px_h2_data / px_h2_end */
-  nghttp2_nv *trl;       /* trailers to send after `out` (inside trl_store), or NULL */
+  int out_end;     /* END_STREAM (or trailers) after `out` */
+  int deferred;    /* the data provider waits for px_h2_data / px_h2_end */
+  nghttp2_nv *trl; /* trailers to send after `out` (inside trl_store), or NULL */
   size_t n_trl;
   void *trl_store;
   struct h2_stream *next;
@@ -36,9 +36,9 @@ typedef struct h2 {
   const px_h2_io_t *io;
   nghttp2_session *ng;
   int server;
-  int depth;       /* inside nghttp2 (recv or send): no mem_send now */
-  int failed;      /* the connection ended with an error (err says why) */
-  int told;        /* on_error was called */
+  int depth;  /* inside nghttp2 (recv or send): no mem_send now */
+  int failed; /* the connection ended with an error (err says why) */
+  int told;   /* on_error was called */
   h2_stream_t *streams;
   size_t n_streams;
   char err[256];

@@ -33,8 +33,7 @@ Exit:
   return id;
 }
 
-int px_h2_response(px_codec_t *c, uint32_t stream, const flt_head_t *hd,
-                   const px_head_edit_t *e) {
+int px_h2_response(px_codec_t *c, uint32_t stream, const flt_head_t *hd, const px_head_edit_t *e) {
   h2_t *h = (h2_t *)c;
   nghttp2_nv *nva = NULL;
   size_t n = 0;
