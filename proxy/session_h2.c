@@ -96,8 +96,11 @@ static void request_upstream(px_session_t *s, px_codec_t *c, px_flow_t *f,
   int32_t id = px_h2_request(s->upstream.codec, &view, &edit, authority,
                              s->up_tls_wanted ? "https" : "http");
   if (id < 0) {
+    /* The upstream takes no new stream (it sent GOAWAY): the client may
+     * retry this one elsewhere, and opens no more here. */
     px_session_h2_end_flow(s, f, px_codec_error(s->upstream.codec));
     px_h2_reset(c, hd->stream, PX_H2_REFUSED_STREAM);
+    px_h2_goaway(c, PX_H2_NO_ERROR);
     return;
   }
   f->upstream_stream = (uint32_t)id;
@@ -226,7 +229,8 @@ static void client_closed(void *owner, px_codec_t *c, uint32_t stream, uint32_t 
 
 static const px_codec_sink_t client_sink = {on_req_head, on_req_body,     on_client_forward,
                                             on_req_end,  on_client_error, NULL};
-static const px_h2_io_t client_io = {client_send, client_sent, on_req_trailers, client_closed};
+static const px_h2_io_t client_io = {client_send, client_sent, on_req_trailers, client_closed,
+                                     NULL};
 
 /* ---- the upstream leg (h2): responses ---------------------------------------------- */
 
@@ -326,8 +330,17 @@ static void upstream_closed(void *owner, px_codec_t *c, uint32_t stream, uint32_
 
 static const px_codec_sink_t upstream_sink = {on_resp_head, on_resp_body,      on_client_forward,
                                               on_resp_end,  on_upstream_error, NULL};
+/* The upstream takes no new streams: the client hears it at once (in the
+ * batch with the last response's end, as nginx sends them), so it opens
+ * its next streams on a new connection instead of racing into a refusal. */
+static void upstream_goaway(void *owner, px_codec_t *c, uint32_t code) {
+  px_session_t *s = owner;
+  (void)c, (void)code;
+  px_h2_goaway(s->client.codec, PX_H2_NO_ERROR);
+}
+
 static const px_h2_io_t upstream_io = {upstream_send, upstream_sent, on_resp_trailers,
-                                       upstream_closed};
+                                       upstream_closed, upstream_goaway};
 
 /* ---- set-up and the connection's end --------------------------------------------------- */
 

@@ -293,6 +293,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud) 
   h2_t *h = ud;
   h2_stream_t *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
   int end_stream = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+  if (f->hd.type == NGHTTP2_GOAWAY && h->io->on_goaway)
+    h->io->on_goaway(h->base.owner, &h->base, f->goaway.error_code);
   if (st == NULL) return 0;
   if (f->hd.type == NGHTTP2_HEADERS) {
     if (st->final_head) {

@@ -61,6 +61,8 @@ typedef struct px_h2_io {
   /* `stream` is closed; `code` is 0 after a clean end, else the
    * RST_STREAM / GOAWAY code (either side's). */
   void (*on_close)(void *owner, px_codec_t *c, uint32_t stream, uint32_t code);
+  /* Optional: the peer sent GOAWAY (it takes no new streams). */
+  void (*on_goaway)(void *owner, px_codec_t *c, uint32_t code);
 } px_h2_io_t;
 
 /* A codec for a client leg (`server` 1) or an upstream leg (0). NULL when

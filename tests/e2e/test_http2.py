@@ -19,6 +19,7 @@ class Nginx:
     def __init__(self, d, leaf):
         self.d = d
         self.h2_port, self.h1_port, self.h2c_port = free_port(), free_port(), free_port()
+        self.goaway_port = free_port()
         self.root = os.path.join(d, "www")
         os.makedirs(self.root, exist_ok=True)
         self.access_log = os.path.join(d, "access.log")
@@ -36,7 +37,6 @@ http {
   client_body_temp_path %(d)s/body; proxy_temp_path %(d)s/proxy;
   fastcgi_temp_path %(d)s/fastcgi; uwsgi_temp_path %(d)s/uwsgi; scgi_temp_path %(d)s/scgi;
   keepalive_requests 100000;
-  http2_max_requests 100000;
   server {
     listen 127.0.0.1:%(h2)d ssl http2;
     server_name localhost;
@@ -44,6 +44,14 @@ http {
     ssl_certificate_key %(leaf)s;
     root %(root)s;
     location /trailer/ { alias %(root)s/; add_trailer x-checksum abc123 always; }
+  }
+  server {
+    listen 127.0.0.1:%(goaway)d ssl http2;
+    server_name localhost;
+    ssl_certificate %(leaf)s;
+    ssl_certificate_key %(leaf)s;
+    keepalive_requests 3;
+    root %(root)s;
   }
   server {
     listen 127.0.0.1:%(h2c)d http2;
@@ -57,12 +65,13 @@ http {
     root %(root)s;
   }
 }
-""" % {"d": d, "h2": self.h2_port, "h1": self.h1_port, "h2c": self.h2c_port, "leaf": leaf, "root": self.root})
+""" % {"d": d, "h2": self.h2_port, "h1": self.h1_port, "h2c": self.h2c_port, "goaway": self.goaway_port, "leaf": leaf, "root": self.root})
         self.proc = subprocess.Popen([require_program("nginx"), "-c", conf, "-p", d],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_port(self.h2_port)
         wait_port(self.h1_port)
         wait_port(self.h2c_port)
+        wait_port(self.goaway_port)
 
     def log_lines(self):
         with open(self.access_log) as f:
@@ -499,3 +508,21 @@ def test_slow_stream_and_reset_stream(proxy_factory, pki, nginx, tmp_path):
     # before the client's RST_STREAM.
     assert ("GET https://localhost:%d/f6.bin → ERROR the client reset the HTTP/2 stream "
             "(CANCEL)" % nginx.h2_port) in view, view
+
+
+def test_upstream_goaway_mid_connection(proxy_factory, pki, nginx, tmp_path):
+    """nginx ends each HTTP/2 connection with GOAWAY after 3 requests: the
+    client's connection through tlspeek is ended the same way, and curl's
+    next requests go on a new one; every body arrives."""
+    p = proxy_factory()
+    args = ["--http2", "--cacert", pki.proxy_ca, "-x", p.url]
+    for i in range(8):
+        args += ["https://localhost:%d/f%d.bin" % (nginx.goaway_port, i % 4),
+                 "-o", str(tmp_path / ("g%d" % i))]
+    r = curl("-v", *args)
+    assert r.returncode == 0, r.stderr.decode()
+    for i in range(8):
+        assert os.path.exists(str(tmp_path / ("g%d" % i))), r.stderr.decode()
+        assert open(str(tmp_path / ("g%d" % i)), "rb").read() == _file(nginx, i % 4)
+    sessions = p.stderr().count("client leg HTTP/2 (ALPN h2), upstream leg HTTP/2")
+    assert sessions >= 3, p.stderr()  # 3 + 3 + 2 requests: three connections
