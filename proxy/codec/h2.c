@@ -242,6 +242,14 @@ static int method_number(const char *name) {
   return -1;
 }
 
+/* The header list is in a head copy now: its buffer goes back (a stream
+ * that streams for hours keeps no 64 KiB of it). */
+static void list_done(h2_stream_t *st) {
+  flt_strbuf_free(&st->hbuf);
+  flt_strbuf_init(&st->hbuf, PX_H2_MAX_HEADER_LIST + 1024);
+  st->n_fields = 0;
+}
+
 static int trailers_in(h2_t *h, h2_stream_t *st) {
   flt_header_t *fields = calloc(st->n_fields + 1, sizeof(*fields));
   flt_head_t t;
@@ -250,6 +258,7 @@ static int trailers_in(h2_t *h, h2_stream_t *st) {
   t.status = 0;
   h->io->on_trailers(h->base.owner, &h->base, (uint32_t)st->id, &t);
   free(fields);
+  list_done(st);
   return 0;
 }
 
@@ -262,6 +271,7 @@ static int head_in(h2_t *h, h2_stream_t *st, int end_stream) {
   px_h2_head_from_list(st, h->server, fields, &view);
   flt_head_t *copy = px_head_copy(&view);
   free(fields);
+  list_done(st);
   if (copy == NULL) return NGHTTP2_ERR_CALLBACK_FAILURE;
   free(st->head);
   st->head = copy;
