@@ -67,6 +67,8 @@ tr_flow_t *tr_flow_new_extra(size_t body_cap, size_t extra) {
   r->frozen = 0;
   for (size_t i = 0; i < FLT_MAX_INTERIM; i++) r->interim_store[i] = NULL;
   r->n_interim = 0;
+  r->trailers_store = NULL;
+  r->has_trailers = 0;
   r->owner = NULL;
   r->n_jobs = 0;
   r->bodies_state = 0;
@@ -262,10 +264,15 @@ static int tr_flow_freeze_heads(tr_flow_t *r, const flt_flow_t *f) {
     if (tr_head_copy(f->interim[i], &r->interim[i], &r->interim_store[i], NULL, 0) < 0) return -1;
     r->n_interim = i + 1;
   }
+  if (f->resp_trailers) {
+    if (tr_head_copy(f->resp_trailers, &r->trailers, &r->trailers_store, NULL, 0) < 0) return -1;
+    r->has_trailers = 1;
+  }
   /* The frozen copy must not point into the core's flow. */
   r->flow.req_sent = r->flow.resp_sent = NULL;
   r->flow.interim = NULL;
   r->flow.n_interim = 0;
+  r->flow.resp_trailers = r->has_trailers ? &r->trailers : NULL;
   return 0;
 }
 
@@ -320,6 +327,7 @@ void tr_flow_release(tr_flow_t *r) {
     free(r->received_store[d]);
   }
   for (size_t i = 0; i < FLT_MAX_INTERIM; i++) free(r->interim_store[i]);
+  free(r->trailers_store);
   tr_flow_bodies_free(r);
   pthread_mutex_destroy(&r->body_mu);
   if (r->url != r->url_inline) free(r->url);

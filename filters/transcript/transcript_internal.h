@@ -253,6 +253,10 @@ typedef struct tr_flow {
   flt_head_t interim[FLT_MAX_INTERIM];
   char *interim_store[FLT_MAX_INTERIM];
   size_t n_interim;
+  /* The response's trailers (HTTP/2), when it had any. */
+  flt_head_t trailers;
+  char *trailers_store;
+  int has_trailers;
   /* Sharing (tr_rec_share): the recorder that made the record feeds it;
    * every recorder given it holds a reference and queues it; the writer
    * that drops the last one frees it. `sharers` is how many were given it. */

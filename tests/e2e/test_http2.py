@@ -332,14 +332,22 @@ def test_malformed_frame_ends_connection_with_goaway(proxy_factory, pki, nginx, 
     assert r.returncode == 0 and b"hello over h2" in r.stdout, r.stderr
 
 
-def test_trailers_relayed(proxy_factory, pki, nginx):
+def test_trailers_relayed(proxy_factory, pki, nginx, tmp_path):
     nghttp = require_program("nghttp")
-    p = proxy_factory("-m", "reverse:https://localhost:%d" % nginx.h2_port)
+    har, jsonl = str(tmp_path / "t.har"), str(tmp_path / "t.jsonl")
+    p = proxy_factory("-v", "--har", har, "--jsonl", jsonl,
+                      "-m", "reverse:https://localhost:%d" % nginx.h2_port)
     r = subprocess.run([nghttp, "-v", "https://127.0.0.1:%d/trailer/index.html" % p.port],
                        capture_output=True, timeout=60, env=clean_env())
     out = r.stdout.decode()
     assert r.returncode == 0, out
     assert re.search(r"recv \(stream_id=\d+\) x-checksum: abc123", out), out
+    p.wait_stdout("  < trailer x-checksum: abc123")
+    assert p.stop() == 0
+    entry = json.load(open(har))["log"]["entries"][0]
+    assert entry["response"]["_trailers"] == [{"name": "x-checksum", "value": "abc123"}]
+    rec = [json.loads(l) for l in open(jsonl) if l.strip()][-1]
+    assert rec["trailers"] == [{"name": "x-checksum", "value": "abc123"}]
 
 
 def test_h2c_prior_knowledge_connect_tunnel(proxy_factory, pki, nginx, tmp_path):
