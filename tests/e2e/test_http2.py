@@ -157,10 +157,11 @@ def test_curl_h2_reverse(proxy_factory, pki, nginx, tmp_path):
 
 
 def test_h2_block_and_set_header(proxy_factory, pki, nginx, tmp_path):
-    p = proxy_factory("--block", "~u /f1.bin", "--set-header", "~q & ~u /f0.bin:x-h2-test:yes")
+    p = proxy_factory("-v", "--block", "~u /f1.bin", "--set-header",
+                      "~q & ~u /f0.bin:x-h2-test:yes", "--redact", "x-secret")
     urls = ["https://localhost:%d/f0.bin" % nginx.h2_port,
             "https://localhost:%d/f1.bin" % nginx.h2_port]
-    r = _h2_curl(p, pki, str(tmp_path), urls, "-w", "%{http_code}\n")
+    r = _h2_curl(p, pki, str(tmp_path), urls, "-w", "%{http_code}\n", "-H", "x-secret: s3cret")
     assert r.returncode == 0, r.stderr.decode()
     codes = sorted(r.stdout.decode().split())
     assert codes == ["200", "403"], codes
@@ -168,6 +169,10 @@ def test_h2_block_and_set_header(proxy_factory, pki, nginx, tmp_path):
     assert b"blocked by --block" in open(str(tmp_path / "out1"), "rb").read()
     assert nginx.log_lines()[-1].startswith("%d GET /f0.bin [yes] HTTP/2.0 200" % nginx.h2_port)
     assert not any("/f1.bin" in l for l in nginx.log_lines()[-1:])
+    view = p.wait_stdout("/f0.bin → 200")
+    assert "  > x-secret: <redacted>" in view and "s3cret" not in view, view
+    assert "  ~ set: x-h2-test: yes" in view, view
+    assert re.search(r"GET https://localhost:\d+/f1\.bin → 403", view), view
 
 
 def test_h2load_reverse(proxy_factory, pki, nginx):
