@@ -212,6 +212,10 @@ static void client_closed(void *owner, px_codec_t *c, uint32_t stream, uint32_t 
   px_session_t *s = owner;
   (void)c;
   px_flow_t *f = px_session_h2_flow(s, stream);
+  if (f == NULL && code != PX_H2_NO_ERROR && code != PX_H2_CANCEL && px_codec_error(c)[0])
+    px_session_log(s, FLT_LOG_WARN, "%s: HTTP/2 stream %u reset (%s) before its request: %s",
+                   s->conn.client, (unsigned)stream, nghttp2_http2_strerror(code),
+                   px_codec_error(c)); /* nghttp2's reason (error_callback2) */
   if (f == NULL) return;
   char text[120];
   snprintf(text, sizeof(text), "the client reset the HTTP/2 stream (%s)",
@@ -229,8 +233,16 @@ static void client_closed(void *owner, px_codec_t *c, uint32_t stream, uint32_t 
 
 static const px_codec_sink_t client_sink = {on_req_head, on_req_body,     on_client_forward,
                                             on_req_end,  on_client_error, NULL};
+/* A stream the codec refused (a cap): one line, the connection goes on. */
+static void client_refused(void *owner, px_codec_t *c, uint32_t stream, const char *why) {
+  px_session_t *s = owner;
+  (void)c;
+  px_session_log(s, FLT_LOG_WARN, "%s: HTTP/2 stream %u reset: %s", s->conn.client,
+                 (unsigned)stream, why);
+}
+
 static const px_h2_io_t client_io = {client_send, client_sent, on_req_trailers, client_closed,
-                                     NULL};
+                                     NULL, client_refused};
 
 /* ---- the upstream leg (h2): responses ---------------------------------------------- */
 
@@ -340,7 +352,7 @@ static void upstream_goaway(void *owner, px_codec_t *c, uint32_t code) {
 }
 
 static const px_h2_io_t upstream_io = {upstream_send, upstream_sent, on_resp_trailers,
-                                       upstream_closed, upstream_goaway};
+                                       upstream_closed, upstream_goaway, NULL};
 
 /* ---- set-up and the connection's end --------------------------------------------------- */
 

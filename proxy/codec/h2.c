@@ -347,10 +347,12 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
   h2_stream_t *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
   if (st == NULL) return 0;
   /* RFC 9113 §10.5.1: the size counts 32 bytes per field. */
-  if (st->hbuf.len + namelen + valuelen + 32 > PX_H2_MAX_HEADER_LIST ||
+  if (st->hbuf.len + 32 * (st->n_fields + 1) + namelen + valuelen > PX_H2_MAX_HEADER_LIST ||
       st->n_fields >= PX_H2_MAX_FIELDS) {
-    snprintf(h->err, sizeof(h->err), "stream %d: header list over %d bytes", f->hd.stream_id,
-             PX_H2_MAX_HEADER_LIST);
+    if (h->io->on_refused)
+      h->io->on_refused(h->base.owner, &h->base, (uint32_t)f->hd.stream_id,
+                        "its header list is over " PX_H2_MAX_HEADER_LIST_TEXT
+                        " (SETTINGS_MAX_HEADER_LIST_SIZE)");
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets that stream only */
   }
   if (flt_strbuf_append(&st->hbuf, (const char *)name, namelen) != 0 ||

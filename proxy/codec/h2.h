@@ -34,6 +34,7 @@
 
 #define PX_H2_MAX_STREAMS 100
 #define PX_H2_MAX_HEADER_LIST (64 * 1024)
+#define PX_H2_MAX_HEADER_LIST_TEXT "64 KiB"
 /* Per-stream receive window: what one stream may have buffered in tlspeek
  * at most before its peer must wait (the other leg not taking it). */
 #define PX_H2_STREAM_WINDOW (256 * 1024)
@@ -63,6 +64,9 @@ typedef struct px_h2_io {
   void (*on_close)(void *owner, px_codec_t *c, uint32_t stream, uint32_t code);
   /* Optional: the peer sent GOAWAY (it takes no new streams). */
   void (*on_goaway)(void *owner, px_codec_t *c, uint32_t code);
+  /* Optional: `stream` is reset by the codec before its head was complete
+   * (a cap); `why` says which. on_close follows. */
+  void (*on_refused)(void *owner, px_codec_t *c, uint32_t stream, const char *why);
 } px_h2_io_t;
 
 /* A codec for a client leg (`server` 1) or an upstream leg (0). NULL when

@@ -539,3 +539,72 @@ def test_upstream_goaway_mid_connection(proxy_factory, pki, nginx, tmp_path):
         assert open(str(tmp_path / ("g%d" % i)), "rb").read() == _file(nginx, i % 4)
     sessions = p.stderr().count("client leg HTTP/2 (ALPN h2), upstream leg HTTP/2")
     assert sessions >= 3, p.stderr()  # 3 + 3 + 2 requests: three connections
+
+
+def _frame(ftype, flags, stream, payload):
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + \
+        stream.to_bytes(4, "big") + payload
+
+
+def _hpack_literal(name, value):
+    """A literal header field without indexing, new name, no Huffman
+    (RFC 7541 §6.2.2), for lengths below 2^14."""
+    def length(n):
+        if n < 127:
+            return bytes([n])
+        n -= 127
+        out = [127]
+        while n >= 128:
+            out.append((n & 0x7f) | 0x80)
+            n >>= 7
+        out.append(n)
+        return bytes(out)
+    return b"\x00" + length(len(name)) + name + length(len(value)) + value
+
+
+def _request_block(path, authority, extra=()):
+    block = b"\x82\x87" + _hpack_literal(b":path", path) + \
+        _hpack_literal(b":authority", authority)
+    for name, value in extra:
+        block += _hpack_literal(name, value)
+    return block
+
+
+def _headers_frames(stream, block, end_stream=True):
+    """HEADERS then CONTINUATION frames of at most 16384 bytes."""
+    chunks = [block[i:i + 16384] for i in range(0, len(block), 16384)] or [b""]
+    out = b""
+    for i, c in enumerate(chunks):
+        flags = (0x4 if i == len(chunks) - 1 else 0) | (0x1 if i == 0 and end_stream else 0)
+        out += _frame(1 if i == 0 else 9, flags, stream, c)
+    return out
+
+
+def test_header_list_cap_resets_one_stream(proxy_factory, pki, nginx):
+    """A request whose header list passes 64 KiB (40 fields of 2000 bytes,
+    sent over HEADERS and CONTINUATION) resets that stream with one line on
+    stderr; the next stream on the same connection is answered."""
+    p = proxy_factory("-m", "reverse:https://localhost:%d" % nginx.h2_port)
+    s = _h2_tls_socket(p.port, pki.proxy_ca)
+    auth = b"localhost:%d" % p.port
+    big = [(b"x-h%d" % i, b"b" * 2000) for i in range(40)]
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0, b"")
+              + _headers_frames(1, _request_block(b"/index.html", auth, big))
+              + _headers_frames(3, _request_block(b"/index.html", auth)))
+    s.settimeout(5)
+    buf, frames = b"", []
+    while not any(f[0] == 0 and f[2] == 3 and f[1] & 1 for f in frames):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+        frames = _frames(buf)
+    rst = [f for f in frames if f[0] == 3 and f[2] == 1]
+    assert rst, frames
+    body = b"".join(f[3] for f in frames if f[0] == 0 and f[2] == 3)
+    assert body == b"<html>hello over h2</html>\n", frames
+    s.close()
+    err = p.stderr()
+    assert re.search(r"session \d+: 127\.0\.0\.1:\d+: HTTP/2 stream 1 reset: its header list is "
+                     r"over 64 KiB \(SETTINGS_MAX_HEADER_LIST_SIZE\)", err), err
+    assert len([l for l in err.splitlines() if "stream 1 " in l]) == 1, err

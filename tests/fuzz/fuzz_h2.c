@@ -116,7 +116,7 @@ static const px_codec_sink_t client_sink = {sink_req_head, on_body,  on_forward,
                                             on_end,        on_error, NULL};
 static const px_codec_sink_t upstream_sink = {sink_resp_head, on_body,  on_forward,
                                               on_end,         on_error, NULL};
-static const px_h2_io_t io = {io_send, io_sent, io_trailers, io_close, NULL};
+static const px_h2_io_t io = {io_send, io_sent, io_trailers, io_close, NULL, NULL};
 
 static void feed(px_codec_t *c, const uint8_t *p, size_t n, size_t piece) {
   while (n > 0) {

@@ -70,7 +70,7 @@ static void io_close(void *o, px_codec_t *c, uint32_t st, uint32_t code) {
 }
 
 static const px_codec_sink_t sink = {on_head, on_body, on_fwd, on_end, on_error, NULL};
-static const px_h2_io_t io = {io_send, io_sent, io_trailers, io_close, NULL};
+static const px_h2_io_t io = {io_send, io_sent, io_trailers, io_close, NULL, NULL};
 
 static void side_init(side_t *s, int server) {
   memset(s, 0, sizeof(*s));
