@@ -17,7 +17,7 @@ void px_h2_head_from_list(h2_stream_t *st, int request, flt_header_t *fields, fl
   memset(out, 0, sizeof(*out));
   out->http_major = 2;
   out->headers = fields;
-  const char *p = st->hbuf.data, *end = p + st->hbuf.len;
+  const char *p = st->hbuf.data, *end = p ? p + st->hbuf.len : NULL;
   size_t n = 0;
   while (p && p < end && n < st->n_fields) {
     size_t nl = strlen(p);
