@@ -205,6 +205,8 @@ static void h2_free(px_codec_t *c) {
   free(h);
 }
 
+/* An h2 upstream leg is pinned (session_h2.c): never reconnected, so its
+ * connection state is never forgotten while the codec lives. */
 static void h2_reset_conn(px_codec_t *c) {
   (void)c;
 }
