@@ -608,3 +608,17 @@ def test_header_list_cap_resets_one_stream(proxy_factory, pki, nginx):
     assert re.search(r"session \d+: 127\.0\.0\.1:\d+: HTTP/2 stream 1 reset: its header list is "
                      r"over 64 KiB \(SETTINGS_MAX_HEADER_LIST_SIZE\)", err), err
     assert len([l for l in err.splitlines() if "stream 1 " in l]) == 1, err
+
+
+def test_client_offering_both_gets_http11_from_http11_upstream(proxy_factory, pki, nginx,
+                                                                tmp_path):
+    """curl offers h2 and http/1.1; the upstream speaks only HTTP/1.1: the
+    client leg mirrors it (no translation needed)."""
+    p = proxy_factory()
+    r = curl("--http2", "-v", "--cacert", pki.proxy_ca, "-x", p.url,
+             "https://localhost:%d/f2.bin" % nginx.h1_port, "-o", str(tmp_path / "o"))
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    assert "server accepted http/1.1" in err or "server accepted to use http/1.1" in err, err
+    assert open(str(tmp_path / "o"), "rb").read() == _file(nginx, 2)
+    assert "client leg HTTP/2" not in p.stderr()
