@@ -23,7 +23,8 @@ TEST_DEBS  := libcmocka-dev python3 python3-pytest curl procps python3-jsonschem
               iproute2 iptables xxd \
               wget git nodejs default-jdk-headless libnss3-tools firefox-esr ca-certificates \
               python3-requests python3-httpx golang-go chromium python3-websocket \
-              python3-websockets brotli zstd
+              python3-websockets brotli zstd \
+              nghttp2-client python3-grpcio
 BENCH_DEBS := wrk nginx haproxy sslsplit mitmproxy openssl procps nghttp2-client
 FUZZ_DEBS  := clang libclang-rt-14-dev
 

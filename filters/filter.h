@@ -186,6 +186,10 @@ typedef struct flt_flow {
   char *actions;
   /* ABI 2: the core's actions (flt_flow_set_header, ...); set by the core. */
   const struct flt_core_ops *core;
+  /* The response's trailers (HTTP/2 trailers: gRPC's grpc-status), set
+   * before on_flow_end and valid until it returns; NULL when none. Only
+   * headers are meaningful (no status, method or url). */
+  const flt_head_t *resp_trailers;
 } flt_flow_t;
 
 /* The filter vtable. `self` is the filter instance's own pointer. Slot `idx`

@@ -182,4 +182,17 @@ int px_worker_run(const px_config_t *cfg);
  * are already removed. Returns the process exit code (0, 1, or 2). */
 int px_ca_command(int argc, char **argv, const px_config_t *cfg);
 
+/* The first option given whose action works on HTTP/1.1 flows only (not
+ * on HTTP/2 streams yet), or NULL: with one, a client that offers both h2
+ * and http/1.1 is given http/1.1 (tlsctx.c), so the action applies. */
+static inline const char *px_config_h1_only_action(const px_config_t *cfg) {
+  if (cfg->n_map_local) return "--map-local";
+  if (cfg->serve_from) return "--serve-from";
+  if (cfg->n_map_remote) return "--map-remote";
+  if (cfg->n_throttle) return "--throttle";
+  if (cfg->n_replaces) return "--replace";
+  if (cfg->n_intercepts) return "--intercept";
+  return NULL;
+}
+
 #endif

@@ -34,6 +34,7 @@ void px_flow_free(px_flow_t *f) {
   free(f->req_sent);
   free(f->resp_sent);
   px_flow_act_free(f->act);
+  free(f->trailers_copy);
   for (size_t i = 0; i < f->flow.n_interim; i++) free((flt_head_t *)f->interim[i]);
   free(f);
 }

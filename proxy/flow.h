@@ -26,6 +26,7 @@ typedef struct px_flow {
   flt_head_t *req_sent;  /* storage behind flow.req_sent / flow.resp_sent */
   flt_head_t *resp_sent;
   const flt_head_t *interim[FLT_MAX_INTERIM]; /* flow.interim; owned */
+  flt_head_t *trailers_copy; /* storage behind flow.resp_trailers, or NULL */
   struct px_flow *next;
   uint32_t client_stream;   /* the request's stream on the client leg's codec */
   uint32_t upstream_stream; /* the response's stream on the upstream leg's codec */

@@ -24,6 +24,7 @@
 #include "proxy/modes/passthrough.h"
 #include "proxy/codec/peek.h"
 #include "proxy/modes/proxyauth.h"
+#include "proxy/session_h2.h"
 #include "proxy/session_internal.h"
 #include "proxy/worker.h"
 
@@ -50,7 +51,7 @@ static void update_reading(px_session_t *s) {
     if (backlog) px_worker_watch_backlog(s->w);
   }
   size_t to_up = s->upstream.pending.len + px_leg_queued(&s->upstream);
-  size_t to_client = px_leg_queued(&s->client);
+  size_t to_client = px_leg_queued(&s->client) + px_session_h2_h1_queued(s); /* h2 client */
   /* A request with Upgrade waits for its answer before what follows it is
    * read on (px_http_resume_http / px_http_set_raw). */
   /* Once our FIN is out (linger), reads only look for the client's EOF and
@@ -485,7 +486,7 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
     return;
   }
   s->conn.match_ready = 1; /* not TLS: the target is all there is to know */
-  int http = kind == PX_PEEK_HTTP;
+  int http = kind == PX_PEEK_HTTP || kind == PX_PEEK_H2;
   flt_strbuf_t peeked = s->peek;
   flt_strbuf_init(&s->peek, 0);
   s->conn.kind = http ? FLT_CONN_HTTP : FLT_CONN_RAW;
@@ -497,6 +498,7 @@ static void peek_input(px_session_t *s, const char *data, size_t len) {
   /* Raw bytes go upstream now. HTTP connects once its first request head is
    * complete (on_req_head): a client dribbling a head holds no upstream. */
   if (px_upstream_unconnected(s) && !http) px_upstream_start(s);
+  if (kind == PX_PEEK_H2) px_session_codec_h2c(s); /* prior knowledge: session_h2.c */
   if (s->state != PX_S_CLOSING) px_session_codec_client_plaintext(s, peeked.data, peeked.len);
   flt_strbuf_free(&peeked);
 }

@@ -3,7 +3,7 @@
  *
  * A session lives on one worker loop from accept to close. It owns its two
  * legs (leg.h: the client's and the upstream's socket and TLS, one type for
- * both), each leg's codec (codec.h: http1 or raw, what the leg's bytes
+ * both), each leg's codec (codec.h: http1, h2 or raw, what the leg's bytes
  * mean) and its flows (flow.h), and turns what the codecs report into flow
  * events for the filter chain. The legs call back through their ops. Its life is driven by one
  * state variable, changed only by px_session_set_state().
@@ -231,6 +231,8 @@ struct px_session {
                                   (session_answer.h), or NULL */
   struct px_ws *ws;            /* session_ws.c: after a WebSocket upgrade, its flow
                                   and frame readers; else NULL */
+  struct px_h2_line *h2_line;  /* an h2 client's requests to an HTTP/1 upstream
+                                  (session_h2_h1.c), or NULL */
 
   px_end_t end;                /* how the client connection ends (px_session_set_end) */
   px_reading_t reading;        /* held / paused for backlog (px_session_set_reading) */

@@ -13,6 +13,8 @@
 #include "proxy/bodyhold.h"
 #include "proxy/session.h"
 #include "proxy/session_answer.h"
+#include "proxy/codec/h2.h"
+#include "proxy/session_h2.h"
 #include "proxy/session_internal.h"
 #include "proxy/worker.h"
 
@@ -209,6 +211,16 @@ static int sniff_tls_plaintext(px_session_t *s, const char *data, size_t len) {
 
 static void client_plaintext(px_session_t *s, const char *data, size_t len) {
   if (s->end >= PX_END_FLUSHING || s->state == PX_S_CLOSING) return;
+  /* ALPN chose h2: both legs get their codecs (session_h2.c). */
+  if ((s->state == PX_S_HTTP || s->state == PX_S_ERROR_REPLY) && px_session_h2_wanted(s) &&
+      px_session_h2_start(s, strcmp(s->conn.up_alpn, "h2") == 0) != 0) {
+    px_session_close(s, "out of memory");
+    return;
+  }
+  if (px_codec_is_h2(s->client.codec)) {
+    px_session_h2_client_input(s, data, len);
+    return;
+  }
   if (s->state == PX_S_HTTP && s->conn.kind == FLT_CONN_HTTPS && !s->tls_sniffed &&
       sniff_tls_plaintext(s, data, len))
     return;
@@ -221,6 +233,13 @@ static void upstream_plaintext(px_session_t *s, const char *data, size_t len) {
   if (px_codec_phase(s->upstream.codec) == PX_CODEC_FAILED && s->end >= PX_END_FLUSHING)
     return; /* reported once */
   s->resp_head_mark = SIZE_MAX;
+  /* An h2 server speaks first (SETTINGS), maybe before the client's
+   * handshake is done: the client will get h2 too (tlsctx.c). */
+  if (strcmp(s->conn.up_alpn, "h2") == 0 && !px_codec_is_h2(s->upstream.codec) &&
+      px_session_h2_start(s, 1) != 0) {
+    px_session_close(s, "out of memory");
+    return;
+  }
   px_codec_input(s->upstream.codec, data, len); /* a failure: on_resp_error */
 }
 
@@ -251,6 +270,10 @@ void px_session_codec_upstream_closed(px_session_t *s) {
   s->upstream.eof = 1;
   if (s->state == PX_S_CLOSING) return;
   if (px_session_intercept_defer_close(s, px_session_codec_upstream_closed)) return;
+  if (px_codec_is_h2(s->client.codec)) {
+    px_session_h2_upstream_closed(s);
+    return;
+  }
   if (s->state != PX_S_RAW && px_codec_eof(s->upstream.codec) != 0 && upstream_cut(s)) return;
   if (s->flows.head && !s->flows.head->flow.has_response && s->state != PX_S_RAW) {
     char text[600];
@@ -281,11 +304,22 @@ int px_session_codec_init(px_session_t *s) {
   return s->client.codec && s->upstream.codec ? 0 : -1;
 }
 
+void px_session_codec_h2c(px_session_t *s) {
+  /* Through a tunnel the client chose the server: it gets the preface too.
+   * A reverse upstream is asked in HTTP/1.1, which every backend speaks. */
+  int up_h2 = s->lc->mode != PX_MODE_REVERSE;
+  if (up_h2) s->up_tls_wanted = 0;
+  s->alpn_offer = NULL;
+  s->alpn_offer_len = 0;
+  if (px_session_h2_start(s, up_h2) != 0) px_session_close(s, "out of memory");
+}
+
 void px_session_codec_free(px_session_t *s) {
   px_codec_free(s->client.codec);
   px_codec_free(s->upstream.codec);
   s->client.codec = s->upstream.codec = NULL;
   px_session_ws_free(s);
+  px_session_h2_h1_free(s);
 }
 
 /* A leg's codec becomes raw, unless it relays already: an http1 codec

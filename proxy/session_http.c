@@ -439,46 +439,6 @@ static void proxy_aim(px_session_t *s, const char *host, uint16_t port, int tls)
   s->up_tls_wanted = s->conn.upstream_tls = tls;
 }
 
-/* An absolute-form URL split into host, port and the origin-form target
- * (path and query, "/" when none); -1 after answering 400. */
-static int proxy_url(px_session_t *s, const char *url, struct http_parser_url *pu,
-                     char host[256], uint16_t *pport, char *origin, size_t origin_len) {
-  struct http_parser_url u;
-  size_t ulen = strlen(url);
-
-  http_parser_url_init(&u);
-  if (http_parser_parse_url(url, ulen, 0, &u) != 0 || !(u.field_set & (1 << UF_HOST))) {
-    px_session_http_bad_request(s, "tlspeek is an HTTP proxy: send absolute-form requests "
-                   "(GET http://host/path) or CONNECT host:port");
-    return -1;
-  }
-  if (!(u.field_set & (1 << UF_SCHEMA)) || u.field_data[UF_SCHEMA].len != 4 ||
-      strncasecmp(url + u.field_data[UF_SCHEMA].off, "http", 4) != 0) {
-    px_session_http_bad_request(s, "only http:// URLs can be sent in absolute-form; use CONNECT for https://");
-    return -1;
-  }
-  size_t hl = u.field_data[UF_HOST].len;
-  if (hl >= 256) {
-    px_session_http_bad_request(s, "host name too long");
-    return -1;
-  }
-  memcpy(host, url + u.field_data[UF_HOST].off, hl);
-  host[hl] = '\0';
-  uint16_t port = (u.field_set & (1 << UF_PORT)) ? u.port : 80;
-  int has_path = (u.field_set & (1 << UF_PATH)) != 0;
-  size_t po = ulen, end = ulen;
-  if (has_path)
-    po = u.field_data[UF_PATH].off;
-  else if (u.field_set & (1 << UF_QUERY))
-    po = (size_t)u.field_data[UF_QUERY].off - 1; /* the '?' */
-  if (u.field_set & (1 << UF_FRAGMENT)) end = (size_t)u.field_data[UF_FRAGMENT].off - 1;
-  if (end < po) end = po;
-  snprintf(origin, origin_len, "%s%.*s", has_path ? "" : "/", (int)(end - po), url + po);
-  *pu = u;
-  *pport = port;
-  return 0;
-}
-
 /* A plain-HTTP request to the proxy: absolute-form, sent on in origin-form
  * (RFC 9112 §3.2.2: only proxies get absolute-form). */
 static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd,
@@ -487,7 +447,11 @@ static int proxy_request(px_session_t *s, px_codec_t *c, const px_codec_head_t *
   char host[256], origin[PX_HTTP_MAX_HEAD];
   uint16_t port;
 
-  if (proxy_url(s, url, &u, host, &port, origin, sizeof(origin)) < 0) return 0;
+  const char *why = px_http_split_absolute_url(url, &u, host, &port, origin, sizeof(origin));
+  if (why) {
+    px_session_http_bad_request(s, why);
+    return 0;
+  }
   if (rt && s->lc->mode == PX_MODE_UPSTREAM) rt = NULL; /* the next proxy takes the URL as it is */
   int tls = rt ? proxy_map(rt, host, sizeof(host), &port, origin, sizeof(origin)) : 0;
 
@@ -775,3 +739,39 @@ void px_session_http_forward_kept(px_session_t *s) {
   if (s->state != PX_S_CLOSING) px_send_upstream(s, kept.data, kept.len);
   flt_strbuf_free(&kept);
 }
+
+/* ---- for the HTTP/2 streams (session_h2.c) ------------------------------------ */
+
+px_flow_t *px_session_http_flow_begin(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd) {
+  return flow_start(s, c, hd, NULL);
+}
+
+const px_action_t *px_session_http_blocking(px_session_t *s, const flt_flow_t *f) {
+  return blocking_action(s, f);
+}
+
+void px_session_http_request_edits(px_session_t *s, px_flow_t *f, px_head_edit_t *e,
+                                   char *hostval, size_t len) {
+  reverse_host(s, e, hostval, len);
+  collect_edits(s, &f->flow, 0, e);
+}
+
+void px_session_http_interim(px_session_t *s, px_flow_t *f, px_codec_t *c, uint32_t stream) {
+  flow_add_interim(s, f, c, stream);
+}
+
+void px_session_http_response_begin(px_session_t *s, px_flow_t *f, px_codec_t *c,
+                                    uint32_t stream, px_head_edit_t *e) {
+  f->resp_copy = px_codec_head_copy(c, stream);
+  if (f->resp_copy) {
+    redact(s, f->resp_copy);
+    f->flow.resp = *f->resp_copy;
+    f->flow.has_response = 1;
+    f->flow.t_resp_head_us = flt_now_us();
+    flow_set_sent(s, f, 1, NULL);
+    flt_emit_response_head(chain_of(s), &f->flow);
+  }
+  collect_edits(s, &f->flow, 1, e);
+}
+
+void px_session_http_redact(px_session_t *s, flt_head_t *h) { redact(s, h); }

@@ -23,6 +23,9 @@ void px_session_codec_relay(px_session_t *s, int passthrough);
 void px_session_codec_client_plaintext(px_session_t *s, const char *data, size_t len);
 void px_session_codec_upstream_plaintext(px_session_t *s, const char *data, size_t len);
 void px_session_codec_upstream_closed(px_session_t *s);
+/* The client sent the HTTP/2 preface in clear (h2c with prior knowledge):
+ * both legs get their codecs (session_h2.c; closes when out of memory). */
+void px_session_codec_h2c(px_session_t *s);
 
 /* session_http.c: what heads mean (the codec sinks' on_head, returning as
  * px_codec_sink_t.on_head), the flows' ends, 400 answers, the switch to
@@ -76,6 +79,22 @@ int px_session_intercept_busy_response(px_session_t *s);
 int px_session_intercept_defer(px_session_t *s, void (*end)(void *, px_codec_t *, uint32_t),
                                px_codec_t *c, uint32_t stream);
 int px_session_intercept_defer_close(px_session_t *s, void (*closed)(px_session_t *));
+
+/* session_http.c, for the HTTP/2 streams (session_h2.c): a flow begun
+ * for a request head (its request-head event emitted; NULL when out of
+ * memory); the --block action that matches it; the edits its request gets
+ * upstream (--set-header, --remove-header, --rewrite-host, using `hostval`);
+ * a 1xx kept in the flow; a final response head copied into the flow, its
+ * event emitted and the edits it gets on its way to the client in `e`. */
+px_flow_t *px_session_http_flow_begin(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd);
+const px_action_t *px_session_http_blocking(px_session_t *s, const flt_flow_t *f);
+void px_session_http_request_edits(px_session_t *s, px_flow_t *f, px_head_edit_t *e,
+                                   char *hostval, size_t len);
+void px_session_http_interim(px_session_t *s, px_flow_t *f, px_codec_t *c, uint32_t stream);
+void px_session_http_response_begin(px_session_t *s, px_flow_t *f, px_codec_t *c,
+                                    uint32_t stream, px_head_edit_t *e);
+/* --redact applied to a head copy (the views'). */
+void px_session_http_redact(px_session_t *s, flt_head_t *h);
 
 /* session_state.c: px_session_fail's implementation (ops table). */
 void px_session_state_fail(px_session_t *s, int level, const char *about, const char *text,

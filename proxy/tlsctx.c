@@ -14,6 +14,12 @@
 #include "proxy/worker.h"
 
 static const unsigned char alpn_http11[] = "\x08http/1.1";
+static const unsigned char alpn_h2[] = "\x02h2";
+/* What the upstream is offered when the client offered h2: both, in the
+ * client's order (an h2-only client is translated for an HTTP/1.1 upstream,
+ * session_h2.c). */
+static const unsigned char alpn_h2_h11[] = "\x02h2\x08http/1.1";
+static const unsigned char alpn_h11_h2[] = "\x08http/1.1\x02h2";
 
 static int session_index = -1;
 
@@ -49,32 +55,54 @@ static int on_client_hello(SSL *ssl, int *alert, void *arg) {
     }
   }
   s->conn.match_ready = 1; /* host and SNI known: sinks' expressions can decide */
-  /* ALPN: keep only the protocols we speak (http/1.1 for now). */
+  /* ALPN: keep only the protocols we speak (h2, http/1.1), in the
+   * client's order; the upstream is offered those. */
   s->alpn_offer = NULL;
   s->alpn_offer_len = 0;
+  int h11 = 0, h2 = 0; /* position + 1 in the client's list */
   if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation,
                                 &p, &len) && len >= 2) {
     size_t i = 2;
-    while (i < len) {
+    for (int pos = 1; i < len; pos++) {
       size_t n = p[i];
       if (i + 1 + n > len) break;
-      if (n == 8 && memcmp(p + i + 1, "http/1.1", 8) == 0) {
-        s->alpn_offer = alpn_http11;
-        s->alpn_offer_len = sizeof(alpn_http11) - 1;
-      }
+      if (n == 8 && memcmp(p + i + 1, "http/1.1", 8) == 0 && !h11) h11 = pos;
+      if (n == 2 && memcmp(p + i + 1, "h2", 2) == 0 && !h2) h2 = pos;
       i += 1 + n;
     }
+  }
+  /* An action that changes HTTP/1.1 flows only: h2 is kept for clients
+   * that speak nothing else (their streams are then not changed). */
+  if (h2 && h11 && px_config_h1_only_action(s->w->shared->cfg)) h2 = 0;
+  if (h2) {
+    s->alpn_offer = h11 && h11 < h2 ? alpn_h11_h2 : alpn_h2_h11;
+    s->alpn_offer_len = sizeof(alpn_h2_h11) - 1;
+  } else if (h11) {
+    s->alpn_offer = alpn_http11;
+    s->alpn_offer_len = sizeof(alpn_http11) - 1;
   }
   return SSL_CLIENT_HELLO_RETRY;
 }
 
+/* The client leg mirrors the upstream: h2 when the upstream chose h2;
+ * else http/1.1 when the client offered it; else h2 when that is all the
+ * client speaks (its streams are translated for the HTTP/1.1 upstream).
+ * The upstream handshake is done by now (the ClientHello waited for it). */
 static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                           const unsigned char *in, unsigned int inlen, void *arg) {
+  px_session_t *s = SSL_get_ex_data(ssl, px_tlsctx_session_index());
   unsigned char *sel = NULL;
-  (void)ssl;
   (void)arg;
+  int up_h2 = s && strcmp(s->conn.up_alpn, "h2") == 0;
+  if (up_h2 && SSL_select_next_proto(&sel, outlen, alpn_h2, sizeof(alpn_h2) - 1, in, inlen) ==
+                   OPENSSL_NPN_NEGOTIATED) {
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+  }
   if (SSL_select_next_proto(&sel, outlen, alpn_http11, sizeof(alpn_http11) - 1, in,
-                            inlen) == OPENSSL_NPN_NEGOTIATED) {
+                            inlen) == OPENSSL_NPN_NEGOTIATED ||
+      SSL_select_next_proto(&sel, outlen, alpn_h2, sizeof(alpn_h2) - 1, in, inlen) ==
+          OPENSSL_NPN_NEGOTIATED) {
     *out = sel;
     return SSL_TLSEXT_ERR_OK;
   }

@@ -432,6 +432,15 @@ static void con_block_rest(const flt_console_t *con, const flt_flow_t *f,
     if (cf->has_body[d] && (d == FLT_DIR_REQUEST || f->has_response))
       flt_con_body_render(&cf->bodies[d], b, con->color);
   }
+  for (size_t i = 0; con->detail >= 2 && f->resp_trailers && i < f->resp_trailers->n_headers;
+       i++) { /* "  < trailer grpc-status: 0" */
+    const flt_header_t *t = &f->resp_trailers->headers[i];
+    con_put(b, "  < trailer ");
+    flt_con_paint(b, con->color, FLT_CON_CYAN, t->name, t->name_len);
+    con_put(b, ": ");
+    flt_con_append_safe(b, t->value, t->value_len, 0);
+    con_put(b, "\n");
+  }
 }
 
 /* ---- the flow's end ------------------------------------------------------ */

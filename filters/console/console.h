@@ -72,6 +72,16 @@
  *        "    … body cut at 4096 decoded bytes of 81234 bytes gzip (--body-limit)"
  *        "    (gzip: could not decode: incorrect header check)" + a hexdump of
  *        the bytes as received
+ *      A gRPC body (application/grpc) is its length-prefixed messages, each
+ *      as protobuf wire format without a schema (console_grpc.c):
+ *        "    gRPC message 1: 9 bytes"
+ *        "      1: 150 (varint)"      "      2: \"hello\""
+ *        "      3 {" ... "      }"     (a nested message, two more spaces)
+ *        "      4: bytes[3] 0a0b0c"   "      5: 0x00000001 (fixed32)"
+ *      a compressed or cut message as a hexdump.
+ *      At detail >= 2, a response's trailers (HTTP/2: grpc-status) come
+ *      last in the flow's block, one line each:
+ *        "  < trailer grpc-status: 0"
  *   4  + (later) TLS handshake dissection and the wire view.
  * Raw (non-HTTP) streams, at close, at level >= 1:
  *        127.0.0.1:51234 ⇄ raw db.test:5432 120 B in, 4096 B out

@@ -118,6 +118,8 @@ static int body_render_decoded(const flt_con_body_t *b, flt_strbuf_t *out,
 
   flt_con_media_type(b->ctype, media, sizeof(media));
   flt_con_charset(b->ctype, charset, sizeof(charset));
+  if (strncmp(media, "application/grpc", 16) == 0 && (media[16] == '\0' || media[16] == '+'))
+    return flt_con_render_grpc(out, p, len, cut);
   texty = flt_con_media_is_text(media) && memchr(p, '\0', len) == NULL;
   latin1 = texty && (strcmp(charset, "iso-8859-1") == 0 ||
                      strcmp(charset, "latin1") == 0);

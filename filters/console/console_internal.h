@@ -80,6 +80,13 @@ int flt_con_render_text(flt_strbuf_t *out, const uint8_t *p, size_t len,
  * or -1 with `out` untouched when cJSON does not accept the whole input
  * or the pretty form would be unreasonably large. */
 int flt_con_render_json(flt_strbuf_t *out, const uint8_t *p, size_t len);
+/* console_grpc.c: a gRPC body (application/grpc), `cut` when it is cut at
+ * the limit: "    gRPC message N: LEN bytes", then its protobuf wire
+ * format as field lines ("1: 150 (varint)", "2: \"text\"", "3 {" ... "}",
+ * "4: bytes[N] hex", fixed32/fixed64 in hex), nested two spaces a level;
+ * a compressed or cut message, or bytes that do not parse, as a hexdump.
+ * 0, or -1 when out of memory. */
+int flt_con_render_grpc(flt_strbuf_t *out, const uint8_t *p, size_t len, int cut);
 
 /* Every line stating a change tlspeek made to a forwarded head starts
  * with this (console.h). */

@@ -269,6 +269,21 @@ static int leg_summary(flt_strbuf_t *out, const flt_tls_hs_view_t *v, int leg) {
                                     : "RSA or not shown");
 }
 
+/* "  protocol (ALPN): client leg h2, upstream leg h2 (why)": the client
+ * gets what the upstream chose; an h2-only client gets h2 anyway. */
+static int alpn_line(flt_strbuf_t *out, const flt_tls_hs_view_t *v) {
+  const char *c = v->alpn && v->alpn[0] ? v->alpn : "none";
+  const char *u = v->up_alpn && v->up_alpn[0] ? v->up_alpn : "none";
+  const char *why = "";
+  if (strcmp(c, "h2") == 0 && strcmp(u, "h2") == 0)
+    why = " (the upstream chose h2, so the client got h2)";
+  else if (strcmp(c, "h2") == 0)
+    why = " (the client offered only h2: its streams are sent upstream as HTTP/1.1)";
+  else if (strcmp(c, "http/1.1") == 0)
+    why = " (the client got what the upstream chose, or what it offered)";
+  return flt_strbuf_appendf(out, "  protocol (ALPN): client leg %s, upstream leg %s%s\n", c, u, why);
+}
+
 static int render_leg(flt_strbuf_t *out, hs_ctx_t *cx, int leg) {
   const flt_tls_hs_view_t *v = cx->v;
   int tls13 = leg_is13(v, leg), r = 0, any = 0;
@@ -295,9 +310,11 @@ static int render_leg(flt_strbuf_t *out, hs_ctx_t *cx, int leg) {
     int hello = type == FLT_TLS_HS_CLIENT_HELLO || type == FLT_TLS_HS_SERVER_HELLO;
     r |= flt_tls_message_render(out, m, tls13, hello ? v->record_version[leg][m->sent] : 0);
   }
-  if (leg == 1)
+  if (leg == 1) {
     r |= flt_strbuf_appendf(out, "  upstream certificate verification: %s\n",
                             v->up_verify && v->up_verify[0] ? v->up_verify : "(not known)");
+    r |= alpn_line(out, v);
+  }
   return r;
 }
 

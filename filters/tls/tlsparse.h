@@ -276,6 +276,8 @@ typedef struct flt_tls_hs_view {
   /* Version of the first handshake record per [leg][sent], 0 unknown. */
   uint16_t record_version[2][2];
   const char *up_verify; /* "ok" or OpenSSL's reason; "" unknown */
+  const char *alpn;      /* the protocol each leg negotiated by ALPN ("" none) */
+  const char *up_alpn;
   int complete;          /* the client-leg handshake finished */
   int explain;           /* add --explain's notes */
   int color;

@@ -146,6 +146,8 @@ static void tv_show_handshake(const flt_tlsview_t *tv, flt_conn_t *c, tv_conn_t 
   v.n_dropped = tc->n_dropped;
   memcpy(v.record_version, tc->record_version, sizeof(v.record_version));
   v.up_verify = c->up_verify;
+  v.alpn = c->alpn;
+  v.up_alpn = c->up_alpn;
   v.complete = complete;
   v.explain = tv->o.explain;
   v.color = tv->o.color;

@@ -68,6 +68,8 @@ tr_flow_t *tr_flow_new_extra(size_t body_cap, size_t extra) {
   r->frozen = 0;
   for (size_t i = 0; i < FLT_MAX_INTERIM; i++) r->interim_store[i] = NULL;
   r->n_interim = 0;
+  r->trailers_store = NULL;
+  r->has_trailers = 0;
   r->owner = NULL;
   r->n_jobs = 0;
   r->bodies_state = 0;
@@ -271,10 +273,15 @@ static int tr_flow_freeze_heads(tr_flow_t *r, const flt_flow_t *f) {
     if (tr_head_copy(f->interim[i], &r->interim[i], &r->interim_store[i], NULL, 0) < 0) return -1;
     r->n_interim = i + 1;
   }
+  if (f->resp_trailers) {
+    if (tr_head_copy(f->resp_trailers, &r->trailers, &r->trailers_store, NULL, 0) < 0) return -1;
+    r->has_trailers = 1;
+  }
   /* The frozen copy must not point into the core's flow. */
   r->flow.req_sent = r->flow.resp_sent = NULL;
   r->flow.interim = NULL;
   r->flow.n_interim = 0;
+  r->flow.resp_trailers = r->has_trailers ? &r->trailers : NULL;
   return 0;
 }
 
@@ -332,6 +339,7 @@ void tr_flow_release(tr_flow_t *r) {
     free(r->received_store[d]);
   }
   for (size_t i = 0; i < FLT_MAX_INTERIM; i++) free(r->interim_store[i]);
+  free(r->trailers_store);
   tr_flow_bodies_free(r);
   tr_ws_log_free(r->ws);
   pthread_mutex_destroy(&r->body_mu);
@@ -522,7 +530,11 @@ void tr_http_version(const flt_head_t *h, char *buf, size_t size) {
       h->http_minor <= 9) {
     memcpy(buf, "HTTP/", 5);
     buf[5] = (char)('0' + h->http_major);
-    if (h->http_major >= 2) {
+    if (h->http_major == 2) { /* "HTTP/2.0", as HAR writers (Chrome) spell it */
+      memcpy(buf + 6, ".0", 3);
+      return;
+    }
+    if (h->http_major > 2) {
       buf[6] = '\0';
       return;
     }

@@ -25,6 +25,8 @@
  *    not be removed (then the body is as received); "_tls" on HTTPS
  *    entries; "_error" on flows that ended in an error (without a response:
  *    status 0, headersSize and bodySize -1); log._bodyCap;
+ *    "_trailers" on response: the HTTP/2 trailers ([{"name", "value"}],
+ *    gRPC's grpc-status), when the response had any;
  *    "_interimResponses" on response when 1xx responses (100 Continue,
  *    103 Early Hints) came before it: [{"status", "reason", "httpVersion",
  *    "headers"}], in order.
@@ -311,6 +313,7 @@ static void har_response(tr_jw_t *w, tr_flow_t *r, const tr_body_t *body) {
   tr_jw_num(w, "bodySize", f->has_response ? (double)f->resp_body_bytes : -1);
   if (f->has_response && body->truncated) tr_jw_bool(w, "_bodyTruncated", 1);
   if (r->n_interim > 0) tr_jw_interim(w, "_interimResponses", r);
+  if (r->has_trailers) tr_jw_headers(w, "_trailers", &r->trailers);
   tr_jw_close(w, '}');
 }
 

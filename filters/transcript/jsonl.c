@@ -15,6 +15,8 @@
  *    "interim": [{"status": 100, "reason": "Continue", "httpVersion",
  *                 "headers"}]   (1xx responses relayed before the final
  *                               one, in order; [] when none),
+ *    "trailers": [{"name", "value"}]   (the response's HTTP/2 trailers,
+ *                                       gRPC's grpc-status; only when any),
  *    "requestReceived":  {"httpVersion", "headers", "headersSize"} or null
  *                        (the head as the client sent it, when an action
  *                        changed it; null when forwarded as received),
@@ -179,6 +181,7 @@ void tr_jsonl_object(tr_jw_t *w, const char *key, tr_flow_t *r, const tr_body_t 
   else
     tr_jw_lit(w, "response", "null");
   tr_jw_interim(w, "interim", r);
+  if (r->has_trailers) tr_jw_headers(w, "trailers", &r->trailers);
   jsonl_received(w, "requestReceived", r, FLT_DIR_REQUEST);
   jsonl_received(w, "responseReceived", r, FLT_DIR_RESPONSE);
   jsonl_timings(w, r);

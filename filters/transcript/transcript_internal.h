@@ -254,6 +254,10 @@ typedef struct tr_flow {
   flt_head_t interim[FLT_MAX_INTERIM];
   char *interim_store[FLT_MAX_INTERIM];
   size_t n_interim;
+  /* The response's trailers (HTTP/2), when it had any. */
+  flt_head_t trailers;
+  char *trailers_store;
+  int has_trailers;
   /* Sharing (tr_rec_share): the recorder that made the record feeds it;
    * every recorder given it holds a reference and queues it; the writer
    * that drops the last one frees it. `sharers` is how many were given it. */
@@ -345,7 +349,7 @@ size_t tr_ws_log_cost(const tr_ws_log_t *log);
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-/* "HTTP/1.1" (or "HTTP/2"); "" for a missing head. */
+/* "HTTP/1.1" (or "HTTP/2.0"); "" for a missing head. */
 void tr_http_version(const flt_head_t *h, char *buf, size_t size);
 /* "2024-01-31T23:59:59.123Z" */
 void tr_iso_time(uint64_t us, char *buf, size_t size);

@@ -21,25 +21,22 @@
  *   on stream 0 (raw TCP, passthrough, TLS that is not HTTP).
  * - `ws` (ws.c, px_codec_ws_new, ws.h): WebSocket frames of one direction,
  *   reported as whole messages; every byte forwarded as it came.
+ * - `h2` (h2.c, px_codec_h2_new in h2.h): HTTP/2 of one leg on nghttp2.
+ *   Its input decodes frames and answers SETTINGS and PING itself; what
+ *   it sends on its own leg goes out through its px_h2_io_t (send), not
+ *   on_forward, which it never calls. Each HEADERS opens a stream with its
+ *   id; on_head reports it with head->stream set, the head decoded from
+ *   HPACK (px_codec_head_view works per stream; raw/raw_len are empty, so
+ *   the sink always rebuilds the head for the other leg: px_h2_request /
+ *   px_h2_response on an h2 leg, px_codec_head_build serialises it as
+ *   HTTP/1.1). DATA becomes on_body per stream, END_STREAM on_end,
+ *   trailers and RST_STREAM come through the px_h2_io_t; a connection error
+ *   is on_error on stream 0. The session's flows are found by (leg,
+ *   stream) in flow.h, so many flows are open at once. HOLD is not used;
+ *   flow control is per stream (px_h2_consume); px_codec_phase reports the
+ *   connection (PX_CODEC_IDLE when no stream is open).
  * After an upgrade (101 Switching Protocols, CONNECT 2xx) an http1 codec
  * relays like raw: its phase is PX_CODEC_RAW.
- *
- * How an HTTP/2 codec plugs in (the next change): px_codec_h2_new gives a
- * codec whose input decodes frames (and answers SETTINGS and PING itself
- * through on_forward with PX_CODEC_CONN, the connection's own stream,
- * which carries no flow). Each HEADERS opens a stream with its id (odd,
- * client-initiated); on_head reports it with head->stream set, the head
- * decoded from HPACK (px_codec_head_view works per stream; raw/raw_len
- * are empty, so the sink always rebuilds the head for the other leg's
- * codec, never forwards it raw). DATA frames become on_body and on_forward
- * per stream, END_STREAM on_end, RST_STREAM on_error with that stream id.
- * The session's flows are found by (leg, stream) in flow.h, so many flows
- * are open at once; a head arriving for a stream goes to the other leg's
- * codec as a new message there: on an HTTP/1 upstream leg one after
- * another (px_codec_head_build serialises it), on an h2 upstream leg as a
- * new stream whose id the flow records. Holds (PX_CODEC_HOLD) and flow
- * control are per stream; px_codec_phase reports the connection
- * (PX_CODEC_IDLE when no stream is open).
  *
  * How the WebSocket codec plugs in (proxy/session_ws.c): after a 101 with
  * Upgrade: websocket, both legs keep their http1 codecs, relaying
@@ -64,7 +61,7 @@
 
 typedef struct px_codec px_codec_t;
 
-/* Stream ids. HTTP/1 and raw have one stream, 0. */
+/* Stream ids. HTTP/1 and raw have one stream, 0; h2 streams have theirs. */
 #define PX_CODEC_STREAM0 0u
 /* on_head's answer "not yet": the head and everything after it stay
  * unparsed until px_codec_release() (HTTP/1: PX_HTTP_HOLD). */
@@ -119,7 +116,7 @@ typedef enum px_codec_phase {
 } px_codec_phase_t;
 
 typedef struct px_codec_ops {
-  const char *name; /* "http1", "raw" */
+  const char *name; /* "http1", "h2", "raw" */
   /* Bytes read by the leg (plaintext). 0, or -1 after on_error. */
   int (*input)(px_codec_t *c, const char *data, size_t len);
   /* The leg's peer closed: completes a close-delimited message. 0, or -1

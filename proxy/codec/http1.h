@@ -172,6 +172,14 @@ char *px_http_absolute_url(const flt_conn_t *c, const flt_head_t *h);
  * named in `names`, and for Proxy-Authorization when `proxy_auth` (tlspeek's
  * own credentials, --proxyauth). */
 void px_http_redact_head(const char *const *names, int n_names, int proxy_auth, flt_head_t *h);
+/* An absolute-form request target (RFC 9112 §3.2.2: what a proxy gets)
+ * split into its host (at most 255 bytes), port (80 when none) and the
+ * origin-form target to send on (path and query, "/" when none; the
+ * fragment dropped), with the parse in *pu. NULL, or why it cannot be sent
+ * on (a sentence for the client's 400). */
+const char *px_http_split_absolute_url(const char *url, struct http_parser_url *pu,
+                                       char host[256], uint16_t *pport, char *origin,
+                                       size_t origin_len);
 /* "host:port", "[v6]:port" or "host" (then `default_port`) into `host`
  * (brackets removed) and `port`; 0, or -1 when malformed or too long. */
 int px_http_split_authority(const char *a, char *host, size_t hostlen, uint16_t *port,

@@ -21,6 +21,7 @@ char *px_http_absolute_url(const flt_conn_t *c, const flt_head_t *h) {
   if (strncasecmp(target, "http://", 7) == 0 || strncasecmp(target, "https://", 8) == 0)
     return strdup(target);
   const flt_header_t *host = flt_head_find(h, "host");
+  if (host == NULL) host = flt_head_find(h, ":authority"); /* HTTP/2 */
   if (host && host->value_len > 0 && host->value_len < sizeof(authority)) {
     memcpy(authority, host->value, host->value_len);
     authority[host->value_len] = '\0';
@@ -105,4 +106,35 @@ int px_http_binds_connection(const flt_head_t *head, const char *name) {
       return 1;
   }
   return 0;
+}
+
+const char *px_http_split_absolute_url(const char *url, struct http_parser_url *pu,
+                                       char host[256], uint16_t *pport, char *origin,
+                                       size_t origin_len) {
+  struct http_parser_url u;
+  size_t ulen = strlen(url);
+
+  http_parser_url_init(&u);
+  if (http_parser_parse_url(url, ulen, 0, &u) != 0 || !(u.field_set & (1 << UF_HOST)))
+    return "tlspeek is an HTTP proxy: send absolute-form requests "
+           "(GET http://host/path) or CONNECT host:port";
+  if (!(u.field_set & (1 << UF_SCHEMA)) || u.field_data[UF_SCHEMA].len != 4 ||
+      strncasecmp(url + u.field_data[UF_SCHEMA].off, "http", 4) != 0)
+    return "only http:// URLs can be sent in absolute-form; use CONNECT for https://";
+  size_t hl = u.field_data[UF_HOST].len;
+  if (hl >= 256) return "host name too long";
+  memcpy(host, url + u.field_data[UF_HOST].off, hl);
+  host[hl] = '\0';
+  int has_path = (u.field_set & (1 << UF_PATH)) != 0;
+  size_t po = ulen, end = ulen;
+  if (has_path)
+    po = u.field_data[UF_PATH].off;
+  else if (u.field_set & (1 << UF_QUERY))
+    po = (size_t)u.field_data[UF_QUERY].off - 1; /* the '?' */
+  if (u.field_set & (1 << UF_FRAGMENT)) end = (size_t)u.field_data[UF_FRAGMENT].off - 1;
+  if (end < po) end = po;
+  snprintf(origin, origin_len, "%s%.*s", has_path ? "" : "/", (int)(end - po), url + po);
+  *pu = u;
+  *pport = (u.field_set & (1 << UF_PORT)) ? u.port : 80;
+  return NULL;
 }

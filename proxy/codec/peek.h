@@ -19,7 +19,8 @@ typedef enum px_peek_kind {
   PX_PEEK_NEED_MORE = 0, /* too few bytes to tell: call again with more */
   PX_PEEK_TLS,           /* a TLS handshake record (0x16) */
   PX_PEEK_HTTP,          /* an HTTP/1 request line (px_http_sniff) */
-  PX_PEEK_RAW            /* anything else */
+  PX_PEEK_RAW,           /* anything else */
+  PX_PEEK_H2             /* the HTTP/2 connection preface: h2c with prior knowledge */
 } px_peek_kind_t;
 
 /* Classifies the first `n` bytes of a connection; reads only p[0..n).

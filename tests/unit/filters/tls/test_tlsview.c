@@ -179,6 +179,7 @@ static void test_view_tls13_both_legs(void **state) {
       "  7 ChangeCipherSpec \xc2\xb7 client \xe2\x86\x92 tlspeek",
       "  8 Finished \xc2\xb7 client \xe2\x86\x92 tlspeek",
       "  upstream certificate verification: ok\n",
+      "  protocol (ALPN): client leg ",
       "fingerprints",
       "    client's ClientHello     JA3 0149f47eabf9a20d0893e2a44e5a6323  JA4 "
       "t13d3112h2_e8f1e7e78f70_b26ce05bbdd6\n",

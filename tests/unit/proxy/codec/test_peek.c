@@ -71,12 +71,25 @@ static void test_longest_method_any_split(void **state) {
   assert_int_equal(classify(longer), PX_PEEK_RAW);
 }
 
+/* The HTTP/2 preface (h2c with prior knowledge): waited for whole, however
+ * it is split; a line that leaves it is HTTP/1 again. */
+static void test_h2_preface(void **state) {
+  (void)state;
+  static const char pre[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04";
+  for (size_t n = 1; n < 24; n++)
+    assert_int_equal(px_peek_classify((const uint8_t *)pre, n), PX_PEEK_NEED_MORE);
+  assert_int_equal(px_peek_classify((const uint8_t *)pre, 24), PX_PEEK_H2);
+  assert_int_equal(px_peek_classify((const uint8_t *)pre, sizeof(pre) - 1), PX_PEEK_H2);
+  assert_int_equal(classify("PRI * HTTP/2.0\r\nHost: x\r\n"), PX_PEEK_HTTP);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kinds),
       cmocka_unit_test(test_need_more),
       cmocka_unit_test(test_longest_method_any_split),
       cmocka_unit_test(test_leading_line_ends_are_bounded),
+      cmocka_unit_test(test_h2_preface),
   };
   return cmocka_run_group_tests_name("peek", tests, NULL, NULL);
 }
