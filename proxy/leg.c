@@ -126,14 +126,25 @@ size_t px_leg_queued(const px_leg_t *leg) {
 
 px_leg_read_t px_leg_tls_read(px_leg_t *leg) {
   for (;;) {
-    size_t n = 0;
+    size_t have = 0, n = 0;
+    int e = SSL_ERROR_NONE;
     if (!leg->ops->may_read(leg)) return PX_LEG_READ_STOPPED;
-    /* The ciphertext in the read buffer has already gone to OpenSSL. */
-    if (SSL_read_ex(leg->tls.ssl, leg->readbuf, PX_LEG_READ_BUF, &n)) {
-      leg->ops->on_plaintext(leg, leg->readbuf, n);
-      continue;
+    /* The ciphertext in the read buffer has already gone to OpenSSL. Every
+     * record it holds is decrypted before the owner sees the plaintext, in
+     * one piece: what the owner sends in answer (an HTTP/2 leg's frames of
+     * many streams) then leaves in one write, not one per record. */
+    while (have < PX_LEG_READ_BUF) {
+      if (!SSL_read_ex(leg->tls.ssl, leg->readbuf + have, PX_LEG_READ_BUF - have, &n)) {
+        e = SSL_get_error(leg->tls.ssl, 0);
+        break;
+      }
+      have += n;
     }
-    int e = SSL_get_error(leg->tls.ssl, 0);
+    if (have > 0) {
+      leg->ops->on_plaintext(leg, leg->readbuf, have);
+      if (e != SSL_ERROR_WANT_READ && !leg->ops->may_read(leg)) return PX_LEG_READ_STOPPED;
+    }
+    if (e == SSL_ERROR_NONE) continue; /* the buffer was full: more may wait */
     if (e == SSL_ERROR_WANT_READ) return PX_LEG_READ_AGAIN;
     return e == SSL_ERROR_ZERO_RETURN ? PX_LEG_READ_CLOSED : PX_LEG_READ_ERROR;
   }

@@ -180,9 +180,19 @@ static const px_codec_sink_t upstream_sink = {on_resp_head, on_resp_body, on_res
 
 static void client_plaintext(px_session_t *s, const char *data, size_t len);
 
+/* An HTTP/2 session answers on the leg it reads too (SETTINGS and PING
+ * acks, WINDOW_UPDATE, the frames of many streams): while one input is
+ * handled, both legs' output is gathered, so that it leaves in one write. */
+static int h2_session(const px_session_t *s) {
+  return px_codec_is_h2(s->client.codec) || px_codec_is_h2(s->upstream.codec);
+}
+
 void px_session_codec_client_plaintext(px_session_t *s, const char *data, size_t len) {
+  int both = h2_session(s);
   px_batch_begin(s, 1);
+  if (both) px_batch_begin(s, 0);
   client_plaintext(s, data, len);
+  if (both) px_batch_end(s, 0);
   px_batch_end(s, 1);
   px_session_timer_deadline_update(s); /* a head begun, completed, or the next awaited */
 }
@@ -244,8 +254,11 @@ static void upstream_plaintext(px_session_t *s, const char *data, size_t len) {
 }
 
 void px_session_codec_upstream_plaintext(px_session_t *s, const char *data, size_t len) {
+  int both = h2_session(s);
   px_batch_begin(s, 0);
+  if (both) px_batch_begin(s, 1);
   upstream_plaintext(s, data, len);
+  if (both) px_batch_end(s, 1);
   px_batch_end(s, 0);
 }
 
