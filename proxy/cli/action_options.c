@@ -133,16 +133,23 @@ void px_opt_set_map_remote(px_config_t *cfg, const px_option_t *o, const char *n
 
 /* ---- --throttle EXPR:RATE[:LATENCY] ---------------------------------------- */
 
-/* RATE: bytes per second, k and m meaning KiB and MiB ("64k", "1.5m"). */
-static int parse_rate(const char *s, size_t len, uint64_t *out) {
-  char buf[32], *end;
-  if (len == 0 || len >= sizeof(buf)) return -1;
+/* The number at the start of s[0..len) (a digit first) into *v, and where
+ * its unit begins (in `buf`, which holds the copy); -1 when there is none. */
+static int number_prefix(const char *s, size_t len, char buf[32], double *v, char **unit) {
+  if (len == 0 || len >= 32) return -1;
   memcpy(buf, s, len);
   buf[len] = '\0';
   if (!(buf[0] >= '0' && buf[0] <= '9')) return -1;
   errno = 0;
-  double v = strtod(buf, &end);
-  if (errno || end == buf) return -1;
+  *v = strtod(buf, unit);
+  return errno || *unit == buf ? -1 : 0;
+}
+
+/* RATE: bytes per second, k and m meaning KiB and MiB ("64k", "1.5m"). */
+static int parse_rate(const char *s, size_t len, uint64_t *out) {
+  char buf[32], *end;
+  double v;
+  if (number_prefix(s, len, buf, &v, &end) != 0) return -1;
   double mul = 1;
   if (*end == 'k' || *end == 'K') mul = 1024, end++;
   else if (*end == 'm' || *end == 'M') mul = 1024 * 1024, end++;
@@ -159,19 +166,12 @@ static int parse_rate(const char *s, size_t len, uint64_t *out) {
  * a RATE). */
 static int parse_latency(const char *s, size_t len, uint64_t *ms) {
   char buf[32], *end;
-  if (len == 0 || len >= sizeof(buf)) return -1;
-  memcpy(buf, s, len);
-  buf[len] = '\0';
-  if (!(buf[0] >= '0' && buf[0] <= '9')) return -1;
-  errno = 0;
-  double v = strtod(buf, &end);
-  if (errno || end == buf) return -1;
-  if (strcmp(end, "ms") == 0) {
-  } else if (strcmp(end, "s") == 0) {
+  double v;
+  if (number_prefix(s, len, buf, &v, &end) != 0) return -1;
+  if (strcmp(end, "s") == 0)
     v *= 1000;
-  } else {
+  else if (strcmp(end, "ms") != 0)
     return -1;
-  }
   if (!(v >= 0) || v > 3600 * 1000) return -1;
   *ms = (uint64_t)(v + 0.5);
   return 0;

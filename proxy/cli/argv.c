@@ -25,6 +25,18 @@ static const px_option_t *find_short(char c) {
   return NULL;
 }
 
+int px_opt_takes_next(const char *arg) {
+  size_t n;
+  const px_option_t *o = px_options(&n);
+  for (size_t i = 0; i < n; i++) {
+    if (o[i].set == NULL || o[i].meta == NULL) continue;
+    if (arg[1] == '-' ? o[i].lng && strcmp(arg, o[i].lng) == 0
+                      : o[i].shrt == arg[1] && arg[2] == '\0')
+      return 1;
+  }
+  return 0;
+}
+
 /* A short option word: -k, -mVALUE, -m VALUE, -vvv (a PX_OPT_REPEAT flag
  * repeated). Other bundles of flags are not taken. */
 static int parse_short(int argc, char **argv, int i, px_config_t *cfg) {

@@ -36,26 +36,12 @@ static void finish_listens(px_config_t *cfg) {
 
 #define RUN_USAGE "tlspeek run [options] -- CMD [ARGS...]"
 
-/* Does the option word `arg` take the next word as its value? Asked of the
- * option table; unknown options are left to px_opt_parse to refuse. */
-static int takes_next(const char *arg) {
-  size_t n;
-  const px_option_t *o = px_options(&n);
-  for (size_t i = 0; i < n; i++) {
-    if (o[i].set == NULL || o[i].meta == NULL) continue;
-    if (arg[1] == '-' ? o[i].lng && strcmp(arg, o[i].lng) == 0
-                      : o[i].shrt == arg[1] && arg[2] == '\0')
-      return 1;
-  }
-  return 0;
-}
-
 /* The index of the first word that is neither an option nor an option's
  * value (a subcommand: run, show, ca), or argc when there is none. */
 static int first_word(int argc, char **argv) {
   int r = 1;
   while (r < argc && argv[r][0] == '-' && argv[r][1] != '\0' && strcmp(argv[r], "--") != 0)
-    r += takes_next(argv[r]) ? 2 : 1;
+    r += px_opt_takes_next(argv[r]) ? 2 : 1;
   return r;
 }
 

@@ -65,6 +65,10 @@ void px_config_defaults(px_config_t *cfg);
  * (unknown option, missing or bad value, stray word) ends the process with
  * status 2; --help and --version end it with status 0. */
 int px_opt_parse(int argc, char **argv, px_config_t *cfg, char **rest, int *nrest);
+/* Does the option word `arg` ("-x" or "--name", not "--name=VALUE") take
+ * the next word as its value? Asked of the table; an unknown option does
+ * not (px_opt_parse refuses it). */
+int px_opt_takes_next(const char *arg);
 
 /* opt_intercept.c: the setters of --intercept and --intercept-timeout
  * (px_opt_set_fn), and the check that needs every option: --intercept

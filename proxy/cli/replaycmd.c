@@ -49,20 +49,6 @@ static const char replay_help[] =
     "reported, not failures), 1 one was not (its error is printed), 2 bad usage\n"
     "or a file that is not a readable transcript.\n";
 
-/* Does option word `arg` (not --opt=V) take the next word as its value? */
-static int takes_next(const char *arg) {
-  size_t n;
-  const px_option_t *o = px_options(&n);
-  if (arg[1] == '-' && strchr(arg, '=')) return 0;
-  for (size_t i = 0; i < n; i++) {
-    if (o[i].set == NULL || o[i].meta == NULL) continue;
-    if (arg[1] == '-' ? o[i].lng && strcmp(arg, o[i].lng) == 0
-                      : o[i].shrt == arg[1] && arg[2] == '\0')
-      return 1;
-  }
-  return 0;
-}
-
 /* "--name VALUE", "--name=VALUE", or for short `c`, "-c VALUE", "-cVALUE":
  * the value (advancing *i past it), or NULL when `arg` is not this option. */
 static const char *own_value(int argc, char **argv, int *i, const char *name, char c) {
@@ -112,7 +98,7 @@ int px_replay_cli_split(int argc, char **argv, int word, char **opts, px_replay_
       set_select(a, v);
     } else if (!options_done && arg[0] == '-' && arg[1] != '\0') {
       opts[n++] = argv[i];
-      if (takes_next(arg) && i + 1 < argc) opts[n++] = argv[++i];
+      if (px_opt_takes_next(arg) && i + 1 < argc) opts[n++] = argv[++i];
     } else if (a->file) {
       px_usage_error("tlspeek replay reads one file, not '%s' as well: " REPLAY_USAGE, arg);
     } else {
