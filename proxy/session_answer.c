@@ -442,15 +442,16 @@ static int serve(px_session_t *s, px_flow_t *n) {
   return serve_pick(s, n, PX_SERVE_HASH_INIT);
 }
 
-int px_answer_request_head(px_session_t *s, px_flow_t *n) {
-  int local = map_local(s, n) ? 1 : serve(s, n);
-  if (local == 0) return 0;
-  /* A client waiting for 100 Continue before its body gets it (the body is
-   * read and dropped), when no earlier answer is still to come. */
+void px_answer_continue(px_session_t *s, px_flow_t *n) {
   const flt_header_t *e = flt_head_find(&n->flow.req, "expect");
   if (e && s->answer && s->answer->flow == n && !s->answer->req_done &&
       s->flows.head == n && e->value_len == 12 && strncasecmp(e->value, "100-continue", 12) == 0)
     px_send_client(s, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+}
+
+int px_answer_request_head(px_session_t *s, px_flow_t *n) {
+  int local = map_local(s, n) ? 1 : serve(s, n);
+  if (local != 0) px_answer_continue(s, n);
   return local;
 }
 

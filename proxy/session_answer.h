@@ -72,6 +72,11 @@ int px_answer_flow(px_session_t *s, px_flow_t *n, const px_reply_t *r);
  * upstream but kept here (px_answer_keep) and the upstream is not
  * contacted; px_answer_request_end says what became of it. */
 int px_answer_request_head(px_session_t *s, px_flow_t *n);
+/* A client waiting for 100 Continue before the body of a request that is
+ * answered here (px_answer_flow) gets it, when no earlier answer is still
+ * to come: the body is then read and dropped. px_answer_request_head does
+ * it for its own answers; other callers of px_answer_flow call it after. */
+void px_answer_continue(px_session_t *s, px_flow_t *n);
 /* 1 while the request arriving now is kept (px_answer_request_head's 2):
  * what would go upstream for it goes to px_answer_keep instead (up to
  * PX_ANSWER_KEEP_MAX bytes, head and body; beyond, it is answered 413 if

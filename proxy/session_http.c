@@ -265,7 +265,10 @@ static int reply_plugin_answer(px_session_t *s, px_flow_t *n) {
                   .body = (const uint8_t *)a->answer_body, .body_len = a->answer_len, .fd = -1};
   flt_flow_action(&n->flow, "answered", "%d by a plugin (%zu bytes), not sent upstream",
                   a->answer_status, a->answer_len);
-  if (px_answer_flow(s, n, &r) != 0) px_session_close(s, "out of memory");
+  if (px_answer_flow(s, n, &r) != 0)
+    px_session_close(s, "out of memory");
+  else
+    px_answer_continue(s, n);
   return 1;
 }
 
@@ -290,18 +293,27 @@ static int collect_edits(px_session_t *s, const flt_flow_t *f, int response_side
   return any;
 }
 
-/* The head goes on, or is held with its body (bodyhold.h), or is kept
- * with its flow while --intercept holds it (session_intercept.c), or, while
- * --serve-match url+body has not decided on its flow yet, is kept by
- * session_answer.c until the request's end. */
+/* The head goes on, or: while --serve-match url+body has not decided on
+ * its flow yet, session_answer.c keeps it until the request's end (nothing
+ * goes upstream before that); while --intercept holds its flow, it is kept
+ * with it (session_intercept.c: the body that follows is kept the same way,
+ * before bodyhold sees it, so an intercepted message is not also rewritten);
+ * else it is held with its body when --replace or a plugin rewrites that
+ * (bodyhold.h). */
 static void put_head(px_session_t *s, px_codec_t *c, const px_codec_head_t *hd, px_flow_t *n,
                      const px_head_edit_t *e, int to_client, const char *data, size_t len) {
+  if (!to_client && px_answer_keeps_request(s)) {
+    px_answer_keep(s, data, len);
+    return;
+  }
+  if (px_session_intercept_capture(s, to_client, data, len)) {
+    px_flow_act_t *a = px_flow_act_of(&n->flow);
+    if (a) a->head_sent[to_client] = 1; /* too late for a plugin's head edits */
+    return;
+  }
   if (px_hold_head(s, n, to_client, c, hd, e, data, len)) return;
-  if (px_session_intercept_capture(s, to_client, data, len)) return; /* held by --intercept */
   if (to_client)
     px_send_client(s, data, len);
-  else if (px_answer_keeps_request(s))
-    px_answer_keep(s, data, len);
   else
     px_send_upstream(s, data, len);
 }

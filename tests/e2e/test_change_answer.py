@@ -433,6 +433,29 @@ def test_serve_url_body_miss_is_forwarded(proxy_factory, pki, tmp_path, http_ups
     assert ["[served]" in l for l in flows] == [True, False, True, False], flows
 
 
+def test_serve_url_body_with_a_request_replace_rule(proxy_factory, pki, tmp_path,
+                                                   http_upstream):
+    """--serve-match url+body decides on the request as received while a
+    request-side --replace rule also matches it: a hit is answered from the
+    recording and nothing goes to the server; a miss goes to the server once,
+    as the client sent it (kept whole until the body decided, it is not
+    rewritten), and the next request still gets its own answer."""
+    url = "http://127.0.0.1:%d/echo" % http_upstream.port
+    rec = str(tmp_path / "rec.jsonl")
+    record(proxy_factory, pki, "jsonl", rec, [], posts=[(url, "alpha")])
+    p = proxy_factory("--serve-from", rec, "--serve-match", "url+body",
+                      "--replace", "~q ~u /echo:/charlie/delta/")
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=20)
+    for sent, want in ((b"alpha", b"alpha"), (b"charlie", b"charlie"), (b"alpha", b"alpha"),
+                       (b"xcharliex", b"xcharliex")):
+        conn.request("POST", url, body=sent)
+        r = conn.getresponse()
+        assert (r.status, r.read()) == (200, want), sent
+    conn.close()
+    flows = wait_flow_lines(p, 4)
+    assert ["[served]" in l for l in flows] == [True, False, True, False], flows
+
+
 def test_serve_from_over_http_client_keepalive(proxy_factory, pki, tmp_path):
     """python http.client through the CONNECT tunnel, several requests on one
     TLS connection, the server stopped."""

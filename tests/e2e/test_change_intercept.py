@@ -223,6 +223,32 @@ def test_resume_unchanged(proxy_factory, pki, origin):
     assert status == 409 and "not waiting" in j["error"], j
 
 
+def test_intercept_with_replace_on_the_same_request(proxy_factory, pki, origin):
+    """A request both intercepted and matched by a request-side --replace rule
+    is held whole by the intercept (not also by the body rewrite): once resumed,
+    the upstream gets it exactly once, head and body intact, and the next
+    request on the connection is paired with its own answer."""
+    p, api = start(proxy_factory, "--replace", "~q ~u /hold:/secret/public/")
+    url = "https://localhost:%d/hold/both" % origin.port
+    before = len(origin.seen)
+    held = subprocess.Popen(["curl", "-sS", "--max-time", "60", "-x", p.url, "--cacert",
+                             pki.proxy_ca, "-d", "a secret body", url, "--next", "-x", p.url,
+                             "--cacert", pki.proxy_ca, "https://localhost:%d/after" % origin.port],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    fid = api.wait_waiting("/hold/both")
+    assert len(origin.seen) == before, origin.seen[before:]  # nothing went up while held
+    status, j = api.call("/api/flows/%d/resume" % fid, b"")
+    assert status == 200, j
+    out = finish(held)
+    first, _, second = out.partition(b"}")
+    got = json.loads(first + b"}")
+    assert got["method"] == "POST" and got["path"] == "/hold/both", got
+    assert got["body"] == "a secret body" and got["len"] == 13, got
+    assert json.loads(second)["path"] == "/after", second
+    paths = [r["path"] for r in origin.seen[before:]]
+    assert paths == ["/hold/both", "/after"], paths
+
+
 def test_event_stream_says_a_flow_waits(proxy_factory, pki, origin):
     import http.client
 
