@@ -338,6 +338,18 @@ void flt_flow_tag(flt_flow_t *f, const char *tag);
  * record as an array of strings. Call before on_flow_end. */
 void flt_flow_action(flt_flow_t *f, const char *tag, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The lines of f->actions one by one: `*p` starts at f->actions (NULL is
+ * fine); returns the next line, its length in *len (no '\n'), and moves
+ * *p past it; NULL after the last. */
+static inline const char *flt_flow_action_next(const char **p, size_t *len) {
+  const char *line = *p;
+  if (line == NULL || *line == '\0') return NULL;
+  const char *nl = line;
+  while (*nl && *nl != '\n') nl++;
+  *len = (size_t)(nl - line);
+  *p = *nl ? nl + 1 : nl;
+  return line;
+}
 
 /* ---- ABI 2: what a plugin may ask the core to do ------------------------
  * Each returns 0, or -1 when it is asked too late (the head already left),

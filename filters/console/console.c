@@ -418,13 +418,12 @@ static int con_line_aborted(const flt_console_t *con, const flt_flow_t *f,
  * response. */
 static void con_block_rest(const flt_console_t *con, const flt_flow_t *f,
                            con_flow_t *cf, flt_strbuf_t *b) {
-  for (const char *p = f->actions; p && *p;) {
-    const char *nl = strchr(p, '\n');
-    size_t n = nl ? (size_t)(nl - p) : strlen(p);
+  const char *p = f->actions, *line;
+  size_t n;
+  while ((line = flt_flow_action_next(&p, &n)) != NULL) {
     con_put(b, "    \xe2\x86\xb3 "); /* "↳" */
-    flt_con_paint(b, con->color, FLT_CON_YELLOW, p, n);
+    flt_con_paint(b, con->color, FLT_CON_YELLOW, line, n);
     con_put(b, "\n");
-    p += n + (nl ? 1 : 0);
   }
   for (int d = 0; d < 2 && con->detail >= 2; d++) {
     if (d == FLT_DIR_RESPONSE || !cf->req_shown)

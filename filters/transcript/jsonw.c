@@ -316,12 +316,9 @@ void tr_jw_interim(tr_jw_t *w, const char *key, const tr_flow_t *r) {
 
 void tr_jw_actions(tr_jw_t *w, const char *key, const char *actions) {
   tr_jw_open(w, key, '[');
-  for (const char *p = actions; p && *p;) {
-    const char *nl = strchr(p, '\n');
-    size_t n = nl ? (size_t)(nl - p) : strlen(p);
-    tr_jw_bytes(w, NULL, p, n);
-    p += n + (nl ? 1 : 0);
-  }
+  const char *p = actions, *line;
+  size_t n;
+  while ((line = flt_flow_action_next(&p, &n)) != NULL) tr_jw_bytes(w, NULL, line, n);
   tr_jw_close(w, ']');
 }
 
