@@ -50,19 +50,22 @@ void flt_flow_tag(flt_flow_t *f, const char *tag) {
 }
 
 void flt_flow_action(flt_flow_t *f, const char *tag, const char *fmt, ...) {
-  char detail[512];
-  va_list ap;
+  va_list ap, again;
   va_start(ap, fmt);
-  vsnprintf(detail, sizeof(detail), fmt, ap);
+  va_copy(again, ap);
+  int len = vsnprintf(NULL, 0, fmt, ap); /* the whole detail: a long URL is kept */
   va_end(ap);
   flt_flow_tag(f, tag);
-  size_t have = f->actions ? strlen(f->actions) : 0;
-  size_t add = strlen(tag) + 2 + strlen(detail);
-  char *n = realloc(f->actions, have + (have ? 1 : 0) + add + 1);
-  if (n == NULL) return; /* the tag alone says which action ran */
-  if (have) n[have++] = '\n';
-  snprintf(n + have, add + 1, "%s: %s", tag, detail);
-  f->actions = n;
+  size_t have = f->actions ? strlen(f->actions) : 0, head = strlen(tag) + 2;
+  char *n = len < 0 ? NULL : realloc(f->actions, have + 1 + head + (size_t)len + 1);
+  if (n != NULL) { /* else the tag alone says which action ran */
+    if (have) n[have++] = '\n';
+    memcpy(n + have, tag, head - 2);
+    memcpy(n + have + head - 2, ": ", 2);
+    vsnprintf(n + have + head, (size_t)len + 1, fmt, again);
+    f->actions = n;
+  }
+  va_end(again);
 }
 
 static void keep_body(const flt_chain_t *ch, flt_flow_t *f, int dir, const uint8_t *data,
