@@ -62,7 +62,7 @@ typedef struct flt_har {
   /* Writer thread only: */
   off_t tail_off; /* where HAR_TAIL starts */
   int n_entries;
-  tr_behind_t behind; /* never past tail_off: the tail is rewritten */
+  tr_out_t out; /* never final past tail_off: the tail is rewritten */
   tr_jw_t jw;         /* the batch being written */
 } flt_har_t;
 
@@ -408,7 +408,7 @@ static int har_append(flt_har_t *har, int entries) {
   if (n < 0) return ENOMEM;
   iov[n].iov_base = (void *)HAR_TAIL;
   iov[n].iov_len = HAR_TAIL_LEN;
-  rc = tr_writev_all(har->fd, iov, n + 1, har->tail_off);
+  rc = tr_out_write(&har->out, iov, n + 1, har->tail_off, har->tail_off + (off_t)step);
   if (rc) {
     /* Best effort: put the tail back so the file stays a valid HAR. */
     if (pwrite(har->fd, HAR_TAIL, HAR_TAIL_LEN, har->tail_off) == (ssize_t)HAR_TAIL_LEN &&
@@ -419,7 +419,6 @@ static int har_append(flt_har_t *har, int entries) {
   }
   har->tail_off += (off_t)step;
   har->n_entries += entries;
-  tr_behind_advance(&har->behind, har->fd, har->tail_off);
   return 0;
 }
 
@@ -499,7 +498,7 @@ void *flt_har_new(const char *path, size_t body_cap, const char *creator_version
     goto fail;
   }
   har->tail_off = (off_t)strlen(head);
-  tr_behind_init(&har->behind, har->fd, har->tail_off);
+  tr_out_init(&har->out, har->fd, har->tail_off + (off_t)HAR_TAIL_LEN);
   har->rec.w = tr_writer_new("HAR file", path, &har_sink, har, err, errlen);
   if (har->rec.w == NULL) goto fail;
   free(head);
@@ -522,6 +521,7 @@ void flt_har_free(void *self) {
   if (har == NULL) return;
   tr_writer_free(har->rec.w);
   tr_jw_free(&har->jw);
+  tr_out_free(&har->out);
   if (close(har->fd) < 0) flt_log_warn("HAR file %s: close: %s", har->path, strerror(errno));
   free(har);
 }

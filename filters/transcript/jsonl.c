@@ -65,7 +65,7 @@ typedef struct flt_jsonl {
   int fd;
   char path[512];
   off_t size; /* bytes written (writer thread) */
-  tr_behind_t behind;
+  tr_out_t out;
   tr_jw_t jw; /* the batch being written */
 } flt_jsonl_t;
 
@@ -200,10 +200,9 @@ static int jsonl_append(flt_jsonl_t *jl) {
   int n = tr_jw_iov(&jl->jw, 0, &iov), rc;
 
   if (n < 0) return ENOMEM;
-  rc = tr_writev_all(jl->fd, iov, n, -1);
+  rc = tr_out_write(&jl->out, iov, n, jl->size, jl->size + bytes);
   if (rc) return rc;
   jl->size += bytes;
-  tr_behind_advance(&jl->behind, jl->fd, jl->size);
   return 0;
 }
 
@@ -249,7 +248,7 @@ void *flt_jsonl_new(const char *path, size_t body_cap, char *err, size_t errlen)
     free(jl);
     return NULL;
   }
-  tr_behind_init(&jl->behind, jl->fd, 0);
+  tr_out_init(&jl->out, jl->fd, 0);
   jl->rec.w = tr_writer_new("JSONL file", path, &jsonl_sink, jl, err, errlen);
   if (jl->rec.w == NULL) {
     close(jl->fd);
@@ -270,6 +269,7 @@ void flt_jsonl_free(void *self) {
   if (jl == NULL) return;
   tr_writer_free(jl->rec.w);
   tr_jw_free(&jl->jw);
+  tr_out_free(&jl->out);
   if (close(jl->fd) < 0) flt_log_warn("JSONL file %s: close: %s", jl->path, strerror(errno));
   free(jl);
 }

@@ -145,6 +145,36 @@ void tr_behind_init(tr_behind_t *b, int fd, off_t start);
 /* The file is now written up to `end` (and never rewritten before it). */
 void tr_behind_advance(tr_behind_t *b, int fd, off_t end);
 
+/* Writing a transcript file (trout.c): appends of whole blocks go to the
+ * disk with O_DIRECT from a reused staging buffer, the rest through the
+ * page cache at once, so the file is whole after every tr_out_write; when
+ * O_DIRECT is not available the writes are ordinary, with write-behind.
+ * Writer thread only. */
+#define TR_DIO_ALIGN ((size_t)4096)       /* offsets, lengths, buffer address */
+#define TR_DIO_MIN ((size_t)64 << 10)     /* fewer bytes wait for the next write */
+#define TR_DIO_STAGE ((size_t)2 << 20)    /* the staging buffer (grows if it must) */
+typedef struct tr_out {
+  int fd;           /* the sink's descriptor */
+  int dfd;          /* the same file opened O_DIRECT; -1: ordinary writes */
+  int direct_ok;    /* a direct write succeeded (EINVAL after it is an error) */
+  int refused;      /* the first direct write was refused: falling back */
+  char *stage;      /* the file's bytes from base to its end (TR_DIO_ALIGN-aligned) */
+  size_t len, cap;
+  off_t base;       /* a multiple of TR_DIO_ALIGN: before it, all written directly */
+  off_t shown;      /* the file holds the stage's bytes up to here */
+  tr_behind_t behind; /* ordinary writes only */
+} tr_out_t;
+/* `start`: the file's size now (what is in it stays). */
+void tr_out_init(tr_out_t *o, int fd, off_t start);
+/* Writes iov at `off` (at most the end of what was written: the bytes from
+ * `off` on are replaced); the bytes before `keep` will not be written
+ * again. 0, or errno (the sink's warning then says it). */
+int tr_out_write(tr_out_t *o, struct iovec *iov, int n, off_t off, off_t keep);
+/* Ordinary writes from now on (tests use it to compare both ways). */
+void tr_out_buffered(tr_out_t *o);
+/* Closes the second descriptor; the sink's stays the sink's. */
+void tr_out_free(tr_out_t *o);
+
 /* Opens `path` with `flags` (O_CREAT implied) and `mode`; on failure -1
  * and "cannot open <label> <path>: <strerror>" in err. A regular file that
  * is not empty is stated on stderr first: with O_TRUNC the warning
