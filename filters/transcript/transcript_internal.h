@@ -145,13 +145,15 @@ void tr_behind_init(tr_behind_t *b, int fd, off_t start);
 /* The file is now written up to `end` (and never rewritten before it). */
 void tr_behind_advance(tr_behind_t *b, int fd, off_t end);
 
-/* Writing a transcript file (trout.c): appends of whole blocks go to the
- * disk with O_DIRECT from a reused staging buffer, the rest through the
- * page cache at once, so the file is whole after every tr_out_write; when
- * O_DIRECT is not available the writes are ordinary, with write-behind.
- * Writer thread only. */
+/* Writing a transcript file (trout.c): the whole blocks of a large write
+ * (TR_DIO_BIG or more) go to the disk with O_DIRECT from a reused staging
+ * buffer, everything else through the page cache at once (with
+ * write-behind), so the file is whole after every tr_out_write; when
+ * O_DIRECT is not available every write is an ordinary one. Writer thread
+ * only. */
 #define TR_DIO_ALIGN ((size_t)4096)       /* offsets, lengths, buffer address */
 #define TR_DIO_MIN ((size_t)64 << 10)     /* fewer bytes wait for the next write */
+#define TR_DIO_BIG ((size_t)1 << 20)      /* smaller writes go through the page cache */
 #define TR_DIO_STAGE ((size_t)2 << 20)    /* the staging buffer (grows if it must) */
 typedef struct tr_out {
   int fd;           /* the sink's descriptor */

@@ -1,7 +1,8 @@
 /* trout.c — writing a transcript file (transcript_internal.h, tr_out_t):
- * large appends go to the disk with O_DIRECT from one reused buffer, the
- * last partial block through the page cache, so that the file is whole
- * after every write and a long recording touches almost no page cache.
+ * the whole blocks of a large write go to the disk with O_DIRECT from one
+ * reused buffer, everything else through the page cache, so that the file
+ * is whole after every write and a bulk recording touches almost no page
+ * cache.
  *
  * Why: copying a recording into the page cache is most of what recording
  * costs once the traffic is bulk. Each new page-cache page is fresh memory
@@ -10,23 +11,26 @@
  * there, with write-behind (tr_behind_t) about 1 s, with O_DIRECT 0.3 s).
  * O_DIRECT hands the buffer to the disk as it is; the copy into the
  * staging buffer, in user space, costs a small part of what the kernel's
- * copy into fresh pages did.
+ * copy into fresh pages did. Small writes (a batch of keep-alive flows)
+ * stay ordinary: there a direct write cost more, because the page-cache
+ * tail it covered had to be written back first every time.
  *
  * How: `stage` mirrors the file from `base` (a multiple of TR_DIO_ALIGN)
- * to its end. Bytes before `keep` (what the caller will never rewrite: all
- * of it for JSON lines and PCAP, all but the closing brackets for HAR) are
- * written directly in whole blocks once there are at least TR_DIO_MIN of
- * them (or the stage is full); whatever is then left past `shown` is
- * written with pwrite(2) on the ordinary descriptor, so a reader (or a
- * crash) sees every byte at once. The kernel keeps the two paths coherent:
- * a direct write first writes back and drops the cached pages it covers
- * (the last partial block, at most a page or two per batch).
+ * to its end. In a write of TR_DIO_BIG bytes or more, the bytes before
+ * `keep` (what the caller will never rewrite: all of it for JSON lines and
+ * PCAP, all but the closing brackets for HAR) are written directly in
+ * whole blocks; whatever is then left past `shown` is written with
+ * pwrite(2) on the ordinary descriptor, so a reader (or a crash) sees
+ * every byte at once. A smaller write goes out with pwritev(2), and the
+ * stage keeps just the last partial block. The kernel keeps the two paths
+ * coherent: a direct write first writes back and drops the cached pages it
+ * covers.
  *
- * O_DIRECT is off — and the file written as before, with write-behind —
- * when the file is not a regular file, when the second descriptor cannot
- * be opened O_DIRECT (tmpfs on older kernels, some network file systems),
- * or when the first direct write is refused with EINVAL (a device whose
- * blocks are larger than TR_DIO_ALIGN). */
+ * O_DIRECT is off — every write ordinary, with write-behind — when the
+ * file is not a regular file, when the second descriptor cannot be opened
+ * O_DIRECT (tmpfs on older kernels, some network file systems), or when
+ * the first direct write is refused with EINVAL (a device whose blocks
+ * are larger than TR_DIO_ALIGN). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -189,9 +193,55 @@ static int out_write_direct(tr_out_t *o, const struct iovec *iov, int n, off_t o
   return out_show(o);
 }
 
-int tr_out_write(tr_out_t *o, struct iovec *iov, int n, off_t off, off_t keep) {
+/* A write of less than TR_DIO_BIG: through the page cache, straight from
+ * iov, with write-behind; the stage keeps only the file's bytes from the
+ * block `keep` falls in to the end, where the next large write starts. A
+ * direct write of every small batch cost more than this: the page-cache
+ * tail it covered had to be written back first, every time. */
+static int out_write_small(tr_out_t *o, struct iovec *iov, int n, off_t off, off_t keep,
+                           size_t total) {
+  off_t nb = keep - keep % (off_t)TR_DIO_ALIGN, at = off, from = off;
+  size_t len = 0;
   int rc;
 
+  if (nb > off) {
+    at = nb; /* the stage starts inside this write */
+  } else {
+    len = (size_t)(off - nb);
+    memmove(o->stage, o->stage + (nb - o->base), len);
+  }
+  for (int i = 0; i < n; from += (off_t)iov[i].iov_len, i++) {
+    const char *p = iov[i].iov_base;
+    size_t k = iov[i].iov_len;
+    if (from + (off_t)k <= at) continue;
+    if (from < at) {
+      p += at - from;
+      k -= (size_t)(at - from);
+    }
+    memcpy(o->stage + len, p, k);
+    len += k;
+  }
+  o->base = nb;
+  o->len = len;
+  if ((rc = tr_writev_all(o->fd, iov, n, off)) != 0) return rc;
+  o->shown = off + (off_t)total;
+  tr_behind_advance(&o->behind, o->fd, keep);
+  return 0;
+}
+
+int tr_out_write(tr_out_t *o, struct iovec *iov, int n, off_t off, off_t keep) {
+  size_t total = 0;
+  int rc;
+
+  for (int i = 0; i < n; i++)
+    total += iov[i].iov_len;
+  if (o->dfd >= 0 && total < TR_DIO_BIG && off >= o->base &&
+      off <= o->base + (off_t)o->len && keep >= off && keep <= off + (off_t)total &&
+      off + (off_t)total - (keep - keep % (off_t)TR_DIO_ALIGN) <= (off_t)o->cap) {
+    rc = out_write_small(o, iov, n, off, keep, total);
+    if (rc) tr_out_buffered(o);
+    return rc;
+  }
   if (o->dfd >= 0) {
     rc = out_write_direct(o, iov, n, off, keep);
     if (rc == 0) return 0;
