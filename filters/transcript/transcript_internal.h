@@ -145,32 +145,28 @@ void tr_behind_init(tr_behind_t *b, int fd, off_t start);
 /* The file is now written up to `end` (and never rewritten before it). */
 void tr_behind_advance(tr_behind_t *b, int fd, off_t end);
 
-/* Writing a transcript file (trout.c): the whole blocks of a large write
- * (TR_DIO_BIG or more) go to the disk with O_DIRECT from a reused staging
- * buffer, everything else through the page cache at once (with
- * write-behind), so the file is whole after every tr_out_write; when
- * O_DIRECT is not available every write is an ordinary one. Writer thread
- * only. */
-#define TR_DIO_ALIGN ((size_t)4096)       /* offsets, lengths, buffer address */
-#define TR_DIO_MIN ((size_t)64 << 10)     /* fewer bytes wait for the next write */
-#define TR_DIO_BIG ((size_t)1 << 20)      /* smaller writes go through the page cache */
-#define TR_DIO_STAGE ((size_t)2 << 20)    /* the staging buffer (grows if it must) */
+/* Writing a transcript file (trout.c): the whole blocks in the middle of
+ * a write go to the disk with O_DIRECT through a reused buffer, the partial
+ * blocks at its ends through the page cache (with write-behind), so the
+ * file is whole after every tr_out_write and a direct write never covers a
+ * dirty cached page; where O_DIRECT is not available every write is an
+ * ordinary one. Writer thread only. */
+#define TR_DIO_ALIGN ((size_t)4096)    /* offsets, lengths, buffer address */
+#define TR_DIO_MIN ((size_t)64 << 10)  /* fewer whole blocks: an ordinary write */
+#define TR_DIO_BUF ((size_t)2 << 20)   /* the aligned buffer */
 typedef struct tr_out {
-  int fd;           /* the sink's descriptor */
-  int dfd;          /* the same file opened O_DIRECT; -1: ordinary writes */
-  int direct_ok;    /* a direct write succeeded (EINVAL after it is an error) */
-  int refused;      /* the first direct write was refused: falling back */
-  char *stage;      /* the file's bytes from base to its end (TR_DIO_ALIGN-aligned) */
-  size_t len, cap;
-  off_t base;       /* a multiple of TR_DIO_ALIGN: before it, all written directly */
-  off_t shown;      /* the file holds the stage's bytes up to here */
-  tr_behind_t behind; /* ordinary writes only */
+  int fd;             /* the sink's descriptor */
+  int dfd;            /* the same file opened O_DIRECT; -1: ordinary writes */
+  int direct_ok;      /* a direct write succeeded (EINVAL after it is an error) */
+  char *buf;          /* TR_DIO_BUF bytes, TR_DIO_ALIGN-aligned, made on first use */
+  tr_behind_t behind; /* for what goes through the page cache */
 } tr_out_t;
-/* `start`: the file's size now (what is in it stays). */
+/* `start`: the file's size now. */
 void tr_out_init(tr_out_t *o, int fd, off_t start);
 /* Writes iov at `off` (at most the end of what was written: the bytes from
- * `off` on are replaced); the bytes before `keep` will not be written
- * again. 0, or errno (the sink's warning then says it). */
+ * `off` on are replaced), or at the file position when `off` < 0; the bytes
+ * before `keep` will not be written again. 0, or errno (the sink's warning
+ * then says it). Consumes iov like tr_writev_all. */
 int tr_out_write(tr_out_t *o, struct iovec *iov, int n, off_t off, off_t keep);
 /* Ordinary writes from now on (tests use it to compare both ways). */
 void tr_out_buffered(tr_out_t *o);
