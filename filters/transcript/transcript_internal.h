@@ -156,6 +156,7 @@ void tr_behind_advance(tr_behind_t *b, int fd, off_t end);
 #define TR_DIO_BUF ((size_t)2 << 20)   /* the aligned buffer */
 typedef struct tr_out {
   int fd;             /* the sink's descriptor */
+  int regular;        /* a regular file: written at offsets (else at its position) */
   int dfd;            /* the same file opened O_DIRECT; -1: ordinary writes */
   int direct_ok;      /* a direct write succeeded (EINVAL after it is an error) */
   char *buf;          /* TR_DIO_BUF bytes, TR_DIO_ALIGN-aligned, made on first use */
@@ -164,7 +165,8 @@ typedef struct tr_out {
 /* `start`: the file's size now. */
 void tr_out_init(tr_out_t *o, int fd, off_t start);
 /* Writes iov at `off` (at most the end of what was written: the bytes from
- * `off` on are replaced), or at the file position when `off` < 0; the bytes
+ * `off` on are replaced), or at the file position when `off` < 0 or the
+ * file is not a regular file (a pipe, /dev/stdout); the bytes
  * before `keep` will not be written again. 0, or errno (the sink's warning
  * then says it). Consumes iov like tr_writev_all. */
 int tr_out_write(tr_out_t *o, struct iovec *iov, int n, off_t off, off_t keep);

@@ -47,6 +47,7 @@ void tr_out_init(tr_out_t *o, int fd, off_t start) {
   o->dfd = -1;
   tr_behind_init(&o->behind, fd, start < 0 ? 0 : start);
   if (fstat(fd, &a) != 0 || !S_ISREG(a.st_mode)) return;
+  o->regular = 1;
   snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
   o->dfd = open(proc, O_WRONLY | O_DIRECT | O_CLOEXEC);
   if (o->dfd < 0) return;
@@ -152,6 +153,7 @@ int tr_out_write(tr_out_t *o, struct iovec *iov, int n, off_t off, off_t keep) {
   off_t a, b;
   int rc;
 
+  if (!o->regular) off = -1; /* a pipe or a terminal: at its position */
   for (int i = 0; i < n; i++)
     total += iov[i].iov_len;
   a = off + (off_t)(TR_DIO_ALIGN - 1);
