@@ -900,6 +900,37 @@ def test_runtime_write_error_warns_once_and_proxying_continues(proxy_factory, pk
     assert "warning" in mentions[0] and "No space left on device" in mentions[0], mentions
 
 
+def test_jsonl_and_pcap_into_fifos(proxy_factory, pki, https_upstream, tmp_path):
+    """--jsonl and --pcap to FIFOs (as to a pipe or /dev/stdout): written at the
+    pipe's position, every flow whole, readable by a reader on the other end."""
+    fifos = {name: str(tmp_path / name) for name in ("flows.jsonl", "flows.pcap")}
+    got = {}
+    readers = []
+    for name, path in fifos.items():
+        os.mkfifo(path, 0o600)
+
+        def read_all(name=name, path=path):
+            with open(path, "rb") as f:
+                got[name] = f.read()
+        t = threading.Thread(target=read_all, daemon=True)
+        t.start()
+        readers.append(t)
+    p = proxy_factory("--jsonl", fifos["flows.jsonl"], "--pcap", fifos["flows.pcap"])
+    url = "https://127.0.0.1:%d/text" % https_upstream.port
+    for i in range(3):
+        r = curl("--cacert", pki.proxy_ca, "-x", p.url, url + "?n=%d" % i)
+        assert r.returncode == 0 and r.stdout == TEXT, r.stderr
+    assert p.stop() == 0, p.stderr()
+    for t in readers:
+        t.join(30)
+    lines = got["flows.jsonl"].decode().splitlines()
+    assert [json.loads(ln)["url"] for ln in lines] == [url + "?n=%d" % i for i in range(3)]
+    pcap = tmp_path / "copy.pcap"
+    pcap.write_bytes(got["flows.pcap"])
+    out = tshark("-r", str(pcap), "-Y", "http.request", "-T", "fields", "-e", "http.request.uri")
+    assert sorted(field_rows(out)) == [["/text?n=%d" % i] for i in range(3)], out
+
+
 # ---- --body-cap ------------------------------------------------------------------
 
 def test_body_cap_truncates_records_not_traffic(proxy_factory, pki, https_upstream, tmp_path):
