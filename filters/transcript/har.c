@@ -1,10 +1,11 @@
 /* har.c — the HAR 1.2 transcript (transcript.h; README.md, "Transcripts").
  *
- * Crash safety: the file always ends with the tail "\n]}}\n". A write is
- * one pwritev(2) at the tail's offset of the entries of every flow the
- * writer thread found queued (each after ",\n", nothing before the first
- * entry of the file), then the tail again, so after every completed write
- * the file is a whole HAR document, even if the process is then killed.
+ * Crash safety: the file always ends with the tail "\n]}}\n". A write
+ * (tr_out_write, trout.c) puts at the tail's offset the entries of every
+ * flow the writer thread found queued (each after ",\n", nothing before
+ * the first entry of the file), then the tail again, so after every
+ * completed write the file is a whole HAR document, even if the process
+ * is then killed.
  * The writer thread (one per file) runs within TR_GATHER_NS of a flow's
  * end; batches stay under TR_BATCH_MAX and TR_BATCH_HOLES.
  *
@@ -398,8 +399,8 @@ void tr_har_entry(tr_jw_t *w, tr_flow_t *r, const tr_body_t bodies[2]) {
 
 /* ---- the file ------------------------------------------------------------ */
 
-/* Appends what w holds (entries, each after its ",\n") and the tail in one
- * pwritev(2) at the tail's offset: after it the file is a whole HAR again. */
+/* Appends what w holds (entries, each after its ",\n") and the tail at the
+ * tail's offset: after it the file is a whole HAR again. */
 static int har_append(flt_har_t *har, int entries) {
   struct iovec *iov;
   size_t step = har->jw.len + har->jw.hole_bytes;
@@ -500,7 +501,10 @@ void *flt_har_new(const char *path, size_t body_cap, const char *creator_version
   har->tail_off = (off_t)strlen(head);
   tr_out_init(&har->out, har->fd, har->tail_off + (off_t)HAR_TAIL_LEN);
   har->rec.w = tr_writer_new("HAR file", path, &har_sink, har, err, errlen);
-  if (har->rec.w == NULL) goto fail;
+  if (har->rec.w == NULL) {
+    tr_out_free(&har->out);
+    goto fail;
+  }
   free(head);
   return har;
 fail:

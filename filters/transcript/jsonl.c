@@ -1,6 +1,6 @@
 /* jsonl.c — one JSON object per completed flow, one line each
- * (transcript.h), written on the writer thread with one writev(2) for all the
- * flows it found queued, so that `tail -f FILE | jq` sees whole lines as
+ * (transcript.h), written on the writer thread with one tr_out_write for all
+ * the flows it found queued, so that `tail -f FILE | jq` sees whole lines as
  * flows finish. Lines come in the order flows complete.
  *
  * The shape (every key always present; null where it does not apply):
@@ -193,7 +193,7 @@ void tr_jsonl_object(tr_jw_t *w, const char *key, tr_flow_t *r, const tr_body_t 
   tr_jw_close(w, '}');
 }
 
-/* Appends what w holds with one writev(2). */
+/* Appends what w holds with one tr_out_write. */
 static int jsonl_append(flt_jsonl_t *jl) {
   struct iovec *iov;
   off_t bytes = (off_t)(jl->jw.len + jl->jw.hole_bytes);
@@ -251,6 +251,7 @@ void *flt_jsonl_new(const char *path, size_t body_cap, char *err, size_t errlen)
   tr_out_init(&jl->out, jl->fd, 0);
   jl->rec.w = tr_writer_new("JSONL file", path, &jsonl_sink, jl, err, errlen);
   if (jl->rec.w == NULL) {
+    tr_out_free(&jl->out);
     close(jl->fd);
     free(jl);
     return NULL;

@@ -521,7 +521,10 @@ void *flt_pcap_new(const char *path, char *err, size_t errlen) {
   pcap->size = lseek(pcap->fd, 0, SEEK_CUR);
   tr_out_init(&pcap->out, pcap->fd, pcap->size);
   pcap->w = tr_writer_new("PCAP file", path, &pcap_sink, pcap, err, errlen);
-  if (pcap->w == NULL) goto fail;
+  if (pcap->w == NULL) {
+    tr_out_free(&pcap->out);
+    goto fail;
+  }
   return pcap;
 fail:
   if (fp) fclose(fp);

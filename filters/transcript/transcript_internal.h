@@ -145,30 +145,33 @@ void tr_behind_init(tr_behind_t *b, int fd, off_t start);
 /* The file is now written up to `end` (and never rewritten before it). */
 void tr_behind_advance(tr_behind_t *b, int fd, off_t end);
 
-/* Writing a transcript file (trout.c): the whole blocks in the middle of
- * a write go to the disk with O_DIRECT through a reused buffer, the partial
- * blocks at its ends through the page cache (with write-behind), so the
- * file is whole after every tr_out_write and a direct write never covers a
- * dirty cached page; where O_DIRECT is not available every write is an
- * ordinary one. Writer thread only. */
-#define TR_DIO_ALIGN ((size_t)4096)    /* offsets, lengths, buffer address */
-#define TR_DIO_MIN ((size_t)64 << 10)  /* fewer whole blocks: an ordinary write */
+/* Writing a transcript file (trout.c): the whole pages in the middle of a
+ * write go to the disk with O_DIRECT through a reused buffer, the partial
+ * pages at its ends through the page cache (with write-behind), so the
+ * file is whole after every tr_out_write and no direct write covers a page
+ * the page cache holds dirty; where O_DIRECT is not available (or not
+ * worth it: tmpfs) every write is an ordinary one. Writer thread only. */
+#define TR_DIO_ALIGN ((size_t)4096)    /* at least: offsets, lengths, buffer address */
+#define TR_DIO_MIN ((size_t)64 << 10)  /* less in whole pages: an ordinary write */
 #define TR_DIO_BUF ((size_t)2 << 20)   /* the aligned buffer */
 typedef struct tr_out {
   int fd;             /* the sink's descriptor */
-  int regular;        /* a regular file: written at offsets (else at its position) */
+  int seekable;       /* written at offsets (else at its position: a pipe) */
   int dfd;            /* the same file opened O_DIRECT; -1: ordinary writes */
-  int direct_ok;      /* a direct write succeeded (EINVAL after it is an error) */
-  char *buf;          /* TR_DIO_BUF bytes, TR_DIO_ALIGN-aligned, made on first use */
+  int direct_ok;      /* a direct write succeeded (a failure after it is an error) */
+  off_t page;         /* the alignment: the page size, at least TR_DIO_ALIGN */
+  off_t dirty_to;     /* the end of the last write: pages the cache may hold dirty */
+  char *buf;          /* TR_DIO_BUF bytes, page-aligned, made on first use */
+  /* pwrite(2) on dfd; tests put a failing one in its place. */
+  ssize_t (*dpwrite)(int fd, const void *buf, size_t n, off_t at);
   tr_behind_t behind; /* for what goes through the page cache */
 } tr_out_t;
 /* `start`: the file's size now. */
 void tr_out_init(tr_out_t *o, int fd, off_t start);
 /* Writes iov at `off` (at most the end of what was written: the bytes from
- * `off` on are replaced), or at the file position when `off` < 0 or the
- * file is not a regular file (a pipe, /dev/stdout); the bytes
- * before `keep` will not be written again. 0, or errno (the sink's warning
- * then says it). Consumes iov like tr_writev_all. */
+ * `off` on are replaced), or at the file's position when it cannot seek (a
+ * pipe, /dev/stdout); the bytes before `keep` will not be written again.
+ * 0, or errno (the sink's warning then says it). iov may be consumed. */
 int tr_out_write(tr_out_t *o, struct iovec *iov, int n, off_t off, off_t keep);
 /* Ordinary writes from now on (tests use it to compare both ways). */
 void tr_out_buffered(tr_out_t *o);

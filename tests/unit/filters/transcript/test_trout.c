@@ -2,14 +2,17 @@
  * tr_out_t): after every tr_out_write the file holds exactly what was
  * written, whether the bytes went through O_DIRECT, the page cache or
  * both; appends of any size, a rewritten tail (as HAR's closing brackets),
- * a file that already had bytes in it, O_DIRECT turned off, and a file
- * system where O_DIRECT may not be available (/dev/shm). */
+ * a file that already had bytes in it, O_DIRECT turned off, tmpfs, a pipe;
+ * every direct write starts at or past the end of the file (so it covers no
+ * page the page cache holds); a refused first direct write, a short one and
+ * a failing later one (through a stand-in for pwrite). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,28 @@
 #include "tests/unit/filters/transcript/fixtures/transcriptfixtures.h"
 
 #define MODEL_MAX ((size_t)24 << 20)
+
+/* The stand-in for pwrite on the O_DIRECT descriptor: checks that the write
+ * starts at or past the end of the file, counts it, and fails or writes
+ * short when told to. */
+static struct {
+  int calls, refuse_first, fail_after, err, short_every;
+} dw;
+
+static ssize_t fake_dpwrite(int fd, const void *buf, size_t n, off_t at) {
+  struct stat st;
+  assert_int_equal(fstat(fd, &st), 0);
+  assert_true(at >= st.st_size); /* nothing the page cache holds is covered */
+  assert_int_equal(at % 4096, 0);
+  assert_int_equal(n % 4096, 0);
+  dw.calls++;
+  if ((dw.refuse_first && dw.calls == 1) || (dw.fail_after && dw.calls > dw.fail_after)) {
+    errno = dw.err;
+    return -1;
+  }
+  if (dw.short_every && dw.calls % dw.short_every == 0 && n > 8192) n = n / 2 / 4096 * 4096;
+  return pwrite(fd, buf, n, at);
+}
 
 typedef struct {
   char path[256];
@@ -51,6 +76,8 @@ static void file_open(file_t *f, const char *dir, const char *name, size_t prefi
   assert_int_equal(tr_write_all(f->fd, f->model, prefix), 0);
   f->size = prefix;
   tr_out_init(&f->out, f->fd, (off_t)prefix);
+  f->out.dpwrite = fake_dpwrite;
+  memset(&dw, 0, sizeof(dw));
   if (!direct) tr_out_buffered(&f->out);
 }
 
@@ -102,7 +129,8 @@ static void run_appends(const char *dir, size_t prefix, int direct) {
   file_open(&f, dir, "appends.bin", prefix, direct);
   for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
     file_write(&f, f.size, sizes[i], 0);
-  if (direct && f.out.dfd >= 0) assert_true(f.out.direct_ok); /* it did go direct */
+  if (direct && f.out.dfd >= 0) assert_true(f.out.direct_ok && dw.calls > 0); /* direct */
+  if (!direct) assert_int_equal(dw.calls, 0);
   file_close(&f);
 }
 
@@ -118,7 +146,28 @@ static void run_tail_rewrites(const char *dir, size_t prefix, int direct) {
     size_t n = i % 7 == 6 ? (size_t)(next_rnd(&f) % (3u << 20)) : next_rnd(&f) % 90000;
     file_write(&f, f.size - TAIL, n + TAIL, TAIL);
   }
+  if (direct && f.out.dfd >= 0) assert_true(dw.calls > 0);
   file_close(&f);
+}
+
+/* HAR's closing brackets spilling over a page boundary: the page after the
+ * boundary is dirty in the page cache, and the next large write must not
+ * write it directly (the stand-in checks every direct write starts at or
+ * past the end of the file). */
+static void test_tail_spilling_into_next_page(void **state) {
+  enum { TAIL = 5 };
+  file_t f;
+  (void)state;
+  for (size_t spill = 1; spill < TAIL; spill++) {
+    file_open(&f, tmpdir, "spill.bin", 0, 1);
+    /* keep = 3 pages - (TAIL - spill): the tail's last `spill` bytes are on page 4 */
+    file_write(&f, 0, 3 * 4096 - (TAIL - spill) + TAIL, TAIL);
+    assert_int_equal(f.size % 4096, spill);
+    file_write(&f, f.size - TAIL, ((size_t)1 << 20) + TAIL, TAIL);
+    file_write(&f, f.size - TAIL, ((size_t)1 << 20) + 3 + TAIL, TAIL);
+    if (f.out.dfd >= 0) assert_true(dw.calls > 0);
+    file_close(&f);
+  }
 }
 
 static const char *shm_dir(void) {
@@ -148,14 +197,73 @@ static void test_tail_rewrites(void **state) {
   run_tail_rewrites(dir, 137, 0);
 }
 
-/* tmpfs may refuse O_DIRECT (then the writes are ordinary) or take it:
- * either way the file is whole. */
+/* tmpfs keeps files in memory: a direct write would be one more copy, so
+ * writes there are ordinary. */
 static void test_tmpfs(void **state) {
   const char *dir = shm_dir();
+  file_t f;
   (void)state;
   if (dir == NULL) skip();
-  run_appends(dir, 24, 1);
-  run_tail_rewrites(dir, 137, 1);
+  file_open(&f, dir, "tmpfs.bin", 10, 1);
+  assert_int_equal(f.out.dfd, -1);
+  file_write(&f, f.size, (size_t)3 << 20, 0);
+  assert_int_equal(dw.calls, 0);
+  file_close(&f);
+}
+
+/* The first direct write is refused (EINVAL, EOPNOTSUPP: what file systems
+ * without O_DIRECT answer): the bytes go the ordinary way, and so does
+ * every later write. */
+static void test_refused_direct_falls_back(void **state) {
+  static const int errs[] = {EINVAL, EOPNOTSUPP};
+  file_t f;
+  (void)state;
+  for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+    file_open(&f, tmpdir, "refused.bin", 24, 1);
+    if (f.out.dfd < 0) skip(); /* no O_DIRECT here at all */
+    dw.refuse_first = 1;
+    dw.err = errs[i];
+    file_write(&f, f.size, (size_t)1 << 20, 0);
+    assert_int_equal(dw.calls, 1);
+    assert_int_equal(f.out.dfd, -1);
+    file_write(&f, f.size, (size_t)1 << 20, 0);
+    assert_int_equal(dw.calls, 1);
+    file_close(&f);
+  }
+}
+
+/* Short direct writes: the rest goes the ordinary way, the next direct
+ * write is aligned again. */
+static void test_short_direct_writes(void **state) {
+  file_t f;
+  (void)state;
+  file_open(&f, tmpdir, "short.bin", 100, 1);
+  if (f.out.dfd < 0) skip();
+  dw.short_every = 2;
+  for (int i = 0; i < 6; i++)
+    file_write(&f, f.size, (size_t)(3 << 20) + (size_t)i * 777, 0);
+  assert_true(dw.calls >= 6);
+  assert_true(f.out.dfd >= 0);
+  file_close(&f);
+}
+
+/* A direct write that fails after others succeeded is the sink's error
+ * (a full disk), not a reason to switch to ordinary writes. */
+static void test_later_direct_failure_is_an_error(void **state) {
+  file_t f;
+  struct iovec iov;
+  (void)state;
+  file_open(&f, tmpdir, "full.bin", 0, 1);
+  if (f.out.dfd < 0) skip();
+  file_write(&f, 0, (size_t)1 << 20, 0);
+  dw.fail_after = dw.calls;
+  dw.err = ENOSPC;
+  iov.iov_base = f.model;
+  iov.iov_len = (size_t)1 << 20;
+  assert_int_equal(tr_out_write(&f.out, &iov, 1, (off_t)f.size, (off_t)f.size + (1 << 20)),
+                   ENOSPC);
+  assert_true(f.out.dfd >= 0);
+  file_close(&f);
 }
 
 /* A pipe (--jsonl /dev/stdout, a FIFO) is not a regular file: ordinary
@@ -185,7 +293,11 @@ int main(void) {
       cmocka_unit_test(test_appends_direct),
       cmocka_unit_test(test_appends_buffered),
       cmocka_unit_test(test_tail_rewrites),
+      cmocka_unit_test(test_tail_spilling_into_next_page),
       cmocka_unit_test(test_tmpfs),
+      cmocka_unit_test(test_refused_direct_falls_back),
+      cmocka_unit_test(test_short_direct_writes),
+      cmocka_unit_test(test_later_direct_failure_is_an_error),
       cmocka_unit_test(test_pipe_is_ordinary),
   };
   return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
