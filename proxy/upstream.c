@@ -5,6 +5,7 @@
  * and resumption. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -74,6 +75,7 @@ static void setup_free(px_session_t *s) {
   flt_strbuf_free(&u->proxy_resp);
   free(u);
   s->up_setup = NULL;
+  s->w->up_setups--;
 }
 
 void px_upstream_set_state(px_session_t *s, px_up_state_t next) {
@@ -217,6 +219,7 @@ void px_upstream_start(px_session_t *s) {
     px_upstream_fail(s, 502, "out of memory");
     return;
   }
+  s->w->up_setups++;
   flt_strbuf_init(&u->proxy_resp, 16 * 1024);
   u->t_phase = uv_hrtime();
   /* Through the next proxy: plain HTTP requests go to it as they are
@@ -657,9 +660,24 @@ uint64_t px_upstream_release_delay(const px_session_t *s) {
  * (to go quiet, px_upstream_quiet) while later ones are over the limit. */
 void px_upstream_count_idle(px_session_t *s, int idle) {
   if (idle == s->up_idle_counted) return;
+  if (s->up_idle_fast) s->w->idle_fast--;
   s->up_idle_counted = idle;
   s->w->idle_upstreams += idle ? 1 : -1;
   s->up_idle_fast = idle && s->w->idle_upstreams > PX_IDLE_UPSTREAM_MAX;
+  if (s->up_idle_fast) s->w->idle_fast++;
+}
+
+/* A burst of connections leaves the memory its handshakes and released
+ * upstream legs used free inside the heap, between the connections that
+ * stay: glibc reuses it for the next ones but keeps it resident meanwhile
+ * (1-3 MiB after a few thousand). Once no idle upstream is left beyond
+ * the worker's limit (each is released after PX_IDLE_UPSTREAM_FAST_MS) and
+ * no upstream is being set up, the burst is over: the whole
+ * free pages go back to the system. malloc_trim walks the free lists of
+ * every arena, so it runs only then, never while connections are being
+ * set up or released one after another. */
+static void trim_after_burst(px_worker_t *w) {
+  if (w->up_setups == 0 && w->idle_fast == 0) malloc_trim(0);
 }
 
 static void on_release_closed(uv_handle_t *h) {
@@ -681,6 +699,7 @@ void px_upstream_release(px_session_t *s) {
   s->conn.dns_us = s->conn.connect_us = s->conn.ssl_us = -1;
   px_codec_trim(s->client.codec);
   px_tls_trim_all(&s->client.tls);
+  trim_after_burst(s->w);
 }
 
 /* ---- a quiet connection --------------------------------------------------- */
