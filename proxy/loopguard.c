@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Our upstream sockets, as an open-addressing set keyed by local address.
@@ -18,20 +19,39 @@
  * nginx uses 127.0.0.1:41514 too. An entry therefore also holds where the
  * socket connects to, and a new client is ours only when both ends match.
  * A full table only means that a loop is caught one connection later (by
- * the redirected connection's own upstream), never a wrong refusal. */
-#define SLOTS 16384
+ * the redirected connection's own upstream), never a wrong refusal.
+ *
+ * The table follows the number of open upstream sockets: it doubles when
+ * half full and halves when less than an eighth is used, between MIN_SLOTS
+ * and MAX_SLOTS. A fixed table of the largest size would keep every page
+ * that hashing ever spread an entry on resident: up to the whole 1.5 MiB
+ * once a few thousand upstream connections have come and gone, whatever
+ * few are open now. */
+#define MIN_SLOTS 256
+#define MAX_SLOTS 32768
 #define MAX_SAME_LOCAL 8 /* our sockets sharing one local address, compared */
+
+/* An address as the table keeps it: family, port and IP only, 20 bytes
+ * instead of a 128-byte sockaddr_storage. Zeroed before it is filled, so
+ * that memcmp compares two. */
+typedef struct lg_addr {
+  uint8_t family; /* AF_INET or AF_INET6 */
+  uint8_t pad;
+  uint16_t port;  /* network order */
+  uint8_t ip[16]; /* the IPv4 address in its first 4 bytes */
+} lg_addr_t;
 
 typedef struct entry {
   int used;
-  int fd; /* tells apart entries with the same local address */
-  struct sockaddr_storage addr;   /* local */
-  struct sockaddr_storage remote; /* the destination connect() was given */
+  int fd;           /* tells apart entries with the same local address */
+  lg_addr_t addr;   /* local */
+  lg_addr_t remote; /* the destination connect() was given */
 } entry_t;
 
 static atomic_int enabled;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static entry_t table[SLOTS];
+static entry_t *table; /* `slots` entries (a power of two), NULL until the first add */
+static size_t slots, entries;
 
 void px_loopguard_enable(void) { atomic_store(&enabled, 1); }
 
@@ -46,22 +66,48 @@ static int same(const struct sockaddr_storage *a, const struct sockaddr_storage 
   return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
 }
 
-static size_t hash(const struct sockaddr_storage *a) {
-  uint32_t h = 2166136261u;
-  const uint8_t *p;
-  size_t n;
-  if (a->ss_family == AF_INET) {
-    p = (const uint8_t *)&((const struct sockaddr_in *)a)->sin_port;
-    n = 6; /* port then address */
-  } else {
+static void pack(const struct sockaddr *a, lg_addr_t *out) {
+  memset(out, 0, sizeof(*out));
+  out->family = (uint8_t)a->sa_family;
+  if (a->sa_family == AF_INET) {
+    const struct sockaddr_in *x = (const void *)a;
+    out->port = x->sin_port;
+    memcpy(out->ip, &x->sin_addr, 4);
+  } else if (a->sa_family == AF_INET6) {
     const struct sockaddr_in6 *x = (const void *)a;
-    h = (h ^ (uint8_t)(x->sin6_port >> 8)) * 16777619u;
-    h = (h ^ (uint8_t)x->sin6_port) * 16777619u;
-    p = (const uint8_t *)&x->sin6_addr;
-    n = 16;
+    out->port = x->sin6_port;
+    memcpy(out->ip, &x->sin6_addr, 16);
   }
-  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
-  return h % SLOTS;
+}
+
+static int packed_same(const lg_addr_t *a, const lg_addr_t *b) {
+  return memcmp(a, b, sizeof(*a)) == 0;
+}
+
+/* The first slot to probe for `a` in a table of `n` slots. */
+static size_t hash(const lg_addr_t *a, size_t n) {
+  uint32_t h = 2166136261u;
+  const uint8_t *p = (const uint8_t *)&a->port;
+  size_t len = a->family == AF_INET ? 4 : 16;
+  for (size_t i = 0; i < 2; i++) h = (h ^ p[i]) * 16777619u; /* port then address */
+  for (size_t i = 0; i < len; i++) h = (h ^ a->ip[i]) * 16777619u;
+  return h & (n - 1);
+}
+
+/* Moves every entry into a fresh table of `n` slots; keeps the old one when
+ * out of memory (a fuller table still works, only its probes are longer). */
+static void resize(size_t n) {
+  entry_t *t = calloc(n, sizeof(*t));
+  if (t == NULL) return;
+  for (size_t i = 0; i < slots; i++) {
+    if (!table[i].used) continue;
+    size_t k = hash(&table[i].addr, n);
+    while (t[k].used) k = (k + 1) & (n - 1);
+    t[k] = table[i];
+  }
+  free(table);
+  table = t;
+  slots = n;
 }
 
 static int local_addr(int fd, struct sockaddr_storage *out) {
@@ -70,39 +116,59 @@ static int local_addr(int fd, struct sockaddr_storage *out) {
   return getsockname(fd, (struct sockaddr *)out, &len);
 }
 
-void px_loopguard_add(int fd, const struct sockaddr *dst) {
+static int local_packed(int fd, lg_addr_t *out) {
   struct sockaddr_storage a;
-  if (!atomic_load(&enabled) || local_addr(fd, &a) != 0) return;
+  if (local_addr(fd, &a) != 0) return -1;
+  pack((const struct sockaddr *)&a, out);
+  return 0;
+}
+
+void px_loopguard_add(int fd, const struct sockaddr *dst) {
+  lg_addr_t a;
+  if (!atomic_load(&enabled) || local_packed(fd, &a) != 0) return;
   pthread_mutex_lock(&lock);
-  for (size_t i = 0, h = hash(&a); i < SLOTS / 8; i++, h = (h + 1) % SLOTS) {
+  if (table == NULL) {
+    table = calloc(MIN_SLOTS, sizeof(*table));
+    slots = table ? MIN_SLOTS : 0;
+  } else if ((entries + 1) * 2 > slots && slots < MAX_SLOTS) {
+    resize(slots * 2);
+  }
+  for (size_t i = 0, h = table ? hash(&a, slots) : 0; i < slots / 8; i++, h = (h + 1) & (slots - 1)) {
     if (!table[h].used) {
       table[h].used = 1;
       table[h].fd = fd;
       table[h].addr = a;
-      memset(&table[h].remote, 0, sizeof(table[h].remote));
-      memcpy(&table[h].remote, dst,
-             dst->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+      pack(dst, &table[h].remote);
+      entries++;
       break;
     }
   }
   pthread_mutex_unlock(&lock);
 }
 
+/* Empties slot `h` and re-inserts the rest of its probe run, so that
+ * lookups stay correct. */
+static void take_out(size_t h) {
+  table[h].used = 0;
+  entries--;
+  for (size_t j = (h + 1) & (slots - 1); table[j].used; j = (j + 1) & (slots - 1)) {
+    entry_t e = table[j];
+    table[j].used = 0;
+    size_t k = hash(&e.addr, slots);
+    while (table[k].used) k = (k + 1) & (slots - 1);
+    table[k] = e;
+  }
+}
+
 void px_loopguard_remove(int fd) {
-  struct sockaddr_storage a;
-  if (!atomic_load(&enabled) || local_addr(fd, &a) != 0) return;
+  lg_addr_t a;
+  if (!atomic_load(&enabled) || local_packed(fd, &a) != 0) return;
   pthread_mutex_lock(&lock);
-  for (size_t i = 0, h = hash(&a); i < SLOTS / 8 && table[h].used; i++, h = (h + 1) % SLOTS) {
-    if (table[h].fd == fd && same(&table[h].addr, &a)) {
-      table[h].used = 0;
-      /* Re-insert the rest of the probe run so lookups stay correct. */
-      for (size_t j = (h + 1) % SLOTS; table[j].used; j = (j + 1) % SLOTS) {
-        entry_t e = table[j];
-        table[j].used = 0;
-        size_t k = hash(&e.addr);
-        while (table[k].used) k = (k + 1) % SLOTS;
-        table[k] = e;
-      }
+  for (size_t i = 0, h = table ? hash(&a, slots) : 0; i < slots && table[h].used;
+       i++, h = (h + 1) & (slots - 1)) {
+    if (table[h].fd == fd && packed_same(&table[h].addr, &a)) {
+      take_out(h);
+      if (entries * 8 < slots && slots > MIN_SLOTS) resize(slots / 2);
       break;
     }
   }
@@ -119,24 +185,29 @@ static int original_dst(int fd, int family, struct sockaddr_storage *out) {
 }
 
 int px_loopguard_is_ours(int fd) {
-  struct sockaddr_storage peer, local, orig, remotes[MAX_SAME_LOCAL];
+  struct sockaddr_storage peer, local, orig;
+  lg_addr_t key, remotes[MAX_SAME_LOCAL], l, o;
   socklen_t pl = sizeof(peer);
   size_t n = 0;
 
   if (!atomic_load(&enabled)) return 0;
   memset(&peer, 0, sizeof(peer));
   if (getpeername(fd, (struct sockaddr *)&peer, &pl) != 0) return 0;
+  pack((const struct sockaddr *)&peer, &key);
   pthread_mutex_lock(&lock);
-  for (size_t i = 0, h = hash(&peer); i < SLOTS && table[h].used && n < MAX_SAME_LOCAL;
-       i++, h = (h + 1) % SLOTS)
-    if (same(&table[h].addr, &peer)) remotes[n++] = table[h].remote;
+  for (size_t i = 0, h = table ? hash(&key, slots) : 0; i < slots && table[h].used &&
+                                                       n < MAX_SAME_LOCAL;
+       i++, h = (h + 1) & (slots - 1))
+    if (packed_same(&table[h].addr, &key)) remotes[n++] = table[h].remote;
   pthread_mutex_unlock(&lock);
   if (n == 0 || local_addr(fd, &local) != 0) return 0;
   /* Straight in (our socket connected to this listener), or through a
    * REDIRECT rule (it connected to where the rule caught it). */
   int redirected = original_dst(fd, local.ss_family, &orig);
+  pack((const struct sockaddr *)&local, &l);
+  if (redirected) pack((const struct sockaddr *)&orig, &o);
   for (size_t i = 0; i < n; i++)
-    if (same(&remotes[i], &local) || (redirected && same(&remotes[i], &orig))) return 1;
+    if (packed_same(&remotes[i], &l) || (redirected && packed_same(&remotes[i], &o))) return 1;
   return 0;
 }
 

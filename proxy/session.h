@@ -219,6 +219,9 @@ struct px_session {
   int up_cert_requested;       /* the upstream asked for a client certificate */
   px_up_bind_t up_bind;        /* changed by px_upstream_set_bind() only */
   int up_idle_counted;         /* counted in the worker's idle_upstreams */
+  int up_idle_fast;            /* ... beyond its limit when counted: released soon */
+  uint64_t quiet_at;           /* last_activity when the connection last went
+                                  quiet (px_upstream_quiet) */
 
   /* HTTP: each leg's codec is client.codec and upstream.codec (codec.h) */
   px_flows_t flows;            /* flow.h: in order; the one whose request arrives */
@@ -408,10 +411,19 @@ void px_upstream_on_read(px_session_t *s, const char *data, size_t len);
  * (and reopened by the next request)? */
 int px_upstream_releasable(const px_session_t *s);
 /* How long an idle upstream stays open (ms): --upstream-idle, or a short
- * while when the worker already holds many idle upstreams. */
+ * while when the worker already held many idle upstreams as it became
+ * idle (px_upstream_count_idle decides). */
 uint64_t px_upstream_release_delay(const px_session_t *s);
 /* Counts (or stops counting) the session's upstream as idle. */
 void px_upstream_count_idle(px_session_t *s, int idle);
+/* When (uv_now) the connection is due to go quiet, UINT64_MAX when it is
+ * not between requests with its upstream open (as px_upstream_releasable
+ * asks, whatever --upstream-idle and the binding say) or already quiet
+ * since its last byte moved. */
+uint64_t px_upstream_quiet_due(const px_session_t *s);
+/* Gives back both legs' framers and empty memory BIOs, keeping both
+ * connections open; the next bytes make them again. */
+void px_upstream_quiet(px_session_t *s);
 /* Forgets the upstream's TLS, certificate, addresses and response framer:
  * the leg is IDLE, ready to connect again (the socket is closed apart). */
 void px_upstream_reset(px_session_t *s);

@@ -74,9 +74,10 @@ const char *px_session_timer_name(px_timer_t what) {
   return what >= 0 && what < PX_T_COUNT ? timers[what].name : "?";
 }
 
-/* When the timer must next look at the session: the idle timeout, the
- * phase deadline, or the moment an idle upstream may be released. */
-static uint64_t next_wakeup(px_session_t *s) {
+/* When the timer must look at the session for what it decides: the idle
+ * timeout, the phase deadline, or the moment an idle upstream may be
+ * released. */
+static uint64_t due_wakeup(px_session_t *s) {
   const px_config_t *cfg = s->w->shared->cfg;
   uint64_t next = s->last_activity + cfg->idle_timeout_ms;
   if (s->deadline_what != PX_T_NONE && s->deadline < next) next = s->deadline;
@@ -85,6 +86,12 @@ static uint64_t next_wakeup(px_session_t *s) {
       s->last_activity + px_upstream_release_delay(s) < next)
     next = s->last_activity + px_upstream_release_delay(s);
   return next;
+}
+
+/* ... or sooner, for the connection to go quiet (px_upstream_quiet). */
+static uint64_t next_wakeup(px_session_t *s) {
+  uint64_t next = due_wakeup(s), quiet = px_upstream_quiet_due(s);
+  return quiet < next ? quiet : next;
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -111,20 +118,27 @@ static void on_timer(uv_timer_t *t) {
     px_session_close(s, msg);
     return;
   }
-  if (cfg->upstream_idle_ms) {
+  /* A wake only to go quiet leaves the idle upstreams' count as it is: an
+   * upstream counted then would be judged against the worker's limit before
+   * it would have been otherwise. */
+  int quiet = now >= px_upstream_quiet_due(s), released = 0;
+  if (cfg->upstream_idle_ms && !(quiet && now < due_wakeup(s))) {
     int idle = px_upstream_releasable(s);
-    if (idle && now - s->last_activity >= px_upstream_release_delay(s))
+    released = idle && now - s->last_activity >= px_upstream_release_delay(s);
+    if (released)
       px_upstream_release(s);
     else
       px_upstream_count_idle(s, idle);
   }
+  if (quiet && !released) px_upstream_quiet(s);
   uint64_t next = next_wakeup(s);
   uv_timer_start(&s->timer, on_timer, next > now ? next - now : 1, 0);
 }
 
 void px_session_timer_rearm(px_session_t *s) {
-  if (s->state == PX_S_CLOSING || !px_upstream_releasable(s)) return;
-  px_upstream_count_idle(s, 1);
+  int idle = px_upstream_releasable(s);
+  if (s->state == PX_S_CLOSING || (!idle && px_upstream_quiet_due(s) == UINT64_MAX)) return;
+  if (idle) px_upstream_count_idle(s, 1);
   uint64_t now = px_session_now(s), next = next_wakeup(s);
   uint64_t in = next > now ? next - now : 1;
   if (uv_timer_get_due_in(&s->timer) > in) uv_timer_start(&s->timer, on_timer, in, 0);

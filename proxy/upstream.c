@@ -5,6 +5,7 @@
  * and resumption. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -74,6 +75,7 @@ static void setup_free(px_session_t *s) {
   flt_strbuf_free(&u->proxy_resp);
   free(u);
   s->up_setup = NULL;
+  s->w->up_setups--;
 }
 
 void px_upstream_set_state(px_session_t *s, px_up_state_t next) {
@@ -217,6 +219,7 @@ void px_upstream_start(px_session_t *s) {
     px_upstream_fail(s, 502, "out of memory");
     return;
   }
+  s->w->up_setups++;
   flt_strbuf_init(&u->proxy_resp, 16 * 1024);
   u->t_phase = uv_hrtime();
   /* Through the next proxy: plain HTTP requests go to it as they are
@@ -623,16 +626,20 @@ static void reset_to(px_session_t *s, px_up_state_t next) {
 
 void px_upstream_reset(px_session_t *s) { reset_to(s, PX_UP_IDLE); }
 
-int px_upstream_releasable(const px_session_t *s) {
-  /* Only between HTTP requests, with nothing half-sent either way: a tunnel,
-   * an upgrade or a body in flight belongs to this connection. */
-  return s->w->shared->cfg->upstream_idle_ms > 0 && s->up == PX_UP_READY &&
-         s->up_bind == PX_BIND_FREE &&
-         (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP) && s->flows.head == NULL &&
+/* Only between HTTP requests, with nothing half-sent either way: a tunnel,
+ * an upgrade or a body in flight belongs to this connection. */
+static int between_requests(const px_session_t *s) {
+  return s->up == PX_UP_READY && (s->state == PX_S_HTTP || s->state == PX_S_PROXY_HTTP) &&
+         s->flows.head == NULL &&
          s->flows.req == NULL && px_codec_phase(s->client.codec) == PX_CODEC_IDLE &&
          px_codec_phase(s->upstream.codec) == PX_CODEC_IDLE && !(s->reading & PX_READ_HELD) &&
          s->upstream.pending.len == 0 && s->upstream.batch.len == 0 && s->upstream.writes == 0 &&
          !s->upstream.eof && !s->client.eof && s->end == PX_END_OPEN;
+}
+
+int px_upstream_releasable(const px_session_t *s) {
+  return s->w->shared->cfg->upstream_idle_ms > 0 && s->up_bind == PX_BIND_FREE &&
+         between_requests(s);
 }
 
 /* Idle upstreams a worker keeps for the full --upstream-idle; beyond that
@@ -644,15 +651,33 @@ int px_upstream_releasable(const px_session_t *s) {
 
 uint64_t px_upstream_release_delay(const px_session_t *s) {
   uint64_t d = s->w->shared->cfg->upstream_idle_ms;
-  if (s->w->idle_upstreams > PX_IDLE_UPSTREAM_MAX && d > PX_IDLE_UPSTREAM_FAST_MS)
-    d = PX_IDLE_UPSTREAM_FAST_MS;
+  if (s->up_idle_fast && d > PX_IDLE_UPSTREAM_FAST_MS) d = PX_IDLE_UPSTREAM_FAST_MS;
   return d;
 }
 
+/* Whether an upstream is beyond the limit is decided when it becomes idle:
+ * one within it keeps its full --upstream-idle even when its timer wakes
+ * (to go quiet, px_upstream_quiet) while later ones are over the limit. */
 void px_upstream_count_idle(px_session_t *s, int idle) {
   if (idle == s->up_idle_counted) return;
+  if (s->up_idle_fast) s->w->idle_fast--;
   s->up_idle_counted = idle;
   s->w->idle_upstreams += idle ? 1 : -1;
+  s->up_idle_fast = idle && s->w->idle_upstreams > PX_IDLE_UPSTREAM_MAX;
+  if (s->up_idle_fast) s->w->idle_fast++;
+}
+
+/* A burst of connections leaves the memory its handshakes and released
+ * upstream legs used free inside the heap, between the connections that
+ * stay: glibc reuses it for the next ones but keeps it resident meanwhile
+ * (1-3 MiB after a few thousand). Once no idle upstream is left beyond
+ * the worker's limit (each is released after PX_IDLE_UPSTREAM_FAST_MS) and
+ * no upstream is being set up, the burst is over: the whole
+ * free pages go back to the system. malloc_trim walks the free lists of
+ * every arena, so it runs only then, never while connections are being
+ * set up or released one after another. */
+static void trim_after_burst(px_worker_t *w) {
+  if (w->up_setups == 0 && w->idle_fast == 0) malloc_trim(0);
 }
 
 static void on_release_closed(uv_handle_t *h) {
@@ -674,6 +699,33 @@ void px_upstream_release(px_session_t *s) {
   s->conn.dns_us = s->conn.connect_us = s->conn.ssl_us = -1;
   px_codec_trim(s->client.codec);
   px_tls_trim_all(&s->client.tls);
+  trim_after_burst(s->w);
+}
+
+/* ---- a quiet connection --------------------------------------------------- */
+
+/* Nothing moved for this long with nothing in flight: the connection gives
+ * back what only moving bytes needs (px_upstream_quiet), the moment an idle
+ * upstream beyond PX_IDLE_UPSTREAM_MAX is released too. */
+#define PX_QUIET_MS PX_IDLE_UPSTREAM_FAST_MS
+
+uint64_t px_upstream_quiet_due(const px_session_t *s) {
+  if (s->quiet_at == s->last_activity || !between_requests(s)) return UINT64_MAX;
+  return s->last_activity + PX_QUIET_MS;
+}
+
+/* A connection whose upstream stays open (for --upstream-idle, pinned by
+ * connection-bound authentication, or for good with --upstream-idle 0)
+ * holds the framers and the memory BIOs (with the buffers the last
+ * response grew in them) of both legs: about 3 KiB that the next request
+ * makes again in microseconds. px_upstream_release does the client leg's
+ * part itself. */
+void px_upstream_quiet(px_session_t *s) {
+  px_codec_trim(s->client.codec);
+  px_codec_trim(s->upstream.codec);
+  px_tls_trim_all(&s->client.tls);
+  px_tls_trim_all(&s->upstream.tls);
+  s->quiet_at = s->last_activity;
 }
 
 void px_upstream_reconnect(px_session_t *s) {

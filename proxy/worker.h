@@ -73,6 +73,8 @@ typedef struct px_worker {
   struct px_session *sessions;
   int n_sessions;
   int idle_upstreams;         /* sessions holding an idle upstream open */
+  int idle_fast;              /* ... of them beyond the limit: released soon */
+  int up_setups;              /* sessions setting up their upstream (px_up_setup_t) */
   px_upsess_t upsess[PX_UPSESS_SLOTS];
 } px_worker_t;
 

@@ -81,9 +81,63 @@ static void test_same_local_port_other_destination_is_not_ours(void **state) {
   close(upstream);
 }
 
+/* A socket bound to a port of its own on 127.0.0.1 (UDP: nothing listens). */
+static int bound(void) {
+  struct sockaddr_in a;
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_true(fd >= 0);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  return fd;
+}
+
+/* The table grows past its first size and shrinks back as hundreds of
+ * upstream sockets come and go: a loop is still found among them, and an
+ * entry removed while the others move is gone. */
+#define MANY 600
+static void test_loop_found_while_the_table_grows_and_shrinks(void **state) {
+  struct sockaddr_in upstream_addr, our_addr;
+  int others[MANY];
+  (void)state;
+
+  px_loopguard_enable();
+  int upstream = listener(&upstream_addr);
+  int ours = listener(&our_addr);
+  for (int i = 0; i < MANY / 2; i++) {
+    others[i] = bound();
+    px_loopguard_add(others[i], (const struct sockaddr *)&upstream_addr);
+  }
+  int loop = connected(&our_addr, NULL);
+  px_loopguard_add(loop, (const struct sockaddr *)&our_addr);
+  for (int i = MANY / 2; i < MANY; i++) {
+    others[i] = bound();
+    px_loopguard_add(others[i], (const struct sockaddr *)&upstream_addr);
+  }
+  int l = accepted(ours);
+  assert_int_equal(px_loopguard_is_ours(l), 1);
+  for (int i = 0; i < MANY - 3; i++) {
+    px_loopguard_remove(others[i]);
+    close(others[i]);
+  }
+  assert_int_equal(px_loopguard_is_ours(l), 1);
+  px_loopguard_remove(loop);
+  assert_int_equal(px_loopguard_is_ours(l), 0);
+  for (int i = MANY - 3; i < MANY; i++) {
+    px_loopguard_remove(others[i]);
+    close(others[i]);
+  }
+  close(loop); /* first: the TIME_WAIT is the client side's, bound with SO_REUSEADDR */
+  close(l);
+  close(ours);
+  close(upstream);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_same_local_port_other_destination_is_not_ours),
+      cmocka_unit_test(test_loop_found_while_the_table_grows_and_shrinks),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
