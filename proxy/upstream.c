@@ -6,6 +6,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <malloc.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -672,12 +674,30 @@ void px_upstream_count_idle(px_session_t *s, int idle) {
  * stay: glibc reuses it for the next ones but keeps it resident meanwhile
  * (1-3 MiB after a few thousand). Once no idle upstream is left beyond
  * the worker's limit (each is released after PX_IDLE_UPSTREAM_FAST_MS) and
- * no upstream is being set up, the burst is over: the whole
- * free pages go back to the system. malloc_trim walks the free lists of
- * every arena, so it runs only then, never while connections are being
- * set up or released one after another. */
+ * no upstream is being set up, the burst is over: the whole free pages go
+ * back to the system. malloc_trim walks the free lists of every arena
+ * (locking each, and advising away every free chunk again, however often
+ * it runs: several ms in a large heap), so it runs only then, only after
+ * PX_TRIM_RELEASES releases since the last trim, and at most once every
+ * PX_TRIM_GAP_MS for the whole process: not after every release of a
+ * client that comes back now and then, nor for each of a few clients. */
+#define PX_TRIM_RELEASES 32
+#define PX_TRIM_GAP_MS 1000
+static atomic_int trim_releases;
+static _Atomic uint64_t trim_last_ms;
+
 static void trim_after_burst(px_worker_t *w) {
-  if (w->up_setups == 0 && w->idle_fast == 0) malloc_trim(0);
+  int n = atomic_fetch_add(&trim_releases, 1) + 1;
+  uint64_t now = uv_hrtime() / 1000000u, last = atomic_load(&trim_last_ms);
+
+  if (w->up_setups != 0 || w->idle_fast != 0 || n < PX_TRIM_RELEASES ||
+      now - last < PX_TRIM_GAP_MS)
+    return;
+  if (!atomic_compare_exchange_strong(&trim_last_ms, &last, now)) return; /* another worker */
+  atomic_store(&trim_releases, 0);
+  malloc_trim(0);
+  flt_log_debug("heap: %d upstream releases since the last trim; free pages given back "
+                "(malloc_trim)", n);
 }
 
 static void on_release_closed(uv_handle_t *h) {

@@ -123,6 +123,26 @@ def test_many_idle_clients_release_beyond_the_worker_limit(proxy_factory, pki, h
         c.close()
 
 
+def test_heap_trim_once_a_burst_is_over_not_per_release(proxy_factory, pki, https_upstream):
+    # 60 clients, one request each, all released 0.3 s later: the heap is
+    # trimmed when the burst is over, once or twice, not once per release (a
+    # trim walks every arena).
+    p = reverse_proxy(proxy_factory, https_upstream, "-t", "2", "--upstream-idle", "0.3")
+    conns = []
+    for _ in range(60):
+        c = tls_client(p, pki)
+        get_peer(c)
+        conns.append(c)
+    deadline = time.time() + 10
+    while p.stderr().count("closed until the next request") < 60 and time.time() < deadline:
+        time.sleep(0.1)
+    assert p.stderr().count("closed until the next request") == 60, p.stderr()[-2000:]
+    trims = p.stderr().count("(malloc_trim)")
+    assert 1 <= trims <= 2, p.stderr()[-2000:]
+    for c in conns:
+        c.close()
+
+
 def test_released_upstream_then_another_origin(proxy_factory, http_upstream):
     other = Upstream()
     try:
