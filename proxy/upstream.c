@@ -683,7 +683,7 @@ void px_upstream_count_idle(px_session_t *s, int idle) {
  * client that comes back now and then, nor for each of a few clients. */
 #define PX_TRIM_RELEASES 32
 #define PX_TRIM_GAP_MS 1000
-static atomic_int trim_releases;
+static atomic_int trim_releases, trims;
 static _Atomic uint64_t trim_last_ms;
 
 static void trim_after_burst(px_worker_t *w) {
@@ -696,8 +696,8 @@ static void trim_after_burst(px_worker_t *w) {
   if (!atomic_compare_exchange_strong(&trim_last_ms, &last, now)) return; /* another worker */
   atomic_store(&trim_releases, 0);
   malloc_trim(0);
-  flt_log_debug("heap: %d upstream releases since the last trim; free pages given back "
-                "(malloc_trim)", n);
+  flt_log_debug("heap trim %d: %d upstream releases since the last; free pages given back "
+                "(malloc_trim)", atomic_fetch_add(&trims, 1) + 1, n);
 }
 
 static void on_release_closed(uv_handle_t *h) {
