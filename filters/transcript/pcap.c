@@ -361,7 +361,7 @@ static void pc_start(pc_conn_t *pc, const flt_conn_t *c, pc_job_t *batch, uint64
 /* ---- the writer side ------------------------------------------------------ */
 
 /* The writer appends the records with tr_out_write (trout.c: O_DIRECT
- * from a staging buffer where it can), straight from the jobs, instead
+ * for the whole pages where it can), straight from the jobs, instead
  * of handing each packet to pcap_dump(): that copies every packet into
  * stdio's 4 KiB buffer and writes the file 4 KiB at a time, at
  * offsets that are not page-aligned, and on ext4 each such write first

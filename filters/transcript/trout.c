@@ -84,19 +84,39 @@ void tr_out_free(tr_out_t *o) {
   tr_out_buffered(o);
 }
 
-/* Copies iov's bytes [skip, skip + len) to `dst`. */
-static void iov_copy(const struct iovec *iov, int n, size_t skip, size_t len, char *dst) {
-  for (int i = 0; i < n && len > 0; i++) {
+/* Up to `max` pieces of iov's bytes [skip, skip + len) in `part`; returns
+ * how many, with the bytes they hold in *got. */
+static int iov_slice(const struct iovec *iov, int n, size_t skip, size_t len,
+                     struct iovec *part, int max, size_t *got) {
+  int k = 0;
+
+  *got = 0;
+  for (int i = 0; i < n && *got < len && k < max; i++) {
     size_t l = iov[i].iov_len;
     if (skip >= l) {
       skip -= l;
       continue;
     }
-    size_t take = l - skip < len ? l - skip : len;
-    memcpy(dst, (const char *)iov[i].iov_base + skip, take);
-    dst += take;
-    len -= take;
+    size_t take = l - skip < len - *got ? l - skip : len - *got;
+    part[k++] = (struct iovec){.iov_base = (char *)iov[i].iov_base + skip, .iov_len = take};
+    *got += take;
     skip = 0;
+  }
+  return k;
+}
+
+/* Copies iov's bytes [skip, skip + len) to `dst`. */
+static void iov_copy(const struct iovec *iov, int n, size_t skip, size_t len, char *dst) {
+  struct iovec part[64];
+  size_t got;
+
+  for (; len > 0; skip += got, len -= got) {
+    int k = iov_slice(iov, n, skip, len, part, 64, &got);
+    if (k == 0) return; /* iov ends early: cannot be */
+    for (int i = 0; i < k; i++) {
+      memcpy(dst, part[i].iov_base, part[i].iov_len);
+      dst += part[i].iov_len;
+    }
   }
 }
 
@@ -104,26 +124,14 @@ static void iov_copy(const struct iovec *iov, int n, size_t skip, size_t len, ch
  * iov at a time. */
 static int out_plain(tr_out_t *o, const struct iovec *iov, int n, size_t skip, size_t len,
                      off_t at) {
-  while (len > 0) {
-    struct iovec part[64];
-    size_t got = 0, s = skip;
-    int k = 0;
-    for (int i = 0; i < n && got < len && k < 64; i++) {
-      size_t l = iov[i].iov_len;
-      if (s >= l) {
-        s -= l;
-        continue;
-      }
-      size_t take = l - s < len - got ? l - s : len - got;
-      part[k++] = (struct iovec){.iov_base = (char *)iov[i].iov_base + s, .iov_len = take};
-      got += take;
-      s = 0;
-    }
+  struct iovec part[64];
+  size_t got;
+
+  for (; len > 0; skip += got, len -= got, at += (off_t)got) {
+    int k = iov_slice(iov, n, skip, len, part, 64, &got);
+    if (k == 0) return EIO; /* iov ends early: cannot be */
     int rc = tr_writev_all(o->fd, part, k, at);
     if (rc) return rc;
-    skip += got;
-    len -= got;
-    at += (off_t)got;
   }
   return 0;
 }
