@@ -188,7 +188,7 @@ asan:
 	@$(MAKE) --no-print-directory test SANITIZER=address,undefined OPT="-O1 -g"
 
 # bench: tlspeek next to nginx direct, haproxy, sslsplit and mitmdump, every column,
-# and each transcript sink alone (about 9-11 minutes; table also in tests/bench/out/latest.md).
+# and each transcript sink alone (about 11-13 minutes; table also in tests/bench/out/latest.md).
 # bench-quick: tlspeek -q
 # and direct only, 3 s per measurement (about 1 minute). BENCH_ARGS passes options to
 # tests/bench/bench.py, e.g. BENCH_ARGS="--only haproxy,tlspeek --seconds 5".

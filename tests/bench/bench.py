@@ -3,10 +3,10 @@
 mitmdump doing the same job, and next to the upstream served directly, all
 measured in one run on this machine.
 
-  make bench        every peer, 10 s per measurement (about 9-11 minutes)
+  make bench        every peer, 10 s per measurement (about 11-13 minutes)
   make bench-quick  tlspeek -q, tlspeek -q --web and direct only, 3 s per measurement
   bench.py --bin ./tlspeek --hsload build/bench/hsload [--quick] [--seconds N]
-           [--only slug,slug] [--scenarios scen,scen] [--idle N] [--base BIN]
+           [--only slug,slug] [--scenarios scen,scen] [--idle N] [--base BIN] [--rounds N]
            (--base: every tlspeek row again with another build, e.g. main's, each right
            after its counterpart, so that both see the same machine load)
 
@@ -80,6 +80,16 @@ content log next to tlspeek -q (keep-alive CPU per request and bulk MB/s, as
 ratios); the files they wrote are listed in the notes. The body of /1k and
 /64m is random bytes, so HAR and JSON lines store it as base64.
 
+Rounds (keep-alive of the rows those ratios compare: tlspeek -q, --web, each
+sink, all four, sslsplit's content log, and their @base twins): this machine's
+speed drifts by 20-30% over minutes (other tenants of its host), enough to
+decide a 1.0x comparison of two rows measured a minute apart. So these rows
+are measured in --rounds rounds (default 5) of a few seconds each, one row
+after the other in every round, each a freshly started process. A row's cell is
+its median round; a ratio between two of these rows is the median of the
+per-round ratios (both rows of a round saw the same machine). Every round's
+number is in the notes. --rounds 1 measures each row once, for its full time.
+
 The table is printed at the end and written to tests/bench/out/latest.md
 (latest-quick.md for --quick, latest-only.md for --only or --scenarios). Absolute numbers
 move with machine load (this is a shared 2-core machine): compare ratios from
@@ -90,6 +100,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -120,9 +131,84 @@ def sink_seconds(seconds):
     return max(2, seconds // 2)
 
 
+# Keep-alive rows measured in interleaved rounds (see the module docstring).
+ROUND_SLUGS = ["tlspeek", "tlspeek-web"] + TX_SLUGS + ["sslsplit-content"]
+
+
+def round_seconds(seconds):
+    """Length of one round's measurement: 3 s for the default 10 s."""
+    return max(2, seconds * 3 // 10)
+
+
+def merge_rounds(rounds):
+    """One result for a row measured in rounds: its median round (by CPU per request), the
+    median rate, every round's numbers in "rounds", the CPU by thread summed over all."""
+    failed = [r for r in rounds if "na" in r]
+    if failed:
+        return dict(failed[0])
+    ok = [r for r in rounds if r.get("cpu_ms_per_1k") is not None]
+    if not ok:
+        return dict(rounds[0])
+    res = dict(sorted(ok, key=lambda r: r["cpu_ms_per_1k"])[(len(ok) - 1) // 2])
+    res["rate"] = statistics.median(r["rate"] for r in ok)
+    res["rounds"] = [{"cpu_ms_per_1k": r.get("cpu_ms_per_1k"), "rate": r.get("rate")}
+                     for r in rounds]
+    res["count"] = sum(r["count"] for r in rounds)
+    by_name = {}
+    for r in rounds:
+        for name, secs in r.get("by_name", {}).items():
+            by_name[name] = by_name.get(name, 0) + secs
+    res["by_name"] = by_name
+    return res
+
+
+def run_rounds(env, group, results, notes):
+    """Keep-alive for the rows of `group`, in env.rounds interleaved rounds."""
+    per = {p.slug: [] for p in group}
+    secs = round_seconds(env.seconds)
+    for i in range(env.rounds):
+        for p in group:
+            if per[p.slug] and "na" in per[p.slug][-1]:
+                continue  # it failed: no second try
+            saved, p.seconds = p.seconds, secs
+            t0 = time.time()
+            try:
+                r = run_one(env, p, "keepalive", notes)
+            finally:
+                p.seconds = saved
+            per[p.slug].append(r)
+            summary = ("n/a (%s)" % r["na"] if "na" in r else "%s/s, %s ms CPU per 1k" % (
+                fnum(r["rate"]), fnum(r["cpu_ms_per_1k"])))
+            print("bench: %-15s %-58s %s  [%.0f s, round %d/%d]"
+                  % (SCEN_NAME["keepalive"], p.label, summary, time.time() - t0, i + 1,
+                     env.rounds), flush=True)
+    for p in group:
+        results.setdefault(p.slug, {})["keepalive"] = merge_rounds(per[p.slug])
+    notes.append("Keep-alive rounds (%d s each, in run order; ms CPU per 1k req): %s" % (
+        secs, "; ".join("%s %s" % (p.slug, " ".join(
+            fnum(r.get("cpu_ms_per_1k")) if "na" not in r else "n/a" for r in per[p.slug]))
+            for p in group)))
+
+
+def rounds_ratio(results, a_slug, b_slug, scen, key):
+    """a ÷ b: the median of the per-round ratios when both rows were measured in the same
+    rounds, else the plain ratio; None when either is missing."""
+    ra, rb = results.get(a_slug, {}).get(scen), results.get(b_slug, {}).get(scen)
+    if not ra or not rb or "na" in ra or "na" in rb:
+        return None
+    A, B = ra.get("rounds"), rb.get("rounds")
+    if A and B and len(A) == len(B):
+        rs = [x[key] / y[key] for x, y in zip(A, B) if x.get(key) is not None and y.get(key)]
+        if len(rs) == len(A):
+            return statistics.median(rs)
+    a, b = ra.get(key), rb.get(key)
+    return a / b if a is not None and b else None
+
+
 class Env:
     def __init__(self, binary, seconds, idle_conns, hsload=None, base=None):
         self.seconds = seconds
+        self.rounds = 1  # keep-alive rounds of ROUND_SLUGS (main sets it)
         self.idle_conns = idle_conns
         self.procs = Procs()
         self.dir = tempfile.mkdtemp(prefix="tlspeek-bench-")
@@ -440,8 +526,7 @@ def ratio_table(peers, results):
         for t in ours:
             cells = []
             for _, scen, key in COLUMNS:
-                a, b = val(results, t.slug, scen, key), val(results, o.slug, scen, key)
-                cells.append(fratio(a / b) if a is not None and b else "—")
+                cells.append(fratio(rounds_ratio(results, t.slug, o.slug, scen, key)))
             lines.append("| %s ÷ %s | %s |" % (t.slug, o.slug, " | ".join(cells)))
     return lines
 
@@ -464,10 +549,9 @@ def transcript_table(peers, results, suffix=""):
         cpu = val(results, slug, "keepalive", "cpu_ms_per_1k")
         mbps = val(results, slug, "bulk", "mbps")
         cells = [cell(results, slug, "keepalive", "cpu_ms_per_1k")]
-        for ref, key, v in ((q, "cpu_ms_per_1k", cpu),
-                            ("sslsplit-content", "cpu_ms_per_1k", cpu)):
-            b = val(results, ref, "keepalive", key)
-            cells.append(fratio(v / b) if v is not None and b else "—")
+        for ref in (q, "sslsplit-content"):
+            cells.append(fratio(rounds_ratio(results, slug, ref, "keepalive", "cpu_ms_per_1k")
+                                if cpu is not None else None))
         cells.append(cell(results, slug, "bulk", "mbps"))
         b = val(results, q, "bulk", "mbps")
         cells.append(fratio(mbps / b) if mbps is not None and b else "—")
@@ -503,11 +587,10 @@ def targets_table(results):
     t = []
 
     def ratio(name, a_ref, b_ref, key, limit, le, fmt=fratio):
-        a, b = val(results, *a_ref, key), val(results, *b_ref, key)
-        if a is None or not b:
+        r = rounds_ratio(results, a_ref[0], b_ref[0], a_ref[1], key)
+        if a_ref[1] != b_ref[1] or r is None:
             t.append((name, "n/a (%s)" % na_reason(results, a_ref, b_ref), "n/a"))
             return
-        r = a / b
         ok = r <= limit if le else r >= limit
         shown = fmt(r)
         if ("%.2f" % r) == ("%.2f" % limit):  # so that "2.00× missed" cannot happen
@@ -619,6 +702,8 @@ def main():
                     "tlspeek-t1, tlspeek-t2)")
     ap.add_argument("--scenarios", help="comma-separated scenarios to run (keepalive, newconn, "
                     "fullhs, bulk, idle, h2; default all), e.g. idle alone for memory work")
+    ap.add_argument("--rounds", type=int, help="interleaved keep-alive rounds of the recording "
+                    "comparison's rows (default 5; 1 with --quick): see above")
     ap.add_argument("--idle", type=int, default=IDLE_CONNS, help="idle connections held")
     ap.add_argument("--base", help="a second tlspeek binary (e.g. main's build): every tlspeek "
                     "row is measured again with it, as <slug>@base, interleaved in the same run, "
@@ -646,6 +731,7 @@ def main():
     background = machine_busy(1.0)
     env = Env(os.path.abspath(args.bin), seconds, args.idle, os.path.abspath(args.hsload),
               os.path.abspath(args.base) if args.base else None)
+    env.rounds = max(1, args.rounds if args.rounds else 1 if args.quick else 5)
     results, notes = {}, []
     floor_line = None
     only = set(args.only.split(",")) if args.only else None
@@ -675,8 +761,13 @@ def main():
             if why:
                 results[p.slug] = {s: {"na": why} for s in p.scenarios}
         for scen in scenarios:
+            rounds = [p for p in plist if scen == "keepalive" and env.rounds > 1
+                      and p.slug.split("@")[0] in ROUND_SLUGS and scen in p.scenarios
+                      and scen not in results.get(p.slug, {})]
             for p in plist:
                 if scen not in p.scenarios or p.slug in results and scen in results[p.slug]:
+                    continue
+                if p in rounds:
                     continue
                 failed = [r for r in results.get(p.slug, {}).values() if r.get("start_failed")]
                 if failed:  # it did not start for an earlier scenario: no second try
@@ -701,6 +792,8 @@ def main():
                                                           fnum(r["cpu_ms_per_1k"]))
                 print("bench: %-15s %-58s %s  [%.0f s]" % (SCEN_NAME[scen], p.label, summary,
                                                           time.time() - t0), flush=True)
+            if rounds:
+                run_rounds(env, rounds, results, notes)
         background_after = machine_busy(1.0)
     finally:
         env.close()
@@ -751,6 +844,12 @@ def main():
     if len(tt) > 2:
         out += tt
         out.append("")
+    if env.rounds > 1:
+        out.append("Keep-alive of tlspeek -q, --web, each transcript sink, all four and "
+                   "sslsplit's content log (and their @base twins): %d interleaved rounds of %d s, "
+                   "each row a fresh process in every round; a cell is the row's median round, a "
+                   "ratio between two of these rows the median of its %d per-round ratios (every "
+                   "round is in the notes)." % (env.rounds, round_seconds(seconds), env.rounds))
     out.append("Setup: %d s per measurement (%d s for the one-sink transcript rows); %d cores; "
                "everything on 127.0.0.1; nginx upstream "
                "(worker_processes 1, RSA-2048, TLS 1.2 at most); every proxy in reverse mode "
@@ -786,6 +885,7 @@ def main():
         out.append("Scaling: %s. Projected = (req per tlspeek CPU-second at -t 2) × min(2, 1 / "
                    "busiest thread's share) ÷ (req per CPU-second at -t 1): what two dedicated "
                    "cores would give if per-request cost stays as measured." % scale_detail)
+    notes = list(dict.fromkeys(notes))  # a round repeats what the one before it said
     if notes:
         out.append("")
         out.append("Notes (errors, non-2xx responses, warnings):")
