@@ -40,9 +40,12 @@
 /* Encoded body bytes fed to a decoder, as a multiple of body_cap: a body
  * that decodes to (almost) nothing must not keep a worker busy forever. */
 #define TR_MAX_ENCODED_RATIO 2
-/* How long a writer thread that was woken up waits for more jobs before it
- * runs them: a file is about this much behind its last flow at most. */
+/* How long a writer thread waits for more jobs before it runs them (it
+ * takes them at most this often): a file is about this much behind its last
+ * flow at most. Sooner when TR_GATHER_BYTES are queued (a bulk download).
+ * writer.c says why. */
 #define TR_GATHER_NS (20 * 1000000L)
+#define TR_GATHER_BYTES ((size_t)8 << 20)
 /* Bytes of a head copy (its header array and strings), and of a URL, that a
  * flow's record holds without an allocation. */
 #define TR_INLINE_HEAD 1024
