@@ -238,6 +238,7 @@ tr_conn_snap_t *tr_conn_snap_take(tr_conn_snap_t **cache, const flt_conn_t *c) {
     return s;
   }
   if ((s = malloc(sizeof(*s))) == NULL) return NULL;
+  for (int i = 0; i < TR_FRAG_N; i++) atomic_init(&s->frag[i], NULL);
   memcpy(&s->conn, c, TR_CONN_FACTS);
   memset((char *)&s->conn + TR_CONN_FACTS, 0, sizeof(s->conn) - TR_CONN_FACTS);
   atomic_init(&s->refs, cache ? 2 : 1);
@@ -249,7 +250,9 @@ tr_conn_snap_t *tr_conn_snap_take(tr_conn_snap_t **cache, const flt_conn_t *c) {
 }
 
 void tr_conn_snap_release(tr_conn_snap_t *s) {
-  if (s && atomic_fetch_sub(&s->refs, 1) == 1) free(s);
+  if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1) return;
+  for (int i = 0; i < TR_FRAG_N; i++) free(atomic_load(&s->frag[i]));
+  free(s);
 }
 
 /* The heads that f's pointers lend only until flow end: as received when

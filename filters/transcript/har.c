@@ -342,11 +342,11 @@ static void add_server_ip(tr_jw_t *w, const char *addr) {
   }
 }
 
-static void add_tls(tr_jw_t *w, const flt_flow_t *f) {
-  const flt_conn_t *c = f->conn;
+/* The value of "_tls": the connection's facts only (tr_jw_kcached). */
+static void tls_value(tr_jw_t *w, const void *arg) {
+  const flt_conn_t *c = arg;
 
-  if (!c->client_tls && strcmp(f->scheme, "https") != 0) return;
-  tr_jw_open(w, "_tls", '{');
+  tr_jw_raw(w, "{", 1);
   tr_jw_str(w, "version", c->tls_version);
   tr_jw_str(w, "cipher", c->cipher);
   tr_jw_str(w, "sni", c->sni);
@@ -362,6 +362,13 @@ static void add_tls(tr_jw_t *w, const flt_flow_t *f) {
     tr_jw_close(w, '}');
   }
   tr_jw_close(w, '}');
+}
+
+static void add_tls(tr_jw_t *w, const tr_flow_t *r) {
+  const flt_flow_t *f = &r->flow;
+
+  if (!f->conn->client_tls && strcmp(f->scheme, "https") != 0) return;
+  tr_jw_kcached(w, "_tls", 4, r->conn, TR_FRAG_HAR_TLS, tls_value, f->conn);
 }
 
 /* Appends one entry. */
@@ -389,7 +396,7 @@ void tr_har_entry(tr_jw_t *w, tr_flow_t *r, const tr_body_t bodies[2]) {
     } while (v);
     tr_jw_bytes(w, "connection", b, (size_t)(e - b));
   }
-  add_tls(w, f);
+  add_tls(w, r);
   if (f->error) tr_jw_str(w, "_error", f->error);
   if (f->tags[0]) tr_jw_str(w, "_tags", f->tags);
   if (f->actions) tr_jw_actions(w, "_actions", f->actions);

@@ -120,14 +120,11 @@ static void jsonl_timings(tr_jw_t *w, const tr_flow_t *r) {
   tr_jw_close(w, '}');
 }
 
-static void jsonl_tls(tr_jw_t *w, const flt_flow_t *f) {
-  const flt_conn_t *c = f->conn;
+/* The value of "tls": the connection's facts only (tr_jw_kcached). */
+static void tls_value(tr_jw_t *w, const void *arg) {
+  const flt_conn_t *c = arg;
 
-  if (!c->client_tls && strcmp(f->scheme, "https") != 0) {
-    tr_jw_lit(w, "tls", "null");
-    return;
-  }
-  tr_jw_open(w, "tls", '{');
+  tr_jw_raw(w, "{", 1);
   tr_jw_str(w, "version", c->tls_version);
   tr_jw_str(w, "cipher", c->cipher);
   tr_jw_str(w, "sni", c->sni);
@@ -144,6 +141,16 @@ static void jsonl_tls(tr_jw_t *w, const flt_flow_t *f) {
     tr_jw_close(w, '}');
   }
   tr_jw_close(w, '}');
+}
+
+static void jsonl_tls(tr_jw_t *w, const tr_flow_t *r) {
+  const flt_flow_t *f = &r->flow;
+
+  if (!f->conn->client_tls && strcmp(f->scheme, "https") != 0) {
+    tr_jw_lit(w, "tls", "null");
+    return;
+  }
+  tr_jw_kcached(w, "tls", 3, r->conn, TR_FRAG_JSONL_TLS, tls_value, f->conn);
 }
 
 /* "ip:port" of the upstream, or the "host:port" the client asked for. */
@@ -185,7 +192,7 @@ void tr_jsonl_object(tr_jw_t *w, const char *key, tr_flow_t *r, const tr_body_t 
   jsonl_received(w, "requestReceived", r, FLT_DIR_REQUEST);
   jsonl_received(w, "responseReceived", r, FLT_DIR_RESPONSE);
   jsonl_timings(w, r);
-  jsonl_tls(w, f);
+  jsonl_tls(w, r);
   tr_jw_str_or_null(w, "error", f->error);
   tr_jw_str_or_null(w, "tags", f->tags[0] ? f->tags : NULL);
   if (f->actions) tr_jw_actions(w, "actions", f->actions);

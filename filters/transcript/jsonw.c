@@ -322,6 +322,28 @@ void tr_jw_actions(tr_jw_t *w, const char *key, const char *actions) {
   tr_jw_close(w, ']');
 }
 
+void tr_jw_kcached(tr_jw_t *w, const char *key, size_t klen, tr_conn_snap_t *s, int which,
+                   tr_jw_fmt_fn fmt, const void *arg) {
+  tr_frag_t *fr = s ? atomic_load_explicit(&s->frag[which], memory_order_acquire) : NULL;
+  size_t start, n_holes = w->n_holes;
+
+  jw_key(w, key, klen);
+  if (fr) {
+    tr_jw_raw(w, fr->text, fr->len);
+    return;
+  }
+  start = w->len;
+  fmt(w, arg);
+  if (s == NULL || w->oom || w->n_holes != n_holes || w->len < start) return;
+  if ((fr = malloc(sizeof(*fr) + (w->len - start))) == NULL) return; /* next time, then */
+  fr->len = w->len - start;
+  memcpy(fr->text, w->buf + start, fr->len);
+  tr_frag_t *none = NULL;
+  if (!atomic_compare_exchange_strong_explicit(&s->frag[which], &none, fr, memory_order_acq_rel,
+                                               memory_order_acquire))
+    free(fr); /* the other format's writer was first */
+}
+
 int tr_jw_full(const tr_jw_t *w) {
   return w->len + w->hole_bytes >= TR_BATCH_MAX || w->n_holes >= TR_BATCH_HOLES;
 }

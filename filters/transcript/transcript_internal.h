@@ -254,8 +254,18 @@ typedef struct tr_flow_job {
  * same: a keep-alive connection's flows take one copy, not one each.
  * Only the facts up to bytes_in are compared and kept; the counters, the
  * filters' contexts and the client's EOF times after them are zero. */
+/* JSON text made from a snapshot once, for every flow that shares it
+ * (tr_jw_kcached): the TLS facts are the same for every flow of a
+ * keep-alive connection, and escaping them (the JA3 string alone is about
+ * a hundred bytes) was about a tenth of each writer's work per flow. */
+enum { TR_FRAG_HAR_TLS, TR_FRAG_JSONL_TLS, TR_FRAG_N };
+typedef struct tr_frag {
+  size_t len;
+  char text[];
+} tr_frag_t;
 typedef struct tr_conn_snap {
   atomic_int refs;
+  _Atomic(tr_frag_t *) frag[TR_FRAG_N]; /* set once, by whichever writer is first */
   flt_conn_t conn;
 } tr_conn_snap_t;
 /* A reference to a snapshot of `c`: the one in *cache when c's facts are
@@ -505,6 +515,13 @@ static inline void tr_jw_body(tr_jw_t *w, const char *key, const tr_body_t *b) {
 }
 /* The lines of flt_flow_t.actions as an array of strings. */
 void tr_jw_actions(tr_jw_t *w, const char *key, const char *actions);
+/* `key` and the value `fmt` appends (one JSON value, from `arg`, which
+ * must depend only on snapshot `s`'s facts): taken from s->frag[which]
+ * when an earlier flow put it there, else formatted and put there. `s`
+ * may be NULL (formatted every time). Any thread. */
+typedef void (*tr_jw_fmt_fn)(tr_jw_t *w, const void *arg);
+void tr_jw_kcached(tr_jw_t *w, const char *key, size_t klen, tr_conn_snap_t *s, int which,
+                   tr_jw_fmt_fn fmt, const void *arg);
 void tr_jw_mark(const tr_jw_t *w, tr_jw_mark_t *m);
 void tr_jw_rewind(tr_jw_t *w, const tr_jw_mark_t *m);
 /* The whole text as iovecs: the buffer cut at the holes, the bodies

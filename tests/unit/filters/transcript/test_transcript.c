@@ -383,6 +383,124 @@ static void test_har_jsonl_share_records(void **state) {
   cJSON_Delete(doc);
 }
 
+/* ---- TLS facts formatted once per connection ------------------------------ */
+
+static int fmt_calls;
+static void sni_value(tr_jw_t *w, const void *arg) {
+  fmt_calls++;
+  tr_jw_raw(w, "{", 1);
+  tr_jw_str(w, "sni", ((const flt_conn_t *)arg)->sni);
+  tr_jw_close(w, '}');
+}
+
+/* tr_jw_kcached: formatted once per snapshot, the same text every time, a
+ * snapshot with other facts formatted anew, NULL formatted every time. */
+static void test_tls_facts_once_per_snapshot(void **state) {
+  const char *want = "{\"a\":{\"sni\":\"q\\\"t\\u0001.test\"},\"b\":{\"sni\":\"q\\\"t\\u0001.test\"},"
+                     "\"c\":{\"sni\":\"q\\\"t\\u0001.test\"}}";
+  tr_conn_snap_t *cache = NULL, *s1, *s2;
+  flt_conn_t c;
+  tr_jw_t w;
+  (void)state;
+
+  init_conn(&c, 7, "127.0.0.1:40001", "127.0.0.1:443", 1);
+  snprintf(c.sni, sizeof(c.sni), "q\"t\x01.test");
+  s1 = tr_conn_snap_take(&cache, &c);
+  assert_non_null(s1);
+  tr_jw_init(&w);
+  fmt_calls = 0;
+  tr_jw_raw(&w, "{", 1);
+  tr_jw_kcached(&w, "a", 1, s1, TR_FRAG_HAR_TLS, sni_value, &s1->conn);
+  tr_jw_kcached(&w, "b", 1, s1, TR_FRAG_HAR_TLS, sni_value, &s1->conn);
+  tr_jw_kcached(&w, "c", 1, NULL, TR_FRAG_HAR_TLS, sni_value, &s1->conn);
+  tr_jw_close(&w, '}');
+  assert_int_equal(fmt_calls, 2);
+  assert_int_equal(w.len, strlen(want));
+  assert_memory_equal(w.buf, want, w.len);
+  /* The other format's slot is its own. */
+  tr_jw_reset(&w);
+  tr_jw_kcached(&w, NULL, 0, s1, TR_FRAG_JSONL_TLS, sni_value, &s1->conn);
+  assert_int_equal(fmt_calls, 3);
+
+  /* The same facts share the snapshot; changed ones get a new one. */
+  s2 = tr_conn_snap_take(&cache, &c);
+  assert_ptr_equal(s2, s1);
+  tr_conn_snap_release(s2);
+  snprintf(c.sni, sizeof(c.sni), "other.test");
+  s2 = tr_conn_snap_take(&cache, &c);
+  assert_ptr_not_equal(s2, s1);
+  tr_jw_reset(&w);
+  tr_jw_kcached(&w, NULL, 0, s2, TR_FRAG_HAR_TLS, sni_value, &s2->conn);
+  assert_int_equal(fmt_calls, 4);
+  assert_int_equal(w.len, strlen("{\"sni\":\"other.test\"}"));
+  assert_memory_equal(w.buf, "{\"sni\":\"other.test\"}", w.len);
+  tr_conn_snap_release(s1);
+  tr_conn_snap_release(s2);
+  tr_conn_snap_release(cache);
+  tr_jw_free(&w);
+}
+
+/* Through the files: the flows of one connection before and after its
+ * upstream's TLS facts changed each list the facts of their own time, in
+ * both formats, shared record or not. */
+static void test_tls_facts_follow_the_connection(void **state) {
+  static const flt_header_t h[] = {H("Host", "example.test")};
+  test_flow_t t = {.method = "GET", .url = "https://example.test/", .target = "/", .req_h = h,
+                   .n_req_h = 1, .status = 204, .reason = "No Content"};
+  char err[512], hp[128], jp[128];
+  (void)state;
+
+  for (int share = 0; share < 2; share++) {
+    flt_chain_t ch = {0};
+    flt_conn_t c;
+    sent_t sent;
+    path_in(hp, sizeof(hp), share ? "tls-shared.har" : "tls.har");
+    path_in(jp, sizeof(jp), share ? "tls-shared.jsonl" : "tls.jsonl");
+    void *har = flt_har_new(hp, 1 << 20, "9.9-test", err, sizeof(err));
+    void *jl = flt_jsonl_new(jp, 1 << 20, err, sizeof(err));
+    assert_true(har && jl);
+    flt_har_set_slot(har, flt_chain_add(&ch, &flt_har_ops, har));
+    flt_jsonl_set_slot(jl, flt_chain_add(&ch, &flt_jsonl_ops, jl));
+    if (share) flt_har_jsonl_share(har, jl);
+    init_conn(&c, 1, "127.0.0.1:40002", "127.0.0.1:443", 1);
+    snprintf(c.ja3, sizeof(c.ja3), "771,4865-4866,0-23,29,0");
+    memset(&sent, 0, sizeof(sent));
+    flt_emit_conn_open(&ch, &c);
+    for (int i = 0; i < 4; i++) {
+      if (i == 2) snprintf(c.up_cipher, sizeof(c.up_cipher), "TLS_CHACHA20_POLY1305_SHA256");
+      run_flow(&ch, &c, &sent, (uint64_t)i + 1, &t);
+    }
+    flt_emit_conn_close(&ch, &c);
+    flt_emit_shutdown(&ch);
+    flt_har_free(har);
+    flt_jsonl_free(jl);
+    flt_chain_free(&ch);
+    flt_strbuf_free(&sent.bytes[0]);
+    flt_strbuf_free(&sent.bytes[1]);
+
+    assert_int_equal(check_har_reprints(hp), 4);
+    assert_int_equal(check_jsonl_reprints(jp), 4);
+    cJSON *doc = load_har(hp, 4);
+    char *text = slurp(jp, NULL), *line = text;
+    for (int i = 0; i < 4; i++) {
+      const char *want = i < 2 ? "" : "TLS_CHACHA20_POLY1305_SHA256";
+      const cJSON *tls = get(entry_at(doc, i), "_tls");
+      assert_string_equal(get_str(tls, "ja3"), "771,4865-4866,0-23,29,0");
+      assert_string_equal(get_str(get(tls, "upstream"), "cipher"), want);
+      char *end = strchr(line, '\n');
+      assert_non_null(end);
+      *end = '\0';
+      cJSON *o = cJSON_Parse(line);
+      assert_string_equal(get_str(get(get(o, "tls"), "upstream"), "cipher"), want);
+      assert_string_equal(get_str(get(o, "tls"), "ja3"), "771,4865-4866,0-23,29,0");
+      cJSON_Delete(o);
+      line = end + 1;
+    }
+    free(text);
+    cJSON_Delete(doc);
+  }
+}
+
 /* ---- body cap -------------------------------------------------------------- */
 
 static void test_body_cap(void **state) {
@@ -533,6 +651,8 @@ int main(void) {
       cmocka_unit_test(test_json_writer),
       cmocka_unit_test(test_har_survives_sigkill),
       cmocka_unit_test(test_har_jsonl_share_records),
+      cmocka_unit_test(test_tls_facts_once_per_snapshot),
+      cmocka_unit_test(test_tls_facts_follow_the_connection),
       cmocka_unit_test(test_body_cap),
       cmocka_unit_test(test_keylog),
       cmocka_unit_test(test_open_errors),
