@@ -85,7 +85,8 @@ sink, all four, sslsplit's content log, and their @base twins): this machine's
 speed drifts by 20-30% over minutes (other tenants of its host), enough to
 decide a 1.0x comparison of two rows measured a minute apart. So these rows
 are measured in --rounds rounds (default 5) of a few seconds each, one row
-after the other in every round, each a freshly started process. A row's cell is
+after the other in every round (every other round in reverse order, so that a
+steady drift favours no row), each a freshly started process. A row's cell is
 its median round; a ratio between two of these rows is the median of the
 per-round ratios (both rows of a round saw the same machine). Every round's
 number is in the notes. --rounds 1 measures each row once, for its full time.
@@ -167,7 +168,9 @@ def run_rounds(env, group, results, notes):
     per = {p.slug: [] for p in group}
     secs = round_seconds(env.seconds)
     for i in range(env.rounds):
-        for p in group:
+        # Every other round in reverse order: a drift of the machine's speed during the
+        # rounds favours no row.
+        for p in (group if i % 2 == 0 else group[::-1]):
             if per[p.slug] and "na" in per[p.slug][-1]:
                 continue  # it failed: no second try
             saved, p.seconds = p.seconds, secs
@@ -184,7 +187,7 @@ def run_rounds(env, group, results, notes):
                      env.rounds), flush=True)
     for p in group:
         results.setdefault(p.slug, {})["keepalive"] = merge_rounds(per[p.slug])
-    notes.append("Keep-alive rounds (%d s each, in run order; ms CPU per 1k req): %s" % (
+    notes.append("Keep-alive rounds (%d s each; ms CPU per 1k req, round by round): %s" % (
         secs, "; ".join("%s %s" % (p.slug, " ".join(
             fnum(r.get("cpu_ms_per_1k")) if "na" not in r else "n/a" for r in per[p.slug]))
             for p in group)))
@@ -249,7 +252,7 @@ def make_peers(env, quick, only, scenarios=None):
                   scenarios=P.Peer.scenarios + ("h2",)),
         # The flow browser on, no page connected: what --web costs when nobody looks.
         P.Tlspeek(env, "tlspeek-web", "tlspeek -q --web (no browser connected)",
-                  ["-q", "--web", "127.0.0.1:%d" % free_port()], scenarios=("keepalive", "bulk"),
+                  ["-q", "--web", P.Tlspeek.FREE_ADDR], scenarios=("keepalive", "bulk"),
                   seconds=sink_seconds(env.seconds)),
         P.Tlspeek(env, "tlspeek-d1", "tlspeek, console detail 1 → file", [], console_file=True),
         P.Tlspeek(env, "tlspeek-tx", "tlspeek -q --har --jsonl --pcap --keylog", ["-q"],
@@ -846,8 +849,9 @@ def main():
         out.append("")
     if env.rounds > 1:
         out.append("Keep-alive of tlspeek -q, --web, each transcript sink, all four and "
-                   "sslsplit's content log (and their @base twins): %d interleaved rounds of %d s, "
-                   "each row a fresh process in every round; a cell is the row's median round, a "
+                   "sslsplit's content log (and their @base twins): %d interleaved rounds of %d s "
+                   "(every other one in reverse order), each row a fresh process in every round; "
+                   "a cell is the row's median round, a "
                    "ratio between two of these rows the median of its %d per-round ratios (every "
                    "round is in the notes)." % (env.rounds, round_seconds(seconds), env.rounds))
     out.append("Setup: %d s per measurement (%d s for the one-sink transcript rows); %d cores; "

@@ -232,12 +232,16 @@ class Tlspeek(Peer):
         return twin
 
     binary = None  # another build than env.bin (based_on)
+    # In `extra`: a loopback address with a port free when the peer starts (--web's), picked
+    # at every start: one picked when the peers were made could since have gone to nginx.
+    FREE_ADDR = "127.0.0.1:<free port>"
 
     def start(self, workdir, port):
         env = self.env
         args = [self.binary or env.bin, "--ca-dir", env.dir + "/proxy-ca", "-l", "127.0.0.1:%d" % port,
                 "-m", "reverse:https://127.0.0.1:%d" % env.upstream.port_for(self.scen),
-                "--upstream-ca", env.dir + "/upstream-ca.pem"] + self.extra
+                "--upstream-ca", env.dir + "/upstream-ca.pem"]
+        args += ["127.0.0.1:%d" % free_port() if a == self.FREE_ADDR else a for a in self.extra]
         for sink in self.sinks:
             opt, name = self.SINK_FILES[sink]
             args += [opt, os.path.join(workdir, name)]
