@@ -80,8 +80,9 @@ content log next to tlspeek -q (keep-alive CPU per request and bulk MB/s, as
 ratios); the files they wrote are listed in the notes. The body of /1k and
 /64m is random bytes, so HAR and JSON lines store it as base64.
 
-Rounds (keep-alive of the rows those ratios compare: tlspeek -q, --web, each
-sink, all four, sslsplit's content log, and their @base twins): this machine's
+Rounds (keep-alive of the rows that the keep-alive CPU targets compare: haproxy,
+tlspeek -q, console detail 1, --web, each sink, all four, sslsplit's content log,
+and their @base twins): this machine's
 speed drifts by 20-30% over minutes (other tenants of its host), enough to
 decide a 1.0x comparison of two rows measured a minute apart. So these rows
 are measured in --rounds rounds (default 5) of a few seconds each, one row
@@ -132,8 +133,9 @@ def sink_seconds(seconds):
     return max(2, seconds // 2)
 
 
-# Keep-alive rows measured in interleaved rounds (see the module docstring).
-ROUND_SLUGS = ["tlspeek", "tlspeek-web"] + TX_SLUGS + ["sslsplit-content"]
+# Keep-alive rows measured in interleaved rounds (see the module docstring): the rows of
+# every keep-alive CPU target.
+ROUND_SLUGS = ["haproxy", "tlspeek", "tlspeek-d1", "tlspeek-web"] + TX_SLUGS + ["sslsplit-content"]
 
 
 def round_seconds(seconds):
@@ -705,8 +707,8 @@ def main():
                     "tlspeek-t1, tlspeek-t2)")
     ap.add_argument("--scenarios", help="comma-separated scenarios to run (keepalive, newconn, "
                     "fullhs, bulk, idle, h2; default all), e.g. idle alone for memory work")
-    ap.add_argument("--rounds", type=int, help="interleaved keep-alive rounds of the recording "
-                    "comparison's rows (default 5; 1 with --quick): see above")
+    ap.add_argument("--rounds", type=int, help="interleaved keep-alive rounds of the rows the "
+                    "keep-alive CPU targets compare (default 5; 1 with --quick): see above")
     ap.add_argument("--idle", type=int, default=IDLE_CONNS, help="idle connections held")
     ap.add_argument("--base", help="a second tlspeek binary (e.g. main's build): every tlspeek "
                     "row is measured again with it, as <slug>@base, interleaved in the same run, "
@@ -848,8 +850,9 @@ def main():
         out += tt
         out.append("")
     if env.rounds > 1:
-        out.append("Keep-alive of tlspeek -q, --web, each transcript sink, all four and "
-                   "sslsplit's content log (and their @base twins): %d interleaved rounds of %d s "
+        out.append("Keep-alive of haproxy, tlspeek -q, console detail 1, --web, each transcript "
+                   "sink, all four and sslsplit's content log (and their @base twins): %d "
+                   "interleaved rounds of %d s "
                    "(every other one in reverse order), each row a fresh process in every round; "
                    "a cell is the row's median round, a "
                    "ratio between two of these rows the median of its %d per-round ratios (every "
