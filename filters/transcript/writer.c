@@ -97,8 +97,14 @@ static int wr_charge(tr_writer_t *w, size_t cost) {
           w->label, w->path, TR_MAX_QUEUED >> 20);
     return -1;
   }
-  atomic_fetch_add(&w->queued, cost);
+  size_t before = atomic_fetch_add(&w->queued, cost);
   flt_backlog_add((int64_t)cost);
+  if (before < TR_GATHER_BYTES && before + cost >= TR_GATHER_BYTES) {
+    /* Cut a gathering writer's wait short (wr_gather): once per crossing. */
+    pthread_mutex_lock(&w->mu);
+    pthread_cond_signal(&w->has_work);
+    pthread_mutex_unlock(&w->mu);
+  }
   return 0;
 }
 
@@ -238,11 +244,12 @@ static void ts_add_ns(struct timespec *t, long ns) {
 
 /* Until `until` (CLOCK_MONOTONIC), unless a flush or a stop comes first,
  * or the queue holds TR_GATHER_BYTES (w->mu held). The producers do not
- * signal meanwhile (`idle` is 0): gathering costs them nothing. */
+ * signal meanwhile (`idle` is 0), except the one whose job makes the queue
+ * reach TR_GATHER_BYTES (wr_charge): gathering costs them nothing. */
 static void wr_gather(tr_writer_t *w, const struct timespec *until) {
   while (!atomic_load(&w->stopping) && w->flushers == 0 &&
          atomic_load(&w->queued) < TR_GATHER_BYTES)
-    if (pthread_cond_timedwait(&w->has_work, &w->mu, until) == ETIMEDOUT) break;
+    if (pthread_cond_timedwait(&w->has_work, &w->mu, until) != 0) break; /* ETIMEDOUT */
 }
 
 /* Sleeps until there is work, a flush or a stop (w->mu held). Jobs are

@@ -7,8 +7,8 @@ measured in one run on this machine.
   make bench-quick  tlspeek -q, tlspeek -q --web and direct only, 3 s per measurement
   bench.py --bin ./tlspeek --hsload build/bench/hsload [--quick] [--seconds N]
            [--only slug,slug] [--scenarios scen,scen] [--idle N] [--base BIN] [--rounds N]
-           (--base: every tlspeek row again with another build, e.g. main's, each right
-           after its counterpart, so that both see the same machine load)
+           (--base: every tlspeek row again with another build, e.g. main's, each next
+           to its counterpart, so that both see the same machine load)
 
 Setup (everything on 127.0.0.1; every load is bounded in time):
   upstream  nginx, worker_processes 1, TLS with an RSA-2048 certificate (and
@@ -144,8 +144,9 @@ def round_seconds(seconds):
 
 
 def merge_rounds(rounds):
-    """One result for a row measured in rounds: its median round (by CPU per request), the
-    median rate, every round's numbers in "rounds", the CPU by thread summed over all."""
+    """One result for a row measured in rounds: its median round (by CPU per request; the
+    lower of the two middle ones for an even count), every round's numbers in "rounds", the
+    CPU by thread summed over all of them."""
     failed = [r for r in rounds if "na" in r]
     if failed:
         return dict(failed[0])
@@ -153,7 +154,6 @@ def merge_rounds(rounds):
     if not ok:
         return dict(rounds[0])
     res = dict(sorted(ok, key=lambda r: r["cpu_ms_per_1k"])[(len(ok) - 1) // 2])
-    res["rate"] = statistics.median(r["rate"] for r in ok)
     res["rounds"] = [{"cpu_ms_per_1k": r.get("cpu_ms_per_1k"), "rate": r.get("rate")}
                      for r in rounds]
     res["count"] = sum(r["count"] for r in rounds)
@@ -205,7 +205,7 @@ def rounds_ratio(results, a_slug, b_slug, scen, key):
     if A and B and len(A) == len(B):
         rs = [x[key] / y[key] for x, y in zip(A, B) if x.get(key) is not None and y.get(key)]
         if len(rs) == len(A):
-            return statistics.median(rs)
+            return statistics.median_low(rs)
     a, b = ra.get(key), rb.get(key)
     return a / b if a is not None and b else None
 
@@ -736,7 +736,7 @@ def main():
     background = machine_busy(1.0)
     env = Env(os.path.abspath(args.bin), seconds, args.idle, os.path.abspath(args.hsload),
               os.path.abspath(args.base) if args.base else None)
-    env.rounds = max(1, args.rounds if args.rounds else 1 if args.quick else 5)
+    env.rounds = max(1, args.rounds if args.rounds is not None else 1 if args.quick else 5)
     results, notes = {}, []
     floor_line = None
     only = set(args.only.split(",")) if args.only else None
@@ -822,7 +822,8 @@ def main():
         if p.kind != "tlspeek" or not p.sinks or "na" in r or not r.get("count"):
             continue
         parts = sorted(r.get("by_name", {}).items(), key=lambda kv: -kv[1])
-        notes.append("%s keep-alive CPU by thread, ms per 1k req: %s" % (p.slug, ", ".join(
+        notes.append("%s keep-alive CPU by thread, ms per 1k req%s: %s" % (
+            p.slug, " (all rounds)" if r.get("rounds") else "", ", ".join(
             "%s %s" % (name, fnum(secs * 1e6 / r["count"])) for name, secs in parts)))
     resumed = ["%s %s" % (p.slug, "?" if results.get(p.slug, {}).get("newconn", {}).get(
         "resumed") is None else "%.0f%%" % (100 * results[p.slug]["newconn"]["resumed"]))
@@ -849,15 +850,17 @@ def main():
     if len(tt) > 2:
         out += tt
         out.append("")
-    if env.rounds > 1:
+    if any("rounds" in r.get("keepalive", {}) for r in results.values() if isinstance(r, dict)):
         out.append("Keep-alive of haproxy, tlspeek -q, console detail 1, --web, each transcript "
                    "sink, all four and sslsplit's content log (and their @base twins): %d "
                    "interleaved rounds of %d s "
                    "(every other one in reverse order), each row a fresh process in every round; "
-                   "a cell is the row's median round, a "
-                   "ratio between two of these rows the median of its %d per-round ratios (every "
-                   "round is in the notes)." % (env.rounds, round_seconds(seconds), env.rounds))
-    out.append("Setup: %d s per measurement (%d s for the one-sink transcript rows); %d cores; "
+                   "a row's cells are its median round (by CPU per request; the lower middle one "
+                   "for an even count), a ratio between two of these rows the median of its %d "
+                   "per-round ratios (every round is in the notes), their CPU by thread the sum "
+                   "over all rounds." % (env.rounds, round_seconds(seconds), env.rounds))
+    out.append("Setup: %d s per measurement (%d s for the bulk of the one-sink transcript rows "
+               "and --web); %d cores; "
                "everything on 127.0.0.1; nginx upstream "
                "(worker_processes 1, RSA-2048, TLS 1.2 at most); every proxy in reverse mode "
                "presenting an RSA-2048 certificate except tlspeek's default P-256 leaf. new-conn: "
@@ -872,7 +875,7 @@ def main():
                   nofile))
     out.append("Binary: %s (%s)." % (os.path.abspath(args.bin), env.version))
     if args.base:
-        out.append("Base binary (rows ending in @base, each measured right after its "
+        out.append("Base binary (rows ending in @base, each measured next to its "
                    "counterpart): %s." % os.path.abspath(args.base))
     out.append("Background load on this machine (other processes) before the run: %.0f%% of all "
                "cores (%.0f%% niced); after: %.0f%% (%.0f%% niced)."
