@@ -238,6 +238,18 @@ static void make_escape_body(void) {
   escape_len += sizeof(tail) - 1;
 }
 
+/* Closes the connection, shuts the chain down (the files are complete
+ * after it) and frees what a run of record_run's kind made. */
+static void end_run(flt_chain_t *ch, flt_conn_t *c, void *har, void *jl, sent_t *sent) {
+  flt_emit_conn_close(ch, c);
+  flt_emit_shutdown(ch);
+  flt_har_free(har);
+  flt_jsonl_free(jl);
+  flt_chain_free(ch);
+  flt_strbuf_free(&sent->bytes[0]);
+  flt_strbuf_free(&sent->bytes[1]);
+}
+
 /* The sample flows and one with escape_body both ways, into
  * <tag>.har and <tag>.jsonl; with `share`, the two files share their
  * records; with `filters`, HAR leaves out /bin and JSONL leaves out POSTs. */
@@ -288,13 +300,7 @@ static void record_run(const char *tag, int share, int filters, char *har_path,
     t.connect_to = NULL;
     run_flow(&ch, &c, &sent, (uint64_t)i + 1, &t);
   }
-  flt_emit_conn_close(&ch, &c);
-  flt_emit_shutdown(&ch);
-  flt_har_free(har);
-  flt_jsonl_free(jl);
-  flt_chain_free(&ch);
-  flt_strbuf_free(&sent.bytes[0]);
-  flt_strbuf_free(&sent.bytes[1]);
+  end_run(&ch, &c, har, jl, &sent);
 }
 
 static void assert_same_file(const char *a, const char *b) {
@@ -470,13 +476,7 @@ static void test_tls_facts_follow_the_connection(void **state) {
       if (i == 2) snprintf(c.up_cipher, sizeof(c.up_cipher), "TLS_CHACHA20_POLY1305_SHA256");
       run_flow(&ch, &c, &sent, (uint64_t)i + 1, &t);
     }
-    flt_emit_conn_close(&ch, &c);
-    flt_emit_shutdown(&ch);
-    flt_har_free(har);
-    flt_jsonl_free(jl);
-    flt_chain_free(&ch);
-    flt_strbuf_free(&sent.bytes[0]);
-    flt_strbuf_free(&sent.bytes[1]);
+    end_run(&ch, &c, har, jl, &sent);
 
     assert_int_equal(check_har_reprints(hp), 4);
     assert_int_equal(check_jsonl_reprints(jp), 4);
