@@ -59,6 +59,8 @@ struct px_runcmd {
 /* The signals passed on, and the child they go to (0: none). */
 static const int forwarded[3] = {SIGINT, SIGTERM, SIGHUP};
 static volatile sig_atomic_t child_pid;
+/* Signals to pass on that came before child_pid was known (bit i: forwarded[i]). */
+static volatile sig_atomic_t early_signals;
 
 /* ---- the private directory ------------------------------------------------ */
 
@@ -298,7 +300,12 @@ Fail:
 static void on_signal_forward(int signum, siginfo_t *si, void *uctx) {
   (void)uctx;
   pid_t pid = (pid_t)child_pid;
-  if (pid <= 0 || (si != NULL && si->si_code == SI_KERNEL)) return;
+  if (si != NULL && si->si_code == SI_KERNEL) return;
+  if (pid <= 0) { /* the command may run already: uv_spawn has not returned */
+    for (int i = 0; i < 3; i++)
+      if (forwarded[i] == signum) early_signals |= 1 << i;
+    return;
+  }
   kill(pid, signum);
 }
 
@@ -349,6 +356,12 @@ int px_runcmd_spawn(px_runcmd_t *rc, uv_loop_t *loop, px_runcmd_exit_cb on_exit,
     return code;
   }
   child_pid = rc->proc.pid;
+  /* A signal from before this line was kept: the command already printed
+   * and its caller already signalled tlspeek. One after it is passed on by
+   * the handler itself. */
+  for (int i = 0; i < 3; i++)
+    if (early_signals & (1 << i)) kill(rc->proc.pid, forwarded[i]);
+  early_signals = 0;
   return 0;
 }
 
