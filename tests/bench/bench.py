@@ -165,6 +165,21 @@ def merge_rounds(rounds):
     return res
 
 
+def progress(scen, r):
+    """The progress line's account of one measurement."""
+    if "na" in r:
+        return "n/a (%s)" % r["na"]
+    if scen == "idle":
+        return "%.1f KiB per connection (%d held)" % (r["rss_per_conn"], r["ok"])
+    if scen == "bulk":
+        return "%s MB/s, %s s CPU per GB" % (fnum(r["mbps"]), fnum(r["cpu_s_per_gb"]))
+    if scen == "h2":
+        return "%s/s, %s ms CPU per 1k, slowest of 100 streams %s× the median" % (
+            fnum(r["rate"]), fnum(r["cpu_ms_per_1k"]),
+            fnum(r["spread"]) if r.get("spread") else "?")
+    return "%s/s, %s ms CPU per 1k" % (fnum(r["rate"]), fnum(r["cpu_ms_per_1k"]))
+
+
 def run_rounds(env, group, results, notes):
     """Keep-alive for the rows of `group`, in env.rounds interleaved rounds."""
     per = {p.slug: [] for p in group}
@@ -182,11 +197,9 @@ def run_rounds(env, group, results, notes):
             finally:
                 p.seconds = saved
             per[p.slug].append(r)
-            summary = ("n/a (%s)" % r["na"] if "na" in r else "%s/s, %s ms CPU per 1k" % (
-                fnum(r["rate"]), fnum(r["cpu_ms_per_1k"])))
             print("bench: %-15s %-58s %s  [%.0f s, round %d/%d]"
-                  % (SCEN_NAME["keepalive"], p.label, summary, time.time() - t0, i + 1,
-                     env.rounds), flush=True)
+                  % (SCEN_NAME["keepalive"], p.label, progress("keepalive", r),
+                     time.time() - t0, i + 1, env.rounds), flush=True)
     for p in group:
         results.setdefault(p.slug, {})["keepalive"] = merge_rounds(per[p.slug])
     notes.append("Keep-alive rounds (%d s each; ms CPU per 1k req, round by round): %s" % (
@@ -781,21 +794,8 @@ def main():
                 t0 = time.time()
                 r = run_one(env, p, scen, notes)
                 results.setdefault(p.slug, {})[scen] = r
-                if "na" in r:
-                    summary = "n/a (%s)" % r["na"]
-                elif scen == "idle":
-                    summary = "%.1f KiB per connection (%d held)" % (r["rss_per_conn"], r["ok"])
-                elif scen == "bulk":
-                    summary = "%s MB/s, %s s CPU per GB" % (fnum(r["mbps"]),
-                                                            fnum(r["cpu_s_per_gb"]))
-                elif scen == "h2":
-                    summary = "%s/s, %s ms CPU per 1k, slowest of 100 streams %s× the median" % (
-                        fnum(r["rate"]), fnum(r["cpu_ms_per_1k"]),
-                        fnum(r["spread"]) if r.get("spread") else "?")
-                else:
-                    summary = "%s/s, %s ms CPU per 1k" % (fnum(r["rate"]),
-                                                          fnum(r["cpu_ms_per_1k"]))
-                print("bench: %-15s %-58s %s  [%.0f s]" % (SCEN_NAME[scen], p.label, summary,
+                print("bench: %-15s %-58s %s  [%.0f s]" % (SCEN_NAME[scen], p.label,
+                                                          progress(scen, r),
                                                           time.time() - t0), flush=True)
             if rounds:
                 run_rounds(env, rounds, results, notes)
